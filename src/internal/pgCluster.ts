@@ -1,0 +1,430 @@
+/** @internal */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as FsP from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import Pg from "pg"
+import type { Backend, ClusterNode, Options, PgCluster, Role } from "../testing/PgCluster.js"
+import { ClusterError } from "../testing/PgCluster.js"
+import * as Proc from "./pgProcess.js"
+
+/**
+ * What differs between backends: how servers are started, stopped and
+ * signalled. Everything said in SQL (replay, promotion, waiting) is shared.
+ * @internal
+ */
+export interface Driver {
+  readonly backend: Backend
+  readonly directory: string | undefined
+  readonly nodes: Array<ClusterNode>
+  readonly stop: (node: ClusterNode) => Effect.Effect<void, ClusterError>
+  readonly start: (node: ClusterNode) => Effect.Effect<void, ClusterError>
+  readonly kill: (node: ClusterNode) => Effect.Effect<void, ClusterError>
+  readonly freeze: (node: ClusterNode) => Effect.Effect<void, ClusterError>
+  readonly thaw: (node: ClusterNode) => Effect.Effect<void, ClusterError>
+  /** Running, not frozen: a node that can answer SQL. */
+  readonly isUp: (node: ClusterNode) => boolean
+  readonly addReplica: (primary: ClusterNode) => Effect.Effect<ClusterNode, ClusterError>
+}
+
+const fail = (operation: string, node: ClusterNode | undefined, reason: string, cause?: unknown) =>
+  new ClusterError({
+    operation,
+    reason,
+    ...(node ? { node: node.name } : {}),
+    ...(cause === undefined ? {} : { cause })
+  })
+
+/** @internal */
+export const makeNode = (name: string, role: Role, host: string, port: number, user = "postgres", database = "postgres"): ClusterNode => ({
+  name,
+  role,
+  host,
+  port,
+  user,
+  database,
+  url: Redacted.make(`postgres://${user}@${host}:${port}/${database}`)
+})
+
+/** @internal */
+export const nodeFromUrl = (name: string, role: Role, url: string): ClusterNode => {
+  const parsed = new URL(url)
+  return {
+    name,
+    role,
+    host: parsed.hostname,
+    port: Number(parsed.port || 5432),
+    user: decodeURIComponent(parsed.username || "postgres"),
+    database: decodeURIComponent(parsed.pathname.slice(1) || "postgres"),
+    url: Redacted.make(url)
+  }
+}
+
+/** @internal */
+export const queryNode = <A>(
+  node: ClusterNode,
+  sql: string,
+  params: ReadonlyArray<unknown> = [],
+  timeoutMs = 5_000
+): Effect.Effect<ReadonlyArray<A>, ClusterError> =>
+  Effect.tryPromise({
+    // One connection per call: the harness must work while nodes die and
+    // come back, so it never holds on to a connection. Interruption (e.g. a
+    // timeout around a frozen server) closes it at once.
+    try: async (signal) => {
+      const client = new Pg.Client({
+        connectionString: Redacted.value(node.url),
+        connectionTimeoutMillis: timeoutMs,
+        application_name: "pg-cluster-harness"
+      })
+      client.on("error", () => {})
+      const close = () => void client.end().catch(() => {})
+      signal.addEventListener("abort", close)
+      try {
+        await client.connect()
+        return (await client.query(sql, params as Array<unknown>)).rows as ReadonlyArray<A>
+      } finally {
+        signal.removeEventListener("abort", close)
+        close()
+      }
+    },
+    catch: (cause) => fail("query", node, `${sql.slice(0, 80)}: ${String((cause as Error)?.message ?? cause)}`, cause)
+  })
+
+/** Polls until a connection and `SELECT 1` succeed, or the process dies. */
+const awaitReady = (node: ClusterNode, alive: () => boolean, logFile: string | undefined, timeout: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    for (;;) {
+      if (!alive()) {
+        return yield* fail("start", node, `the server exited${logFile ? `:\n${Proc.tail(logFile)}` : ""}`)
+      }
+      const ok = yield* queryNode(node, "SELECT 1", [], 1_000).pipe(
+        Effect.as(true),
+        Effect.catchAll(() => Effect.succeed(false))
+      )
+      if (ok) return
+      yield* Effect.sleep("25 millis")
+    }
+  }).pipe(
+    Effect.timeoutFail({
+      duration: timeout,
+      onTimeout: () =>
+        fail("start", node, `not accepting connections after ${Duration.format(timeout)}${logFile ? `:\n${Proc.tail(logFile)}` : ""}`)
+    })
+  )
+
+interface EmbeddedServer {
+  readonly node: ClusterNode
+  readonly dataDir: string
+  readonly logFile: string
+  process: Proc.ServerProcess | undefined
+  frozen: boolean
+}
+
+const promise = <A>(operation: string, node: ClusterNode | undefined, f: () => Promise<A>) =>
+  Effect.tryPromise({ try: f, catch: (cause) => fail(operation, node, String((cause as Error)?.message ?? cause), cause) })
+
+/**
+ * Embedded backend: every node is a copy of a cached initdb template; a
+ * replica's copy gets `standby.signal` and `primary_conninfo`, which makes it
+ * stream from the primary without pg_basebackup (both start from the same
+ * clean checkpoint).
+ * @internal
+ */
+export const embedded = (
+  options: Options
+): Effect.Effect<Driver, ClusterError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runAs = yield* Effect.try({ try: Proc.resolveRunAs, catch: (cause) => fail("setup", undefined, String(cause), cause) })
+    const binaries = yield* promise("setup", undefined, () => Proc.resolveBinaries(runAs))
+    const template = yield* promise("initdb", undefined, () => Proc.ensureTemplate(binaries, runAs))
+    const startTimeout = options.startTimeout ?? "60 seconds"
+    const servers = new Map<string, EmbeddedServer>()
+
+    const root = yield* Effect.acquireRelease(
+      promise("setup", undefined, async () => {
+        const dir = await FsP.mkdtemp(Path.join(Os.tmpdir(), "pg-cluster-"))
+        Proc.trackDir(dir)
+        await FsP.chmod(dir, 0o755)
+        return dir
+      }),
+      (dir) =>
+        Effect.gen(function*() {
+          // Kill first, then wait: a clean stop buys nothing when the files go next.
+          for (const server of servers.values()) {
+            if (server.process && !server.process.hasExited()) {
+              Proc.signalGroup(server.process.pid, "SIGCONT")
+              Proc.signalGroup(server.process.pid, "SIGKILL")
+            }
+          }
+          for (const server of servers.values()) {
+            if (server.process) yield* awaitGone(server.process)
+          }
+          yield* Effect.promise(() => FsP.rm(dir, { recursive: true, force: true }))
+          Proc.untrackDir(dir)
+        })
+    )
+
+    const awaitGone = (proc: Proc.ServerProcess) =>
+      Effect.gen(function*() {
+        yield* Effect.promise(() => proc.exited)
+        while (Proc.groupAlive(proc.pid)) yield* Effect.sleep("10 millis")
+      })
+
+    const serverOf = (node: ClusterNode) => {
+      const server = servers.get(node.name)
+      return server ? Effect.succeed(server) : Effect.fail(fail("control", node, "not a node of this cluster"))
+    }
+
+    const launch = (server: EmbeddedServer) =>
+      Effect.gen(function*() {
+        if (server.process && !server.process.hasExited()) return
+        const proc = Proc.spawnServer(binaries, server.dataDir, server.logFile, runAs)
+        server.process = proc
+        server.frozen = false
+        yield* awaitReady(server.node, () => !proc.hasExited(), server.logFile, startTimeout)
+      })
+
+    const create = (name: string, role: Role, primary: ClusterNode | undefined) =>
+      Effect.gen(function*() {
+        const port = yield* promise("setup", undefined, Proc.freePort)
+        const node = makeNode(name, role, "127.0.0.1", port)
+        const dataDir = Path.join(root, name)
+        yield* promise("setup", node, async () => {
+          await Proc.copyDataDir(template, dataDir)
+          const settings: Record<string, string> = { ...options.settings, port: String(port), cluster_name: `'${name}'` }
+          if (primary) {
+            settings["primary_conninfo"] =
+              `'host=${primary.host} port=${primary.port} user=${primary.user} application_name=${name}'`
+            await FsP.writeFile(Path.join(dataDir, "standby.signal"), "")
+          }
+          await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Proc.renderSettings(settings))
+          if (runAs) await Proc.chownTree(dataDir, runAs)
+        })
+        const server: EmbeddedServer = {
+          node,
+          dataDir,
+          logFile: Path.join(root, `${name}.log`),
+          process: undefined,
+          frozen: false
+        }
+        servers.set(name, server)
+        return server
+      })
+
+    const primary = yield* create("primary", "primary", undefined)
+    const replicas: Array<EmbeddedServer> = []
+    for (let i = 0; i < (options.replicas ?? 2); i++) {
+      replicas.push(yield* create(`replica-${i}`, "replica", primary.node))
+    }
+    yield* Effect.forEach([primary, ...replicas], launch, { concurrency: "unbounded", discard: true })
+
+    const stop = (node: ClusterNode) =>
+      Effect.gen(function*() {
+        const server = yield* serverOf(node)
+        const proc = server.process
+        if (!proc || proc.hasExited()) return
+        Proc.signalGroup(proc.pid, "SIGCONT")
+        // SIGINT to the postmaster alone is PostgreSQL's "fast" shutdown.
+        Proc.signalProcess(proc.pid, "SIGINT")
+        yield* awaitGone(proc).pipe(
+          Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => fail("stop", node, "did not shut down in 30s") }),
+          Effect.tapError(() => Effect.sync(() => Proc.signalGroup(proc.pid, "SIGKILL")))
+        )
+        server.frozen = false
+      })
+
+    const kill = (node: ClusterNode) =>
+      Effect.gen(function*() {
+        const server = yield* serverOf(node)
+        const proc = server.process
+        if (!proc || proc.hasExited()) return
+        Proc.signalGroup(proc.pid, "SIGKILL")
+        yield* awaitGone(proc)
+        server.frozen = false
+      })
+
+    const signalRunning = (operation: string, signal: NodeJS.Signals, frozen: boolean) => (node: ClusterNode) =>
+      Effect.gen(function*() {
+        const server = yield* serverOf(node)
+        const proc = server.process
+        if (!proc || proc.hasExited()) return yield* fail(operation, node, "the server is not running")
+        Proc.signalGroup(proc.pid, signal)
+        server.frozen = frozen
+      })
+
+    return {
+      backend: "embedded",
+      directory: root,
+      nodes: [primary.node, ...replicas.map((r) => r.node)],
+      stop,
+      kill,
+      start: (node) => Effect.flatMap(serverOf(node), launch),
+      freeze: signalRunning("freeze", "SIGSTOP", true),
+      thaw: signalRunning("thaw", "SIGCONT", false),
+      isUp: (node) => {
+        const server = servers.get(node.name)
+        return !!server?.process && !server.process.hasExited() && !server.frozen
+      },
+      addReplica: (current) =>
+        Effect.gen(function*() {
+          const server = yield* create(`replica-${servers.size - 1}`, "replica", current)
+          yield* launch(server)
+          return server.node
+        })
+    } satisfies Driver
+  })
+
+const unsupported = (backend: Backend, operation: string) => (node: ClusterNode) =>
+  Effect.fail(fail(operation, node, `the ${backend} backend cannot ${operation} a server`))
+
+/**
+ * External backend: servers somebody else runs. Only SQL controls work.
+ * @internal
+ */
+export const external = (): Effect.Effect<Driver, ClusterError> =>
+  Effect.gen(function*() {
+    const primaryUrl = process.env["PG_CLUSTER_PRIMARY_URL"]
+    if (!primaryUrl) {
+      return yield* fail("setup", undefined, "the external backend needs PG_CLUSTER_PRIMARY_URL (and PG_CLUSTER_REPLICA_URLS)")
+    }
+    const replicaUrls = (process.env["PG_CLUSTER_REPLICA_URLS"] ?? "").split(",").map((s) => s.trim()).filter(Boolean)
+    const nodes = yield* Effect.try({
+      try: () => [
+        nodeFromUrl("primary", "primary", primaryUrl),
+        ...replicaUrls.map((url, i) => nodeFromUrl(`replica-${i}`, "replica", url))
+      ],
+      catch: (cause) => fail("setup", undefined, "PG_CLUSTER_PRIMARY_URL / PG_CLUSTER_REPLICA_URLS is not a valid URL", cause)
+    })
+    return {
+      backend: "external",
+      directory: undefined,
+      nodes,
+      stop: unsupported("external", "stop"),
+      start: unsupported("external", "start"),
+      kill: unsupported("external", "kill"),
+      freeze: unsupported("external", "freeze"),
+      thaw: unsupported("external", "thaw"),
+      isUp: () => true,
+      addReplica: () => Effect.fail(fail("addReplica", undefined, "the external backend cannot start servers"))
+    } satisfies Driver
+  })
+
+const resolveBackend = (options: Options): Backend => {
+  const backend = options.backend ?? process.env["PG_CLUSTER"] ?? "embedded"
+  if (backend === "embedded" || backend === "testcontainers" || backend === "external") return backend
+  throw new Error(`PG_CLUSTER must be embedded, testcontainers or external, got "${backend}"`)
+}
+
+// The harness waits on real servers: it keeps real time even when the caller
+// runs under TestClock.
+const liveClock = Clock.make()
+const live = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => Effect.withClock(effect, liveClock)
+
+/** @internal */
+export const make = (options: Options = {}): Effect.Effect<PgCluster, ClusterError, Scope.Scope> =>
+  live(Effect.gen(function*() {
+    const backend = yield* Effect.try({
+      try: () => resolveBackend(options),
+      catch: (cause) => fail("setup", undefined, (cause as Error).message)
+    })
+    const driver: Driver = backend === "embedded"
+      ? yield* embedded(options)
+      : backend === "external"
+      ? yield* external()
+      : yield* Effect.flatMap(
+        Effect.promise(() => import("./pgClusterContainers.js")),
+        (module) => module.testcontainers(options)
+      )
+    return fromDriver(driver)
+  }))
+
+/** The SQL half of the harness, the same for every backend. @internal */
+export const fromDriver = (driver: Driver): PgCluster => {
+  let primary = driver.nodes[0]!
+  const promoted = new Set<string>()
+  const paused = new Set<string>()
+  const replicas = () => driver.nodes.filter((node) => node !== primary && node.role === "replica" && !promoted.has(node.name))
+
+  const requireReplica = (operation: string, node: ClusterNode) =>
+    node === primary || promoted.has(node.name) || node.role !== "replica"
+      ? Effect.fail(fail(operation, node, "not a replica"))
+      : Effect.void
+
+  const cluster: PgCluster = {
+    backend: driver.backend,
+    directory: driver.directory,
+    get primary() {
+      return primary
+    },
+    get replicas() {
+      return replicas()
+    },
+    get nodes() {
+      return driver.nodes.slice()
+    },
+    stop: driver.stop,
+    start: driver.start,
+    kill: driver.kill,
+    freeze: driver.freeze,
+    thaw: driver.thaw,
+    query: (node, sql, params) => queryNode(node, sql, params),
+    isInRecovery: (node) =>
+      queryNode<{ r: boolean }>(node, "SELECT pg_is_in_recovery() AS r").pipe(Effect.map((rows) => rows[0]!.r)),
+    pauseReplay: (node) =>
+      requireReplica("pauseReplay", node).pipe(
+        Effect.zipRight(queryNode(node, "SELECT pg_wal_replay_pause()")),
+        Effect.zipRight(Effect.sync(() => paused.add(node.name)))
+      ),
+    resumeReplay: (node) =>
+      requireReplica("resumeReplay", node).pipe(
+        Effect.zipRight(queryNode(node, "SELECT pg_wal_replay_resume()")),
+        Effect.zipRight(Effect.sync(() => paused.delete(node.name)))
+      ),
+    promote: (node) =>
+      Effect.gen(function*() {
+        yield* requireReplica("promote", node)
+        const rows = yield* queryNode<{ ok: boolean }>(node, "SELECT pg_promote(true, 60) AS ok", [], 65_000)
+        if (!rows[0]?.ok) return yield* fail("promote", node, "pg_promote() did not complete within 60s")
+        promoted.add(node.name)
+        paused.delete(node.name)
+        primary = node
+      }),
+    awaitReplication: (options = {}) =>
+      Effect.gen(function*() {
+        const targets = options.replicas ??
+          replicas().filter((node) => driver.isUp(node) && !paused.has(node.name))
+        const [{ lsn }] = (yield* queryNode<{ lsn: string }>(primary, "SELECT pg_current_wal_lsn()::text AS lsn")) as [
+          { lsn: string }
+        ]
+        yield* Effect.forEach(targets, (node) =>
+          Effect.gen(function*() {
+            for (;;) {
+              const rows = yield* queryNode<{ done: boolean }>(
+                node,
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS done",
+                [lsn]
+              ).pipe(Effect.catchAll(() => Effect.succeed([{ done: false }])))
+              if (rows[0]?.done) return
+              yield* Effect.sleep("10 millis")
+            }
+          }), { concurrency: "unbounded", discard: true }).pipe(
+          Effect.timeoutFail({
+            duration: options.timeout ?? "30 seconds",
+            onTimeout: () =>
+              fail("awaitReplication", undefined, `replicas did not replay ${lsn} within ${Duration.format(options.timeout ?? "30 seconds")}`)
+          })
+        )
+      }),
+    addReplica: () => driver.addReplica(primary)
+  }
+  for (const key of ["stop", "start", "kill", "freeze", "thaw", "query", "isInRecovery", "pauseReplay", "resumeReplay", "promote", "awaitReplication", "addReplica"] as const) {
+    const op = cluster[key] as (...args: Array<unknown>) => Effect.Effect<unknown, ClusterError>
+    ;(cluster as unknown as Record<string, unknown>)[key] = (...args: Array<unknown>) => live(op(...args))
+  }
+  return cluster
+}

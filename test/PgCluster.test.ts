@@ -1,0 +1,142 @@
+import { describe, expect, it, layer } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import * as Fs from "node:fs"
+import { PgCluster } from "effect-sql-router/testing"
+import { postgresProcessesUnder } from "./utils.js"
+
+const countRows = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
+  cluster.query<{ n: number }>(node, "SELECT count(*)::int AS n FROM harness_t").pipe(Effect.map((rows) => rows[0]!.n))
+
+const errorCode = (error: PgCluster.ClusterError): unknown => (error.cause as { code?: unknown } | undefined)?.code
+
+describe("PgCluster", () => {
+  it.live("stops every server and removes its directory when the scope closes", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const cluster = yield* PgCluster.make({ replicas: 1 }).pipe(Scope.extend(scope))
+      const directory = cluster.directory!
+      expect(Fs.existsSync(directory)).toBe(true)
+      expect(postgresProcessesUnder(directory).length).toBeGreaterThanOrEqual(2)
+      yield* cluster.freeze(cluster.replicas[0]!) // a frozen server must not survive either
+      yield* Scope.close(scope, Exit.void)
+      expect(postgresProcessesUnder(directory)).toEqual([])
+      expect(Fs.existsSync(directory)).toBe(false)
+      const refused = yield* Effect.flip(cluster.query(cluster.primary, "SELECT 1"))
+      expect(errorCode(refused)).toBe("ECONNREFUSED")
+    }))
+
+  it.live("promote turns a replica into a writable primary", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 1 })
+      const replica = cluster.replicas[0]!
+      expect(yield* cluster.isInRecovery(replica)).toBe(true)
+      yield* cluster.promote(replica)
+      expect(yield* cluster.isInRecovery(replica)).toBe(false)
+      expect(cluster.primary).toBe(replica)
+      expect(cluster.replicas).toEqual([])
+      yield* cluster.query(replica, "CREATE TABLE promoted (id int)")
+      yield* cluster.query(replica, "INSERT INTO promoted VALUES (1)")
+      expect(yield* cluster.query(replica, "SELECT id FROM promoted")).toEqual([{ id: 1 }])
+    }).pipe(Effect.scoped))
+})
+
+layer(PgCluster.layer({ replicas: 2 }), { timeout: "120 seconds", excludeTestServices: true })("PgCluster (shared)", (it) => {
+  it.effect("starts a primary and streaming replicas that replay its writes", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      expect(cluster.nodes.map((n) => [n.name, n.role])).toEqual([
+        ["primary", "primary"],
+        ["replica-0", "replica"],
+        ["replica-1", "replica"]
+      ])
+      expect(yield* cluster.isInRecovery(cluster.primary)).toBe(false)
+      yield* cluster.query(cluster.primary, "CREATE TABLE harness_t (id int)")
+      yield* cluster.query(cluster.primary, "INSERT INTO harness_t SELECT generate_series(1, 10)")
+      yield* cluster.awaitReplication()
+      for (const replica of cluster.replicas) {
+        expect(yield* cluster.isInRecovery(replica)).toBe(true)
+        expect(yield* countRows(cluster, replica)).toBe(10)
+      }
+    }))
+
+  it.effect("a write sent to a replica fails with SQLSTATE 25006", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const error = yield* Effect.flip(cluster.query(cluster.replicas[0]!, "INSERT INTO harness_t VALUES (0)"))
+      expect(errorCode(error)).toBe("25006")
+    }))
+
+  it.effect("kill makes a node refuse connections; start brings it back", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const replica = cluster.replicas[0]!
+      yield* cluster.kill(replica)
+      const error = yield* Effect.flip(cluster.query(replica, "SELECT 1"))
+      expect(errorCode(error)).toBe("ECONNREFUSED")
+      yield* cluster.start(replica)
+      yield* cluster.query(cluster.primary, "INSERT INTO harness_t VALUES (11)")
+      yield* cluster.awaitReplication()
+      expect(yield* countRows(cluster, replica)).toBe(11)
+    }))
+
+  it.effect("stop shuts a node down cleanly; start brings it back", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const replica = cluster.replicas[1]!
+      yield* cluster.stop(replica)
+      expect(errorCode(yield* Effect.flip(cluster.query(replica, "SELECT 1")))).toBe("ECONNREFUSED")
+      yield* cluster.start(replica)
+      expect(yield* cluster.query(replica, "SELECT 1 AS one")).toEqual([{ one: 1 }])
+    }))
+
+  it.effect("freeze makes a node time out; thaw brings it back", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const replica = cluster.replicas[0]!
+      yield* cluster.freeze(replica)
+      const frozen = yield* cluster.query(replica, "SELECT 1").pipe(Effect.timeout("1 second"), Effect.flip)
+      expect(frozen._tag).toBe("TimeoutException")
+      yield* cluster.thaw(replica)
+      expect(yield* cluster.query(replica, "SELECT 1 AS one")).toEqual([{ one: 1 }])
+    }))
+
+  it.effect("paused replay keeps a replica behind while the primary moves on; resume catches up", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const [paused, other] = cluster.replicas as [PgCluster.ClusterNode, PgCluster.ClusterNode]
+      yield* cluster.awaitReplication()
+      const before = yield* countRows(cluster, paused)
+      yield* cluster.pauseReplay(paused)
+      yield* cluster.query(cluster.primary, "INSERT INTO harness_t VALUES (100), (101)")
+      yield* cluster.awaitReplication() // waits for the replicas still replaying
+      expect(yield* countRows(cluster, other)).toBe(before + 2)
+      expect(yield* countRows(cluster, paused)).toBe(before)
+      const behind = yield* cluster.awaitReplication({ replicas: [paused], timeout: "300 millis" }).pipe(Effect.flip)
+      expect(behind.operation).toBe("awaitReplication")
+      yield* cluster.resumeReplay(paused)
+      yield* cluster.awaitReplication({ replicas: [paused] })
+      expect(yield* countRows(cluster, paused)).toBe(before + 2)
+    }))
+
+  it.effect("a stopped primary refuses writes; after start the replicas follow it again", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      yield* cluster.stop(cluster.primary)
+      expect(errorCode(yield* Effect.flip(cluster.query(cluster.primary, "SELECT 1")))).toBe("ECONNREFUSED")
+      yield* cluster.start(cluster.primary)
+      yield* cluster.query(cluster.primary, "INSERT INTO harness_t VALUES (200)")
+      yield* cluster.awaitReplication()
+      const counts = yield* Effect.forEach(cluster.nodes, (node) => countRows(cluster, node))
+      expect(new Set(counts).size).toBe(1)
+    }))
+
+  it.effect("controls name the node they failed on", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const error = yield* Effect.flip(cluster.pauseReplay(cluster.primary))
+      expect(error.message).toContain("primary")
+      expect(error.message).toContain("not a replica")
+    }))
+})
