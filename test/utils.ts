@@ -17,3 +17,35 @@ export const postgresProcessesUnder = (directory: string): Array<number> => {
   }
   return found
 }
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as RouterConfig from "effect-sql-router/RouterConfig"
+import * as SqlRouter from "effect-sql-router/SqlRouter"
+import { PgCluster } from "effect-sql-router/testing"
+
+/** The server that answers, by its `cluster_name` (`primary`, `replica-0`, …). */
+export const whoAmI = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(sql<{ name: string }>`SELECT current_setting('cluster_name') AS name`, (rows) => rows[0]!.name))
+
+/** Router configuration pointing at every node of a test cluster. */
+export const configFor = (
+  cluster: PgCluster.PgCluster,
+  extra: Partial<RouterConfig.RouterConfig> = {}
+): RouterConfig.RouterConfig => ({
+  primary: cluster.primary.url,
+  replicas: cluster.replicas.map((r) => r.url),
+  connectTimeout: "2 seconds",
+  health: { enabled: false },
+  ...extra
+})
+
+/** A cluster and a router over it, as one layer (one per test file). */
+export const clusterWithRouter = (
+  options: PgCluster.Options = {},
+  extra: Partial<RouterConfig.RouterConfig> = {}
+) =>
+  Layer.unwrapScoped(
+    Effect.map(PgCluster.PgCluster, (cluster) => SqlRouter.layer(configFor(cluster, extra)))
+  ).pipe(Layer.provideMerge(PgCluster.layer(options)))

@@ -1,0 +1,173 @@
+/**
+ * What the router needs to know: the primary, the replicas, pool sizes, how to
+ * pick a replica, and how long to wait. Validated when the router's layer is
+ * built, with errors that name the field and never show a password.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
+import * as internal from "./internal/routerConfig.js"
+import type { InvalidConfig } from "./RouterError.js"
+
+/**
+ * How `withRead` picks among eligible replicas. `least-lag` prefers the
+ * replica that has replayed the most WAL (see the health monitor).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Selection = "round-robin" | "random" | "least-connections" | "least-lag"
+
+/**
+ * A connection offered to `validate` at checkout.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ValidationConnection {
+  readonly query: (sql: string) => Promise<ReadonlyArray<Record<string, unknown>>>
+}
+
+/**
+ * Health probing and hysteresis. A replica leaves rotation after
+ * `failureThreshold` consecutive failed probes and returns after
+ * `successThreshold` consecutive good ones.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HealthConfig {
+  /** Time between probes of each node; default 1 second. */
+  readonly interval?: Duration.DurationInput | undefined
+  /** A probe that takes longer fails; default 1 second. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Default 2. */
+  readonly failureThreshold?: number | undefined
+  /** Default 2. */
+  readonly successThreshold?: number | undefined
+  /** Set false to run no background probes (tests, or health driven by hand); default true. */
+  readonly enabled?: boolean | undefined
+}
+
+/**
+ * Replicas further behind than this get no reads (the seed's `lagTolerance`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MaxLag {
+  /** Replay delay behind the primary's latest commit. */
+  readonly time?: Duration.DurationInput | undefined
+  /** WAL bytes not yet replayed. */
+  readonly bytes?: number | undefined
+}
+
+/**
+ * The router's configuration, as written by users. Only `primary` is required.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type { RouterConfig } from "effect-sql-router"
+ *
+ * const config: RouterConfig.RouterConfig = {
+ *   primary: Redacted.make("postgres://app@db-primary:5432/app"),
+ *   replicas: [Redacted.make("postgres://app@db-replica-1:5432/app")],
+ *   selection: "least-connections"
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RouterConfig {
+  /** URL of the primary (`postgres://user:password@host:port/db`). */
+  readonly primary: Redacted.Redacted<string>
+  /** Default 10. */
+  readonly primaryMaxSize?: number | undefined
+  /** URLs of the replicas; empty or absent: every query goes to the primary. */
+  readonly replicas?: ReadonlyArray<Redacted.Redacted<string>> | undefined
+  /** Default 10. */
+  readonly replicaMaxSizeEach?: number | undefined
+  /** Default `round-robin`. */
+  readonly selection?: Selection | undefined
+  /**
+   * A check run on a connection each time it is taken from a pool; a
+   * connection that fails it is discarded and another one taken.
+   */
+  readonly validate?: ((connection: ValidationConnection) => Promise<boolean>) | undefined
+  /** Time to open a connection or wait for a free one; default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Idle connections are closed after this; default 30 seconds. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /** `application_name` of our connections; default `effect-sql-router`. */
+  readonly applicationName?: string | undefined
+  /** Function names (beyond the built-in list) whose call makes a statement a write. */
+  readonly sideEffectFunctions?: ReadonlyArray<string> | undefined
+  readonly health?: HealthConfig | undefined
+  readonly maxLag?: MaxLag | undefined
+}
+
+/**
+ * The validated configuration with every default filled in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Resolved {
+  readonly primary: Redacted.Redacted<string>
+  readonly primaryMaxSize: number
+  readonly replicas: ReadonlyArray<Redacted.Redacted<string>>
+  readonly replicaMaxSizeEach: number
+  readonly selection: Selection
+  readonly validate: ((connection: ValidationConnection) => Promise<boolean>) | undefined
+  readonly connectTimeout: Duration.Duration
+  readonly idleTimeout: Duration.Duration
+  readonly applicationName: string
+  readonly sideEffectFunctions: ReadonlyArray<string>
+  readonly health: {
+    readonly interval: Duration.Duration
+    readonly timeout: Duration.Duration
+    readonly failureThreshold: number
+    readonly successThreshold: number
+    readonly enabled: boolean
+  }
+  readonly maxLag: {
+    readonly time: Duration.Duration | undefined
+    readonly bytes: number | undefined
+  }
+}
+
+/**
+ * Checks every field and fills in defaults. Fails with `InvalidConfig`
+ * naming the first bad field.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolve: (config: RouterConfig) => Effect.Effect<Resolved, InvalidConfig> = internal.resolve
+
+/**
+ * The configuration read from the environment: `DATABASE_URL` (primary),
+ * `DATABASE_REPLICA_URLS` (comma-separated), `DATABASE_REPLICA_SELECTION`,
+ * `DATABASE_POOL_SIZE`, `DATABASE_REPLICA_POOL_SIZE`. URLs stay `Redacted`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromEnv: Config.Config<RouterConfig> = Config.all({
+  primary: Config.redacted("DATABASE_URL"),
+  replicas: Config.string("DATABASE_REPLICA_URLS").pipe(
+    Config.withDefault(""),
+    Config.map(internal.splitUrls)
+  ),
+  selection: Config.string("DATABASE_REPLICA_SELECTION").pipe(
+    Config.withDefault("round-robin"),
+    Config.map((s) => s as Selection)
+  ),
+  primaryMaxSize: Config.integer("DATABASE_POOL_SIZE").pipe(Config.withDefault(10)),
+  replicaMaxSizeEach: Config.integer("DATABASE_REPLICA_POOL_SIZE").pipe(Config.withDefault(10))
+})

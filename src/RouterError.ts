@@ -1,0 +1,133 @@
+/**
+ * The typed failures of the router. Each names what a caller needs to decide
+ * what to do next, keeps the underlying cause, and never carries a password.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/**
+ * A configuration value that cannot work, found when the router's layer is
+ * built; `field` is the path of the value (`replicas[1]`, `primaryMaxSize`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>("effect-sql-router/InvalidConfig")(
+  "InvalidConfig",
+  {
+    field: Schema.String,
+    reason: Schema.String
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid router config at ${this.field}: ${this.reason}`
+  }
+}
+
+/**
+ * The primary could not be reached: at layer build (after the connect
+ * timeout), or when discovery finds no primary. Retrying later may succeed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PrimaryUnavailable extends Schema.TaggedError<PrimaryUnavailable>(
+  "effect-sql-router/PrimaryUnavailable"
+)("PrimaryUnavailable", {
+  node: Schema.String,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly retryable = true
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Primary ${this.node} is unavailable: ${this.reason}`
+  }
+}
+
+/**
+ * `withReplica` found no healthy replica within bounds (it does not fall back
+ * to the primary; `withRead` does).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NoReplicaAvailable extends Schema.TaggedError<NoReplicaAvailable>(
+  "effect-sql-router/NoReplicaAvailable"
+)("NoReplicaAvailable", {
+  configured: Schema.Number,
+  healthy: Schema.Number
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.configured === 0
+      ? "No replica is configured"
+      : `No replica is available (${this.healthy} of ${this.configured} healthy, none eligible)`
+  }
+}
+
+/**
+ * A COMMIT that the server refused, e.g. a serialization failure (SQLSTATE
+ * 40001) or a deferred constraint. The transaction was rolled back; `retryable`
+ * says whether running the whole transaction again may succeed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CommitFailed extends Schema.TaggedError<CommitFailed>("effect-sql-router/CommitFailed")(
+  "CommitFailed",
+  {
+    node: Schema.String,
+    sqlState: Schema.optional(Schema.String),
+    reason: Schema.String,
+    cause: Schema.optional(Schema.Defect)
+  }
+) {
+  /**
+   * Serialization failures and deadlocks are worth retrying; anything else is not.
+   *
+   * @since 0.1.0
+   */
+  get retryable(): boolean {
+    return this.sqlState === "40001" || this.sqlState === "40P01"
+  }
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `COMMIT on ${this.node} failed${this.sqlState ? ` (SQLSTATE ${this.sqlState})` : ""}: ${this.reason}`
+  }
+}
+
+/**
+ * A replica name or index that the router does not know.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnknownReplica extends Schema.TaggedError<UnknownReplica>("effect-sql-router/UnknownReplica")(
+  "UnknownReplica",
+  {
+    replica: Schema.Union(Schema.String, Schema.Number)
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Unknown replica: ${this.replica}`
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * The router: one primary and any number of streaming replicas used as one
+ * database. Writes and transactions go to the primary; reads go to a healthy
+ * replica picked by the configured strategy, and to the primary when none is
+ * available. The API follows repodb's Cqrs module (`withRead`, `withWrite`,
+ * `withPrimary`, `withReplica`, `transaction`, `markReplicaUnhealthy`, `stats`).
+ *
+ * @since 0.1.0
+ */
+import type * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as internal from "./internal/sqlRouter.js"
+import type * as Node from "./Node.js"
+import type * as RouterConfig from "./RouterConfig.js"
+import type { CommitFailed, InvalidConfig, NoReplicaAvailable, PrimaryUnavailable, UnknownReplica } from "./RouterError.js"
+import type * as Topology from "./Topology.js"
+
+/**
+ * Where a leased connection came from, so it goes back to its own pool
+ * (repodb's `conn_origin`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Origin = { readonly _tag: "Primary" } | { readonly _tag: "Replica"; readonly index: number }
+
+/**
+ * A connection held until its Scope closes, with a `SqlClient` whose every
+ * statement runs on it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lease {
+  readonly origin: Origin
+  readonly node: Node.Node
+  readonly client: SqlClient.SqlClient
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface NodeStats {
+  readonly id: string
+  readonly role: Node.Role
+  readonly address: string
+  readonly pool: Node.PoolStats
+  /** Statements and regions this router sent to the node, by intent. */
+  readonly served: { readonly reads: number; readonly writes: number }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  readonly primary: NodeStats
+  readonly replicas: ReadonlyArray<NodeStats & { readonly healthy: boolean; readonly inFlight: number }>
+  readonly healthyReplicaCount: number
+}
+
+/**
+ * What the layer can fail with when it is built.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type BuildError = InvalidConfig | PrimaryUnavailable
+
+/** The services a routed region provides to the effect inside it. */
+type Provided = SqlClient.SqlClient | PgClient.PgClient
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SqlRouter {
+  readonly config: RouterConfig.Resolved
+  readonly topology: Topology.Topology
+  /** The current primary. */
+  readonly primary: Effect.Effect<Node.Node>
+  readonly replicas: Effect.Effect<ReadonlyArray<Node.Node>>
+  /** Runs `effect` with the `SqlClient` of a replica (the primary when none is eligible). */
+  readonly withRead: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Provided>>
+  /** Runs `effect` with the `SqlClient` of a replica, or fails with `NoReplicaAvailable`. */
+  readonly withReplica: <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | NoReplicaAvailable, Exclude<R, Provided>>
+  /** Runs `effect` with the primary's `SqlClient`. */
+  readonly withWrite: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Provided>>
+  /** Runs `effect` with the primary's `SqlClient`, for reads that must see the latest writes. */
+  readonly withPrimary: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Provided>>
+  /**
+   * BEGIN … COMMIT on one pinned primary connection. Failure, defect or
+   * interruption rolls back; nested calls use savepoints; a refused COMMIT is
+   * `CommitFailed`.
+   */
+  readonly transaction: <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, Provided>>
+  /** `BEGIN READ ONLY` on one pinned replica connection (the primary when none is eligible). */
+  readonly readTransaction: <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, Provided>>
+  /** A replica connection (or the primary's) held until the Scope closes. */
+  readonly acquireRead: Effect.Effect<Lease, SqlError, Scope.Scope>
+  /** A primary connection held until the Scope closes. */
+  readonly acquireWrite: Effect.Effect<Lease, SqlError, Scope.Scope>
+  /** Lifts a manual mark and puts the replica back in rotation now. */
+  readonly markReplicaHealthy: (replica: number | string) => Effect.Effect<void, UnknownReplica>
+  /** Takes the replica out of rotation until `markReplicaHealthy`; probes do not override it. */
+  readonly markReplicaUnhealthy: (replica: number | string) => Effect.Effect<void, UnknownReplica>
+  readonly countHealthyReplicas: Effect.Effect<number>
+  readonly hasReplicas: Effect.Effect<boolean>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const SqlRouter: Context.Tag<SqlRouter, SqlRouter> = internal.tag
+
+/**
+ * Builds a router in the current Scope: every pool is closed when it closes.
+ * Fails with `InvalidConfig` (naming the field) or `PrimaryUnavailable` (after
+ * the connect timeout); a replica that is down at start only starts unhealthy.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (config: RouterConfig.RouterConfig) => Effect.Effect<SqlRouter, BuildError, Scope.Scope> =
+  internal.make
+
+/**
+ * The router as a Layer.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { SqlClient } from "@effect/sql"
+ * import { SqlRouter } from "effect-sql-router"
+ *
+ * const RouterLive = SqlRouter.layer({
+ *   primary: Redacted.make("postgres://app@primary:5432/app"),
+ *   replicas: [Redacted.make("postgres://app@replica:5432/app")]
+ * })
+ *
+ * const users = SqlRouter.withRead(Effect.gen(function* () {
+ *   const sql = yield* SqlClient.SqlClient
+ *   return yield* sql`SELECT * FROM users`
+ * }))
+ *
+ * Effect.runPromise(users.pipe(Effect.provide(RouterLive)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (config: RouterConfig.RouterConfig): Layer.Layer<SqlRouter, BuildError> =>
+  Layer.scoped(SqlRouter, make(config))
+
+/**
+ * The router as a Layer, configured from Effect `Config` (for example
+ * `RouterConfig.fromEnv`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config<RouterConfig.RouterConfig>
+): Layer.Layer<SqlRouter, BuildError | ConfigError.ConfigError> =>
+  Layer.scoped(SqlRouter, Effect.flatMap(config, make))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const withRead = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Provided> | SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.withRead(effect))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const withReplica = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | NoReplicaAvailable, Exclude<R, Provided> | SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.withReplica(effect))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const withWrite = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Provided> | SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.withWrite(effect))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const withPrimary = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, Exclude<R, Provided> | SqlRouter> => Effect.flatMap(SqlRouter, (router) => router.withPrimary(effect))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const transaction = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, Provided> | SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.transaction(effect))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const readTransaction = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, Provided> | SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.readTransaction(effect))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const acquireRead: Effect.Effect<Lease, SqlError, Scope.Scope | SqlRouter> = Effect.flatMap(
+  SqlRouter,
+  (router) => router.acquireRead
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const acquireWrite: Effect.Effect<Lease, SqlError, Scope.Scope | SqlRouter> = Effect.flatMap(
+  SqlRouter,
+  (router) => router.acquireWrite
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const markReplicaHealthy = (replica: number | string): Effect.Effect<void, UnknownReplica, SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.markReplicaHealthy(replica))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const markReplicaUnhealthy = (replica: number | string): Effect.Effect<void, UnknownReplica, SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.markReplicaUnhealthy(replica))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const countHealthyReplicas: Effect.Effect<number, never, SqlRouter> = Effect.flatMap(
+  SqlRouter,
+  (router) => router.countHealthyReplicas
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const hasReplicas: Effect.Effect<boolean, never, SqlRouter> = Effect.flatMap(
+  SqlRouter,
+  (router) => router.hasReplicas
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const stats: Effect.Effect<Stats, never, SqlRouter> = Effect.flatMap(SqlRouter, (router) => router.stats)

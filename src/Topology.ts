@@ -1,0 +1,107 @@
+/**
+ * The router's shared state, in STM: the current primary, the replicas with
+ * their health, in-flight counts and last probe, and the round-robin cursor.
+ * Every routing decision and every health change is one STM transaction over
+ * these references (the repodb Cqrs module keeps the same state in kcas `Loc`s).
+ *
+ * @since 0.1.0
+ */
+import * as STM from "effect/STM"
+import * as TRef from "effect/TRef"
+import type * as Node from "./Node.js"
+
+/**
+ * What the last health probe of a replica saw. Lag is measured against the
+ * primary: bytes of WAL not yet replayed, and time since the primary's newest
+ * commit that the replica has not replayed (0 when it has replayed everything).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Probe {
+  /** When the probe finished, in epoch milliseconds (from `Clock`). */
+  readonly at: number
+  readonly ok: boolean
+  readonly replayLsn: bigint | undefined
+  readonly lagBytes: number | undefined
+  readonly lagMillis: number | undefined
+  readonly error: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Replica {
+  readonly node: Node.Node
+  /** What probes and observed failures say. */
+  readonly healthy: TRef.TRef<boolean>
+  /** A manual `markReplicaUnhealthy` holds until `markReplicaHealthy`; probes do not lift it. */
+  readonly manualDown: TRef.TRef<boolean>
+  /** Reads and leases running on this replica now (least-connections reads it). */
+  readonly inFlight: TRef.TRef<number>
+  /** Consecutive probe failures and successes, for hysteresis. */
+  readonly streak: TRef.TRef<number>
+  readonly probe: TRef.TRef<Probe | undefined>
+  /** False once the replica is removed: late releases and probes leave it alone. */
+  readonly member: TRef.TRef<boolean>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Topology {
+  readonly primary: TRef.TRef<Node.Node>
+  readonly replicas: TRef.TRef<ReadonlyArray<Replica>>
+  /** The next round-robin position. */
+  readonly cursor: TRef.TRef<number>
+  /** The primary's WAL position at its last probe (for lag and promotion checks). */
+  readonly primaryLsn: TRef.TRef<bigint | undefined>
+}
+
+/**
+ * The state of one replica, with the health it starts with.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeReplica = (node: Node.Node, healthy: boolean): STM.STM<Replica> =>
+  STM.all({
+    node: STM.succeed(node),
+    healthy: TRef.make(healthy),
+    manualDown: TRef.make(false),
+    inFlight: TRef.make(0),
+    streak: TRef.make(0),
+    probe: TRef.make<Probe | undefined>(undefined),
+    member: TRef.make(true)
+  })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): STM.STM<Topology> =>
+  STM.all({
+    primary: TRef.make(primary),
+    replicas: TRef.make(replicas),
+    cursor: TRef.make(0),
+    primaryLsn: TRef.make<bigint | undefined>(undefined)
+  })
+
+/**
+ * Healthy by probes and not marked down by hand.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const isHealthy = (replica: Replica): STM.STM<boolean> =>
+  STM.zipWith(TRef.get(replica.healthy), TRef.get(replica.manualDown), (healthy, down) => healthy && !down)
+
+/**
+ * @since 0.1.0
+ * @category combinators
+ */
+export const countHealthy = (topology: Topology): STM.STM<number> =>
+  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
+    STM.map(STM.forEach(replicas, isHealthy), (flags) => flags.filter(Boolean).length))

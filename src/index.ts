@@ -1,0 +1,41 @@
+/**
+ * effect-sql-router: one PostgreSQL primary and many streaming replicas used
+ * as one database from Effect and `@effect/sql`.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ */
+export * as Classifier from "./Classifier.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Node from "./Node.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as RouterConfig from "./RouterConfig.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as RouterError from "./RouterError.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Selection from "./Selection.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SqlRouter from "./SqlRouter.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Topology from "./Topology.js"

@@ -1,0 +1,83 @@
+/** @internal */
+
+// What a failed statement tells about its server. Shared by the routed client
+// (safety net), the health monitor (passive detection) and transactions.
+
+const connectionCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now (starting up, shutting down, recovery)
+  "53300" // too_many_connections
+])
+
+const connectionMessages = [
+  "Connection terminated",
+  "timeout exceeded when trying to connect",
+  "Connection ended unexpectedly",
+  "is not queryable",
+  "Client was closed",
+  "Query read timeout",
+  "router read timeout"
+]
+
+/** Follows `cause` links: SqlError wraps the driver's error. @internal */
+export const rootCause = (error: unknown): unknown => {
+  let current = error
+  for (let i = 0; i < 5; i++) {
+    const next = (current as { cause?: unknown } | null | undefined)?.cause
+    if (next === undefined || next === null || next === current) return current
+    current = next
+  }
+  return current
+}
+
+/** The SQLSTATE (or Node error code) of the deepest cause. @internal */
+export const errorCode = (error: unknown): string | undefined => {
+  let current: unknown = error
+  for (let i = 0; i < 6 && current !== undefined && current !== null; i++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === "string") return code
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+/**
+ * True when the failure says the server or the link is gone (not that the
+ * statement was wrong): SQLSTATE class 08, shutdowns, refused or reset sockets,
+ * timeouts opening a connection.
+ * @internal
+ */
+export const isConnectionError = (error: unknown): boolean => {
+  let current: unknown = error
+  for (let i = 0; i < 6 && current !== undefined && current !== null; i++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === "string" && (code.startsWith("08") || connectionCodes.has(code))) return true
+    const message = (current as { message?: unknown }).message
+    if (typeof message === "string" && connectionMessages.some((m) => message.includes(m))) return true
+    current = (current as { cause?: unknown }).cause
+  }
+  return false
+}
+
+/** SQLSTATE 25006: a write met a read-only transaction (a standby). @internal */
+export const isReadOnlyViolation = (error: unknown): boolean => errorCode(error) === "25006"
+
+/** A short, password-free description of a failure, for logs and status. @internal */
+export const describe = (error: unknown): string => {
+  const root = rootCause(error) as { message?: unknown; code?: unknown }
+  const message = typeof root?.message === "string" ? root.message : String(root)
+  const code = typeof root?.code === "string" ? ` (${root.code})` : ""
+  return redactUrls(message + code)
+}
+
+/** Removes `user:password@` from any URL inside a text. @internal */
+export const redactUrls = (text: string): string => text.replace(/(postgres(?:ql)?:\/\/)[^@/\s]*@/gi, "$1***@")

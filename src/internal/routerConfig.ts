@@ -1,0 +1,147 @@
+/** @internal */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type { Resolved, RouterConfig } from "../RouterConfig.js"
+import { InvalidConfig } from "../RouterError.js"
+import { redactUrls } from "./errors.js"
+
+// Messages are written here, never taken from Schema's defaults: those quote
+// the offending value, and a URL may hold a password.
+
+const isPostgresUrl = (value: string): boolean => {
+  try {
+    const url = new URL(value)
+    return (url.protocol === "postgres:" || url.protocol === "postgresql:") && url.hostname.length > 0
+  } catch {
+    return false
+  }
+}
+
+const Url = Schema.RedactedFromSelf(Schema.String).annotations({
+  message: () => "must be a Redacted URL (Redacted.make(\"postgres://...\"))"
+}).pipe(
+  Schema.filter((value) => isPostgresUrl(Redacted.value(value)), {
+    message: () => "must be a URL of the form postgres://user:password@host:port/database"
+  })
+)
+
+const PoolSize = Schema.Number.pipe(
+  Schema.filter((n) => Number.isInteger(n) && n >= 1 && n <= 10_000, {
+    message: () => "must be a whole number from 1 to 10000"
+  })
+).annotations({ message: () => "must be a whole number from 1 to 10000" })
+
+const Count = Schema.Number.pipe(
+  Schema.filter((n) => Number.isInteger(n) && n >= 1, { message: () => "must be a whole number of at least 1" })
+).annotations({ message: () => "must be a whole number of at least 1" })
+
+const Bytes = Schema.Number.pipe(
+  Schema.filter((n) => Number.isInteger(n) && n >= 0, { message: () => "must be a whole number of bytes, 0 or more" })
+).annotations({ message: () => "must be a whole number of bytes, 0 or more" })
+
+const PositiveDuration = Schema.Unknown.pipe(
+  Schema.filter((u) => {
+    const d = Duration.decodeUnknown(u)
+    return Option.isSome(d) && Duration.greaterThan(d.value, Duration.zero) && Duration.isFinite(d.value)
+  }, { message: () => "must be a positive, finite duration (e.g. \"5 seconds\" or a number of milliseconds)" })
+)
+
+const Selection = Schema.Literal("round-robin", "random", "least-connections", "least-lag").annotations({
+  message: () => "must be one of round-robin, random, least-connections, least-lag"
+})
+
+const Fn = Schema.Unknown.pipe(
+  Schema.filter((u) => typeof u === "function", { message: () => "must be a function" })
+)
+
+const Health = Schema.Struct({
+  interval: Schema.optional(PositiveDuration),
+  timeout: Schema.optional(PositiveDuration),
+  failureThreshold: Schema.optional(Count),
+  successThreshold: Schema.optional(Count),
+  enabled: Schema.optional(Schema.Boolean.annotations({ message: () => "must be true or false" }))
+})
+
+const MaxLag = Schema.Struct({
+  time: Schema.optional(PositiveDuration),
+  bytes: Schema.optional(Bytes)
+})
+
+const Input = Schema.Struct({
+  primary: Url,
+  primaryMaxSize: Schema.optional(PoolSize),
+  replicas: Schema.optional(Schema.Array(Url).annotations({ message: () => "must be an array of Redacted URLs" })),
+  replicaMaxSizeEach: Schema.optional(PoolSize),
+  selection: Schema.optional(Selection),
+  validate: Schema.optional(Fn),
+  connectTimeout: Schema.optional(PositiveDuration),
+  idleTimeout: Schema.optional(PositiveDuration),
+  applicationName: Schema.optional(Schema.String.annotations({ message: () => "must be a string" })),
+  sideEffectFunctions: Schema.optional(
+    Schema.Array(Schema.String).annotations({ message: () => "must be an array of function names" })
+  ),
+  health: Schema.optional(Health),
+  maxLag: Schema.optional(MaxLag)
+}).annotations({ message: () => "must be an object" })
+
+const decode = Schema.decodeUnknownEither(Input, { errors: "first", onExcessProperty: "error" })
+
+const pathOf = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (acc, key) => typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`,
+    ""
+  ) || "config"
+
+const duration = (input: unknown, fallback: Duration.DurationInput): Duration.Duration =>
+  input === undefined ? Duration.decode(fallback) : Duration.decode(input as Duration.DurationInput)
+
+/** @internal */
+export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidConfig> =>
+  Effect.suspend(() => {
+    const result = decode(config)
+    if (Either.isLeft(result)) {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
+      const isExcess = issue?._tag === "Unexpected"
+      return Effect.fail(
+        new InvalidConfig({
+          field: pathOf(issue?.path ?? []),
+          // Belt and braces: no message of ours quotes a URL, but never let one through.
+          reason: isExcess ? "is not a known option" : redactUrls(issue?.message ?? "is invalid")
+        })
+      )
+    }
+    const input = result.right
+    const health = input.health ?? {}
+    return Effect.succeed<Resolved>({
+      primary: input.primary,
+      primaryMaxSize: input.primaryMaxSize ?? 10,
+      replicas: input.replicas ?? [],
+      replicaMaxSizeEach: input.replicaMaxSizeEach ?? 10,
+      selection: input.selection ?? "round-robin",
+      validate: config.validate,
+      connectTimeout: duration(input.connectTimeout, "5 seconds"),
+      idleTimeout: duration(input.idleTimeout, "30 seconds"),
+      applicationName: input.applicationName ?? "effect-sql-router",
+      sideEffectFunctions: input.sideEffectFunctions ?? [],
+      health: {
+        interval: duration(health.interval, "1 second"),
+        timeout: duration(health.timeout, "1 second"),
+        failureThreshold: health.failureThreshold ?? 2,
+        successThreshold: health.successThreshold ?? 2,
+        enabled: health.enabled ?? true
+      },
+      maxLag: {
+        time: input.maxLag?.time === undefined ? undefined : duration(input.maxLag.time, 0),
+        bytes: input.maxLag?.bytes
+      }
+    })
+  })
+
+/** @internal */
+export const splitUrls = (list: string): ReadonlyArray<Redacted.Redacted<string>> =>
+  list.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map((s) => Redacted.make(s))

@@ -1,0 +1,349 @@
+/** @internal */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Connection from "@effect/sql/SqlConnection"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Scope from "effect/Scope"
+import * as STM from "effect/STM"
+import * as TRef from "effect/TRef"
+import type * as Node from "../Node.js"
+import * as RouterConfig from "../RouterConfig.js"
+import { CommitFailed, NoReplicaAvailable, PrimaryUnavailable, UnknownReplica } from "../RouterError.js"
+import * as Selection from "../Selection.js"
+import type * as SqlRouter from "../SqlRouter.js"
+import * as Topology from "../Topology.js"
+import { describe, isConnectionError } from "./errors.js"
+import * as NodeInternal from "./node.js"
+import * as Transaction from "./transaction.js"
+
+/** @internal */
+export const tag = Context.GenericTag<SqlRouter.SqlRouter>("effect-sql-router/SqlRouter")
+
+/** @internal */
+export const statements = Metric.counter("effect_sql_router_statements", {
+  description: "Statements and regions routed, by node and intent",
+  incremental: true
+})
+
+/** @internal */
+export const healthTransitions = Metric.counter("effect_sql_router_health_transitions", {
+  description: "Replicas entering or leaving rotation",
+  incremental: true
+})
+
+type ProvidedBy = SqlClient.SqlClient | PgClient.PgClient
+
+const provideNode = <A, E, R>(effect: Effect.Effect<A, E, R>, node: Node.Node) =>
+  Effect.provide(effect, Context.make(SqlClient.SqlClient, node.client as SqlClient.SqlClient).pipe(
+    Context.add(PgClient.PgClient, node.client)
+  )) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
+
+/** The requirement a read carries from the configuration's `maxLag`. @internal */
+export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
+  config.maxLag.time === undefined && config.maxLag.bytes === undefined
+    ? Selection.anyHealthy
+    : {
+      maxLagMillis: config.maxLag.time === undefined ? undefined : Duration.toMillis(config.maxLag.time),
+      maxLagBytes: config.maxLag.bytes,
+      minLsn: undefined
+    }
+
+/** @internal */
+export interface Internals {
+  readonly topology: Topology.Topology
+  readonly config: RouterConfig.Resolved
+  readonly requirement: Selection.Requirement
+  readonly reactivity: Reactivity.Reactivity["Type"]
+}
+
+/**
+ * Picks a replica and counts the read in flight, in one STM transaction.
+ * @internal
+ */
+export const pickReplica = (
+  internals: Internals,
+  requirement: Selection.Requirement
+): Effect.Effect<Option.Option<Topology.Replica>> =>
+  internals.config.selection === "random"
+    ? Effect.flatMap(Random.next, (r) =>
+      STM.commit(Selection.acquire("random", internals.topology, requirement, r)))
+    : STM.commit(Selection.acquire(internals.config.selection, internals.topology, requirement, 0))
+
+/** @internal */
+export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =>
+  STM.commit(Selection.release(replica))
+
+/**
+ * A failure seen by real work on a replica: a connection-class error takes
+ * it out of rotation at once (passive detection); the probes bring it back.
+ * @internal
+ */
+export const observeFailure = (replica: Topology.Replica, error: unknown): Effect.Effect<void> =>
+  isConnectionError(error)
+    ? Effect.flatMap(
+      STM.commit(STM.gen(function*() {
+        if (!(yield* TRef.get(replica.member))) return false
+        const was = yield* TRef.get(replica.healthy)
+        yield* TRef.set(replica.healthy, false)
+        yield* TRef.set(replica.streak, 0)
+        return was
+      })),
+      (wasHealthy) =>
+        wasHealthy
+          ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
+            Effect.zipRight(Metric.increment(Metric.tagged(healthTransitions, "to", "unhealthy")))
+          )
+          : Effect.void
+    )
+    : Effect.void
+
+const currentPrimary = (topology: Topology.Topology) => STM.commit(TRef.get(topology.primary))
+
+const nodeStats = (node: Node.Node): SqlRouter.NodeStats => ({
+  id: node.id,
+  role: node.role,
+  address: node.address,
+  pool: node.stats(),
+  served: { reads: node.served.reads, writes: node.served.writes }
+})
+
+/** A SqlClient over one reserved connection, for leases. */
+const leaseClient = (
+  internals: Internals,
+  node: Node.Node,
+  connection: Connection.Connection
+): Effect.Effect<SqlClient.SqlClient> =>
+  Effect.map(
+    SqlClient.make({
+      acquirer: Effect.succeed(connection),
+      compiler: PgClient.makeCompiler(),
+      spanAttributes: [["db.router.node", node.id]]
+    }).pipe(Effect.provideService(Reactivity.Reactivity, internals.reactivity)),
+    (client) => {
+      ;(client as { withTransaction: SqlClient.SqlClient["withTransaction"] }).withTransaction = Transaction
+        .asSqlClientTransaction({ node: () => node.id, readOnly: node.role === "replica", reserve: Effect.succeed(connection) })
+      return client
+    }
+  )
+
+/** @internal */
+export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
+  const { config, topology } = internals
+
+  const findReplica = (replica: number | string) =>
+    Effect.flatMap(STM.commit(TRef.get(topology.replicas)), (replicas) => {
+      const found = typeof replica === "number" ? replicas[replica] : replicas.find((r) => r.node.id === replica)
+      return found ? Effect.succeed(found) : Effect.fail(new UnknownReplica({ replica }))
+    })
+
+  const onReplica = <A, E, R>(
+    replica: Topology.Replica,
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, Exclude<R, ProvidedBy>> => {
+    replica.node.served.reads++
+    return provideNode(effect, replica.node).pipe(
+      Effect.tapErrorCause((cause) => observeFailure(replica, cause)),
+      Effect.ensuring(releaseReplica(replica))
+    )
+  }
+
+  const onPrimary = <A, E, R>(effect: Effect.Effect<A, E, R>, intent: "reads" | "writes") =>
+    Effect.flatMap(currentPrimary(topology), (primary) => {
+      primary.served[intent]++
+      return provideNode(effect, primary)
+    })
+
+  const withRead = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, ProvidedBy>> =>
+    Effect.flatMap(pickReplica(internals, internals.requirement), (chosen) =>
+      Option.isSome(chosen) ? onReplica(chosen.value, effect) : onPrimary(effect, "reads"))
+
+  const withReplica = <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | NoReplicaAvailable, Exclude<R, ProvidedBy>> =>
+    Effect.flatMap(pickReplica(internals, internals.requirement), (chosen) =>
+      Option.isSome(chosen)
+        ? onReplica<A, E | NoReplicaAvailable, R>(chosen.value, effect)
+        : Effect.flatMap(
+          STM.commit(STM.zip(TRef.get(topology.replicas), Topology.countHealthy(topology))),
+          ([replicas, healthy]) => Effect.fail(new NoReplicaAvailable({ configured: replicas.length, healthy }))
+        ))
+
+  const withWrite = <A, E, R>(effect: Effect.Effect<A, E, R>) => onPrimary(effect, "writes")
+
+  const transactionOn = <A, E, R>(node: Node.Node, readOnly: boolean, effect: Effect.Effect<A, E, R>) =>
+    Transaction.make({ node: () => node.id, readOnly, reserve: node.client.reserve })(provideNode(effect, node))
+
+  const transaction = <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, ProvidedBy>> =>
+    Effect.flatMap(currentPrimary(topology), (primary) => {
+      primary.served.writes++
+      return transactionOn(primary, false, effect)
+    })
+
+  const readTransaction = <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, ProvidedBy>> =>
+    Effect.flatMap(pickReplica(internals, internals.requirement), (chosen) => {
+      if (Option.isNone(chosen)) {
+        return Effect.flatMap(currentPrimary(topology), (primary) => {
+          primary.served.reads++
+          return transactionOn(primary, true, effect)
+        })
+      }
+      const replica = chosen.value
+      replica.node.served.reads++
+      return transactionOn(replica.node, true, effect).pipe(
+        Effect.tapErrorCause((cause) => observeFailure(replica, cause)),
+        Effect.ensuring(releaseReplica(replica))
+      )
+    })
+
+  const lease = (node: Node.Node, origin: SqlRouter.Origin) =>
+    Effect.flatMap(node.client.reserve, (connection) =>
+      Effect.map(leaseClient(internals, node, connection), (client): SqlRouter.Lease => ({ origin, node, client })))
+
+  const acquireWrite: Effect.Effect<SqlRouter.Lease, SqlError, Scope.Scope> = Effect.flatMap(
+    currentPrimary(topology),
+    (primary) => lease(primary, { _tag: "Primary" })
+  )
+
+  const acquireRead: Effect.Effect<SqlRouter.Lease, SqlError, Scope.Scope> = Effect.flatMap(
+    Effect.acquireRelease(
+      pickReplica(internals, internals.requirement),
+      (chosen) => Option.isSome(chosen) ? releaseReplica(chosen.value) : Effect.void
+    ),
+    (chosen) =>
+      Option.isNone(chosen)
+        ? acquireWrite
+        : Effect.flatMap(STM.commit(TRef.get(topology.replicas)), (replicas) =>
+          lease(chosen.value.node, { _tag: "Replica", index: replicas.indexOf(chosen.value) }).pipe(
+            Effect.tapErrorCause((cause) => observeFailure(chosen.value, cause))
+          ))
+  )
+
+  const setManual = (replica: number | string, down: boolean) =>
+    Effect.flatMap(findReplica(replica), (found) =>
+      STM.commit(STM.gen(function*() {
+        yield* TRef.set(found.manualDown, down)
+        if (!down) {
+          // A manual "healthy" is taken at its word now; probes may disagree later.
+          yield* TRef.set(found.healthy, true)
+          yield* TRef.set(found.streak, 0)
+        }
+      })).pipe(Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))))
+
+  const stats: Effect.Effect<SqlRouter.Stats> = Effect.flatMap(
+    STM.commit(STM.gen(function*() {
+      const primary = yield* TRef.get(topology.primary)
+      const replicas = yield* TRef.get(topology.replicas)
+      const states = yield* STM.forEach(replicas, (replica) =>
+        STM.all({ healthy: Topology.isHealthy(replica), inFlight: TRef.get(replica.inFlight) }))
+      return { primary, replicas, states }
+    })),
+    ({ primary, replicas, states }) =>
+      Effect.succeed({
+        primary: nodeStats(primary),
+        replicas: replicas.map((replica, i) => ({ ...nodeStats(replica.node), ...states[i]! })),
+        healthyReplicaCount: states.filter((s) => s.healthy).length
+      })
+  )
+
+  return {
+    config,
+    topology,
+    primary: currentPrimary(topology),
+    replicas: Effect.map(STM.commit(TRef.get(topology.replicas)), (rs) => rs.map((r) => r.node)),
+    withRead,
+    withReplica,
+    withWrite,
+    withPrimary: withWrite,
+    transaction,
+    readTransaction,
+    acquireRead,
+    acquireWrite,
+    markReplicaHealthy: (replica) => setManual(replica, false),
+    markReplicaUnhealthy: (replica) => setManual(replica, true),
+    countHealthyReplicas: STM.commit(Topology.countHealthy(topology)),
+    hasReplicas: Effect.map(STM.commit(TRef.get(topology.replicas)), (rs) => rs.length > 0),
+    stats
+  }
+}
+
+const checkPrimary = (node: Node.Node, timeout: Duration.Duration) =>
+  Effect.tryPromise({
+    try: () => node.pool.query("SELECT pg_is_in_recovery() AS standby"),
+    catch: (cause) => new PrimaryUnavailable({ node: node.address, reason: describe(cause), cause })
+  }).pipe(
+    Effect.timeoutFail({
+      duration: Duration.sum(timeout, Duration.millis(500)),
+      onTimeout: () =>
+        new PrimaryUnavailable({ node: node.address, reason: `no answer within ${Duration.format(timeout)}` })
+    }),
+    Effect.flatMap((result) =>
+      result.rows[0]?.standby === true
+        ? Effect.fail(new PrimaryUnavailable({ node: node.address, reason: "the server is a standby (in recovery)" }))
+        : Effect.void
+    )
+  )
+
+const probeAtStart = (node: Node.Node, timeout: Duration.Duration) =>
+  Effect.tryPromise(() => node.pool.query("SELECT 1")).pipe(
+    Effect.timeout(timeout),
+    Effect.as(true),
+    Effect.catchAll((error) =>
+      Effect.as(Effect.logWarning(`replica ${node.id} (${node.address}) is unavailable at start: ${describe(error)}`), false)
+    )
+  )
+
+/** @internal */
+export const nodeOptions = (config: RouterConfig.Resolved, id: string, role: Node.Role, url: typeof config.primary) => ({
+  id,
+  role,
+  url,
+  maxSize: role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach,
+  connectTimeout: config.connectTimeout,
+  idleTimeout: config.idleTimeout,
+  applicationName: config.applicationName,
+  validate: config.validate
+})
+
+/** @internal */
+export const makeInternals = (
+  input: RouterConfig.RouterConfig
+): Effect.Effect<Internals, SqlRouter.BuildError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = yield* RouterConfig.resolve(input)
+    const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity).pipe(
+      Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => Reactivity.make }))
+    )
+    const withReactivity = Effect.provideService(Reactivity.Reactivity, reactivity)
+    const primary = yield* NodeInternal.make(nodeOptions(config, "primary", "primary", config.primary)).pipe(withReactivity)
+    const replicaNodes = yield* Effect.forEach(
+      config.replicas,
+      (url, i) => NodeInternal.make(nodeOptions(config, `replica-${i}`, "replica", url)).pipe(withReactivity)
+    )
+    const [, health] = yield* Effect.all([
+      checkPrimary(primary, config.connectTimeout),
+      Effect.forEach(replicaNodes, (node) => probeAtStart(node, config.connectTimeout), { concurrency: "unbounded" })
+    ], { concurrency: "unbounded" })
+    const topology = yield* STM.commit(
+      STM.flatMap(
+        STM.forEach(replicaNodes.map((node, i) => [node, health[i]!] as const), ([node, healthy]) =>
+          Topology.makeReplica(node, healthy)),
+        (replicas) => Topology.make(primary, replicas)
+      )
+    )
+    return { topology, config, requirement: configRequirement(config), reactivity }
+  })
+
+/** @internal */
+export const make = (input: RouterConfig.RouterConfig) =>
+  Effect.map(makeInternals(input), fromInternals)
