@@ -14,9 +14,12 @@ import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/sqlRouter.js"
+import * as RoutedClient from "./RoutedClient.js"
 import type * as Node from "./Node.js"
 import type * as RouterConfig from "./RouterConfig.js"
 import type { CommitFailed, InvalidConfig, NoReplicaAvailable, PrimaryUnavailable, UnknownReplica } from "./RouterError.js"
@@ -284,3 +287,108 @@ export const hasReplicas: Effect.Effect<boolean, never, SqlRouter> = Effect.flat
  * @category accessors
  */
 export const stats: Effect.Effect<Stats, never, SqlRouter> = Effect.flatMap(SqlRouter, (router) => router.stats)
+
+/**
+ * Where reads go in a region: `auto` (replicas, by the rules), `primary`
+ * (everything on the primary, e.g. to read your own writes), `replica`
+ * (reads on replicas even where the region around says otherwise). Writes
+ * always go to the primary.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Route = "auto" | "primary" | "replica"
+
+/**
+ * The route of the current fiber.
+ *
+ * @since 0.1.0
+ * @category fiber refs
+ */
+export const currentRoute: FiberRef.FiberRef<Route> = internal.currentRoute
+
+/**
+ * Runs `effect` with reads routed as `route` says.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withRoute: {
+  (route: Route): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(effect: Effect.Effect<A, E, R>, route: Route): Effect.Effect<A, E, R>
+} = dual(2, <A, E, R>(effect: Effect.Effect<A, E, R>, route: Route) => Effect.locally(effect, internal.currentRoute, route))
+
+/**
+ * Sets the route for everything the layer is provided to.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const setRoute = (route: Route): Layer.Layer<never> => Layer.locallyScoped(internal.currentRoute, route)
+
+/**
+ * Every statement of the region, reads included, runs on the primary: read
+ * what you have just written.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlClient } from "@effect/sql"
+ * import { SqlRouter } from "effect-sql-router"
+ *
+ * const createAndShow = Effect.gen(function* () {
+ *   const sql = yield* SqlClient.SqlClient
+ *   yield* sql`INSERT INTO users (name) VALUES ('ada')`
+ *   return yield* SqlRouter.primary(sql`SELECT * FROM users WHERE name = 'ada'`)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const primary = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => withRoute(effect, "primary")
+
+/**
+ * Reads of the region go to replicas again inside a region that forces the
+ * primary. Writes still go to the primary.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const replica = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => withRoute(effect, "replica")
+
+/**
+ * The router with its routed `SqlClient` and `PgClient`: existing `@effect/sql`
+ * programs get read/write splitting without changes. See `RoutedClient`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClient: (
+  config: RouterConfig.RouterConfig,
+  options?: RoutedClient.Options
+) => Layer.Layer<SqlRouter | SqlClient.SqlClient | PgClient.PgClient, BuildError> = RoutedClient.layer
+
+/**
+ * `layerClient` configured from Effect `Config` (e.g. `RouterConfig.fromEnv`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClientConfig = (
+  config: Config.Config<RouterConfig.RouterConfig>,
+  options?: RoutedClient.Options
+): Layer.Layer<SqlRouter | SqlClient.SqlClient | PgClient.PgClient, BuildError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(config, (c) => RoutedClient.layer(c, options)))
+
+/**
+ * The router's metrics: `statements` (counter, tags `node` and `intent`) and
+ * `healthTransitions` (counter, tag `to`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = {
+  statements: internal.statements,
+  healthTransitions: internal.healthTransitions
+} as const

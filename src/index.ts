@@ -18,6 +18,11 @@ export * as Node from "./Node.js"
 /**
  * @since 0.1.0
  */
+export * as RoutedClient from "./RoutedClient.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as RouterConfig from "./RouterConfig.js"
 
 /**

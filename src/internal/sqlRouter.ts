@@ -7,6 +7,8 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
@@ -25,6 +27,18 @@ import * as Transaction from "./transaction.js"
 
 /** @internal */
 export const tag = Context.GenericTag<SqlRouter.SqlRouter>("effect-sql-router/SqlRouter")
+
+/** @internal */
+export type Route = "auto" | "primary" | "replica"
+
+/** @internal */
+export const currentRoute = globalValue(
+  Symbol.for("effect-sql-router/SqlRouter/currentRoute"),
+  () => FiberRef.unsafeMake<Route>("auto")
+)
+
+/** @internal */
+export const currentRouteValue: Effect.Effect<Route> = FiberRef.get(currentRoute)
 
 /** @internal */
 export const statements = Metric.counter("effect_sql_router_statements", {
@@ -160,8 +174,12 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
       return provideNode(effect, primary)
     })
 
+  /** A replica for a read, unless the region forces the primary. */
+  const pickRead = Effect.flatMap(currentRouteValue, (route) =>
+    route === "primary" ? Effect.succeed(Option.none<Topology.Replica>()) : pickReplica(internals, internals.requirement))
+
   const withRead = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, ProvidedBy>> =>
-    Effect.flatMap(pickReplica(internals, internals.requirement), (chosen) =>
+    Effect.flatMap(pickRead, (chosen) =>
       Option.isSome(chosen) ? onReplica(chosen.value, effect) : onPrimary(effect, "reads"))
 
   const withReplica = <A, E, R>(
@@ -191,7 +209,7 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
   const readTransaction = <A, E, R>(
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, ProvidedBy>> =>
-    Effect.flatMap(pickReplica(internals, internals.requirement), (chosen) => {
+    Effect.flatMap(pickRead, (chosen) => {
       if (Option.isNone(chosen)) {
         return Effect.flatMap(currentPrimary(topology), (primary) => {
           primary.served.reads++
@@ -347,3 +365,10 @@ export const makeInternals = (
 /** @internal */
 export const make = (input: RouterConfig.RouterConfig) =>
   Effect.map(makeInternals(input), fromInternals)
+
+/** @internal */
+export const context = (router: SqlRouter.SqlRouter, client: PgClient.PgClient) =>
+  Context.make(tag, router).pipe(
+    Context.add(SqlClient.SqlClient, client as SqlClient.SqlClient),
+    Context.add(PgClient.PgClient, client)
+  )

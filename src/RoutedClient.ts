@@ -1,0 +1,86 @@
+/**
+ * A `SqlClient` (and `PgClient`) that routes every statement: outside a
+ * transaction, statements the `Classifier` calls reads go to a replica and
+ * everything else to the primary; inside `withTransaction`, every statement
+ * runs on the transaction's primary connection. Existing `@effect/sql`
+ * programs run unchanged on it.
+ *
+ * Safety net: a read that a replica refuses as a write (SQLSTATE 25006) runs
+ * again on the primary; a read that meets a dead replica takes that replica out
+ * of rotation and runs once more on another node. Writes are never retried.
+ *
+ * @since 0.1.0
+ */
+import type * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as internal from "./internal/routedClient.js"
+import * as RouterInternal from "./internal/sqlRouter.js"
+import type * as RouterConfig from "./RouterConfig.js"
+import type * as SqlRouter from "./SqlRouter.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Applied to identifiers written with `sql(name)`, as in `PgClient`. */
+  readonly transformQueryNames?: ((s: string) => string) | undefined
+}
+
+/**
+ * Builds the router and a routed client over it, in the current Scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  config: RouterConfig.RouterConfig,
+  options: Options = {}
+): Effect.Effect<
+  { readonly router: SqlRouter.SqlRouter; readonly client: PgClient.PgClient },
+  SqlRouter.BuildError,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const internals = yield* RouterInternal.makeInternals(config)
+    const client = yield* internal.make(internals, options)
+    return { router: RouterInternal.fromInternals(internals), client }
+  })
+
+/**
+ * The router, its routed `SqlClient` and `PgClient`, as one Layer.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { SqlClient } from "@effect/sql"
+ * import { RoutedClient } from "effect-sql-router"
+ *
+ * const Db = RoutedClient.layer({
+ *   primary: Redacted.make("postgres://app@primary/app"),
+ *   replicas: [Redacted.make("postgres://app@replica/app")]
+ * })
+ *
+ * const program = Effect.gen(function* () {
+ *   const sql = yield* SqlClient.SqlClient
+ *   yield* sql`INSERT INTO users (name) VALUES ('ada')` // primary
+ *   return yield* sql`SELECT * FROM users`              // a replica
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(Db)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  config: RouterConfig.RouterConfig,
+  options: Options = {}
+): Layer.Layer<SqlRouter.SqlRouter | SqlClient.SqlClient | PgClient.PgClient, SqlRouter.BuildError> =>
+  Layer.scopedContext(
+    Effect.map(make(config, options), ({ client, router }) =>
+      RouterInternal.context(router, client))
+  )
