@@ -44,7 +44,7 @@ export interface HealthConfig {
   readonly interval?: Duration.DurationInput | undefined
   /** A probe that takes longer fails; default 1 second. */
   readonly timeout?: Duration.DurationInput | undefined
-  /** Default 2. */
+  /** Default 1: a dead replica should cost no reads. */
   readonly failureThreshold?: number | undefined
   /** Default 2. */
   readonly successThreshold?: number | undefined
@@ -105,6 +105,13 @@ export interface RouterConfig {
   readonly idleTimeout?: Duration.DurationInput | undefined
   /** `application_name` of our connections; default `effect-sql-router`. */
   readonly applicationName?: string | undefined
+  /**
+   * A routed read that a replica has not answered within this time is given
+   * up there: the replica leaves rotation (it may be frozen or partitioned)
+   * and the read runs once more elsewhere. No default: set it above your
+   * slowest legitimate replica read.
+   */
+  readonly readTimeout?: Duration.DurationInput | undefined
   /** Function names (beyond the built-in list) whose call makes a statement a write. */
   readonly sideEffectFunctions?: ReadonlyArray<string> | undefined
   readonly health?: HealthConfig | undefined
@@ -127,6 +134,7 @@ export interface Resolved {
   readonly connectTimeout: Duration.Duration
   readonly idleTimeout: Duration.Duration
   readonly applicationName: string
+  readonly readTimeout: Duration.Duration | undefined
   readonly sideEffectFunctions: ReadonlyArray<string>
   readonly health: {
     readonly interval: Duration.Duration

@@ -20,6 +20,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/sqlRouter.js"
 import * as RoutedClient from "./RoutedClient.js"
+import type * as HealthMonitor from "./HealthMonitor.js"
 import type * as Node from "./Node.js"
 import type * as RouterConfig from "./RouterConfig.js"
 import type { CommitFailed, InvalidConfig, NoReplicaAvailable, PrimaryUnavailable, UnknownReplica } from "./RouterError.js"
@@ -124,6 +125,8 @@ export interface SqlRouter {
   readonly countHealthyReplicas: Effect.Effect<number>
   readonly hasReplicas: Effect.Effect<boolean>
   readonly stats: Effect.Effect<Stats>
+  /** Per node: role, health, lag, in-flight reads, last error and probe time (the seed's `getReplicaStatus`). */
+  readonly replicaStatus: Effect.Effect<ReadonlyArray<HealthMonitor.NodeStatus>>
 }
 
 /**
@@ -287,6 +290,15 @@ export const hasReplicas: Effect.Effect<boolean, never, SqlRouter> = Effect.flat
  * @category accessors
  */
 export const stats: Effect.Effect<Stats, never, SqlRouter> = Effect.flatMap(SqlRouter, (router) => router.stats)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const replicaStatus: Effect.Effect<ReadonlyArray<HealthMonitor.NodeStatus>, never, SqlRouter> = Effect.flatMap(
+  SqlRouter,
+  (router) => router.replicaStatus
+)
 
 /**
  * Where reads go in a region: `auto` (replicas, by the rules), `primary`

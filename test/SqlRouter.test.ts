@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
@@ -127,7 +128,8 @@ layer(clusterWithRouter({ replicas: 2 }), { timeout: "120 seconds", excludeTestS
         const latch = yield* Effect.makeLatch(false)
         const busy = yield* Effect.fork(router.withRead(latch.await))
         yield* Effect.repeat(router.stats, {
-          until: (s) => s.replicas.find((r) => r.id === other)!.inFlight === 1
+          until: (s) => s.replicas.find((r) => r.id === other)!.inFlight === 1,
+          schedule: Schedule.spaced("5 millis")
         })
         yield* router.acquireRead.pipe(Scope.extend(scope))
         const stats = yield* router.stats
@@ -338,7 +340,7 @@ layer(clusterWithRouter({ replicas: 2 }), { timeout: "120 seconds", excludeTestS
         yield* Scope.close(scope, Exit.void)
         // Backends end asynchronously after the client disconnects: wait for it, then assert.
         const after = yield* ourConnections(cluster, "shutdown-test").pipe(
-          Effect.repeat({ until: (counts) => counts.every((n) => n === 0), times: 200 })
+          Effect.repeat({ until: (counts) => counts.every((n) => n === 0), schedule: Schedule.spaced("20 millis"), times: 250 })
         )
         expect(after).toEqual([0, 0, 0])
       }))

@@ -3,8 +3,9 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as Connection from "@effect/sql/SqlConnection"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
@@ -56,9 +57,15 @@ export const makeRouting = (internals: Router.Internals, classifier: Classifier.
       return run(primary.connection)
     })
 
+  const readTimeout = internals.config.readTimeout
+  const timedOut = () =>
+    new SqlError({ cause: new Error("router read timeout"), message: `No answer within ${Duration.format(readTimeout!)}` })
+  const bounded = <A>(effect: Effect.Effect<A, SqlError>) =>
+    readTimeout === undefined ? effect : Effect.timeoutFail(effect, { duration: readTimeout, onTimeout: timedOut })
+
   const onReplica = <A>(replica: Topology.Replica, run: Run<A>): Effect.Effect<A, SqlError> => {
     count(replica.node, "read")
-    return Effect.ensuring(run(replica.node.connection), Router.releaseReplica(replica))
+    return Effect.ensuring(bounded(run(replica.node.connection)), Router.releaseReplica(replica))
   }
 
   /**

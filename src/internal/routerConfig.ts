@@ -81,6 +81,7 @@ const Input = Schema.Struct({
   validate: Schema.optional(Fn),
   connectTimeout: Schema.optional(PositiveDuration),
   idleTimeout: Schema.optional(PositiveDuration),
+  readTimeout: Schema.optional(PositiveDuration),
   applicationName: Schema.optional(Schema.String.annotations({ message: () => "must be a string" })),
   sideEffectFunctions: Schema.optional(
     Schema.Array(Schema.String).annotations({ message: () => "must be an array of function names" })
@@ -127,11 +128,12 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
       connectTimeout: duration(input.connectTimeout, "5 seconds"),
       idleTimeout: duration(input.idleTimeout, "30 seconds"),
       applicationName: input.applicationName ?? "effect-sql-router",
+      readTimeout: input.readTimeout === undefined ? undefined : duration(input.readTimeout, 0),
       sideEffectFunctions: input.sideEffectFunctions ?? [],
       health: {
         interval: duration(health.interval, "1 second"),
         timeout: duration(health.timeout, "1 second"),
-        failureThreshold: health.failureThreshold ?? 2,
+        failureThreshold: health.failureThreshold ?? 1,
         successThreshold: health.successThreshold ?? 2,
         enabled: health.enabled ?? true
       },

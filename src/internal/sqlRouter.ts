@@ -10,11 +10,13 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import { globalValue } from "effect/GlobalValue"
 import * as Metric from "effect/Metric"
+import { healthTransitions } from "./metrics.js"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
+import type * as HealthMonitor from "../HealthMonitor.js"
 import type * as Node from "../Node.js"
 import * as RouterConfig from "../RouterConfig.js"
 import { CommitFailed, NoReplicaAvailable, PrimaryUnavailable, UnknownReplica } from "../RouterError.js"
@@ -22,6 +24,7 @@ import * as Selection from "../Selection.js"
 import type * as SqlRouter from "../SqlRouter.js"
 import * as Topology from "../Topology.js"
 import { describe, isConnectionError } from "./errors.js"
+import * as HealthMonitorInternal from "./healthMonitor.js"
 import * as NodeInternal from "./node.js"
 import * as Transaction from "./transaction.js"
 
@@ -41,16 +44,7 @@ export const currentRoute = globalValue(
 export const currentRouteValue: Effect.Effect<Route> = FiberRef.get(currentRoute)
 
 /** @internal */
-export const statements = Metric.counter("effect_sql_router_statements", {
-  description: "Statements and regions routed, by node and intent",
-  incremental: true
-})
-
-/** @internal */
-export const healthTransitions = Metric.counter("effect_sql_router_health_transitions", {
-  description: "Replicas entering or leaving rotation",
-  incremental: true
-})
+export { healthTransitions, statements } from "./metrics.js"
 
 type ProvidedBy = SqlClient.SqlClient | PgClient.PgClient
 
@@ -75,6 +69,9 @@ export interface Internals {
   readonly config: RouterConfig.Resolved
   readonly requirement: Selection.Requirement
   readonly reactivity: Reactivity.Reactivity["Type"]
+  /** The router's scope: node pools and probe fibers added later live here. */
+  readonly scope: Scope.Scope
+  readonly probes: HealthMonitorInternal.Probes
 }
 
 /**
@@ -274,9 +271,46 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
       })
   )
 
+  const replicaStatus: Effect.Effect<ReadonlyArray<HealthMonitor.NodeStatus>> = STM.commit(STM.gen(function*() {
+    const primary = yield* TRef.get(topology.primary)
+    const primaryLsn = yield* TRef.get(topology.primaryLsn)
+    const replicas = yield* TRef.get(topology.replicas)
+    const statuses: Array<HealthMonitor.NodeStatus> = [{
+      id: primary.id,
+      role: "primary",
+      address: primary.address,
+      healthy: true,
+      markedDown: false,
+      lagBytes: 0,
+      lagMillis: 0,
+      lsn: primaryLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(primaryLsn),
+      inFlight: 0,
+      lastError: undefined,
+      lastProbeAt: undefined
+    }]
+    for (const replica of replicas) {
+      const probe = yield* TRef.get(replica.probe)
+      statuses.push({
+        id: replica.node.id,
+        role: "replica",
+        address: replica.node.address,
+        healthy: yield* Topology.isHealthy(replica),
+        markedDown: yield* TRef.get(replica.manualDown),
+        lagBytes: probe?.lagBytes,
+        lagMillis: probe?.lagMillis,
+        lsn: probe?.replayLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(probe.replayLsn),
+        inFlight: yield* TRef.get(replica.inFlight),
+        lastError: probe?.error,
+        lastProbeAt: probe?.at
+      })
+    }
+    return statuses
+  }))
+
   return {
     config,
     topology,
+    replicaStatus,
     primary: currentPrimary(topology),
     replicas: Effect.map(STM.commit(TRef.get(topology.replicas)), (rs) => rs.map((r) => r.node)),
     withRead,
@@ -359,7 +393,12 @@ export const makeInternals = (
         (replicas) => Topology.make(primary, replicas)
       )
     )
-    return { topology, config, requirement: configRequirement(config), reactivity }
+    const scope = yield* Effect.scope
+    const probes = yield* HealthMonitorInternal.makeProbes(topology, config.health.timeout)
+    if (config.health.enabled) {
+      yield* HealthMonitorInternal.start({ topology, health: config.health, probe: probes.replica, probePrimary: probes.primary })
+    }
+    return { topology, config, requirement: configRequirement(config), reactivity, scope, probes }
   })
 
 /** @internal */

@@ -1,0 +1,173 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as RoutedClient from "effect-sql-router/RoutedClient"
+import type * as RouterConfig from "effect-sql-router/RouterConfig"
+import * as SqlRouter from "effect-sql-router/SqlRouter"
+import { PgCluster } from "effect-sql-router/testing"
+import { loadTable, missingWrites, startLoad } from "./load.js"
+import { configFor } from "./utils.js"
+
+// Fault injection on the live clock: every scenario gets its own cluster, a
+// router with fast probes, and a concurrent mixed read/write load.
+
+const interval = Duration.millis(300)
+const probeTimeout = Duration.millis(300)
+/** One interval plus the probe timeout, with room for a loaded 2-core machine. */
+const detectionBound = Duration.sum(Duration.sum(interval, probeTimeout), Duration.seconds(3))
+
+const pollEvery = Schedule.spaced("20 millis")
+
+const faultConfig: Partial<RouterConfig.RouterConfig> = {
+  connectTimeout: "1 second",
+  readTimeout: "1 second",
+  health: { interval, timeout: probeTimeout, failureThreshold: 1, successThreshold: 2 }
+}
+
+const scenario = <A, E>(
+  extra: Partial<RouterConfig.RouterConfig>,
+  body: Effect.Effect<A, E, PgCluster.PgCluster | SqlRouter.SqlRouter | SqlClient.SqlClient | Scope.Scope>
+) =>
+  Effect.gen(function*() {
+    const cluster = yield* PgCluster.make({ replicas: 2 })
+    yield* cluster.query(cluster.primary, loadTable)
+    yield* cluster.awaitReplication()
+    const { client, router } = yield* RoutedClient.make(configFor(cluster, { ...faultConfig, ...extra }))
+    return yield* body.pipe(
+      Effect.provideService(PgCluster.PgCluster, cluster),
+      Effect.provideService(SqlRouter.SqlRouter, router),
+      Effect.provideService(SqlClient.SqlClient, client)
+    )
+  }).pipe(Effect.scoped)
+
+const healthyCount = (n: number) =>
+  SqlRouter.countHealthyReplicas.pipe(
+    Effect.repeat({ until: (count) => count === n, schedule: pollEvery }),
+    Effect.timeoutFail({ duration: detectionBound, onTimeout: () => new Error(`healthy replicas never became ${n}`) })
+  )
+
+
+const readsOf = (load: { snapshot: Effect.Effect<{ readsBy: Readonly<Record<string, number>> }> }, node: string) =>
+  Effect.map(load.snapshot, (s) => s.readsBy[node] ?? 0)
+
+/** Waits (bounded) until the node serves reads again. */
+const servesAgain = (load: Parameters<typeof readsOf>[0], node: string) =>
+  Effect.flatMap(readsOf(load, node), (before) =>
+    readsOf(load, node).pipe(
+      Effect.repeat({ until: (n) => n > before, schedule: pollEvery }),
+      Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${node} never served again`) })
+    ))
+
+describe("failure survival", () => {
+  it.live("a killed replica costs no reads, leaves rotation, and returns after restart", () =>
+    scenario({}, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const load = yield* startLoad({ readers: 4, writers: 2 })
+      yield* load.awaitReads(50)
+      const victim = cluster.replicas[0]!
+      yield* cluster.kill(victim)
+      yield* healthyCount(1)
+      const status = (yield* SqlRouter.replicaStatus).find((s) => s.id === "replica-0")!
+      expect(status.healthy).toBe(false)
+      // While it is down, no read reaches it.
+      const frozenCount = yield* readsOf(load, "replica-0")
+      yield* load.awaitReads(200)
+      expect(yield* readsOf(load, "replica-0")).toBe(frozenCount)
+      yield* cluster.start(victim)
+      yield* healthyCount(2).pipe(Effect.timeout("20 seconds"))
+      yield* servesAgain(load, "replica-0")
+      const report = yield* load.stop
+      expect(report.readFailures).toEqual([])
+      expect(report.writeFailures).toEqual([])
+      expect(report.writes.length).toBeGreaterThan(0)
+      expect(yield* missingWrites(report)).toBe(0)
+    })))
+
+  it.live("a frozen replica (SIGSTOP) costs no reads: timeouts route elsewhere and it leaves rotation", () =>
+    scenario({}, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const load = yield* startLoad({ readers: 4, writers: 2 })
+      yield* load.awaitReads(50)
+      const victim = cluster.replicas[1]!
+      yield* cluster.freeze(victim)
+      yield* healthyCount(1)
+      const stuckAt = yield* readsOf(load, "replica-1")
+      yield* load.awaitReads(200)
+      expect(yield* readsOf(load, "replica-1")).toBe(stuckAt)
+      yield* cluster.thaw(victim)
+      yield* healthyCount(2).pipe(Effect.timeout("20 seconds"))
+      yield* servesAgain(load, "replica-1")
+      const report = yield* load.stop
+      expect(report.readFailures).toEqual([])
+      expect(report.writeFailures).toEqual([])
+      expect(yield* missingWrites(report)).toBe(0)
+    })))
+
+  it.live("a replica whose replay is paused gets no reads once its lag exceeds maxLag, and returns after resume", () =>
+    scenario({ maxLag: { time: "1 second" } }, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const load = yield* startLoad({ readers: 4, writers: 2 })
+      yield* load.awaitReads(50)
+      const lagging = cluster.replicas[0]!
+      yield* cluster.pauseReplay(lagging)
+      // The monitor sees it fall behind the bound.
+      yield* SqlRouter.replicaStatus.pipe(
+        Effect.repeat({
+          until: (all) => (all.find((s) => s.id === "replica-0")?.lagMillis ?? 0) > 1000,
+          schedule: pollEvery
+        }),
+        Effect.timeout("20 seconds")
+      )
+      const status = (yield* SqlRouter.replicaStatus).find((s) => s.id === "replica-0")!
+      expect(status.healthy).toBe(true) // alive, just too far behind
+      expect(status.lagBytes).toBeGreaterThan(0)
+      // Reads that picked it before the probe saw the lag may still finish; then nothing more.
+      yield* load.awaitReads(20)
+      const before = yield* readsOf(load, "replica-0")
+      yield* load.awaitReads(200)
+      expect(yield* readsOf(load, "replica-0")).toBe(before)
+      yield* cluster.resumeReplay(lagging)
+      yield* servesAgain(load, "replica-0")
+      const after = (yield* SqlRouter.replicaStatus).find((s) => s.id === "replica-0")!
+      expect(after.lagMillis).toBeLessThanOrEqual(1000)
+      const report = yield* load.stop
+      expect(report.readFailures).toEqual([])
+      expect(report.writeFailures).toEqual([])
+      expect(yield* missingWrites(report)).toBe(0)
+    })))
+
+  it.live("a stopped primary fails writes with a typed error within the connect timeout; reads go on; writes resume after restart", () =>
+    scenario({}, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const sql = yield* SqlClient.SqlClient
+      const load = yield* startLoad({ readers: 4, writers: 2 })
+      yield* load.awaitReads(50)
+      yield* cluster.stop(cluster.primary)
+      const attempt = yield* sql`INSERT INTO load_t (worker) VALUES (-1)`.pipe(
+        Effect.flip,
+        Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("write did not fail within the connect timeout") })
+      )
+      expect(attempt._tag).toBe("SqlError")
+      // Reads keep being served by the replicas while the primary is down.
+      const readsBefore = (yield* load.snapshot).reads
+      yield* load.awaitReads(200)
+      expect((yield* load.snapshot).reads).toBeGreaterThan(readsBefore)
+      yield* cluster.start(cluster.primary)
+      yield* sql`INSERT INTO load_t (worker) VALUES (-2)`.pipe(
+        Effect.retry({ times: 100, schedule: pollEvery }),
+        Effect.timeout("20 seconds")
+      )
+      const committedBefore = (yield* load.snapshot).writes.length
+      yield* Effect.flatMap(load.snapshot, (s) => Effect.succeed(s.writes.length)).pipe(
+        Effect.repeat({ until: (n) => n > committedBefore + 5, schedule: pollEvery }),
+        Effect.timeout("20 seconds")
+      )
+      const report = yield* load.stop
+      expect(report.readFailures).toEqual([])
+      expect(report.writeFailures.length).toBeGreaterThan(0) // writes did fail while it was down…
+      expect(yield* missingWrites(report)).toBe(0) // …and none reported committed was lost
+    })))
+})
