@@ -13,6 +13,16 @@ export * as Classifier from "./Classifier.js"
 /**
  * @since 0.1.0
  */
+export * as Durable from "./Durable.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as HealthMonitor from "./HealthMonitor.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Node from "./Node.js"
 
 /**
