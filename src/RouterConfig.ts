@@ -66,6 +66,32 @@ export interface MaxLag {
 }
 
 /**
+ * Read-your-writes settings for causal sessions (see `Consistency`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConsistencyConfig {
+  /**
+   * How long a session's read may wait for a replica to replay the session's
+   * last commit before the policy applies; default 0 (no waiting).
+   */
+  readonly maxWait?: Duration.DurationInput | undefined
+  /** When no replica has caught up: read from the primary (default) or fail with `ReplicaNotCaughtUp`. */
+  readonly onNotCaughtUp?: "primary" | "fail" | undefined
+  /**
+   * The cheap mode: no LSNs; a session's reads go to the primary for this long
+   * after its last write (Rails' approach).
+   */
+  readonly stickyPrimaryAfterWrite?: Duration.DurationInput | undefined
+  /**
+   * Key that signs causal tokens, shared by every process that exchanges
+   * them. Default: a random key per router (tokens only valid in this process).
+   */
+  readonly tokenSecret?: Redacted.Redacted<string> | undefined
+}
+
+/**
  * The router's configuration, as written by users. Only `primary` is required.
  *
  * @example
@@ -116,6 +142,7 @@ export interface RouterConfig {
   readonly sideEffectFunctions?: ReadonlyArray<string> | undefined
   readonly health?: HealthConfig | undefined
   readonly maxLag?: MaxLag | undefined
+  readonly consistency?: ConsistencyConfig | undefined
 }
 
 /**
@@ -146,6 +173,12 @@ export interface Resolved {
   readonly maxLag: {
     readonly time: Duration.Duration | undefined
     readonly bytes: number | undefined
+  }
+  readonly consistency: {
+    readonly maxWait: Duration.Duration
+    readonly onNotCaughtUp: "primary" | "fail"
+    readonly stickyPrimaryAfterWrite: Duration.Duration | undefined
+    readonly tokenSecret: Redacted.Redacted<string>
   }
 }
 

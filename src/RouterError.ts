@@ -131,3 +131,46 @@ export class UnknownReplica extends Schema.TaggedError<UnknownReplica>("effect-s
     return `Unknown replica: ${this.replica}`
   }
 }
+
+/**
+ * A read in a causal session found no replica that has replayed the
+ * session's last commit within `maxWait`, and the policy is `fail`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ReplicaNotCaughtUp extends Schema.TaggedError<ReplicaNotCaughtUp>(
+  "effect-sql-router/ReplicaNotCaughtUp"
+)("ReplicaNotCaughtUp", {
+  /** The session's position, as `16/B374D848`. */
+  required: Schema.String,
+  waitedMillis: Schema.Number
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `No replica has replayed ${this.required} after waiting ${this.waitedMillis} ms`
+  }
+}
+
+/**
+ * A causal token that is malformed, signed with another key, or from another
+ * cluster. It is never used for routing.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidToken extends Schema.TaggedError<InvalidToken>("effect-sql-router/InvalidToken")(
+  "InvalidToken",
+  {
+    reason: Schema.String
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid causal token: ${this.reason}`
+  }
+}

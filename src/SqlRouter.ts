@@ -18,12 +18,20 @@ import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as Consistency from "./Consistency.js"
 import * as internal from "./internal/sqlRouter.js"
 import * as RoutedClient from "./RoutedClient.js"
 import type * as HealthMonitor from "./HealthMonitor.js"
 import type * as Node from "./Node.js"
 import type * as RouterConfig from "./RouterConfig.js"
-import type { CommitFailed, InvalidConfig, NoReplicaAvailable, PrimaryUnavailable, UnknownReplica } from "./RouterError.js"
+import type {
+  CommitFailed,
+  InvalidConfig,
+  NoReplicaAvailable,
+  PrimaryUnavailable,
+  ReplicaNotCaughtUp,
+  UnknownReplica
+} from "./RouterError.js"
 import type * as Topology from "./Topology.js"
 
 /**
@@ -88,16 +96,23 @@ type Provided = SqlClient.SqlClient | PgClient.PgClient
  */
 export interface SqlRouter {
   readonly config: RouterConfig.Resolved
+  /** The cluster's `system_identifier` (shared by the primary and its replicas). */
+  readonly systemIdentifier: string
   readonly topology: Topology.Topology
   /** The current primary. */
   readonly primary: Effect.Effect<Node.Node>
   readonly replicas: Effect.Effect<ReadonlyArray<Node.Node>>
-  /** Runs `effect` with the `SqlClient` of a replica (the primary when none is eligible). */
-  readonly withRead: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Provided>>
+  /**
+   * Runs `effect` with the `SqlClient` of a replica (the primary when none is
+   * eligible). `ReplicaNotCaughtUp` only in a causal session whose policy is `fail`.
+   */
+  readonly withRead: <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | ReplicaNotCaughtUp, Exclude<R, Provided>>
   /** Runs `effect` with the `SqlClient` of a replica, or fails with `NoReplicaAvailable`. */
   readonly withReplica: <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | NoReplicaAvailable, Exclude<R, Provided>>
+  ) => Effect.Effect<A, E | NoReplicaAvailable | ReplicaNotCaughtUp, Exclude<R, Provided>>
   /** Runs `effect` with the primary's `SqlClient`. */
   readonly withWrite: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Provided>>
   /** Runs `effect` with the primary's `SqlClient`, for reads that must see the latest writes. */
@@ -113,9 +128,9 @@ export interface SqlRouter {
   /** `BEGIN READ ONLY` on one pinned replica connection (the primary when none is eligible). */
   readonly readTransaction: <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, Provided>>
+  ) => Effect.Effect<A, E | SqlError | CommitFailed | ReplicaNotCaughtUp, Exclude<R, Provided>>
   /** A replica connection (or the primary's) held until the Scope closes. */
-  readonly acquireRead: Effect.Effect<Lease, SqlError, Scope.Scope>
+  readonly acquireRead: Effect.Effect<Lease, SqlError | ReplicaNotCaughtUp, Scope.Scope>
   /** A primary connection held until the Scope closes. */
   readonly acquireWrite: Effect.Effect<Lease, SqlError, Scope.Scope>
   /** Lifts a manual mark and puts the replica back in rotation now. */
@@ -190,7 +205,9 @@ export const layerConfig = (
  * @since 0.1.0
  * @category accessors
  */
-export const withRead = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Provided> | SqlRouter> =>
+export const withRead = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | ReplicaNotCaughtUp, Exclude<R, Provided> | SqlRouter> =>
   Effect.flatMap(SqlRouter, (router) => router.withRead(effect))
 
 /**
@@ -199,7 +216,7 @@ export const withRead = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect
  */
 export const withReplica = <A, E, R>(
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | NoReplicaAvailable, Exclude<R, Provided> | SqlRouter> =>
+): Effect.Effect<A, E | NoReplicaAvailable | ReplicaNotCaughtUp, Exclude<R, Provided> | SqlRouter> =>
   Effect.flatMap(SqlRouter, (router) => router.withReplica(effect))
 
 /**
@@ -232,14 +249,14 @@ export const transaction = <A, E, R>(
  */
 export const readTransaction = <A, E, R>(
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, Provided> | SqlRouter> =>
+): Effect.Effect<A, E | SqlError | CommitFailed | ReplicaNotCaughtUp, Exclude<R, Provided> | SqlRouter> =>
   Effect.flatMap(SqlRouter, (router) => router.readTransaction(effect))
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const acquireRead: Effect.Effect<Lease, SqlError, Scope.Scope | SqlRouter> = Effect.flatMap(
+export const acquireRead: Effect.Effect<Lease, SqlError | ReplicaNotCaughtUp, Scope.Scope | SqlRouter> = Effect.flatMap(
   SqlRouter,
   (router) => router.acquireRead
 )
@@ -404,3 +421,23 @@ export const metrics = {
   statements: internal.statements,
   healthTransitions: internal.healthTransitions
 } as const
+
+/**
+ * Runs `effect` in a causal session: after its commits, its reads go only to
+ * replicas that have replayed them (see `Consistency.session`).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const session: <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+) => Effect.Effect<A, E, Exclude<R, Consistency.Session>> = Consistency.session
+
+/**
+ * Reads in `effect` go only to replicas whose replay lag is within the bound,
+ * else to the primary (see `Consistency.withMaxStaleness`).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withMaxStaleness: typeof Consistency.withMaxStaleness = Consistency.withMaxStaleness

@@ -18,6 +18,16 @@ export * as Durable from "./Durable.js"
 /**
  * @since 0.1.0
  */
+export * as CausalToken from "./CausalToken.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Consistency from "./Consistency.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as HealthMonitor from "./HealthMonitor.js"
 
 /**

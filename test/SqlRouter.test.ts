@@ -340,7 +340,9 @@ layer(clusterWithRouter({ replicas: 2 }), { timeout: "120 seconds", excludeTestS
         yield* Scope.close(scope, Exit.void)
         // Backends end asynchronously after the client disconnects: wait for it, then assert.
         const after = yield* ourConnections(cluster, "shutdown-test").pipe(
-          Effect.repeat({ until: (counts) => counts.every((n) => n === 0), schedule: Schedule.spaced("20 millis"), times: 250 })
+          Effect.filterOrFail((counts) => counts.every((n) => n === 0)),
+          Effect.retry({ schedule: Schedule.spaced("20 millis"), times: 250 }),
+          Effect.orElse(() => ourConnections(cluster, "shutdown-test"))
         )
         expect(after).toEqual([0, 0, 0])
       }))

@@ -17,7 +17,9 @@ import * as Classifier from "../Classifier.js"
 import type * as Node from "../Node.js"
 import type * as Topology from "../Topology.js"
 import { isConnectionError, isReadOnlyViolation } from "./errors.js"
-import * as Router from "./sqlRouter.js"
+import * as Consistency from "./consistency.js"
+import { statements } from "./metrics.js"
+import * as Router from "./routing.js"
 import * as Transaction from "./transaction.js"
 
 type Run<A> = (connection: Connection.Connection) => Effect.Effect<A, SqlError>
@@ -39,7 +41,7 @@ const labelsOf = (node: Node.Node) => {
 const count = (node: Node.Node, intent: Classifier.Intent) => {
   if (intent === "read") node.served.reads++
   else node.served.writes++
-  Router.statements.unsafeUpdate(1, labelsOf(node)[intent])
+  statements.unsafeUpdate(1, labelsOf(node)[intent])
 }
 
 /**
@@ -51,9 +53,10 @@ const count = (node: Node.Node, intent: Classifier.Intent) => {
 export const makeRouting = (internals: Router.Internals, classifier: Classifier.Classifier) => {
   const { topology } = internals
 
-  const onPrimary = <A>(run: Run<A>, intent: Classifier.Intent): Effect.Effect<A, SqlError> =>
+  /** A read on the primary: no replica fits, or the region forces the primary. */
+  const onPrimary = <A>(run: Run<A>): Effect.Effect<A, SqlError> =>
     Effect.flatMap(STM.commit(TRef.get(topology.primary)), (primary) => {
-      count(primary, intent)
+      count(primary, "read")
       return run(primary.connection)
     })
 
@@ -68,60 +71,59 @@ export const makeRouting = (internals: Router.Internals, classifier: Classifier.
     return Effect.ensuring(bounded(run(replica.node.connection)), Router.releaseReplica(replica))
   }
 
+  /** Where a read goes; a session that cannot be served as configured fails the statement. */
+  const chooseRead = Effect.mapError(
+    Consistency.chooseRead(internals),
+    (error) => new SqlError({ cause: error, message: error.message })
+  )
+
   /**
    * The safety net: a replica that refuses the statement as a write (25006)
    * hands it to the primary; a replica that is gone is taken out of rotation
    * and the read runs once more elsewhere. Only reads get here.
    */
   const read = <A>(run: Run<A>): Effect.Effect<A, SqlError> =>
-    Effect.flatMap(Router.pickReplica(internals, internals.requirement), (chosen) => {
-      if (Option.isNone(chosen)) return onPrimary(run, "read")
+    Effect.flatMap(chooseRead, (chosen) => {
+      if (Option.isNone(chosen)) return onPrimary(run)
       const replica = chosen.value
       return Effect.catchAll(onReplica(replica, run), (error) => {
-        if (isReadOnlyViolation(error)) return onPrimary(run, "write")
+        if (isReadOnlyViolation(error)) return write(run)
         if (!isConnectionError(error)) return Effect.fail(error)
         return Effect.zipRight(
           Router.observeFailure(replica, error),
-          Effect.flatMap(Router.pickReplica(internals, internals.requirement), (next) =>
-            Option.isSome(next) ? onReplica(next.value, run) : onPrimary(run, "read"))
+          Effect.flatMap(chooseRead, (next) => Option.isSome(next) ? onReplica(next.value, run) : onPrimary(run))
         )
       })
     })
 
+  /** A write in a causal session records the position its next reads need. */
+  const write = <A>(run: Run<A>): Effect.Effect<A, SqlError> =>
+    Effect.flatMap(STM.commit(TRef.get(topology.primary)), (primary) => {
+      count(primary, "write")
+      return Effect.tap(run(primary.connection), () => Consistency.recordCommitOnNode(internals, primary))
+    })
+
   const route = <A>(sql: string, run: Run<A>): Effect.Effect<A, SqlError> =>
-    Effect.flatMap(Router.currentRouteValue, (mode) =>
-      mode === "primary"
-        ? onPrimary(run, classifier.classify(sql))
-        : classifier.classify(sql) === "write"
-        ? onPrimary(run, "write")
-        : read(run))
+    classifier.classify(sql) === "write" ? write(run) : read(run)
 
   const routeStream = <A>(
     sql: string,
     open: (connection: Connection.Connection) => Stream.Stream<A, SqlError>
   ): Stream.Stream<A, SqlError> =>
     Stream.unwrapScoped(
-      Effect.flatMap(Router.currentRouteValue, (mode) => {
-        const intent = classifier.classify(sql)
-        if (mode === "primary" || intent === "write") {
-          return Effect.map(STM.commit(TRef.get(topology.primary)), (primary) => {
-            count(primary, intent)
-            return open(primary.connection)
-          })
-        }
-        return Effect.map(
-          Effect.acquireRelease(
-            Router.pickReplica(internals, internals.requirement),
-            (chosen) => Option.isSome(chosen) ? Router.releaseReplica(chosen.value) : Effect.void
-          ),
+      classifier.classify(sql) === "write"
+        ? Effect.map(STM.commit(TRef.get(topology.primary)), (primary) => {
+          count(primary, "write")
+          return open(primary.connection)
+        })
+        : Effect.map(
+          Effect.acquireRelease(chooseRead, (chosen) => Option.isSome(chosen) ? Router.releaseReplica(chosen.value) : Effect.void),
           (chosen) => {
-            const node = Option.isSome(chosen) ? chosen.value.node : undefined
-            if (node === undefined) return Stream.unwrap(onPrimary((c) => Effect.succeed(open(c)), "read"))
-            count(node, "read")
-            return open(node.connection)
+            if (Option.isNone(chosen)) return Stream.unwrap(onPrimary((c) => Effect.succeed(open(c))))
+            count(chosen.value.node, "read")
+            return open(chosen.value.node.connection)
           }
         )
-      })
     )
 
   const connection: Connection.Connection = {
@@ -183,7 +185,8 @@ export const make = (
       withTransaction: Transaction.asSqlClientTransaction({
         node: () => "primary",
         readOnly: false,
-        reserve
+        reserve,
+        afterCommit: (connection) => Consistency.recordCommitOn(router, connection)
       }),
       [PgClient.TypeId]: PgClient.TypeId,
       config: primaryNow.client.config,

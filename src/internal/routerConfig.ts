@@ -8,6 +8,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Resolved, RouterConfig } from "../RouterConfig.js"
 import { InvalidConfig } from "../RouterError.js"
+import * as Crypto from "node:crypto"
 import { redactUrls } from "./errors.js"
 
 // Messages are written here, never taken from Schema's defaults: those quote
@@ -72,6 +73,28 @@ const MaxLag = Schema.Struct({
   bytes: Schema.optional(Bytes)
 })
 
+const NonNegativeDuration = Schema.Unknown.pipe(
+  Schema.filter((u) => {
+    const d = Duration.decodeUnknown(u)
+    return Option.isSome(d) && Duration.isFinite(d.value)
+  }, { message: () => "must be a finite duration of 0 or more (e.g. \"50 millis\")" })
+)
+
+const Secret = Schema.RedactedFromSelf(Schema.String).annotations({
+  message: () => "must be a Redacted string"
+}).pipe(
+  Schema.filter((value) => Redacted.value(value).length >= 16, { message: () => "must be at least 16 characters" })
+)
+
+const Consistency = Schema.Struct({
+  maxWait: Schema.optional(NonNegativeDuration),
+  onNotCaughtUp: Schema.optional(
+    Schema.Literal("primary", "fail").annotations({ message: () => "must be \"primary\" or \"fail\"" })
+  ),
+  stickyPrimaryAfterWrite: Schema.optional(PositiveDuration),
+  tokenSecret: Schema.optional(Secret)
+})
+
 const Input = Schema.Struct({
   primary: Url,
   primaryMaxSize: Schema.optional(PoolSize),
@@ -87,7 +110,8 @@ const Input = Schema.Struct({
     Schema.Array(Schema.String).annotations({ message: () => "must be an array of function names" })
   ),
   health: Schema.optional(Health),
-  maxLag: Schema.optional(MaxLag)
+  maxLag: Schema.optional(MaxLag),
+  consistency: Schema.optional(Consistency)
 }).annotations({ message: () => "must be an object" })
 
 const decode = Schema.decodeUnknownEither(Input, { errors: "first", onExcessProperty: "error" })
@@ -140,6 +164,14 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
       maxLag: {
         time: input.maxLag?.time === undefined ? undefined : duration(input.maxLag.time, 0),
         bytes: input.maxLag?.bytes
+      },
+      consistency: {
+        maxWait: duration(input.consistency?.maxWait, 0),
+        onNotCaughtUp: input.consistency?.onNotCaughtUp ?? "primary",
+        stickyPrimaryAfterWrite: input.consistency?.stickyPrimaryAfterWrite === undefined
+          ? undefined
+          : duration(input.consistency.stickyPrimaryAfterWrite, 0),
+        tokenSecret: input.consistency?.tokenSecret ?? Redacted.make(Crypto.randomBytes(32).toString("base64url"))
       }
     })
   })

@@ -7,44 +7,41 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
-import { globalValue } from "effect/GlobalValue"
-import * as Metric from "effect/Metric"
-import { healthTransitions } from "./metrics.js"
 import * as Option from "effect/Option"
-import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
 import type * as HealthMonitor from "../HealthMonitor.js"
 import type * as Node from "../Node.js"
 import * as RouterConfig from "../RouterConfig.js"
-import { CommitFailed, NoReplicaAvailable, PrimaryUnavailable, UnknownReplica } from "../RouterError.js"
-import * as Selection from "../Selection.js"
+import type { CommitFailed, ReplicaNotCaughtUp } from "../RouterError.js"
+import { NoReplicaAvailable, PrimaryUnavailable, UnknownReplica } from "../RouterError.js"
 import type * as SqlRouter from "../SqlRouter.js"
 import * as Topology from "../Topology.js"
-import { describe, isConnectionError } from "./errors.js"
+import { describe } from "./errors.js"
 import * as HealthMonitorInternal from "./healthMonitor.js"
 import * as NodeInternal from "./node.js"
+import * as Consistency from "./consistency.js"
+import { configRequirement, currentRoute, type Internals, observeFailure, releaseReplica } from "./routing.js"
 import * as Transaction from "./transaction.js"
 
 /** @internal */
 export const tag = Context.GenericTag<SqlRouter.SqlRouter>("effect-sql-router/SqlRouter")
 
 /** @internal */
-export type Route = "auto" | "primary" | "replica"
-
-/** @internal */
-export const currentRoute = globalValue(
-  Symbol.for("effect-sql-router/SqlRouter/currentRoute"),
-  () => FiberRef.unsafeMake<Route>("auto")
-)
-
-/** @internal */
-export const currentRouteValue: Effect.Effect<Route> = FiberRef.get(currentRoute)
-
-/** @internal */
 export { healthTransitions, statements } from "./metrics.js"
+
+/** @internal */
+export {
+  configRequirement,
+  currentRoute,
+  currentRouteValue,
+  type Internals,
+  observeFailure,
+  pickReplica,
+  releaseReplica,
+  type Route
+} from "./routing.js"
 
 type ProvidedBy = SqlClient.SqlClient | PgClient.PgClient
 
@@ -52,68 +49,6 @@ const provideNode = <A, E, R>(effect: Effect.Effect<A, E, R>, node: Node.Node) =
   Effect.provide(effect, Context.make(SqlClient.SqlClient, node.client as SqlClient.SqlClient).pipe(
     Context.add(PgClient.PgClient, node.client)
   )) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
-
-/** The requirement a read carries from the configuration's `maxLag`. @internal */
-export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
-  config.maxLag.time === undefined && config.maxLag.bytes === undefined
-    ? Selection.anyHealthy
-    : {
-      maxLagMillis: config.maxLag.time === undefined ? undefined : Duration.toMillis(config.maxLag.time),
-      maxLagBytes: config.maxLag.bytes,
-      minLsn: undefined
-    }
-
-/** @internal */
-export interface Internals {
-  readonly topology: Topology.Topology
-  readonly config: RouterConfig.Resolved
-  readonly requirement: Selection.Requirement
-  readonly reactivity: Reactivity.Reactivity["Type"]
-  /** The router's scope: node pools and probe fibers added later live here. */
-  readonly scope: Scope.Scope
-  readonly probes: HealthMonitorInternal.Probes
-}
-
-/**
- * Picks a replica and counts the read in flight, in one STM transaction.
- * @internal
- */
-export const pickReplica = (
-  internals: Internals,
-  requirement: Selection.Requirement
-): Effect.Effect<Option.Option<Topology.Replica>> =>
-  internals.config.selection === "random"
-    ? Effect.flatMap(Random.next, (r) =>
-      STM.commit(Selection.acquire("random", internals.topology, requirement, r)))
-    : STM.commit(Selection.acquire(internals.config.selection, internals.topology, requirement, 0))
-
-/** @internal */
-export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =>
-  STM.commit(Selection.release(replica))
-
-/**
- * A failure seen by real work on a replica: a connection-class error takes
- * it out of rotation at once (passive detection); the probes bring it back.
- * @internal
- */
-export const observeFailure = (replica: Topology.Replica, error: unknown): Effect.Effect<void> =>
-  isConnectionError(error)
-    ? Effect.flatMap(
-      STM.commit(STM.gen(function*() {
-        if (!(yield* TRef.get(replica.member))) return false
-        const was = yield* TRef.get(replica.healthy)
-        yield* TRef.set(replica.healthy, false)
-        yield* TRef.set(replica.streak, 0)
-        return was
-      })),
-      (wasHealthy) =>
-        wasHealthy
-          ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
-            Effect.zipRight(Metric.increment(Metric.tagged(healthTransitions, "to", "unhealthy")))
-          )
-          : Effect.void
-    )
-    : Effect.void
 
 const currentPrimary = (topology: Topology.Topology) => STM.commit(TRef.get(topology.primary))
 
@@ -171,29 +106,42 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
       return provideNode(effect, primary)
     })
 
-  /** A replica for a read, unless the region forces the primary. */
-  const pickRead = Effect.flatMap(currentRouteValue, (route) =>
-    route === "primary" ? Effect.succeed(Option.none<Topology.Replica>()) : pickReplica(internals, internals.requirement))
+  /** A replica for a read (the route, the session and staleness bounds decide), or none: the primary. */
+  const pickRead = Consistency.chooseRead(internals)
 
-  const withRead = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, ProvidedBy>> =>
+  const withRead = <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | ReplicaNotCaughtUp, Exclude<R, ProvidedBy>> =>
     Effect.flatMap(pickRead, (chosen) =>
-      Option.isSome(chosen) ? onReplica(chosen.value, effect) : onPrimary(effect, "reads"))
+      Option.isSome(chosen)
+        ? onReplica<A, E | ReplicaNotCaughtUp, R>(chosen.value, effect)
+        : onPrimary<A, E | ReplicaNotCaughtUp, R>(effect, "reads"))
 
   const withReplica = <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E | NoReplicaAvailable, Exclude<R, ProvidedBy>> =>
-    Effect.flatMap(pickReplica(internals, internals.requirement), (chosen) =>
+  ): Effect.Effect<A, E | NoReplicaAvailable | ReplicaNotCaughtUp, Exclude<R, ProvidedBy>> =>
+    Effect.flatMap(Effect.locally(pickRead, currentRoute, "replica"), (chosen) =>
       Option.isSome(chosen)
-        ? onReplica<A, E | NoReplicaAvailable, R>(chosen.value, effect)
+        ? onReplica<A, E | NoReplicaAvailable | ReplicaNotCaughtUp, R>(chosen.value, effect)
         : Effect.flatMap(
           STM.commit(STM.zip(TRef.get(topology.replicas), Topology.countHealthy(topology))),
           ([replicas, healthy]) => Effect.fail(new NoReplicaAvailable({ configured: replicas.length, healthy }))
         ))
 
-  const withWrite = <A, E, R>(effect: Effect.Effect<A, E, R>) => onPrimary(effect, "writes")
+  /** Autocommit statements of the region committed as they ran: record the session's position after it. */
+  const withWrite = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, ProvidedBy>> =>
+    Effect.flatMap(currentPrimary(topology), (primary) => {
+      primary.served.writes++
+      return Effect.ensuring(provideNode(effect, primary), Consistency.recordCommitOnNode(internals, primary))
+    })
 
   const transactionOn = <A, E, R>(node: Node.Node, readOnly: boolean, effect: Effect.Effect<A, E, R>) =>
-    Transaction.make({ node: () => node.id, readOnly, reserve: node.client.reserve })(provideNode(effect, node))
+    Transaction.make({
+      node: () => node.id,
+      readOnly,
+      reserve: node.client.reserve,
+      afterCommit: readOnly ? undefined : (connection) => Consistency.recordCommitOn(internals, connection)
+    })(provideNode(effect, node))
 
   const transaction = <A, E, R>(
     effect: Effect.Effect<A, E, R>
@@ -205,7 +153,7 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
 
   const readTransaction = <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, ProvidedBy>> =>
+  ): Effect.Effect<A, E | SqlError | CommitFailed | ReplicaNotCaughtUp, Exclude<R, ProvidedBy>> =>
     Effect.flatMap(pickRead, (chosen) => {
       if (Option.isNone(chosen)) {
         return Effect.flatMap(currentPrimary(topology), (primary) => {
@@ -215,7 +163,7 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
       }
       const replica = chosen.value
       replica.node.served.reads++
-      return transactionOn(replica.node, true, effect).pipe(
+      return transactionOn<A, E | ReplicaNotCaughtUp, R>(replica.node, true, effect).pipe(
         Effect.tapErrorCause((cause) => observeFailure(replica, cause)),
         Effect.ensuring(releaseReplica(replica))
       )
@@ -227,12 +175,16 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
 
   const acquireWrite: Effect.Effect<SqlRouter.Lease, SqlError, Scope.Scope> = Effect.flatMap(
     currentPrimary(topology),
-    (primary) => lease(primary, { _tag: "Primary" })
+    (primary) =>
+      Effect.zipLeft(
+        lease(primary, { _tag: "Primary" }),
+        Effect.addFinalizer(() => Consistency.recordCommitOnNode(internals, primary))
+      )
   )
 
-  const acquireRead: Effect.Effect<SqlRouter.Lease, SqlError, Scope.Scope> = Effect.flatMap(
+  const acquireRead: Effect.Effect<SqlRouter.Lease, SqlError | ReplicaNotCaughtUp, Scope.Scope> = Effect.flatMap(
     Effect.acquireRelease(
-      pickReplica(internals, internals.requirement),
+      pickRead,
       (chosen) => Option.isSome(chosen) ? releaseReplica(chosen.value) : Effect.void
     ),
     (chosen) =>
@@ -309,6 +261,7 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
 
   return {
     config,
+    systemIdentifier: internals.systemIdentifier,
     topology,
     replicaStatus,
     primary: currentPrimary(topology),
@@ -331,7 +284,10 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
 
 const checkPrimary = (node: Node.Node, timeout: Duration.Duration) =>
   Effect.tryPromise({
-    try: () => node.pool.query("SELECT pg_is_in_recovery() AS standby"),
+    try: () =>
+      node.pool.query<{ standby: boolean; system: string }>(
+        "SELECT pg_is_in_recovery() AS standby, system_identifier::text AS system FROM pg_control_system()"
+      ),
     catch: (cause) => new PrimaryUnavailable({ node: node.address, reason: describe(cause), cause })
   }).pipe(
     Effect.timeoutFail({
@@ -342,7 +298,7 @@ const checkPrimary = (node: Node.Node, timeout: Duration.Duration) =>
     Effect.flatMap((result) =>
       result.rows[0]?.standby === true
         ? Effect.fail(new PrimaryUnavailable({ node: node.address, reason: "the server is a standby (in recovery)" }))
-        : Effect.void
+        : Effect.succeed(result.rows[0]?.system ?? "0")
     )
   )
 
@@ -382,7 +338,7 @@ export const makeInternals = (
       config.replicas,
       (url, i) => NodeInternal.make(nodeOptions(config, `replica-${i}`, "replica", url)).pipe(withReactivity)
     )
-    const [, health] = yield* Effect.all([
+    const [systemIdentifier, health] = yield* Effect.all([
       checkPrimary(primary, config.connectTimeout),
       Effect.forEach(replicaNodes, (node) => probeAtStart(node, config.connectTimeout), { concurrency: "unbounded" })
     ], { concurrency: "unbounded" })
@@ -398,7 +354,7 @@ export const makeInternals = (
     if (config.health.enabled) {
       yield* HealthMonitorInternal.start({ topology, health: config.health, probe: probes.replica, probePrimary: probes.primary })
     }
-    return { topology, config, requirement: configRequirement(config), reactivity, scope, probes }
+    return { topology, config, requirement: configRequirement(config), reactivity, scope, probes, systemIdentifier }
   })
 
 /** @internal */
