@@ -44,9 +44,11 @@ export interface PoolStats {
 export interface Node {
   /** `primary`, `replica-0`, `replica-1`, … */
   readonly id: string
+  /** The role as last known: it changes when a replica is promoted or discovery sees a failover. */
   readonly role: Role
   /** Host and port, for display; never the password. */
   readonly address: string
+  readonly url: Redacted.Redacted<string>
   readonly pool: Pg.Pool
   /** An `@effect/sql-pg` client over this node's pool; a replica's transactions are `BEGIN READ ONLY`. */
   readonly client: PgClient.PgClient

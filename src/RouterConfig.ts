@@ -110,8 +110,20 @@ export interface ConsistencyConfig {
  * @category models
  */
 export interface RouterConfig {
-  /** URL of the primary (`postgres://user:password@host:port/db`). */
-  readonly primary: Redacted.Redacted<string>
+  /**
+   * URL of the primary (`postgres://user:password@host:port/db`). Required
+   * unless `discovery` is `auto` and `hosts` is given.
+   */
+  readonly primary?: Redacted.Redacted<string> | undefined
+  /**
+   * `manual` (default): `primary` is the primary. `auto`: every host
+   * (`hosts`, or `primary` and `replicas`) is asked `pg_is_in_recovery()` at
+   * start and on every probe; the one that accepts writes is the primary, so
+   * the router follows an external failover.
+   */
+  readonly discovery?: "manual" | "auto" | undefined
+  /** With `discovery: "auto"`: the servers, in any order. */
+  readonly hosts?: ReadonlyArray<Redacted.Redacted<string>> | undefined
   /** Default 10. */
   readonly primaryMaxSize?: number | undefined
   /** URLs of the replicas; empty or absent: every query goes to the primary. */
@@ -152,8 +164,11 @@ export interface RouterConfig {
  * @category models
  */
 export interface Resolved {
+  readonly discovery: "manual" | "auto"
+  /** Manual: the primary. Auto: the first host (a hint; discovery decides). */
   readonly primary: Redacted.Redacted<string>
   readonly primaryMaxSize: number
+  /** Manual: the replicas. Auto: the other hosts. */
   readonly replicas: ReadonlyArray<Redacted.Redacted<string>>
   readonly replicaMaxSizeEach: number
   readonly selection: Selection
@@ -212,3 +227,44 @@ export const fromEnv: Config.Config<RouterConfig> = Config.all({
   primaryMaxSize: Config.integer("DATABASE_POOL_SIZE").pipe(Config.withDefault(10)),
   replicaMaxSizeEach: Config.integer("DATABASE_REPLICA_POOL_SIZE").pipe(Config.withDefault(10))
 })
+
+/**
+ * Reads a configuration saved as JSON (URLs as plain strings; they become
+ * `Redacted`), and validates it like the layer does: errors name the field.
+ *
+ * @since 0.1.0
+ * @category persistence
+ */
+export const load: (path: string) => Effect.Effect<RouterConfig, InvalidConfig> = internal.load
+
+/**
+ * Writes a configuration as JSON, e.g. the live topology from
+ * `SqlRouter.currentConfig`, so it can be restored on restart. Passwords in
+ * URLs and the token secret are left out unless `includeSecrets` is true;
+ * `validate` (a function) is never written.
+ *
+ * @since 0.1.0
+ * @category persistence
+ */
+export const save: (
+  config: RouterConfig,
+  path: string,
+  options?: { readonly includeSecrets?: boolean | undefined }
+) => Effect.Effect<void, InvalidConfig> = internal.save
+
+/**
+ * The JSON form `save` writes and `load` reads.
+ *
+ * @since 0.1.0
+ * @category persistence
+ */
+export const toJson: (config: RouterConfig, options?: { readonly includeSecrets?: boolean | undefined }) => unknown =
+  internal.toJson
+
+/**
+ * Parses the JSON form (as `load` does, without the file).
+ *
+ * @since 0.1.0
+ * @category persistence
+ */
+export const fromJson: (json: unknown) => Effect.Effect<RouterConfig, InvalidConfig> = internal.fromJson

@@ -29,8 +29,11 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>("effect-sql
 }
 
 /**
- * The primary could not be reached: at layer build (after the connect
- * timeout), or when discovery finds no primary. Retrying later may succeed.
+ * No usable primary: unreachable at layer build (after the connect timeout),
+ * a write met a node that turned read-only (a failover happened; the router
+ * re-discovers at once), or several nodes accept writes (split brain:
+ * `conflicting` names them). Writes are never retried by the router; retrying
+ * the whole operation later may succeed.
  *
  * @since 0.1.0
  * @category errors
@@ -40,6 +43,8 @@ export class PrimaryUnavailable extends Schema.TaggedError<PrimaryUnavailable>(
 )("PrimaryUnavailable", {
   node: Schema.String,
   reason: Schema.String,
+  /** Split brain: every node that accepts writes. */
+  conflicting: Schema.optional(Schema.Array(Schema.String)),
   cause: Schema.optional(Schema.Defect)
 }) {
   /**
@@ -172,5 +177,29 @@ export class InvalidToken extends Schema.TaggedError<InvalidToken>("effect-sql-r
    */
   override get message(): string {
     return `Invalid causal token: ${this.reason}`
+  }
+}
+
+/**
+ * `promote` refused: the replica is further behind the primary than allowed,
+ * so promoting it would lose committed writes.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PromotionRefused extends Schema.TaggedError<PromotionRefused>("effect-sql-router/PromotionRefused")(
+  "PromotionRefused",
+  {
+    replica: Schema.String,
+    reason: Schema.String,
+    behindBytes: Schema.optional(Schema.Number),
+    cause: Schema.optional(Schema.Defect)
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Promotion of ${this.replica} refused: ${this.reason}`
   }
 }

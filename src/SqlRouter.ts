@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Consistency from "./Consistency.js"
 import * as internal from "./internal/sqlRouter.js"
@@ -29,6 +30,7 @@ import type {
   InvalidConfig,
   NoReplicaAvailable,
   PrimaryUnavailable,
+  PromotionRefused,
   ReplicaNotCaughtUp,
   UnknownReplica
 } from "./RouterError.js"
@@ -113,10 +115,17 @@ export interface SqlRouter {
   readonly withReplica: <A, E, R>(
     effect: Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | NoReplicaAvailable | ReplicaNotCaughtUp, Exclude<R, Provided>>
-  /** Runs `effect` with the primary's `SqlClient`. */
-  readonly withWrite: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Provided>>
+  /**
+   * Runs `effect` with the primary's `SqlClient`. `PrimaryUnavailable` when
+   * the primary turned read-only (failover) or several nodes accept writes.
+   */
+  readonly withWrite: <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | PrimaryUnavailable, Exclude<R, Provided>>
   /** Runs `effect` with the primary's `SqlClient`, for reads that must see the latest writes. */
-  readonly withPrimary: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Provided>>
+  readonly withPrimary: <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | PrimaryUnavailable, Exclude<R, Provided>>
   /**
    * BEGIN … COMMIT on one pinned primary connection. Failure, defect or
    * interruption rolls back; nested calls use savepoints; a refused COMMIT is
@@ -124,15 +133,42 @@ export interface SqlRouter {
    */
   readonly transaction: <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, Provided>>
+  ) => Effect.Effect<A, E | SqlError | CommitFailed | PrimaryUnavailable, Exclude<R, Provided>>
   /** `BEGIN READ ONLY` on one pinned replica connection (the primary when none is eligible). */
   readonly readTransaction: <A, E, R>(
     effect: Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | SqlError | CommitFailed | ReplicaNotCaughtUp, Exclude<R, Provided>>
   /** A replica connection (or the primary's) held until the Scope closes. */
-  readonly acquireRead: Effect.Effect<Lease, SqlError | ReplicaNotCaughtUp, Scope.Scope>
+  readonly acquireRead: Effect.Effect<Lease, SqlError | ReplicaNotCaughtUp | PrimaryUnavailable, Scope.Scope>
   /** A primary connection held until the Scope closes. */
-  readonly acquireWrite: Effect.Effect<Lease, SqlError, Scope.Scope>
+  readonly acquireWrite: Effect.Effect<Lease, SqlError | PrimaryUnavailable, Scope.Scope>
+  /**
+   * The configuration with the live topology (current primary and replicas),
+   * e.g. for `RouterConfig.save`.
+   */
+  readonly currentConfig: Effect.Effect<RouterConfig.RouterConfig>
+  /**
+   * Adds a replica while traffic flows: its pool lives in the router's scope,
+   * and it enters rotation after its first good probe. Default id: the next
+   * free `replica-N`.
+   */
+  readonly addReplica: (
+    url: Redacted.Redacted<string>,
+    options?: { readonly id?: string | undefined }
+  ) => Effect.Effect<Node.Node, InvalidConfig>
+  /** Takes a replica out of rotation at once, lets its in-flight work finish, then closes its pool. */
+  readonly removeReplica: (replica: number | string) => Effect.Effect<void, UnknownReplica>
+  /**
+   * Promotes a replica to primary: refuses (`PromotionRefused`) when it is
+   * behind the primary by more than `maxLag` bytes (default 0: no lost
+   * writes); otherwise runs `pg_promote()`, waits until it leaves recovery and
+   * sends writes to it. Fencing the old primary and re-pointing the other
+   * standbys remain the operator's job.
+   */
+  readonly promote: (
+    replica: number | string,
+    options?: { readonly maxLag?: number | undefined }
+  ) => Effect.Effect<Node.Node, UnknownReplica | PromotionRefused>
   /** Lifts a manual mark and puts the replica back in rotation now. */
   readonly markReplicaHealthy: (replica: number | string) => Effect.Effect<void, UnknownReplica>
   /** Takes the replica out of rotation until `markReplicaHealthy`; probes do not override it. */
@@ -223,7 +259,9 @@ export const withReplica = <A, E, R>(
  * @since 0.1.0
  * @category accessors
  */
-export const withWrite = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Provided> | SqlRouter> =>
+export const withWrite = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | PrimaryUnavailable, Exclude<R, Provided> | SqlRouter> =>
   Effect.flatMap(SqlRouter, (router) => router.withWrite(effect))
 
 /**
@@ -232,7 +270,8 @@ export const withWrite = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effec
  */
 export const withPrimary = <A, E, R>(
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, Exclude<R, Provided> | SqlRouter> => Effect.flatMap(SqlRouter, (router) => router.withPrimary(effect))
+): Effect.Effect<A, E | PrimaryUnavailable, Exclude<R, Provided> | SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.withPrimary(effect))
 
 /**
  * @since 0.1.0
@@ -240,7 +279,7 @@ export const withPrimary = <A, E, R>(
  */
 export const transaction = <A, E, R>(
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, Provided> | SqlRouter> =>
+): Effect.Effect<A, E | SqlError | CommitFailed | PrimaryUnavailable, Exclude<R, Provided> | SqlRouter> =>
   Effect.flatMap(SqlRouter, (router) => router.transaction(effect))
 
 /**
@@ -256,7 +295,11 @@ export const readTransaction = <A, E, R>(
  * @since 0.1.0
  * @category accessors
  */
-export const acquireRead: Effect.Effect<Lease, SqlError | ReplicaNotCaughtUp, Scope.Scope | SqlRouter> = Effect.flatMap(
+export const acquireRead: Effect.Effect<
+  Lease,
+  SqlError | ReplicaNotCaughtUp | PrimaryUnavailable,
+  Scope.Scope | SqlRouter
+> = Effect.flatMap(
   SqlRouter,
   (router) => router.acquireRead
 )
@@ -265,7 +308,7 @@ export const acquireRead: Effect.Effect<Lease, SqlError | ReplicaNotCaughtUp, Sc
  * @since 0.1.0
  * @category accessors
  */
-export const acquireWrite: Effect.Effect<Lease, SqlError, Scope.Scope | SqlRouter> = Effect.flatMap(
+export const acquireWrite: Effect.Effect<Lease, SqlError | PrimaryUnavailable, Scope.Scope | SqlRouter> = Effect.flatMap(
   SqlRouter,
   (router) => router.acquireWrite
 )
@@ -441,3 +484,29 @@ export const session: <A, E, R>(
  * @category combinators
  */
 export const withMaxStaleness: typeof Consistency.withMaxStaleness = Consistency.withMaxStaleness
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const addReplica = (
+  url: Redacted.Redacted<string>,
+  options?: { readonly id?: string | undefined }
+): Effect.Effect<Node.Node, InvalidConfig, SqlRouter> => Effect.flatMap(SqlRouter, (router) => router.addReplica(url, options))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const removeReplica = (replica: number | string): Effect.Effect<void, UnknownReplica, SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.removeReplica(replica))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const promote = (
+  replica: number | string,
+  options?: { readonly maxLag?: number | undefined }
+): Effect.Effect<Node.Node, UnknownReplica | PromotionRefused, SqlRouter> =>
+  Effect.flatMap(SqlRouter, (router) => router.promote(replica, options))

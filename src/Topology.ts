@@ -58,6 +58,8 @@ export interface Topology {
   readonly cursor: TRef.TRef<number>
   /** The primary's WAL position at its last probe (for lag and promotion checks). */
   readonly primaryLsn: TRef.TRef<bigint | undefined>
+  /** Nodes that all accept writes (split brain): writes fail while it is not empty. */
+  readonly conflict: TRef.TRef<ReadonlyArray<string>>
 }
 
 /**
@@ -86,7 +88,8 @@ export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): STM.
     primary: TRef.make(primary),
     replicas: TRef.make(replicas),
     cursor: TRef.make(0),
-    primaryLsn: TRef.make<bigint | undefined>(undefined)
+    primaryLsn: TRef.make<bigint | undefined>(undefined),
+    conflict: TRef.make<ReadonlyArray<string>>([])
   })
 
 /**

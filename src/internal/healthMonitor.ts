@@ -245,6 +245,10 @@ export const watchPrimary = (
 export interface Probes {
   readonly replica: HealthMonitor.ProbeFn
   readonly primary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
+  /** Whether the node is in recovery, and its WAL position (current if writable, replayed if not). */
+  readonly role: (node: Node.Node) => Effect.Effect<{ readonly standby: boolean; readonly lsn: bigint | undefined }, unknown>
+  /** Closes the probe connection of a node that left the topology. */
+  readonly forget: (node: Node.Node) => Effect.Effect<void>
 }
 
 /**
@@ -269,7 +273,21 @@ export const makeProbes = (
     const primaryLsn = STM.commit(TRef.get(topology.primaryLsn))
     return {
       replica: (node) => probeReplica(proberOf(node).query, primaryLsn),
-      primary: (node) => probePrimary(proberOf(node).query)
+      primary: (node) => probePrimary(proberOf(node).query),
+      role: (node) =>
+        Effect.map(
+          proberOf(node).query<{ standby: boolean; lsn: string | null }>(
+            `SELECT pg_is_in_recovery() AS standby,
+                    (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`
+          ),
+          (row) => ({ standby: row.standby, lsn: parseLsn(row.lsn) })
+        ),
+      forget: (node) =>
+        Effect.suspend(() => {
+          const prober = probers.get(node)
+          probers.delete(node)
+          return prober ? prober.close : Effect.void
+        })
     }
   })
 
@@ -282,10 +300,16 @@ export const start = (options: {
   readonly health: RouterConfig.Resolved["health"]
   readonly probe: HealthMonitor.ProbeFn
   readonly probePrimary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
+  /** With discovery, one round of it replaces the primary's probe. */
+  readonly primaryLoop?: Effect.Effect<void> | undefined
 }): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { health, topology } = options
-    yield* Effect.forkScoped(watchPrimary(topology, health, options.probePrimary))
+    yield* Effect.forkScoped(
+      options.primaryLoop
+        ? Effect.asVoid(Effect.repeat(options.primaryLoop, Schedule.spaced(health.interval)))
+        : watchPrimary(topology, health, options.probePrimary)
+    )
     const replicas = yield* STM.commit(TRef.get(topology.replicas))
     for (const replica of replicas) {
       yield* Effect.forkScoped(watchReplica(topology, replica, health, options.probe))

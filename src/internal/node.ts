@@ -122,6 +122,16 @@ export const leanConnection = (pool: Pg.Pool, client: SqlClient.SqlClient): Conn
 }
 
 /** @internal */
+export const isPostgresUrl = (value: string): boolean => {
+  try {
+    const url = new URL(value)
+    return (url.protocol === "postgres:" || url.protocol === "postgresql:") && url.hostname.length > 0
+  } catch {
+    return false
+  }
+}
+
+/** @internal */
 export const addressOf = (url: Redacted.Redacted<string>): string => {
   const parsed = new URL(Redacted.value(url))
   return `${parsed.hostname}:${parsed.port || "5432"}`
@@ -156,14 +166,15 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
     ;(client as { withTransaction: SqlClient.SqlClient["withTransaction"] }).withTransaction = Transaction
       .asSqlClientTransaction({
         node: () => options.id,
-        readOnly: options.role === "replica",
+        readOnly: () => node.role === "replica",
         reserve: client.reserve
       })
     const served = { reads: 0, writes: 0 }
-    return {
+    const node: Node.Node = {
       id: options.id,
       role: options.role,
       address: addressOf(options.url),
+      url: options.url,
       pool,
       client,
       connection: leanConnection(pool, client),
@@ -175,5 +186,11 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
         waiting: pool.waitingCount,
         max: options.maxSize
       })
-    } satisfies Node.Node
+    }
+    return node
   })
+
+/** After a failover or promotion: the node's role as last discovered. @internal */
+export const setRole = (node: Node.Node, role: Node.Role): void => {
+  ;(node as { role: Node.Role }).role = role
+}

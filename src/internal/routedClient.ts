@@ -18,11 +18,15 @@ import type * as Node from "../Node.js"
 import type * as Topology from "../Topology.js"
 import { isConnectionError, isReadOnlyViolation } from "./errors.js"
 import * as Consistency from "./consistency.js"
+import * as Membership from "./membership.js"
 import { statements } from "./metrics.js"
 import * as Router from "./routing.js"
 import * as Transaction from "./transaction.js"
 
 type Run<A> = (connection: Connection.Connection) => Effect.Effect<A, SqlError>
+
+/** Statements fail with SqlError; the router's reason travels as its cause. */
+const asSqlError = (error: { readonly message: string }) => new SqlError({ cause: error, message: error.message })
 
 /** Metric labels per node and intent, made once: the hot path allocates none. */
 const labelsCache = new WeakMap<Node.Node, { readonly read: ReadonlyArray<MetricLabel.MetricLabel>; readonly write: ReadonlyArray<MetricLabel.MetricLabel> }>()
@@ -72,10 +76,8 @@ export const makeRouting = (internals: Router.Internals, classifier: Classifier.
   }
 
   /** Where a read goes; a session that cannot be served as configured fails the statement. */
-  const chooseRead = Effect.mapError(
-    Consistency.chooseRead(internals),
-    (error) => new SqlError({ cause: error, message: error.message })
-  )
+  const chooseRead = Effect.mapError(Consistency.chooseRead(internals), asSqlError)
+  const primaryForWrite = Effect.mapError(Membership.primaryForWrite(internals), asSqlError)
 
   /**
    * The safety net: a replica that refuses the statement as a write (25006)
@@ -96,11 +98,19 @@ export const makeRouting = (internals: Router.Internals, classifier: Classifier.
       })
     })
 
-  /** A write in a causal session records the position its next reads need. */
+  /**
+   * A write goes to the primary, never anywhere else and never twice: a
+   * primary that turned read-only (failover) triggers re-discovery and fails
+   * the statement. In a causal session it records the position reads need.
+   */
   const write = <A>(run: Run<A>): Effect.Effect<A, SqlError> =>
-    Effect.flatMap(STM.commit(TRef.get(topology.primary)), (primary) => {
+    Effect.flatMap(primaryForWrite, (primary) => {
       count(primary, "write")
-      return Effect.tap(run(primary.connection), () => Consistency.recordCommitOnNode(internals, primary))
+      return run(primary.connection).pipe(
+        Effect.catchIf(isReadOnlyViolation, (error) =>
+          Effect.mapError(Membership.primaryTurnedReadOnly(internals, primary, error), asSqlError)),
+        Effect.tap(() => Consistency.recordCommitOnNode(internals, primary))
+      )
     })
 
   const route = <A>(sql: string, run: Run<A>): Effect.Effect<A, SqlError> =>
@@ -112,7 +122,7 @@ export const makeRouting = (internals: Router.Internals, classifier: Classifier.
   ): Stream.Stream<A, SqlError> =>
     Stream.unwrapScoped(
       classifier.classify(sql) === "write"
-        ? Effect.map(STM.commit(TRef.get(topology.primary)), (primary) => {
+        ? Effect.map(primaryForWrite, (primary) => {
           count(primary, "write")
           return open(primary.connection)
         })
@@ -173,7 +183,10 @@ export const make = (
     const { topology } = router
     const currentPrimary = STM.commit(TRef.get(topology.primary))
     const intentSlot: [string, unknown] = ["db.router.intent", "write"]
-    const reserve = Effect.flatMap(currentPrimary, (primary) => primary.client.reserve)
+    const reserve = Effect.flatMap(
+      Effect.mapError(Membership.primaryForWrite(router), asSqlError),
+      (primary) => primary.client.reserve
+    )
     const client = yield* SqlClient.make({
       acquirer: Effect.succeed(makeRouting(router, classifier)),
       transactionAcquirer: reserve,

@@ -9,19 +9,13 @@ import * as Schema from "effect/Schema"
 import type { Resolved, RouterConfig } from "../RouterConfig.js"
 import { InvalidConfig } from "../RouterError.js"
 import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
 import { redactUrls } from "./errors.js"
+import { isPostgresUrl } from "./node.js"
 
 // Messages are written here, never taken from Schema's defaults: those quote
 // the offending value, and a URL may hold a password.
 
-const isPostgresUrl = (value: string): boolean => {
-  try {
-    const url = new URL(value)
-    return (url.protocol === "postgres:" || url.protocol === "postgresql:") && url.hostname.length > 0
-  } catch {
-    return false
-  }
-}
 
 const Url = Schema.RedactedFromSelf(Schema.String).annotations({
   message: () => "must be a Redacted URL (Redacted.make(\"postgres://...\"))"
@@ -96,7 +90,11 @@ const Consistency = Schema.Struct({
 })
 
 const Input = Schema.Struct({
-  primary: Url,
+  primary: Schema.optional(Url),
+  discovery: Schema.optional(
+    Schema.Literal("manual", "auto").annotations({ message: () => "must be \"manual\" or \"auto\"" })
+  ),
+  hosts: Schema.optional(Schema.Array(Url).annotations({ message: () => "must be an array of Redacted URLs" })),
   primaryMaxSize: Schema.optional(PoolSize),
   replicas: Schema.optional(Schema.Array(Url).annotations({ message: () => "must be an array of Redacted URLs" })),
   replicaMaxSizeEach: Schema.optional(PoolSize),
@@ -142,10 +140,29 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
     }
     const input = result.right
     const health = input.health ?? {}
+    const discovery = input.discovery ?? "manual"
+    const hosts = discovery === "auto"
+      ? input.hosts ?? (input.primary ? [input.primary, ...(input.replicas ?? [])] : [])
+      : []
+    if (discovery === "manual" && input.primary === undefined) {
+      return Effect.fail(
+        new InvalidConfig({
+          field: "primary",
+          reason: input.hosts ? "is required (or set discovery: \"auto\" to use hosts)" : "is required"
+        })
+      )
+    }
+    if (discovery === "auto" && hosts.length === 0) {
+      return Effect.fail(new InvalidConfig({ field: "hosts", reason: "must list at least one server" }))
+    }
+    if (discovery === "auto" && input.hosts && (input.primary || input.replicas)) {
+      return Effect.fail(new InvalidConfig({ field: "hosts", reason: "cannot be combined with primary/replicas" }))
+    }
     return Effect.succeed<Resolved>({
-      primary: input.primary,
+      discovery,
+      primary: discovery === "auto" ? hosts[0]! : input.primary!,
       primaryMaxSize: input.primaryMaxSize ?? 10,
-      replicas: input.replicas ?? [],
+      replicas: discovery === "auto" ? hosts.slice(1) : input.replicas ?? [],
       replicaMaxSizeEach: input.replicaMaxSizeEach ?? 10,
       selection: input.selection ?? "round-robin",
       validate: config.validate,
@@ -179,3 +196,129 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
 /** @internal */
 export const splitUrls = (list: string): ReadonlyArray<Redacted.Redacted<string>> =>
   list.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map((s) => Redacted.make(s))
+
+// -----------------------------------------------------------------------------
+// JSON persistence
+// -----------------------------------------------------------------------------
+
+const stripPassword = (url: Redacted.Redacted<string>): string => {
+  const parsed = new URL(Redacted.value(url))
+  parsed.password = ""
+  return parsed.toString()
+}
+
+const millis = (d: Duration.DurationInput | undefined): number | undefined =>
+  d === undefined ? undefined : Duration.toMillis(Duration.decode(d))
+
+const compact = (record: Record<string, unknown>): Record<string, unknown> | undefined => {
+  const out = Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined))
+  return Object.keys(out).length === 0 ? undefined : out
+}
+
+/** @internal */
+export const toJson = (config: RouterConfig, options: { readonly includeSecrets?: boolean | undefined } = {}) => {
+  const url = (u: Redacted.Redacted<string>) => options.includeSecrets ? Redacted.value(u) : stripPassword(u)
+  return compact({
+    discovery: config.discovery,
+    primary: config.primary && url(config.primary),
+    hosts: config.hosts?.map(url),
+    replicas: config.replicas?.map(url),
+    primaryMaxSize: config.primaryMaxSize,
+    replicaMaxSizeEach: config.replicaMaxSizeEach,
+    selection: config.selection,
+    connectTimeout: millis(config.connectTimeout),
+    idleTimeout: millis(config.idleTimeout),
+    readTimeout: millis(config.readTimeout),
+    applicationName: config.applicationName,
+    sideEffectFunctions: config.sideEffectFunctions,
+    health: config.health && compact({
+      interval: millis(config.health.interval),
+      timeout: millis(config.health.timeout),
+      failureThreshold: config.health.failureThreshold,
+      successThreshold: config.health.successThreshold,
+      enabled: config.health.enabled
+    }),
+    maxLag: config.maxLag && compact({ time: millis(config.maxLag.time), bytes: config.maxLag.bytes }),
+    consistency: config.consistency && compact({
+      maxWait: millis(config.consistency.maxWait),
+      onNotCaughtUp: config.consistency.onNotCaughtUp,
+      stickyPrimaryAfterWrite: millis(config.consistency.stickyPrimaryAfterWrite),
+      tokenSecret: options.includeSecrets && config.consistency.tokenSecret
+        ? Redacted.value(config.consistency.tokenSecret)
+        : undefined
+    })
+  })
+}
+
+const redactString = (field: string, value: unknown): Effect.Effect<Redacted.Redacted<string> | undefined, InvalidConfig> =>
+  value === undefined
+    ? Effect.succeed(undefined)
+    : typeof value === "string"
+    ? Effect.succeed(Redacted.make(value))
+    : Effect.fail(new InvalidConfig({ field, reason: "must be a string" }))
+
+const redactList = (field: string, value: unknown) =>
+  value === undefined
+    ? Effect.succeed(undefined)
+    : Array.isArray(value)
+    ? Effect.forEach(value, (item, i) =>
+      Effect.flatMap(redactString(`${field}[${i}]`, item), (r) =>
+        r === undefined ? Effect.fail(new InvalidConfig({ field: `${field}[${i}]`, reason: "must be a string" })) : Effect.succeed(r)))
+    : Effect.fail(new InvalidConfig({ field, reason: "must be an array of URLs" }))
+
+/** @internal */
+export const fromJson = (json: unknown): Effect.Effect<RouterConfig, InvalidConfig> =>
+  Effect.gen(function*() {
+    if (typeof json !== "object" || json === null || Array.isArray(json)) {
+      return yield* new InvalidConfig({ field: "config", reason: "must be a JSON object" })
+    }
+    const raw = json as Record<string, unknown>
+    const consistency = raw["consistency"]
+    const secret = typeof consistency === "object" && consistency !== null
+      ? (consistency as Record<string, unknown>)["tokenSecret"]
+      : undefined
+    const config = compact({
+      ...raw,
+      primary: yield* redactString("primary", raw["primary"]),
+      replicas: yield* redactList("replicas", raw["replicas"]),
+      hosts: yield* redactList("hosts", raw["hosts"]),
+      consistency: typeof consistency === "object" && consistency !== null
+        ? compact({
+          ...(consistency as Record<string, unknown>),
+          tokenSecret: yield* redactString("consistency.tokenSecret", secret)
+        })
+        : consistency
+    }) as unknown as RouterConfig
+    yield* resolve(config)
+    return config
+  })
+
+/** @internal */
+export const load = (path: string): Effect.Effect<RouterConfig, InvalidConfig> =>
+  Effect.gen(function*() {
+    const text = yield* Effect.try({
+      try: () => Fs.readFileSync(path, "utf8"),
+      catch: (cause) => new InvalidConfig({ field: "file", reason: `cannot read ${path}: ${(cause as Error).message}` })
+    })
+    const json = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (cause) => new InvalidConfig({ field: "file", reason: `${path} is not JSON: ${(cause as Error).message}` })
+    })
+    return yield* fromJson(json)
+  })
+
+/** @internal */
+export const save = (
+  config: RouterConfig,
+  path: string,
+  options: { readonly includeSecrets?: boolean | undefined } = {}
+): Effect.Effect<void, InvalidConfig> =>
+  Effect.try({
+    // Written whole, then renamed: a crash never leaves half a file.
+    try: () => {
+      const staging = `${path}.${process.pid}.tmp`
+      Fs.writeFileSync(staging, JSON.stringify(toJson(config, options), null, 2) + "\n", { mode: 0o600 })
+      Fs.renameSync(staging, path)
+    },
+    catch: (cause) => new InvalidConfig({ field: "file", reason: `cannot write ${path}: ${(cause as Error).message}` })
+  })

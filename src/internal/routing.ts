@@ -10,6 +10,7 @@ import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
+import type * as Node from "../Node.js"
 import type * as RouterConfig from "../RouterConfig.js"
 import * as Selection from "../Selection.js"
 import type * as Topology from "../Topology.js"
@@ -51,6 +52,8 @@ export interface Internals {
   readonly reactivity: Reactivity.Reactivity["Type"]
   /** The router's scope: node pools and probe fibers added later live here. */
   readonly scope: Scope.Scope
+  /** Each node's pool in a scope of its own, closed when the node is removed. */
+  readonly nodeScopes: Map<Node.Node, Scope.CloseableScope>
   readonly probes: HealthMonitorInternal.Probes
   /** `pg_control_system().system_identifier` of the primary: causal tokens name their cluster. */
   readonly systemIdentifier: string

@@ -15,11 +15,13 @@ import type * as HealthMonitor from "../HealthMonitor.js"
 import type * as Node from "../Node.js"
 import * as RouterConfig from "../RouterConfig.js"
 import type { CommitFailed, ReplicaNotCaughtUp } from "../RouterError.js"
+import { isReadOnlyViolation } from "./errors.js"
 import { NoReplicaAvailable, PrimaryUnavailable, UnknownReplica } from "../RouterError.js"
 import type * as SqlRouter from "../SqlRouter.js"
 import * as Topology from "../Topology.js"
 import { describe } from "./errors.js"
 import * as HealthMonitorInternal from "./healthMonitor.js"
+import * as Membership from "./membership.js"
 import * as NodeInternal from "./node.js"
 import * as Consistency from "./consistency.js"
 import { configRequirement, currentRoute, type Internals, observeFailure, releaseReplica } from "./routing.js"
@@ -128,11 +130,30 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
           ([replicas, healthy]) => Effect.fail(new NoReplicaAvailable({ configured: replicas.length, healthy }))
         ))
 
+  /**
+   * On the primary; a node that turned read-only under us means a failover:
+   * re-discover and fail with PrimaryUnavailable, never retry.
+   */
+  const onWritable = <A, E, R>(
+    node: Node.Node,
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | PrimaryUnavailable, R> =>
+    Effect.catchIf(
+      effect,
+      (error): error is E => isReadOnlyViolation(error),
+      (error) => Membership.primaryTurnedReadOnly(internals, node, error)
+    )
+
   /** Autocommit statements of the region committed as they ran: record the session's position after it. */
-  const withWrite = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, ProvidedBy>> =>
-    Effect.flatMap(currentPrimary(topology), (primary) => {
+  const withWrite = <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | PrimaryUnavailable, Exclude<R, ProvidedBy>> =>
+    Effect.flatMap(Membership.primaryForWrite(internals), (primary) => {
       primary.served.writes++
-      return Effect.ensuring(provideNode(effect, primary), Consistency.recordCommitOnNode(internals, primary))
+      return Effect.ensuring(
+        onWritable(primary, provideNode(effect, primary)),
+        Consistency.recordCommitOnNode(internals, primary)
+      )
     })
 
   const transactionOn = <A, E, R>(node: Node.Node, readOnly: boolean, effect: Effect.Effect<A, E, R>) =>
@@ -145,10 +166,10 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
 
   const transaction = <A, E, R>(
     effect: Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, ProvidedBy>> =>
-    Effect.flatMap(currentPrimary(topology), (primary) => {
+  ): Effect.Effect<A, E | SqlError | CommitFailed | PrimaryUnavailable, Exclude<R, ProvidedBy>> =>
+    Effect.flatMap(Membership.primaryForWrite(internals), (primary) => {
       primary.served.writes++
-      return transactionOn(primary, false, effect)
+      return onWritable(primary, transactionOn(primary, false, effect))
     })
 
   const readTransaction = <A, E, R>(
@@ -173,8 +194,8 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
     Effect.flatMap(node.client.reserve, (connection) =>
       Effect.map(leaseClient(internals, node, connection), (client): SqlRouter.Lease => ({ origin, node, client })))
 
-  const acquireWrite: Effect.Effect<SqlRouter.Lease, SqlError, Scope.Scope> = Effect.flatMap(
-    currentPrimary(topology),
+  const acquireWrite: Effect.Effect<SqlRouter.Lease, SqlError | PrimaryUnavailable, Scope.Scope> = Effect.flatMap(
+    Membership.primaryForWrite(internals),
     (primary) =>
       Effect.zipLeft(
         lease(primary, { _tag: "Primary" }),
@@ -182,7 +203,7 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
       )
   )
 
-  const acquireRead: Effect.Effect<SqlRouter.Lease, SqlError | ReplicaNotCaughtUp, Scope.Scope> = Effect.flatMap(
+  const acquireRead: Effect.Effect<SqlRouter.Lease, SqlError | ReplicaNotCaughtUp | PrimaryUnavailable, Scope.Scope> = Effect.flatMap(
     Effect.acquireRelease(
       pickRead,
       (chosen) => Option.isSome(chosen) ? releaseReplica(chosen.value) : Effect.void
@@ -270,6 +291,15 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
     withReplica,
     withWrite,
     withPrimary: withWrite,
+    currentConfig: Effect.map(Membership.allNodes(topology), ([primary, ...replicas]): RouterConfig.RouterConfig => {
+      const { discovery, primary: _p, replicas: _r, ...rest } = config
+      return discovery === "auto"
+        ? { ...rest, discovery, hosts: [primary!, ...replicas].map((n) => n.url) }
+        : { ...rest, discovery, primary: primary!.url, replicas: replicas.map((n) => n.url) }
+    }),
+    addReplica: (url, options) => Membership.addReplica(internals, url, options?.id),
+    removeReplica: (replica) => Membership.removeReplica(internals, replica),
+    promote: (replica, options) => Membership.promote(internals, replica, options?.maxLag ?? 0),
     transaction,
     readTransaction,
     acquireRead,
@@ -282,46 +312,82 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
   }
 }
 
-const checkPrimary = (node: Node.Node, timeout: Duration.Duration) =>
-  Effect.tryPromise({
-    try: () =>
-      node.pool.query<{ standby: boolean; system: string }>(
-        "SELECT pg_is_in_recovery() AS standby, system_identifier::text AS system FROM pg_control_system()"
-      ),
-    catch: (cause) => new PrimaryUnavailable({ node: node.address, reason: describe(cause), cause })
-  }).pipe(
+/** Asks a node at start whether it is a standby, and its cluster's identity. */
+const askAtStart = (node: Node.Node, timeout: Duration.Duration) =>
+  Effect.tryPromise(() =>
+    node.pool.query<{ standby: boolean; system: string }>(
+      "SELECT pg_is_in_recovery() AS standby, system_identifier::text AS system FROM pg_control_system()"
+    )
+  ).pipe(
     Effect.timeoutFail({
       duration: Duration.sum(timeout, Duration.millis(500)),
-      onTimeout: () =>
-        new PrimaryUnavailable({ node: node.address, reason: `no answer within ${Duration.format(timeout)}` })
+      onTimeout: () => new Error(`no answer within ${Duration.format(timeout)}`)
     }),
-    Effect.flatMap((result) =>
-      result.rows[0]?.standby === true
+    Effect.map((result) => result.rows[0]!)
+  )
+
+const checkPrimary = (node: Node.Node, timeout: Duration.Duration) =>
+  askAtStart(node, timeout).pipe(
+    Effect.mapError((cause) => new PrimaryUnavailable({ node: node.address, reason: describe(cause), cause })),
+    Effect.flatMap((row) =>
+      row.standby
         ? Effect.fail(new PrimaryUnavailable({ node: node.address, reason: "the server is a standby (in recovery)" }))
-        : Effect.succeed(result.rows[0]?.system ?? "0")
+        : Effect.succeed(row.system)
     )
   )
 
 const probeAtStart = (node: Node.Node, timeout: Duration.Duration) =>
-  Effect.tryPromise(() => node.pool.query("SELECT 1")).pipe(
-    Effect.timeout(timeout),
-    Effect.as(true),
+  askAtStart(node, timeout).pipe(
+    Effect.map((row) => row.standby),
     Effect.catchAll((error) =>
       Effect.as(Effect.logWarning(`replica ${node.id} (${node.address}) is unavailable at start: ${describe(error)}`), false)
     )
   )
 
-/** @internal */
-export const nodeOptions = (config: RouterConfig.Resolved, id: string, role: Node.Role, url: typeof config.primary) => ({
-  id,
-  role,
-  url,
-  maxSize: role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach,
-  connectTimeout: config.connectTimeout,
-  idleTimeout: config.idleTimeout,
-  applicationName: config.applicationName,
-  validate: config.validate
-})
+/** Manual topology: the configuration says who is who; the primary must answer. */
+const manualTopology = (factory: Membership.NodeFactory) =>
+  Effect.gen(function*() {
+    const { config } = factory
+    const primary = yield* Membership.makeNode(factory, "primary", "primary", config.primary)
+    const replicas = yield* Effect.forEach(config.replicas, (url, i) =>
+      Membership.makeNode(factory, `replica-${i}`, "replica", url))
+    const [systemIdentifier, healthy] = yield* Effect.all([
+      checkPrimary(primary, config.connectTimeout),
+      Effect.forEach(replicas, (node) => probeAtStart(node, config.connectTimeout), { concurrency: "unbounded" })
+    ], { concurrency: "unbounded" })
+    return { primary, replicas: replicas.map((node, i) => [node, healthy[i]!] as const), systemIdentifier }
+  })
+
+/** Auto topology: every host is asked; exactly one must accept writes. */
+const discoveredTopology = (factory: Membership.NodeFactory) =>
+  Effect.gen(function*() {
+    const { config } = factory
+    const nodes = yield* Effect.forEach([config.primary, ...config.replicas], (url, i) =>
+      Membership.makeNode(factory, `node-${i}`, "replica", url))
+    const answers = yield* Effect.forEach(nodes, (node) => Effect.option(askAtStart(node, config.connectTimeout)), {
+      concurrency: "unbounded"
+    })
+    const writable = nodes.filter((_, i) => Option.isSome(answers[i]!) && !answers[i]!.value.standby)
+    if (writable.length !== 1) {
+      const names = writable.map((node) => node.id)
+      return yield* new PrimaryUnavailable({
+        node: names.join(", ") || nodes.map((node) => node.address).join(", "),
+        reason: writable.length === 0
+          ? "no host accepts writes (all down or in recovery)"
+          : `split brain: ${names.join(" and ")} all accept writes`,
+        ...(writable.length > 1 ? { conflicting: names } : {})
+      })
+    }
+    const primary = writable[0]!
+    NodeInternal.setRole(primary, "primary")
+    const system = Option.getOrThrow(answers[nodes.indexOf(primary)]!).system
+    const replicas = nodes.flatMap((node, i) => {
+      if (node === primary) return []
+      const answer = answers[i]!
+      return [[node, Option.isSome(answer) && answer.value.standby && answer.value.system === system] as const]
+    })
+    return { primary, replicas, systemIdentifier: system }
+  })
 
 /** @internal */
 export const makeInternals = (
@@ -332,29 +398,33 @@ export const makeInternals = (
     const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity).pipe(
       Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => Reactivity.make }))
     )
-    const withReactivity = Effect.provideService(Reactivity.Reactivity, reactivity)
-    const primary = yield* NodeInternal.make(nodeOptions(config, "primary", "primary", config.primary)).pipe(withReactivity)
-    const replicaNodes = yield* Effect.forEach(
-      config.replicas,
-      (url, i) => NodeInternal.make(nodeOptions(config, `replica-${i}`, "replica", url)).pipe(withReactivity)
-    )
-    const [systemIdentifier, health] = yield* Effect.all([
-      checkPrimary(primary, config.connectTimeout),
-      Effect.forEach(replicaNodes, (node) => probeAtStart(node, config.connectTimeout), { concurrency: "unbounded" })
-    ], { concurrency: "unbounded" })
+    const scope = yield* Effect.scope
+    const factory: Membership.NodeFactory = { config, reactivity, scope, nodeScopes: new Map() }
+    const start = yield* (config.discovery === "auto" ? discoveredTopology(factory) : manualTopology(factory))
     const topology = yield* STM.commit(
       STM.flatMap(
-        STM.forEach(replicaNodes.map((node, i) => [node, health[i]!] as const), ([node, healthy]) =>
-          Topology.makeReplica(node, healthy)),
-        (replicas) => Topology.make(primary, replicas)
+        STM.forEach(start.replicas, ([node, healthy]) => Topology.makeReplica(node, healthy)),
+        (replicas) => Topology.make(start.primary, replicas)
       )
     )
-    const scope = yield* Effect.scope
     const probes = yield* HealthMonitorInternal.makeProbes(topology, config.health.timeout)
-    if (config.health.enabled) {
-      yield* HealthMonitorInternal.start({ topology, health: config.health, probe: probes.replica, probePrimary: probes.primary })
+    const internals: Internals = {
+      ...factory,
+      topology,
+      requirement: configRequirement(config),
+      probes,
+      systemIdentifier: start.systemIdentifier
     }
-    return { topology, config, requirement: configRequirement(config), reactivity, scope, probes, systemIdentifier }
+    if (config.health.enabled) {
+      yield* HealthMonitorInternal.start({
+        topology,
+        health: config.health,
+        probe: probes.replica,
+        probePrimary: probes.primary,
+        primaryLoop: config.discovery === "auto" ? Membership.discover(internals) : undefined
+      })
+    }
+    return internals
   })
 
 /** @internal */

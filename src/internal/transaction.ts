@@ -28,7 +28,8 @@ export const isInReadOnlyTransaction = (context: Context.Context<never>): boolea
 /** @internal */
 export interface Options {
   readonly node: () => string
-  readonly readOnly: boolean
+  /** Evaluated when the transaction starts: a node's role can change (failover). */
+  readonly readOnly: boolean | (() => boolean)
   readonly reserve: Effect.Effect<Connection.Connection, SqlError, Scope.Scope>
   /** Runs on the same connection right after a successful COMMIT (e.g. LSN capture). */
   readonly afterCommit?: ((connection: Connection.Connection) => Effect.Effect<void>) | undefined
@@ -50,8 +51,9 @@ export const make = (options: Options) =>
       Effect.withFiberRuntime<A, E | SqlError | CommitFailed, R>((fiber) => {
         const context = fiber.currentContext
         const current = Context.getOption(context, SqlClient.TransactionConnection)
+        const readOnly = typeof options.readOnly === "function" ? options.readOnly() : options.readOnly
         span.attribute("db.router.node", options.node())
-        span.attribute("db.router.read_only", options.readOnly)
+        span.attribute("db.router.read_only", readOnly)
         const within = (connection: Connection.Connection, depth: number) =>
           Effect.locally(
             restore(effect),
@@ -62,7 +64,7 @@ export const make = (options: Options) =>
           )
 
         // Nest into the current transaction unless a write would land in a read-only one.
-        if (current._tag === "Some" && (options.readOnly || !readOnlyConnections.has(current.value[0]))) {
+        if (current._tag === "Some" && (readOnly || !readOnlyConnections.has(current.value[0]))) {
           const [connection, depth] = current.value
           const id = depth + 1
           return exec(connection, `SAVEPOINT effect_sql_${id}`).pipe(
@@ -78,8 +80,8 @@ export const make = (options: Options) =>
         return Effect.flatMap(Scope.make(), (scope) =>
           Effect.gen(function*() {
             const connection = yield* Scope.extend(options.reserve, scope)
-            if (options.readOnly) readOnlyConnections.add(connection)
-            yield* exec(connection, options.readOnly ? "BEGIN READ ONLY" : "BEGIN")
+            if (readOnly) readOnlyConnections.add(connection)
+            yield* exec(connection, readOnly ? "BEGIN READ ONLY" : "BEGIN")
             const exit = yield* Effect.exit(within(connection, 0))
             if (Exit.isFailure(exit)) {
               // The body's failure is the news; a failed ROLLBACK only means the

@@ -1,0 +1,259 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as RoutedClient from "effect-sql-router/RoutedClient"
+import * as RouterConfig from "effect-sql-router/RouterConfig"
+import * as SqlRouter from "effect-sql-router/SqlRouter"
+import { PgCluster } from "effect-sql-router/testing"
+import { loadTable, missingWrites, startLoad } from "./load.js"
+
+const interval = Duration.millis(300)
+const connectTimeout = Duration.seconds(1)
+const pollEvery = Schedule.spaced("20 millis")
+
+const baseConfig: Partial<RouterConfig.RouterConfig> = {
+  connectTimeout,
+  readTimeout: "1 second",
+  health: { interval, timeout: "300 millis" }
+}
+
+const scenario = <A, E>(
+  options: { readonly replicas: number; readonly config: (cluster: PgCluster.PgCluster) => RouterConfig.RouterConfig },
+  body: Effect.Effect<A, E, PgCluster.PgCluster | SqlRouter.SqlRouter | SqlClient.SqlClient | Scope.Scope>
+) =>
+  Effect.gen(function*() {
+    const cluster = yield* PgCluster.make({ replicas: options.replicas })
+    yield* cluster.query(cluster.primary, loadTable)
+    yield* cluster.awaitReplication()
+    const { client, router } = yield* RoutedClient.make(options.config(cluster))
+    return yield* body.pipe(
+      Effect.provideService(PgCluster.PgCluster, cluster),
+      Effect.provideService(SqlRouter.SqlRouter, router),
+      Effect.provideService(SqlClient.SqlClient, client)
+    )
+  }).pipe(Effect.scoped)
+
+const discovered = (cluster: PgCluster.PgCluster): RouterConfig.RouterConfig => ({
+  ...baseConfig,
+  discovery: "auto",
+  hosts: cluster.nodes.map((n) => n.url)
+})
+
+const manual = (cluster: PgCluster.PgCluster): RouterConfig.RouterConfig => ({
+  ...baseConfig,
+  primary: cluster.primary.url,
+  replicas: cluster.replicas.map((r) => r.url)
+})
+
+/** Which server a write lands on. */
+const writeLandsOn = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(
+    sql<{ name: string }>`INSERT INTO load_t (worker) VALUES (-1) RETURNING current_setting('cluster_name') AS name`,
+    (rows) => rows[0]!.name
+  ))
+
+describe("failover and live topology", () => {
+  it.live("discovery follows an external failover; reads never fail and no write reaches a read-only node", () =>
+    scenario({ replicas: 2, config: discovered }, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      expect((yield* SqlRouter.SqlRouter.pipe(Effect.flatMap((r) => r.primary))).id).toBe("node-0")
+      const load = yield* startLoad({ readers: 4, writers: 2 })
+      yield* load.awaitReads(50)
+      const [newPrimary, leftBehind] = cluster.replicas as [PgCluster.ClusterNode, PgCluster.ClusterNode]
+      yield* cluster.stop(cluster.primary)
+      yield* cluster.promote(newPrimary)
+      // Within one probe interval plus the connect timeout (and slack for a
+      // loaded machine), writes land on the promoted node.
+      const landed = yield* writeLandsOn.pipe(
+        Effect.retry({ schedule: pollEvery }),
+        Effect.timeout(Duration.sum(Duration.sum(interval, connectTimeout), Duration.seconds(3)))
+      )
+      expect(landed).toBe(newPrimary.name)
+      const committed = (yield* load.snapshot).writes.length
+      yield* load.snapshot.pipe(
+        Effect.repeat({ until: (s) => s.writes.length > committed + 10, schedule: pollEvery }),
+        Effect.timeout("20 seconds")
+      )
+      yield* load.awaitReads(100)
+      const report = yield* load.stop
+      expect(report.readFailures).toEqual([])
+      expect(report.writeFailures.filter((f) => /read-only|25006/.test(f))).toEqual([])
+      const stats = yield* SqlRouter.stats
+      expect(stats.primary.id).toBe("node-1")
+      const stale = stats.replicas.find((r) => r.address.endsWith(`:${leftBehind.port}`))!
+      expect(stale.served.writes).toBe(0)
+      expect(yield* missingWrites(report)).toBe(0)
+    })))
+
+  it.live("two writable nodes (split brain): writes fail with a typed error naming both", () =>
+    scenario({ replicas: 1, config: discovered }, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      expect(yield* writeLandsOn).toBe("primary")
+      yield* cluster.promote(cluster.replicas[0]!) // the old primary keeps running
+      // Discovery notices within a probe interval; until then writes still go to node-0.
+      const error = yield* SqlRouter.withWrite(Effect.void).pipe(
+        Effect.flip,
+        Effect.retry({ schedule: pollEvery }),
+        Effect.timeout("20 seconds")
+      )
+      expect(error._tag).toBe("PrimaryUnavailable")
+      expect(error.conflicting).toEqual(["node-0", "node-1"])
+      expect(error.message).toContain("split brain")
+      const routed = yield* Effect.flip(writeLandsOn)
+      expect(JSON.stringify(routed.cause)).toContain("split brain")
+      // Reads still work.
+      const sql = yield* SqlClient.SqlClient
+      expect(yield* sql`SELECT 1 AS one`).toEqual([{ one: 1 }])
+    })))
+
+  it.live("promote refuses while the replica is behind, succeeds once it caught up; writes then go to it", () =>
+    scenario({ replicas: 1, config: manual }, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const replica = cluster.replicas[0]!
+      yield* cluster.pauseReplay(replica)
+      yield* writeLandsOn
+      const refused = yield* Effect.flip(SqlRouter.promote("replica-0"))
+      expect(refused._tag).toBe("PromotionRefused")
+      if (refused._tag === "PromotionRefused") expect(refused.behindBytes).toBeGreaterThan(0)
+      expect(yield* cluster.isInRecovery(replica)).toBe(true)
+      const tolerant = yield* Effect.flip(SqlRouter.promote("replica-0", { maxLag: 0 }))
+      expect(tolerant._tag).toBe("PromotionRefused")
+      yield* cluster.resumeReplay(replica)
+      yield* cluster.awaitReplication()
+      const promoted = yield* SqlRouter.promote("replica-0")
+      expect(promoted.id).toBe("replica-0")
+      expect(promoted.role).toBe("primary")
+      expect(yield* cluster.isInRecovery(replica)).toBe(false)
+      expect(yield* writeLandsOn).toBe("replica-0")
+      const stats = yield* SqlRouter.stats
+      expect(stats.primary.id).toBe("replica-0")
+      expect(stats.replicas.map((r) => [r.id, r.role])).toEqual([["primary", "replica"]])
+      expect((yield* Effect.flip(SqlRouter.promote("nope")))._tag).toBe("UnknownReplica")
+    })))
+
+  it.live("addReplica and removeReplica under load: the new node serves reads, the removed one leaves cleanly", () =>
+    scenario({ replicas: 1, config: (c) => ({ ...manual(c), applicationName: "membership-test" }) }, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const load = yield* startLoad({ readers: 4, writers: 1 })
+      yield* load.awaitReads(50)
+      const server = yield* cluster.addReplica()
+      const added = yield* SqlRouter.addReplica(server.url)
+      expect(added.id).toBe("replica-1")
+      expect(yield* SqlRouter.countHealthyReplicas).toBe(2)
+      const before = (yield* load.snapshot).readsBy[server.name] ?? 0
+      yield* load.snapshot.pipe(
+        Effect.repeat({ until: (s) => (s.readsBy[server.name] ?? 0) > before + 10, schedule: pollEvery }),
+        Effect.timeout("20 seconds")
+      )
+      const duplicate = yield* Effect.flip(SqlRouter.addReplica(server.url, { id: "replica-1" }))
+      expect(duplicate.field).toBe("id")
+      const bad = yield* Effect.flip(SqlRouter.addReplica(Redacted.make("not a url")))
+      expect(bad.field).toBe("url")
+
+      yield* SqlRouter.removeReplica("replica-0")
+      expect((yield* SqlRouter.stats).replicas.map((r) => r.id)).toEqual(["replica-1"])
+      const leaving = cluster.nodes.find((n) => n.name === "replica-0")!
+      const stuck = (yield* load.snapshot).readsBy["replica-0"] ?? 0
+      yield* load.awaitReads(100)
+      expect((yield* load.snapshot).readsBy["replica-0"] ?? 0).toBe(stuck)
+      const connections = yield* cluster.query<{ n: number }>(
+        leaving,
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'membership-test'"
+      ).pipe(
+        Effect.map((rows) => rows[0]!.n),
+        Effect.repeat({ until: (n) => n === 0, schedule: pollEvery }),
+        Effect.zipRight(cluster.query<{ n: number }>(
+          leaving,
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'membership-test'"
+        )),
+        Effect.timeout("20 seconds")
+      )
+      expect(connections).toEqual([{ n: 0 }])
+      const report = yield* load.stop
+      expect(report.readFailures).toEqual([])
+      expect(yield* missingWrites(report)).toBe(0)
+      expect((yield* Effect.flip(SqlRouter.removeReplica("replica-0")))._tag).toBe("UnknownReplica")
+    })))
+})
+
+describe("configuration as JSON", () => {
+  const secret = "hunter2-secret"
+  const config: RouterConfig.RouterConfig = {
+    primary: Redacted.make(`postgres://app:${secret}@db-1:5432/app`),
+    replicas: [Redacted.make(`postgres://app:${secret}@db-2:5432/app`)],
+    selection: "least-lag",
+    connectTimeout: "2 seconds",
+    health: { interval: "500 millis", failureThreshold: 2 },
+    maxLag: { time: "5 seconds" },
+    consistency: { tokenSecret: Redacted.make("0123456789abcdef0123") }
+  }
+
+  it.effect("round trip: secrets left out by default, kept when asked", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "router-config-"))
+      const file = Path.join(dir, "router.json")
+      yield* RouterConfig.save(config, file)
+      const text = Fs.readFileSync(file, "utf8")
+      expect(text).not.toContain(secret)
+      expect(text).not.toContain("0123456789abcdef0123")
+      const loaded = yield* RouterConfig.load(file)
+      expect(Redacted.value(loaded.primary!)).toBe("postgres://app@db-1:5432/app")
+      expect(loaded.selection).toBe("least-lag")
+      const resolved = yield* RouterConfig.resolve(loaded)
+      expect(Duration.toMillis(resolved.connectTimeout)).toBe(2000)
+      expect(Duration.toMillis(resolved.health.interval)).toBe(500)
+      expect(resolved.health.failureThreshold).toBe(2)
+      expect(Duration.toMillis(resolved.maxLag.time!)).toBe(5000)
+
+      yield* RouterConfig.save(config, file, { includeSecrets: true })
+      const full = yield* RouterConfig.load(file)
+      expect(Redacted.value(full.replicas![0]!)).toContain(secret)
+      expect(Redacted.value(full.consistency!.tokenSecret!)).toBe("0123456789abcdef0123")
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.effect("decode errors name the field", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [unknown, string]> = [
+        [{ replicas: [] }, "primary"],
+        [{ primary: "postgres://h/db", replicas: ["postgres://ok/db", 42] }, "replicas[1]"],
+        [{ primary: "postgres://h/db", replicas: ["postgres://ok/db", "nope"] }, "replicas[1]"],
+        [{ primary: "postgres://h/db", health: { interval: "soon" } }, "health.interval"],
+        [{ primary: "postgres://h/db", selection: "fastest" }, "selection"],
+        [{ discovery: "auto", hosts: [] }, "hosts"],
+        [[1, 2], "config"]
+      ]
+      for (const [json, field] of cases) {
+        const error = yield* Effect.flip(RouterConfig.fromJson(json))
+        expect(error.field).toBe(field)
+      }
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "router-config-"))
+      const file = Path.join(dir, "broken.json")
+      Fs.writeFileSync(file, "{ not json")
+      expect((yield* Effect.flip(RouterConfig.load(file))).field).toBe("file")
+      expect((yield* Effect.flip(RouterConfig.load(Path.join(dir, "missing.json")))).field).toBe("file")
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.live("the live topology saves and restores", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 1 })
+      const router = yield* SqlRouter.make({ ...manual(cluster), health: { enabled: false } })
+      yield* router.removeReplica("replica-0")
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "router-config-"))
+      const file = Path.join(dir, "live.json")
+      yield* RouterConfig.save(yield* router.currentConfig, file)
+      const restored = yield* RouterConfig.load(file)
+      expect(restored.replicas).toEqual([])
+      const again = yield* SqlRouter.make(restored)
+      expect((yield* again.primary).address).toBe(`127.0.0.1:${cluster.primary.port}`)
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }).pipe(Effect.scoped))
+})
