@@ -62,6 +62,22 @@ const servesAgain = (load: Parameters<typeof readsOf>[0], node: string) =>
     ))
 
 describe("failure survival", () => {
+  it.live("a region that fails on a dead replica takes it out of rotation at once (no probes needed)", () =>
+    scenario({ health: { enabled: false } }, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const who = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT current_setting('cluster_name') AS name`)
+      expect(yield* SqlRouter.withRead(who)).toEqual([{ name: "replica-0" }])
+      yield* cluster.kill(cluster.replicas[0]!)
+      // Round-robin sends the next region to replica-1, the one after to the dead replica-0.
+      yield* SqlRouter.withRead(who)
+      const failed = yield* Effect.flip(SqlRouter.withRead(who))
+      expect(failed._tag).toBe("SqlError")
+      expect(yield* SqlRouter.countHealthyReplicas).toBe(1)
+      const after = yield* Effect.forEach([1, 2, 3], () => SqlRouter.withRead(who))
+      expect(after.flat()).toEqual([{ name: "replica-1" }, { name: "replica-1" }, { name: "replica-1" }])
+    })))
+
+
   it.live("a killed replica costs no reads, leaves rotation, and returns after restart", () =>
     scenario({}, Effect.gen(function*() {
       const cluster = yield* PgCluster.PgCluster

@@ -2,6 +2,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import { PgCluster } from "effect-sql-router/testing"
 import { postgresProcessesUnder } from "./utils.js"
@@ -26,6 +27,24 @@ describe("PgCluster", () => {
       const refused = yield* Effect.flip(cluster.query(cluster.primary, "SELECT 1"))
       expect(errorCode(refused)).toBe("ECONNREFUSED")
     }))
+
+  it.live("servers left by a process killed with SIGKILL are swept by the next cluster", () =>
+    Effect.gen(function*() {
+      const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", "test/fixtures/orphan.ts"], {
+        stdio: ["ignore", "pipe", "inherit"]
+      })
+      const directory = yield* Effect.async<string>((resume) => {
+        child.stdout.once("data", (chunk) => resume(Effect.succeed(String(chunk).trim())))
+      })
+      expect(postgresProcessesUnder(directory).length).toBeGreaterThanOrEqual(2)
+      child.kill("SIGKILL")
+      yield* Effect.async<void>((resume) => void child.once("exit", () => resume(Effect.void)))
+      // The owner is gone without cleaning up: its servers still run.
+      expect(postgresProcessesUnder(directory).length).toBeGreaterThanOrEqual(2)
+      yield* PgCluster.make({ replicas: 0 }).pipe(Effect.scoped)
+      expect(postgresProcessesUnder(directory)).toEqual([])
+      expect(Fs.existsSync(directory)).toBe(false)
+    }), 60_000)
 
   it.live("promote turns a replica into a writable primary", () =>
     Effect.gen(function*() {

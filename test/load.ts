@@ -36,7 +36,10 @@ export const startLoad = (options: { readonly readers: number; readonly writers:
       sql<{ name: string }>`SELECT current_setting('cluster_name') AS name, count(*) FROM load_t`.pipe(
         Effect.matchEffect({
           onFailure: (error) =>
-            Ref.update(state, (s) => ({ ...s, readFailures: [...s.readFailures, String(error.cause ?? error)] })),
+            Ref.update(state, (s) => ({ ...s, readFailures: [...s.readFailures, String(error.cause ?? error)] })).pipe(
+              // Never spin: a read that fails at once must not starve the event loop.
+              Effect.zipRight(Effect.sleep("10 millis"))
+            ),
           onSuccess: ([row]) =>
             Ref.update(state, (s) => ({
               ...s,
@@ -60,9 +63,10 @@ export const startLoad = (options: { readonly readers: number; readonly writers:
           Effect.zipRight(Effect.sleep("5 millis"))
         )
       )
+    // Forked into the scope: interrupted when it closes, before the router's pools end.
     const fibers = yield* Effect.all([
-      ...Array.from({ length: options.readers }, () => Effect.fork(reader)),
-      ...Array.from({ length: options.writers }, (_, i) => Effect.fork(writer(i)))
+      ...Array.from({ length: options.readers }, () => Effect.forkScoped(reader)),
+      ...Array.from({ length: options.writers }, (_, i) => Effect.forkScoped(writer(i)))
     ])
     return {
       /** The load so far. */

@@ -117,6 +117,11 @@ const awaitReady = (node: ClusterNode, alive: () => boolean, logFile: string | u
     })
   )
 
+// The harness waits on real servers: it keeps real time even when the caller
+// runs under TestClock.
+const liveClock = Clock.make()
+const live = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => Effect.withClock(effect, liveClock)
+
 interface EmbeddedServer {
   readonly node: ClusterNode
   readonly dataDir: string
@@ -147,13 +152,14 @@ export const embedded = (
 
     const root = yield* Effect.acquireRelease(
       promise("setup", undefined, async () => {
-        const dir = await FsP.mkdtemp(Path.join(Os.tmpdir(), "pg-cluster-"))
+        Proc.sweepOrphans()
+        const dir = await FsP.mkdtemp(Path.join(Os.tmpdir(), Proc.clusterDirPrefix()))
         Proc.trackDir(dir)
         await FsP.chmod(dir, 0o755)
         return dir
       }),
       (dir) =>
-        Effect.gen(function*() {
+        live(Effect.gen(function*() {
           // Kill first, then wait: a clean stop buys nothing when the files go next.
           for (const server of servers.values()) {
             if (server.process && !server.process.hasExited()) {
@@ -166,7 +172,7 @@ export const embedded = (
           }
           yield* Effect.promise(() => FsP.rm(dir, { recursive: true, force: true }))
           Proc.untrackDir(dir)
-        })
+        }))
     )
 
     const awaitGone = (proc: Proc.ServerProcess) =>
@@ -320,11 +326,6 @@ const resolveBackend = (options: Options): Backend => {
   throw new Error(`PG_CLUSTER must be embedded, testcontainers or external, got "${backend}"`)
 }
 
-// The harness waits on real servers: it keeps real time even when the caller
-// runs under TestClock.
-const liveClock = Clock.make()
-const live = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => Effect.withClock(effect, liveClock)
-
 /** @internal */
 export const make = (options: Options = {}): Effect.Effect<PgCluster, ClusterError, Scope.Scope> =>
   live(Effect.gen(function*() {
@@ -367,11 +368,11 @@ export const fromDriver = (driver: Driver): PgCluster => {
     get nodes() {
       return driver.nodes.slice()
     },
-    stop: driver.stop,
-    start: driver.start,
-    kill: driver.kill,
-    freeze: driver.freeze,
-    thaw: driver.thaw,
+    stop: (node) => live(driver.stop(node)),
+    start: (node) => live(driver.start(node)),
+    kill: (node) => live(driver.kill(node)),
+    freeze: (node) => live(driver.freeze(node)),
+    thaw: (node) => live(driver.thaw(node)),
     query: (node, sql, params) => queryNode(node, sql, params),
     isInRecovery: (node) =>
       queryNode<{ r: boolean }>(node, "SELECT pg_is_in_recovery() AS r").pipe(Effect.map((rows) => rows[0]!.r)),
@@ -386,16 +387,16 @@ export const fromDriver = (driver: Driver): PgCluster => {
         Effect.zipRight(Effect.sync(() => paused.delete(node.name)))
       ),
     promote: (node) =>
-      Effect.gen(function*() {
+      live(Effect.gen(function*() {
         yield* requireReplica("promote", node)
         const rows = yield* queryNode<{ ok: boolean }>(node, "SELECT pg_promote(true, 60) AS ok", [], 65_000)
         if (!rows[0]?.ok) return yield* fail("promote", node, "pg_promote() did not complete within 60s")
         promoted.add(node.name)
         paused.delete(node.name)
         primary = node
-      }),
+      })),
     awaitReplication: (options = {}) =>
-      Effect.gen(function*() {
+      live(Effect.gen(function*() {
         const targets = options.replicas ??
           replicas().filter((node) => driver.isUp(node) && !paused.has(node.name))
         const [{ lsn }] = (yield* queryNode<{ lsn: string }>(primary, "SELECT pg_current_wal_lsn()::text AS lsn")) as [
@@ -419,12 +420,8 @@ export const fromDriver = (driver: Driver): PgCluster => {
               fail("awaitReplication", undefined, `replicas did not replay ${lsn} within ${Duration.format(options.timeout ?? "30 seconds")}`)
           })
         )
-      }),
-    addReplica: () => driver.addReplica(primary)
-  }
-  for (const key of ["stop", "start", "kill", "freeze", "thaw", "query", "isInRecovery", "pauseReplay", "resumeReplay", "promote", "awaitReplication", "addReplica"] as const) {
-    const op = cluster[key] as (...args: Array<unknown>) => Effect.Effect<unknown, ClusterError>
-    ;(cluster as unknown as Record<string, unknown>)[key] = (...args: Array<unknown>) => live(op(...args))
+      })),
+    addReplica: () => live(driver.addReplica(primary))
   }
   return cluster
 }

@@ -183,9 +183,15 @@ export const make = (
     const { topology } = router
     const currentPrimary = STM.commit(TRef.get(topology.primary))
     const intentSlot: [string, unknown] = ["db.router.intent", "write"]
+    // The node a transaction runs on, for its span and a CommitFailed: the
+    // primary at the time its connection was reserved.
+    let transactionNode = "primary"
     const reserve = Effect.flatMap(
       Effect.mapError(Membership.primaryForWrite(router), asSqlError),
-      (primary) => primary.client.reserve
+      (primary) => {
+        transactionNode = primary.id
+        return primary.client.reserve
+      }
     )
     const client = yield* SqlClient.make({
       acquirer: Effect.succeed(makeRouting(router, classifier)),
@@ -196,7 +202,7 @@ export const make = (
     const primaryNow = yield* currentPrimary
     return Object.assign(client, {
       withTransaction: Transaction.asSqlClientTransaction({
-        node: () => "primary",
+        node: () => transactionNode,
         readOnly: false,
         reserve,
         afterCommit: (connection) => Consistency.recordCommitOn(router, connection)

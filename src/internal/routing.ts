@@ -1,5 +1,6 @@
 /** @internal */
 import type * as Reactivity from "@effect/experimental/Reactivity"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
@@ -81,8 +82,10 @@ export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =
  * it out of rotation at once (passive detection); the probes bring it back.
  * @internal
  */
-export const observeFailure = (replica: Topology.Replica, error: unknown): Effect.Effect<void> =>
-  isConnectionError(error)
+export const observeFailure = (replica: Topology.Replica, failure: unknown): Effect.Effect<void> => {
+  // Regions report an Effect Cause; statements report the error itself.
+  const error = Cause.isCause(failure) ? Cause.squash(failure) : failure
+  return isConnectionError(error)
     ? Effect.flatMap(
       STM.commit(STM.gen(function*() {
         if (!(yield* TRef.get(replica.member))) return false
@@ -99,4 +102,5 @@ export const observeFailure = (replica: Topology.Replica, error: unknown): Effec
           : Effect.void
     )
     : Effect.void
+}
 
