@@ -11,6 +11,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 60_000,
-    sequence: { concurrent: false }
+    sequence: { concurrent: false },
+    // The router logs health transitions; show them only for failing tests.
+    silent: "passed-only"
   }
 })

@@ -213,14 +213,7 @@ class Scanner {
 
   // '...' with '' as the only escape (standard_conforming_strings = on)
   private standardString(start: number, from: number): Token {
-    const sql = this.sql
-    let i = from
-    for (;;) {
-      const quote = sql.indexOf("'", i)
-      if (quote < 0) return this.fail(start, "unterminated string literal")
-      if (sql.charCodeAt(quote + 1) !== 39) return this.token(start, quote + 1, STRING)
-      i = quote + 2
-    }
+    return this.doubledQuote(start, from, "'", STRING, "unterminated string literal")
   }
 
   // E'...' where a backslash escapes the next character
@@ -243,12 +236,18 @@ class Scanner {
   }
 
   private quotedIdent(start: number, from: number, kind: Token): Token {
+    return this.doubledQuote(start, from, "\"", kind, "unterminated quoted identifier")
+  }
+
+  // Text up to a closing quote, where a doubled quote stands for itself.
+  private doubledQuote(start: number, from: number, quoteChar: string, kind: Token, unterminated: string): Token {
     const sql = this.sql
+    const code = quoteChar.charCodeAt(0)
     let i = from
     for (;;) {
-      const quote = sql.indexOf("\"", i)
-      if (quote < 0) return this.fail(start, "unterminated quoted identifier")
-      if (sql.charCodeAt(quote + 1) !== 34) return this.token(start, quote + 1, kind)
+      const quote = sql.indexOf(quoteChar, i)
+      if (quote < 0) return this.fail(start, unterminated)
+      if (sql.charCodeAt(quote + 1) !== code) return this.token(start, quote + 1, kind)
       i = quote + 2
     }
   }
