@@ -20,6 +20,7 @@ import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Consistency from "./Consistency.js"
+import * as Metrics from "./internal/metrics.js"
 import * as internal from "./internal/sqlRouter.js"
 import * as RoutedClient from "./RoutedClient.js"
 import type * as HealthMonitor from "./HealthMonitor.js"
@@ -454,15 +455,21 @@ export const layerClientConfig = (
   Layer.unwrapEffect(Effect.map(config, (c) => RoutedClient.layer(c, options)))
 
 /**
- * The router's metrics: `statements` (counter, tags `node` and `intent`) and
- * `healthTransitions` (counter, tag `to`).
+ * The router's metrics: `statements` (counter; tags `node`, `intent`),
+ * `healthTransitions` (counter; tag `to`), `probeFailures` (counter; tag
+ * `node`), `healthyReplicas` (gauge), `replicaLagBytes` and
+ * `replicaLagMillis` (gauges; tag `node`).
  *
  * @since 0.1.0
  * @category metrics
  */
 export const metrics = {
-  statements: internal.statements,
-  healthTransitions: internal.healthTransitions
+  statements: Metrics.statements,
+  healthTransitions: Metrics.healthTransitions,
+  probeFailures: Metrics.probeFailures,
+  healthyReplicas: Metrics.healthyReplicas,
+  replicaLagBytes: Metrics.replicaLagBytes,
+  replicaLagMillis: Metrics.replicaLagMillis
 } as const
 
 /**

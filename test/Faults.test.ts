@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as RoutedClient from "effect-sql-router/RoutedClient"
@@ -88,6 +89,13 @@ describe("failure survival", () => {
       yield* healthyCount(1)
       const status = (yield* SqlRouter.replicaStatus).find((s) => s.id === "replica-0")!
       expect(status.healthy).toBe(false)
+      const failures = yield* Metric.value(Metric.tagged(SqlRouter.metrics.probeFailures, "node", "replica-0")).pipe(
+        Effect.repeat({ until: (c) => c.count > 0, schedule: pollEvery }),
+        Effect.zipRight(Metric.value(Metric.tagged(SqlRouter.metrics.probeFailures, "node", "replica-0"))),
+        Effect.timeout("10 seconds")
+      )
+      expect(failures.count).toBeGreaterThan(0)
+      expect((yield* Metric.value(SqlRouter.metrics.healthyReplicas)).value).toBe(1)
       // While it is down, no read reaches it.
       const frozenCount = yield* readsOf(load, "replica-0")
       yield* load.awaitReads(200)

@@ -314,6 +314,40 @@ layer(clusterWithRouter({ replicas: 2 }), { timeout: "120 seconds", excludeTestS
       }))
   })
 
+  describe("validate", () => {
+    it.effect("a connection that fails validation at checkout is discarded and another taken", () =>
+      Effect.gen(function*() {
+        const offered: Array<number> = []
+        let calls = 0
+        const router = yield* makeRouter({
+          replicas: [],
+          primaryMaxSize: 2,
+          // Rejects every other checkout.
+          validate: async (connection) => {
+            const [row] = await connection.query("SELECT pg_backend_pid() AS pid")
+            offered.push(Number(row!["pid"]))
+            return calls++ % 2 === 1
+          }
+        })
+        const served = yield* Effect.forEach([1, 2, 3], () =>
+          router.withWrite(Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`)))
+        expect(served.flat()).toHaveLength(3)
+        expect(calls).toBeGreaterThanOrEqual(2 * 3)
+        // A connection that failed is destroyed, not returned: it is never offered again.
+        offered.forEach((pid, i) => {
+          if (i % 2 === 0) expect(offered.slice(i + 1)).not.toContain(pid)
+        })
+        expect((yield* router.stats).primary.pool.total).toBeLessThanOrEqual(2)
+      }).pipe(Effect.scoped))
+
+    it.effect("a primary on which no connection passes validation is unavailable at build", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(makeRouter({ replicas: [], validate: async () => false }).pipe(Effect.scoped))
+        expect(error._tag).toBe("PrimaryUnavailable")
+        expect(error.message).toContain("validation")
+      }))
+  })
+
   describe("stats and shutdown", () => {
     it.effect("stats count connections held and the healthy replicas", () =>
       Effect.gen(function*() {
