@@ -33,17 +33,6 @@ export interface Requirement {
  */
 export const anyHealthy: Requirement = { maxLagMillis: undefined, maxLagBytes: undefined, minLsn: undefined }
 
-/**
- * @since 0.1.0
- * @category combinators
- */
-export const isEligible = (replica: Topology.Replica, requirement: Requirement): STM.STM<boolean> =>
-  STM.flatMap(Topology.isHealthy(replica), (healthy) => {
-    if (!healthy) return STM.succeed(false)
-    if (requirement === anyHealthy) return STM.succeed(true)
-    return STM.map(TRef.get(replica.probe), (probe) => withinBounds(probe, requirement))
-  })
-
 const withinBounds = (probe: Topology.Probe | undefined, requirement: Requirement): boolean => {
   if (requirement.maxLagMillis !== undefined && !(probe?.lagMillis !== undefined && probe.lagMillis <= requirement.maxLagMillis)) {
     return false
@@ -57,26 +46,32 @@ const withinBounds = (probe: Topology.Probe | undefined, requirement: Requiremen
   return true
 }
 
-/** The eligible replicas, listed from the cursor onwards so that ties rotate. */
-const candidates = (
-  topology: Topology.Topology,
-  requirement: Requirement
-): STM.STM<ReadonlyArray<Topology.Replica>> =>
-  STM.gen(function*() {
-    const replicas = yield* TRef.get(topology.replicas)
-    const start = yield* TRef.get(topology.cursor)
-    const out: Array<Topology.Replica> = []
-    for (let i = 0; i < replicas.length; i++) {
-      const replica = replicas[(start + i) % replicas.length]!
-      if (yield* isEligible(replica, requirement)) out.push(replica)
-    }
-    return out
-  })
+const yes = STM.succeed(true)
+const no = STM.succeed(false)
 
-/** Moves the cursor past the chosen replica. */
-const advance = (topology: Topology.Topology, chosen: Topology.Replica): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
-    STM.as(TRef.set(topology.cursor, replicas.indexOf(chosen) + 1), Option.some(chosen)))
+/**
+ * In rotation and, when the requirement bounds lag or position, within them
+ * by the replica's last probe.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const isEligible = (replica: Topology.Replica, requirement: Requirement): STM.STM<boolean> =>
+  STM.flatMap(TRef.get(replica.health), (health) =>
+    !Topology.inRotation(health)
+      ? no
+      : requirement === anyHealthy
+      ? yes
+      : STM.map(TRef.get(replica.probe), (probe) => withinBounds(probe, requirement)))
+
+// The strategies below are written as plain recursion over STM steps, not
+// STM.gen: a routing decision runs per statement and must stay cheap.
+
+const none = STM.succeed(Option.none<Topology.Replica>())
+
+/** Counts one more read in flight on the chosen replica and moves the cursor past it. */
+const choose = (topology: Topology.Topology, chosen: Topology.Replica, position: number) =>
+  STM.zipRight(TRef.set(topology.cursor, position + 1), STM.succeed(Option.some(chosen)))
 
 /**
  * The next eligible replica after the previous pick, in configuration order.
@@ -88,8 +83,42 @@ export const roundRobin = (
   topology: Topology.Topology,
   requirement: Requirement
 ): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.flatMap(candidates(topology, requirement), (eligible) =>
-    eligible.length === 0 ? STM.succeed(Option.none()) : advance(topology, eligible[0]!))
+  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
+    STM.flatMap(TRef.get(topology.cursor), (start) => {
+      const n = replicas.length
+      const tryFrom = (i: number): STM.STM<Option.Option<Topology.Replica>> => {
+        if (i >= n) return none
+        const position = (start + i) % n
+        const replica = replicas[position]!
+        return STM.flatMap(isEligible(replica, requirement), (ok) => ok ? choose(topology, replica, position) : tryFrom(i + 1))
+      }
+      return tryFrom(0)
+    }))
+
+/** The eligible replicas with their positions, listed from `start` onwards. */
+const collectEligible = (
+  replicas: ReadonlyArray<Topology.Replica>,
+  start: number,
+  requirement: Requirement
+): STM.STM<ReadonlyArray<readonly [Topology.Replica, number]>> => {
+  const n = replicas.length
+  const out: Array<readonly [Topology.Replica, number]> = []
+  const collect = (i: number): STM.STM<ReadonlyArray<readonly [Topology.Replica, number]>> => {
+    if (i >= n) return STM.succeed(out)
+    const position = (start + i) % n
+    const replica = replicas[position]!
+    return STM.flatMap(isEligible(replica, requirement), (ok) => {
+      if (ok) out.push([replica, position])
+      return collect(i + 1)
+    })
+  }
+  return collect(0)
+}
+
+/** From the cursor onwards, so that ties rotate. */
+const eligibleFromCursor = (topology: Topology.Topology, requirement: Requirement) =>
+  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
+    STM.flatMap(TRef.get(topology.cursor), (start) => collectEligible(replicas, start, requirement)))
 
 /**
  * A uniformly chosen eligible replica. `random` is a number in [0, 1) drawn
@@ -104,14 +133,11 @@ export const random = (
   requirement: Requirement,
   random: number
 ): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.gen(function*() {
-    const replicas = yield* TRef.get(topology.replicas)
-    const eligible: Array<Topology.Replica> = []
-    for (const replica of replicas) if (yield* isEligible(replica, requirement)) eligible.push(replica)
-    return eligible.length === 0
-      ? Option.none()
-      : Option.some(eligible[Math.min(eligible.length - 1, Math.floor(random * eligible.length))]!)
-  })
+  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
+    STM.map(collectEligible(replicas, 0, requirement), (eligible) =>
+      eligible.length === 0
+        ? Option.none()
+        : Option.some(eligible[Math.min(eligible.length - 1, Math.floor(random * eligible.length))]![0])))
 
 /** The eligible replica with the least of `measure`; ties go to the first after the cursor. */
 const least = (
@@ -119,18 +145,21 @@ const least = (
   requirement: Requirement,
   measure: (replica: Topology.Replica) => STM.STM<number>
 ): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.gen(function*() {
-    const eligible = yield* candidates(topology, requirement)
-    let best: Topology.Replica | undefined
+  STM.flatMap(eligibleFromCursor(topology, requirement), (eligible) => {
+    let best: readonly [Topology.Replica, number] | undefined
     let bestValue = Infinity
-    for (const replica of eligible) {
-      const value = yield* measure(replica)
-      if (best === undefined || value < bestValue) {
-        best = replica
-        bestValue = value
-      }
+    const scan = (i: number): STM.STM<Option.Option<Topology.Replica>> => {
+      if (i >= eligible.length) return best === undefined ? none : choose(topology, best[0], best[1])
+      const candidate = eligible[i]!
+      return STM.flatMap(measure(candidate[0]), (value) => {
+        if (best === undefined || value < bestValue) {
+          best = candidate
+          bestValue = value
+        }
+        return scan(i + 1)
+      })
     }
-    return best === undefined ? Option.none() : yield* advance(topology, best)
+    return scan(0)
   })
 
 /**

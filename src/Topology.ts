@@ -29,22 +29,33 @@ export interface Probe {
 }
 
 /**
+ * A replica's health, as one value so that a routing decision reads one
+ * reference per replica.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Health {
+  /** What probes and observed failures say. */
+  readonly up: boolean
+  /** A manual `markReplicaUnhealthy` holds until `markReplicaHealthy`; probes do not lift it. */
+  readonly markedDown: boolean
+  /** Consecutive probe successes (positive) or failures (negative), for hysteresis. */
+  readonly streak: number
+  /** False once the replica is removed: late probes and marks leave it alone. */
+  readonly member: boolean
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
 export interface Replica {
   readonly node: Node.Node
-  /** What probes and observed failures say. */
-  readonly healthy: TRef.TRef<boolean>
-  /** A manual `markReplicaUnhealthy` holds until `markReplicaHealthy`; probes do not lift it. */
-  readonly manualDown: TRef.TRef<boolean>
+  readonly health: TRef.TRef<Health>
   /** Reads and leases running on this replica now (least-connections reads it). */
   readonly inFlight: TRef.TRef<number>
-  /** Consecutive probe failures and successes, for hysteresis. */
-  readonly streak: TRef.TRef<number>
   readonly probe: TRef.TRef<Probe | undefined>
-  /** False once the replica is removed: late releases and probes leave it alone. */
-  readonly member: TRef.TRef<boolean>
 }
 
 /**
@@ -71,12 +82,9 @@ export interface Topology {
 export const makeReplica = (node: Node.Node, healthy: boolean): STM.STM<Replica> =>
   STM.all({
     node: STM.succeed(node),
-    healthy: TRef.make(healthy),
-    manualDown: TRef.make(false),
+    health: TRef.make<Health>({ up: healthy, markedDown: false, streak: 0, member: true }),
     inFlight: TRef.make(0),
-    streak: TRef.make(0),
-    probe: TRef.make<Probe | undefined>(undefined),
-    member: TRef.make(true)
+    probe: TRef.make<Probe | undefined>(undefined)
   })
 
 /**
@@ -93,13 +101,18 @@ export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): STM.
   })
 
 /**
- * Healthy by probes and not marked down by hand.
+ * In rotation: a member, healthy by probes, and not marked down by hand.
  *
  * @since 0.1.0
  * @category combinators
  */
-export const isHealthy = (replica: Replica): STM.STM<boolean> =>
-  STM.zipWith(TRef.get(replica.healthy), TRef.get(replica.manualDown), (healthy, down) => healthy && !down)
+export const inRotation = (health: Health): boolean => health.member && health.up && !health.markedDown
+
+/**
+ * @since 0.1.0
+ * @category combinators
+ */
+export const isHealthy = (replica: Replica): STM.STM<boolean> => STM.map(TRef.get(replica.health), inRotation)
 
 /**
  * @since 0.1.0

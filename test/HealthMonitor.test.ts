@@ -105,12 +105,12 @@ describe("HealthMonitor", () => {
       const topology = yield* setup()
       const replica = (yield* STM.commit(TRef.get(topology.replicas)))[0]!
       const { probe } = yield* scriptedProbe
-      yield* STM.commit(TRef.set(replica.manualDown, true))
+      yield* STM.commit(TRef.update(replica.health, (h) => ({ ...h, markedDown: true })))
       const fiber = yield* Effect.fork(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust("10 seconds")
       expect(yield* healthy(replica)).toBe(false)
-      expect(yield* STM.commit(TRef.get(replica.healthy))).toBe(true) // the probes' own view
-      yield* STM.commit(TRef.set(replica.manualDown, false))
+      expect((yield* STM.commit(TRef.get(replica.health))).up).toBe(true) // the probes' own view
+      yield* STM.commit(TRef.update(replica.health, (h) => ({ ...h, markedDown: false })))
       expect(yield* healthy(replica)).toBe(true)
       yield* Fiber.interrupt(fiber)
     }))
@@ -136,7 +136,7 @@ describe("HealthMonitor", () => {
       const { calls, probe } = yield* scriptedProbe
       const fiber = yield* Effect.fork(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust("1 second")
-      yield* STM.commit(TRef.set(replica.member, false))
+      yield* STM.commit(TRef.update(replica.health, (h) => ({ ...h, member: false })))
       yield* TestClock.adjust("1 second")
       const after = yield* Ref.get(calls)
       yield* TestClock.adjust("5 seconds")

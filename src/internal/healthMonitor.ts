@@ -129,21 +129,21 @@ export const applyProbe = (
   thresholds: { readonly failureThreshold: number; readonly successThreshold: number }
 ): STM.STM<HealthMonitor.Transition | undefined> =>
   STM.gen(function*() {
-    if (!(yield* TRef.get(replica.member))) return undefined
+    const health = yield* TRef.get(replica.health)
+    if (!health.member) return undefined
     yield* TRef.set(replica.probe, probe)
-    const previous = yield* TRef.get(replica.streak)
-    const streak = probe.ok ? Math.max(0, previous) + 1 : Math.min(0, previous) - 1
-    yield* TRef.set(replica.streak, streak)
-    const healthy = yield* TRef.get(replica.healthy)
-    if (healthy && -streak >= thresholds.failureThreshold) {
-      yield* TRef.set(replica.healthy, false)
-      return "down"
-    }
-    if (!healthy && streak >= thresholds.successThreshold) {
-      yield* TRef.set(replica.healthy, true)
-      return "up"
-    }
-    return undefined
+    const streak = probe.ok ? Math.max(0, health.streak) + 1 : Math.min(0, health.streak) - 1
+    const transition: HealthMonitor.Transition | undefined = health.up && -streak >= thresholds.failureThreshold
+      ? "down"
+      : !health.up && streak >= thresholds.successThreshold
+      ? "up"
+      : undefined
+    yield* TRef.set(replica.health, {
+      ...health,
+      streak,
+      up: transition === undefined ? health.up : transition === "up"
+    })
+    return transition
   })
 
 /** @internal */
@@ -217,7 +217,7 @@ export const watchReplica = (
   Effect.repeat(
     checkReplica(replica, probe, health).pipe(
       Effect.zipRight(updateGauges(topology)),
-      Effect.zipRight(STM.commit(TRef.get(replica.member)))
+      Effect.zipRight(STM.commit(STM.map(TRef.get(replica.health), (health) => health.member)))
     ),
     { schedule: Schedule.spaced(health.interval), while: (member) => member }
   ).pipe(Effect.asVoid)

@@ -119,7 +119,7 @@ export const removeReplica = (internals: Internals, which: number | string): Eff
       const found = typeof which === "number" ? replicas[which] : replicas.find((r) => r.node.id === which)
       if (found === undefined) return Option.none<Topology.Replica>()
       yield* TRef.set(internals.topology.replicas, replicas.filter((r) => r !== found))
-      yield* TRef.set(found.member, false)
+      yield* TRef.update(found.health, (health) => ({ ...health, member: false }))
       return Option.some(found)
     }))
     if (Option.isNone(removed)) return yield* new UnknownReplica({ replica: which })
@@ -151,7 +151,9 @@ export const switchPrimary = (internals: Internals, next: Node.Node, why: string
       const current = yield* TRef.get(internals.topology.primary)
       if (current === next) return Option.none<Topology.Replica>()
       const replicas = yield* TRef.get(internals.topology.replicas)
-      for (const replica of replicas) if (replica.node === next) yield* TRef.set(replica.member, false)
+      for (const replica of replicas) {
+        if (replica.node === next) yield* TRef.update(replica.health, (health) => ({ ...health, member: false }))
+      }
       const demoted = yield* Topology.makeReplica(current, false)
       yield* TRef.set(internals.topology.replicas, [...replicas.filter((r) => r.node !== next), demoted])
       yield* TRef.set(internals.topology.primary, next)

@@ -67,11 +67,23 @@ export interface Internals {
 export const pickReplica = (
   internals: Internals,
   requirement: Selection.Requirement
-): Effect.Effect<Option.Option<Topology.Replica>> =>
-  internals.config.selection === "random"
-    ? Effect.flatMap(Random.next, (r) =>
-      STM.commit(Selection.acquire("random", internals.topology, requirement, r)))
-    : STM.commit(Selection.acquire(internals.config.selection, internals.topology, requirement, 0))
+): Effect.Effect<Option.Option<Topology.Replica>> => {
+  if (internals.config.selection === "random") {
+    return Effect.flatMap(Random.next, (r) => STM.commit(Selection.acquire("random", internals.topology, requirement, r)))
+  }
+  if (requirement !== internals.requirement) {
+    return STM.commit(Selection.acquire(internals.config.selection, internals.topology, requirement, 0))
+  }
+  // The common case, per statement: one transaction description, built once.
+  let pick = defaultPicks.get(internals)
+  if (pick === undefined) {
+    pick = STM.commit(Selection.acquire(internals.config.selection, internals.topology, requirement, 0))
+    defaultPicks.set(internals, pick)
+  }
+  return pick
+}
+
+const defaultPicks = new WeakMap<Internals, Effect.Effect<Option.Option<Topology.Replica>>>()
 
 /** @internal */
 export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =>
@@ -87,13 +99,11 @@ export const observeFailure = (replica: Topology.Replica, failure: unknown): Eff
   const error = Cause.isCause(failure) ? Cause.squash(failure) : failure
   return isConnectionError(error)
     ? Effect.flatMap(
-      STM.commit(STM.gen(function*() {
-        if (!(yield* TRef.get(replica.member))) return false
-        const was = yield* TRef.get(replica.healthy)
-        yield* TRef.set(replica.healthy, false)
-        yield* TRef.set(replica.streak, 0)
-        return was
-      })),
+      STM.commit(TRef.modify(replica.health, (health) =>
+        health.member
+          ? [health.up, { ...health, up: false, streak: 0 }] as const
+          : [false, health] as const
+      )),
       (wasHealthy) =>
         wasHealthy
           ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(

@@ -219,14 +219,10 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
 
   const setManual = (replica: number | string, down: boolean) =>
     Effect.flatMap(findReplica(replica), (found) =>
-      STM.commit(STM.gen(function*() {
-        yield* TRef.set(found.manualDown, down)
-        if (!down) {
-          // A manual "healthy" is taken at its word now; probes may disagree later.
-          yield* TRef.set(found.healthy, true)
-          yield* TRef.set(found.streak, 0)
-        }
-      })).pipe(Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))))
+      // A manual "healthy" is taken at its word now; probes may disagree later.
+      STM.commit(TRef.update(found.health, (health) =>
+        down ? { ...health, markedDown: true } : { ...health, markedDown: false, up: true, streak: 0 }
+      )).pipe(Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))))
 
   const stats: Effect.Effect<SqlRouter.Stats> = Effect.flatMap(
     STM.commit(STM.gen(function*() {
@@ -268,7 +264,7 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
         role: "replica",
         address: replica.node.address,
         healthy: yield* Topology.isHealthy(replica),
-        markedDown: yield* TRef.get(replica.manualDown),
+        markedDown: (yield* TRef.get(replica.health)).markedDown,
         lagBytes: probe?.lagBytes,
         lagMillis: probe?.lagMillis,
         lsn: probe?.replayLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(probe.replayLsn),
