@@ -133,6 +133,14 @@ export interface RouterConfig {
   /** Default `round-robin`. */
   readonly selection?: Selection | undefined
   /**
+   * `fallback` (default): the primary serves reads only when no replica is
+   * eligible. `overflow`: also when the chosen replica's pool is busy (no idle
+   * connection, no room for another) and the primary's is not, so a burst of
+   * reads uses the primary's spare connections instead of queueing. Writes
+   * keep priority only as far as the primary's pool size allows.
+   */
+  readonly primaryReads?: "fallback" | "overflow" | undefined
+  /**
    * A check run on a connection each time it is taken from a pool; a
    * connection that fails it is discarded and another one taken.
    */
@@ -172,6 +180,7 @@ export interface Resolved {
   readonly replicas: ReadonlyArray<Redacted.Redacted<string>>
   readonly replicaMaxSizeEach: number
   readonly selection: Selection
+  readonly primaryReads: "fallback" | "overflow"
   readonly validate: ((connection: ValidationConnection) => Promise<boolean>) | undefined
   readonly connectTimeout: Duration.Duration
   readonly idleTimeout: Duration.Duration

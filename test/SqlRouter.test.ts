@@ -142,6 +142,19 @@ layer(clusterWithRouter({ replicas: 2 }), { timeout: "120 seconds", excludeTestS
         yield* Scope.close(scope, Exit.void)
       }).pipe(Effect.scoped))
 
+    it.effect("primaryReads overflow: a read finding its replica's pool busy uses the primary's spare room", () =>
+      Effect.gen(function*() {
+        const router = yield* makeRouter({ replicaMaxSizeEach: 1, primaryReads: "overflow" })
+        const scope = yield* Scope.make()
+        const first = yield* router.acquireRead.pipe(Scope.extend(scope))
+        const second = yield* router.acquireRead.pipe(Scope.extend(scope))
+        // Each lease holds its replica's only connection.
+        expect(new Set([first.node.id, second.node.id])).toEqual(new Set(["replica-0", "replica-1"]))
+        expect(yield* router.withRead(whoAmI)).toBe("primary")
+        yield* Scope.close(scope, Exit.void)
+        expect(yield* router.withRead(whoAmI)).toMatch(/^replica-/)
+      }).pipe(Effect.scoped))
+
     it.effect("leases record their origin and return to their own pool", () =>
       Effect.gen(function*() {
         const router = yield* makeRouter({ applicationName: "lease-test" })

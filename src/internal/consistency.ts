@@ -18,7 +18,7 @@ import { InvalidToken, ReplicaNotCaughtUp } from "../RouterError.js"
 import * as Selection from "../Selection.js"
 import * as Topology from "../Topology.js"
 import { formatLsn, parseLsn } from "./healthMonitor.js"
-import { currentRoute, type Internals, pickReplica } from "./routing.js"
+import { currentRoute, type Internals, pickReplica, releaseReplica } from "./routing.js"
 
 /** @internal */
 export const SessionTag = Context.GenericTag<Consistency.Session, Ref.Ref<Consistency.SessionState>>(
@@ -95,6 +95,23 @@ const awaitCaughtUp = (internals: Internals, requirement: Selection.Requirement,
  * @internal
  */
 export const chooseRead = (internals: Internals): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> =>
+  internals.config.primaryReads === "overflow" ? Effect.flatMap(chooseReplica(internals), overflow(internals)) : chooseReplica(internals)
+
+const busy = (node: Node.Node): boolean => {
+  const pool = node.pool
+  return pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
+}
+
+/** A busy replica hands the read to the primary when the primary has room. */
+const overflow = (internals: Internals) => (chosen: Option.Option<Topology.Replica>) =>
+  Option.isNone(chosen) || !busy(chosen.value.node)
+    ? Effect.succeed(chosen)
+    : Effect.flatMap(STM.commit(TRef.get(internals.topology.primary)), (primary) =>
+      busy(primary)
+        ? Effect.succeed(chosen)
+        : Effect.as(releaseReplica(chosen.value), Option.none<Topology.Replica>()))
+
+const chooseReplica = (internals: Internals): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> =>
   Effect.withFiberRuntime((fiber) => {
     const route = fiber.getFiberRef(currentRoute)
     if (route === "primary") return none

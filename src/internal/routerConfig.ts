@@ -103,6 +103,9 @@ const Input = Schema.Struct({
   connectTimeout: Schema.optional(PositiveDuration),
   idleTimeout: Schema.optional(PositiveDuration),
   readTimeout: Schema.optional(PositiveDuration),
+  primaryReads: Schema.optional(
+    Schema.Literal("fallback", "overflow").annotations({ message: () => "must be \"fallback\" or \"overflow\"" })
+  ),
   applicationName: Schema.optional(Schema.String.annotations({ message: () => "must be a string" })),
   sideEffectFunctions: Schema.optional(
     Schema.Array(Schema.String).annotations({ message: () => "must be an array of function names" })
@@ -165,6 +168,7 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
       replicas: discovery === "auto" ? hosts.slice(1) : input.replicas ?? [],
       replicaMaxSizeEach: input.replicaMaxSizeEach ?? 10,
       selection: input.selection ?? "round-robin",
+      primaryReads: input.primaryReads ?? "fallback",
       validate: config.validate,
       connectTimeout: duration(input.connectTimeout, "5 seconds"),
       idleTimeout: duration(input.idleTimeout, "30 seconds"),
@@ -226,6 +230,7 @@ export const toJson = (config: RouterConfig, options: { readonly includeSecrets?
     primaryMaxSize: config.primaryMaxSize,
     replicaMaxSizeEach: config.replicaMaxSizeEach,
     selection: config.selection,
+    primaryReads: config.primaryReads,
     connectTimeout: millis(config.connectTimeout),
     idleTimeout: millis(config.idleTimeout),
     readTimeout: millis(config.readTimeout),
