@@ -1,5 +1,6 @@
 /** @internal */
 import type * as Connection from "@effect/sql/SqlConnection"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -179,9 +180,26 @@ const stickUntilCaughtUp = (internals: Internals, session: Ref.Ref<Consistency.S
   Effect.flatMap(STM.commit(TRef.get(internals.topology.primaryLsn)), (lsn) =>
     Ref.update(session, (s) => ({ ...s, lsn: lsn ?? BigInt(Number.MAX_SAFE_INTEGER) })))
 
-/** After COMMIT on a transaction's own connection. @internal */
-export const recordCommitOn = (internals: Internals, connection: Connection.Connection) =>
-  recordCommit(internals, connection.executeUnprepared(lsnQuery, [], undefined))
+/**
+ * COMMIT for a transaction on the primary. In a causal session that wants
+ * LSNs, the position is read in the same round trip: `COMMIT; SELECT
+ * pg_current_wal_insert_lsn()` as one simple-protocol message. A failed
+ * COMMIT stops the message there, so this fails exactly when COMMIT does.
+ * @internal
+ */
+export const commitRecording = (internals: Internals) => (connection: Connection.Connection): Effect.Effect<void, SqlError> =>
+  Effect.withFiberRuntime((fiber) => {
+    const session = Context.getOption(fiber.currentContext, SessionTag)
+    const plain = Effect.asVoid(connection.executeUnprepared("COMMIT", [], undefined))
+    if (session._tag === "None") return plain
+    if (internals.config.consistency.stickyPrimaryAfterWrite !== undefined) {
+      return Effect.zipRight(plain, recordCommit(internals, Effect.succeed([])))
+    }
+    return Effect.flatMap(
+      connection.executeUnprepared(`COMMIT; ${lsnQuery}`, [], undefined),
+      (results) => recordCommit(internals, Effect.succeed((results as ReadonlyArray<ReadonlyArray<{ lsn?: unknown }>>)[1] ?? []))
+    )
+  })
 
 /** After autocommit writes on the primary: any connection sees the global insert position. @internal */
 export const recordCommitOnNode = (internals: Internals, node: Node.Node) =>

@@ -205,7 +205,7 @@ export const make = (
         node: () => transactionNode,
         readOnly: false,
         reserve,
-        afterCommit: (connection) => Consistency.recordCommitOn(router, connection)
+        commit: Consistency.commitRecording(router)
       }),
       [PgClient.TypeId]: PgClient.TypeId,
       config: primaryNow.client.config,

@@ -161,7 +161,7 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
       node: () => node.id,
       readOnly,
       reserve: node.client.reserve,
-      afterCommit: readOnly ? undefined : (connection) => Consistency.recordCommitOn(internals, connection)
+      commit: readOnly ? undefined : Consistency.commitRecording(internals)
     })(provideNode(effect, node))
 
   const transaction = <A, E, R>(

@@ -31,8 +31,11 @@ export interface Options {
   /** Evaluated when the transaction starts: a node's role can change (failover). */
   readonly readOnly: boolean | (() => boolean)
   readonly reserve: Effect.Effect<Connection.Connection, SqlError, Scope.Scope>
-  /** Runs on the same connection right after a successful COMMIT (e.g. LSN capture). */
-  readonly afterCommit?: ((connection: Connection.Connection) => Effect.Effect<void>) | undefined
+  /**
+   * Replaces the plain COMMIT, e.g. to capture the commit's LSN in the same
+   * round trip. It must fail exactly when the COMMIT fails.
+   */
+  readonly commit?: ((connection: Connection.Connection) => Effect.Effect<void, SqlError>) | undefined
 }
 
 const exec = (connection: Connection.Connection, sql: string) =>
@@ -89,7 +92,9 @@ export const make = (options: Options) =>
               yield* Effect.ignore(exec(connection, "ROLLBACK"))
               return yield* exit
             }
-            const committed = yield* Effect.either(exec(connection, "COMMIT"))
+            const committed = yield* Effect.either(
+              options.commit ? options.commit(connection) : exec(connection, "COMMIT")
+            )
             if (committed._tag === "Left") {
               yield* Effect.ignore(exec(connection, "ROLLBACK"))
               return yield* new CommitFailed({
@@ -99,7 +104,6 @@ export const make = (options: Options) =>
                 ...(errorCode(committed.left) ? { sqlState: errorCode(committed.left)! } : {})
               })
             }
-            if (options.afterCommit) yield* options.afterCommit(connection)
             return exit.value
           }).pipe(Effect.onExit((exit) => Scope.close(scope, exit)))
         )
