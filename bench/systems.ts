@@ -138,6 +138,17 @@ const statementsOf = (sql: SqlClient.SqlClient) => ({
 })
 
 /** An Effect system: the layer is built once; each call is one `runPromise` of a fresh statement. */
+/** Each query is one `runPromise` of a plain `SqlClient` statement. */
+const plainStatements = async (runtime: ManagedRuntime.ManagedRuntime<SqlClient.SqlClient, unknown>) => {
+  const s = statementsOf(await runtime.runPromise(SqlClient.SqlClient))
+  return {
+    select1: () => runtime.runPromise(s.select1()),
+    sleep: () => runtime.runPromise(s.sleep()),
+    read: (k: number) => runtime.runPromise(s.read(k)),
+    write: (k: number) => runtime.runPromise(s.write(k))
+  }
+}
+
 const effectSystem = async <R, E>(
   layer: Layer.Layer<R, E>,
   make: (runtime: ManagedRuntime.ManagedRuntime<R, E>) => Promise<Omit<Instance, "close">>
@@ -203,19 +214,10 @@ const pgClientDirect: System = {
   setup: ({ bench }) =>
     effectSystem(
       PgClient.layer({ url: bench.primary.url, maxConnections: bench.poolSize, idleTimeout: "1 hour" }),
-      async (runtime) => {
-        const s = statementsOf(await runtime.runPromise(SqlClient.SqlClient))
-        return {
-          select1: () => runtime.runPromise(s.select1()),
-          sleep: () => runtime.runPromise(s.sleep()),
-          read: (k) => runtime.runPromise(s.read(k)),
-          write: (k) => runtime.runPromise(s.write(k))
-        }
-      }
+      plainStatements
     )
 }
 
-/** `SqlRouter.withRead` for reads and `withWrite` for writes, around plain `SqlClient` statements. */
 /**
  * An @effect/sql client whose connection is the router's lean per-statement
  * connection to the primary (`Node.connection`: the pool is called directly).
@@ -241,15 +243,7 @@ const leanConnection: System = {
           }).pipe(Effect.provideService(Reactivity.Reactivity, internals.reactivity))
         })
       ),
-      async (runtime) => {
-        const s = statementsOf(await runtime.runPromise(SqlClient.SqlClient))
-        return {
-          select1: () => runtime.runPromise(s.select1()),
-          sleep: () => runtime.runPromise(s.sleep()),
-          read: (k) => runtime.runPromise(s.read(k)),
-          write: (k) => runtime.runPromise(s.write(k))
-        }
-      }
+      plainStatements
     )
 }
 
