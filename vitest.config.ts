@@ -1,13 +1,16 @@
 import { defineConfig } from "vitest/config"
 
-// Two cores: every test file that needs PostgreSQL starts its own cluster, so
-// at most two files run at once and hooks get generous time for server start.
+// Two cores, and every file that needs PostgreSQL starts its own cluster with
+// a load on it: files run one at a time, so that the fault tests' timing
+// bounds (a dead replica leaves rotation within an interval plus the probe
+// timeout) measure the router, not a neighbour's load. The suite still takes
+// about a minute.
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     pool: "forks",
-    poolOptions: { forks: { minForks: 1, maxForks: 2 } },
-    fileParallelism: true,
+    poolOptions: { forks: { minForks: 1, maxForks: 1 } },
+    fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 60_000,
