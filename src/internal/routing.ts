@@ -32,8 +32,6 @@ export const currentRoute = globalValue(
   () => FiberRef.unsafeMake<Route>("auto")
 )
 
-/** @internal */
-export const currentRouteValue: Effect.Effect<Route> = FiberRef.get(currentRoute)
 
 /** The requirement a read carries from the configuration's `maxLag`. @internal */
 export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>

@@ -37,7 +37,6 @@ export { healthTransitions, statements } from "./metrics.js"
 export {
   configRequirement,
   currentRoute,
-  currentRouteValue,
   type Internals,
   observeFailure,
   pickReplica,

@@ -20,12 +20,6 @@ import { describe, errorCode } from "./errors.js"
 const readOnlyConnections = new WeakSet<Connection.Connection>()
 
 /** @internal */
-export const isInReadOnlyTransaction = (context: Context.Context<never>): boolean => {
-  const current = Context.getOption(context, SqlClient.TransactionConnection)
-  return current._tag === "Some" && readOnlyConnections.has(current.value[0])
-}
-
-/** @internal */
 export interface Options {
   readonly node: () => string
   /** Evaluated when the transaction starts: a node's role can change (failover). */
