@@ -397,13 +397,19 @@ type Mode = "read" | "copy" | "shape"
 export const classifyText = (sql: string, names: ReadonlySet<string>): Classifier.Classification =>
   statement(new Scanner(sql), names)
 
-const statement = (scanner: Scanner, names: ReadonlySet<string>): Classifier.Classification => {
+/** Skips leading opening parentheses: how many, and the token after them. */
+const openParens = (scanner: Scanner): { readonly depth: number; readonly kind: Token } => {
   let depth = 0
   let kind = scanner.next()
   while (kind === LPAREN) {
     depth++
     kind = scanner.next()
   }
+  return { depth, kind }
+}
+
+const statement = (scanner: Scanner, names: ReadonlySet<string>): Classifier.Classification => {
+  const { depth, kind } = openParens(scanner)
   switch (kind) {
     case EOF:
       return depth === 0 ? write("empty") : unbalanced
@@ -633,12 +639,7 @@ const explainOptions = (scanner: Scanner): boolean | Classifier.Classification =
 
 // A plain EXPLAIN only plans, so any explainable statement is a read if it is a single well-formed one.
 const explainOnly = (scanner: Scanner, names: ReadonlySet<string>): Classifier.Classification => {
-  let depth = 0
-  let kind = scanner.next()
-  while (kind === LPAREN) {
-    depth++
-    kind = scanner.next()
-  }
+  const { depth, kind } = openParens(scanner)
   if (kind === ERROR) return unparseable(scanner.error)
   if (kind !== WORD) return unparseable("EXPLAIN without a statement")
   const keyword = wordAt(scanner)
