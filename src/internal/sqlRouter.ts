@@ -46,10 +46,21 @@ export {
 
 type ProvidedBy = SqlClient.SqlClient | PgClient.PgClient
 
+/** What a region on a node provides, built once per node. */
+const nodeContexts = new WeakMap<Node.Node, Context.Context<ProvidedBy>>()
+const contextOf = (node: Node.Node): Context.Context<ProvidedBy> => {
+  let context = nodeContexts.get(node)
+  if (context === undefined) {
+    context = Context.make(SqlClient.SqlClient, node.client as SqlClient.SqlClient).pipe(
+      Context.add(PgClient.PgClient, node.client)
+    )
+    nodeContexts.set(node, context)
+  }
+  return context
+}
+
 const provideNode = <A, E, R>(effect: Effect.Effect<A, E, R>, node: Node.Node) =>
-  Effect.provide(effect, Context.make(SqlClient.SqlClient, node.client as SqlClient.SqlClient).pipe(
-    Context.add(PgClient.PgClient, node.client)
-  )) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
+  Effect.provide(effect, contextOf(node)) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
 
 const currentPrimary = (topology: Topology.Topology) => STM.commit(TRef.get(topology.primary))
 
