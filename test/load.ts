@@ -90,3 +90,6 @@ export const missingWrites = (report: LoadReport) =>
       SqlRouter.primary(sql<{ n: number }>`SELECT count(*)::int AS n FROM load_t WHERE id = ANY(${report.writes})`),
       (rows) => report.writes.length - rows[0]!.n
     ))
+
+/** A running load, as `startLoad` gives it. */
+export type Load = Effect.Effect.Success<ReturnType<typeof startLoad>>
