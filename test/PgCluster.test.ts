@@ -3,7 +3,9 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
+import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
+import Pg from "pg"
 import { PgCluster } from "effect-sql-router/testing"
 import { postgresProcessesUnder } from "./utils.js"
 
@@ -110,15 +112,27 @@ layer(PgCluster.layer({ replicas: 2 }), { timeout: "120 seconds", excludeTestSer
       expect(yield* cluster.query(replica, "SELECT 1 AS one")).toEqual([{ one: 1 }])
     }))
 
-  it.effect("freeze makes a node time out; thaw brings it back", () =>
+  it.effect("freeze makes a node time out, on new and existing connections; thaw brings it back", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.PgCluster
       const replica = cluster.replicas[0]!
+      // A connection opened before the freeze: its backend must stop too
+      // (PostgreSQL gives every backend a session of its own).
+      const existing = new Pg.Client({ connectionString: Redacted.value(replica.url) })
+      yield* Effect.promise(() => existing.connect())
       yield* cluster.freeze(replica)
       const frozen = yield* cluster.query(replica, "SELECT 1").pipe(Effect.timeout("1 second"), Effect.flip)
       expect(frozen._tag).toBe("TimeoutException")
+      const onExisting = yield* Effect.promise(() => existing.query("SELECT 2 AS two")).pipe(
+        Effect.timeout("1 second"),
+        Effect.either
+      )
+      expect(onExisting._tag).toBe("Left")
       yield* cluster.thaw(replica)
       expect(yield* cluster.query(replica, "SELECT 1 AS one")).toEqual([{ one: 1 }])
+      // The query sent while frozen is answered after the thaw.
+      expect((yield* Effect.promise(() => existing.query("SELECT 3 AS three"))).rows).toEqual([{ three: 3 }])
+      yield* Effect.promise(() => existing.end())
     }))
 
   it.effect("paused replay keeps a replica behind while the primary moves on; resume catches up", () =>

@@ -163,8 +163,8 @@ export const embedded = (
           // Kill first, then wait: a clean stop buys nothing when the files go next.
           for (const server of servers.values()) {
             if (server.process && !server.process.hasExited()) {
-              Proc.signalGroup(server.process.pid, "SIGCONT")
-              Proc.signalGroup(server.process.pid, "SIGKILL")
+              Proc.signalServer(server.process.pid, "SIGCONT")
+              Proc.signalServer(server.process.pid, "SIGKILL")
             }
           }
           for (const server of servers.values()) {
@@ -234,12 +234,12 @@ export const embedded = (
         const server = yield* serverOf(node)
         const proc = server.process
         if (!proc || proc.hasExited()) return
-        Proc.signalGroup(proc.pid, "SIGCONT")
+        Proc.signalServer(proc.pid, "SIGCONT")
         // SIGINT to the postmaster alone is PostgreSQL's "fast" shutdown.
         Proc.signalProcess(proc.pid, "SIGINT")
         yield* awaitGone(proc).pipe(
           Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => fail("stop", node, "did not shut down in 30s") }),
-          Effect.tapError(() => Effect.sync(() => Proc.signalGroup(proc.pid, "SIGKILL")))
+          Effect.tapError(() => Effect.sync(() => Proc.signalServer(proc.pid, "SIGKILL")))
         )
         server.frozen = false
       })
@@ -249,7 +249,7 @@ export const embedded = (
         const server = yield* serverOf(node)
         const proc = server.process
         if (!proc || proc.hasExited()) return
-        Proc.signalGroup(proc.pid, "SIGKILL")
+        Proc.signalServer(proc.pid, "SIGKILL")
         yield* awaitGone(proc)
         server.frozen = false
       })
@@ -259,7 +259,7 @@ export const embedded = (
         const server = yield* serverOf(node)
         const proc = server.process
         if (!proc || proc.hasExited()) return yield* fail(operation, node, "the server is not running")
-        Proc.signalGroup(proc.pid, signal)
+        Proc.signalServer(proc.pid, signal)
         server.frozen = frozen
       })
 

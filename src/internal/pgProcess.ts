@@ -288,6 +288,41 @@ export const signalGroup = (pid: number, signal: NodeJS.Signals): void => {
   }
 }
 
+/** The direct children of a process, from /proc (empty where there is no /proc). */
+const childrenOf = (pid: number): Array<number> => {
+  const children: Array<number> = []
+  let entries: Array<string>
+  try {
+    entries = Fs.readdirSync("/proc")
+  } catch {
+    return children
+  }
+  for (const entry of entries) {
+    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue
+    try {
+      const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
+      // pid (comm) state ppid …: comm may contain spaces, so parse after the last ")".
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+      if (ppid === pid) children.push(Number(entry))
+    } catch {
+      // gone while we looked
+    }
+  }
+  return children
+}
+
+/**
+ * Signals a whole server: the postmaster's process group, then each of its
+ * children. PostgreSQL puts every backend in a session of its own (setsid),
+ * so signalling the postmaster's group alone would freeze or kill the
+ * postmaster while existing connections went on being served.
+ * @internal
+ */
+export const signalServer = (pid: number, signal: NodeJS.Signals): void => {
+  signalGroup(pid, signal)
+  for (const child of childrenOf(pid)) signalGroup(child, signal)
+}
+
 /** Sends a signal to one process; a process already gone is fine. @internal */
 export const signalProcess = (pid: number, signal: NodeJS.Signals): void => {
   try {
@@ -322,7 +357,7 @@ const liveGroups = new Set<number>()
 const liveDirs = new Set<string>()
 let hooked = false
 const cleanUp = () => {
-  for (const pid of liveGroups) signalGroup(pid, "SIGKILL")
+  for (const pid of liveGroups) signalServer(pid, "SIGKILL")
   for (const dir of liveDirs) Fs.rmSync(dir, { recursive: true, force: true })
   liveGroups.clear()
   liveDirs.clear()
@@ -371,7 +406,7 @@ export const sweepOrphans = (): void => {
         const pidFile = Path.join(dir, node, "postmaster.pid")
         if (!Fs.existsSync(pidFile)) continue
         const pid = Number(Fs.readFileSync(pidFile, "utf8").split("\n")[0])
-        if (pid > 0) signalGroup(pid, "SIGKILL")
+        if (pid > 0) signalServer(pid, "SIGKILL")
       }
       Fs.rmSync(dir, { recursive: true, force: true })
     } catch {
