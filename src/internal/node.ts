@@ -81,13 +81,22 @@ const runQuery = <A>(
       if (err || !client) return resume(Effect.fail(acquireFailed(err ?? new Error("No client returned"))))
       if (interrupted) return release()
       pid = (client as unknown as { processID?: number }).processID
-      client.query(config as string, params as Array<unknown>, (error: Error | null, result: Pg.QueryResult) => {
+      let settled = false
+      // A checked-out client has no listener of the pool's: without ours, a
+      // connection that dies under the query (server killed) would be an
+      // uncaught 'error'.
+      const settle = (error: Error | null, result?: Pg.QueryResult) => {
+        if (settled) return
+        settled = true
+        client.off("error", settle)
         // A broken connection is destroyed, not returned to the pool.
         release(error && isConnectionError(error) ? error : undefined)
         if (interrupted) return
         if (error) resume(Effect.fail(executeFailed(error)))
-        else resume(Effect.succeed(map(result)))
-      })
+        else resume(Effect.succeed(map(result!)))
+      }
+      client.on("error", settle)
+      client.query(config as string, params as Array<unknown>, settle)
     })
     return Effect.sync(() => {
       interrupted = true
