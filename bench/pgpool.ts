@@ -11,7 +11,8 @@ import * as Path from "node:path"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import Pg from "pg"
-import * as Proc from "../src/internal/pgProcess.js"
+import * as Process from "../src/testing/internal/process.js"
+import * as RunAs from "../src/testing/internal/runAs.js"
 import type { BenchCluster } from "./cluster.js"
 
 /** How to get the binary, shown when it is missing (Markdown). */
@@ -138,7 +139,7 @@ export const start = (
   options: { readonly children: number }
 ): Effect.Effect<Pgpool, Error, Scope.Scope> =>
   Effect.gen(function*() {
-    const runAs = Proc.resolveRunAs()
+    const runAs = RunAs.resolveRunAs()
     const dir = yield* Effect.acquireRelease(
       Effect.promise(async () => {
         const dir = await FsP.mkdtemp(Path.join(Os.tmpdir(), "bench-pgpool-"))
@@ -147,8 +148,8 @@ export const start = (
       }),
       (dir) => Effect.promise(() => FsP.rm(dir, { recursive: true, force: true }))
     )
-    const port = yield* Effect.promise(Proc.freePort)
-    const pcpPort = yield* Effect.promise(Proc.freePort)
+    const port = yield* Effect.promise(Process.freePort)
+    const pcpPort = yield* Effect.promise(Process.freePort)
     const user = bench.primary.user
     const confFile = Path.join(dir, "pgpool.conf")
     const logFile = Path.join(dir, "pgpool.log")
@@ -166,7 +167,7 @@ export const start = (
       )
       await FsP.writeFile(Path.join(dir, "pcp.conf"), "")
       await FsP.writeFile(Path.join(dir, "pool_hba.conf"), "host all all 127.0.0.1/32 trust\n")
-      if (runAs) await Proc.chownTree(dir, runAs)
+      if (runAs) await RunAs.chownTree(dir, runAs)
     })
     const child = yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -194,7 +195,7 @@ export const start = (
           const hasExited = () => child.exitCode !== null || child.signalCode !== null
           // Last line of defence if this process exits without closing the scope.
           const onExit = () => {
-            if (child.pid !== undefined && !hasExited()) Proc.signalGroup(child.pid, "SIGKILL")
+            if (child.pid !== undefined && !hasExited()) Process.signalGroup(child.pid, "SIGKILL")
           }
           process.once("exit", onExit)
           void exited.then(() => process.off("exit", onExit))
@@ -208,11 +209,11 @@ export const start = (
           const pid = child.pid
           if (pid === undefined) return
           // SIGINT is pgpool's fast shutdown; the children follow their parent.
-          if (!hasExited()) Proc.signalProcess(pid, "SIGINT")
+          if (!hasExited()) Process.signalProcess(pid, "SIGINT")
           const done = yield* Effect.promise(() => exited).pipe(Effect.timeoutOption("5 seconds"))
-          if (done._tag === "None") Proc.signalGroup(pid, "SIGKILL")
-          for (let i = 0; i < 200 && Proc.groupAlive(pid); i++) {
-            if (i === 100) Proc.signalGroup(pid, "SIGKILL")
+          if (done._tag === "None") Process.signalGroup(pid, "SIGKILL")
+          for (let i = 0; i < 200 && Process.groupAlive(pid); i++) {
+            if (i === 100) Process.signalGroup(pid, "SIGKILL")
             yield* Effect.sleep("20 millis")
           }
         })
@@ -221,11 +222,11 @@ export const start = (
     const deadline = Date.now() + 20_000
     for (;;) {
       if (child.hasExited()) {
-        return yield* Effect.fail(new Error(`pgpool exited at start:\n${Proc.tail(logFile)}`))
+        return yield* Effect.fail(new Error(`pgpool exited at start:\n${Process.tail(logFile)}`))
       }
       if (yield* Effect.promise(() => canQuery("127.0.0.1", port, user))) break
       if (Date.now() > deadline) {
-        return yield* Effect.fail(new Error(`pgpool does not accept connections after 20 s:\n${Proc.tail(logFile)}`))
+        return yield* Effect.fail(new Error(`pgpool does not accept connections after 20 s:\n${Process.tail(logFile)}`))
       }
       yield* Effect.sleep("100 millis")
     }

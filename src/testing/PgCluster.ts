@@ -13,7 +13,7 @@ import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as internal from "../internal/pgCluster.js"
+import * as internal from "./internal/cluster.js"
 
 /**
  * Where the servers come from: `embedded` (default) runs the npm binaries

@@ -8,9 +8,13 @@ import * as FsP from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import Pg from "pg"
-import type { Backend, ClusterNode, Options, PgCluster, Role } from "../testing/PgCluster.js"
-import { ClusterError } from "../testing/PgCluster.js"
-import * as Proc from "./pgProcess.js"
+import type { Backend, ClusterNode, Options, PgCluster, Role } from "../PgCluster.js"
+import { ClusterError } from "../PgCluster.js"
+import * as Binaries from "./binaries.js"
+import * as Cleanup from "./cleanup.js"
+import * as Process from "./process.js"
+import * as RunAs from "./runAs.js"
+import * as Template from "./template.js"
 
 /**
  * What differs between backends: how servers are started, stopped and
@@ -100,7 +104,7 @@ const awaitReady = (node: ClusterNode, alive: () => boolean, logFile: string | u
   Effect.gen(function*() {
     for (;;) {
       if (!alive()) {
-        return yield* fail("start", node, `the server exited${logFile ? `:\n${Proc.tail(logFile)}` : ""}`)
+        return yield* fail("start", node, `the server exited${logFile ? `:\n${Process.tail(logFile)}` : ""}`)
       }
       const ok = yield* queryNode(node, "SELECT 1", [], 1_000).pipe(
         Effect.as(true),
@@ -113,7 +117,7 @@ const awaitReady = (node: ClusterNode, alive: () => boolean, logFile: string | u
     Effect.timeoutFail({
       duration: timeout,
       onTimeout: () =>
-        fail("start", node, `not accepting connections after ${Duration.format(timeout)}${logFile ? `:\n${Proc.tail(logFile)}` : ""}`)
+        fail("start", node, `not accepting connections after ${Duration.format(timeout)}${logFile ? `:\n${Process.tail(logFile)}` : ""}`)
     })
   )
 
@@ -126,7 +130,7 @@ interface EmbeddedServer {
   readonly node: ClusterNode
   readonly dataDir: string
   readonly logFile: string
-  process: Proc.ServerProcess | undefined
+  process: Process.ServerProcess | undefined
   frozen: boolean
 }
 
@@ -144,17 +148,17 @@ export const embedded = (
   options: Options
 ): Effect.Effect<Driver, ClusterError, Scope.Scope> =>
   Effect.gen(function*() {
-    const runAs = yield* Effect.try({ try: Proc.resolveRunAs, catch: (cause) => fail("setup", undefined, String(cause), cause) })
-    const binaries = yield* promise("setup", undefined, () => Proc.resolveBinaries(runAs))
-    const template = yield* promise("initdb", undefined, () => Proc.ensureTemplate(binaries, runAs))
+    const runAs = yield* Effect.try({ try: RunAs.resolveRunAs, catch: (cause) => fail("setup", undefined, String(cause), cause) })
+    const binaries = yield* promise("setup", undefined, () => Binaries.resolveBinaries(runAs))
+    const template = yield* promise("initdb", undefined, () => Template.ensureTemplate(binaries, runAs))
     const startTimeout = options.startTimeout ?? "60 seconds"
     const servers = new Map<string, EmbeddedServer>()
 
     const root = yield* Effect.acquireRelease(
       promise("setup", undefined, async () => {
-        Proc.sweepOrphans()
-        const dir = await FsP.mkdtemp(Path.join(Os.tmpdir(), Proc.clusterDirPrefix()))
-        Proc.trackDir(dir)
+        Cleanup.sweepOrphans()
+        const dir = await FsP.mkdtemp(Path.join(Os.tmpdir(), Cleanup.clusterDirPrefix()))
+        Cleanup.trackDir(dir)
         await FsP.chmod(dir, 0o755)
         return dir
       }),
@@ -163,22 +167,22 @@ export const embedded = (
           // Kill first, then wait: a clean stop buys nothing when the files go next.
           for (const server of servers.values()) {
             if (server.process && !server.process.hasExited()) {
-              Proc.signalServer(server.process.pid, "SIGCONT")
-              Proc.signalServer(server.process.pid, "SIGKILL")
+              Process.signalServer(server.process.pid, "SIGCONT")
+              Process.signalServer(server.process.pid, "SIGKILL")
             }
           }
           for (const server of servers.values()) {
             if (server.process) yield* awaitGone(server.process)
           }
           yield* Effect.promise(() => FsP.rm(dir, { recursive: true, force: true }))
-          Proc.untrackDir(dir)
+          Cleanup.untrackDir(dir)
         }))
     )
 
-    const awaitGone = (proc: Proc.ServerProcess) =>
+    const awaitGone = (proc: Process.ServerProcess) =>
       Effect.gen(function*() {
         yield* Effect.promise(() => proc.exited)
-        while (Proc.groupAlive(proc.pid)) yield* Effect.sleep("10 millis")
+        while (Process.groupAlive(proc.pid)) yield* Effect.sleep("10 millis")
       })
 
     const serverOf = (node: ClusterNode) => {
@@ -189,7 +193,7 @@ export const embedded = (
     const launch = (server: EmbeddedServer) =>
       Effect.gen(function*() {
         if (server.process && !server.process.hasExited()) return
-        const proc = Proc.spawnServer(binaries, server.dataDir, server.logFile, runAs)
+        const proc = Process.spawnServer(binaries, server.dataDir, server.logFile, runAs)
         server.process = proc
         server.frozen = false
         yield* awaitReady(server.node, () => !proc.hasExited(), server.logFile, startTimeout)
@@ -197,19 +201,19 @@ export const embedded = (
 
     const create = (name: string, role: Role, primary: ClusterNode | undefined) =>
       Effect.gen(function*() {
-        const port = yield* promise("setup", undefined, Proc.freePort)
+        const port = yield* promise("setup", undefined, Process.freePort)
         const node = makeNode(name, role, "127.0.0.1", port)
         const dataDir = Path.join(root, name)
         yield* promise("setup", node, async () => {
-          await Proc.copyDataDir(template, dataDir)
+          await Template.copyDataDir(template, dataDir)
           const settings: Record<string, string> = { ...options.settings, port: String(port), cluster_name: `'${name}'` }
           if (primary) {
             settings["primary_conninfo"] =
               `'host=${primary.host} port=${primary.port} user=${primary.user} application_name=${name}'`
             await FsP.writeFile(Path.join(dataDir, "standby.signal"), "")
           }
-          await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Proc.renderSettings(settings))
-          if (runAs) await Proc.chownTree(dataDir, runAs)
+          await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Template.renderSettings(settings))
+          if (runAs) await RunAs.chownTree(dataDir, runAs)
         })
         const server: EmbeddedServer = {
           node,
@@ -234,12 +238,12 @@ export const embedded = (
         const server = yield* serverOf(node)
         const proc = server.process
         if (!proc || proc.hasExited()) return
-        Proc.signalServer(proc.pid, "SIGCONT")
+        Process.signalServer(proc.pid, "SIGCONT")
         // SIGINT to the postmaster alone is PostgreSQL's "fast" shutdown.
-        Proc.signalProcess(proc.pid, "SIGINT")
+        Process.signalProcess(proc.pid, "SIGINT")
         yield* awaitGone(proc).pipe(
           Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => fail("stop", node, "did not shut down in 30s") }),
-          Effect.tapError(() => Effect.sync(() => Proc.signalServer(proc.pid, "SIGKILL")))
+          Effect.tapError(() => Effect.sync(() => Process.signalServer(proc.pid, "SIGKILL")))
         )
         server.frozen = false
       })
@@ -249,7 +253,7 @@ export const embedded = (
         const server = yield* serverOf(node)
         const proc = server.process
         if (!proc || proc.hasExited()) return
-        Proc.signalServer(proc.pid, "SIGKILL")
+        Process.signalServer(proc.pid, "SIGKILL")
         yield* awaitGone(proc)
         server.frozen = false
       })
@@ -259,7 +263,7 @@ export const embedded = (
         const server = yield* serverOf(node)
         const proc = server.process
         if (!proc || proc.hasExited()) return yield* fail(operation, node, "the server is not running")
-        Proc.signalServer(proc.pid, signal)
+        Process.signalServer(proc.pid, signal)
         server.frozen = frozen
       })
 
@@ -338,7 +342,7 @@ export const make = (options: Options = {}): Effect.Effect<PgCluster, ClusterErr
       : backend === "external"
       ? yield* external()
       : yield* Effect.flatMap(
-        Effect.promise(() => import("./pgClusterContainers.js")),
+        Effect.promise(() => import("./containers.js")),
         (module) => module.testcontainers(options)
       )
     return fromDriver(driver)

@@ -1,11 +1,11 @@
 /** @internal */
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
-import type { ClusterNode, Options } from "../testing/PgCluster.js"
-import { ClusterError } from "../testing/PgCluster.js"
-import type { Driver } from "./pgCluster.js"
-import { makeNode } from "./pgCluster.js"
-import { freePort } from "./pgProcess.js"
+import type { ClusterNode, Options } from "../PgCluster.js"
+import { ClusterError } from "../PgCluster.js"
+import type { Driver } from "./cluster.js"
+import { makeNode } from "./cluster.js"
+import { freePort } from "./process.js"
 
 // testcontainers is an optional peer: it is loaded only when this backend is
 // chosen, so its types are not required to build the library.

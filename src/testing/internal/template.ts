@@ -1,0 +1,79 @@
+/** @internal */
+import * as Fs from "node:fs"
+import * as FsP from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import type { Binaries } from "./binaries.js"
+import { cacheRoot } from "./binaries.js"
+import { run } from "./process.js"
+import type { RunAs } from "./runAs.js"
+import { chownTree } from "./runAs.js"
+
+// The initdb template every node of every cluster copies, and the settings
+// they share.
+
+/** Settings every node of a test cluster shares; tuned for speed, not durability. @internal */
+export const baseSettings: Readonly<Record<string, string>> = {
+  listen_addresses: "'127.0.0.1'",
+  unix_socket_directories: "''",
+  max_connections: "200",
+  shared_buffers: "32MB",
+  wal_level: "replica",
+  max_wal_senders: "16",
+  max_replication_slots: "16",
+  wal_keep_size: "'512MB'",
+  hot_standby: "on",
+  hot_standby_feedback: "on",
+  wal_receiver_status_interval: "'1s'",
+  wal_retrieve_retry_interval: "'200ms'",
+  fsync: "off",
+  full_page_writes: "off",
+  logging_collector: "off",
+  log_min_messages: "warning",
+  log_line_prefix: "'%m [%p] '",
+  dynamic_shared_memory_type: "posix"
+}
+
+/** @internal */
+export const renderSettings = (settings: Readonly<Record<string, string>>): string =>
+  Object.entries(settings).map(([key, value]) => `${key} = ${value}`).join("\n") + "\n"
+
+/**
+ * Runs initdb once per binary version into a cached template that every node
+ * of every cluster copies: a copy takes milliseconds, initdb about a second.
+ * @internal
+ */
+export const ensureTemplate = async (binaries: Binaries, runAs: RunAs | undefined): Promise<string> => {
+  const root = cacheRoot(runAs)
+  const template = Path.join(root, `template-${binaries.version}-v1`)
+  if (Fs.existsSync(Path.join(template, "PG_VERSION"))) return template
+  await FsP.mkdir(root, { recursive: true, mode: 0o755 })
+  const staging = `${template}.${process.pid}.${Math.random().toString(36).slice(2)}`
+  await FsP.mkdir(staging, { mode: 0o700 })
+  try {
+    if (runAs) await FsP.chown(staging, runAs.uid, runAs.gid)
+    await run(binaries.initdb, [
+      "-D",
+      staging,
+      "-U",
+      "postgres",
+      "--auth=trust",
+      "--encoding=UTF8",
+      "--locale=C",
+      "--no-sync",
+      "--no-instructions"
+    ], { runAs, cwd: Os.tmpdir() })
+    await FsP.appendFile(Path.join(staging, "postgresql.conf"), "\n" + renderSettings(baseSettings))
+    if (runAs) await chownTree(Path.join(staging, "postgresql.conf"), runAs)
+    // Another process may have won the race: theirs is as good as ours.
+    await FsP.rename(staging, template).catch(async (error) => {
+      if (!Fs.existsSync(Path.join(template, "PG_VERSION"))) throw error
+    })
+  } finally {
+    await FsP.rm(staging, { recursive: true, force: true })
+  }
+  return template
+}
+
+/** Copies a data directory keeping modes and owners (`cp -a`). @internal */
+export const copyDataDir = (from: string, to: string): Promise<string> => run("cp", ["-a", from, to])
