@@ -3,38 +3,74 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import ts from "typescript"
 
-// Every TypeScript block of the READMEs is a complete program that compiles
+// Every TypeScript block of the READMEs, and every one in the JSDoc of the
+// public modules (the `@example`s), is a complete program that compiles
 // against the sources, importing the package by its name as a user would.
 // Each block is its own module in a scratch directory inside the repository
 // (so that node_modules and the package's "type": "module" apply), and one
 // program typechecks them all under the repository's compiler options.
+// `npm run docs` (docgen) compiles and runs the examples too; this is the
+// fast check that `npm test` runs.
 
 const root = Path.resolve(import.meta.dirname, "..")
 const documents = ["README.md", "examples/README.md"]
 
 interface Block {
+  /** Where the block is, relative to the repository. */
   readonly document: string
   /** 1-based line of the block's first code line in the document. */
   readonly line: number
   readonly code: string
-  file: string
 }
 
-const extractBlocks = (document: string): ReadonlyArray<Block> => {
-  const lines = Fs.readFileSync(Path.join(root, document), "utf8").split("\n")
+const isOpeningFence = (line: string) => /^```(ts|typescript)\s*$/.test(line)
+const isClosingFence = (line: string) => /^```\s*$/.test(line)
+
+/**
+ * The fenced blocks of a document whose lines are already stripped: a line
+ * that is undefined (outside a comment, for sources) ends any open block.
+ */
+const fencedBlocks = (document: string, lines: ReadonlyArray<string | undefined>): Array<Block> => {
   const blocks: Array<Block> = []
   let start: number | undefined
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!
-    if (start === undefined) {
-      if (/^```(ts|typescript)\s*$/.test(line)) start = i + 1
-    } else if (/^```\s*$/.test(line)) {
-      blocks.push({ document, line: start + 1, code: lines.slice(start, i).join("\n"), file: "" })
+  lines.forEach((line, i) => {
+    if (line === undefined) {
+      start = undefined
+    } else if (start === undefined) {
+      if (isOpeningFence(line)) start = i + 1
+    } else if (isClosingFence(line)) {
+      blocks.push({ document, line: start + 1, code: lines.slice(start, i).join("\n") })
       start = undefined
     }
-  }
+  })
   return blocks
 }
+
+const readLines = (document: string) => Fs.readFileSync(Path.join(root, document), "utf8").split("\n")
+
+const markdownBlocks = (document: string): Array<Block> => fencedBlocks(document, readLines(document))
+
+/** Each line inside a JSDoc comment without its leading ` * `; undefined for every other line. */
+const jsDocLines = (lines: ReadonlyArray<string>): Array<string | undefined> => {
+  let inside = false
+  return lines.map((line) => {
+    const trimmed = line.trim()
+    if (!inside && trimmed.startsWith("/**")) inside = !trimmed.endsWith("*/")
+    else if (inside && trimmed.startsWith("*/")) inside = false
+    else if (inside) return trimmed.replace(/^\* ?/, "")
+    return undefined
+  })
+}
+
+const jsDocBlocks = (document: string): Array<Block> => fencedBlocks(document, jsDocLines(readLines(document)))
+
+/** The public modules under `dir`: every `.ts` file outside `internal/` directories. */
+const publicModules = (dir: string): Array<string> =>
+  Fs.readdirSync(Path.join(root, dir), { withFileTypes: true }).flatMap((entry) => {
+    const path = Path.posix.join(dir, entry.name)
+    if (entry.isDirectory()) return entry.name === "internal" ? [] : publicModules(path)
+    return entry.name.endsWith(".ts") ? [path] : []
+  })
 
 const compilerOptions = (): ts.CompilerOptions => {
   const configPath = Path.join(root, "tsconfig.json")
@@ -61,28 +97,33 @@ const format = (block: Block, diagnostic: ts.Diagnostic): string => {
   return `${block.document}:${block.line + line}:${character + 1} TS${diagnostic.code}: ${message}`
 }
 
-const blocks = documents.flatMap(extractBlocks)
+const readmeBlocks = documents.flatMap(markdownBlocks)
+const exampleBlocks = publicModules("src").flatMap(jsDocBlocks)
+const blocks = [...readmeBlocks, ...exampleBlocks]
+const files = new Map<Block, string>()
 let scratch = ""
 let program: ts.Program | undefined
 
-describe("README code blocks", () => {
+describe("code blocks in the READMEs and the JSDoc", () => {
   beforeAll(() => {
     Fs.mkdirSync(Path.join(root, ".tmp"), { recursive: true })
-    scratch = Fs.mkdtempSync(Path.join(root, ".tmp", "readme-"))
+    scratch = Fs.mkdtempSync(Path.join(root, ".tmp", "code-blocks-"))
     blocks.forEach((block, i) => {
-      block.file = Path.join(scratch, `${block.document.replace(/\W/g, "_")}-${i}.ts`)
+      const file = Path.join(scratch, `${block.document.replace(/\W/g, "_")}-${i}.ts`)
       // `export {}` keeps a block without imports a module, not a script.
-      Fs.writeFileSync(block.file, `${block.code}\nexport {}\n`)
+      Fs.writeFileSync(file, `${block.code}\nexport {}\n`)
+      files.set(block, file)
     })
-    program = ts.createProgram(blocks.map((block) => block.file), compilerOptions())
+    program = ts.createProgram([...files.values()], compilerOptions())
   })
 
   afterAll(() => {
     if (scratch !== "") Fs.rmSync(scratch, { recursive: true, force: true })
   })
 
-  it("the READMEs have TypeScript blocks", () => {
-    expect(blocks.length).toBeGreaterThan(0)
+  it("the README and the JSDoc have TypeScript blocks", () => {
+    expect(readmeBlocks.length).toBeGreaterThan(0)
+    expect(exampleBlocks.length).toBeGreaterThan(0)
   })
 
   it("the compiler options are valid", () => {
@@ -95,8 +136,8 @@ describe("README code blocks", () => {
   it.each(blocks.map((block) => [`${block.document}:${block.line}`, block] as const))(
     "%s typechecks",
     (_, block) => {
-      const source = program!.getSourceFile(block.file)
-      expect(source, `${block.file} is in the program`).toBeDefined()
+      const source = program!.getSourceFile(files.get(block)!)
+      expect(source, `${block.document}:${block.line} is in the program`).toBeDefined()
       const diagnostics = ts.getPreEmitDiagnostics(program!, source).map((d) => format(block, d))
       expect(diagnostics).toEqual([])
     }
