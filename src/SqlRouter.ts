@@ -300,6 +300,23 @@ export const withPrimary = <A, E, R>(
  * Runs `effect` in `BEGIN … COMMIT` on one pinned primary connection; a COMMIT the
  * server refuses is `CommitFailed`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlClient } from "@effect/sql"
+ * import { SqlRouter } from "effect-sql-router"
+ *
+ * const transfer = SqlRouter.transaction(Effect.gen(function* () {
+ *   const sql = yield* SqlClient.SqlClient
+ *   yield* sql`UPDATE accounts SET balance = balance - 10 WHERE id = 1`
+ *   yield* sql`UPDATE accounts SET balance = balance + 10 WHERE id = 2`
+ * })).pipe(
+ *   // The router never retries a write; a refused COMMIT is a typed error,
+ *   // and a serialization failure is worth running the transaction again.
+ *   Effect.retry({ times: 3, while: (error) => error._tag === "CommitFailed" && error.retryable })
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */
