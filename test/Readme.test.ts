@@ -97,6 +97,52 @@ const format = (block: Block, diagnostic: ts.Diagnostic): string => {
   return `${block.document}:${block.line + line}:${character + 1} TS${diagnostic.code}: ${message}`
 }
 
+/** The JSDoc tags and description of a node, from its last JSDoc comment. */
+const jsDocOf = (node: ts.Node) => {
+  const doc = ts.getJSDocCommentsAndTags(node).filter(ts.isJSDoc).at(-1)
+  const description = typeof doc?.comment === "string" ? doc.comment.trim() : doc?.comment === undefined ? "" : "…"
+  return { description, tags: new Set(doc?.tags?.map((tag) => tag.tagName.text) ?? []) }
+}
+
+const exportedName = (statement: ts.Statement): string | undefined => {
+  if (ts.isExportDeclaration(statement)) {
+    return statement.exportClause && ts.isNamespaceExport(statement.exportClause)
+      ? statement.exportClause.name.text
+      : undefined
+  }
+  const modifiers = ts.canHaveModifiers(statement) ? ts.getModifiers(statement) : undefined
+  if (!modifiers?.some((modifier) => modifier.kind === ts.SyntaxKind.ExportKeyword)) return undefined
+  if (ts.isVariableStatement(statement)) return statement.declarationList.declarations.map((d) => d.name.getText()).join()
+  const name = (statement as ts.DeclarationStatement).name
+  return name === undefined ? "default" : name.getText()
+}
+
+/**
+ * What the house style asks of each export's JSDoc and is missing: a
+ * description, `@since`, and `@category` (not for a namespace re-export).
+ * Members of exported classes need `@since` (docgen lists them).
+ */
+const missingJsDoc = (document: string): Array<string> => {
+  const source = ts.createSourceFile(document, readLines(document).join("\n"), ts.ScriptTarget.Latest, true)
+  const at = (node: ts.Node) => `${document}:${source.getLineAndCharacterOfPosition(node.getStart()).line + 1}`
+  return source.statements.flatMap((statement) => {
+    const name = exportedName(statement)
+    if (name === undefined) return []
+    const { description, tags } = jsDocOf(statement)
+    const missing = [
+      description === "" ? "a description" : undefined,
+      tags.has("since") ? undefined : "@since",
+      tags.has("category") || ts.isExportDeclaration(statement) ? undefined : "@category"
+    ].filter((m) => m !== undefined)
+    const members = ts.isClassDeclaration(statement)
+      ? statement.members.filter((member) =>
+        member.name !== undefined && !ts.isConstructorDeclaration(member) && !jsDocOf(member).tags.has("since")
+      ).map((member) => `${at(member)} ${name}.${member.name!.getText()}: @since`)
+      : []
+    return [...(missing.length > 0 ? [`${at(statement)} ${name}: ${missing.join(", ")}`] : []), ...members]
+  })
+}
+
 const readmeBlocks = documents.flatMap(markdownBlocks)
 const exampleBlocks = publicModules("src").flatMap(jsDocBlocks)
 const blocks = [...readmeBlocks, ...exampleBlocks]
@@ -142,4 +188,12 @@ describe("code blocks in the READMEs and the JSDoc", () => {
       expect(diagnostics).toEqual([])
     }
   )
+})
+
+describe("JSDoc of the public modules", () => {
+  it("every export has a description, @since and @category", () => {
+    const modules = publicModules("src")
+    expect(modules).toContain("src/SqlRouter.ts")
+    expect(modules.flatMap(missingJsDoc)).toEqual([])
+  })
 })
