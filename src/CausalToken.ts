@@ -16,6 +16,9 @@ import type { InvalidToken } from "./RouterError.js"
 import type * as SqlRouter from "./SqlRouter.js"
 
 /**
+ * Encodes a session's state as a signed token (`v1.<lsn>.<cluster>.<hmac>`) with
+ * the router's `consistency.tokenSecret`.
+ *
  * @since 0.1.0
  * @category encoding
  */
@@ -23,6 +26,9 @@ export const encode = (state: SessionState): Effect.Effect<string, never, SqlRou
   Effect.map(SqlRouterTag, (router) => internal.encodeToken(router, state))
 
 /**
+ * Decodes and verifies a token: fails with `InvalidToken` when it is malformed,
+ * its signature does not match, or it names another cluster.
+ *
  * @since 0.1.0
  * @category encoding
  */

@@ -18,6 +18,8 @@ import * as internal from "./internal/node.js"
 import type { ValidationConnection } from "./RouterConfig.js"
 
 /**
+ * What a node is to the router: the primary or a replica.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -38,6 +40,9 @@ export interface PoolStats {
 }
 
 /**
+ * One PostgreSQL server: its pool, an `@effect/sql-pg` client over it, and what
+ * the router sent it.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -60,6 +65,9 @@ export interface Node {
 }
 
 /**
+ * How to build a node: its id and role, the server's URL, and the pool's size and
+ * timeouts.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -48,6 +48,9 @@ export class PrimaryUnavailable extends Schema.TaggedError<PrimaryUnavailable>(
   cause: Schema.optional(Schema.Defect)
 }) {
   /**
+   * Always true: the operation may succeed later, on the same primary once it
+   * is back or on the node that replaced it.
+   *
    * @since 0.1.0
    */
   readonly retryable = true
