@@ -289,7 +289,12 @@ export interface ListenOptions {
    * for where LISTEN does not work (a transaction pooler).
    */
   readonly mode?: "notify" | "poll" | undefined
-  /** Default 1 second. */
+  /**
+   * How often `poll` mode asks; default 1 second. In `notify` mode, setting
+   * it adds the same poll beside LISTEN, for where LISTEN seems to work but
+   * delivers nothing (a transaction pooler): no version waits longer than
+   * one interval.
+   */
   readonly pollInterval?: Duration.DurationInput | undefined
   /** After a lost connection; default 1 second. */
   readonly resubscribeDelay?: Duration.DurationInput | undefined

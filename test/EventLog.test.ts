@@ -437,6 +437,20 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("EventLog"
         yield* Fiber.interrupt(fiber)
       })))
 
+    it.effect("notify mode with pollInterval: versions are reported even when no notification arrives", () =>
+      withLog({ table: "quiet_log", channel: "quiet_log_trigger" }, Effect.gen(function*() {
+        // The same table, listened to on a channel its trigger never signals.
+        const deaf = yield* EventLog.make({ table: "quiet_log", channel: "quiet_log_nobody", migrate: false })
+        const { seen, fiber } = yield* follow({ from: 0, pollInterval: "100 millis" }).pipe(
+          Effect.provideService(EventLog.EventLog, deaf)
+        )
+        yield* awaitCondition(Ref.get(seen), (events) => events.length > 0)
+        yield* Effect.forEach(oneTo(2), () => append(), { discard: true })
+        yield* awaitCondition(Ref.get(seen), (events) => insertedOf(events).length === 2)
+        expect(yield* Ref.get(seen)).toEqual([EventLog.ready, EventLog.inserted(1), EventLog.inserted(2)])
+        yield* Fiber.interrupt(fiber)
+      })))
+
     // Last in the file: it fails the cluster over.
     it.effect("every version exactly once, in order, across three primary restarts and a failover, with a producer every 50 ms", () =>
       withLog({ table: "durable_log" }, Effect.gen(function*() {

@@ -439,34 +439,43 @@ const listenStream = (
 ): Stream.Stream<EventLog.ListenEvent, never, SqlRouter.SqlRouter> =>
   Stream.suspend(() => {
     const step = follower(options.from)
-    const signals: Stream.Stream<Signal, never, SqlRouter.SqlRouter> = options.mode === "poll"
-      ? Stream.repeatEffectWithSchedule(
-        Effect.match(version, {
-          onFailure: (error): Signal => ({ _tag: "Lost", reason: error.message }),
-          onSuccess: (version): Signal => ({ _tag: "At", version })
-        }),
-        Schedule.spaced(options.pollInterval ?? "1 second")
-      )
-      : Durable.subscribe({
-        updates: Durable.notifications(config.channel, { applicationName: options.applicationName }),
-        state: version,
-        resubscribeDelay: options.resubscribeDelay ?? "1 second"
-      }).pipe(Stream.filterMap(Durable.match({
-        onConnectionSuccess: () => Option.none<Signal>(),
-        onConnectionLost: (cause) => Option.some<Signal>({ _tag: "Lost", reason: reasonOf(cause) }),
-        onState: (version) => Option.some<Signal>({ _tag: "At", version }),
-        onUpdate: (payload) => {
-          const version = Number(payload)
-          return Number.isSafeInteger(version) ? Option.some<Signal>({ _tag: "Notified", version }) : Option.none()
-        }
-      })))
-    return signals.pipe(
-      Stream.tap((signal) =>
-        signal._tag === "Lost" ? Effect.logWarning(`event log listener on ${config.channel}: ${signal.reason}`) : Effect.void
-      ),
-      Stream.mapConcat(step)
+    const polled: Stream.Stream<Signal> = Stream.repeatEffectWithSchedule(
+      Effect.match(version, {
+        onFailure: (error): Signal => ({ _tag: "Lost", reason: error.message }),
+        onSuccess: (version): Signal => ({ _tag: "At", version })
+      }),
+      Schedule.spaced(options.pollInterval ?? "1 second")
     )
+    if (options.mode === "poll") return follow(config, polled, step)
+    const notified: Stream.Stream<Signal, never, SqlRouter.SqlRouter> = Durable.subscribe({
+      updates: Durable.notifications(config.channel, { applicationName: options.applicationName }),
+      state: version,
+      resubscribeDelay: options.resubscribeDelay ?? "1 second"
+    }).pipe(Stream.filterMap(Durable.match({
+      onConnectionSuccess: () => Option.none<Signal>(),
+      onConnectionLost: (cause) => Option.some<Signal>({ _tag: "Lost", reason: reasonOf(cause) }),
+      onState: (version) => Option.some<Signal>({ _tag: "At", version }),
+      onUpdate: (payload) => {
+        const version = Number(payload)
+        return Number.isSafeInteger(version) ? Option.some<Signal>({ _tag: "Notified", version }) : Option.none()
+      }
+    })))
+    // A poll beside LISTEN catches up where notifications never arrive
+    // (LISTEN through a transaction pooler "works" but delivers nothing).
+    return follow(config, options.pollInterval === undefined ? notified : Stream.merge(notified, polled), step)
   })
+
+const follow = <R>(
+  config: Resolved,
+  signals: Stream.Stream<Signal, never, R>,
+  step: (signal: Signal) => ReadonlyArray<EventLog.ListenEvent>
+): Stream.Stream<EventLog.ListenEvent, never, R> =>
+  signals.pipe(
+    Stream.tap((signal) =>
+      signal._tag === "Lost" ? Effect.logWarning(`event log listener on ${config.channel}: ${signal.reason}`) : Effect.void
+    ),
+    Stream.mapConcat(step)
+  )
 
 /** @internal */
 export const streamFromContext = (options?: EventLog.StreamOptions) =>
