@@ -425,7 +425,8 @@ export const layer = (
 /**
  * Runs `body` in one read-only snapshot (`BEGIN READ ONLY`, repeatable read)
  * on a replica, or on the primary when no replica is eligible. `body` gets a
- * `Reader`, which is also in its context. An effect that needs `Writer` is a
+ * `Reader`, which is also in its context, and the transaction's `SqlClient`
+ * (its own statements join the snapshot). An effect that needs `Writer` is a
  * type error here. In a causal session it sees the session's writes, and it
  * raises the session's position to what it saw (monotonic reads).
  *
@@ -585,6 +586,12 @@ export const stream = (options?: StreamOptions): Stream.Stream<Event, InvalidEve
  * appended meanwhile from the log's system version, so none is skipped or
  * repeated. Never fails; stop it by interrupting its fiber or with
  * `Stream.take`. `mode: "poll"` polls instead of LISTEN.
+ *
+ * Versions are learnt from the primary: a replica may not have replayed
+ * version `v` yet when `Inserted(v)` arrives. A consumer that reads on
+ * replicas reads from its own projection version on and comes back for what
+ * is not there yet (see `examples/event-log.ts`), or reads with
+ * `SqlRouter.primary`.
  *
  * @example
  * ```ts
