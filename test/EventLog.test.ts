@@ -131,6 +131,17 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("EventLog"
         expect(yield* EventLog.readOnly((reader) => reader.systemVersion)).toBe(2)
       })))
 
+    it.effect("readOnly falls back to the primary when no replica is eligible", () =>
+      withLog({ table: "fallback_log" }, Effect.gen(function*() {
+        yield* append()
+        const onPrimary = yield* Effect.acquireUseRelease(
+          Effect.zipRight(SqlRouter.markReplicaUnhealthy(0), SqlRouter.markReplicaUnhealthy(1)),
+          () => EventLog.readOnly((reader) => Effect.all([reader.systemVersion, whoAmI])),
+          () => Effect.orDie(Effect.zipRight(SqlRouter.markReplicaHealthy(0), SqlRouter.markReplicaHealthy(1)))
+        )
+        expect(onPrimary).toEqual([1, "primary"])
+      })))
+
     it.effect("readWrite runs on the primary; readOnly inside it reads the same transaction", () =>
       withLog({ table: "rw_log" }, Effect.gen(function*() {
         const [node, seen] = yield* EventLog.readWrite((tx) =>
@@ -187,6 +198,14 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("EventLog"
         const error = yield* Effect.flip(append("Deposited", { account: 1 }))
         expect(error._tag).toBe("InvalidEvent")
         expect(yield* versionsOnPrimary("invalid_log")).toEqual([])
+        // Written behind the log's back: reading it names the event.
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(
+          cluster.primary,
+          `INSERT INTO invalid_log (version, type_name, payload) VALUES (1, 'Deposited', '{"account": 1}')`
+        )
+        const read = yield* Effect.flip(EventLog.readOnly((reader) => reader.eventAtVersion(1)).pipe(SqlRouter.primary))
+        expect(read).toMatchObject({ _tag: "InvalidEvent", typeName: "Deposited", version: 1 })
       })))
 
     it.effect("events pages forward and in reverse; stream reads a long range page by page", () =>
