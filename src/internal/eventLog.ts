@@ -290,9 +290,11 @@ const makeReadWrite = (config: Resolved, sql: SqlClient.SqlClient): EventLog.Rea
 
 /**
  * The WAL position this read's snapshot is at most: a replica's replay
- * position, the primary's insert position. Read after the snapshot was taken
- * (the transaction's first statement takes it), so every commit the snapshot
- * sees lies below it.
+ * position, the primary's insert position. This is the transaction's first
+ * snapshot-taking statement, and the position is read while it runs, after
+ * its snapshot was taken, so every commit the snapshot sees lies below it.
+ * (A standby publishes its replay position just after applying a record: a
+ * snapshot taken in that instant may see one commit past the position read.)
  */
 const positionQuery = `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
   ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::text AS lsn`
