@@ -432,7 +432,7 @@ export const layer = (
  *
  * @example
  * ```ts
- * import { Effect, Option } from "effect"
+ * import { Effect } from "effect"
  * import { EventLog } from "effect-sql-router"
  *
  * const latest = EventLog.readOnly((reader) =>
