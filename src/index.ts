@@ -91,3 +91,8 @@ export * as SqlRouter from "./SqlRouter.js"
  * @since 0.1.0
  */
 export * as Topology from "./Topology.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as EventLog from "./EventLog.js"
