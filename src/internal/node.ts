@@ -12,6 +12,7 @@ import * as Stream from "effect/Stream"
 import Pg from "pg"
 import type * as Node from "../Node.js"
 import type { ValidationConnection } from "../RouterConfig.js"
+import { addressOf, isPostgresUrl } from "./connectionString.js"
 import { isConnectionError } from "./errors.js"
 import * as Transaction from "./transaction.js"
 
@@ -130,21 +131,8 @@ export const leanConnection = (pool: Pg.Pool, client: SqlClient.SqlClient): Conn
   }
 }
 
-/** @internal */
-export const isPostgresUrl = (value: string): boolean => {
-  try {
-    const url = new URL(value)
-    return (url.protocol === "postgres:" || url.protocol === "postgresql:") && url.hostname.length > 0
-  } catch {
-    return false
-  }
-}
-
-/** @internal */
-export const addressOf = (url: Redacted.Redacted<string>): string => {
-  const parsed = new URL(Redacted.value(url))
-  return `${parsed.hostname}:${parsed.port || "5432"}`
-}
+/** Connection strings are parsed in one place. @internal */
+export { addressOf, isPostgresUrl }
 
 /** @internal */
 export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Scope.Scope | Reactivity.Reactivity> =>
