@@ -6,6 +6,7 @@ import type * as Connection from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { NodeInspectSymbol } from "effect/Inspectable"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -184,10 +185,21 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
         max: options.maxSize
       })
     }
+    Object.defineProperties(node, display)
     return node
   })
 
 /** After a failover or promotion: the node's role as last discovered. @internal */
 export const setRole = (node: Node.Node, role: Node.Role): void => {
   ;(node as { role: Node.Role }).role = role
+}
+
+// What a node shows when logged, inspected, stringified or turned into JSON:
+// never its pool or clients, whose options hold the connection string (and
+// so the password) in plain text.
+const shown = (node: Node.Node) => ({ _id: "Node", id: node.id, role: node.role, address: node.address })
+const display: PropertyDescriptorMap = {
+  toJSON: { value(this: Node.Node) { return shown(this) } },
+  toString: { value(this: Node.Node) { return `Node(${this.id}, ${this.role}, ${this.address})` } },
+  [NodeInspectSymbol]: { value(this: Node.Node) { return shown(this) } }
 }

@@ -1,0 +1,85 @@
+import * as Reactivity from "@effect/experimental/Reactivity"
+import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as Redacted from "effect/Redacted"
+import * as Util from "node:util"
+import * as NodeModule from "effect-sql-router/Node"
+import * as SqlRouter from "effect-sql-router/SqlRouter"
+import { PgCluster } from "effect-sql-router/testing"
+
+const secret = "hunter2-Secret"
+
+/** Every line `effect` logs, as the logfmt and the structured loggers print them. */
+const logged = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const lines: Array<string> = []
+    const capture = Logger.zip(Logger.logfmtLogger, Logger.structuredLogger).pipe(
+      Logger.map(([line, structured]) => lines.push(line, JSON.stringify(structured)))
+    )
+    yield* effect.pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
+    return lines.join("\n")
+  })
+
+describe("a Node never shows its password (issue 16, item 11)", () => {
+  const makeNode = NodeModule.make({
+    id: "primary",
+    role: "primary",
+    url: Redacted.make(`postgres://app:${secret}@127.0.0.1:1/app?password=${secret}`),
+    maxSize: 2,
+    connectTimeout: Duration.seconds(1),
+    idleTimeout: Duration.seconds(1),
+    applicationName: "secrets-test"
+  }).pipe(Effect.provide(Reactivity.layer))
+
+  it.scoped("inspect, JSON, toString and Effect.log show id, role and address only", () =>
+    Effect.gen(function*() {
+      const node = yield* makeNode
+      // The pool does hold the password: that is what must stay out of sight.
+      expect(node.pool.options.connectionString).toContain(secret)
+      const shown = { _id: "Node", id: "primary", role: "primary", address: "127.0.0.1:1" }
+      expect(JSON.parse(JSON.stringify(node))).toEqual(shown)
+      expect(JSON.parse(JSON.stringify({ nested: [node] }))).toEqual({ nested: [shown] })
+      expect(String(node)).toBe("Node(primary, primary, 127.0.0.1:1)")
+      expect(`${node}`).not.toContain(secret)
+      const inspected = Util.inspect(node, { depth: 10, showHidden: true })
+      expect(inspected).toContain("127.0.0.1:1")
+      expect(inspected).not.toContain(secret)
+      expect(Util.inspect({ lease: { node } }, { depth: 10 })).not.toContain(secret)
+      const lines = yield* logged(Effect.zipRight(Effect.log(node), Effect.log("node", { node })))
+      expect(lines).toContain("127.0.0.1:1")
+      expect(lines).not.toContain(secret)
+    }))
+
+  it.scoped("the display is not data: no new enumerable keys on the node", () =>
+    Effect.gen(function*() {
+      const node = yield* makeNode
+      expect(Object.keys(node)).not.toContain("toJSON")
+      expect(Object.keys(node)).not.toContain("toString")
+      expect(Object.keys(node)).toContain("pool")
+      expect(node.stats().max).toBe(2)
+    }))
+})
+
+describe("on a real cluster", () => {
+  it.live("Effect.log of router.primary and of stats prints no password", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 0 })
+      // The harness trusts every login, so any password gets in: the one in the URL is ours.
+      const url = Redacted.make(
+        `postgres://${cluster.primary.user}:${secret}@${cluster.primary.host}:${cluster.primary.port}/${cluster.primary.database}`
+      )
+      const router = yield* SqlRouter.make({ primary: url, health: { enabled: false } })
+      const primary = yield* router.primary
+      expect(yield* primary.client`SELECT 1 AS one`).toEqual([{ one: 1 }])
+      expect(primary.pool.options.connectionString).toContain(secret)
+      const lines = yield* logged(Effect.gen(function*() {
+        yield* Effect.log(primary)
+        yield* Effect.log(yield* router.stats)
+        yield* Effect.log(yield* router.currentConfig)
+      }))
+      expect(lines).toContain(`${cluster.primary.host}:${cluster.primary.port}`)
+      expect(lines).not.toContain(secret)
+    }).pipe(Effect.scoped))
+})
