@@ -63,6 +63,31 @@ describe("a Node never shows its password (issue 16, item 11)", () => {
 })
 
 describe("on a real cluster", () => {
+  it.live("discovery: auto with every host failing says why for each host, without the password (item 12)", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 1 })
+      const [primary, replica] = [cluster.primary, cluster.replicas[0]!]
+      const stranger = (node: PgCluster.ClusterNode) =>
+        Redacted.make(`postgres://nobody:${secret}@${node.host}:${node.port}/${node.database}`)
+      const closed = Redacted.make(`postgres://app:${secret}@127.0.0.1:1/app`)
+      const error = yield* Effect.flip(
+        SqlRouter.make({
+          discovery: "auto",
+          hosts: [stranger(primary), replica.url, closed],
+          connectTimeout: "1 second",
+          health: { enabled: false }
+        }).pipe(Effect.scoped)
+      )
+      expect(error._tag).toBe("PrimaryUnavailable")
+      if (error._tag !== "PrimaryUnavailable") return
+      const reason = error.reason
+      expect(reason).toContain(`${primary.host}:${primary.port} failed: role "nobody" does not exist`)
+      expect(reason).toContain(`${replica.host}:${replica.port} is in recovery`)
+      expect(reason).toMatch(/127\.0\.0\.1:1 failed: .*ECONNREFUSED/)
+      expect(error.message).not.toContain(secret)
+      expect(JSON.stringify(error)).not.toContain(secret)
+    }).pipe(Effect.scoped))
+
   it.live("Effect.log of router.primary and of stats prints no password", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 0 })
