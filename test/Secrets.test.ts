@@ -8,6 +8,7 @@ import * as Util from "node:util"
 import * as NodeModule from "effect-sql-router/Node"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
+import * as ConsistencyInternal from "../src/internal/consistency.js"
 
 const secret = "hunter2-Secret"
 
@@ -60,6 +61,49 @@ describe("a Node never shows its password (issue 16, item 11)", () => {
       expect(Object.keys(node)).toContain("pool")
       expect(node.stats().max).toBe(2)
     }))
+})
+
+describe("causal tokens: one spelling (issue 16, item 13)", () => {
+  const internals = {
+    config: { consistency: { tokenSecret: Redacted.make("a-shared-secret-of-32-characters") } },
+    systemIdentifier: "7312345678901234567"
+  } as unknown as Parameters<typeof ConsistencyInternal.decodeToken>[0]
+  const token = ConsistencyInternal.encodeToken(internals, { lsn: 0x16b374d848n, lastWriteAt: undefined })
+  const signature = token.split(".")[3]!
+  const base = token.slice(0, token.length - signature.length)
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+  it.effect("the canonical token decodes", () =>
+    Effect.map(ConsistencyInternal.decodeToken(internals, token), (state) => expect(state.lsn).toBe(0x16b374d848n)))
+
+  // 16 bytes are 22 characters: the last carries 2 bits and 4 spare ones that Buffer ignores.
+  const last = signature[signature.length - 1]!
+  const sameBytes = alphabet.split("").filter((c) =>
+    c !== last && Buffer.from(signature.slice(0, -1) + c, "base64url").equals(Buffer.from(signature, "base64url"))
+  )
+  const variants: ReadonlyArray<readonly [string, string]> = [
+    ["a trailing =", `${signature}=`],
+    ["two trailing =", `${signature}==`],
+    ["another last character with the same bytes", signature.slice(0, -1) + sameBytes[0]!],
+    ["the standard alphabet", signature.replaceAll("-", "+").replaceAll("_", "/") + (/[-_]/.test(signature) ? "" : "==")],
+    ["a character outside the alphabet", `${signature.slice(0, 10)}!${signature.slice(10)}`],
+    ["white space", `${signature.slice(0, 10)} ${signature.slice(10)}`]
+  ]
+
+  it("the variants decode to the same bytes (so only the spelling check can reject them)", () => {
+    expect(sameBytes.length).toBeGreaterThan(0)
+    for (const [, variant] of variants) {
+      expect(Buffer.from(variant, "base64url").equals(Buffer.from(signature, "base64url"))).toBe(true)
+    }
+  })
+
+  for (const [name, variant] of variants) {
+    it.effect(`rejects ${name}`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(ConsistencyInternal.decodeToken(internals, base + variant))
+        expect(error._tag).toBe("InvalidToken")
+      }))
+  }
 })
 
 describe("on a real cluster", () => {
