@@ -9,6 +9,7 @@ import * as NodeModule from "effect-sql-router/Node"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
 import * as ConsistencyInternal from "../src/internal/consistency.js"
+import * as Errors from "../src/internal/errors.js"
 
 const secret = "hunter2-Secret"
 
@@ -61,6 +62,22 @@ describe("a Node never shows its password (issue 16, item 11)", () => {
       expect(Object.keys(node)).toContain("pool")
       expect(node.stats().max).toBe(2)
     }))
+})
+
+describe("failure descriptions are scrubbed", () => {
+  const cases = [
+    `connect postgres://app:${secret}@db:5432/app failed`,
+    `postgresql://app:p@ss-${secret}@db/app`,
+    `postgres://app@db/app?sslmode=require&password=${secret}&application_name=x`,
+    `postgres://db/app?sslpassword=${secret}`
+  ]
+  for (const text of cases) {
+    it(`removes the password from ${text.replace(secret, "<secret>")}`, () => {
+      const scrubbed = Errors.describe(new Error(text))
+      expect(scrubbed).not.toContain(secret)
+      expect(scrubbed).toContain("db")
+    })
+  }
 })
 
 describe("causal tokens: one spelling (issue 16, item 13)", () => {
