@@ -207,6 +207,11 @@ describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
       const pasted = yield* Effect.flip(RouterConfig.resolve({ primary: ok, [`app:${secret}@db`]: 1 } as never))
       expect(pasted.field).toBe("config")
       expectNoSecret(pasted)
+      expect((yield* Effect.flip(RouterConfig.resolve({ primary: ok, replica: [] } as never))).reason).toContain("validate")
+      const inJson = yield* Effect.flip(RouterConfig.fromJson({ primary: "postgres://db/app", validate: "x" }))
+      expect(inJson.field).toBe("validate")
+      expect(inJson.reason).toContain("replicas")
+      expect(inJson.reason).not.toContain("validate")
     }))
 
   it.effect("the JSON form gets the same reasons", () =>

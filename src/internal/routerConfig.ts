@@ -202,7 +202,8 @@ export const fromParseError = (input: unknown, side: Side) => (error: ParseResul
   const key = pathOf(path).replace(/\[\d+\]/g, "[]")
   if (issue?._tag === "Unexpected") {
     const parent = path.slice(0, -1)
-    const known = optionsAt[pathOf(parent)] ?? []
+    // A function has no JSON form: `validate` is an option of the type side only.
+    const known = (optionsAt[pathOf(parent)] ?? []).filter((option) => side === "type" || option !== "validate")
     const name = path[path.length - 1]
     // An unknown key is named only when it looks like a name, not a value put in the wrong place.
     return typeof name === "string" && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name)
