@@ -38,6 +38,10 @@ export interface PoolStats {
 }
 
 /**
+ * One server of the router. Logged, inspected, stringified or turned into
+ * JSON, a node shows its `id`, `role` and `address` only: its pool's options
+ * hold the connection string, password included.
+ *
  * @since 0.1.0
  * @category models
  */
