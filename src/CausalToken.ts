@@ -16,8 +16,7 @@ import type { InvalidToken } from "./RouterError.js"
 import type * as SqlRouter from "./SqlRouter.js"
 
 /**
- * Encodes a session's state as a signed token (`v1.<lsn>.<cluster>.<hmac>`) with
- * the router's `consistency.tokenSecret`.
+ * The token of a session state, signed with the router's `tokenSecret`.
  *
  * @since 0.1.0
  * @category encoding
@@ -26,8 +25,10 @@ export const encode = (state: SessionState): Effect.Effect<string, never, SqlRou
   Effect.map(SqlRouterTag, (router) => internal.encodeToken(router, state))
 
 /**
- * Decodes and verifies a token: fails with `InvalidToken` when it is malformed,
- * its signature does not match, or it names another cluster.
+ * The session state of a token, after checking its format, signature and
+ * cluster. Exactly one spelling of a token is accepted: the one `encode`
+ * gives (canonical base64url, no padding), so a token cannot be varied and
+ * still pass.
  *
  * @since 0.1.0
  * @category encoding

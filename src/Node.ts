@@ -40,8 +40,9 @@ export interface PoolStats {
 }
 
 /**
- * One PostgreSQL server: its pool, an `@effect/sql-pg` client over it, and what
- * the router sent it.
+ * One server of the router. Logged, inspected, stringified or turned into
+ * JSON, a node shows its `id`, `role` and `address` only: its pool's options
+ * hold the connection string, password included.
  *
  * @since 0.1.0
  * @category models

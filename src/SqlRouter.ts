@@ -10,7 +10,7 @@
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import type * as Config from "effect/Config"
+import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -238,16 +238,29 @@ export const layer = (config: RouterConfig.RouterConfig): Layer.Layer<SqlRouter,
   Layer.scoped(SqlRouter, make(config))
 
 /**
- * The router as a Layer, configured from Effect `Config` (for example
- * `RouterConfig.fromEnv`).
+ * The router as a Layer, configured from Effect `Config`: either one
+ * `Config` of the whole (e.g. `RouterConfig.fromEnv`) or, as in
+ * `PgClient.layerConfig`, the options with a `Config` for each field.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { SqlRouter } from "effect-sql-router"
+ *
+ * const RouterLive = SqlRouter.layerConfig({
+ *   primary: Config.redacted("DATABASE_URL"),
+ *   replicas: Config.array(Config.redacted("R"), "DATABASE_REPLICA_URLS"),
+ *   selection: Config.literal("round-robin", "least-lag")("DATABASE_REPLICA_SELECTION")
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config<RouterConfig.RouterConfig>
+  config: Config.Config.Wrap<RouterConfig.RouterConfig>
 ): Layer.Layer<SqlRouter, BuildError | ConfigError.ConfigError> =>
-  Layer.scoped(SqlRouter, Effect.flatMap(config, make))
+  Layer.scoped(SqlRouter, Effect.flatMap(Config.unwrap(config), make))
 
 /**
  * Runs `effect` with the `SqlClient` of a replica chosen by the strategy, or of
@@ -505,16 +518,18 @@ export const layerClient: (
 ) => Layer.Layer<SqlRouter | SqlClient.SqlClient | PgClient.PgClient, BuildError> = RoutedClient.layer
 
 /**
- * `layerClient` configured from Effect `Config` (e.g. `RouterConfig.fromEnv`).
+ * `layerClient` configured from Effect `Config`: one `Config` of the whole
+ * (e.g. `RouterConfig.fromEnv`) or a `Config` for each field, as
+ * `layerConfig` takes.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerClientConfig = (
-  config: Config.Config<RouterConfig.RouterConfig>,
+  config: Config.Config.Wrap<RouterConfig.RouterConfig>,
   options?: RoutedClient.Options
 ): Layer.Layer<SqlRouter | SqlClient.SqlClient | PgClient.PgClient, BuildError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(config, (c) => RoutedClient.layer(c, options)))
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), (c) => RoutedClient.layer(c, options)))
 
 /**
  * The router's metrics: `statements` (counter; tags `node`, `intent`),
