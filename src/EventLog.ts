@@ -45,6 +45,8 @@ import type * as SqlRouter from "./SqlRouter.js"
 export const VersionMismatch: typeof internal.VersionMismatch = internal.VersionMismatch
 
 /**
+ * The type of a {@link VersionMismatch} failure.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -60,6 +62,8 @@ export type VersionMismatch = internal.VersionMismatch
 export const ProjectionNotFound: typeof internal.ProjectionNotFound = internal.ProjectionNotFound
 
 /**
+ * The type of a {@link ProjectionNotFound} failure.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -75,6 +79,8 @@ export type ProjectionNotFound = internal.ProjectionNotFound
 export const InvalidEvent: typeof internal.InvalidEvent = internal.InvalidEvent
 
 /**
+ * The type of an {@link InvalidEvent} failure.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -142,6 +148,8 @@ export interface NewEvent {
 }
 
 /**
+ * Options of `Reader.events`: where to start, in which direction, and how many events.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -163,6 +171,8 @@ export interface ReadEventsOptions {
 export const ReaderTypeId: unique symbol = internal.ReaderTypeId
 
 /**
+ * The type of {@link ReaderTypeId}.
+ *
  * @since 0.1.0
  * @category symbols
  */
@@ -177,6 +187,8 @@ export type ReaderTypeId = typeof ReaderTypeId
 export const WriterTypeId: unique symbol = internal.WriterTypeId
 
 /**
+ * The type of {@link WriterTypeId}.
+ *
  * @since 0.1.0
  * @category symbols
  */
@@ -273,6 +285,8 @@ export interface Inserted {
 export type ListenEvent = Ready | Inserted
 
 /**
+ * Options of {@link listen}: the first version to report, LISTEN or polling, and retry delays.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -303,6 +317,8 @@ export interface ListenOptions {
 }
 
 /**
+ * Options of {@link stream}: where to start, in which direction, and the page size.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -315,6 +331,8 @@ export interface StreamOptions {
 }
 
 /**
+ * Options of {@link layer} and {@link make}: the table, the payload Schemas per type name, and the writer's VCS revision.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -334,6 +352,8 @@ export interface Options {
 }
 
 /**
+ * The event log service: read-only and read-write transactions, the listener and page streams.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -358,6 +378,8 @@ export interface EventLog {
 // -----------------------------------------------------------------------------
 
 /**
+ * The event log service's tag.
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -493,6 +515,8 @@ export const migrate: Effect.Effect<void, WriteError, EventLog> = Effect.flatMap
 // -----------------------------------------------------------------------------
 
 /**
+ * The version of the last event in the log (0 when empty), in the current transaction.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -502,6 +526,8 @@ export const systemVersion: Effect.Effect<number, SqlError, Reader> = Effect.fla
 )
 
 /**
+ * The event at a version, if there is one, in the current transaction.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -511,6 +537,8 @@ export const eventAtVersion = (
   Effect.flatMap(internal.ReaderTag, (reader) => reader.eventAtVersion(version))
 
 /**
+ * The first event after a version, if there is one, in the current transaction.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -520,6 +548,8 @@ export const eventAfterVersion = (
   Effect.flatMap(internal.ReaderTag, (reader) => reader.eventAfterVersion(version))
 
 /**
+ * The version a projection has processed, in the current transaction.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -527,6 +557,8 @@ export const projectionVersion = (id: number): Effect.Effect<number, SqlError | 
   Effect.flatMap(internal.ReaderTag, (reader) => reader.projectionVersion(id))
 
 /**
+ * A range of events (see {@link ReadEventsOptions}), in the current transaction.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -536,6 +568,8 @@ export const events = (
   Effect.flatMap(internal.ReaderTag, (reader) => reader.events(options))
 
 /**
+ * Appends an event if the log is still at `assumedVersion`; fails with {@link VersionMismatch} otherwise.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -546,6 +580,8 @@ export const appendEvent = (
   Effect.flatMap(internal.WriterTag, (writer) => writer.appendEvent(assumedVersion, event))
 
 /**
+ * Creates a projection's version at 0 unless it exists; returns its version.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -553,6 +589,8 @@ export const initProjectionVersion = (id: number): Effect.Effect<number, SqlErro
   Effect.flatMap(internal.WriterTag, (writer) => writer.initProjectionVersion(id))
 
 /**
+ * Records the version a projection has processed.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -614,12 +652,16 @@ export const listen = (options?: ListenOptions): Stream.Stream<ListenEvent, neve
   internal.listenFromContext(options)
 
 /**
+ * The listener's signal that it is subscribed: every later insert is reported.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const ready: Ready = internal.ready
 
 /**
+ * The listener's report of one inserted version.
+ *
  * @since 0.1.0
  * @category constructors
  */

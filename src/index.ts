@@ -93,6 +93,9 @@ export * as SqlRouter from "./SqlRouter.js"
 export * as Topology from "./Topology.js"
 
 /**
+ * The Conductor's event log on the router: typed read-only and read-write
+ * transactions, optimistic appends, projection versions and a listener.
+ *
  * @since 0.1.0
  */
 export * as EventLog from "./EventLog.js"
