@@ -59,7 +59,8 @@ const Health = Schema.Struct({
   timeout: Schema.optional(PositiveDuration),
   failureThreshold: Schema.optional(Count),
   successThreshold: Schema.optional(Count),
-  enabled: Schema.optional(Schema.Boolean.annotations({ message: () => "must be true or false" }))
+  enabled: Schema.optional(Schema.Boolean.annotations({ message: () => "must be true or false" })),
+  clock: Schema.optional(Schema.Literal("live", "ambient").annotations({ message: () => "must be \"live\" or \"ambient\"" }))
 })
 
 const MaxLag = Schema.Struct({
@@ -180,7 +181,8 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
         timeout: duration(health.timeout, "1 second"),
         failureThreshold: health.failureThreshold ?? 1,
         successThreshold: health.successThreshold ?? 2,
-        enabled: health.enabled ?? true
+        enabled: health.enabled ?? true,
+        clock: health.clock ?? "live"
       },
       maxLag: {
         time: input.maxLag?.time === undefined ? undefined : duration(input.maxLag.time, 0),
@@ -241,7 +243,8 @@ export const toJson = (config: RouterConfig, options: { readonly includeSecrets?
       timeout: millis(config.health.timeout),
       failureThreshold: config.health.failureThreshold,
       successThreshold: config.health.successThreshold,
-      enabled: config.health.enabled
+      enabled: config.health.enabled,
+      clock: config.health.clock
     }),
     maxLag: config.maxLag && compact({ time: millis(config.maxLag.time), bytes: config.maxLag.bytes }),
     consistency: config.consistency && compact({
