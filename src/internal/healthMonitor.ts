@@ -50,15 +50,56 @@ const destroy = (client: Pg.PoolClient) => {
 }
 
 /**
+ * One statement on a connection of its own, closed at once: only for a
+ * probe of a node whose pool is saturated, where a checkout would wait behind
+ * the application (long statements on every connection look like a frozen
+ * server from inside the pool).
+ */
+const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
+  Effect.async<A, unknown>((resume) => {
+    const options = pool.options as Pg.ClientConfig & { readonly application_name?: string }
+    const client = new Pg.Client({
+      ...options,
+      connectionTimeoutMillis: Duration.toMillis(timeout),
+      application_name: `${options.application_name ?? "effect-sql-router"}:probe`
+    })
+    client.on("error", () => {})
+    let done = false
+    const close = () => {
+      destroy(client as unknown as Pg.PoolClient)
+      void client.end().catch(() => {})
+    }
+    const finish = (effect: Effect.Effect<A, unknown>) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      close()
+      resume(effect)
+    }
+    const timer = setTimeout(
+      () => finish(Effect.fail(new Error(`probe timed out after ${Duration.format(timeout)}`))),
+      Duration.toMillis(timeout)
+    )
+    client.connect().then(() => client.query(sql)).then(
+      (result) => finish(Effect.succeed(result.rows[0] as A)),
+      (error) => finish(Effect.fail(error))
+    )
+    return Effect.sync(() => finish(Effect.fail(new Error("probe interrupted"))))
+  })
+
+const saturated = (pool: Pg.Pool) => pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
+
+/**
  * One statement on a connection of the node's pool (an idle one, or a short
  * checkout), bounded by a real-time timeout whatever the fiber's clock. On
  * timeout a connection whose statement hangs is destroyed and released with
  * an error, so the pool drops it instead of waiting on it; a checkout that
- * arrives late is given back unused.
+ * arrives late is given back unused. A saturated pool is not waited on: the
+ * probe opens a connection of its own for one statement.
  * @internal
  */
 export const poolQuery = (pool: Pg.Pool, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) =>
-  Effect.async<A, unknown>((resume) => {
+  saturated(pool) ? oneOffQuery<A>(pool, timeout, sql) : Effect.async<A, unknown>((resume) => {
     const progress = progressOf(pool)
     const before = progress.count
     let done = false
