@@ -5,6 +5,7 @@
  * ratios against raw `pg` measured in the same round (DESIGN item 6).
  */
 import type { LoadResult } from "./load.js"
+import type { EventLogResult } from "./eventLog.js"
 import type { LsnResult } from "./lsn.js"
 import type { MicroResults } from "./micro.js"
 import type { WorkloadKey } from "./systems.js"
@@ -65,6 +66,7 @@ export interface RunData {
   readonly cells: ReadonlyArray<Cell>
   readonly micro: MicroResults | undefined
   readonly lsn?: LsnResult | undefined
+  readonly eventLog?: EventLogResult | undefined
   readonly notes?: ReadonlyArray<string> | undefined
 }
 
@@ -366,6 +368,27 @@ export const render = (data: RunData): string => {
       `| without a session | ${data.lsn.plainUs.toFixed(0)} |`,
       `| in a causal session (LSN captured) | ${data.lsn.sessionUs.toFixed(0)} |`,
       `| added by the capture | ${data.lsn.addedUs.toFixed(0)} (${((data.lsn.addedUs / data.lsn.plainUs) * 100).toFixed(0)} %) |`,
+      ""
+    )
+  }
+
+  if (data.eventLog) {
+    const e = data.eventLog
+    parts.push(
+      "## Event log",
+      "",
+      "`EventLog` on the router (primary + " + e.replicas + " replicas, pool P per server). An append is one primary " +
+        "transaction: read the system version, `appendEvent` at it; the 16 appenders race on the same versions and decide " +
+        "again on `VersionMismatch` (only successful appends count). Reads: `readOnly` pages of 100 events at random " +
+        `versions (concurrency 8, replicas), and one \`EventLog.stream\` (pages of 1000) over a ${e.readLogSize}-event log. ` +
+        `Medians of ${e.rounds} interleaved round(s).`,
+      "",
+      "| workload | per second |",
+      "|---|---:|",
+      `| appends, 1 appender | ${e.appendsPerSecond1.toFixed(0)} |`,
+      `| appends, 16 appenders (${e.conflictsPerAppend16.toFixed(2)} VersionMismatch per append) | ${e.appendsPerSecond16.toFixed(0)} |`,
+      `| events read, \`readOnly\` pages of 100, c=8 | ${e.pageEventsPerSecond.toFixed(0)} |`,
+      `| events read, \`stream\` (pageSize 1000) | ${e.streamEventsPerSecond.toFixed(0)} |`,
       ""
     )
   }

@@ -24,6 +24,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import * as BenchCluster from "./cluster.js"
+import * as EventLogBench from "./eventLog.js"
 import * as Load from "./load.js"
 import * as Lsn from "./lsn.js"
 import * as Micro from "./micro.js"
@@ -258,6 +259,13 @@ const main = (args: Args) =>
     const lsn = yield* Lsn.run(bench, { quick: args.quick })
     log(`LSN capture adds ${lsn.addedUs.toFixed(0)} µs per write transaction (${lsn.plainUs.toFixed(0)} -> ${lsn.sessionUs.toFixed(0)} µs)`)
 
+    log("event log: appends (1 and 16 appenders) and reads from replicas")
+    const eventLog = yield* EventLogBench.run(bench, { quick: args.quick })
+    log(
+      `event log: ${eventLog.appendsPerSecond1.toFixed(0)} appends/s (1), ${eventLog.appendsPerSecond16.toFixed(0)} (16); ` +
+        `${eventLog.pageEventsPerSecond.toFixed(0)} events/s in pages, ${eventLog.streamEventsPerSecond.toFixed(0)} by stream`
+    )
+
     let micro: Micro.MicroResults | undefined
     if (args.micro) {
       log("micro-benchmarks: router decision and classifier")
@@ -266,6 +274,7 @@ const main = (args: Args) =>
 
     const data: Report.RunData = {
       lsn,
+      eventLog,
       date: started,
       command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
       elapsedMs: performance.now() - t0,

@@ -16,6 +16,8 @@ import type { InvalidToken } from "./RouterError.js"
 import type * as SqlRouter from "./SqlRouter.js"
 
 /**
+ * The token of a session state, signed with the router's `tokenSecret`.
+ *
  * @since 0.1.0
  * @category encoding
  */
@@ -23,6 +25,11 @@ export const encode = (state: SessionState): Effect.Effect<string, never, SqlRou
   Effect.map(SqlRouterTag, (router) => internal.encodeToken(router, state))
 
 /**
+ * The session state of a token, after checking its format, signature and
+ * cluster. Exactly one spelling of a token is accepted: the one `encode`
+ * gives (canonical base64url, no padding), so a token cannot be varied and
+ * still pass.
+ *
  * @since 0.1.0
  * @category encoding
  */

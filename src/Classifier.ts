@@ -32,6 +32,8 @@ export type Intent = "read" | "write"
  * Writes:
  * - `empty`: no statement at all (blank, only comments or `;`).
  * - `not-a-read`: the first keyword is not one of the read keywords; `detail` is the keyword.
+ * - `schema-change`: the statement starts with `CREATE`, `ALTER`, `DROP`, `COMMENT`, `GRANT`,
+ *   `REVOKE`, `SECURITY LABEL`, `IMPORT FOREIGN SCHEMA` or `DO`; `detail` is the keyword.
  * - `unparseable`: an unterminated literal, identifier or comment, unbalanced parentheses,
  *   a `U&"…"` identifier (its escapes can spell any function name) or another shape the
  *   classifier does not understand; `detail` says which.
@@ -55,6 +57,7 @@ export type Reason =
   | "copy-to-stdout"
   | "empty"
   | "not-a-read"
+  | "schema-change"
   | "unparseable"
   | "locking-clause"
   | "select-into"
@@ -64,6 +67,17 @@ export type Reason =
   | "explain-analyze-write"
   | "copy-from"
   | "copy-to-server"
+
+/**
+ * What the router needs to know of a statement: a `"read"`, a `"write"`, or a
+ * `"schema-change"` (a write that may change the schema, anywhere in the
+ * text: DDL, `GRANT`/`REVOKE`, `COMMENT`, `DO`). After a schema change the
+ * router reads only from replicas that replayed it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StatementKind = "read" | "write" | "schema-change"
 
 /**
  * A statement's intent with the reason for it and, for some reasons, a detail
@@ -108,6 +122,14 @@ export interface Options {
 export interface Classifier {
   /** The intent of a statement, remembered per SQL text: the routing hot path. */
   readonly classify: (sql: string) => Intent
+  /** The kind of a statement (a read, a write, a schema change), remembered per SQL text. */
+  readonly kind: (sql: string) => StatementKind
+  /**
+   * Replaces the functions found to write (for example the user's `VOLATILE`
+   * functions read from `pg_proc`), kept beside the built-in and configured
+   * ones, and forgets every remembered text.
+   */
+  readonly setDiscoveredFunctions: (names: Iterable<string>) => void
   /** The intent of a statement with its reason, computed afresh each time. */
   readonly explain: (sql: string) => Classification
   /** How many SQL texts the cache holds now, never more than `Options.cacheSize`. */
@@ -164,3 +186,19 @@ export const routeQueryType: (sql: string) => Intent = internal.routeQueryType
  * @category utils
  */
 export const explain: (sql: string) => Classification = internal.explain
+
+/**
+ * Whether a statement may change the schema (see {@link StatementKind}).
+ *
+ * @since 0.1.0
+ * @category utils
+ * @example
+ * ```ts
+ * import * as Classifier from "effect-sql-router/Classifier"
+ *
+ * Classifier.isSchemaChange("CREATE TABLE users (id int)") // true
+ * Classifier.isSchemaChange("INSERT INTO users VALUES (1); DROP TABLE old") // true
+ * Classifier.isSchemaChange("INSERT INTO users VALUES (1)") // false
+ * ```
+ */
+export const isSchemaChange: (sql: string) => boolean = internal.isSchemaChange

@@ -44,6 +44,8 @@ export interface SessionState {
 }
 
 /**
+ * The identifier of the `Session` service: the current causal session's state.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -173,6 +175,8 @@ export const withToken: {
       Effect.flatMap(Ref.make(state), (ref) => Effect.provideService(effect, Session, ref)))))
 
 /**
+ * Options of `middleware`.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -84,30 +84,40 @@ export interface Item<A> {
 export type Update<S, A, E> = ConnectionSuccess | ConnectionLost<E> | State<S> | Item<A>
 
 /**
+ * The `ConnectionSuccess` update.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const connectionSuccess: ConnectionSuccess = internal.connectionSuccess
 
 /**
+ * A `ConnectionLost` update with the cause of the loss.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const connectionLost: <E>(cause: Cause.Cause<E>) => ConnectionLost<E> = internal.connectionLost
 
 /**
+ * A `State` update with a snapshot.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const state: <S>(state: S) => State<S> = internal.state
 
 /**
+ * An `Update` with one item.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const update: <A>(update: A) => Item<A> = internal.update
 
 /**
+ * Whether the update is `ConnectionSuccess`.
+ *
  * @since 0.1.0
  * @category guards
  */
@@ -115,6 +125,8 @@ export const isConnectionSuccess: <S, A, E>(self: Update<S, A, E>) => self is Co
   internal.isConnectionSuccess
 
 /**
+ * Whether the update is `ConnectionLost`.
+ *
  * @since 0.1.0
  * @category guards
  */
@@ -122,12 +134,16 @@ export const isConnectionLost: <S, A, E>(self: Update<S, A, E>) => self is Conne
   internal.isConnectionLost
 
 /**
+ * Whether the update is `State`.
+ *
  * @since 0.1.0
  * @category guards
  */
 export const isState: <S, A, E>(self: Update<S, A, E>) => self is State<S> = internal.isState
 
 /**
+ * Whether the update is an item (`Update`).
+ *
  * @since 0.1.0
  * @category guards
  */
@@ -170,6 +186,9 @@ export const match: {
 // -----------------------------------------------------------------------------
 
 /**
+ * Options of `make`: how to subscribe once, and how long to wait before
+ * subscribing again.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -187,6 +206,9 @@ export interface MakeOptions<A, E, R, EC, RC> {
 }
 
 /**
+ * Options of `subscribe`: the subscription, the snapshot read after it, and the
+ * delay between attempts.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -209,11 +231,15 @@ export interface SubscribeOptions<S, A, E, R, EC, RC, ES, RS> {
  *
  * @example
  * ```ts
- * import { Effect, Stream } from "effect"
- * import type { Scope } from "effect"
+ * import { Effect, Queue, Stream } from "effect"
  * import * as Durable from "effect-sql-router/Durable"
  *
- * declare const connect: Effect.Effect<Stream.Stream<string, Error>, Error, Scope.Scope>
+ * // One attempt: subscribe to the source in the attempt's Scope (here a
+ * // queue; in practice a socket or a LISTEN connection) and give its items.
+ * const connect = Effect.acquireRelease(
+ *   Queue.unbounded<string>(),
+ *   (queue) => Queue.shutdown(queue)
+ * ).pipe(Effect.map((queue) => Stream.fromQueue(queue)))
  *
  * const program = Durable.make({ connect, resubscribeDelay: "1 second" }).pipe(
  *   Stream.runForEach((u) => Effect.log(u._tag))
@@ -317,12 +343,16 @@ export const subscribeOrFail: <S, A, E, R, EC, RC, ES, RS>(
 export const ListenFailed: typeof internal.ListenFailed = internal.ListenFailed
 
 /**
+ * The type of `ListenFailed` errors.
+ *
  * @since 0.1.0
  * @category errors
  */
 export type ListenFailed = internal.ListenFailed
 
 /**
+ * Options of `notifications`.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -332,6 +362,8 @@ export interface NotificationsOptions {
 }
 
 /**
+ * Options of `listen`: those of `notifications` and the delay between attempts.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -18,6 +18,8 @@ import * as internal from "./internal/node.js"
 import type { ValidationConnection } from "./RouterConfig.js"
 
 /**
+ * What a node is to the router: the primary or a replica.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -38,6 +40,10 @@ export interface PoolStats {
 }
 
 /**
+ * One server of the router. Logged, inspected, stringified or turned into
+ * JSON, a node shows its `id`, `role` and `address` only: its pool's options
+ * hold the connection string, password included.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -60,6 +66,9 @@ export interface Node {
 }
 
 /**
+ * How to build a node: its id and role, the server's URL, and the pool's size and
+ * timeouts.
+ *
  * @since 0.1.0
  * @category models
  */

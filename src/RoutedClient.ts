@@ -22,6 +22,8 @@ import type * as RouterConfig from "./RouterConfig.js"
 import type * as SqlRouter from "./SqlRouter.js"
 
 /**
+ * Options of the routed client.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -70,7 +72,8 @@ export const make = (
  *   return yield* sql`SELECT * FROM users`              // a replica
  * })
  *
- * Effect.runPromise(program.pipe(Effect.provide(Db)))
+ * // Run it where the app starts, e.g. NodeRuntime.runMain(main).
+ * const main = program.pipe(Effect.provide(Db))
  * ```
  *
  * @since 0.1.0

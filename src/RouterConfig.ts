@@ -5,12 +5,24 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
+import type * as PlatformError from "@effect/platform/Error"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Config from "effect/Config"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
+import type * as Schema from "effect/Schema"
 import * as internal from "./internal/routerConfig.js"
 import type { InvalidConfig } from "./RouterError.js"
+
+/**
+ * Every replica selection strategy, in one tuple: the `Selection` type and its
+ * validation are built from it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const selections: readonly ["round-robin", "random", "least-connections", "least-lag"] = internal.selections
 
 /**
  * How `withRead` picks among eligible replicas. `least-lag` prefers the
@@ -19,7 +31,7 @@ import type { InvalidConfig } from "./RouterError.js"
  * @since 0.1.0
  * @category models
  */
-export type Selection = "round-robin" | "random" | "least-connections" | "least-lag"
+export type Selection = typeof selections[number]
 
 /**
  * A connection offered to `validate` at checkout.
@@ -217,7 +229,8 @@ export interface Resolved {
 
 /**
  * Checks every field and fills in defaults. Fails with `InvalidConfig`
- * naming the first bad field.
+ * naming the first bad field and what it must be; the message never quotes
+ * the value (it may be a password put in the wrong place).
  *
  * @since 0.1.0
  * @category constructors
@@ -225,41 +238,85 @@ export interface Resolved {
 export const resolve: (config: RouterConfig) => Effect.Effect<Resolved, InvalidConfig> = internal.resolve
 
 /**
- * The configuration read from the environment: `DATABASE_URL` (primary),
- * `DATABASE_REPLICA_URLS` (comma-separated), `DATABASE_REPLICA_SELECTION`,
- * `DATABASE_POOL_SIZE`, `DATABASE_REPLICA_POOL_SIZE`. URLs stay `Redacted`.
+ * The configuration read from the environment, checked as it is read (a
+ * `ConfigError` names the variable and what it must be, never its value):
+ *
+ * | variable | field | default |
+ * |---|---|---|
+ * | `DATABASE_URL` | `primary` | required |
+ * | `DATABASE_REPLICA_URLS` (comma-separated) | `replicas` | none |
+ * | `DATABASE_REPLICA_SELECTION` | `selection` (`round-robin`, `random`, `least-connections`, `least-lag`) | `round-robin` |
+ * | `DATABASE_DISCOVERY` | `discovery` (`manual`, `auto`) | `manual` |
+ * | `DATABASE_PRIMARY_READS` | `primaryReads` (`fallback`, `overflow`) | `fallback` |
+ * | `DATABASE_POOL_SIZE` | `primaryMaxSize` (1–10000) | 10 |
+ * | `DATABASE_REPLICA_POOL_SIZE` | `replicaMaxSizeEach` (1–10000) | 10 |
+ *
+ * URLs stay `Redacted`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const fromEnv: Config.Config<RouterConfig> = Config.all({
-  primary: Config.redacted("DATABASE_URL"),
-  replicas: Config.string("DATABASE_REPLICA_URLS").pipe(
-    Config.withDefault(""),
-    Config.map(internal.splitUrls)
-  ),
-  selection: Config.string("DATABASE_REPLICA_SELECTION").pipe(
-    Config.withDefault("round-robin"),
-    Config.map((s) => s as Selection)
-  ),
-  primaryMaxSize: Config.integer("DATABASE_POOL_SIZE").pipe(Config.withDefault(10)),
-  replicaMaxSizeEach: Config.integer("DATABASE_REPLICA_POOL_SIZE").pipe(Config.withDefault(10))
-})
+export const fromEnv: Config.Config<RouterConfig> = internal.fromEnv
 
 /**
- * Reads a configuration saved as JSON (URLs as plain strings; they become
- * `Redacted`), and validates it like the layer does: errors name the field.
+ * The JSON form of a configuration, as `save` writes it: URLs as strings,
+ * durations as milliseconds (a text such as `"5 seconds"` is read too).
  *
  * @since 0.1.0
  * @category persistence
  */
-export const load: (path: string) => Effect.Effect<RouterConfig, InvalidConfig> = internal.load
+export type Json = Schema.Schema.Encoded<typeof internal.Json>
+
+/**
+ * The configuration as saved: every option except `validate`.
+ *
+ * @since 0.1.0
+ * @category persistence
+ */
+export type Stored = Omit<RouterConfig, "validate">
+
+/**
+ * The one Schema between a configuration and its JSON form: `save`/`toJson`
+ * encode with it, `load`/`fromJson` decode with it (URLs become `Redacted`).
+ * Use it to embed the router's configuration in a larger config file.
+ *
+ * @since 0.1.0
+ * @category persistence
+ */
+export const JsonSchema: Schema.Schema<Stored, Json> = internal.Json
+
+/**
+ * Reads a configuration saved as JSON with the caller's `FileSystem` (e.g.
+ * `NodeFileSystem.layer` from `@effect/platform-node`), and validates it
+ * like the layer does: errors name the field. A file that cannot be read
+ * fails with the `PlatformError`; a file that is not JSON with
+ * `InvalidConfig` at `file`.
+ *
+ * @example
+ * ```ts
+ * import { NodeFileSystem } from "@effect/platform-node"
+ * import { Effect } from "effect"
+ * import { RouterConfig, SqlRouter } from "effect-sql-router"
+ *
+ * const RouterLive = RouterConfig.load("router.json").pipe(
+ *   Effect.map(SqlRouter.layer),
+ *   Effect.provide(NodeFileSystem.layer)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category persistence
+ */
+export const load: (
+  path: string
+) => Effect.Effect<RouterConfig, InvalidConfig | PlatformError.PlatformError, FileSystem.FileSystem> = internal.load
 
 /**
  * Writes a configuration as JSON, e.g. the live topology from
  * `SqlRouter.currentConfig`, so it can be restored on restart. Passwords in
- * URLs and the token secret are left out unless `includeSecrets` is true;
- * `validate` (a function) is never written.
+ * URLs (user part or `password=` parameter) and the token secret are left
+ * out unless `includeSecrets` is true; `validate` (a function) is never
+ * written. The file is written whole (mode 0600) and then renamed into place.
  *
  * @since 0.1.0
  * @category persistence
@@ -268,16 +325,19 @@ export const save: (
   config: RouterConfig,
   path: string,
   options?: { readonly includeSecrets?: boolean | undefined }
-) => Effect.Effect<void, InvalidConfig> = internal.save
+) => Effect.Effect<void, InvalidConfig | PlatformError.PlatformError, FileSystem.FileSystem> = internal.save
 
 /**
- * The JSON form `save` writes and `load` reads.
+ * The JSON form `save` writes and `load` reads. Fails with `InvalidConfig`
+ * naming the field when a value cannot be written (e.g. an unparsable URL).
  *
  * @since 0.1.0
  * @category persistence
  */
-export const toJson: (config: RouterConfig, options?: { readonly includeSecrets?: boolean | undefined }) => unknown =
-  internal.toJson
+export const toJson: (
+  config: RouterConfig,
+  options?: { readonly includeSecrets?: boolean | undefined }
+) => Effect.Effect<Json, InvalidConfig> = internal.toJson
 
 /**
  * Parses the JSON form (as `load` does, without the file).

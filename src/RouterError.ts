@@ -8,7 +8,10 @@ import * as Schema from "effect/Schema"
 
 /**
  * A configuration value that cannot work, found when the router's layer is
- * built; `field` is the path of the value (`replicas[1]`, `primaryMaxSize`).
+ * built; `field` is the path of the value (`replicas[1]`, `primaryMaxSize`)
+ * and `reason` says what it must be (every allowed value, for an enum). The
+ * reason never quotes the value: a password put in the wrong field stays out
+ * of errors and logs.
  *
  * @since 0.1.0
  * @category errors
@@ -48,6 +51,9 @@ export class PrimaryUnavailable extends Schema.TaggedError<PrimaryUnavailable>(
   cause: Schema.optional(Schema.Defect)
 }) {
   /**
+   * Always true: the operation may succeed later, on the same primary once it
+   * is back or on the node that replaced it.
+   *
    * @since 0.1.0
    */
   readonly retryable = true

@@ -227,6 +227,8 @@ export const acquire = (
     Option.isSome(chosen) ? TRef.update(chosen.value.inFlight, (n) => n + 1) : STM.void)
 
 /**
+ * Counts a read chosen by `acquire` as no longer in flight.
+ *
  * @since 0.1.0
  * @category selection
  */

@@ -10,7 +10,7 @@
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import type * as Config from "effect/Config"
+import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -60,6 +60,8 @@ export interface Lease {
 }
 
 /**
+ * One node's pool occupancy and what the router sent it.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -73,6 +75,9 @@ export interface NodeStats {
 }
 
 /**
+ * Pool and traffic figures for every node, with the replicas' health and in-flight
+ * reads.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -94,6 +99,9 @@ export type BuildError = InvalidConfig | PrimaryUnavailable
 type Provided = SqlClient.SqlClient | PgClient.PgClient
 
 /**
+ * The router: routes regions and connections to the primary or a replica, and
+ * reports and changes the topology.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -182,6 +190,8 @@ export interface SqlRouter {
 }
 
 /**
+ * The router service.
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -217,7 +227,8 @@ export const make: (config: RouterConfig.RouterConfig) => Effect.Effect<SqlRoute
  *   return yield* sql`SELECT * FROM users`
  * }))
  *
- * Effect.runPromise(users.pipe(Effect.provide(RouterLive)))
+ * // Run it where the app starts, e.g. NodeRuntime.runMain(main).
+ * const main = users.pipe(Effect.provide(RouterLive))
  * ```
  *
  * @since 0.1.0
@@ -227,18 +238,34 @@ export const layer = (config: RouterConfig.RouterConfig): Layer.Layer<SqlRouter,
   Layer.scoped(SqlRouter, make(config))
 
 /**
- * The router as a Layer, configured from Effect `Config` (for example
- * `RouterConfig.fromEnv`).
+ * The router as a Layer, configured from Effect `Config`: either one
+ * `Config` of the whole (e.g. `RouterConfig.fromEnv`) or, as in
+ * `PgClient.layerConfig`, the options with a `Config` for each field.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { SqlRouter } from "effect-sql-router"
+ *
+ * const RouterLive = SqlRouter.layerConfig({
+ *   primary: Config.redacted("DATABASE_URL"),
+ *   replicas: Config.array(Config.redacted("R"), "DATABASE_REPLICA_URLS"),
+ *   selection: Config.literal("round-robin", "least-lag")("DATABASE_REPLICA_SELECTION")
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config<RouterConfig.RouterConfig>
+  config: Config.Config.Wrap<RouterConfig.RouterConfig>
 ): Layer.Layer<SqlRouter, BuildError | ConfigError.ConfigError> =>
-  Layer.scoped(SqlRouter, Effect.flatMap(config, make))
+  Layer.scoped(SqlRouter, Effect.flatMap(Config.unwrap(config), make))
 
 /**
+ * Runs `effect` with the `SqlClient` of a replica chosen by the strategy, or of
+ * the primary when none is eligible.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -248,6 +275,9 @@ export const withRead = <A, E, R>(
   Effect.flatMap(SqlRouter, (router) => router.withRead(effect))
 
 /**
+ * Runs `effect` with the `SqlClient` of a replica chosen by the strategy, or fails
+ * with `NoReplicaAvailable`.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -257,6 +287,8 @@ export const withReplica = <A, E, R>(
   Effect.flatMap(SqlRouter, (router) => router.withReplica(effect))
 
 /**
+ * Runs `effect` with the primary's `SqlClient`.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -266,6 +298,9 @@ export const withWrite = <A, E, R>(
   Effect.flatMap(SqlRouter, (router) => router.withWrite(effect))
 
 /**
+ * Runs `effect` with the primary's `SqlClient`, for reads that must see the latest
+ * writes.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -275,6 +310,26 @@ export const withPrimary = <A, E, R>(
   Effect.flatMap(SqlRouter, (router) => router.withPrimary(effect))
 
 /**
+ * Runs `effect` in `BEGIN … COMMIT` on one pinned primary connection; a COMMIT the
+ * server refuses is `CommitFailed`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlClient } from "@effect/sql"
+ * import { SqlRouter } from "effect-sql-router"
+ *
+ * const transfer = SqlRouter.transaction(Effect.gen(function* () {
+ *   const sql = yield* SqlClient.SqlClient
+ *   yield* sql`UPDATE accounts SET balance = balance - 10 WHERE id = 1`
+ *   yield* sql`UPDATE accounts SET balance = balance + 10 WHERE id = 2`
+ * })).pipe(
+ *   // The router never retries a write; a refused COMMIT is a typed error,
+ *   // and a serialization failure is worth running the transaction again.
+ *   Effect.retry({ times: 3, while: (error) => error._tag === "CommitFailed" && error.retryable })
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -284,6 +339,9 @@ export const transaction = <A, E, R>(
   Effect.flatMap(SqlRouter, (router) => router.transaction(effect))
 
 /**
+ * Runs `effect` in `BEGIN READ ONLY` on one pinned replica connection (the
+ * primary's when no replica is eligible).
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -293,6 +351,8 @@ export const readTransaction = <A, E, R>(
   Effect.flatMap(SqlRouter, (router) => router.readTransaction(effect))
 
 /**
+ * A replica connection (or the primary's) held until the Scope closes.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -306,6 +366,8 @@ export const acquireRead: Effect.Effect<
 )
 
 /**
+ * A primary connection held until the Scope closes.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -315,6 +377,8 @@ export const acquireWrite: Effect.Effect<Lease, SqlError | PrimaryUnavailable, S
 )
 
 /**
+ * Lifts a manual mark and puts the replica back in rotation now.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -322,6 +386,9 @@ export const markReplicaHealthy = (replica: number | string): Effect.Effect<void
   Effect.flatMap(SqlRouter, (router) => router.markReplicaHealthy(replica))
 
 /**
+ * Takes the replica out of rotation until `markReplicaHealthy`; probes do not
+ * override it.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -329,6 +396,8 @@ export const markReplicaUnhealthy = (replica: number | string): Effect.Effect<vo
   Effect.flatMap(SqlRouter, (router) => router.markReplicaUnhealthy(replica))
 
 /**
+ * The number of replicas in rotation.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -338,6 +407,8 @@ export const countHealthyReplicas: Effect.Effect<number, never, SqlRouter> = Eff
 )
 
 /**
+ * Whether the router has any replica configured, healthy or not.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -347,12 +418,16 @@ export const hasReplicas: Effect.Effect<boolean, never, SqlRouter> = Effect.flat
 )
 
 /**
+ * Pool and traffic figures for every node.
+ *
  * @since 0.1.0
  * @category accessors
  */
 export const stats: Effect.Effect<Stats, never, SqlRouter> = Effect.flatMap(SqlRouter, (router) => router.stats)
 
 /**
+ * Per node: role, health, lag, in-flight reads, last error and last probe time.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -443,16 +518,18 @@ export const layerClient: (
 ) => Layer.Layer<SqlRouter | SqlClient.SqlClient | PgClient.PgClient, BuildError> = RoutedClient.layer
 
 /**
- * `layerClient` configured from Effect `Config` (e.g. `RouterConfig.fromEnv`).
+ * `layerClient` configured from Effect `Config`: one `Config` of the whole
+ * (e.g. `RouterConfig.fromEnv`) or a `Config` for each field, as
+ * `layerConfig` takes.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerClientConfig = (
-  config: Config.Config<RouterConfig.RouterConfig>,
+  config: Config.Config.Wrap<RouterConfig.RouterConfig>,
   options?: RoutedClient.Options
 ): Layer.Layer<SqlRouter | SqlClient.SqlClient | PgClient.PgClient, BuildError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(config, (c) => RoutedClient.layer(c, options)))
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), (c) => RoutedClient.layer(c, options)))
 
 /**
  * The router's metrics: `statements` (counter; tags `node`, `intent`),
@@ -493,6 +570,9 @@ export const session: <A, E, R>(
 export const withMaxStaleness: typeof Consistency.withMaxStaleness = Consistency.withMaxStaleness
 
 /**
+ * Adds a replica while traffic flows; it enters rotation after its first good
+ * probe.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -502,6 +582,9 @@ export const addReplica = (
 ): Effect.Effect<Node.Node, InvalidConfig, SqlRouter> => Effect.flatMap(SqlRouter, (router) => router.addReplica(url, options))
 
 /**
+ * Takes a replica out of rotation at once, lets its in-flight work finish, then
+ * closes its pool.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -509,6 +592,9 @@ export const removeReplica = (replica: number | string): Effect.Effect<void, Unk
   Effect.flatMap(SqlRouter, (router) => router.removeReplica(replica))
 
 /**
+ * Promotes a replica to primary, unless it is behind the primary by more than
+ * `maxLag` bytes (`PromotionRefused`).
+ *
  * @since 0.1.0
  * @category accessors
  */

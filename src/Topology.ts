@@ -50,6 +50,8 @@ export interface Health {
 }
 
 /**
+ * One replica's state: its node, health, in-flight count and last probe.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -62,6 +64,9 @@ export interface Replica {
 }
 
 /**
+ * The cluster as the router sees it: the current primary, the replicas and the
+ * round-robin cursor.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -91,6 +96,9 @@ export const makeReplica = (node: Node.Node, healthy: boolean): STM.STM<Replica>
   })
 
 /**
+ * The topology of a primary and its replicas, with the cursor at the first
+ * replica.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -112,12 +120,16 @@ export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): STM.
 export const inRotation = (health: Health): boolean => health.member && health.up && !health.markedDown
 
 /**
+ * Whether the replica is in rotation now.
+ *
  * @since 0.1.0
  * @category combinators
  */
 export const isHealthy = (replica: Replica): STM.STM<boolean> => STM.map(TRef.get(replica.health), inRotation)
 
 /**
+ * The number of replicas in rotation now.
+ *
  * @since 0.1.0
  * @category combinators
  */

@@ -269,13 +269,13 @@ const corpus: ReadonlyArray<Case> = [
   ["UPDATE t SET a = 1", "write", "not-a-read"],
   ["DELETE FROM t", "write", "not-a-read"],
   ["MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = 1", "write", "not-a-read"],
-  ["CREATE TABLE t (id int)", "write", "not-a-read"],
-  ["CREATE TEMP TABLE t AS SELECT 1", "write", "not-a-read"],
-  ["ALTER TABLE t ADD COLUMN a int", "write", "not-a-read"],
-  ["DROP TABLE t", "write", "not-a-read"],
+  ["CREATE TABLE t (id int)", "write", "schema-change"],
+  ["CREATE TEMP TABLE t AS SELECT 1", "write", "schema-change"],
+  ["ALTER TABLE t ADD COLUMN a int", "write", "schema-change"],
+  ["DROP TABLE t", "write", "schema-change"],
   ["TRUNCATE t", "write", "not-a-read"],
-  ["GRANT SELECT ON t TO u", "write", "not-a-read"],
-  ["REVOKE SELECT ON t FROM u", "write", "not-a-read"],
+  ["GRANT SELECT ON t TO u", "write", "schema-change"],
+  ["REVOKE SELECT ON t FROM u", "write", "schema-change"],
   ["SET search_path = x", "write", "not-a-read"],
   ["SET LOCAL statement_timeout = 0", "write", "not-a-read"],
   ["RESET ALL", "write", "not-a-read"],
@@ -296,7 +296,7 @@ const corpus: ReadonlyArray<Case> = [
   ["MOVE NEXT IN c", "write", "not-a-read"],
   ["CLOSE c", "write", "not-a-read"],
   ["CALL proc(1)", "write", "not-a-read"],
-  ["DO $$ BEGIN PERFORM 1; END $$", "write", "not-a-read"],
+  ["DO $$ BEGIN PERFORM 1; END $$", "write", "schema-change"],
   ["PREPARE q AS SELECT 1", "write", "not-a-read"],
   ["EXECUTE q", "write", "not-a-read"],
   ["DEALLOCATE q", "write", "not-a-read"],
@@ -306,9 +306,9 @@ const corpus: ReadonlyArray<Case> = [
   ["REFRESH MATERIALIZED VIEW v", "write", "not-a-read"],
   ["CLUSTER t USING i", "write", "not-a-read"],
   ["REINDEX TABLE t", "write", "not-a-read"],
-  ["COMMENT ON TABLE t IS 'x'", "write", "not-a-read"],
-  ["SECURITY LABEL ON TABLE t IS 'x'", "write", "not-a-read"],
-  ["IMPORT FOREIGN SCHEMA s FROM SERVER x INTO y", "write", "not-a-read"],
+  ["COMMENT ON TABLE t IS 'x'", "write", "schema-change"],
+  ["SECURITY LABEL ON TABLE t IS 'x'", "write", "schema-change"],
+  ["IMPORT FOREIGN SCHEMA s FROM SERVER x INTO y", "write", "schema-change"],
   ["CHECKPOINT", "write", "not-a-read"],
   ["  -- c\n  (insert into t values (1))", "write", "not-a-read"],
   ["selectx 1", "write", "not-a-read"],
@@ -475,6 +475,58 @@ describe("Classifier", () => {
       const cache = Classifier.make()
       cache.explain("SELECT 1")
       expect(cache.cacheSize()).toBe(0)
+    })
+  })
+
+  describe("schema changes", () => {
+    it.each([
+      ["CREATE TABLE users (id int)", true],
+      ["create index on users (id)", true],
+      ["ALTER TABLE users ADD COLUMN name text", true],
+      ["DROP VIEW v", true],
+      ["GRANT SELECT ON users TO reader", true],
+      ["COMMENT ON TABLE users IS 'people'", true],
+      ["DO $$ BEGIN EXECUTE 'CREATE TABLE t ()'; END $$", true],
+      ["INSERT INTO users VALUES (1); DROP TABLE old", true],
+      ["/* setup */ CREATE SCHEMA app", true],
+      ["INSERT INTO users VALUES (1)", false],
+      ["UPDATE users SET name = 'drop table' WHERE id = 1", false],
+      ["DELETE FROM users -- drop later", false],
+      ["INSERT INTO \"create\" VALUES (1)", false],
+      ["TRUNCATE users", false]
+    ] as const)("%s: %s", (sql, expected) => {
+      expect(Classifier.isSchemaChange(sql)).toBe(expected)
+      const kind = Classifier.make().kind(sql)
+      expect(kind).toBe(expected ? "schema-change" : "write")
+    })
+
+    it("a read is never a schema change, and classify folds a schema change into write", () => {
+      const classifier = Classifier.make()
+      expect(classifier.kind("SELECT 'create table' AS doc")).toBe("read")
+      expect(classifier.kind("CREATE TABLE t ()")).toBe("schema-change")
+      expect(classifier.classify("CREATE TABLE t ()")).toBe("write")
+      expect(classifier.explain("CREATE TABLE t ()")).toEqual({ intent: "write", reason: "schema-change", detail: "create" })
+    })
+  })
+
+  describe("discovered side-effecting functions", () => {
+    it("turn remembered reads into writes, and are replaced as a whole", () => {
+      const classifier = Classifier.make({ sideEffectFunctions: ["audit.log_access"] })
+      expect(classifier.classify("SELECT app.touch(1)")).toBe("read")
+      expect(classifier.cacheSize()).toBe(1)
+      classifier.setDiscoveredFunctions(["app.touch"])
+      expect(classifier.cacheSize()).toBe(0)
+      expect(classifier.classify("SELECT app.touch(1)")).toBe("write")
+      expect(classifier.explain("SELECT touch(1)")).toEqual({
+        intent: "write",
+        reason: "side-effect-function",
+        detail: "touch"
+      })
+      classifier.setDiscoveredFunctions(["app.other"])
+      expect(classifier.classify("SELECT app.touch(1)")).toBe("read")
+      // configured and built-in names stay
+      expect(classifier.classify("SELECT log_access('x')")).toBe("write")
+      expect(classifier.classify("SELECT nextval('s')")).toBe("write")
     })
   })
 })

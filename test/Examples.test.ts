@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import { runDemo } from "../examples/demo.js"
+import * as EventLogExample from "../examples/event-log.js"
 import { DatabaseLive, program } from "../examples/quickstart.js"
 
 // The examples run for real: an embedded cluster each, on the live clock.
@@ -41,5 +42,24 @@ describe("examples", () => {
       expect(replicaReads).toBe(2) // the plain read and the withRead region
       expect(replicaWrites).toBe(0)
       expect(result.stats.primary.served).toEqual({ reads: 1, writes: 2 }) // read-your-write; INSERT, transaction
+    }), 60_000)
+
+  it.live("event-log: commands append on the primary after deciding on replicas; the projection follows the listener", () =>
+    Effect.gen(function*() {
+      const summary = yield* EventLogExample.program.pipe(
+        Effect.provide(EventLogExample.EventLogLive),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+      )
+      expect(summary.balances).toEqual({ ada: 70, bob: 75 })
+      expect(summary.systemVersion).toBe(4)
+      expect(summary.projectionVersion).toBe(4)
+      expect(summary.rejected).toEqual(["bob: balance 75, asked 1000"])
+      expect(summary.conflicts).toBe(1)
+      const where = (prefix: string) =>
+        summary.placements.filter((p) => p.what.startsWith(prefix)).map((p) => p.where.split(" ")[0])
+      expect(new Set(where("append"))).toEqual(new Set(["primary"]))
+      expect(new Set(where("decide"))).toEqual(new Set(["replica"]))
+      expect(new Set(where("projection stored"))).toEqual(new Set(["primary"]))
+      expect(where("projection read")).toContain("replica")
     }), 60_000)
 })

@@ -1,3 +1,5 @@
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
@@ -5,8 +7,6 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as RoutedClient from "effect-sql-router/RoutedClient"
 import * as RouterConfig from "effect-sql-router/RouterConfig"
@@ -184,76 +184,18 @@ describe("failover and live topology", () => {
 })
 
 describe("configuration as JSON", () => {
-  const secret = "hunter2-secret"
-  const config: RouterConfig.RouterConfig = {
-    primary: Redacted.make(`postgres://app:${secret}@db-1:5432/app`),
-    replicas: [Redacted.make(`postgres://app:${secret}@db-2:5432/app`)],
-    selection: "least-lag",
-    connectTimeout: "2 seconds",
-    health: { interval: "500 millis", failureThreshold: 2 },
-    maxLag: { time: "5 seconds" },
-    consistency: { tokenSecret: Redacted.make("0123456789abcdef0123") }
-  }
-
-  it.effect("round trip: secrets left out by default, kept when asked", () =>
-    Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "router-config-"))
-      const file = Path.join(dir, "router.json")
-      yield* RouterConfig.save(config, file)
-      const text = Fs.readFileSync(file, "utf8")
-      expect(text).not.toContain(secret)
-      expect(text).not.toContain("0123456789abcdef0123")
-      const loaded = yield* RouterConfig.load(file)
-      expect(Redacted.value(loaded.primary!)).toBe("postgres://app@db-1:5432/app")
-      expect(loaded.selection).toBe("least-lag")
-      const resolved = yield* RouterConfig.resolve(loaded)
-      expect(Duration.toMillis(resolved.connectTimeout)).toBe(2000)
-      expect(Duration.toMillis(resolved.health.interval)).toBe(500)
-      expect(resolved.health.failureThreshold).toBe(2)
-      expect(Duration.toMillis(resolved.maxLag.time!)).toBe(5000)
-
-      yield* RouterConfig.save(config, file, { includeSecrets: true })
-      const full = yield* RouterConfig.load(file)
-      expect(Redacted.value(full.replicas![0]!)).toContain(secret)
-      expect(Redacted.value(full.consistency!.tokenSecret!)).toBe("0123456789abcdef0123")
-      Fs.rmSync(dir, { recursive: true, force: true })
-    }))
-
-  it.effect("decode errors name the field", () =>
-    Effect.gen(function*() {
-      const cases: ReadonlyArray<readonly [unknown, string]> = [
-        [{ replicas: [] }, "primary"],
-        [{ primary: "postgres://h/db", replicas: ["postgres://ok/db", 42] }, "replicas[1]"],
-        [{ primary: "postgres://h/db", replicas: ["postgres://ok/db", "nope"] }, "replicas[1]"],
-        [{ primary: "postgres://h/db", health: { interval: "soon" } }, "health.interval"],
-        [{ primary: "postgres://h/db", selection: "fastest" }, "selection"],
-        [{ discovery: "auto", hosts: [] }, "hosts"],
-        [[1, 2], "config"]
-      ]
-      for (const [json, field] of cases) {
-        const error = yield* Effect.flip(RouterConfig.fromJson(json))
-        expect(error.field).toBe(field)
-      }
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "router-config-"))
-      const file = Path.join(dir, "broken.json")
-      Fs.writeFileSync(file, "{ not json")
-      expect((yield* Effect.flip(RouterConfig.load(file))).field).toBe("file")
-      expect((yield* Effect.flip(RouterConfig.load(Path.join(dir, "missing.json")))).field).toBe("file")
-      Fs.rmSync(dir, { recursive: true, force: true })
-    }))
-
   it.live("the live topology saves and restores", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 1 })
       const router = yield* SqlRouter.make({ ...manual(cluster), health: { enabled: false } })
       yield* router.removeReplica("replica-0")
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "router-config-"))
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* fs.makeTempDirectoryScoped({ prefix: "router-config-" })
       const file = Path.join(dir, "live.json")
       yield* RouterConfig.save(yield* router.currentConfig, file)
       const restored = yield* RouterConfig.load(file)
       expect(restored.replicas).toEqual([])
       const again = yield* SqlRouter.make(restored)
       expect((yield* again.primary).address).toBe(`127.0.0.1:${cluster.primary.port}`)
-      Fs.rmSync(dir, { recursive: true, force: true })
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer)))
 })

@@ -436,8 +436,10 @@ const statement = (scanner: Scanner, names: ReadonlySet<string>): Classifier.Cla
       if (keyword === "show") return body(scanner, names, 0, "read") ?? read("read-statement", keyword)
       if (keyword === "explain") return explainStatement(scanner, names)
       return body(scanner, names, 0, "copy") ?? read("copy-to-stdout")
-    default:
-      return write("not-a-read", text(scanner))
+    default: {
+      const word = text(scanner)
+      return write(schemaKeywords.has(word) ? "schema-change" : "not-a-read", word)
+    }
   }
 }
 
@@ -660,6 +662,41 @@ const explainOnly = (scanner: Scanner, names: ReadonlySet<string>): Classifier.C
 }
 
 // -----------------------------------------------------------------------------
+// Schema changes
+// -----------------------------------------------------------------------------
+
+// Statements after which a replica that has not replayed them may answer a
+// read with "relation does not exist": DDL, privileges, comments, and DO
+// blocks (whose dollar-quoted bodies the lexer does not look into).
+const schemaKeywords: ReadonlySet<string> = new Set([
+  "create",
+  "alter",
+  "drop",
+  "comment",
+  "grant",
+  "revoke",
+  "security",
+  "import",
+  "do"
+])
+
+/**
+ * Whether a write may change the schema: any of the schema keywords as a bare
+ * word outside literals and comments. A column named `comment` makes a false
+ * positive, which costs only a barrier (reads on the primary until the
+ * replicas replay the write); a miss would cost a failed read.
+ * @internal
+ */
+export const isSchemaChange = (sql: string): boolean => {
+  const scanner = new Scanner(sql)
+  for (;;) {
+    const kind = scanner.next()
+    if (kind === EOF || kind === ERROR) return false
+    if (kind === WORD && schemaKeywords.has(text(scanner))) return true
+  }
+}
+
+// -----------------------------------------------------------------------------
 // Classifier
 // -----------------------------------------------------------------------------
 
@@ -667,24 +704,37 @@ const defaultCacheSize = 4096
 
 /** @internal */
 export const make = (options?: Classifier.Options | undefined): Classifier.Classifier => {
-  const names = new Set(defaultSideEffectFunctions)
   const configured = options?.sideEffectFunctions ?? []
   // a lone string is an Iterable<string> of its characters
-  for (const name of typeof configured === "string" ? [configured] : configured) addConfiguredName(names, name)
+  const base = new Set(defaultSideEffectFunctions)
+  for (const name of typeof configured === "string" ? [configured] : configured) addConfiguredName(base, name)
+  const names = new Set(base)
   const limit = options?.cacheSize === undefined ? defaultCacheSize : Math.max(0, Math.floor(options.cacheSize)) || 0
-  const cache = new Map<string, Classifier.Intent>()
+  const cache = new Map<string, Classifier.StatementKind>()
   const explain = (sql: string): Classifier.Classification => classifyText(sql, names)
-  const classify = (sql: string): Classifier.Intent => {
+  const kind = (sql: string): Classifier.StatementKind => {
     const cached = cache.get(sql)
     if (cached !== undefined) return cached
-    const intent = classifyText(sql, names).intent
+    const result: Classifier.StatementKind = classifyText(sql, names).intent === "read"
+      ? "read"
+      : isSchemaChange(sql)
+      ? "schema-change"
+      : "write"
     if (limit > 0) {
       if (cache.size >= limit) cache.delete(cache.keys().next().value!)
-      cache.set(sql, intent)
+      cache.set(sql, result)
     }
-    return intent
+    return result
   }
-  return { classify, explain, cacheSize: () => cache.size }
+  const classify = (sql: string): Classifier.Intent => kind(sql) === "read" ? "read" : "write"
+  const setDiscoveredFunctions = (discovered: Iterable<string>): void => {
+    names.clear()
+    for (const name of base) names.add(name)
+    for (const name of discovered) addConfiguredName(names, name)
+    // A text remembered as a read may call a function that is now known to write.
+    cache.clear()
+  }
+  return { classify, kind, explain, setDiscoveredFunctions, cacheSize: () => cache.size }
 }
 
 const defaultClassifier = make()

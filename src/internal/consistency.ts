@@ -229,6 +229,8 @@ export const decodeToken = (internals: Pick<Internals, "config" | "systemIdentif
     if (!/^[0-9a-f]{1,16}$/.test(lsnHex) || !/^[0-9a-z]{1,14}$/.test(system)) return invalid("malformed")
     const expected = mac(internals.config.consistency.tokenSecret, `${version}.${lsnHex}.${system}`)
     const given = Buffer.from(signature, "base64url")
+    // Buffer's decoder is lenient (padding, the standard alphabet, spare bits): one spelling only.
+    if (given.toString("base64url") !== signature) return invalid("malformed signature")
     if (given.length !== expected.length || !Crypto.timingSafeEqual(given, expected)) {
       return invalid("bad signature (tampered, or signed with another tokenSecret)")
     }

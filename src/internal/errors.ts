@@ -79,5 +79,8 @@ export const describe = (error: unknown): string => {
   return redactUrls(message + code)
 }
 
-/** Removes `user:password@` from any URL inside a text. @internal */
-export const redactUrls = (text: string): string => text.replace(/(postgres(?:ql)?:\/\/)[^@/\s]*@/gi, "$1***@")
+/** Removes `user:password@` and `password=…` from any connection string inside a text. @internal */
+export const redactUrls = (text: string): string =>
+  text
+    .replace(/(postgres(?:ql)?:\/\/)[^/\s]*@/gi, "$1***@")
+    .replace(/([?&](?:ssl)?password=)[^&\s]*/gi, "$1***")

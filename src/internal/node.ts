@@ -6,12 +6,14 @@ import type * as Connection from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { NodeInspectSymbol } from "effect/Inspectable"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import Pg from "pg"
 import type * as Node from "../Node.js"
 import type { ValidationConnection } from "../RouterConfig.js"
+import { addressOf, isPostgresUrl } from "./connectionString.js"
 import { isConnectionError } from "./errors.js"
 import * as Transaction from "./transaction.js"
 
@@ -130,21 +132,8 @@ export const leanConnection = (pool: Pg.Pool, client: SqlClient.SqlClient): Conn
   }
 }
 
-/** @internal */
-export const isPostgresUrl = (value: string): boolean => {
-  try {
-    const url = new URL(value)
-    return (url.protocol === "postgres:" || url.protocol === "postgresql:") && url.hostname.length > 0
-  } catch {
-    return false
-  }
-}
-
-/** @internal */
-export const addressOf = (url: Redacted.Redacted<string>): string => {
-  const parsed = new URL(Redacted.value(url))
-  return `${parsed.hostname}:${parsed.port || "5432"}`
-}
+/** Connection strings are parsed in one place. @internal */
+export { addressOf, isPostgresUrl }
 
 /** @internal */
 export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Scope.Scope | Reactivity.Reactivity> =>
@@ -196,10 +185,21 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
         max: pool.options.max ?? options.maxSize
       })
     }
+    Object.defineProperties(node, display)
     return node
   })
 
 /** After a failover or promotion: the node's role as last discovered. @internal */
 export const setRole = (node: Node.Node, role: Node.Role): void => {
   ;(node as { role: Node.Role }).role = role
+}
+
+// What a node shows when logged, inspected, stringified or turned into JSON:
+// never its pool or clients, whose options hold the connection string (and
+// so the password) in plain text.
+const shown = (node: Node.Node) => ({ _id: "Node", id: node.id, role: node.role, address: node.address })
+const display: PropertyDescriptorMap = {
+  toJSON: { value(this: Node.Node) { return shown(this) } },
+  toString: { value(this: Node.Node) { return `Node(${this.id}, ${this.role}, ${this.address})` } },
+  [NodeInspectSymbol]: { value(this: Node.Node) { return shown(this) } }
 }

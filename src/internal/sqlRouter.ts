@@ -7,6 +7,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
@@ -364,33 +365,37 @@ const manualTopology = (factory: Membership.NodeFactory) =>
     return { primary, replicas: replicas.map((node, i) => [node, healthy[i]!] as const), systemIdentifier }
   })
 
+/** Per host, why discovery found no primary there (scrubbed of secrets by `describe`). */
+const whyNotWritable = (answer: Either.Either<{ readonly standby: boolean }, unknown>): string =>
+  Either.isRight(answer) ? "is in recovery (a standby)" : `failed: ${describe(answer.left)}`
+
 /** Auto topology: every host is asked; exactly one must accept writes. */
 const discoveredTopology = (factory: Membership.NodeFactory) =>
   Effect.gen(function*() {
     const { config } = factory
     const nodes = yield* Effect.forEach([config.primary, ...config.replicas], (url, i) =>
       Membership.makeNode(factory, `node-${i}`, "replica", url))
-    const answers = yield* Effect.forEach(nodes, (node) => Effect.option(askAtStart(node, config.connectTimeout)), {
+    const answers = yield* Effect.forEach(nodes, (node) => Effect.either(askAtStart(node, config.connectTimeout)), {
       concurrency: "unbounded"
     })
-    const writable = nodes.filter((_, i) => Option.isSome(answers[i]!) && !answers[i]!.value.standby)
+    const writable = nodes.filter((_, i) => Either.isRight(answers[i]!) && !answers[i]!.right.standby)
     if (writable.length !== 1) {
       const names = writable.map((node) => node.id)
       return yield* new PrimaryUnavailable({
         node: names.join(", ") || nodes.map((node) => node.address).join(", "),
         reason: writable.length === 0
-          ? "no host accepts writes (all down or in recovery)"
+          ? `no host accepts writes: ${nodes.map((node, i) => `${node.address} ${whyNotWritable(answers[i]!)}`).join("; ")}`
           : `split brain: ${names.join(" and ")} all accept writes`,
         ...(writable.length > 1 ? { conflicting: names } : {})
       })
     }
     const primary = writable[0]!
     Membership.setRole(factory.config, primary, "primary")
-    const system = Option.getOrThrow(answers[nodes.indexOf(primary)]!).system
+    const system = Either.getOrThrow(answers[nodes.indexOf(primary)]!).system
     const replicas = nodes.flatMap((node, i) => {
       if (node === primary) return []
       const answer = answers[i]!
-      return [[node, Option.isSome(answer) && answer.value.standby && answer.value.system === system] as const]
+      return [[node, Either.isRight(answer) && answer.right.standby && answer.right.system === system] as const]
     })
     return { primary, replicas, systemIdentifier: system }
   })

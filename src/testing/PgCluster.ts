@@ -26,6 +26,8 @@ import * as internal from "./internal/cluster.js"
 export type Backend = "embedded" | "testcontainers" | "external"
 
 /**
+ * The role a cluster node started with.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -73,6 +75,8 @@ export class ClusterError extends Schema.TaggedError<ClusterError>("effect-sql-r
 }
 
 /**
+ * Options of `awaitReplication`: which replicas to wait for, and for how long.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -157,6 +161,8 @@ export interface PgCluster {
 }
 
 /**
+ * The running cluster, as a service.
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -165,6 +171,8 @@ export const PgCluster: Context.Tag<PgCluster, PgCluster> = Context.GenericTag<P
 )
 
 /**
+ * How many replicas to start, on which backend, and with which server settings.
+ *
  * @since 0.1.0
  * @category models
  */

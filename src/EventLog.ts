@@ -1,0 +1,626 @@
+/**
+ * The Conductor's event log on the router: an immutable, gapless log of
+ * events with optimistic appends, projection versions, and a durable
+ * listener. The read/write intent is in the types: `readOnly` gives a
+ * `Reader` and runs on a replica in one snapshot (the primary when no replica
+ * is eligible, as the router does), `readWrite` gives a `Reader & Writer` in
+ * one primary transaction. An effect that needs `Writer` does not compile
+ * inside `readOnly`.
+ *
+ * Consistency comes from the router's causal sessions (`Consistency.session`,
+ * tokens): after an append, a session's `readOnly` sees it even when replicas
+ * lag, and every `readOnly` raises the session's position to what it saw, so
+ * a projection that follows the log never sees the system version go back
+ * when its reads move between replicas.
+ *
+ * @since 0.1.0
+ */
+import type * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import type * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import type * as Stream from "effect/Stream"
+import * as internal from "./internal/eventLog.js"
+import type { CommitFailed, InvalidConfig, PrimaryUnavailable, ReplicaNotCaughtUp } from "./RouterError.js"
+import type * as SqlRouter from "./SqlRouter.js"
+
+// -----------------------------------------------------------------------------
+// Errors
+// -----------------------------------------------------------------------------
+
+/**
+ * `appendEvent` found the log somewhere else than `assumed`: another writer
+ * appended first (or the caller's view is stale). `actual` is the system
+ * version the append saw after it lost. The transaction's other work is still
+ * in progress; failing `readWrite` with this error rolls it all back.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const VersionMismatch: typeof internal.VersionMismatch = internal.VersionMismatch
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type VersionMismatch = internal.VersionMismatch
+
+/**
+ * `projectionVersion` or `setProjectionVersion` of an id that
+ * `initProjectionVersion` never created.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const ProjectionNotFound: typeof internal.ProjectionNotFound = internal.ProjectionNotFound
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type ProjectionNotFound = internal.ProjectionNotFound
+
+/**
+ * A payload that its type's Schema rejects: on append (nothing was written)
+ * or on read (`version` says which event).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const InvalidEvent: typeof internal.InvalidEvent = internal.InvalidEvent
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type InvalidEvent = internal.InvalidEvent
+
+/**
+ * What `readOnly` adds to the body's failures.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ReadError = SqlError | CommitFailed | ReplicaNotCaughtUp
+
+/**
+ * What `readWrite` adds to the body's failures.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type WriteError = SqlError | CommitFailed | PrimaryUnavailable
+
+// -----------------------------------------------------------------------------
+// Models
+// -----------------------------------------------------------------------------
+
+/**
+ * What a transaction provides to its body besides the reader and writer: the
+ * `SqlClient` (and `PgClient`) of the transaction's node, so that the body's
+ * own statements run in the same transaction.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Provided = SqlClient.SqlClient | PgClient.PgClient
+
+/**
+ * One event of the log. `version` is its position (1, 2, 3, … without
+ * gaps); `time` is when it was appended (the primary's clock); `revisionVcs`
+ * the version-control revision of the program that appended it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Event<P = unknown> {
+  readonly version: number
+  readonly typeName: string
+  /** The decoded payload: through the type's Schema when `Options.payloads` has one, else the JSON value. */
+  readonly payload: P
+  readonly time: Date
+  readonly revisionVcs: string
+}
+
+/**
+ * An event to append; the log gives it its version and time.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NewEvent {
+  readonly typeName: string
+  /** Encoded through the type's Schema when `Options.payloads` has one, then stored as `jsonb`. */
+  readonly payload: unknown
+  /** Default: `Options.revisionVcs`. */
+  readonly revisionVcs?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReadEventsOptions {
+  /** The first version read (inclusive). */
+  readonly atVersion: number
+  /** Newest first, from `atVersion` down. Default false. */
+  readonly reverse?: boolean | undefined
+  /** At most this many events. */
+  readonly limit: number
+}
+
+/**
+ * Brands a `Reader`, so that `Exclude<R, Reader | Provided>` removes only the reader.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const ReaderTypeId: unique symbol = internal.ReaderTypeId
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type ReaderTypeId = typeof ReaderTypeId
+
+/**
+ * Brands a `Writer`, so that `NoWriter` finds it and nothing else.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const WriterTypeId: unique symbol = internal.WriterTypeId
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type WriterTypeId = typeof WriterTypeId
+
+/**
+ * Reads of one transaction's snapshot (the seed's `Reader`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reader {
+  readonly [ReaderTypeId]: ReaderTypeId
+  /** The event at `version`, if the log has it. */
+  readonly eventAtVersion: (version: number) => Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent>
+  /** The first event after `version` (so `eventAfterVersion(0)` is the first event). */
+  readonly eventAfterVersion: (version: number) => Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent>
+  /** The version of the newest event; 0 for an empty log. */
+  readonly systemVersion: Effect.Effect<number, SqlError>
+  /** The version a projection has stored with `setProjectionVersion`. */
+  readonly projectionVersion: (id: number) => Effect.Effect<number, SqlError | ProjectionNotFound>
+  /** A page of events from `atVersion`, oldest first (or newest first with `reverse`). */
+  readonly events: (options: ReadEventsOptions) => Effect.Effect<ReadonlyArray<Event>, SqlError | InvalidEvent>
+}
+
+/**
+ * Writes of a read-write transaction (the seed's `Writer`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Writer {
+  readonly [WriterTypeId]: WriterTypeId
+  /** Creates the projection's version at 0 unless it exists; returns its version. */
+  readonly initProjectionVersion: (id: number) => Effect.Effect<number, SqlError>
+  readonly setProjectionVersion: (id: number, version: number) => Effect.Effect<void, SqlError | ProjectionNotFound>
+  /**
+   * Appends `event` as version `assumedVersion + 1` if the log is at
+   * `assumedVersion`, else fails with `VersionMismatch`. Returns the new
+   * version. Never retried: deciding again is the caller's business.
+   */
+  readonly appendEvent: (
+    assumedVersion: number,
+    event: NewEvent
+  ) => Effect.Effect<number, VersionMismatch | InvalidEvent | SqlError>
+}
+
+/**
+ * A compile-time refusal: the body of `readOnly` needs `Writer`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WriterNotAllowedInReadOnly {
+  readonly "EventLog.readOnly: this effect needs EventLog.Writer; use EventLog.readWrite": never
+}
+
+/**
+ * `unknown` when `R` has no `Writer`; otherwise a type no effect satisfies.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type NoWriter<R> = [Extract<R, Writer>] extends [never] ? unknown : WriterNotAllowedInReadOnly
+
+/**
+ * The signal that the listener is listening: versions inserted from now on
+ * are reported. Emitted once, first.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Ready {
+  readonly _tag: "Ready"
+}
+
+/**
+ * A version that was appended, reported once and in order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Inserted {
+  readonly _tag: "Inserted"
+  readonly version: number
+}
+
+/**
+ * What `listen` emits: `Ready`, then `Inserted` for every version.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ListenEvent = Ready | Inserted
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListenOptions {
+  /**
+   * The last version already processed: every later one is reported, those
+   * appended before `Ready` included. Default: the system version when the
+   * listener is first ready (only new versions).
+   */
+  readonly from?: number | undefined
+  /**
+   * `notify` (default): LISTEN on the primary, through `Durable.subscribe`.
+   * `poll`: ask the primary for the system version every `pollInterval`,
+   * for where LISTEN does not work (a transaction pooler).
+   */
+  readonly mode?: "notify" | "poll" | undefined
+  /**
+   * How often `poll` mode asks; default 1 second. In `notify` mode, setting
+   * it adds the same poll beside LISTEN, for where LISTEN seems to work but
+   * delivers nothing (a transaction pooler): no version waits longer than
+   * one interval.
+   */
+  readonly pollInterval?: Duration.DurationInput | undefined
+  /** After a lost connection; default 1 second. */
+  readonly resubscribeDelay?: Duration.DurationInput | undefined
+  /** `application_name` of the LISTEN connection; default the router's, suffixed `-listen`. */
+  readonly applicationName?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface StreamOptions {
+  /** Default: 1, or the newest event with `reverse`. */
+  readonly atVersion?: number | undefined
+  readonly reverse?: boolean | undefined
+  /** Events per read transaction; default 1000. */
+  readonly pageSize?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The events table; default `event_log`. Lower-case SQL identifiers only. */
+  readonly table?: string | undefined
+  /** The projection-version table; default `<table>_projection`. */
+  readonly projectionTable?: string | undefined
+  /** The NOTIFY channel the log's trigger signals; default the table name. */
+  readonly channel?: string | undefined
+  /** Stored with each append unless the event names its own. Default `""`. */
+  readonly revisionVcs?: string | undefined
+  /** A payload Schema per type name: appends encode with it, reads decode with it. */
+  readonly payloads?: Readonly<Record<string, Schema.Schema<any, any, never>>> | undefined
+  /** Run `migrate` when the service is built; default true. */
+  readonly migrate?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface EventLog {
+  readonly table: string
+  readonly projectionTable: string
+  readonly channel: string
+  readonly readOnly: <A, E, R>(
+    body: (reader: Reader) => Effect.Effect<A, E, R> & NoWriter<R>
+  ) => Effect.Effect<A, E | ReadError, Exclude<R, Reader | Provided>>
+  readonly readWrite: <A, E, R>(
+    body: (tx: Reader & Writer) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | WriteError, Exclude<R, Reader | Writer | Provided>>
+  /** Creates the tables and triggers if they are missing (idempotent, serialised by an advisory lock). */
+  readonly migrate: Effect.Effect<void, WriteError>
+  readonly stream: (options?: StreamOptions) => Stream.Stream<Event, InvalidEvent | ReadError>
+  readonly listen: (options?: ListenOptions) => Stream.Stream<ListenEvent>
+}
+
+// -----------------------------------------------------------------------------
+// Tags and layers
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const EventLog: Context.Tag<EventLog, EventLog> = internal.EventLogTag
+
+/**
+ * The current read transaction's reader, for helpers that read the log
+ * inside `readOnly` or `readWrite`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Reader: Context.Tag<Reader, Reader> = internal.ReaderTag
+
+/**
+ * The current read-write transaction's writer. Only `readWrite` provides it:
+ * an effect that needs it does not compile inside `readOnly`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Writer: Context.Tag<Writer, Writer> = internal.WriterTag
+
+/**
+ * Builds the event log over the router; creates its tables unless
+ * `migrate: false`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  options?: Options
+) => Effect.Effect<EventLog, InvalidConfig | WriteError, SqlRouter.SqlRouter> = internal.make
+
+/**
+ * The event log as a Layer over `SqlRouter`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Redacted } from "effect"
+ * import { EventLog, SqlRouter } from "effect-sql-router"
+ *
+ * const Live = EventLog.layer({ table: "orders_log" }).pipe(
+ *   Layer.provideMerge(SqlRouter.layer({
+ *     primary: Redacted.make("postgres://app@primary:5432/app"),
+ *     replicas: [Redacted.make("postgres://app@replica:5432/app")]
+ *   }))
+ * )
+ *
+ * const version = EventLog.readOnly((reader) => reader.systemVersion)
+ * Effect.runPromise(version.pipe(Effect.provide(Live)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<EventLog, InvalidConfig | WriteError, SqlRouter.SqlRouter> => Layer.effect(EventLog, make(options))
+
+// -----------------------------------------------------------------------------
+// Transactions
+// -----------------------------------------------------------------------------
+
+/**
+ * Runs `body` in one read-only snapshot (`BEGIN READ ONLY`, repeatable read)
+ * on a replica, or on the primary when no replica is eligible. `body` gets a
+ * `Reader`, which is also in its context, and the transaction's `SqlClient`
+ * (its own statements join the snapshot). An effect that needs `Writer` is a
+ * type error here. In a causal session it sees the session's writes, and it
+ * raises the session's position to what it saw (monotonic reads).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventLog } from "effect-sql-router"
+ *
+ * const latest = EventLog.readOnly((reader) =>
+ *   Effect.flatMap(reader.systemVersion, (version) => reader.eventAtVersion(version))
+ * )
+ *
+ * // Does not compile: the reader has no appendEvent, and Writer is not provided here.
+ * // EventLog.readOnly(() => EventLog.appendEvent(0, { typeName: "x", payload: {} }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category transactions
+ */
+export const readOnly = <A, E, R>(
+  body: (reader: Reader) => Effect.Effect<A, E, R> & NoWriter<R>
+): Effect.Effect<A, E | ReadError, Exclude<R, Reader | Provided> | EventLog> =>
+  Effect.flatMap(internal.EventLogTag, (log) => log.readOnly(body))
+
+/**
+ * Runs `body` in one primary transaction with a `Reader & Writer` (both also
+ * in its context). Any failure, defect or interruption rolls it back; a
+ * refused COMMIT is `CommitFailed`. Nothing is retried.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventLog } from "effect-sql-router"
+ *
+ * const deposit = (account: string, amount: number) =>
+ *   EventLog.readWrite((tx) =>
+ *     Effect.flatMap(tx.systemVersion, (version) =>
+ *       tx.appendEvent(version, { typeName: "Deposited", payload: { account, amount } })
+ *     )
+ *   )
+ * ```
+ *
+ * @since 0.1.0
+ * @category transactions
+ */
+export const readWrite = <A, E, R>(
+  body: (tx: Reader & Writer) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | WriteError, Exclude<R, Reader | Writer | Provided> | EventLog> =>
+  Effect.flatMap(internal.EventLogTag, (log) => log.readWrite(body))
+
+/**
+ * Creates the log's tables and triggers if they are missing.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const migrate: Effect.Effect<void, WriteError, EventLog> = Effect.flatMap(
+  internal.EventLogTag,
+  (log) => log.migrate
+)
+
+// -----------------------------------------------------------------------------
+// Reader and Writer accessors
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const systemVersion: Effect.Effect<number, SqlError, Reader> = Effect.flatMap(
+  internal.ReaderTag,
+  (reader) => reader.systemVersion
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const eventAtVersion = (
+  version: number
+): Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent, Reader> =>
+  Effect.flatMap(internal.ReaderTag, (reader) => reader.eventAtVersion(version))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const eventAfterVersion = (
+  version: number
+): Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent, Reader> =>
+  Effect.flatMap(internal.ReaderTag, (reader) => reader.eventAfterVersion(version))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const projectionVersion = (id: number): Effect.Effect<number, SqlError | ProjectionNotFound, Reader> =>
+  Effect.flatMap(internal.ReaderTag, (reader) => reader.projectionVersion(id))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const events = (
+  options: ReadEventsOptions
+): Effect.Effect<ReadonlyArray<Event>, SqlError | InvalidEvent, Reader> =>
+  Effect.flatMap(internal.ReaderTag, (reader) => reader.events(options))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const appendEvent = (
+  assumedVersion: number,
+  event: NewEvent
+): Effect.Effect<number, VersionMismatch | InvalidEvent | SqlError, Writer> =>
+  Effect.flatMap(internal.WriterTag, (writer) => writer.appendEvent(assumedVersion, event))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const initProjectionVersion = (id: number): Effect.Effect<number, SqlError, Writer> =>
+  Effect.flatMap(internal.WriterTag, (writer) => writer.initProjectionVersion(id))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const setProjectionVersion = (
+  id: number,
+  version: number
+): Effect.Effect<void, SqlError | ProjectionNotFound, Writer> =>
+  Effect.flatMap(internal.WriterTag, (writer) => writer.setProjectionVersion(id, version))
+
+// -----------------------------------------------------------------------------
+// Streams
+// -----------------------------------------------------------------------------
+
+/**
+ * The events of a long range, one page per read-only transaction (so no
+ * snapshot is held on a replica for the whole range). Ends at the newest
+ * event when a page comes back short. Events are immutable and gapless, so
+ * pages from different snapshots join without holes or repeats.
+ *
+ * @since 0.1.0
+ * @category streams
+ */
+export const stream = (options?: StreamOptions): Stream.Stream<Event, InvalidEvent | ReadError, EventLog> =>
+  internal.streamFromContext(options)
+
+/**
+ * The seed's `Listener`: emits `Ready` once it is listening, then `Inserted`
+ * for each appended version, in order, each once. Built on
+ * `Durable.subscribe`: after a lost connection (a primary restart, a
+ * failover the router followed) it listens again and reports the versions
+ * appended meanwhile from the log's system version, so none is skipped or
+ * repeated. Never fails; stop it by interrupting its fiber or with
+ * `Stream.take`. `mode: "poll"` polls instead of LISTEN.
+ *
+ * Versions are learnt from the primary: a replica may not have replayed
+ * version `v` yet when `Inserted(v)` arrives. A consumer that reads on
+ * replicas reads from its own projection version on and comes back for what
+ * is not there yet (see `examples/event-log.ts`), or reads with
+ * `SqlRouter.primary`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { EventLog } from "effect-sql-router"
+ *
+ * const follow = EventLog.listen({ from: 0 }).pipe(
+ *   Stream.runForEach((signal) =>
+ *     signal._tag === "Ready"
+ *       ? Effect.log("listening")
+ *       : Effect.log(`version ${signal.version} appended`)
+ *   )
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category streams
+ */
+export const listen = (options?: ListenOptions): Stream.Stream<ListenEvent, never, EventLog> =>
+  internal.listenFromContext(options)
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ready: Ready = internal.ready
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const inserted: (version: number) => Inserted = internal.inserted
