@@ -1,7 +1,9 @@
 /** @internal */
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -482,10 +484,27 @@ export const makeProbes = (
   const role = (node: Node.Node) =>
     Effect.tap(Catalog.role(queryOf(node)), (answer) => Effect.sync(() => learn(node, answer.self)))
   const currentPrimary = STM.commit(TRef.get(topology.primary))
-  const context: Context = {
+  // Replica probes that need the primary's position now share one question,
+  // as long as it was asked after their own read: the primary answers about
+  // once per interval, not once per replica.
+  let asked: { readonly at: number; readonly lsn: Deferred.Deferred<bigint | undefined> } | undefined
+  const primaryLsnAfter = (readAt: number): Effect.Effect<bigint | undefined> =>
+    Effect.suspend(() => {
+      if (asked !== undefined && asked.at >= readAt) return Deferred.await(asked.lsn)
+      const lsn = Deferred.unsafeMake<bigint | undefined>(FiberId.none)
+      asked = { at: performance.now(), lsn }
+      // Uninterruptible: others may wait on it (the query has its own timeout).
+      return Effect.zipRight(
+        Effect.uninterruptible(Effect.flatMap(
+          Effect.flatMap(currentPrimary, (primary) =>
+            Catalog.currentLsn(queryOf(primary)).pipe(Effect.orElseSucceed(() => undefined))),
+          (answer) => Deferred.succeed(lsn, answer)
+        )),
+        Deferred.await(lsn)
+      )
+    })
+  const context: Omit<Context, "primaryLsnNow"> = {
     primary: Effect.map(currentPrimary, (primary) => view?.node === primary ? view : undefined),
-    primaryLsnNow: Effect.flatMap(currentPrimary, (primary) =>
-      Catalog.currentLsn(queryOf(primary)).pipe(Effect.orElseSucceed(() => undefined))),
     nodeAt: (address) =>
       Effect.map(STM.commit(STM.zip(TRef.get(topology.primary), TRef.get(topology.replicas))), ([primary, replicas]) =>
         [primary, ...replicas.map((r) => r.node)].find((node) =>
@@ -496,7 +515,7 @@ export const makeProbes = (
     replica: (node) =>
       Effect.flatMap(
         Effect.tap(Catalog.standbyState(queryOf(node)), (state) => Effect.sync(() => learn(node, state.self))),
-        (state) => judge(state, context)
+        (state) => judge(state, { ...context, primaryLsnNow: primaryLsnAfter(performance.now()) })
       ),
     primary: (node) =>
       role(node).pipe(
