@@ -37,6 +37,11 @@
  * the mark and puts the replica in rotation at once; from then on the probes
  * decide again (a dead replica leaves at its next failed probe).
  *
+ * Clock: `health.clock: "live"` (default) runs the schedule in real time,
+ * also under `TestClock`; `"ambient"` uses the fiber's clock, so unit tests
+ * with stubbed probes drive them with `TestClock.adjust`. A probe's timeout is
+ * real time either way (a real probe's I/O does not wait for `TestClock`).
+ *
  * Lag: the primary's probe records its current WAL position; a replica's
  * probe records its replay position. Byte lag is the difference; time lag is
  * zero when the replica has replayed everything (an idle primary does not make
