@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
@@ -13,6 +14,8 @@ import * as Selection from "effect-sql-router/Selection"
 import * as Topology from "effect-sql-router/Topology"
 import type * as Catalog from "../src/internal/catalog.js"
 import * as Monitor from "../src/internal/healthMonitor.js"
+import * as Membership from "../src/internal/membership.js"
+import type { Internals } from "../src/internal/routing.js"
 
 // Pure logic under TestClock: the probe is a stub, so no server is involved.
 // Only `id` of a node is read by the monitor.
@@ -267,6 +270,34 @@ describe("HealthMonitor", () => {
         ])
         const leastLag = yield* STM.commit(Selection.leastLag(topology, Selection.anyHealthy))
         expect(Option.map(leastLag, (r) => r.node.id)).toEqual(Option.some("replica-0"))
+      }))
+  })
+
+  describe("discovery", () => {
+    it.scoped("concurrent rounds coalesce: writers that meet a read-only node share one round", () =>
+      Effect.gen(function*() {
+        const topology = yield* setup(1)
+        const asked = yield* Ref.make(0)
+        const gate = yield* Deferred.make<void>()
+        const role = (node: Node.Node) =>
+          Effect.zipRight(
+            Effect.zipRight(Ref.update(asked, (n) => n + 1), Deferred.await(gate)),
+            Effect.succeed({ standby: node.id !== "primary", lsn: 1n, timeline: 1, self: undefined })
+          )
+        const internals = {
+          topology,
+          scope: yield* Effect.scope,
+          probes: { role, recordPrimary: () => Effect.void }
+        } as unknown as Internals
+        const rounds = yield* Effect.fork(
+          Effect.all(Array.from({ length: 8 }, () => Membership.discoverOnce(internals)), { concurrency: "unbounded" })
+        )
+        yield* TestClock.adjust(0)
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(rounds)
+        expect(yield* Ref.get(asked)).toBe(2) // one round: each of the two nodes asked once
+        yield* Membership.discoverOnce(internals)
+        expect(yield* Ref.get(asked)).toBe(4) // the next round is a new one
       }))
   })
 })
