@@ -1,7 +1,29 @@
 /**
  * Background health and lag probes. Every node is probed on a `Schedule`
  * (one fiber each, forked into the router's scope, each probe bounded by a
- * timeout) over a dedicated connection that does not compete with the pools.
+ * timeout) over a connection of the node's own pool: an idle one, or a short
+ * checkout. No connection is held for probes alone. A probe that hangs (a
+ * frozen server) fails at its timeout and its connection is destroyed, so the
+ * pool never waits on it. When every connection of the pool is busy and the
+ * pool keeps completing statements, the probe reports `Busy` and changes
+ * nothing.
+ *
+ * Admission follows the primary: a replica enters rotation (first entry and
+ * every return) only when it is `Following` — its WAL receiver streams from
+ * the current primary, on the primary's timeline, and its replay position is
+ * not ahead of the primary's. A node on another timeline, ahead of the
+ * primary, or streaming from another node the router knows is `Diverged` and
+ * leaves rotation at once; it stays out until it follows (e.g. after
+ * `pg_rewind` or a re-clone). A standby that answers but does not stream from
+ * the primary is `Detached` (a failed probe for hysteresis). While the primary
+ * itself does not answer, nothing can be verified: replicas are `Stranded`,
+ * those in rotation stay (reads go on when the primary dies) and none enters.
+ * The sender is matched by the address the router uses for the primary, or
+ * the address the primary reports for itself; a sender the router does not
+ * know (a service name, a proxy) is judged by timeline and position alone.
+ * The WAL receiver's details need `pg_read_all_stats` (e.g. `pg_monitor`);
+ * without it the router cannot see the sender or timeline and admits on
+ * position alone (`Following` with `verified: false`).
  *
  * Hysteresis: a replica leaves rotation after `failureThreshold` consecutive
  * failed probes (default 1: a dead replica should cost no reads) and returns
@@ -14,6 +36,11 @@
  * `markReplicaHealthy`, whatever the probes say. `markReplicaHealthy` lifts
  * the mark and puts the replica in rotation at once; from then on the probes
  * decide again (a dead replica leaves at its next failed probe).
+ *
+ * Clock: `health.clock: "live"` (default) runs the schedule in real time,
+ * also under `TestClock`; `"ambient"` uses the fiber's clock, so unit tests
+ * with stubbed probes drive them with `TestClock.adjust`. A probe's timeout is
+ * real time either way (a real probe's I/O does not wait for `TestClock`).
  *
  * Lag: the primary's probe records its current WAL position; a replica's
  * probe records its replay position. Byte lag is the difference; time lag is
@@ -34,6 +61,29 @@ import type * as Topology from "./Topology.js"
  * @category models
  */
 export type Transition = "up" | "down"
+
+/**
+ * What the last probe saw of a replica, as one of a few named states (see the
+ * module's description for how each one moves the replica in or out).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ReplicaState =
+  /** Streams from the current primary on its timeline, not ahead of it. */
+  | { readonly _tag: "Following"; readonly verified: boolean }
+  /** Answers in recovery, but its WAL receiver does not stream from the primary. */
+  | { readonly _tag: "Detached"; readonly reason: string }
+  /** On another timeline, ahead of the primary, or following another node: its data may include lost writes. */
+  | { readonly _tag: "Diverged"; readonly reason: string }
+  /** The primary does not answer: following cannot be checked. */
+  | { readonly _tag: "Stranded" }
+  /** Accepts writes: not a standby. */
+  | { readonly _tag: "Writable" }
+  /** Every pooled connection is busy and completing statements: alive, nothing new learnt. */
+  | { readonly _tag: "Busy" }
+  /** The probe failed or timed out. */
+  | { readonly _tag: "Unreachable"; readonly error: string }
 
 /**
  * One probe of one replica: its replay position and lag, or a failure.
@@ -64,4 +114,6 @@ export interface NodeStatus {
   readonly lastError: string | undefined
   /** Epoch milliseconds of the last probe. */
   readonly lastProbeAt: number | undefined
+  /** What the last probe saw (`Primary` for the primary; undefined before the first probe). */
+  readonly state: ReplicaState["_tag"] | "Primary" | undefined
 }

@@ -62,6 +62,14 @@ export interface HealthConfig {
   readonly successThreshold?: number | undefined
   /** Set false to run no background probes (tests, or health driven by hand); default true. */
   readonly enabled?: boolean | undefined
+  /**
+   * The clock the probe schedule runs on. `"live"` (default): real time, also
+   * under `TestClock`, so an `it.effect` test against a real cluster sees
+   * health change. `"ambient"`: the fiber's clock, for unit tests with stubbed
+   * probes driven by `TestClock.adjust` (a real probe's I/O does not wait for
+   * `TestClock`). Probe timeouts are always real time.
+   */
+  readonly clock?: "live" | "ambient" | undefined
 }
 
 /**
@@ -205,6 +213,7 @@ export interface Resolved {
     readonly failureThreshold: number
     readonly successThreshold: number
     readonly enabled: boolean
+    readonly clock: "live" | "ambient"
   }
   readonly maxLag: {
     readonly time: Duration.Duration | undefined

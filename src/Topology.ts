@@ -8,6 +8,7 @@
  */
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
+import type * as HealthMonitor from "./HealthMonitor.js"
 import type * as Node from "./Node.js"
 
 /**
@@ -26,6 +27,8 @@ export interface Probe {
   readonly lagBytes: number | undefined
   readonly lagMillis: number | undefined
   readonly error: string | undefined
+  /** The replica's state as this probe saw it; a probe without one counts by `ok`. */
+  readonly state?: HealthMonitor.ReplicaState | undefined
 }
 
 /**

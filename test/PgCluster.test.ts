@@ -61,6 +61,36 @@ describe("PgCluster", () => {
       yield* cluster.query(replica, "INSERT INTO promoted VALUES (1)")
       expect(yield* cluster.query(replica, "SELECT id FROM promoted")).toEqual([{ id: 1 }])
     }).pipe(Effect.scoped))
+
+  it.live("an old primary restarted as a standby cannot stream; re-cloned with rejoinAsStandby it follows the new primary", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 1 })
+      const [old, next] = [cluster.primary, cluster.replicas[0]!]
+      yield* cluster.query(old, "CREATE TABLE harness_t (v text)")
+      yield* cluster.awaitReplication()
+      yield* cluster.promote(next)
+      yield* cluster.query(old, "INSERT INTO harness_t VALUES ('lost')") // split brain: next never sees it
+      yield* cluster.query(next, "INSERT INTO harness_t VALUES ('kept')")
+      const receiver = (node: PgCluster.ClusterNode) =>
+        cluster.query<{ n: number }>(node, "SELECT count(*)::int AS n FROM pg_stat_wal_receiver WHERE status = 'streaming'")
+          .pipe(Effect.map((rows) => rows[0]!.n))
+
+      yield* cluster.restartAsStandby(old)
+      expect(cluster.replicas).toEqual([old])
+      expect(yield* cluster.isInRecovery(old)).toBe(true)
+      // In recovery, serving its diverged data, and not streaming from the new primary.
+      expect(yield* cluster.query(old, "SELECT v FROM harness_t ORDER BY v")).toEqual([{ v: "lost" }])
+      expect(yield* receiver(old)).toBe(0)
+
+      yield* cluster.rejoinAsStandby(old)
+      yield* cluster.query(next, "INSERT INTO harness_t VALUES ('after')")
+      yield* cluster.awaitReplication({ replicas: [old] })
+      expect(yield* cluster.query(old, "SELECT v FROM harness_t ORDER BY v")).toEqual([{ v: "after" }, { v: "kept" }])
+      expect(yield* receiver(old)).toBe(1)
+      expect(yield* cluster.isInRecovery(old)).toBe(true)
+      const refused = yield* Effect.flip(cluster.rejoinAsStandby(next))
+      expect(refused.reason).toContain("current primary")
+    }).pipe(Effect.scoped))
 })
 
 layer(PgCluster.layer({ replicas: 2 }), { timeout: "120 seconds", excludeTestServices: true })("PgCluster (shared)", (it) => {

@@ -1,7 +1,9 @@
 /** @internal */
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -12,114 +14,296 @@ import type * as HealthMonitor from "../HealthMonitor.js"
 import type * as Node from "../Node.js"
 import type * as RouterConfig from "../RouterConfig.js"
 import * as Topology from "../Topology.js"
-import { describe } from "./errors.js"
+import * as Catalog from "./catalog.js"
+import { describe, isConnectionError } from "./errors.js"
 import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "./metrics.js"
 
-/** `16/B374D848` → bigint. @internal */
-export const parseLsn = (text: string | null | undefined): bigint | undefined => {
-  if (!text) return undefined
-  const slash = text.indexOf("/")
-  if (slash < 0) return undefined
-  return (BigInt(`0x${text.slice(0, slash)}`) << 32n) + BigInt(`0x${text.slice(slash + 1)}`)
-}
-
-/** bigint → `16/B374D848`. @internal */
-export const formatLsn = (lsn: bigint): string =>
-  `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
-
-/**
- * One dedicated connection per node for probes: health must not compete with
- * the application for pool slots, nor be hidden by an exhausted pool. A probe
- * that fails or times out drops the connection; the next one opens a new one.
- * @internal
- */
-export const makeProber = (node: Node.Node, timeout: Duration.Duration) => {
-  let client: Pg.Client | undefined
-  const drop = () => {
-    const current = client
-    client = undefined
-    if (current) {
-      // end() waits for the server; a frozen one never answers.
-      ;(current as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
-      void current.end().catch(() => {})
-    }
-  }
-  const query = <A>(sql: string): Effect.Effect<A, unknown> =>
-    Effect.tryPromise({
-      try: async () => {
-        if (!client) {
-          const fresh = new Pg.Client({
-            ...node.pool.options,
-            connectionTimeoutMillis: Duration.toMillis(timeout),
-            application_name: `${String(node.pool.options.application_name ?? "effect-sql-router")}:probe`
-          } as Pg.ClientConfig)
-          fresh.on("error", () => {})
-          client = fresh
-          await fresh.connect()
-        }
-        return (await client.query(sql)).rows[0] as A
-      },
-      catch: (error) => error
-    }).pipe(
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => new Error(`probe timed out after ${Duration.format(timeout)}`) }),
-      Effect.tapError(() => Effect.sync(drop))
-    )
-  return { query, close: Effect.sync(drop) }
-}
-
-interface ReplicaRow {
-  readonly standby: boolean
-  readonly replay: string | null
-  readonly behind_ms: number | null
-}
-
-interface PrimaryRow {
-  readonly standby: boolean
-  readonly lsn: string | null
-}
-
-/**
- * Probes a replica: it must be a standby; lag is measured against the
- * primary's position at its last probe. A replica that has replayed
- * everything has no lag, however old its last replayed commit.
- * @internal
- */
-export const probeReplica = (
-  query: <A>(sql: string) => Effect.Effect<A, unknown>,
-  primaryLsn: Effect.Effect<bigint | undefined>
-): Effect.Effect<Omit<Topology.Probe, "at">, unknown> =>
-  Effect.gen(function*() {
-    const row = yield* query<ReplicaRow>(
-      `SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn()::text AS replay,
-              (extract(epoch FROM (now() - pg_last_xact_replay_timestamp())) * 1000)::float8 AS behind_ms`
-    )
-    if (!row.standby) return yield* Effect.fail(new Error("the server is not a standby (not in recovery)"))
-    const replayLsn = parseLsn(row.replay)
-    const primary = yield* primaryLsn
-    const lagBytes = replayLsn === undefined || primary === undefined
-      ? undefined
-      : primary > replayLsn
-      ? Number(primary - replayLsn)
-      : 0
-    const lagMillis = lagBytes === 0 ? 0 : lagBytes === undefined ? undefined : Math.max(0, row.behind_ms ?? 0)
-    return { ok: true, replayLsn, lagBytes, lagMillis, error: undefined }
-  })
+/** @internal */
+export const parseLsn = Catalog.parseLsn
 
 /** @internal */
-export const probePrimary = (
-  query: <A>(sql: string) => Effect.Effect<A, unknown>
-): Effect.Effect<bigint | undefined, unknown> =>
-  Effect.flatMap(
-    query<PrimaryRow>("SELECT pg_is_in_recovery() AS standby, pg_current_wal_lsn()::text AS lsn"),
-    (row) =>
-      row.standby
-        ? Effect.fail(new Error("the primary is a standby (in recovery)"))
-        : Effect.succeed(parseLsn(row.lsn))
-  )
+export const formatLsn = Catalog.formatLsn
+
+/** A probe's checkout waited its whole timeout in a pool whose connections all kept working. @internal */
+export class PoolBusy extends Error {
+  constructor() {
+    super("every pooled connection is busy")
+  }
+}
+
+/** Completed statements per pool: a pool that completes work is alive, however busy. */
+const completed = new WeakMap<Pg.Pool, { count: number }>()
+const progressOf = (pool: Pg.Pool) => {
+  let progress = completed.get(pool)
+  if (progress === undefined) {
+    const counter = { count: 0 }
+    progress = counter
+    pool.on("release", (error: unknown) => {
+      if (!error) counter.count++
+    })
+    completed.set(pool, progress)
+  }
+  return progress
+}
+
+const destroy = (client: Pg.PoolClient) => {
+  // end() waits for the server; a frozen one never answers.
+  ;(client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
+}
+
+/**
+ * One statement on a connection of its own, closed at once: only for a
+ * probe of a node whose pool is saturated, where a checkout would wait behind
+ * the application (long statements on every connection look like a frozen
+ * server from inside the pool).
+ */
+const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
+  Effect.async<A, unknown>((resume) => {
+    const options = pool.options as Pg.ClientConfig & { readonly application_name?: string }
+    const client = new Pg.Client({
+      ...options,
+      connectionTimeoutMillis: Duration.toMillis(timeout),
+      application_name: `${options.application_name ?? "effect-sql-router"}:probe`
+    })
+    client.on("error", () => {})
+    let done = false
+    const close = () => {
+      destroy(client as unknown as Pg.PoolClient)
+      void client.end().catch(() => {})
+    }
+    const finish = (effect: Effect.Effect<A, unknown>) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      close()
+      resume(effect)
+    }
+    const timer = setTimeout(
+      () => finish(Effect.fail(new Error(`probe timed out after ${Duration.format(timeout)}`))),
+      Duration.toMillis(timeout)
+    )
+    client.connect().then(() => client.query(sql)).then(
+      (result) => finish(Effect.succeed(result.rows[0] as A)),
+      (error) => finish(Effect.fail(error))
+    )
+    return Effect.sync(() => finish(Effect.fail(new Error("probe interrupted"))))
+  })
+
+const saturated = (pool: Pg.Pool) => pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
+
+/**
+ * One statement on a connection of the node's pool (an idle one, or a short
+ * checkout), bounded by a real-time timeout whatever the fiber's clock. On
+ * timeout a connection whose statement hangs is destroyed and released with
+ * an error, so the pool drops it instead of waiting on it; a checkout that
+ * arrives late is given back unused. A saturated pool is not waited on: the
+ * probe opens a connection of its own for one statement.
+ * @internal
+ */
+export const poolQuery = (pool: Pg.Pool, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) =>
+  saturated(pool) ? oneOffQuery<A>(pool, timeout, sql) : Effect.async<A, unknown>((resume) => {
+    const progress = progressOf(pool)
+    const before = progress.count
+    let done = false
+    let held: { readonly client: Pg.PoolClient; readonly release: (error?: Error | boolean) => void } | undefined
+    const abandon = (why: Error) => {
+      done = true
+      clearTimeout(timer)
+      const current = held
+      held = undefined
+      if (current) {
+        destroy(current.client)
+        current.release(why)
+      }
+    }
+    const timer = setTimeout(() => {
+      if (done) return
+      const waitingForCheckout = held === undefined
+      abandon(new Error("probe timed out"))
+      resume(Effect.fail(
+        waitingForCheckout && progress.count > before
+          ? new PoolBusy()
+          : new Error(`probe timed out after ${Duration.format(timeout)}`)
+      ))
+    }, Duration.toMillis(timeout))
+    pool.connect((error, client, release) => {
+      if (done) {
+        if (client) release()
+        return
+      }
+      if (error || !client) {
+        done = true
+        clearTimeout(timer)
+        return resume(Effect.fail(error ?? new Error("no connection")))
+      }
+      held = { client, release }
+      let settled = false
+      const settle = (failure: Error | null, result?: Pg.QueryResult) => {
+        if (settled) return
+        settled = true
+        client.off("error", settle)
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        held = undefined
+        release(failure && isConnectionError(failure) ? failure : undefined)
+        resume(failure ? Effect.fail(failure) : Effect.succeed(result!.rows[0] as A))
+      }
+      client.on("error", settle)
+      client.query(sql, settle)
+    })
+    return Effect.sync(() => {
+      if (!done) abandon(new Error("probe interrupted"))
+    })
+  })
+
+/**
+ * The primary as its last probe saw it: what a replica must follow.
+ * @internal
+ */
+export interface PrimaryView {
+  readonly node: Node.Node
+  /** The last probe of this node found it writable. */
+  readonly ok: boolean
+  readonly lsn: bigint | undefined
+  readonly timeline: number | undefined
+}
+
+/** What a replica's probe needs to know about the rest of the topology. @internal */
+export interface Context {
+  /** The current primary's view, or undefined when the current primary has not been probed yet. */
+  readonly primary: Effect.Effect<PrimaryView | undefined>
+  /** The primary's WAL position now (asked when a replica seems ahead of the last known one). */
+  readonly primaryLsnNow: Effect.Effect<bigint | undefined>
+  /** The id of the node the router knows at this address, if any. */
+  readonly nodeAt: (address: string) => Effect.Effect<Node.Node | undefined>
+}
+
+type Judged = Omit<Topology.Probe, "at">
+
+const judged = (
+  state: HealthMonitor.ReplicaState,
+  standby: Catalog.StandbyState,
+  primaryLsn: bigint | undefined
+): Judged => {
+  const replayLsn = standby.replayLsn
+  const lagBytes = replayLsn === undefined || primaryLsn === undefined
+    ? undefined
+    : primaryLsn > replayLsn
+    ? Number(primaryLsn - replayLsn)
+    : 0
+  const lagMillis = lagBytes === 0 ? 0 : lagBytes === undefined ? undefined : Math.max(0, standby.behindMillis ?? 0)
+  const ok = state._tag === "Following" || state._tag === "Stranded"
+  return {
+    ok,
+    replayLsn,
+    lagBytes,
+    lagMillis,
+    error: ok ? undefined : "reason" in state ? state.reason : state._tag === "Writable" ? notStandby : undefined,
+    state
+  }
+}
+
+const notStandby = "the server is not a standby (not in recovery)"
+
+/**
+ * Judges a standby against the primary: the rule that admits a replica.
+ * Lag is measured against the primary's position at its last probe; a replica
+ * that has replayed everything has no lag, however old its last replayed
+ * commit.
+ * @internal
+ */
+export const judge = (standby: Catalog.StandbyState, context: Context): Effect.Effect<Judged> =>
+  Effect.gen(function*() {
+    if (!standby.standby) return judged({ _tag: "Writable" }, standby, undefined)
+    const view = yield* context.primary
+    // Without a primary that answers, following cannot be judged: a replica
+    // that streams from a newly promoted node would look diverged.
+    if (view === undefined || !view.ok) return judged({ _tag: "Stranded" }, standby, view?.lsn)
+    // The primary's position now, asked at most once and only when a verdict needs it.
+    let now: { readonly lsn: bigint | undefined } | undefined
+    const primaryNow = Effect.suspend(() =>
+      now ? Effect.succeed(now.lsn) : Effect.tap(context.primaryLsnNow, (lsn) => Effect.sync(() => (now = { lsn })))
+    )
+    const state = yield* verdict(standby, view, context.nodeAt, primaryNow)
+    // The view is one probe old: a replica turned away (its receiver stopped
+    // because the primary just died) is only stranded if the primary does not answer now.
+    if ((state._tag === "Detached" || state._tag === "Diverged") && (yield* primaryNow) === undefined) {
+      return judged({ _tag: "Stranded" }, standby, view.lsn)
+    }
+    return judged(state, standby, now?.lsn ?? view.lsn)
+  })
+
+const verdict = (
+  standby: Catalog.StandbyState,
+  view: PrimaryView,
+  nodeAt: Context["nodeAt"],
+  primaryNow: Effect.Effect<bigint | undefined>
+): Effect.Effect<HealthMonitor.ReplicaState> =>
+  Effect.gen(function*() {
+    const receiver = standby.receiver
+    const diverged = (reason: string) => ({ _tag: "Diverged", reason }) as const
+    if (view.timeline !== undefined && receiver?.timeline !== undefined && receiver.timeline !== view.timeline) {
+      return diverged(`it is on timeline ${receiver.timeline}, the primary on ${view.timeline}`)
+    }
+    const sender = receiver?.sender === undefined ? undefined : yield* nodeAt(receiver.sender)
+    if (sender !== undefined && sender !== view.node) {
+      return diverged(`it follows ${sender.id}, not the primary ${view.node.id}`)
+    }
+    if (standby.replayLsn !== undefined && view.lsn !== undefined && standby.replayLsn > view.lsn) {
+      // The last known position may just be old: ask again before judging.
+      const primaryLsn = yield* primaryNow
+      if (primaryLsn !== undefined && standby.replayLsn > primaryLsn) {
+        return diverged(
+          `it replayed up to ${Catalog.formatLsn(standby.replayLsn)}, beyond the primary's ${Catalog.formatLsn(primaryLsn)}`
+        )
+      }
+    }
+    if (receiver !== undefined && !receiver.visible) return { _tag: "Following", verified: false } as const
+    if (receiver === undefined || receiver.status !== "streaming") {
+      const reason = receiver === undefined
+        ? "no WAL receiver runs: it does not stream from the primary"
+        : `its WAL receiver is ${receiver.status ?? "not streaming"}`
+      return { _tag: "Detached", reason } as const
+    }
+    if (view.timeline === undefined || receiver.timeline === undefined) {
+      return { _tag: "Detached", reason: "the timelines are not known yet" } as const
+    }
+    return { _tag: "Following", verified: true } as const
+  })
+
+/**
+ * Probes a replica: its recovery state, WAL receiver and replay position,
+ * judged against the primary.
+ * @internal
+ */
+export const probeReplica = (query: Catalog.Query, context: Context): Effect.Effect<Judged, unknown> =>
+  Effect.flatMap(Catalog.standbyState(query), (standby) => judge(standby, context))
+
+/** How a probe moves a replica: toward rotation, away from it, out at once, or not at all. */
+const effectOf = (probe: Topology.Probe): "success" | "failure" | "evict" | "hold" => {
+  switch (probe.state?._tag) {
+    case undefined:
+      return probe.ok ? "success" : "failure"
+    case "Following":
+      return "success"
+    case "Diverged":
+      return "evict"
+    case "Stranded":
+    case "Busy":
+      return "hold"
+    case "Detached":
+    case "Writable":
+    case "Unreachable":
+      return "failure"
+  }
+}
 
 /**
  * Records a probe and applies hysteresis: out after `failureThreshold`
- * consecutive failures, back after `successThreshold` consecutive successes.
+ * consecutive failures, back after `successThreshold` consecutive successes
+ * (only `Following` counts as one). A diverged node is out at once; a probe
+ * that learnt nothing (`Stranded`, `Busy`) changes nothing.
  * `streak` counts successes when positive, failures when negative.
  * @internal
  */
@@ -132,12 +316,15 @@ export const applyProbe = (
     const health = yield* TRef.get(replica.health)
     if (!health.member) return undefined
     yield* TRef.set(replica.probe, probe)
-    const streak = probe.ok ? Math.max(0, health.streak) + 1 : Math.min(0, health.streak) - 1
-    const transition: HealthMonitor.Transition | undefined = health.up && -streak >= thresholds.failureThreshold
-      ? "down"
-      : !health.up && streak >= thresholds.successThreshold
-      ? "up"
-      : undefined
+    const effect = effectOf(probe)
+    if (effect === "hold") return undefined
+    const streak = effect === "success" ? Math.max(0, health.streak) + 1 : Math.min(0, health.streak) - 1
+    const transition: HealthMonitor.Transition | undefined =
+      health.up && (effect === "evict" || -streak >= thresholds.failureThreshold)
+        ? "down"
+        : !health.up && streak >= thresholds.successThreshold
+        ? "up"
+        : undefined
     yield* TRef.set(replica.health, {
       ...health,
       streak,
@@ -184,7 +371,7 @@ export const checkReplica = (
     const at = yield* Clock.currentTimeMillis
     const previous = yield* STM.commit(TRef.get(replica.probe))
     const recorded: Topology.Probe = result._tag === "Right"
-      ? { ...(result.right as Omit<Topology.Probe, "at">), at }
+      ? { ...result.right, at }
       : {
         at,
         ok: false,
@@ -192,11 +379,19 @@ export const checkReplica = (
         replayLsn: previous?.replayLsn,
         lagBytes: previous?.lagBytes,
         lagMillis: previous?.lagMillis,
-        error: describe(result.left)
+        error: result.left instanceof PoolBusy ? previous?.error : describe(result.left),
+        state: result.left instanceof PoolBusy ? { _tag: "Busy" } : { _tag: "Unreachable", error: describe(result.left) }
       }
-    if (!recorded.ok) yield* Metric.increment(Metric.tagged(probeFailures, "node", replica.node.id))
+    if (!recorded.ok && recorded.state?._tag !== "Busy") {
+      yield* Metric.increment(Metric.tagged(probeFailures, "node", replica.node.id))
+    }
     const transition = yield* STM.commit(applyProbe(replica, recorded, thresholds))
     yield* logTransition(replica, transition, recorded)
+    const tag = recorded.state?._tag
+    if (transition === undefined && tag !== previous?.state?._tag && (tag === "Diverged" || tag === "Detached")) {
+      const health = yield* STM.commit(TRef.get(replica.health))
+      if (!health.up) yield* Effect.logWarning(`replica ${replica.node.id} stays out of rotation: ${recorded.error}`)
+    }
     if (transition !== undefined) {
       yield* Metric.increment(Metric.tagged(healthTransitions, "to", transition === "up" ? "healthy" : "unhealthy"))
     }
@@ -223,7 +418,8 @@ export const watchReplica = (
   ).pipe(Effect.asVoid)
 
 /**
- * The primary's probe loop: its WAL position is what replica lag is measured against.
+ * The primary's probe loop: its WAL position is what replica lag is measured
+ * against, its timeline what replicas must follow.
  * @internal
  */
 export const watchPrimary = (
@@ -244,51 +440,130 @@ export const watchPrimary = (
 /** @internal */
 export interface Probes {
   readonly replica: HealthMonitor.ProbeFn
+  /** Probes the primary and records what replicas must follow; its WAL position. */
   readonly primary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
-  /** Whether the node is in recovery, and its WAL position (current if writable, replayed if not). */
-  readonly role: (node: Node.Node) => Effect.Effect<{ readonly standby: boolean; readonly lsn: bigint | undefined }, unknown>
-  /** Closes the probe connection of a node that left the topology. */
+  /** Whether the node is in recovery, its WAL position and (if writable) timeline. */
+  readonly role: (node: Node.Node) => Effect.Effect<Catalog.NodeRole, unknown>
+  /** Records what discovery learnt of the current primary (undefined: it did not answer as writable). */
+  readonly recordPrimary: (node: Node.Node, role: Catalog.NodeRole | undefined) => Effect.Effect<void>
+  /** A node left the topology: forget what its probes learnt. */
   readonly forget: (node: Node.Node) => Effect.Effect<void>
 }
 
+const configuredAddress = (node: Node.Node): string => {
+  const colon = node.address.lastIndexOf(":")
+  return Catalog.address(node.address.slice(0, colon), node.address.slice(colon + 1))
+}
+
 /**
- * Real probes over one dedicated connection per node, closed with the scope.
+ * Real probes over each node's own pool; what they learn of the primary is
+ * the view replicas are judged against.
  * @internal
  */
 export const makeProbes = (
   topology: Topology.Topology,
   timeout: Duration.Duration
-): Effect.Effect<Probes, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const probers = new Map<Node.Node, ReturnType<typeof makeProber>>()
-    yield* Effect.addFinalizer(() => Effect.forEach(probers.values(), (p) => p.close, { discard: true }))
-    const proberOf = (node: Node.Node) => {
-      let prober = probers.get(node)
-      if (prober === undefined) {
-        prober = makeProber(node, timeout)
-        probers.set(node, prober)
+): Probes => {
+  let view: PrimaryView | undefined
+  /** How each node names itself (`inet_server_addr()` and its port), learnt by its probes. */
+  const selves = new Map<Node.Node, string>()
+  const learn = (node: Node.Node, self: string | undefined) => {
+    if (self !== undefined) selves.set(node, self)
+  }
+  const queryOf = (node: Node.Node) => poolQuery(node.pool, timeout)
+  const record = (node: Node.Node, role: Catalog.NodeRole | undefined) =>
+    Effect.sync(() => {
+      if (role !== undefined && !role.standby) {
+        view = { node, ok: true, lsn: role.lsn, timeline: role.timeline }
+      } else if (view?.node === node) {
+        view = { ...view, ok: false }
+      } else {
+        view = { node, ok: false, lsn: undefined, timeline: undefined }
       }
-      return prober
-    }
-    const primaryLsn = STM.commit(TRef.get(topology.primaryLsn))
-    return {
-      replica: (node) => probeReplica(proberOf(node).query, primaryLsn),
-      primary: (node) => probePrimary(proberOf(node).query),
-      role: (node) =>
-        Effect.map(
-          proberOf(node).query<{ standby: boolean; lsn: string | null }>(
-            `SELECT pg_is_in_recovery() AS standby,
-                    (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`
-          ),
-          (row) => ({ standby: row.standby, lsn: parseLsn(row.lsn) })
-        ),
-      forget: (node) =>
-        Effect.suspend(() => {
-          const prober = probers.get(node)
-          probers.delete(node)
-          return prober ? prober.close : Effect.void
-        })
-    }
+    })
+  const role = (node: Node.Node) =>
+    Effect.tap(Catalog.role(queryOf(node)), (answer) => Effect.sync(() => learn(node, answer.self)))
+  const currentPrimary = STM.commit(TRef.get(topology.primary))
+  // Replica probes that need the primary's position now share one question,
+  // as long as it was asked after their own read: the primary answers about
+  // once per interval, not once per replica.
+  let asked: { readonly at: number; readonly lsn: Deferred.Deferred<bigint | undefined> } | undefined
+  const primaryLsnAfter = (readAt: number): Effect.Effect<bigint | undefined> =>
+    Effect.suspend(() => {
+      if (asked !== undefined && asked.at >= readAt) return Deferred.await(asked.lsn)
+      const lsn = Deferred.unsafeMake<bigint | undefined>(FiberId.none)
+      asked = { at: performance.now(), lsn }
+      // Uninterruptible: others may wait on it (the query has its own timeout).
+      return Effect.zipRight(
+        Effect.uninterruptible(Effect.flatMap(
+          Effect.flatMap(currentPrimary, (primary) =>
+            Catalog.currentLsn(queryOf(primary)).pipe(Effect.orElseSucceed(() => undefined))),
+          (answer) => Deferred.succeed(lsn, answer)
+        )),
+        Deferred.await(lsn)
+      )
+    })
+  const context: Omit<Context, "primaryLsnNow"> = {
+    primary: Effect.map(currentPrimary, (primary) => view?.node === primary ? view : undefined),
+    nodeAt: (address) =>
+      Effect.map(STM.commit(STM.zip(TRef.get(topology.primary), TRef.get(topology.replicas))), ([primary, replicas]) =>
+        [primary, ...replicas.map((r) => r.node)].find((node) =>
+          configuredAddress(node) === address || selves.get(node) === address
+        ))
+  }
+  return {
+    replica: (node) =>
+      Effect.flatMap(
+        Effect.tap(Catalog.standbyState(queryOf(node)), (state) => Effect.sync(() => learn(node, state.self))),
+        (state) => judge(state, { ...context, primaryLsnNow: primaryLsnAfter(performance.now()) })
+      ),
+    primary: (node) =>
+      role(node).pipe(
+        Effect.tapBoth({
+          onFailure: () => record(node, undefined),
+          onSuccess: (answer) => record(node, answer)
+        }),
+        Effect.flatMap((answer) =>
+          answer.standby ? Effect.fail(new Error("the primary is a standby (in recovery)")) : Effect.succeed(answer.lsn)
+        )
+      ),
+    role,
+    recordPrimary: record,
+    forget: (node) => Effect.sync(() => selves.delete(node))
+  }
+}
+
+const liveClock = Clock.make()
+
+/** Runs on real time unless the configuration asks for the fiber's own clock. @internal */
+export const onClock = <A, E, R>(
+  health: RouterConfig.Resolved["health"],
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => health.clock === "live" ? Effect.withClock(effect, liveClock) : effect
+
+/**
+ * First entry: one probe of the primary, then one of each replica; a replica
+ * is in rotation at start only if it follows the primary.
+ * @internal
+ */
+export const admitAtStart = (topology: Topology.Topology, probes: Probes): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const primary = yield* STM.commit(TRef.get(topology.primary))
+    yield* Effect.ignore(probes.primary(primary))
+    const replicas = yield* STM.commit(TRef.get(topology.replicas))
+    yield* Effect.forEach(replicas, (replica) =>
+      Effect.gen(function*() {
+        const result = yield* Effect.either(probes.replica(replica.node))
+        const at = yield* Clock.currentTimeMillis
+        const following = result._tag === "Right" && result.right.state?._tag === "Following"
+        yield* STM.commit(STM.zipRight(
+          result._tag === "Right" ? TRef.set(replica.probe, { ...result.right, at }) : STM.void,
+          TRef.update(replica.health, (health) => ({ ...health, up: following, streak: following ? 1 : 0 }))
+        ))
+        if (!following && result._tag === "Right") {
+          yield* Effect.logWarning(`replica ${replica.node.id} is out of rotation at start: ${result.right.error}`)
+        }
+      }), { concurrency: "unbounded", discard: true })
   })
 
 /**
@@ -303,15 +578,18 @@ export const start = (options: {
   /** With discovery, one round of it replaces the primary's probe. */
   readonly primaryLoop?: Effect.Effect<void> | undefined
 }): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const { health, topology } = options
-    yield* Effect.forkScoped(
-      options.primaryLoop
-        ? Effect.asVoid(Effect.repeat(options.primaryLoop, Schedule.spaced(health.interval)))
-        : watchPrimary(topology, health, options.probePrimary)
-    )
-    const replicas = yield* STM.commit(TRef.get(topology.replicas))
-    for (const replica of replicas) {
-      yield* Effect.forkScoped(watchReplica(topology, replica, health, options.probe))
-    }
-  })
+  onClock(
+    options.health,
+    Effect.gen(function*() {
+      const { health, topology } = options
+      yield* Effect.forkScoped(
+        options.primaryLoop
+          ? Effect.asVoid(Effect.repeat(options.primaryLoop, Schedule.spaced(health.interval)))
+          : watchPrimary(topology, health, options.probePrimary)
+      )
+      const replicas = yield* STM.commit(TRef.get(topology.replicas))
+      for (const replica of replicas) {
+        yield* Effect.forkScoped(watchReplica(topology, replica, health, options.probe))
+      }
+    })
+  )

@@ -1,9 +1,11 @@
 /** @internal */
 import * as Reactivity from "@effect/experimental/Reactivity"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
@@ -13,6 +15,7 @@ import type * as Node from "../Node.js"
 import type * as RouterConfig from "../RouterConfig.js"
 import { InvalidConfig, PrimaryUnavailable, PromotionRefused, UnknownReplica } from "../RouterError.js"
 import * as Topology from "../Topology.js"
+import * as Catalog from "./catalog.js"
 import { describe } from "./errors.js"
 import * as HealthMonitor from "./healthMonitor.js"
 import * as NodeInternal from "./node.js"
@@ -50,18 +53,56 @@ export const makeNode = (factory: NodeFactory, id: string, role: Node.Role, url:
     return node
   })
 
+type PoolInternals = {
+  readonly _idle: ReadonlyArray<{ readonly client: unknown }>
+  readonly _clients: ReadonlyArray<unknown>
+  readonly _remove: (client: unknown) => void
+  readonly _pulseQueue: () => void
+}
+
+/**
+ * Sets the pool's size on a live pool: pg-pool reads `options.max` at every
+ * checkout. Growing serves waiting checkouts at once; shrinking closes idle
+ * connections beyond the new size, and busy ones leave as they come back idle.
+ * @internal
+ */
+export const resizePool = (pool: Node.Node["pool"], max: number): void => {
+  if (pool.options.max === max) return
+  pool.options.max = max
+  const internals = pool as unknown as PoolInternals
+  for (const idle of internals._idle.slice()) {
+    if (internals._clients.length <= max) break
+    internals._remove(idle.client)
+  }
+  internals._pulseQueue()
+}
+
+/**
+ * A node's role, and its pool sized for it (`primaryMaxSize` or
+ * `replicaMaxSizeEach`): with discovery, and after a failover, the pool
+ * follows the role.
+ * @internal
+ */
+export const setRole = (config: RouterConfig.Resolved, node: Node.Node, role: Node.Role): void => {
+  NodeInternal.setRole(node, role)
+  resizePool(node.pool, role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach)
+}
+
 /** Starts probing a replica (when the monitor runs), in the router's scope. @internal */
 export const watch = (internals: Internals, replica: Topology.Replica): Effect.Effect<void> =>
   internals.config.health.enabled
     ? Effect.asVoid(Effect.forkIn(
-      HealthMonitor.watchReplica(internals.topology, replica, internals.config.health, internals.probes.replica),
+      HealthMonitor.onClock(
+        internals.config.health,
+        HealthMonitor.watchReplica(internals.topology, replica, internals.config.health, internals.probes.replica)
+      ),
       internals.scope
     ))
     : Effect.void
 
 /**
- * A new replica enters rotation after its first good probe; the probes then
- * keep watching it.
+ * A new replica enters rotation if its first probe finds it following the
+ * primary; the probes then keep watching it.
  * @internal
  */
 export const addReplica = (
@@ -80,15 +121,20 @@ export const addReplica = (
     }
     const node = yield* makeNode(internals, name, "replica", url)
     const first = yield* Effect.either(internals.probes.replica(node))
+    const following = first._tag === "Right" && first.right.state?._tag === "Following"
     const replica = yield* STM.commit(STM.gen(function*() {
-      const replica = yield* Topology.makeReplica(node, first._tag === "Right")
+      const replica = yield* Topology.makeReplica(node, following)
       if (first._tag === "Right") yield* TRef.set(replica.probe, { ...first.right, at: Date.now() })
       yield* TRef.update(internals.topology.replicas, (replicas) => [...replicas, replica])
       return replica
     }))
-    yield* first._tag === "Right"
+    yield* following
       ? Effect.logInfo(`replica ${name} (${node.address}) added and in rotation`)
-      : Effect.logWarning(`replica ${name} (${node.address}) added, not yet healthy: ${describe(first.left)}`)
+      : Effect.logWarning(
+        `replica ${name} (${node.address}) added, not yet in rotation: ${
+          first._tag === "Left" ? describe(first.left) : first.right.error
+        }`
+      )
     yield* watch(internals, replica)
     return node
   })
@@ -140,9 +186,9 @@ const closeNode = (internals: Internals, node: Node.Node) =>
 
 /**
  * Makes `next` the primary: its replica state leaves the topology, the old
- * primary becomes a replica (out of rotation until its probes say it is a
- * healthy standby). One STM transaction; probing of the old primary starts
- * after it.
+ * primary becomes a replica (out of rotation until its probes say it follows
+ * the new primary). One STM transaction; both pools are resized for their new
+ * roles; probing of the old primary starts after it.
  * @internal
  */
 export const switchPrimary = (internals: Internals, next: Node.Node, why: string): Effect.Effect<void> =>
@@ -161,8 +207,8 @@ export const switchPrimary = (internals: Internals, next: Node.Node, why: string
       return Option.some(demoted)
     }))
     if (Option.isNone(previous)) return
-    NodeInternal.setRole(next, "primary")
-    NodeInternal.setRole(previous.value.node, "replica")
+    setRole(internals.config, next, "primary")
+    setRole(internals.config, previous.value.node, "replica")
     yield* Effect.logWarning(`primary is now ${next.id} (${next.address}), was ${previous.value.node.id}: ${why}`)
     yield* watch(internals, previous.value)
   })
@@ -170,12 +216,12 @@ export const switchPrimary = (internals: Internals, next: Node.Node, why: string
 interface Role {
   readonly node: Node.Node
   readonly writable: boolean
-  readonly lsn: bigint | undefined
+  readonly answer: Catalog.NodeRole
 }
 
 const askRole = (internals: Internals, node: Node.Node): Effect.Effect<Option.Option<Role>> =>
   internals.probes.role(node).pipe(
-    Effect.map(({ lsn, standby }) => Option.some({ node, writable: !standby, lsn })),
+    Effect.map((answer) => Option.some({ node, writable: !answer.standby, answer })),
     Effect.catchAll(() => Effect.succeed(Option.none<Role>()))
   )
 
@@ -197,20 +243,62 @@ export const discover = (internals: Internals): Effect.Effect<void> =>
       yield* Effect.logError(`split brain: ${conflict.join(" and ")} all accept writes; writes fail until one is fenced`)
     }
     if (conflict.length === 0 && before.length > 0) yield* Effect.logInfo("split brain resolved")
-    if (writable.length !== 1) return
+    if (writable.length !== 1) {
+      // What replicas follow: the current primary's own answer, if it gave one.
+      const current = yield* STM.commit(TRef.get(internals.topology.primary))
+      const answered = writable.find((role) => role.node === current)
+      return yield* internals.probes.recordPrimary(current, answered?.answer)
+    }
     const [primary] = writable as [Role]
     yield* switchPrimary(internals, primary.node, "discovery found it writable")
-    yield* STM.commit(TRef.set(internals.topology.primaryLsn, primary.lsn))
+    yield* internals.probes.recordPrimary(primary.node, primary.answer)
+    yield* STM.commit(TRef.set(internals.topology.primaryLsn, primary.answer.lsn))
+  })
+
+/** The discovery round running now, per router: at most one at a time. */
+const rounds = new WeakMap<Topology.Topology, Deferred.Deferred<void>>()
+
+/**
+ * Joins the discovery round that runs now, or starts one (forked into the
+ * router's scope, so that a caller who stops waiting does not stop it).
+ * Returns when the round is over.
+ * @internal
+ */
+export const discoverOnce = (internals: Internals): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const running = rounds.get(internals.topology)
+    if (running !== undefined) return Deferred.await(running)
+    const done = Deferred.unsafeMake<void>(FiberId.none)
+    rounds.set(internals.topology, done)
+    return Effect.zipRight(
+      Effect.forkIn(
+        discover(internals).pipe(
+          Effect.ensuring(Effect.suspend(() => {
+            rounds.delete(internals.topology)
+            return Deferred.succeed(done, undefined)
+          }))
+        ),
+        internals.scope
+      ),
+      Deferred.await(done)
+    )
   })
 
 /**
- * A write met a read-only node: the topology changed under us. Re-discover
- * now (in the background) and tell the caller; never retry the write.
+ * A write met a read-only node: the topology changed under us. Join (or
+ * start) the one discovery round, wait for it (bounded by the probe timeout
+ * plus the connect timeout) so that the next write goes to the new primary,
+ * and tell the caller; never retry the write.
  * @internal
  */
 export const primaryTurnedReadOnly = (internals: Internals, node: Node.Node, cause: unknown) =>
   Effect.zipRight(
-    internals.config.discovery === "auto" ? Effect.forkIn(discover(internals), internals.scope) : Effect.void,
+    internals.config.discovery === "auto"
+      ? Effect.ignore(Effect.timeout(
+        discoverOnce(internals),
+        Duration.sum(internals.config.health.timeout, internals.config.connectTimeout)
+      ))
+      : Effect.void,
     Effect.fail(
       new PrimaryUnavailable({
         node: node.id,
@@ -256,28 +344,26 @@ export const promote = (
     const refuse = (reason: string, extra: { behindBytes?: number; cause?: unknown } = {}) =>
       new PromotionRefused({ replica: node.id, reason, ...extra })
     const timeout = internals.config.connectTimeout
-    const query = <A>(target: Node.Node, sql: string) =>
+    const query = (target: Node.Node): Catalog.Query => <A>(sql: string) =>
       Effect.tryPromise(() => target.pool.query(sql).then((r) => r.rows[0] as A)).pipe(
         Effect.timeoutFail({ duration: Duration.sum(timeout, timeout), onTimeout: () => new Error("no answer") })
       )
     const primary = yield* STM.commit(TRef.get(internals.topology.primary))
     // The primary's position now if it answers, else the last one we saw.
-    const primaryLsn = yield* query<{ lsn: string }>(primary, "SELECT pg_current_wal_lsn()::text AS lsn").pipe(
-      Effect.map((row) => HealthMonitor.parseLsn(row.lsn)),
+    const primaryLsn = yield* Catalog.currentLsn(query(primary)).pipe(
       Effect.orElse(() => STM.commit(TRef.get(internals.topology.primaryLsn)))
     )
     if (primaryLsn === undefined) return yield* refuse("the primary's WAL position is unknown (no probe has seen it)")
-    const row = yield* query<{ standby: boolean; replay: string | null }>(
-      node,
-      "SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn()::text AS replay"
-    ).pipe(Effect.mapError((cause) => refuse(`it does not answer: ${describe(cause)}`, { cause })))
+    const row = yield* Catalog.replayLsn(query(node)).pipe(
+      Effect.mapError((cause) => refuse(`it does not answer: ${describe(cause)}`, { cause }))
+    )
     if (!row.standby) return yield* refuse("it is not a standby")
-    const replay = HealthMonitor.parseLsn(row.replay) ?? 0n
+    const replay = row.replay ?? 0n
     const behind = primaryLsn > replay ? Number(primaryLsn - replay) : 0
     if (behind > maxLag) {
       return yield* refuse(`it is ${behind} bytes behind the primary (maxLag ${maxLag})`, { behindBytes: behind })
     }
-    const done = yield* query<{ ok: boolean }>(node, "SELECT pg_promote(true, 60) AS ok").pipe(
+    const done = yield* query(node)<{ ok: boolean }>(Catalog.promoteSql).pipe(
       Effect.timeoutFail({ duration: "65 seconds", onTimeout: () => new Error("pg_promote did not return") }),
       Effect.mapError((cause) => refuse(`pg_promote failed: ${describe(cause)}`, { cause }))
     )

@@ -182,7 +182,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
         idle: pool.idleCount,
         inUse: pool.totalCount - pool.idleCount,
         waiting: pool.waitingCount,
-        max: options.maxSize
+        max: pool.options.max ?? options.maxSize
       })
     }
     Object.defineProperties(node, display)

@@ -77,7 +77,8 @@ const Health = Schema.Struct({
   timeout: Schema.optional(PositiveDuration),
   failureThreshold: Schema.optional(wholeNumber(1)),
   successThreshold: Schema.optional(wholeNumber(1)),
-  enabled: Schema.optional(Schema.Boolean)
+  enabled: Schema.optional(Schema.Boolean),
+  clock: Schema.optional(Schema.Literal("live", "ambient"))
 })
 
 const MaxLag = Schema.Struct({
@@ -154,6 +155,7 @@ export const reasons: Record<string, string> = {
   "health.failureThreshold": "must be a whole number of at least 1",
   "health.successThreshold": "must be a whole number of at least 1",
   "health.enabled": "must be true or false",
+  "health.clock": oneOf(["live", "ambient"]),
   maxLag: objectOf(MaxLag.fields),
   "maxLag.time": positive,
   "maxLag.bytes": "must be a whole number of bytes, 0 or more",
@@ -274,7 +276,8 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
         timeout: duration(health.timeout, "1 second"),
         failureThreshold: health.failureThreshold ?? 1,
         successThreshold: health.successThreshold ?? 2,
-        enabled: health.enabled ?? true
+        enabled: health.enabled ?? true,
+        clock: health.clock ?? "live"
       },
       maxLag: {
         time: input.maxLag?.time === undefined ? undefined : duration(input.maxLag.time, 0),

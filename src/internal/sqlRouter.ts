@@ -23,7 +23,7 @@ import * as Topology from "../Topology.js"
 import { describe } from "./errors.js"
 import * as HealthMonitorInternal from "./healthMonitor.js"
 import * as Membership from "./membership.js"
-import * as NodeInternal from "./node.js"
+import * as Catalog from "./catalog.js"
 import * as Consistency from "./consistency.js"
 import { configRequirement, currentRoute, type Internals, observeFailure, releaseReplica } from "./routing.js"
 import * as Transaction from "./transaction.js"
@@ -266,7 +266,8 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
       lsn: primaryLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(primaryLsn),
       inFlight: 0,
       lastError: undefined,
-      lastProbeAt: undefined
+      lastProbeAt: undefined,
+      state: "Primary"
     }]
     for (const replica of replicas) {
       const probe = yield* TRef.get(replica.probe)
@@ -281,7 +282,8 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
         lsn: probe?.replayLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(probe.replayLsn),
         inFlight: yield* TRef.get(replica.inFlight),
         lastError: probe?.error,
-        lastProbeAt: probe?.at
+        lastProbeAt: probe?.at,
+        state: probe?.state?._tag
       })
     }
     return statuses
@@ -322,9 +324,7 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
 /** Asks a node at start whether it is a standby, and its cluster's identity. */
 const askAtStart = (node: Node.Node, timeout: Duration.Duration) =>
   Effect.tryPromise(() =>
-    node.pool.query<{ standby: boolean; system: string }>(
-      "SELECT pg_is_in_recovery() AS standby, system_identifier::text AS system FROM pg_control_system()"
-    )
+    node.pool.query<{ standby: boolean; system: string }>(Catalog.identitySql)
   ).pipe(
     Effect.timeoutFail({
       duration: Duration.sum(timeout, Duration.millis(500)),
@@ -390,7 +390,7 @@ const discoveredTopology = (factory: Membership.NodeFactory) =>
       })
     }
     const primary = writable[0]!
-    NodeInternal.setRole(primary, "primary")
+    Membership.setRole(factory.config, primary, "primary")
     const system = Either.getOrThrow(answers[nodes.indexOf(primary)]!).system
     const replicas = nodes.flatMap((node, i) => {
       if (node === primary) return []
@@ -418,7 +418,7 @@ export const makeInternals = (
         (replicas) => Topology.make(start.primary, replicas)
       )
     )
-    const probes = yield* HealthMonitorInternal.makeProbes(topology, config.health.timeout)
+    const probes = HealthMonitorInternal.makeProbes(topology, config.health.timeout)
     const internals: Internals = {
       ...factory,
       topology,
@@ -427,12 +427,14 @@ export const makeInternals = (
       systemIdentifier: start.systemIdentifier
     }
     if (config.health.enabled) {
+      // First entry: a replica is in rotation only if it follows the primary.
+      yield* HealthMonitorInternal.onClock(config.health, HealthMonitorInternal.admitAtStart(topology, probes))
       yield* HealthMonitorInternal.start({
         topology,
         health: config.health,
         probe: probes.replica,
         probePrimary: probes.primary,
-        primaryLoop: config.discovery === "auto" ? Membership.discover(internals) : undefined
+        primaryLoop: config.discovery === "auto" ? Membership.discoverOnce(internals) : undefined
       })
     }
     return internals

@@ -127,6 +127,29 @@ export interface PgCluster {
   readonly awaitReplication: (options?: AwaitReplicationOptions) => Effect.Effect<void, ClusterError>
   /** Starts one more streaming replica of the current primary (embedded backend). */
   readonly addReplica: () => Effect.Effect<ClusterNode, ClusterError>
+  /**
+   * Stops a node and starts it again as a standby of the current primary,
+   * its data as it is (embedded backend). This is what an HA manager does to
+   * an old primary before it rewinds it: a node that diverged (took writes
+   * after another was promoted) then serves reads in recovery but cannot
+   * stream. It joins `replicas`; `awaitReplication` with no `replicas`
+   * option waits for it too, so name the replicas that can catch up.
+   *
+   * @since 0.2.0
+   */
+  readonly restartAsStandby: (node: ClusterNode) => Effect.Effect<void, ClusterError>
+  /**
+   * Re-clones a node from the current primary and starts it as its
+   * streaming standby (embedded backend): the low-level backup API
+   * (`pg_backup_start`, a copy of the running primary's files,
+   * `pg_backup_stop` and its `backup_label`), as the embedded binaries have
+   * no `pg_basebackup` or `pg_rewind`. The node keeps its name, port and
+   * settings; whatever it held that the primary does not is gone. Typical
+   * use: an old primary rejoining after a failover.
+   *
+   * @since 0.2.0
+   */
+  readonly rejoinAsStandby: (node: ClusterNode) => Effect.Effect<void, ClusterError>
   /** Runs one statement on one node over a fresh connection. */
   readonly query: <A = Record<string, unknown>>(
     node: ClusterNode,

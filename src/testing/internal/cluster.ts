@@ -10,6 +10,7 @@ import * as Path from "node:path"
 import Pg from "pg"
 import type { Backend, ClusterNode, Options, PgCluster, Role } from "../PgCluster.js"
 import { ClusterError } from "../PgCluster.js"
+import * as Backup from "./backup.js"
 import * as Binaries from "./binaries.js"
 import * as Cleanup from "./cleanup.js"
 import * as Process from "./process.js"
@@ -33,6 +34,10 @@ export interface Driver {
   /** Running, not frozen: a node that can answer SQL. */
   readonly isUp: (node: ClusterNode) => boolean
   readonly addReplica: (primary: ClusterNode) => Effect.Effect<ClusterNode, ClusterError>
+  /** Stops the node and starts it as a standby of `primary`, data as it is. */
+  readonly restartAsStandby: (node: ClusterNode, primary: ClusterNode) => Effect.Effect<void, ClusterError>
+  /** Stops the node, re-clones it from `primary` and starts it as its standby. */
+  readonly rejoinAsStandby: (node: ClusterNode, primary: ClusterNode) => Effect.Effect<void, ClusterError>
 }
 
 const fail = (operation: string, node: ClusterNode | undefined, reason: string, cause?: unknown) =>
@@ -207,12 +212,8 @@ export const embedded = (
         yield* promise("setup", node, async () => {
           await Template.copyDataDir(template, dataDir)
           const settings: Record<string, string> = { ...options.settings, port: String(port), cluster_name: `'${name}'` }
-          if (primary) {
-            settings["primary_conninfo"] =
-              `'host=${primary.host} port=${primary.port} user=${primary.user} application_name=${name}'`
-            await FsP.writeFile(Path.join(dataDir, "standby.signal"), "")
-          }
           await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Template.renderSettings(settings))
+          if (primary) await followPrimary(dataDir, name, primary)
           if (runAs) await RunAs.chownTree(dataDir, runAs)
         })
         const server: EmbeddedServer = {
@@ -225,6 +226,21 @@ export const embedded = (
         servers.set(name, server)
         return server
       })
+
+    /** Makes a stopped data directory a standby of `primary` (the last primary_conninfo wins). */
+    const followPrimary = async (dataDir: string, name: string, primary: ClusterNode) => {
+      await FsP.appendFile(
+        Path.join(dataDir, "postgresql.conf"),
+        Template.renderSettings({
+          primary_conninfo: `'host=${primary.host} port=${primary.port} user=${primary.user} application_name=${name}'`
+        })
+      )
+      await FsP.writeFile(Path.join(dataDir, "standby.signal"), "")
+      if (runAs) {
+        await FsP.chown(Path.join(dataDir, "postgresql.conf"), runAs.uid, runAs.gid)
+        await FsP.chown(Path.join(dataDir, "standby.signal"), runAs.uid, runAs.gid)
+      }
+    }
 
     const primary = yield* create("primary", "primary", undefined)
     const replicas: Array<EmbeddedServer> = []
@@ -267,10 +283,11 @@ export const embedded = (
         server.frozen = frozen
       })
 
+    const nodes = [primary.node, ...replicas.map((r) => r.node)]
     return {
       backend: "embedded",
       directory: root,
-      nodes: [primary.node, ...replicas.map((r) => r.node)],
+      nodes,
       stop,
       kill,
       start: (node) => Effect.flatMap(serverOf(node), launch),
@@ -284,7 +301,30 @@ export const embedded = (
         Effect.gen(function*() {
           const server = yield* create(`replica-${servers.size - 1}`, "replica", current)
           yield* launch(server)
+          nodes.push(server.node)
           return server.node
+        }),
+      restartAsStandby: (node, current) =>
+        Effect.gen(function*() {
+          const server = yield* serverOf(node)
+          yield* stop(node)
+          yield* promise("restartAsStandby", node, () => followPrimary(server.dataDir, node.name, current))
+          yield* launch(server)
+        }),
+      rejoinAsStandby: (node, current) =>
+        Effect.gen(function*() {
+          const server = yield* serverOf(node)
+          const source = yield* serverOf(current)
+          yield* stop(node)
+          yield* promise("rejoinAsStandby", node, async () => {
+            // The node keeps its own settings (port, name); the rest is the primary's.
+            const conf = await FsP.readFile(Path.join(server.dataDir, "postgresql.conf"))
+            await Backup.cloneFrom(Redacted.value(current.url), source.dataDir, server.dataDir)
+            await FsP.writeFile(Path.join(server.dataDir, "postgresql.conf"), conf)
+            await followPrimary(server.dataDir, node.name, current)
+            if (runAs) await RunAs.chownTree(server.dataDir, runAs)
+          })
+          yield* launch(server)
         })
     } satisfies Driver
   })
@@ -320,7 +360,9 @@ export const external = (): Effect.Effect<Driver, ClusterError> =>
       freeze: unsupported("external", "freeze"),
       thaw: unsupported("external", "thaw"),
       isUp: () => true,
-      addReplica: () => Effect.fail(fail("addReplica", undefined, "the external backend cannot start servers"))
+      addReplica: () => Effect.fail(fail("addReplica", undefined, "the external backend cannot start servers")),
+      restartAsStandby: unsupported("external", "restart"),
+      rejoinAsStandby: unsupported("external", "re-clone")
     } satisfies Driver
   })
 
@@ -351,14 +393,25 @@ export const make = (options: Options = {}): Effect.Effect<PgCluster, ClusterErr
 /** The SQL half of the harness, the same for every backend. @internal */
 export const fromDriver = (driver: Driver): PgCluster => {
   let primary = driver.nodes[0]!
-  const promoted = new Set<string>()
+  /** Names of the nodes that are standbys now: promotion takes one out, a rejoin puts one in. */
+  const standbys = new Set(driver.nodes.filter((node) => node.role === "replica").map((node) => node.name))
   const paused = new Set<string>()
-  const replicas = () => driver.nodes.filter((node) => node !== primary && node.role === "replica" && !promoted.has(node.name))
+  const replicas = () => driver.nodes.filter((node) => node !== primary && standbys.has(node.name))
 
   const requireReplica = (operation: string, node: ClusterNode) =>
-    node === primary || promoted.has(node.name) || node.role !== "replica"
+    node === primary || !standbys.has(node.name)
       ? Effect.fail(fail(operation, node, "not a replica"))
       : Effect.void
+
+  const becomeStandby = (operation: string, run: (node: ClusterNode, primary: ClusterNode) => Effect.Effect<void, ClusterError>) =>
+  (node: ClusterNode) =>
+    live(Effect.gen(function*() {
+      if (node === primary) return yield* fail(operation, node, "is the current primary: promote another node first")
+      const current = primary
+      yield* run(node, current)
+      standbys.add(node.name)
+      paused.delete(node.name)
+    }))
 
   const cluster: PgCluster = {
     backend: driver.backend,
@@ -395,7 +448,7 @@ export const fromDriver = (driver: Driver): PgCluster => {
         yield* requireReplica("promote", node)
         const rows = yield* queryNode<{ ok: boolean }>(node, "SELECT pg_promote(true, 60) AS ok", [], 65_000)
         if (!rows[0]?.ok) return yield* fail("promote", node, "pg_promote() did not complete within 60s")
-        promoted.add(node.name)
+        standbys.delete(node.name)
         paused.delete(node.name)
         primary = node
       })),
@@ -425,7 +478,10 @@ export const fromDriver = (driver: Driver): PgCluster => {
           })
         )
       })),
-    addReplica: () => live(driver.addReplica(primary))
+    addReplica: () =>
+      live(Effect.tap(driver.addReplica(primary), (node) => Effect.sync(() => standbys.add(node.name)))),
+    restartAsStandby: becomeStandby("restartAsStandby", driver.restartAsStandby),
+    rejoinAsStandby: becomeStandby("rejoinAsStandby", driver.rejoinAsStandby)
   }
   return cluster
 }

@@ -123,6 +123,10 @@ export const testcontainers = (options: Options): Effect.Effect<Driver, ClusterE
           const node = yield* startContainer(`replica-${nodes.length - 1}`, "replica", current.name)
           nodes.push(node)
           return node
-        }).pipe(Scope.extend(scope))
+        }).pipe(Scope.extend(scope)),
+      restartAsStandby: (node) =>
+        Effect.fail(fail("restartAsStandby", node, "the testcontainers backend cannot re-point a server")),
+      rejoinAsStandby: (node) =>
+        Effect.fail(fail("rejoinAsStandby", node, "the testcontainers backend cannot re-clone a server"))
     } satisfies Driver
   })
