@@ -66,7 +66,7 @@ export type Transition = "up" | "down"
  * What the last probe saw of a replica, as one of a few named states (see the
  * module's description for how each one moves the replica in or out).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type ReplicaState =

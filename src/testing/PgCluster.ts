@@ -135,7 +135,7 @@ export interface PgCluster {
    * stream. It joins `replicas`; `awaitReplication` with no `replicas`
    * option waits for it too, so name the replicas that can catch up.
    *
-   * @since 0.2.0
+   * @since 0.1.0
    */
   readonly restartAsStandby: (node: ClusterNode) => Effect.Effect<void, ClusterError>
   /**
@@ -147,7 +147,7 @@ export interface PgCluster {
    * settings; whatever it held that the primary does not is gone. Typical
    * use: an old primary rejoining after a failover.
    *
-   * @since 0.2.0
+   * @since 0.1.0
    */
   readonly rejoinAsStandby: (node: ClusterNode) => Effect.Effect<void, ClusterError>
   /** Runs one statement on one node over a fresh connection. */
