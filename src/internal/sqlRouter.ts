@@ -24,7 +24,7 @@ import * as HealthMonitorInternal from "./healthMonitor.js"
 import * as Membership from "./membership.js"
 import * as NodeInternal from "./node.js"
 import * as Consistency from "./consistency.js"
-import { configRequirement, currentRoute, type Internals, observeFailure, releaseReplica } from "./routing.js"
+import { type ClientOptions, configRequirement, currentRoute, observeFailure, releaseReplica, type RouterState } from "./routing.js"
 import * as Transaction from "./transaction.js"
 
 /** @internal */
@@ -37,7 +37,7 @@ export { healthTransitions, statements } from "./metrics.js"
 export {
   configRequirement,
   currentRoute,
-  type Internals,
+  type RouterState,
   observeFailure,
   pickReplica,
   releaseReplica,
@@ -74,7 +74,7 @@ const nodeStats = (node: Node.Node): SqlRouter.NodeStats => ({
 
 /** A SqlClient over one reserved connection, for leases. */
 const leaseClient = (
-  internals: Internals,
+  internals: RouterState,
   node: Node.Node,
   connection: Connection.Connection
 ): Effect.Effect<SqlClient.SqlClient> =>
@@ -82,7 +82,7 @@ const leaseClient = (
     SqlClient.make({
       acquirer: Effect.succeed(connection),
       compiler: PgClient.makeCompiler(),
-      spanAttributes: [["db.router.node", node.id]]
+      spanAttributes: [["effect_sql_router.node", node.id]]
     }).pipe(Effect.provideService(Reactivity.Reactivity, internals.reactivity)),
     (client) => {
       ;(client as { withTransaction: SqlClient.SqlClient["withTransaction"] }).withTransaction = Transaction
@@ -92,7 +92,7 @@ const leaseClient = (
   )
 
 /** @internal */
-export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
+export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
   const { config, topology } = internals
 
   const findReplica = (replica: number | string) =>
@@ -396,16 +396,17 @@ const discoveredTopology = (factory: Membership.NodeFactory) =>
   })
 
 /** @internal */
-export const makeInternals = (
-  input: RouterConfig.RouterConfig
-): Effect.Effect<Internals, SqlRouter.BuildError, Scope.Scope> =>
+export const makeState = (
+  input: RouterConfig.RouterConfig,
+  clientOptions?: ClientOptions | undefined
+): Effect.Effect<RouterState, SqlRouter.BuildError, Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* RouterConfig.resolve(input)
     const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity).pipe(
       Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => Reactivity.make }))
     )
     const scope = yield* Effect.scope
-    const factory: Membership.NodeFactory = { config, reactivity, scope, nodeScopes: new Map() }
+    const factory: Membership.NodeFactory = { config, reactivity, scope, nodeScopes: new Map(), clientOptions }
     const start = yield* (config.discovery === "auto" ? discoveredTopology(factory) : manualTopology(factory))
     const topology = yield* STM.commit(
       STM.flatMap(
@@ -414,7 +415,7 @@ export const makeInternals = (
       )
     )
     const probes = yield* HealthMonitorInternal.makeProbes(topology, config.health.timeout)
-    const internals: Internals = {
+    const internals: RouterState = {
       ...factory,
       topology,
       requirement: configRequirement(config),
@@ -435,7 +436,7 @@ export const makeInternals = (
 
 /** @internal */
 export const make = (input: RouterConfig.RouterConfig) =>
-  Effect.map(makeInternals(input), fromInternals)
+  Effect.map(makeState(input), fromState)
 
 /** @internal */
 export const context = (router: SqlRouter.SqlRouter, client: PgClient.PgClient) =>
