@@ -139,15 +139,32 @@ export const abandon = (running: Running): void => {
   running.abandoned = true
   const client = running.client
   if (client === undefined || running.settled || running.pool.ending) return
-  const active = (client as unknown as { activeQuery?: unknown }).activeQuery
+  const target = client as unknown as {
+    _getActiveQuery?: () => unknown
+    _activeQuery?: unknown
+    processID: number
+    secretKey: number
+  }
+  // (`activeQuery` itself is deprecated in pg 8.23; pg's own `cancel` reads it.)
+  const active = target._getActiveQuery ? target._getActiveQuery() : target._activeQuery
   // A query still queued would be dropped from the queue, and its callback with it.
   if (active === undefined || active === null) return
+  // A Client only to parse the pool's options into host and port; its
+  // connection sends the CancelRequest, which the server answers by closing.
   const canceller = new Pg.Client(running.pool.options) as unknown as {
-    connection: { on: (event: string, f: () => void) => void }
-    cancel: (client: Pg.PoolClient, query: unknown) => void
+    host: string
+    port: number
+    connection: {
+      on: (event: string, f: () => void) => void
+      connect: (portOrPath: number | string, host?: string) => void
+      cancel: (processID: number, secretKey: number) => void
+    }
   }
-  canceller.connection.on("error", () => {})
-  canceller.cancel(client, active)
+  const connection = canceller.connection
+  connection.on("error", () => {})
+  connection.on("connect", () => connection.cancel(target.processID, target.secretKey))
+  if (canceller.host && canceller.host.startsWith("/")) connection.connect(`${canceller.host}/.s.PGSQL.${canceller.port}`)
+  else connection.connect(canceller.port, canceller.host)
 }
 
 /** What each fiber is waiting for, so that its interruption can cancel it. */
