@@ -127,7 +127,7 @@ export interface Options {
 }
 
 /** One pick + release, as a routed read does around its statement. */
-const decide = (internals: RouterInternal.Internals): Effect.Effect<void> =>
+const decide = (internals: RouterInternal.RouterState): Effect.Effect<void> =>
   Effect.flatMap(RouterInternal.pickReplica(internals, internals.requirement), (chosen) =>
     Option.isSome(chosen) ? RouterInternal.releaseReplica(chosen.value) : Effect.die("no replica was eligible"))
 
@@ -177,8 +177,8 @@ export const decisions = (
   Effect.gen(function*() {
     const n = options.quick ? 50_000 : 100_000
     const reps = options.quick ? 3 : 5
-    const base = yield* RouterInternal.makeInternals(routerConfig(bench))
-    const withSelection = (selection: RouterConfig.Selection): RouterInternal.Internals => ({
+    const base = yield* RouterInternal.makeState(routerConfig(bench))
+    const withSelection = (selection: RouterConfig.Selection): RouterInternal.RouterState => ({
       ...base,
       config: { ...base.config, selection }
     })
@@ -290,7 +290,7 @@ export const statementPaths = (
   options: Options
 ): Effect.Effect<ReadonlyArray<PathResult>, SqlRouter.BuildError, Scope.Scope> =>
   Effect.gen(function*() {
-    const real = yield* RouterInternal.makeInternals(routerConfig(bench))
+    const real = yield* RouterInternal.makeState(routerConfig(bench))
     const client = yield* SqlClient.make({
       acquirer: Effect.succeed(fakeConnection),
       compiler: PgClient.makeCompiler(),
@@ -312,8 +312,8 @@ export const statementPaths = (
         (replicas) => Topology.make(fakeNode("primary", "primary"), replicas)
       )
     )
-    const internals: RouterInternal.Internals = { ...real, topology }
-    const router = RouterInternal.fromInternals(internals)
+    const internals: RouterInternal.RouterState = { ...real, topology }
+    const router = RouterInternal.fromState(internals)
     const RoutedInternal = yield* Effect.promise(() => import("../src/internal/routedClient.js").then((m) => m, () => undefined))
     const routed = RoutedInternal === undefined ? undefined : yield* RoutedInternal.make(internals)
     const runtime = yield* Effect.acquireRelease(
