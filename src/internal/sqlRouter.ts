@@ -24,7 +24,17 @@ import * as HealthMonitorInternal from "./healthMonitor.js"
 import * as Membership from "./membership.js"
 import * as NodeInternal from "./node.js"
 import * as Consistency from "./consistency.js"
-import { type ClientOptions, configRequirement, currentRoute, observeFailure, releaseReplica, type RouterState } from "./routing.js"
+import {
+  type ClientOptions,
+  configRequirement,
+  currentRoute,
+  observeFailure,
+  peek,
+  releaseReplica,
+  type RouterState,
+  SessionTag,
+  unsafeRelease
+} from "./routing.js"
 import * as Transaction from "./transaction.js"
 
 /** @internal */
@@ -101,22 +111,26 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
       return found ? Effect.succeed(found) : Effect.fail(new UnknownReplica({ replica }))
     })
 
+  /**
+   * A region on a replica: one exit handler gives the in-flight count back
+   * (without a second STM commit) and, on failure, applies passive detection.
+   */
   const onReplica = <A, E, R>(
     replica: Topology.Replica,
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E, Exclude<R, ProvidedBy>> => {
     replica.node.served.reads++
-    return provideNode(effect, replica.node).pipe(
-      Effect.tapErrorCause((cause) => observeFailure(replica, cause)),
-      Effect.ensuring(releaseReplica(replica))
-    )
+    return Effect.onExit(provideNode(effect, replica.node), (exit) => {
+      unsafeRelease(replica)
+      return exit._tag === "Failure" ? observeFailure(replica, exit.cause) : Effect.void
+    })
   }
 
-  const onPrimary = <A, E, R>(effect: Effect.Effect<A, E, R>, intent: "reads" | "writes") =>
-    Effect.flatMap(currentPrimary(topology), (primary) => {
-      primary.served[intent]++
-      return provideNode(effect, primary)
-    })
+  const onPrimary = <A, E, R>(effect: Effect.Effect<A, E, R>, intent: "reads" | "writes") => {
+    const primary = peek(topology.primary)
+    primary.served[intent]++
+    return provideNode(effect, primary)
+  }
 
   /** A replica for a read (the route, the session and staleness bounds decide), or none: the primary. */
   const pickRead = Consistency.chooseRead(internals)
@@ -158,12 +172,19 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
   const withWrite = <A, E, R>(
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | PrimaryUnavailable, Exclude<R, ProvidedBy>> =>
-    Effect.flatMap(Membership.primaryForWrite(internals), (primary) => {
-      primary.served.writes++
-      return Effect.ensuring(
-        onWritable(primary, provideNode(effect, primary)),
-        Consistency.recordCommitOnNode(internals, primary)
-      )
+    Effect.withFiberRuntime((fiber) => {
+      const run = (primary: Node.Node) => {
+        primary.served.writes++
+        const region = onWritable(primary, provideNode(effect, primary))
+        // Only a causal session needs the position after the region.
+        return fiber.currentContext.unsafeMap.has(SessionTag.key)
+          ? Effect.ensuring(region, Consistency.recordCommitOnNode(internals, primary))
+          : region
+      }
+      // A split brain forbids writes: the STM check says why.
+      return peek(topology.conflict).length > 0
+        ? Effect.flatMap(Membership.primaryForWrite(internals), run)
+        : run(peek(topology.primary))
     })
 
   const transactionOn = <A, E, R>(node: Node.Node, readOnly: boolean, effect: Effect.Effect<A, E, R>) =>
@@ -216,7 +237,7 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
   const acquireRead: Effect.Effect<SqlRouter.Lease, SqlError | ReplicaNotCaughtUp | PrimaryUnavailable, Scope.Scope> = Effect.flatMap(
     Effect.acquireRelease(
       pickRead,
-      (chosen) => Option.isSome(chosen) ? releaseReplica(chosen.value) : Effect.void
+      (chosen) => Option.isSome(chosen) ? Effect.sync(() => unsafeRelease(chosen.value)) : Effect.void
     ),
     (chosen) =>
       Option.isNone(chosen)
