@@ -15,6 +15,7 @@ import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Duration from "effect/Duration"
 import type * as Scope from "effect/Scope"
 import type Pg from "pg"
 import * as internal from "./internal/routedClient.js"
@@ -39,6 +40,15 @@ export interface Options {
   readonly spanAttributes?: Record<string, unknown> | undefined
   /** `application_name` of every node's connections (default: the router configuration's). */
   readonly applicationName?: string | undefined
+  /**
+   * How long a routed write (outside a transaction) may wait for the primary.
+   * On expiry the server is asked to cancel it and the statement fails with
+   * `WriteOutcomeUnknown` (as the `SqlError`'s cause): a commit may or may not
+   * have happened, so it is never retried. Unlike PostgreSQL's
+   * `statement_timeout` it also bounds a commit waiting for a synchronous
+   * standby and a server that does not answer at all. Off by default.
+   */
+  readonly writeTimeout?: Duration.DurationInput | undefined
 }
 
 /**

@@ -11,6 +11,7 @@ import Pg from "pg"
 import * as Consistency from "effect-sql-router/Consistency"
 import * as RoutedClient from "effect-sql-router/RoutedClient"
 import type * as RouterConfig from "effect-sql-router/RouterConfig"
+import { WriteOutcomeUnknown } from "effect-sql-router/RouterError"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
 import { configFor } from "./utils.js"
@@ -157,6 +158,27 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hot path"
         const stats = yield* router.stats
         expect(stats.replicas.find((r) => r.id === "replica-0")!.healthy).toBe(false)
         yield* eventually(Effect.map(inFlight(router), (n) => n === 0))
+      }))
+  })
+
+  describe("writeTimeout", () => {
+    it.scoped("a write past writeTimeout is cancelled on the server and fails as WriteOutcomeUnknown, once", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const { client: sql, router } = yield* routed({}, { writeTimeout: "300 millis" })
+        const before = (yield* router.stats).primary.served.writes
+        const error = yield* Effect.flip(
+          sql`UPDATE hot SET user_name = 'never' WHERE id = 1 AND pg_sleep(60) IS NOT NULL AND 'hot_write_marker' <> ''`
+        )
+        const cause = (error as { cause?: unknown }).cause
+        expect(cause).toBeInstanceOf(WriteOutcomeUnknown)
+        expect((cause as WriteOutcomeUnknown).node).toBe("primary")
+        expect((cause as WriteOutcomeUnknown).retryable).toBe(true)
+        yield* eventually(Effect.map(running(cluster, cluster.primary, "hot_write_marker"), (n) => n === 0))
+        // Sent once, never retried; cancelled before it changed the row.
+        expect((yield* router.stats).primary.served.writes).toBe(before + 1)
+        const [row] = yield* SqlRouter.primary(sql<{ user_name: string }>`SELECT user_name FROM hot WHERE id = 1`)
+        expect(row!.user_name).toBe("user_1")
       }))
   })
 

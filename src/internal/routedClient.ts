@@ -17,6 +17,7 @@ import type * as Tracer from "effect/Tracer"
 import type Pg from "pg"
 import * as Classifier from "../Classifier.js"
 import type * as Node from "../Node.js"
+import { WriteOutcomeUnknown } from "../RouterError.js"
 import type * as Topology from "../Topology.js"
 import * as Consistency from "./consistency.js"
 import { isReadOnlyViolation } from "./errors.js"
@@ -152,8 +153,13 @@ export interface Router {
  * The statement router.
  * @internal
  */
-export const makeRouter = (state: Routing.RouterState, classifier: Classifier.Classifier): Router => {
+export const makeRouter = (
+  state: Routing.RouterState,
+  classifier: Classifier.Classifier,
+  options: { readonly writeTimeout?: Duration.DurationInput | undefined } = {}
+): Router => {
   const { topology } = state
+  const writeTimeout = options.writeTimeout === undefined ? undefined : Duration.toMillis(Duration.decode(options.writeTimeout))
   const readTimeout = state.config.readTimeout === undefined ? undefined : Duration.toMillis(state.config.readTimeout)
   const timedOut = () => new Error(`router read timeout: no answer within ${Duration.format(state.config.readTimeout!)}`)
   const primaryForWrite = Effect.mapError(Membership.primaryForWrite(state), asSqlError)
@@ -178,19 +184,29 @@ export const makeRouter = (state: Routing.RouterState, classifier: Classifier.Cl
     annotate(span, primary)
     const session = hasSession(fiber)
     return Effect.async<any, SqlError>((resume) => {
-      NodeInternal.watch(
-        fiber,
-        NodeInternal.start(primary.pool, sql, params, op === "executeValues", (error, result, acquired) => {
-          if (error === undefined) {
-            const value = finish(op, rows, result!)
-            return resume(session ? Effect.zipRight(Consistency.recordCommitOnNode(state, primary), value) : value)
-          }
-          if (isReadOnlyViolation(error)) {
-            return resume(Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), asSqlError))
-          }
-          resume(Effect.fail(NodeInternal.failed(error, acquired)))
-        })
-      )
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const running = NodeInternal.start(primary.pool, sql, params, op === "executeValues", (error, result, acquired) => {
+        if (timer !== undefined) clearTimeout(timer)
+        if (running.abandoned) return
+        if (error === undefined) {
+          const value = finish(op, rows, result!)
+          return resume(session ? Effect.zipRight(Consistency.recordCommitOnNode(state, primary), value) : value)
+        }
+        if (isReadOnlyViolation(error)) {
+          return resume(Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), asSqlError))
+        }
+        resume(Effect.fail(NodeInternal.failed(error, acquired)))
+      })
+      NodeInternal.watch(fiber, running)
+      if (writeTimeout !== undefined) {
+        // The same timer as a read's, but a write is never run again: its outcome is unknown.
+        timer = setTimeout(() => {
+          timer = undefined
+          if (running.settled || running.abandoned) return
+          NodeInternal.abandon(running)
+          resume(Effect.fail(asSqlError(new WriteOutcomeUnknown({ node: primary.id, timeoutMillis: writeTimeout }))))
+        }, writeTimeout)
+      }
     })
   }
 
@@ -402,7 +418,9 @@ const intentCompiler = (
 }
 
 /** The options of `RoutedClient.make`. @internal */
-export type Options = Routing.ClientOptions
+export interface Options extends Routing.ClientOptions {
+  readonly writeTimeout?: Duration.DurationInput | undefined
+}
 
 type AnyStatement = Statement.Statement<any> & {
   readonly segments: ReadonlyArray<Statement.Segment>
@@ -522,7 +540,7 @@ export const make = (
 ): Effect.Effect<PgClient.PgClient, never, Scope.Scope> =>
   Effect.gen(function*() {
     const classifier = Classifier.make({ sideEffectFunctions: state.config.sideEffectFunctions })
-    const router = makeRouter(state, classifier)
+    const router = makeRouter(state, classifier, { writeTimeout: options.writeTimeout })
     const { topology } = state
     const currentPrimary = Effect.sync(() => Routing.peek(topology.primary))
     const intentSlot: [string, unknown] = ["effect_sql_router.intent", "write"]
