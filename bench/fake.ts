@@ -50,18 +50,27 @@ const program = Effect.gen(function*() {
   const sql = yield* Effect.promise(() => runtime.runPromise(SqlClient.SqlClient))
   const router = yield* Effect.promise(() => runtime.runPromise(SqlRouter.SqlRouter))
   const nodes = [yield* router.primary, ...(yield* router.replicas)]
-  for (const node of nodes) fake(node.pool)
+  // --real keeps the network: the same loops against the servers.
+  if (!process.argv.includes("--real")) for (const node of nodes) fake(node.pool)
   const select1 = Effect.flatMap(SqlClient.SqlClient, (s) => s`SELECT 1`)
-  const pool = nodes[0]!.pool
+  const pool = nodes[Number(process.env.FLOOR_NODE ?? 0)]!.pool
   const raw = () => new Promise((resolve) => pool.connect((_e, client, release) => client!.query("SELECT 1", [], (_err: unknown, r: unknown) => { release(); resolve(r) })))
   const floor = Effect.async<unknown>((resume) => { pool.connect((_e, client, release) => client!.query("SELECT 1", [], (_err: unknown, r: unknown) => { release(); resume(Effect.succeed(r)) })) })
   yield* Effect.promise(async () => {
     const only = process.argv.includes("--routed-only")
     for (let i = 0; i < 3; i++) {
+      if (process.argv.includes("--withread-only")) { await measure("withRead (runPromise)", 32, () => runtime.runPromise(router.withRead(select1)), 4000); continue }
       if (only) { await measure("routed statement (runPromise)", 32, () => runtime.runPromise(sql`SELECT 1`), 4000); continue }
+      if (process.argv.includes("--prebuilt")) {
+        const st = sql`SELECT 1`
+        await measure("routed statement, built once (runPromise)", 32, () => runtime.runPromise(st))
+        await measure("routed statement (runPromise)", 32, () => runtime.runPromise(sql`SELECT 1`))
+        continue
+      }
       await measure("fake pool, promise", 32, raw)
       await measure("fake pool, runPromise(Effect.async)", 32, () => runtime.runPromise(floor))
       await measure("routed statement (runPromise)", 32, () => runtime.runPromise(sql`SELECT 1`))
+      await measure("routed statement on the primary (runPromise)", 32, () => runtime.runPromise(SqlRouter.primary(sql`SELECT 1`)))
       await measure("withRead (runPromise)", 32, () => runtime.runPromise(router.withRead(select1)))
       await measure("routed write (runPromise)", 32, () => runtime.runPromise(sql`UPDATE t SET v = 1`))
     }

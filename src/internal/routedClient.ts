@@ -611,3 +611,67 @@ export const make = (
     const general = yield* build(compiler, transformRows)
     return finishClient(general, () => plainClient)
   })
+
+/**
+ * A node's own client on the same lean machinery, for regions (`withRead`,
+ * `withWrite`, …): every statement runs on this node as one operation on its
+ * pool; inside a transaction, on the transaction's connection. Transactions,
+ * `reserve`, LISTEN/NOTIFY and `config` are the node's `PgClient`'s.
+ * @internal
+ */
+export const makePinned = (state: Routing.RouterState, node: Node.Node): PgClient.PgClient => {
+  const options = state.clientOptions ?? {}
+  const classifier = Classifier.make({ sideEffectFunctions: state.config.sideEffectFunctions })
+  const route: Router["route"] = (fiber, sql, params, op, rows, span) => {
+    annotate(span, node)
+    return Effect.async<any, SqlError>((resume) => {
+      NodeInternal.watch(
+        fiber,
+        NodeInternal.start(node.pool, sql, params, op === "executeValues", (error, result, acquired) =>
+          resume(error === undefined ? finish(op, rows, result!) : Effect.fail(NodeInternal.failed(error, acquired))))
+      )
+    })
+  }
+  const router: Router = { route, connection: node.connection }
+  const spanAttributes: ReadonlyArray<readonly [string, unknown]> = [
+    ...Object.entries(options.spanAttributes ?? {}),
+    ["db.system.name", "postgresql"]
+  ]
+  const nodeOfConnection = new WeakMap<Connection.Connection, string>()
+  const compiler = PgClient.makeCompiler(options.transformQueryNames, options.transformJson)
+  const transformRows = options.transformResultNames
+    ? Statement.defaultTransforms(options.transformResultNames, options.transformJson).array
+    : undefined
+  const build = (compiler: Statement.Compiler, transformRows: Rows | undefined): PgClient.PgClient => {
+    // SqlClient.make only reads the Reactivity service: it runs synchronously.
+    const general = Effect.runSync(
+      SqlClient.make({
+        acquirer: Effect.succeed(node.connection),
+        transactionAcquirer: node.client.reserve,
+        compiler,
+        spanAttributes: [...spanAttributes, ["effect_sql_router.node", node.id]],
+        transformRows
+      }).pipe(Effect.provideService(Reactivity.Reactivity, state.reactivity))
+    )
+    const Routed = makeStatementClass(general`SELECT 1` as AnyStatement, router, classifier, spanAttributes, nodeOfConnection)
+    const client = Object.assign(routedConstructor(general, Routed), {
+      [SqlClient.TypeId]: SqlClient.TypeId,
+      [PgClient.TypeId]: PgClient.TypeId,
+      withTransaction: node.client.withTransaction,
+      reserve: node.client.reserve,
+      reactive: general.reactive,
+      reactiveMailbox: general.reactiveMailbox,
+      config: node.client.config,
+      json: node.client.json,
+      listen: node.client.listen,
+      notify: node.client.notify
+    })
+    ;(client as any).safe = client
+    return client as unknown as PgClient.PgClient
+  }
+  const plain = build(compiler.withoutTransform, undefined)
+  ;(plain as any).withoutTransforms = () => plain
+  const client = build(compiler, transformRows)
+  ;(client as any).withoutTransforms = () => plain
+  return client
+}

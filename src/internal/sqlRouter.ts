@@ -7,6 +7,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
@@ -23,6 +24,7 @@ import { describe } from "./errors.js"
 import * as HealthMonitorInternal from "./healthMonitor.js"
 import * as Membership from "./membership.js"
 import * as NodeInternal from "./node.js"
+import * as RoutedClientInternal from "./routedClient.js"
 import * as Consistency from "./consistency.js"
 import {
   type ClientOptions,
@@ -56,21 +58,19 @@ export {
 
 type ProvidedBy = SqlClient.SqlClient | PgClient.PgClient
 
-/** What a region on a node provides, built once per node. */
+/** What a region on a node provides, built once per node: the node's lean client. */
 const nodeContexts = new WeakMap<Node.Node, Context.Context<ProvidedBy>>()
-const contextOf = (node: Node.Node): Context.Context<ProvidedBy> => {
+const contextOf = (state: RouterState, node: Node.Node): Context.Context<ProvidedBy> => {
   let context = nodeContexts.get(node)
   if (context === undefined) {
-    context = Context.make(SqlClient.SqlClient, node.client as SqlClient.SqlClient).pipe(
-      Context.add(PgClient.PgClient, node.client)
+    const client = RoutedClientInternal.makePinned(state, node)
+    context = Context.make(SqlClient.SqlClient, client as SqlClient.SqlClient).pipe(
+      Context.add(PgClient.PgClient, client)
     )
     nodeContexts.set(node, context)
   }
   return context
 }
-
-const provideNode = <A, E, R>(effect: Effect.Effect<A, E, R>, node: Node.Node) =>
-  Effect.provide(effect, contextOf(node)) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
 
 const currentPrimary = (topology: Topology.Topology) => STM.commit(TRef.get(topology.primary))
 
@@ -105,6 +105,9 @@ const leaseClient = (
 export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
   const { config, topology } = internals
 
+  const provideNode = <A, E, R>(effect: Effect.Effect<A, E, R>, node: Node.Node) =>
+    Effect.provide(effect, contextOf(internals, node)) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
+
   const findReplica = (replica: number | string) =>
     Effect.flatMap(STM.commit(TRef.get(topology.replicas)), (replicas) => {
       const found = typeof replica === "number" ? replicas[replica] : replicas.find((r) => r.node.id === replica)
@@ -120,9 +123,29 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E, Exclude<R, ProvidedBy>> => {
     replica.node.served.reads++
-    return Effect.onExit(provideNode(effect, replica.node), (exit) => {
-      unsafeRelease(replica)
-      return exit._tag === "Failure" ? observeFailure(replica, exit.cause) : Effect.void
+    // One uninterruptible frame for both jobs of the region's end: restoring
+    // the context (what `Effect.provide` does with a second frame) and giving
+    // the in-flight count back, with passive detection on failure.
+    return Effect.withFiberRuntime<A, E, Exclude<R, ProvidedBy>>((fiber) => {
+      const runtime = fiber as unknown as { setFiberRef: <X>(ref: FiberRef.FiberRef<X>, value: X) => void }
+      const previous = fiber.getFiberRef(FiberRef.currentContext)
+      const leave = () => {
+        runtime.setFiberRef(FiberRef.currentContext, previous)
+        unsafeRelease(replica)
+      }
+      return Effect.uninterruptibleMask((restore) => {
+        runtime.setFiberRef(FiberRef.currentContext, Context.merge(previous, contextOf(internals, replica.node)))
+        return Effect.matchCauseEffect(restore(effect as Effect.Effect<A, E, never>), {
+          onFailure: (cause) => {
+            leave()
+            return Effect.zipRight(observeFailure(replica, cause), Effect.failCause(cause))
+          },
+          onSuccess: (value) => {
+            leave()
+            return Effect.succeed(value)
+          }
+        })
+      })
     })
   }
 
