@@ -2,7 +2,15 @@
  * CPU cost of a routed statement without the network: the cluster is real
  * (the router needs a primary at build), then every node's pool is replaced
  * by one whose queries answer on the next turn of the event loop. Prints µs
- * of client CPU per query for each harness style. `npx tsx bench/fake.ts`.
+ * of client CPU per query. `npx tsx bench/fake.ts [flags]`:
+ *
+ *   --real            keep the network (the same loops against the servers)
+ *   --timeout         the router with `readTimeout: "5 seconds"`
+ *   --routed-only     only the routed statement, 4 s windows (for --cpu-prof)
+ *   --withread-only   only `withRead`, 4 s windows
+ *   --prebuilt        a statement built once against one built per query
+ *
+ * FLOOR_NODE=<i> runs the Effect floor on node i's pool (0 = primary).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -72,7 +80,9 @@ const program = Effect.gen(function*() {
       await measure("routed statement (runPromise)", 32, () => runtime.runPromise(sql`SELECT 1`))
       await measure("routed statement on the primary (runPromise)", 32, () => runtime.runPromise(SqlRouter.primary(sql`SELECT 1`)))
       await measure("withRead (runPromise)", 32, () => runtime.runPromise(router.withRead(select1)))
-      await measure("routed write (runPromise)", 32, () => runtime.runPromise(sql`UPDATE t SET v = 1`))
+      if (!process.argv.includes("--real")) {
+        await measure("routed write (runPromise)", 32, () => runtime.runPromise(sql`UPDATE t SET v = 1`))
+      }
     }
   })
 }).pipe(Effect.scoped)
