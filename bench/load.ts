@@ -6,6 +6,7 @@
  * operations that finish inside it. Node's own CPU time over the window is
  * recorded too: on a shared 2-core host it says where the client time goes.
  */
+import * as Effect from "effect/Effect"
 import { performance, PerformanceObserver } from "node:perf_hooks"
 
 export interface LoadOptions {
@@ -63,75 +64,150 @@ export const percentile = (sorted: Float64Array, q: number): number => {
 const describeError = (error: unknown): string =>
   error instanceof Error ? `${error.name}: ${error.message}` : String(error)
 
-/** Runs `operation` in a closed loop and measures it. Never rejects: failures are counted. */
-export const run = async (operation: () => Promise<unknown>, options: LoadOptions): Promise<LoadResult> => {
-  const samples = new Samples()
-  const start = performance.now()
-  const windowStart = start + options.warmupMs
-  const windowEnd = windowStart + options.durationMs
-  let completed = 0
-  let succeeded = 0
-  let errors = 0
-  let firstError: string | undefined
-  let cpuAtStart: NodeJS.CpuUsage | undefined
-  let cpuAtEnd: NodeJS.CpuUsage | undefined
+/**
+ * The bookkeeping shared by both harness styles: which operations fall in
+ * the window, their latencies, errors, CPU and GC over the window.
+ */
+class Recorder {
+  readonly samples = new Samples()
+  readonly start = performance.now()
+  readonly windowStart: number
+  readonly windowEnd: number
+  completed = 0
+  succeeded = 0
+  errors = 0
+  firstError: string | undefined
+  cpuAtStart: NodeJS.CpuUsage | undefined
+  cpuAtEnd: NodeJS.CpuUsage | undefined
+  private gcMs = 0
+  private readonly gc: PerformanceObserver
 
+  constructor(readonly options: LoadOptions) {
+    this.windowStart = this.start + options.warmupMs
+    this.windowEnd = this.windowStart + options.durationMs
+    this.gc = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        if (entry.startTime >= this.windowStart && entry.startTime < this.windowEnd) this.gcMs += entry.duration
+      }
+    })
+    this.gc.observe({ entryTypes: ["gc"] })
+  }
+
+  /** Called before each operation: false when the worker should stop. */
+  begin(t0: number): boolean {
+    if (t0 >= this.windowEnd || this.options.signal?.aborted) return false
+    if (this.cpuAtStart === undefined && t0 >= this.windowStart) this.cpuAtStart = process.cpuUsage()
+    return true
+  }
+
+  /** After a failure: false when the worker should stop (a system that fails every call must not spin). */
+  failed(error: unknown): boolean {
+    this.errors++
+    this.firstError ??= describeError(error)
+    return !(this.errors > 1000 && this.succeeded === 0)
+  }
+
+  succeededAt(t0: number): void {
+    this.succeeded++
+    const t1 = performance.now()
+    if (t1 > this.windowEnd) {
+      this.cpuAtEnd ??= process.cpuUsage()
+      return
+    }
+    if (t1 >= this.windowStart) {
+      this.completed++
+      if (t0 >= this.windowStart) this.samples.push(t1 - t0)
+    }
+  }
+
+  async result(): Promise<LoadResult> {
+    // GC entries are delivered asynchronously: let the last ones arrive.
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    this.gc.disconnect()
+    const { completed, cpuAtEnd, cpuAtStart } = this
+    const cpu = cpuAtStart === undefined ? undefined : process.cpuUsage(cpuAtStart)
+    const cpuWindow = cpuAtEnd === undefined || cpuAtStart === undefined
+      ? cpu
+      : { user: cpuAtEnd.user - cpuAtStart.user, system: cpuAtEnd.system - cpuAtStart.system }
+    const sorted = this.samples.sorted()
+    return {
+      concurrency: this.options.concurrency,
+      completed,
+      errors: this.errors,
+      firstError: this.firstError,
+      windowMs: this.options.durationMs,
+      qps: completed / (this.options.durationMs / 1000),
+      p50Ms: percentile(sorted, 0.5),
+      p99Ms: percentile(sorted, 0.99),
+      cpuUsPerOp: cpuWindow === undefined || completed === 0 ? Number.NaN : (cpuWindow.user + cpuWindow.system) / completed,
+      gcUsPerOp: completed === 0 ? Number.NaN : (this.gcMs * 1000) / completed
+    }
+  }
+
+  stop(): void {
+    this.gc.disconnect()
+  }
+}
+
+/**
+ * Runs `operation` in a closed loop and measures it: `concurrency` async
+ * workers, one Promise per operation (for an Effect system, one `runPromise`
+ * per query). Never rejects: failures are counted.
+ */
+export const run = async (operation: () => Promise<unknown>, options: LoadOptions): Promise<LoadResult> => {
+  const recorder = new Recorder(options)
   const worker = async (): Promise<void> => {
     for (;;) {
       const t0 = performance.now()
-      if (t0 >= windowEnd || options.signal?.aborted) return
-      if (cpuAtStart === undefined && t0 >= windowStart) cpuAtStart = process.cpuUsage()
+      if (!recorder.begin(t0)) return
       try {
         await operation()
       } catch (error) {
-        errors++
-        firstError ??= describeError(error)
-        // A system that fails every call must not spin the event loop.
-        if (errors > 1000 && succeeded === 0) return
+        if (!recorder.failed(error)) return
         continue
       }
-      succeeded++
-      const t1 = performance.now()
-      if (t1 > windowEnd) {
-        cpuAtEnd ??= process.cpuUsage()
-        continue
-      }
-      if (t1 >= windowStart) {
-        completed++
-        if (t0 >= windowStart) samples.push(t1 - t0)
-      }
+      recorder.succeededAt(t0)
     }
   }
-
-  let gcMs = 0
-  const gc = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      if (entry.startTime >= windowStart && entry.startTime < windowEnd) gcMs += entry.duration
-    }
-  })
-  gc.observe({ entryTypes: ["gc"] })
   try {
     await Promise.all(Array.from({ length: options.concurrency }, worker))
-    // GC entries are delivered asynchronously: let the last ones arrive.
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  } finally {
-    gc.disconnect()
+  } catch (error) {
+    recorder.stop()
+    throw error
   }
-  const cpu = cpuAtStart === undefined ? undefined : process.cpuUsage(cpuAtStart)
-  const cpuWindow = cpuAtEnd === undefined || cpuAtStart === undefined
-    ? cpu
-    : { user: cpuAtEnd.user - cpuAtStart.user, system: cpuAtEnd.system - cpuAtStart.system }
-  const sorted = samples.sorted()
-  return {
-    concurrency: options.concurrency,
-    completed,
-    errors,
-    firstError,
-    windowMs: options.durationMs,
-    qps: completed / (options.durationMs / 1000),
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-    cpuUsPerOp: cpuWindow === undefined || completed === 0 ? Number.NaN : (cpuWindow.user + cpuWindow.system) / completed,
-    gcUsPerOp: completed === 0 ? Number.NaN : (gcMs * 1000) / completed
+  return recorder.result()
+}
+
+/**
+ * The other harness style: `concurrency` long-lived fibers, each looping over
+ * the operation inside one runtime (how statements run inside an Effect
+ * application: no `runPromise` per query).
+ */
+export const runFibers = async (
+  runPromise: (effect: Effect.Effect<void>) => Promise<void>,
+  operation: () => Effect.Effect<unknown, unknown>,
+  options: LoadOptions
+): Promise<LoadResult> => {
+  const recorder = new Recorder(options)
+  const worker: Effect.Effect<void> = Effect.suspend(function loop(): Effect.Effect<void> {
+    const t0 = performance.now()
+    if (!recorder.begin(t0)) return Effect.void
+    return Effect.matchEffect(operation(), {
+      onFailure: (error) => recorder.failed(error) ? loop() : Effect.void,
+      onSuccess: () => {
+        recorder.succeededAt(t0)
+        return loop()
+      }
+    })
+  })
+  try {
+    await runPromise(Effect.all(Array.from({ length: options.concurrency }, () => worker), {
+      concurrency: "unbounded",
+      discard: true
+    }))
+  } catch (error) {
+    recorder.stop()
+    throw error
   }
+  return recorder.result()
 }

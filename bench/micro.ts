@@ -24,6 +24,7 @@ import { performance } from "node:perf_hooks"
 import * as Classifier from "../src/Classifier.js"
 import type * as Node from "../src/Node.js"
 import type * as RouterConfig from "../src/RouterConfig.js"
+import * as Routing from "../src/internal/routing.js"
 import * as RouterInternal from "../src/internal/sqlRouter.js"
 import type * as SqlRouter from "../src/SqlRouter.js"
 import * as Topology from "../src/Topology.js"
@@ -126,10 +127,29 @@ export interface Options {
   readonly quick: boolean
 }
 
-/** One pick + release, as a routed read does around its statement. */
-const decide = (internals: RouterInternal.Internals): Effect.Effect<void> =>
+/**
+ * One pick + release, as a routed read does around its statement: the pick
+ * and the in-flight count in one STM commit, the release in the driver's
+ * callback (no second commit).
+ */
+const decide = (internals: RouterInternal.RouterState): Effect.Effect<void> =>
   Effect.flatMap(RouterInternal.pickReplica(internals, internals.requirement), (chosen) =>
-    Option.isSome(chosen) ? RouterInternal.releaseReplica(chosen.value) : Effect.die("no replica was eligible"))
+    Option.isSome(chosen) ? Effect.sync(() => Routing.unsafeRelease(chosen.value)) : Effect.die("no replica was eligible"))
+
+/**
+ * The same round-robin choice read from the TRefs without a transaction (not
+ * used by the router): what the one STM commit costs over plain reads.
+ */
+const decideByPeeking = (internals: RouterInternal.RouterState): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const replicas = Routing.peek(internals.topology.replicas)
+    const start = Routing.peek(internals.topology.cursor)
+    for (let i = 0; i < replicas.length; i++) {
+      const replica = replicas[(start + i) % replicas.length]!
+      if (Topology.inRotation(Routing.peek(replica.health))) return Effect.void
+    }
+    return Effect.die("no replica was eligible")
+  })
 
 interface Timing {
   readonly wallUs: number
@@ -177,8 +197,8 @@ export const decisions = (
   Effect.gen(function*() {
     const n = options.quick ? 50_000 : 100_000
     const reps = options.quick ? 3 : 5
-    const base = yield* RouterInternal.makeInternals(routerConfig(bench))
-    const withSelection = (selection: RouterConfig.Selection): RouterInternal.Internals => ({
+    const base = yield* RouterInternal.makeState(routerConfig(bench))
+    const withSelection = (selection: RouterConfig.Selection): RouterInternal.RouterState => ({
       ...base,
       config: { ...base.config, selection }
     })
@@ -194,7 +214,8 @@ export const decisions = (
         "classify (cached) + pick + release, round-robin",
         Effect.suspend(() => classifier.classify(statement) === "read" ? decide(base) : Effect.die("misclassified"))
       ],
-      ["reference: one trivial STM commit (`TRef.get`)", STM.commit(TRef.get(ref))]
+      ["reference: one trivial STM commit (`TRef.get`)", STM.commit(TRef.get(ref))],
+      ["reference: the round-robin choice by reading the TRefs without a transaction (not used)", decideByPeeking(base)]
     ], n, reps)
   })
 
@@ -290,7 +311,7 @@ export const statementPaths = (
   options: Options
 ): Effect.Effect<ReadonlyArray<PathResult>, SqlRouter.BuildError, Scope.Scope> =>
   Effect.gen(function*() {
-    const real = yield* RouterInternal.makeInternals(routerConfig(bench))
+    const real = yield* RouterInternal.makeState(routerConfig(bench))
     const client = yield* SqlClient.make({
       acquirer: Effect.succeed(fakeConnection),
       compiler: PgClient.makeCompiler(),
@@ -312,8 +333,8 @@ export const statementPaths = (
         (replicas) => Topology.make(fakeNode("primary", "primary"), replicas)
       )
     )
-    const internals: RouterInternal.Internals = { ...real, topology }
-    const router = RouterInternal.fromInternals(internals)
+    const internals: RouterInternal.RouterState = { ...real, topology }
+    const router = RouterInternal.fromState(internals)
     const RoutedInternal = yield* Effect.promise(() => import("../src/internal/routedClient.js").then((m) => m, () => undefined))
     const routed = RoutedInternal === undefined ? undefined : yield* RoutedInternal.make(internals)
     const runtime = yield* Effect.acquireRelease(

@@ -132,15 +132,13 @@ export const runRounds = async (
   const cells: Array<Report.Cell> = []
   for (let round = 0; round < plan.rounds; round++) {
     for (const [w, workload] of workloads.entries()) {
-      const eligible = instances.filter(({ system }) => system.workloads === undefined || system.workloads.includes(workload.key))
+      const eligible = instances.filter(({ instance, system }) => Systems.runs(system, instance, workload))
       for (const { instance, system } of rotate(eligible, round + w)) {
         if (signal?.aborted) return cells
-        const result = await Load.run(workload.operation(instance), {
-          concurrency: workload.concurrency,
-          durationMs: plan.durationMs,
-          warmupMs: plan.warmupMs,
-          signal
-        })
+        const options = { concurrency: workload.concurrency, durationMs: plan.durationMs, warmupMs: plan.warmupMs, signal }
+        const result = workload.fibers !== undefined && instance.effects !== undefined
+          ? await Load.runFibers(instance.effects.runPromise, workload.fibers.operation(instance.effects), options)
+          : await Load.run(workload.operation(instance), options)
         const cell = { system: system.key, workload: workload.key, round, result }
         cells.push(cell)
         onCell(cell, system)
@@ -228,7 +226,7 @@ const main = (args: Args) =>
     }
 
     const cellsPerRound = Systems.workloads.reduce(
-      (n, w) => n + instances.filter(({ system }) => system.workloads === undefined || system.workloads.includes(w.key)).length,
+      (n, w) => n + instances.filter(({ instance, system }) => Systems.runs(system, instance, w)).length,
       0
     )
     log(
@@ -293,7 +291,12 @@ const main = (args: Args) =>
       },
       baseline: Systems.baselineKey,
       systems: Systems.all.filter((s) => infos.has(s.key)).map((s) => infos.get(s.key)!),
-      workloads: Systems.workloads.map(({ concurrency, key, title }) => ({ key, title, concurrency })),
+      workloads: Systems.workloads.map(({ concurrency, fibers, key, title }) => ({
+        key,
+        title,
+        concurrency,
+        ...(fibers ? { against: fibers.against } : {})
+      })),
       cells,
       micro
     }

@@ -29,13 +29,27 @@ import type { Pgpool } from "./pgpool.js"
 // ---------------------------------------------------------------------------
 // Workloads
 
-export type WorkloadKey = "select1-c1" | "select1-c32" | "sleep-c32" | "mix-c32"
+export type WorkloadKey =
+  | "select1-c1"
+  | "select1-c8"
+  | "select1-c32"
+  | "select1-c128"
+  | "sleep-c32"
+  | "mix-c32"
+  | "select1-c32-fibers"
+  | "mix-c32-fibers"
 
 export interface Workload {
   readonly key: WorkloadKey
   readonly title: string
   readonly concurrency: number
   readonly operation: (instance: Instance) => () => Promise<unknown>
+  /**
+   * Long-lived fibers in one runtime instead of one `runPromise` per query;
+   * only systems with `effects` run it, and "× raw pg" compares with raw pg
+   * on `against` (raw pg has no fibers).
+   */
+  readonly fibers?: { readonly operation: (effects: Effects) => () => Effect.Effect<unknown, unknown>; readonly against: WorkloadKey } | undefined
 }
 
 /** 90 % `SELECT v … WHERE k = $1`, 10 % `UPDATE … SET v = v + 1 WHERE k = $1`, k uniform in 1..keys. */
@@ -44,17 +58,53 @@ const mix = (instance: Instance) => () => {
   return Math.random() < 0.1 ? instance.write(k) : instance.read(k)
 }
 
+const mixEffect = (effects: Effects) => () => {
+  const k = 1 + Math.floor(Math.random() * keys)
+  return Math.random() < 0.1 ? effects.write(k) : effects.read(k)
+}
+
 export const workloads: ReadonlyArray<Workload> = [
   { key: "select1-c1", title: "`SELECT 1`, concurrency 1", concurrency: 1, operation: (i) => i.select1 },
+  { key: "select1-c8", title: "`SELECT 1`, concurrency 8", concurrency: 8, operation: (i) => i.select1 },
   { key: "select1-c32", title: "`SELECT 1`, concurrency 32", concurrency: 32, operation: (i) => i.select1 },
+  { key: "select1-c128", title: "`SELECT 1`, concurrency 128", concurrency: 128, operation: (i) => i.select1 },
   { key: "sleep-c32", title: "`SELECT pg_sleep(0.005)`, concurrency 32 (I/O-bound)", concurrency: 32, operation: (i) => i.sleep },
-  { key: "mix-c32", title: "90/10 read/write mix on `bench_kv`, concurrency 32", concurrency: 32, operation: mix }
+  { key: "mix-c32", title: "90/10 read/write mix on `bench_kv`, concurrency 32", concurrency: 32, operation: mix },
+  {
+    key: "select1-c32-fibers",
+    title: "`SELECT 1`, 32 long-lived fibers in one runtime (× raw pg against raw pg at c=32)",
+    concurrency: 32,
+    operation: (i) => i.select1,
+    fibers: { operation: (e) => e.select1, against: "select1-c32" }
+  },
+  {
+    key: "mix-c32-fibers",
+    title: "90/10 mix, 32 long-lived fibers in one runtime (× raw pg against raw pg's mix at c=32)",
+    concurrency: 32,
+    operation: mix,
+    fibers: { operation: mixEffect, against: "mix-c32" }
+  }
 ]
+
+/** Whether `system` runs `workload` with this instance. */
+export const runs = (system: System, instance: Instance, workload: Workload): boolean =>
+  (system.workloads === undefined || system.workloads.includes(workload.key)) &&
+  (workload.fibers === undefined || instance.effects !== undefined)
 
 // ---------------------------------------------------------------------------
 // Systems
 
+/** An Effect system's statements as effects, and how to run them: for the fibers harness. */
+export interface Effects {
+  readonly runPromise: (effect: Effect.Effect<void>) => Promise<void>
+  readonly select1: () => Effect.Effect<unknown, unknown>
+  readonly read: (k: number) => Effect.Effect<unknown, unknown>
+  readonly write: (k: number) => Effect.Effect<unknown, unknown>
+}
+
 export interface Instance {
+  /** Present for Effect systems: the fibers-in-one-runtime harness style. */
+  readonly effects?: Effects | undefined
   readonly select1: () => Promise<unknown>
   readonly sleep: () => Promise<unknown>
   readonly read: (k: number) => Promise<unknown>
@@ -142,6 +192,7 @@ const statementsOf = (sql: SqlClient.SqlClient) => ({
 const plainStatements = async (runtime: ManagedRuntime.ManagedRuntime<SqlClient.SqlClient, unknown>) => {
   const s = statementsOf(await runtime.runPromise(SqlClient.SqlClient))
   return {
+    effects: { runPromise: (effect: Effect.Effect<void>) => runtime.runPromise(effect), ...s },
     select1: () => runtime.runPromise(s.select1()),
     sleep: () => runtime.runPromise(s.sleep()),
     read: (k: number) => runtime.runPromise(s.read(k)),
@@ -234,7 +285,7 @@ const leanConnection: System = {
       Layer.scoped(
         SqlClient.SqlClient,
         Effect.gen(function*() {
-          const internals = yield* RouterInternal.makeInternals(routerConfig(bench, []))
+          const internals = yield* RouterInternal.makeState(routerConfig(bench, []))
           const primary = yield* STM.commit(TRef.get(internals.topology.primary))
           return yield* SqlClient.make({
             acquirer: Effect.succeed(primary.connection),
@@ -252,7 +303,11 @@ const withReadOn = (bench: BenchCluster, extra: Partial<RouterConfig.RouterConfi
     const router = await runtime.runPromise(SqlRouter.SqlRouter)
     const select1 = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT 1`)
     const sleep = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT pg_sleep(0.005)`)
+    const read = (k: number) => router.withRead(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT v FROM bench_kv WHERE k = ${k}`))
+    const write = (k: number) =>
+      router.withWrite(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`UPDATE bench_kv SET v = v + 1 WHERE k = ${k}`))
     return {
+      effects: { runPromise: (effect) => runtime.runPromise(effect), select1: () => router.withRead(select1), read, write },
       select1: () => runtime.runPromise(router.withRead(select1)),
       sleep: () => runtime.runPromise(router.withRead(sleep)),
       read: (k) =>
@@ -286,18 +341,23 @@ const withReadOverflow: System = {
 }
 
 /** Our routed client: `RoutedClient.layer`, skipped with a note when the module cannot be loaded. */
-const routedOn = async (bench: BenchCluster, extra: Partial<RouterConfig.RouterConfig> = {}): Promise<Setup> => {
+const routedOn = async (
+  bench: BenchCluster,
+  extra: Partial<RouterConfig.RouterConfig> = {},
+  replicas: ReadonlyArray<BenchCluster["primary"]> = bench.replicas
+): Promise<Setup> => {
   let RoutedClient: typeof import("../src/RoutedClient.js")
   try {
     RoutedClient = await import("../src/RoutedClient.js")
   } catch (error) {
     return { _tag: "Skipped", reason: `src/RoutedClient.ts could not be loaded (${(error as Error).message.split("\n")[0]})` }
   }
-  return effectSystem(RoutedClient.layer(routerConfig(bench, bench.replicas, extra)), async (runtime) => {
+  return effectSystem(RoutedClient.layer(routerConfig(bench, replicas, extra)), async (runtime) => {
     const sql = await runtime.runPromise(SqlClient.SqlClient)
     const router = await runtime.runPromise(SqlRouter.SqlRouter)
     const s = statementsOf(sql)
     return {
+      effects: { runPromise: (effect) => runtime.runPromise(effect), ...s },
       select1: () => runtime.runPromise(s.select1()),
       sleep: () => runtime.runPromise(s.sleep()),
       read: (k) => runtime.runPromise(s.read(k)),
@@ -313,6 +373,64 @@ const routed: System = {
   routing: "every statement classified: reads round-robin over the replicas, writes to the primary; P per server",
   readConnections: (p) => 2 * p,
   setup: ({ bench }) => routedOn(bench)
+}
+
+const routedTimeout: System = {
+  key: "routed-timeout",
+  name: "RoutedClient, readTimeout 5 s",
+  routing: "as the RoutedClient, with `readTimeout: \"5 seconds\"` (the README's quick start)",
+  workloads: ["select1-c32", "mix-c32", "select1-c32-fibers"],
+  readConnections: (p) => 2 * p,
+  setup: ({ bench }) => routedOn(bench, { readTimeout: "5 seconds" })
+}
+
+const routedOneReplica: System = {
+  key: "routed-r1",
+  name: "RoutedClient, 1 replica",
+  routing: "as the RoutedClient over replica-0 only",
+  workloads: ["select1-c32", "select1-c32-fibers"],
+  readConnections: (p) => p,
+  setup: ({ bench }) => routedOn(bench, {}, bench.replicas.slice(0, 1))
+}
+
+const routedFourReplicas: System = {
+  key: "routed-r4",
+  name: "RoutedClient, 4 replicas (2 per server)",
+  routing: "as the RoutedClient over 4 replica nodes: each of the 2 replica servers configured twice (P each)",
+  workloads: ["select1-c32", "select1-c32-fibers"],
+  readConnections: (p) => 4 * p,
+  setup: ({ bench }) => routedOn(bench, {}, [...bench.replicas, ...bench.replicas])
+}
+
+/** The Effect floor: one `Effect.async` over `pool.query`, no routing, no @effect/sql. */
+const effectFloor: System = {
+  key: "floor",
+  name: "Effect floor: Effect.async(pool.query) (primary)",
+  routing: "everything to the primary; `pg.Pool` max P; each query one `Effect.async` without a canceler",
+  workloads: ["select1-c1", "select1-c32", "select1-c128", "mix-c32", "select1-c32-fibers", "mix-c32-fibers"],
+  readConnections: (p) => p,
+  setup: async ({ bench }) => {
+    const pool = pgPool(urlOf(bench.primary), bench.poolSize, "floor")
+    const query = (text: string, params: Array<unknown> = []) =>
+      Effect.async<unknown, Error>((resume) => {
+        pool.query(text, params, (error, result) => resume(error ? Effect.fail(error) : Effect.succeed(result)))
+      })
+    const runtime = ManagedRuntime.make(Layer.empty)
+    const select1 = () => query(SELECT_1)
+    const read = (k: number) => query(READ, [k])
+    const write = (k: number) => query(WRITE, [k])
+    return ready({
+      effects: { runPromise: (effect) => runtime.runPromise(effect), select1, read, write },
+      select1: () => runtime.runPromise(select1()),
+      sleep: () => runtime.runPromise(query(SLEEP)),
+      read: (k) => runtime.runPromise(read(k)),
+      write: (k) => runtime.runPromise(write(k)),
+      close: async () => {
+        await runtime.dispose()
+        await pool.end()
+      }
+    })
+  }
 }
 
 const routedOverflow: System = {
@@ -412,11 +530,15 @@ const pgpool: System = {
 /** Every system, in report order. raw pg comes first: every ratio is against it. */
 export const all: ReadonlyArray<System> = [
   rawPg,
+  effectFloor,
   roundRobin,
   pgClientDirect,
   leanConnection,
   withRead,
   routed,
+  routedTimeout,
+  routedOneReplica,
+  routedFourReplicas,
   drizzleReplicas,
   kyselyReplication,
   pgpool,

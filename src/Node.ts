@@ -81,6 +81,14 @@ export interface Options {
   readonly idleTimeout: Duration.Duration
   readonly applicationName: string
   readonly validate?: ((connection: ValidationConnection) => Promise<boolean>) | undefined
+  /** `pg` type parsers for this node's connections. */
+  readonly types?: Pg.CustomTypesConfig | undefined
+  /** As in `PgClient`: applied by the node's client (regions) and the routed client alike. */
+  readonly transformResultNames?: ((s: string) => string) | undefined
+  readonly transformQueryNames?: ((s: string) => string) | undefined
+  readonly transformJson?: boolean | undefined
+  /** Extra attributes on this node's `sql.execute` spans. */
+  readonly spanAttributes?: Record<string, unknown> | undefined
 }
 
 /**

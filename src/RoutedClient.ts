@@ -15,7 +15,9 @@ import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Duration from "effect/Duration"
 import type * as Scope from "effect/Scope"
+import type Pg from "pg"
 import * as internal from "./internal/routedClient.js"
 import * as RouterInternal from "./internal/sqlRouter.js"
 import type * as RouterConfig from "./RouterConfig.js"
@@ -30,10 +32,32 @@ import type * as SqlRouter from "./SqlRouter.js"
 export interface Options {
   /** Applied to identifiers written with `sql(name)`, as in `PgClient`. */
   readonly transformQueryNames?: ((s: string) => string) | undefined
+  /** Applied to the column names of result rows (e.g. `snake_case` to `camelCase`), as in `PgClient`. */
+  readonly transformResultNames?: ((s: string) => string) | undefined
+  /** Whether the name transforms also apply inside JSON values (default `true`), as in `PgClient`. */
+  readonly transformJson?: boolean | undefined
+  /** `pg` type parsers, for every node's connections. */
+  readonly types?: Pg.CustomTypesConfig | undefined
+  /** Extra attributes on every `sql.execute` span. */
+  readonly spanAttributes?: Record<string, unknown> | undefined
+  /** `application_name` of every node's connections (default: the router configuration's). */
+  readonly applicationName?: string | undefined
+  /**
+   * How long a routed write (outside a transaction) may wait for the primary.
+   * On expiry the server is asked to cancel it and the statement fails with
+   * `WriteOutcomeUnknown` (as the `SqlError`'s cause): a commit may or may not
+   * have happened, so it is never retried. Unlike PostgreSQL's
+   * `statement_timeout` it also bounds a commit waiting for a synchronous
+   * standby and a server that does not answer at all. Off by default.
+   */
+  readonly writeTimeout?: Duration.DurationInput | undefined
 }
 
 /**
- * Builds the router and a routed client over it, in the current Scope.
+ * Builds the router and a routed client over it, in the current Scope. The
+ * options apply on every node, so regions (`SqlRouter.withRead`…) see the same
+ * transforms as routed statements; `client.withoutTransforms()` drops both
+ * name transforms.
  *
  * @since 0.1.0
  * @category constructors
@@ -47,9 +71,9 @@ export const make = (
   Scope.Scope
 > =>
   Effect.gen(function*() {
-    const internals = yield* RouterInternal.makeInternals(config)
-    const client = yield* internal.make(internals, options)
-    return { router: RouterInternal.fromInternals(internals), client }
+    const state = yield* RouterInternal.makeState(config, options)
+    const client = yield* internal.make(state, options)
+    return { router: RouterInternal.fromState(state), client }
   })
 
 /**

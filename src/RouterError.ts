@@ -209,3 +209,33 @@ export class PromotionRefused extends Schema.TaggedError<PromotionRefused>("effe
     return `Promotion of ${this.replica} refused: ${this.reason}`
   }
 }
+
+/**
+ * A routed write got no answer within `writeTimeout`. The server was asked to
+ * cancel it, but whether it took effect is unknown: a COMMIT (or an
+ * autocommit statement) may have happened, e.g. while it waited for a
+ * synchronous standby. The router never retries it; `retryable` says that
+ * trying again is reasonable only for idempotent writes.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class WriteOutcomeUnknown extends Schema.TaggedError<WriteOutcomeUnknown>(
+  "effect-sql-router/WriteOutcomeUnknown"
+)("WriteOutcomeUnknown", {
+  node: Schema.String,
+  timeoutMillis: Schema.Number
+}) {
+  /**
+   * @since 0.2.0
+   */
+  readonly retryable = true
+
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `No answer from ${this.node} within ${this.timeoutMillis} ms: the write was cancelled, ` +
+      "but whether it took effect is unknown (never retried automatically)"
+  }
+}

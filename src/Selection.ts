@@ -188,6 +188,56 @@ export const leastLag = (
     STM.map(TRef.get(replica.probe), (probe) => probe?.lagBytes ?? Number.MAX_SAFE_INTEGER))
 
 /**
+ * The strategy names, in one tuple: the `Name` type and the configuration's
+ * literal are both built from it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const names = ["round-robin", "random", "least-connections", "least-lag"] as const
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type Name = typeof names[number]
+
+/**
+ * One way to choose a replica. `random` is a number in [0, 1) drawn outside
+ * the transaction, only for strategies that say they use it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Strategy {
+  readonly name: Name
+  /** Whether `select` reads its `random` argument (the router draws one per pick only then). */
+  readonly usesRandom: boolean
+  readonly select: (
+    topology: Topology.Topology,
+    requirement: Requirement,
+    random: number
+  ) => STM.STM<Option.Option<Topology.Replica>>
+}
+
+/**
+ * Every strategy, by name: a new strategy is one entry here (and its name in `names`).
+ *
+ * @since 0.2.0
+ * @category selection
+ */
+export const strategies: { readonly [K in Name]: Strategy & { readonly name: K } } = {
+  "round-robin": { name: "round-robin", usesRandom: false, select: (topology, requirement) => roundRobin(topology, requirement) },
+  "random": { name: "random", usesRandom: true, select: random },
+  "least-connections": {
+    name: "least-connections",
+    usesRandom: false,
+    select: (topology, requirement) => leastConnections(topology, requirement)
+  },
+  "least-lag": { name: "least-lag", usesRandom: false, select: (topology, requirement) => leastLag(topology, requirement) }
+}
+
+/**
  * Picks by the configured strategy.
  *
  * @since 0.1.0
@@ -198,18 +248,7 @@ export const select = (
   topology: Topology.Topology,
   requirement: Requirement,
   randomValue: number
-): STM.STM<Option.Option<Topology.Replica>> => {
-  switch (strategy) {
-    case "round-robin":
-      return roundRobin(topology, requirement)
-    case "random":
-      return random(topology, requirement, randomValue)
-    case "least-connections":
-      return leastConnections(topology, requirement)
-    case "least-lag":
-      return leastLag(topology, requirement)
-  }
-}
+): STM.STM<Option.Option<Topology.Replica>> => strategies[strategy].select(topology, requirement, randomValue)
 
 /**
  * Selects and counts the read as in flight, in one transaction.

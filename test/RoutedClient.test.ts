@@ -231,7 +231,7 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("RoutedClie
           tracer
         )
         const executes = spans.filter((s) => s.name === "sql.execute")
-        expect(executes.map((s) => s.attributes.get("db.router.intent"))).toEqual(["read", "write", "read", "read"])
+        expect(executes.map((s) => s.attributes.get("effect_sql_router.intent"))).toEqual(["read", "write", "read", "read"])
         const after = yield* Metric.value(readCounter)
         expect(after.count).toBeGreaterThan(before.count)
       }))

@@ -19,7 +19,7 @@ import * as Catalog from "./catalog.js"
 import { describe } from "./errors.js"
 import * as HealthMonitor from "./healthMonitor.js"
 import * as NodeInternal from "./node.js"
-import type { Internals } from "./routing.js"
+import type { ClientOptions, RouterState } from "./routing.js"
 
 // Live topology: nodes joining and leaving, the primary changing. Every
 // change of the topology is one STM transaction; the pools of nodes that
@@ -32,6 +32,8 @@ export interface NodeFactory {
   readonly scope: Scope.Scope
   /** Each node's pool lives in a scope of its own, closed when it is removed. */
   readonly nodeScopes: Map<Node.Node, Scope.CloseableScope>
+  /** PgClient options of the routed client, applied on every node. */
+  readonly clientOptions?: ClientOptions | undefined
 }
 
 /** @internal */
@@ -46,8 +48,9 @@ export const makeNode = (factory: NodeFactory, id: string, role: Node.Role, url:
       maxSize: role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach,
       connectTimeout: config.connectTimeout,
       idleTimeout: config.idleTimeout,
-      applicationName: config.applicationName,
-      validate: config.validate
+      validate: config.validate,
+      ...factory.clientOptions,
+      applicationName: factory.clientOptions?.applicationName ?? config.applicationName
     }).pipe(Scope.extend(scope), Effect.provideService(Reactivity.Reactivity, factory.reactivity))
     factory.nodeScopes.set(node, scope)
     return node
@@ -89,7 +92,7 @@ export const setRole = (config: RouterConfig.Resolved, node: Node.Node, role: No
 }
 
 /** Starts probing a replica (when the monitor runs), in the router's scope. @internal */
-export const watch = (internals: Internals, replica: Topology.Replica): Effect.Effect<void> =>
+export const watch = (internals: RouterState, replica: Topology.Replica): Effect.Effect<void> =>
   internals.config.health.enabled
     ? Effect.asVoid(Effect.forkIn(
       HealthMonitor.onClock(
@@ -106,7 +109,7 @@ export const watch = (internals: Internals, replica: Topology.Replica): Effect.E
  * @internal
  */
 export const addReplica = (
-  internals: Internals,
+  internals: RouterState,
   url: Redacted.Redacted<string>,
   id?: string
 ): Effect.Effect<Node.Node, InvalidConfig> =>
@@ -158,7 +161,7 @@ export const allNodes = (topology: Topology.Topology) =>
  * pool is closed.
  * @internal
  */
-export const removeReplica = (internals: Internals, which: number | string): Effect.Effect<void, UnknownReplica> =>
+export const removeReplica = (internals: RouterState, which: number | string): Effect.Effect<void, UnknownReplica> =>
   Effect.gen(function*() {
     const removed = yield* STM.commit(STM.gen(function*() {
       const replicas = yield* TRef.get(internals.topology.replicas)
@@ -177,7 +180,7 @@ export const removeReplica = (internals: Internals, which: number | string): Eff
     yield* Effect.logInfo(`replica ${replica.node.id} removed`)
   })
 
-const closeNode = (internals: Internals, node: Node.Node) =>
+const closeNode = (internals: RouterState, node: Node.Node) =>
   Effect.suspend(() => {
     const scope = internals.nodeScopes.get(node)
     internals.nodeScopes.delete(node)
@@ -191,7 +194,7 @@ const closeNode = (internals: Internals, node: Node.Node) =>
  * roles; probing of the old primary starts after it.
  * @internal
  */
-export const switchPrimary = (internals: Internals, next: Node.Node, why: string): Effect.Effect<void> =>
+export const switchPrimary = (internals: RouterState, next: Node.Node, why: string): Effect.Effect<void> =>
   Effect.gen(function*() {
     const previous = yield* STM.commit(STM.gen(function*() {
       const current = yield* TRef.get(internals.topology.primary)
@@ -219,7 +222,7 @@ interface Role {
   readonly answer: Catalog.NodeRole
 }
 
-const askRole = (internals: Internals, node: Node.Node): Effect.Effect<Option.Option<Role>> =>
+const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.Option<Role>> =>
   internals.probes.role(node).pipe(
     Effect.map((answer) => Option.some({ node, writable: !answer.standby, answer })),
     Effect.catchAll(() => Effect.succeed(Option.none<Role>()))
@@ -232,7 +235,7 @@ const askRole = (internals: Internals, node: Node.Node): Effect.Effect<Option.Op
  * fail naming them rather than guessing.
  * @internal
  */
-export const discover = (internals: Internals): Effect.Effect<void> =>
+export const discover = (internals: RouterState): Effect.Effect<void> =>
   Effect.gen(function*() {
     const nodes = yield* allNodes(internals.topology)
     const roles = yield* Effect.forEach(nodes, (node) => askRole(internals, node), { concurrency: "unbounded" })
@@ -264,7 +267,7 @@ const rounds = new WeakMap<Topology.Topology, Deferred.Deferred<void>>()
  * Returns when the round is over.
  * @internal
  */
-export const discoverOnce = (internals: Internals): Effect.Effect<void> =>
+export const discoverOnce = (internals: RouterState): Effect.Effect<void> =>
   Effect.suspend(() => {
     const running = rounds.get(internals.topology)
     if (running !== undefined) return Deferred.await(running)
@@ -291,7 +294,7 @@ export const discoverOnce = (internals: Internals): Effect.Effect<void> =>
  * and tell the caller; never retry the write.
  * @internal
  */
-export const primaryTurnedReadOnly = (internals: Internals, node: Node.Node, cause: unknown) =>
+export const primaryTurnedReadOnly = (internals: RouterState, node: Node.Node, cause: unknown) =>
   Effect.zipRight(
     internals.config.discovery === "auto"
       ? Effect.ignore(Effect.timeout(
@@ -309,7 +312,7 @@ export const primaryTurnedReadOnly = (internals: Internals, node: Node.Node, cau
   )
 
 /** The primary for a write, or the split brain that forbids one. @internal */
-export const primaryForWrite = (internals: Internals): Effect.Effect<Node.Node, PrimaryUnavailable> =>
+export const primaryForWrite = (internals: RouterState): Effect.Effect<Node.Node, PrimaryUnavailable> =>
   STM.commit(STM.gen(function*() {
     const conflict = yield* TRef.get(internals.topology.conflict)
     if (conflict.length > 0) {
@@ -332,7 +335,7 @@ export const primaryForWrite = (internals: Internals): Effect.Effect<Node.Node, 
  * @internal
  */
 export const promote = (
-  internals: Internals,
+  internals: RouterState,
   which: number | string,
   maxLag: number
 ): Effect.Effect<Node.Node, UnknownReplica | PromotionRefused> =>

@@ -6,6 +6,7 @@ import type * as Connection from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import { NodeInspectSymbol } from "effect/Inspectable"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
@@ -65,48 +66,159 @@ class ValidatingPool extends Pg.Pool {
 const acquireFailed = (cause: unknown) => new SqlError({ cause, message: "Failed to acquire connection" })
 const executeFailed = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
 
+/** @internal */
+export const failed = (error: Error, acquired: boolean): SqlError => acquired ? executeFailed(error) : acquireFailed(error)
+
 /**
- * Runs one query on a pooled connection and gives it back. Interruption
- * while the query runs asks the server to cancel it (best effort); the
- * connection returns to the pool when the server answers.
+ * One statement on a pooled connection, at the driver's level: what
+ * cancellation needs to find it. `abandoned` means nobody waits for the
+ * answer any more (interruption, read timeout).
+ * @internal
  */
-const runQuery = <A>(
+export class Running {
+  client: Pg.PoolClient | undefined = undefined
+  settled = false
+  abandoned = false
+  constructor(readonly pool: Pg.Pool) {}
+}
+
+/** @internal */
+export type Done = (error: Error | undefined, result: Pg.QueryResult | undefined, acquired: boolean) => void
+
+const abandonedBeforeStart = new Error("abandoned before it started")
+
+/**
+ * Checks out a connection, runs one statement on it and gives it back when
+ * the server answers; `done` is called exactly once. A connection that breaks
+ * under the statement is destroyed, not returned.
+ * @internal
+ */
+export const start = (
   pool: Pg.Pool,
-  config: string | Pg.QueryArrayConfig,
+  text: string,
   params: ReadonlyArray<unknown>,
+  rowMode: boolean,
+  done: Done
+): Running => {
+  const running = new Running(pool)
+  pool.connect((err, client, release) => {
+    if (err || !client) {
+      running.settled = true
+      return done(err ?? new Error("No client returned"), undefined, false)
+    }
+    if (running.abandoned) {
+      release()
+      running.settled = true
+      return done(abandonedBeforeStart, undefined, false)
+    }
+    running.client = client
+    // A checked-out client has no listener of the pool's: without ours, a
+    // connection that dies under the query (server killed) would be an
+    // uncaught 'error'.
+    const settle = (error: Error | null, result?: Pg.QueryResult) => {
+      if (running.settled) return
+      running.settled = true
+      running.client = undefined
+      client.off("error", settle)
+      release(error && isConnectionError(error) ? error : undefined)
+      done(error ?? undefined, result, true)
+    }
+    client.on("error", settle)
+    if (rowMode) client.query({ text, values: params as Array<unknown>, rowMode: "array" }, settle)
+    else client.query(text, params as Array<unknown>, settle)
+  })
+  return running
+}
+
+/**
+ * Nobody waits for the statement any more: ask the server to cancel it, with
+ * the protocol's CancelRequest on a connection of its own (so it works when
+ * the pool is exhausted). Best effort; the connection goes back to the pool
+ * when the server answers (with 57014 query_canceled).
+ * @internal
+ */
+export const abandon = (running: Running): void => {
+  running.abandoned = true
+  const client = running.client
+  if (client === undefined || running.settled || running.pool.ending) return
+  const target = client as unknown as {
+    _getActiveQuery?: () => unknown
+    _activeQuery?: unknown
+    processID: number
+    secretKey: number
+  }
+  // (`activeQuery` itself is deprecated in pg 8.23; pg's own `cancel` reads it.)
+  const active = target._getActiveQuery ? target._getActiveQuery() : target._activeQuery
+  // A query still queued would be dropped from the queue, and its callback with it.
+  if (active === undefined || active === null) return
+  // A Client only to parse the pool's options into host and port; its
+  // connection sends the CancelRequest, which the server answers by closing.
+  const canceller = new Pg.Client(running.pool.options) as unknown as {
+    host: string
+    port: number
+    connection: {
+      on: (event: string, f: () => void) => void
+      connect: (portOrPath: number | string, host?: string) => void
+      cancel: (processID: number, secretKey: number) => void
+    }
+  }
+  const connection = canceller.connection
+  connection.on("error", () => {})
+  connection.on("connect", () => connection.cancel(target.processID, target.secretKey))
+  if (canceller.host && canceller.host.startsWith("/")) connection.connect(`${canceller.host}/.s.PGSQL.${canceller.port}`)
+  else connection.connect(canceller.port, canceller.host)
+}
+
+/** What each fiber is waiting for, so that its interruption can cancel it. */
+const waiting = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, { current: Running | undefined }>()
+
+/**
+ * Registers `running` as what `fiber` waits for. No per-statement canceler
+ * (Effect would wrap each statement in `onInterrupt`): one observer per fiber
+ * cancels what it still waits for when it exits, and a fiber that starts a
+ * statement while an earlier one never answered it was interrupted out of it.
+ * @internal
+ */
+export const watch = (fiber: Fiber.RuntimeFiber<unknown, unknown>, running: Running): void => {
+  let slot = waiting.get(fiber)
+  if (slot === undefined) {
+    const created: { current: Running | undefined } = { current: running }
+    waiting.set(fiber, created)
+    fiber.addObserver(() => {
+      const left = created.current
+      if (left !== undefined && !left.settled) abandon(left)
+    })
+    return
+  }
+  const previous = slot.current
+  if (previous !== undefined && !previous.settled && !previous.abandoned) abandon(previous)
+  slot.current = running
+}
+
+/**
+ * One statement as one `Effect.async` with no canceler; interruption cancels
+ * it on the server through `watch`.
+ * @internal
+ */
+export const runQuery = <A>(
+  pool: Pg.Pool,
+  text: string,
+  params: ReadonlyArray<unknown>,
+  rowMode: boolean,
   map: (result: Pg.QueryResult) => A
 ): Effect.Effect<A, SqlError> =>
-  Effect.async<A, SqlError>((resume) => {
-    let interrupted = false
-    let pid: number | undefined
-    pool.connect((err, client, release) => {
-      if (err || !client) return resume(Effect.fail(acquireFailed(err ?? new Error("No client returned"))))
-      if (interrupted) return release()
-      pid = (client as unknown as { processID?: number }).processID
-      let settled = false
-      // A checked-out client has no listener of the pool's: without ours, a
-      // connection that dies under the query (server killed) would be an
-      // uncaught 'error'.
-      const settle = (error: Error | null, result?: Pg.QueryResult) => {
-        if (settled) return
-        settled = true
-        client.off("error", settle)
-        // A broken connection is destroyed, not returned to the pool.
-        release(error && isConnectionError(error) ? error : undefined)
-        if (interrupted) return
-        if (error) resume(Effect.fail(executeFailed(error)))
-        else resume(Effect.succeed(map(result!)))
-      }
-      client.on("error", settle)
-      client.query(config as string, params as Array<unknown>, settle)
+  Effect.withFiberRuntime<A, SqlError>((fiber) =>
+    Effect.async<A, SqlError>((resume) => {
+      watch(
+        fiber,
+        start(pool, text, params, rowMode, (error, result, acquired) =>
+          resume(error ? Effect.fail(failed(error, acquired)) : Effect.succeed(map(result!))))
+      )
     })
-    return Effect.sync(() => {
-      interrupted = true
-      if (pid !== undefined && !pool.ending) pool.query(`SELECT pg_cancel_backend(${pid})`, () => {})
-    })
-  })
+  )
 
-const rowsOf = (result: Pg.QueryResult): ReadonlyArray<any> =>
+/** @internal */
+export const rowsOf = (result: Pg.QueryResult): ReadonlyArray<any> =>
   // Several statements in one text give an array of results.
   Array.isArray(result) ? result.map((r: Pg.QueryResult) => r.rows ?? []) : result.rows ?? []
 const resultOf = (result: Pg.QueryResult) => result
@@ -118,12 +230,15 @@ export const leanConnection = (pool: Pg.Pool, client: SqlClient.SqlClient): Conn
     sql: string,
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
-  ) => transformRows ? runQuery(pool, sql, params, (r) => transformRows(rowsOf(r))) : runQuery(pool, sql, params, rowsOf)
+  ) =>
+    transformRows
+      ? runQuery(pool, sql, params, false, (r) => transformRows(rowsOf(r)))
+      : runQuery(pool, sql, params, false, rowsOf)
   return {
     execute,
     executeUnprepared: execute,
-    executeRaw: (sql, params) => runQuery(pool, sql, params, resultOf),
-    executeValues: (sql, params) => runQuery(pool, { text: sql, rowMode: "array" }, params, valuesOf),
+    executeRaw: (sql, params) => runQuery(pool, sql, params, false, resultOf),
+    executeValues: (sql, params) => runQuery(pool, sql, params, true, valuesOf),
     // Streams hold a connection for their whole life: use the client's cursor support.
     executeStream: (sql, params, transformRows) =>
       Stream.unwrapScoped(
@@ -143,7 +258,8 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
       max: options.maxSize,
       connectionTimeoutMillis: Duration.toMillis(options.connectTimeout),
       idleTimeoutMillis: Duration.toMillis(options.idleTimeout),
-      application_name: options.applicationName
+      application_name: options.applicationName,
+      ...(options.types ? { types: options.types } : {})
     }
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -157,7 +273,15 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
     const client = yield* PgClient.fromPool({
       acquire: Effect.succeed(pool),
       applicationName: options.applicationName,
-      spanAttributes: { "db.router.node": options.id, "db.router.role": options.role }
+      spanAttributes: {
+        ...options.spanAttributes,
+        "effect_sql_router.node": options.id,
+        "effect_sql_router.role": options.role
+      },
+      transformResultNames: options.transformResultNames,
+      transformQueryNames: options.transformQueryNames,
+      transformJson: options.transformJson,
+      types: options.types
     }).pipe(Effect.orDie)
     // Our transactions: typed COMMIT failures, and BEGIN READ ONLY on replicas so
     // a replica can never hold a writable transaction connection.

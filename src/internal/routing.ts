@@ -1,27 +1,35 @@
 /** @internal */
 import type * as Reactivity from "@effect/experimental/Reactivity"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import { globalValue } from "effect/GlobalValue"
 import * as Metric from "effect/Metric"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
+import type * as Consistency from "../Consistency.js"
 import type * as Node from "../Node.js"
 import type * as RouterConfig from "../RouterConfig.js"
+import { ReplicaNotCaughtUp } from "../RouterError.js"
 import * as Selection from "../Selection.js"
-import type * as Topology from "../Topology.js"
-import { describe, isConnectionError } from "./errors.js"
+import * as Topology from "../Topology.js"
+import { describe, isConnectionError, isReadOnlyViolation } from "./errors.js"
 import type * as HealthMonitorInternal from "./healthMonitor.js"
+import { formatLsn, parseLsn } from "./healthMonitor.js"
 import { healthTransitions } from "./metrics.js"
 
-// The primitives every routing path shares: the router's internal state, the
-// route FiberRef, replica selection with in-flight bookkeeping, and passive
-// failure marking. The router, consistency and the routed client build on it.
+// The one home of the read decision: the router's state, where a read goes
+// (route, strategy, session and staleness filters, `primaryReads: "overflow"`),
+// the in-flight bookkeeping, and the safety net's rule for a failed read.
+// Regions (SqlRouter), the routed client and Consistency all decide here.
 
 /** @internal */
 export type Route = "auto" | "primary" | "replica"
@@ -32,6 +40,25 @@ export const currentRoute = globalValue(
   () => FiberRef.unsafeMake<Route>("auto")
 )
 
+/** @internal */
+export const SessionTag = Context.GenericTag<Consistency.Session, Ref.Ref<Consistency.SessionState>>(
+  "effect-sql-router/Consistency/Session"
+)
+
+/** @internal */
+export const emptyState: Consistency.SessionState = { lsn: undefined, lastWriteAt: undefined }
+
+/** @internal */
+export const currentMaxStaleness = globalValue(
+  Symbol.for("effect-sql-router/Consistency/currentMaxStaleness"),
+  () => FiberRef.unsafeMake<Option.Option<Duration.Duration>>(Option.none())
+)
+
+/** @internal */
+export const currentReadPolicy = globalValue(
+  Symbol.for("effect-sql-router/Consistency/currentReadPolicy"),
+  () => FiberRef.unsafeMake<Option.Option<Consistency.ReadPolicy>>(Option.none())
+)
 
 /** The requirement a read carries from the configuration's `maxLag`. @internal */
 export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
@@ -43,8 +70,18 @@ export const configRequirement = (config: RouterConfig.Resolved): Selection.Requ
       minLsn: undefined
     }
 
-/** @internal */
-export interface Internals {
+/** What the routed client applies on every node (PgClient's options). @internal */
+export interface ClientOptions {
+  readonly transformResultNames?: ((s: string) => string) | undefined
+  readonly transformQueryNames?: ((s: string) => string) | undefined
+  readonly transformJson?: boolean | undefined
+  readonly types?: import("pg").CustomTypesConfig | undefined
+  readonly spanAttributes?: Record<string, unknown> | undefined
+  readonly applicationName?: string | undefined
+}
+
+/** The router's state: its topology, resolved config and what it owns. @internal */
+export interface RouterState {
   readonly topology: Topology.Topology
   readonly config: RouterConfig.Resolved
   readonly requirement: Selection.Requirement
@@ -56,36 +93,217 @@ export interface Internals {
   readonly probes: HealthMonitorInternal.Probes
   /** `pg_control_system().system_identifier` of the primary: causal tokens name their cluster. */
   readonly systemIdentifier: string
+  /** Client options applied on every node's `PgClient` and pool. */
+  readonly clientOptions?: ClientOptions | undefined
 }
+
+// -----------------------------------------------------------------------------
+// Reading and releasing outside a transaction
+// -----------------------------------------------------------------------------
+
+/**
+ * The current value of a TRef, read outside a transaction. JavaScript runs
+ * one STM commit at a time and every commit is synchronous, so this is the
+ * same snapshot a one-reference read-only transaction would see, without the
+ * commit's cost. For per-statement reads of the primary.
+ * @internal
+ */
+export const peek = <A>(ref: TRef.TRef<A>): A => (ref as unknown as { versioned: { value: A } }).versioned.value
+
+/**
+ * Gives back a read's in-flight count from a driver callback, where no fiber
+ * runs. Writes the reference the way a commit does (a new version, then wake
+ * any transaction waiting on it), which is atomic for the reason `peek` is.
+ * @internal
+ */
+interface Versioned {
+  readonly value: number
+}
+
+/** @internal */
+export const unsafeRelease = (replica: Topology.Replica): void => {
+  const ref = replica.inFlight as unknown as { versioned: Versioned; todos: Map<number, () => unknown> }
+  const Version = ref.versioned.constructor as new(value: number) => Versioned
+  ref.versioned = new Version(ref.versioned.value - 1)
+  if (ref.todos.size > 0) {
+    const todos = ref.todos
+    ref.todos = new Map()
+    for (const todo of todos.values()) todo()
+  }
+}
+
+/** @internal */
+export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =>
+  STM.commit(Selection.release(replica))
+
+// -----------------------------------------------------------------------------
+// Choosing a replica
+// -----------------------------------------------------------------------------
+
+const defaultPicks = new WeakMap<RouterState, Effect.Effect<Option.Option<Topology.Replica>>>()
 
 /**
  * Picks a replica and counts the read in flight, in one STM transaction.
  * @internal
  */
 export const pickReplica = (
-  internals: Internals,
+  state: RouterState,
   requirement: Selection.Requirement
 ): Effect.Effect<Option.Option<Topology.Replica>> => {
-  if (internals.config.selection === "random") {
-    return Effect.flatMap(Random.next, (r) => STM.commit(Selection.acquire("random", internals.topology, requirement, r)))
+  const strategy = Selection.strategies[state.config.selection]
+  if (strategy.usesRandom) {
+    return Effect.flatMap(Random.next, (r) => STM.commit(Selection.acquire(strategy.name, state.topology, requirement, r)))
   }
-  if (requirement !== internals.requirement) {
-    return STM.commit(Selection.acquire(internals.config.selection, internals.topology, requirement, 0))
+  if (requirement !== state.requirement) {
+    return STM.commit(Selection.acquire(strategy.name, state.topology, requirement, 0))
   }
   // The common case, per statement: one transaction description, built once.
-  let pick = defaultPicks.get(internals)
+  let pick = defaultPicks.get(state)
   if (pick === undefined) {
-    pick = STM.commit(Selection.acquire(internals.config.selection, internals.topology, requirement, 0))
-    defaultPicks.set(internals, pick)
+    pick = STM.commit(Selection.acquire(strategy.name, state.topology, requirement, 0))
+    defaultPicks.set(state, pick)
   }
   return pick
 }
 
-const defaultPicks = new WeakMap<Internals, Effect.Effect<Option.Option<Topology.Replica>>>()
+const none = Effect.succeed(Option.none<Topology.Replica>())
 
-/** @internal */
-export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =>
-  STM.commit(Selection.release(replica))
+const minMillis = (a: number | undefined, b: number | undefined) =>
+  a === undefined ? b : b === undefined ? a : Math.min(a, b)
+
+/**
+ * Asks each healthy replica for its replay position now, and records it:
+ * what the monitor last saw may be a probe interval old.
+ */
+const refreshReplayPositions = (state: RouterState) =>
+  Effect.gen(function*() {
+    const replicas = yield* STM.commit(TRef.get(state.topology.replicas))
+    const timeout = state.config.connectTimeout
+    yield* Effect.forEach(replicas, (replica) =>
+      Effect.gen(function*() {
+        if (!(yield* STM.commit(Topology.isHealthy(replica)))) return
+        const row = yield* Effect.tryPromise(() =>
+          replica.node.pool.query<{ lsn: string | null }>("SELECT pg_last_wal_replay_lsn()::text AS lsn")
+        ).pipe(Effect.timeout(timeout), Effect.option)
+        const lsn = Option.flatMap(row, (r) => Option.fromNullable(parseLsn(r.rows[0]?.lsn)))
+        if (Option.isNone(lsn)) return
+        const at = yield* Clock.currentTimeMillis
+        yield* STM.commit(TRef.update(replica.probe, (probe): Topology.Probe =>
+          probe === undefined
+            ? { at, ok: true, replayLsn: lsn.value, lagBytes: undefined, lagMillis: undefined, error: undefined }
+            : { ...probe, replayLsn: probe.replayLsn !== undefined && probe.replayLsn > lsn.value ? probe.replayLsn : lsn.value }))
+      }), { concurrency: "unbounded", discard: true })
+  })
+
+/** Waits (bounded by the policy) until a replica has replayed the session's position. */
+const awaitCaughtUp = (state: RouterState, requirement: Selection.Requirement, policy: Consistency.ReadPolicy) =>
+  Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    const maxWait = Duration.toMillis(policy.maxWait)
+    for (;;) {
+      yield* refreshReplayPositions(state)
+      const chosen = yield* pickReplica(state, requirement)
+      if (Option.isSome(chosen)) return chosen
+      const waited = (yield* Clock.currentTimeMillis) - start
+      if (waited >= maxWait) {
+        return policy.onNotCaughtUp === "fail"
+          ? yield* new ReplicaNotCaughtUp({ required: formatLsn(requirement.minLsn!), waitedMillis: waited })
+          : Option.none<Topology.Replica>()
+      }
+      yield* Effect.sleep(Duration.millis(Math.min(10, maxWait - waited)))
+    }
+  })
+
+/** A session or a staleness bound narrows the choice: the sticky window, the position, the bound. */
+const chooseInSession = (
+  state: RouterState,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  route: Route,
+  session: Option.Option<Ref.Ref<Consistency.SessionState>>,
+  staleness: Option.Option<Duration.Duration>
+): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> =>
+  Effect.gen(function*() {
+    const current = session._tag === "Some" ? yield* Ref.get(session.value) : emptyState
+    const sticky = state.config.consistency.stickyPrimaryAfterWrite
+    if (sticky !== undefined && route !== "replica" && current.lastWriteAt !== undefined) {
+      const now = yield* Clock.currentTimeMillis
+      if (now - current.lastWriteAt < Duration.toMillis(sticky)) return Option.none<Topology.Replica>()
+    }
+    const base = state.requirement
+    const requirement: Selection.Requirement = {
+      maxLagMillis: minMillis(
+        base.maxLagMillis,
+        staleness._tag === "Some" ? Duration.toMillis(staleness.value) : undefined
+      ),
+      maxLagBytes: base.maxLagBytes,
+      minLsn: current.lsn
+    }
+    const chosen = yield* pickReplica(state, requirement)
+    if (Option.isSome(chosen) || current.lsn === undefined) return chosen
+    const policy = Option.getOrElse(fiber.getFiberRef(currentReadPolicy), () => state.config.consistency)
+    return yield* awaitCaughtUp(state, requirement, policy)
+  })
+
+/**
+ * The replica for a read in `fiber`, before overflow: `none` means the
+ * primary. Without a session or a staleness bound this is one STM commit.
+ * @internal
+ */
+export const decideReplica = (
+  state: RouterState,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>
+): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
+  const route = fiber.getFiberRef(currentRoute)
+  if (route === "primary") return none
+  const staleness = fiber.getFiberRef(currentMaxStaleness)
+  const session = Context.getOption(fiber.currentContext, SessionTag)
+  if (session._tag === "None" && staleness._tag === "None") return pickReplica(state, state.requirement)
+  return chooseInSession(state, fiber, route, session, staleness)
+}
+
+const busy = (node: Node.Node): boolean => {
+  const pool = node.pool
+  return pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
+}
+
+/**
+ * `primaryReads: "overflow"`: a read whose replica pool is busy goes to the
+ * primary when the primary has a spare connection. Synchronous: it gives the
+ * replica's in-flight count back itself.
+ * @internal
+ */
+export const overflow = (state: RouterState, chosen: Option.Option<Topology.Replica>): Option.Option<Topology.Replica> => {
+  if (state.config.primaryReads !== "overflow" || Option.isNone(chosen) || !busy(chosen.value.node)) return chosen
+  if (busy(peek(state.topology.primary))) return chosen
+  unsafeRelease(chosen.value)
+  return Option.none()
+}
+
+/**
+ * Where a read goes: `none` means the primary.
+ * @internal
+ */
+export const chooseRead = (state: RouterState): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> =>
+  Effect.withFiberRuntime((fiber) =>
+    state.config.primaryReads === "overflow"
+      ? Effect.map(decideReplica(state, fiber), (chosen) => overflow(state, chosen))
+      : decideReplica(state, fiber)
+  )
+
+// -----------------------------------------------------------------------------
+// The safety net
+// -----------------------------------------------------------------------------
+
+/**
+ * What to do with a read that failed on a replica: `primary` when the replica
+ * refused it as a write (25006: it must run on the primary, once),
+ * `elsewhere` when the replica is gone (connection-class error or read
+ * timeout: take it out of rotation, run once more on another node), `fail`
+ * otherwise (the statement itself is wrong).
+ * @internal
+ */
+export const afterReadFailure = (error: unknown): "primary" | "elsewhere" | "fail" =>
+  isReadOnlyViolation(error) ? "primary" : isConnectionError(error) ? "elsewhere" : "fail"
 
 /**
  * A failure seen by real work on a replica: a connection-class error takes
@@ -111,4 +329,3 @@ export const observeFailure = (replica: Topology.Replica, failure: unknown): Eff
     )
     : Effect.void
 }
-

@@ -8,6 +8,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
@@ -24,8 +25,19 @@ import { describe } from "./errors.js"
 import * as HealthMonitorInternal from "./healthMonitor.js"
 import * as Membership from "./membership.js"
 import * as Catalog from "./catalog.js"
+import * as RoutedClientInternal from "./routedClient.js"
 import * as Consistency from "./consistency.js"
-import { configRequirement, currentRoute, type Internals, observeFailure, releaseReplica } from "./routing.js"
+import {
+  type ClientOptions,
+  configRequirement,
+  currentRoute,
+  observeFailure,
+  peek,
+  releaseReplica,
+  type RouterState,
+  SessionTag,
+  unsafeRelease
+} from "./routing.js"
 import * as Transaction from "./transaction.js"
 
 /** @internal */
@@ -38,7 +50,7 @@ export { healthTransitions, statements } from "./metrics.js"
 export {
   configRequirement,
   currentRoute,
-  type Internals,
+  type RouterState,
   observeFailure,
   pickReplica,
   releaseReplica,
@@ -47,21 +59,19 @@ export {
 
 type ProvidedBy = SqlClient.SqlClient | PgClient.PgClient
 
-/** What a region on a node provides, built once per node. */
+/** What a region on a node provides, built once per node: the node's lean client. */
 const nodeContexts = new WeakMap<Node.Node, Context.Context<ProvidedBy>>()
-const contextOf = (node: Node.Node): Context.Context<ProvidedBy> => {
+const contextOf = (state: RouterState, node: Node.Node): Context.Context<ProvidedBy> => {
   let context = nodeContexts.get(node)
   if (context === undefined) {
-    context = Context.make(SqlClient.SqlClient, node.client as SqlClient.SqlClient).pipe(
-      Context.add(PgClient.PgClient, node.client)
+    const client = RoutedClientInternal.makePinned(state, node)
+    context = Context.make(SqlClient.SqlClient, client as SqlClient.SqlClient).pipe(
+      Context.add(PgClient.PgClient, client)
     )
     nodeContexts.set(node, context)
   }
   return context
 }
-
-const provideNode = <A, E, R>(effect: Effect.Effect<A, E, R>, node: Node.Node) =>
-  Effect.provide(effect, contextOf(node)) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
 
 const currentPrimary = (topology: Topology.Topology) => STM.commit(TRef.get(topology.primary))
 
@@ -75,7 +85,7 @@ const nodeStats = (node: Node.Node): SqlRouter.NodeStats => ({
 
 /** A SqlClient over one reserved connection, for leases. */
 const leaseClient = (
-  internals: Internals,
+  internals: RouterState,
   node: Node.Node,
   connection: Connection.Connection
 ): Effect.Effect<SqlClient.SqlClient> =>
@@ -83,7 +93,7 @@ const leaseClient = (
     SqlClient.make({
       acquirer: Effect.succeed(connection),
       compiler: PgClient.makeCompiler(),
-      spanAttributes: [["db.router.node", node.id]]
+      spanAttributes: [["effect_sql_router.node", node.id]]
     }).pipe(Effect.provideService(Reactivity.Reactivity, internals.reactivity)),
     (client) => {
       ;(client as { withTransaction: SqlClient.SqlClient["withTransaction"] }).withTransaction = Transaction
@@ -93,8 +103,11 @@ const leaseClient = (
   )
 
 /** @internal */
-export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
+export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
   const { config, topology } = internals
+
+  const provideNode = <A, E, R>(effect: Effect.Effect<A, E, R>, node: Node.Node) =>
+    Effect.provide(effect, contextOf(internals, node)) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
 
   const findReplica = (replica: number | string) =>
     Effect.flatMap(STM.commit(TRef.get(topology.replicas)), (replicas) => {
@@ -102,22 +115,46 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
       return found ? Effect.succeed(found) : Effect.fail(new UnknownReplica({ replica }))
     })
 
+  /**
+   * A region on a replica: one exit handler gives the in-flight count back
+   * (without a second STM commit) and, on failure, applies passive detection.
+   */
   const onReplica = <A, E, R>(
     replica: Topology.Replica,
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E, Exclude<R, ProvidedBy>> => {
     replica.node.served.reads++
-    return provideNode(effect, replica.node).pipe(
-      Effect.tapErrorCause((cause) => observeFailure(replica, cause)),
-      Effect.ensuring(releaseReplica(replica))
-    )
+    // One uninterruptible frame for both jobs of the region's end: restoring
+    // the context (what `Effect.provide` does with a second frame) and giving
+    // the in-flight count back, with passive detection on failure.
+    return Effect.withFiberRuntime<A, E, Exclude<R, ProvidedBy>>((fiber) => {
+      const runtime = fiber as unknown as { setFiberRef: <X>(ref: FiberRef.FiberRef<X>, value: X) => void }
+      const previous = fiber.getFiberRef(FiberRef.currentContext)
+      const leave = () => {
+        runtime.setFiberRef(FiberRef.currentContext, previous)
+        unsafeRelease(replica)
+      }
+      return Effect.uninterruptibleMask((restore) => {
+        runtime.setFiberRef(FiberRef.currentContext, Context.merge(previous, contextOf(internals, replica.node)))
+        return Effect.matchCauseEffect(restore(effect as Effect.Effect<A, E, never>), {
+          onFailure: (cause) => {
+            leave()
+            return Effect.zipRight(observeFailure(replica, cause), Effect.failCause(cause))
+          },
+          onSuccess: (value) => {
+            leave()
+            return Effect.succeed(value)
+          }
+        })
+      })
+    })
   }
 
-  const onPrimary = <A, E, R>(effect: Effect.Effect<A, E, R>, intent: "reads" | "writes") =>
-    Effect.flatMap(currentPrimary(topology), (primary) => {
-      primary.served[intent]++
-      return provideNode(effect, primary)
-    })
+  const onPrimary = <A, E, R>(effect: Effect.Effect<A, E, R>, intent: "reads" | "writes") => {
+    const primary = peek(topology.primary)
+    primary.served[intent]++
+    return provideNode(effect, primary)
+  }
 
   /** A replica for a read (the route, the session and staleness bounds decide), or none: the primary. */
   const pickRead = Consistency.chooseRead(internals)
@@ -159,12 +196,19 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
   const withWrite = <A, E, R>(
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | PrimaryUnavailable, Exclude<R, ProvidedBy>> =>
-    Effect.flatMap(Membership.primaryForWrite(internals), (primary) => {
-      primary.served.writes++
-      return Effect.ensuring(
-        onWritable(primary, provideNode(effect, primary)),
-        Consistency.recordCommitOnNode(internals, primary)
-      )
+    Effect.withFiberRuntime((fiber) => {
+      const run = (primary: Node.Node) => {
+        primary.served.writes++
+        const region = onWritable(primary, provideNode(effect, primary))
+        // Only a causal session needs the position after the region.
+        return fiber.currentContext.unsafeMap.has(SessionTag.key)
+          ? Effect.ensuring(region, Consistency.recordCommitOnNode(internals, primary))
+          : region
+      }
+      // A split brain forbids writes: the STM check says why.
+      return peek(topology.conflict).length > 0
+        ? Effect.flatMap(Membership.primaryForWrite(internals), run)
+        : run(peek(topology.primary))
     })
 
   const transactionOn = <A, E, R>(node: Node.Node, readOnly: boolean, effect: Effect.Effect<A, E, R>) =>
@@ -217,7 +261,7 @@ export const fromInternals = (internals: Internals): SqlRouter.SqlRouter => {
   const acquireRead: Effect.Effect<SqlRouter.Lease, SqlError | ReplicaNotCaughtUp | PrimaryUnavailable, Scope.Scope> = Effect.flatMap(
     Effect.acquireRelease(
       pickRead,
-      (chosen) => Option.isSome(chosen) ? releaseReplica(chosen.value) : Effect.void
+      (chosen) => Option.isSome(chosen) ? Effect.sync(() => unsafeRelease(chosen.value)) : Effect.void
     ),
     (chosen) =>
       Option.isNone(chosen)
@@ -401,16 +445,17 @@ const discoveredTopology = (factory: Membership.NodeFactory) =>
   })
 
 /** @internal */
-export const makeInternals = (
-  input: RouterConfig.RouterConfig
-): Effect.Effect<Internals, SqlRouter.BuildError, Scope.Scope> =>
+export const makeState = (
+  input: RouterConfig.RouterConfig,
+  clientOptions?: ClientOptions | undefined
+): Effect.Effect<RouterState, SqlRouter.BuildError, Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* RouterConfig.resolve(input)
     const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity).pipe(
       Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => Reactivity.make }))
     )
     const scope = yield* Effect.scope
-    const factory: Membership.NodeFactory = { config, reactivity, scope, nodeScopes: new Map() }
+    const factory: Membership.NodeFactory = { config, reactivity, scope, nodeScopes: new Map(), clientOptions }
     const start = yield* (config.discovery === "auto" ? discoveredTopology(factory) : manualTopology(factory))
     const topology = yield* STM.commit(
       STM.flatMap(
@@ -419,7 +464,7 @@ export const makeInternals = (
       )
     )
     const probes = HealthMonitorInternal.makeProbes(topology, config.health.timeout)
-    const internals: Internals = {
+    const internals: RouterState = {
       ...factory,
       topology,
       requirement: configRequirement(config),
@@ -442,7 +487,7 @@ export const makeInternals = (
 
 /** @internal */
 export const make = (input: RouterConfig.RouterConfig) =>
-  Effect.map(makeInternals(input), fromInternals)
+  Effect.map(makeState(input), fromState)
 
 /** @internal */
 export const context = (router: SqlRouter.SqlRouter, client: PgClient.PgClient) =>

@@ -21,7 +21,8 @@ const readOnlyConnections = new WeakSet<Connection.Connection>()
 
 /** @internal */
 export interface Options {
-  readonly node: () => string
+  /** The node a connection of this transaction is on (for the span and `CommitFailed`). */
+  readonly node: (connection: Connection.Connection) => string
   /** Evaluated when the transaction starts: a node's role can change (failover). */
   readonly readOnly: boolean | (() => boolean)
   readonly reserve: Effect.Effect<Connection.Connection, SqlError, Scope.Scope>
@@ -49,8 +50,7 @@ export const make = (options: Options) =>
         const context = fiber.currentContext
         const current = Context.getOption(context, SqlClient.TransactionConnection)
         const readOnly = typeof options.readOnly === "function" ? options.readOnly() : options.readOnly
-        span.attribute("db.router.node", options.node())
-        span.attribute("db.router.read_only", readOnly)
+        span.attribute("effect_sql_router.read_only", readOnly)
         const within = (connection: Connection.Connection, depth: number) =>
           Effect.locally(
             restore(effect),
@@ -64,6 +64,7 @@ export const make = (options: Options) =>
         if (current._tag === "Some" && (readOnly || !readOnlyConnections.has(current.value[0]))) {
           const [connection, depth] = current.value
           const id = depth + 1
+          span.attribute("effect_sql_router.node", options.node(connection))
           return exec(connection, `SAVEPOINT effect_sql_${id}`).pipe(
             Effect.zipRight(Effect.exit(within(connection, id))),
             Effect.flatMap((exit) =>
@@ -77,6 +78,7 @@ export const make = (options: Options) =>
         return Effect.flatMap(Scope.make(), (scope) =>
           Effect.gen(function*() {
             const connection = yield* Scope.extend(options.reserve, scope)
+            span.attribute("effect_sql_router.node", options.node(connection))
             if (readOnly) readOnlyConnections.add(connection)
             yield* exec(connection, readOnly ? "BEGIN READ ONLY" : "BEGIN")
             const exit = yield* Effect.exit(within(connection, 0))
@@ -92,7 +94,7 @@ export const make = (options: Options) =>
             if (committed._tag === "Left") {
               yield* Effect.ignore(exec(connection, "ROLLBACK"))
               return yield* new CommitFailed({
-                node: options.node(),
+                node: options.node(connection),
                 reason: describe(committed.left),
                 cause: committed.left,
                 ...(errorCode(committed.left) ? { sqlState: errorCode(committed.left)! } : {})
