@@ -217,7 +217,7 @@ export class PromotionRefused extends Schema.TaggedError<PromotionRefused>("effe
  * synchronous standby. The router never retries it; `retryable` says that
  * trying again is reasonable only for idempotent writes.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export class WriteOutcomeUnknown extends Schema.TaggedError<WriteOutcomeUnknown>(
@@ -227,12 +227,12 @@ export class WriteOutcomeUnknown extends Schema.TaggedError<WriteOutcomeUnknown>
   timeoutMillis: Schema.Number
 }) {
   /**
-   * @since 0.2.0
+   * @since 0.1.0
    */
   readonly retryable = true
 
   /**
-   * @since 0.2.0
+   * @since 0.1.0
    */
   override get message(): string {
     return `No answer from ${this.node} within ${this.timeoutMillis} ms: the write was cancelled, ` +

@@ -8,6 +8,7 @@
 import * as Option from "effect/Option"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
+import * as RouterConfig from "./RouterConfig.js"
 import type { Selection } from "./RouterConfig.js"
 import * as Topology from "./Topology.js"
 
@@ -188,25 +189,27 @@ export const leastLag = (
     STM.map(TRef.get(replica.probe), (probe) => probe?.lagBytes ?? Number.MAX_SAFE_INTEGER))
 
 /**
- * The strategy names, in one tuple: the `Name` type and the configuration's
- * literal are both built from it.
+ * The strategy names: the configuration's tuple (`RouterConfig.selections`),
+ * from which the `Name` type and the configuration's Schema literal are built.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
-export const names = ["round-robin", "random", "least-connections", "least-lag"] as const
+export const names: typeof RouterConfig.selections = RouterConfig.selections
 
 /**
- * @since 0.2.0
+ * A strategy's name.
+ *
+ * @since 0.1.0
  * @category models
  */
-export type Name = typeof names[number]
+export type Name = RouterConfig.Selection
 
 /**
  * One way to choose a replica. `random` is a number in [0, 1) drawn outside
  * the transaction, only for strategies that say they use it.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Strategy {
@@ -223,7 +226,7 @@ export interface Strategy {
 /**
  * Every strategy, by name: a new strategy is one entry here (and its name in `names`).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category selection
  */
 export const strategies: { readonly [K in Name]: Strategy & { readonly name: K } } = {
