@@ -206,7 +206,7 @@ export const embedded = (
         const dataDir = Path.join(root, name)
         yield* promise("setup", node, async () => {
           await Template.copyDataDir(template, dataDir)
-          const settings: Record<string, string> = { ...options.settings, port: String(port), cluster_name: `'${name}'` }
+          const settings: Record<string, string> = { ...Template.optionSettings(options), ...options.settings, port: String(port), cluster_name: `'${name}'` }
           if (primary) {
             settings["primary_conninfo"] =
               `'host=${primary.host} port=${primary.port} user=${primary.user} application_name=${name}'`
