@@ -64,3 +64,11 @@ export * as SqlRouter from "./SqlRouter.js"
  * @since 0.1.0
  */
 export * as Topology from "./Topology.js"
+
+/**
+ * Change data capture from the primary over logical replication, and CDC
+ * rules that apply it to another store.
+ *
+ * @since 0.1.0
+ */
+export * as Cdc from "./Cdc.js"
