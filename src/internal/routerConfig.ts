@@ -8,6 +8,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Resolved, RouterConfig } from "../RouterConfig.js"
 import { InvalidConfig } from "../RouterError.js"
+import * as CdcSchema from "./cdcSchema.js"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import { redactUrls } from "./errors.js"
@@ -112,7 +113,8 @@ const Input = Schema.Struct({
   ),
   health: Schema.optional(Health),
   maxLag: Schema.optional(MaxLag),
-  consistency: Schema.optional(Consistency)
+  consistency: Schema.optional(Consistency),
+  cdc: Schema.optional(CdcSchema.Config)
 }).annotations({ message: () => "must be an object" })
 
 const decode = Schema.decodeUnknownEither(Input, { errors: "first", onExcessProperty: "error" })
@@ -251,7 +253,8 @@ export const toJson = (config: RouterConfig, options: { readonly includeSecrets?
       tokenSecret: options.includeSecrets && config.consistency.tokenSecret
         ? Redacted.value(config.consistency.tokenSecret)
         : undefined
-    })
+    }),
+    cdc: config.cdc
   })
 }
 
