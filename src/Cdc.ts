@@ -67,8 +67,8 @@ export interface Relation {
 
 /**
  * A row, by column name. Values: see "Type mapping" in the README (`int8` is
- * a `bigint`, `numeric` and timestamps are exact strings, `jsonb` is parsed,
- * `bytea` is a `Uint8Array`, arrays are arrays). An unchanged TOAST value in
+ * a `bigint`; `numeric`, timestamps, `json` and `jsonb` are the server's exact
+ * text; `bytea` is a `Uint8Array`; arrays are arrays). An unchanged TOAST value in
  * an update is `undefined` (the target keeps what it has).
  *
  * @since 0.1.0

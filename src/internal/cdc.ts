@@ -90,16 +90,18 @@ export const makeDecoder = () => {
     },
     decode: (lsn: bigint, message: Pgoutput.Message): Change | undefined => {
       const at = Replication.formatLsn(lsn)
+      // The parser pads both halves; we print LSNs one way, as PostgreSQL 18 does.
+      const norm = (value: string | null) => value === null ? at : Replication.formatLsn(Replication.parseLsn(value))
       switch (message.tag) {
         case "begin":
           xid = message.xid
-          return { _tag: "Begin", xid, lsn: message.commitLsn ?? at, commitTime: toDate(message.commitTime) }
+          return { _tag: "Begin", xid, lsn: norm(message.commitLsn), commitTime: toDate(message.commitTime) }
         case "commit":
           return {
             _tag: "Commit",
             xid,
-            lsn: message.commitLsn ?? at,
-            endLsn: message.commitEndLsn ?? at,
+            lsn: norm(message.commitLsn),
+            endLsn: norm(message.commitEndLsn),
             commitTime: toDate(message.commitTime)
           }
         case "insert":

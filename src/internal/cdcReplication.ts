@@ -83,7 +83,7 @@ export const parseLsn = (lsn: string): bigint => {
 
 /** @internal */
 export const formatLsn = (lsn: bigint): string =>
-  `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
+  `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase().padStart(8, "0")}`
 
 // -----------------------------------------------------------------------------
 // Catalog

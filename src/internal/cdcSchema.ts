@@ -27,7 +27,7 @@ const TableName = Schema.String.pipe(
 /** @internal */
 export const Rule = Schema.Struct({
   name: RuleName,
-  tables: Schema.NonEmptyArray(TableName).annotations({ message: () => "must list at least one table" }),
+  tables: Schema.Array(TableName).pipe(Schema.minItems(1, { message: () => "must list at least one table" })),
   target: Schema.String.annotations({ message: () => "must be the name of a target given to the Cdc layer" }),
   conflictResolution: Schema.optional(
     Schema.Literal("source-wins").annotations({ message: () => "must be \"source-wins\"" })

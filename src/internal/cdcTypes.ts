@@ -85,14 +85,15 @@ const timeType = (name: string, iso: (value: unknown) => string): ScalarType => 
   sqliteType: "TEXT"
 })
 
+// JSON stays the server's text: exact (numbers beyond 2^53, key order of
+// json) and a JSON null is not confused with SQL NULL.
 const jsonType = (name: string): ScalarType => ({
   name,
-  decode: (text) => JSON.parse(text),
-  // Stringified by us: pg would turn a JSON array into a PostgreSQL array.
-  toPg: json,
-  toPgElement: json,
-  toSqlite: json,
-  toJsonElement: json,
+  decode: same,
+  toPg: same,
+  toPgElement: str,
+  toSqlite: same,
+  toJsonElement: str,
   sqliteType: "TEXT"
 })
 
