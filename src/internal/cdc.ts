@@ -181,8 +181,7 @@ export const changes = (options: StreamOptions) =>
       slot: options.slot,
       publication: options.publication,
       startLsn,
-      statusInterval: Duration.toMillis(options.statusInterval ?? "1 second"),
-      requestReplies: false
+      statusInterval: Duration.toMillis(options.statusInterval ?? "1 second")
     })
     const decoder = makeDecoder()
     let pendingAck: bigint | undefined
@@ -390,8 +389,7 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
           slot,
           publication,
           startLsn,
-          statusInterval: mode === "sync" ? Math.min(100, statusInterval) : statusInterval,
-          requestReplies: mode === "sync"
+          statusInterval: mode === "sync" ? Math.min(100, statusInterval) : statusInterval
         })
         const decoder = makeDecoder()
         let open: { begin: Change & { _tag: "Begin" }; changes: Array<RowChange> } | undefined

@@ -376,9 +376,12 @@ export const startSession = (
     readonly publication: string
     /** The slot's confirmed position: status updates never report less. */
     readonly startLsn: bigint
+    /**
+     * Each status update asks for a keepalive in return: once everything
+     * before it is applied, its position is acknowledged, so the slot moves
+     * on while only other tables are written, and `sync` sees its goal.
+     */
     readonly statusInterval: number
-    /** Ask the server to answer each status update with a keepalive (catch-up mode). */
-    readonly requestReplies: boolean
   }
 ): Effect.Effect<Session, ReplicationError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -443,7 +446,7 @@ export const startSession = (
       (cause) => failWith("start replication", cause)
     )
 
-    yield* Effect.sync(() => sendStatus(options.requestReplies)).pipe(
+    yield* Effect.sync(() => sendStatus(true)).pipe(
       Effect.repeat(Schedule.spaced(options.statusInterval)),
       Effect.forkScoped
     )
