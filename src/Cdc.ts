@@ -619,6 +619,13 @@ export interface Options {
   readonly targets: Readonly<Record<string, Target>>
   /** Rules to start with, e.g. `RouterConfig.load(path)`'s `cdc.rules`. */
   readonly rules?: ReadonlyArray<Rule> | undefined
+  /**
+   * Called with the rule set after every `addRule` and `removeRule` (the
+   * seed's `enableAutoPersist`), e.g.
+   * `(cdc) => RouterConfig.save({ ...routerConfig, cdc }, path)`. A failure
+   * is logged, not raised.
+   */
+  readonly persist?: ((config: Config) => Effect.Effect<void, unknown>) | undefined
   /** Rules run at layer start (default: none; call `run`). */
   readonly autoRun?: boolean | undefined
   /** First retry delay; doubles up to `maxRetryDelay`. Default 100 millis. */

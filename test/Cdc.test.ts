@@ -6,6 +6,7 @@ import { expect, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
@@ -18,6 +19,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Cdc from "effect-sql-router/Cdc"
 import * as RouterConfig from "effect-sql-router/RouterConfig"
+import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
 
 // One primary with wal_level = logical. Targets: a second database on it
@@ -394,6 +396,37 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         const resync = yield* cdc.sync("bounded")
         expect(resync.snapshot).toBe(true)
         expect(yield* pgRows(pg, "bounded")).toBe(yield* sourceRows(cluster, "bounded"))
+      })))
+
+    it.effect("layerRouter takes the router's primary; persist sees every rule change; removeRule stops a running rule", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE routed (id int PRIMARY KEY)")
+        const saved = yield* Ref.make<ReadonlyArray<ReadonlyArray<string>>>([])
+        const delivered = yield* Ref.make(0)
+        const CdcLive = Cdc.layerRouter({
+          targets: { sink: Cdc.sinkTarget(Sink.forEach(() => Ref.update(delivered, (n) => n + 1))) },
+          persist: (config) => Ref.update(saved, (all) => [...all, config.rules.map((r) => r.name)])
+        }).pipe(
+          Layer.provide(SqlRouter.layer({ primary: cluster.primary.url, connectTimeout: "2 seconds", health: { enabled: false } }))
+        )
+        yield* Effect.gen(function*() {
+          const cdc = yield* Cdc.Cdc
+          yield* Cdc.addRule({ name: "routed", tables: ["routed"], target: "sink" })
+          yield* Cdc.sync("routed")
+          const fiber = yield* Cdc.run("routed")
+          yield* cluster.query(cluster.primary, "INSERT INTO routed VALUES (1)")
+          yield* Ref.get(delivered).pipe(
+            Effect.flatMap((n) => n >= 2 ? Effect.void : Effect.fail("not yet" as const)),
+            Effect.retry(Schedule.spaced("20 millis")),
+            Effect.timeout("20 seconds")
+          )
+          yield* Cdc.removeRule("routed")
+          expect(Exit.isInterrupted(yield* Fiber.await(fiber))).toBe(true)
+          expect(yield* cdc.listRules).toEqual([])
+        }).pipe(Effect.provide(CdcLive))
+        expect(yield* Ref.get(saved)).toEqual([["routed"], []])
+        expect(yield* slotExists(cluster, "cdc_routed")).toBe(false)
       })))
 
     it.effect("run follows the primary as a scoped fiber; interrupting it mid-stream loses nothing", () =>

@@ -1,6 +1,7 @@
 /** @internal */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
@@ -230,6 +231,8 @@ export const drop = (options: { readonly primary: Primary; readonly slot: string
 interface RuleState {
   rule: Rule
   running: boolean
+  /** The `run` fiber, so that `removeRule` can stop it. */
+  fiber: Fiber.RuntimeFiber<never, CdcError> | undefined
   changesApplied: number
   transactionsApplied: number
   lastAppliedLsn: bigint | undefined
@@ -288,6 +291,7 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
         states.set(result.right.name, {
           rule: result.right,
           running: false,
+          fiber: undefined,
           changesApplied: 0,
           transactionsApplied: 0,
           lastAppliedLsn: undefined,
@@ -300,6 +304,15 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
         })
         return Effect.void
       })
+
+    // The seed's enableAutoPersist: every change of the rule set is handed over.
+    const persist = Effect.suspend(() =>
+      options.persist
+        ? options.persist({ rules: Array.from(states.values(), (s) => s.rule) }).pipe(
+          Effect.catchAllCause((cause) => Effect.logWarning("CDC rules were not persisted", cause))
+        )
+        : Effect.void
+    )
 
     const stateOf = (name: string) =>
       Effect.suspend(() => {
@@ -449,11 +462,13 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
       })
 
     const cdc: Cdc = {
-      addRule: add,
+      addRule: (rule) => Effect.zipRight(add(rule), persist),
       removeRule: (name, removeOptions) =>
         Effect.gen(function*() {
           const state = yield* stateOf(name)
           states.delete(name)
+          if (state.fiber) yield* Fiber.interrupt(state.fiber)
+          yield* persist
           if (removeOptions?.keepSlot) return
           yield* Effect.scoped(Effect.gen(function*() {
             const client = yield* Replication.control(yield* connectNow)
@@ -483,9 +498,14 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
               while: isRetriable
             }),
             Effect.flatMap(() => Effect.never),
-            Effect.ensuring(Effect.sync(() => state.running = false))
+            Effect.ensuring(Effect.sync(() => {
+              state.running = false
+              state.fiber = undefined
+            }))
           )
-          return yield* Effect.forkScoped(follow as Effect.Effect<never, CdcError>)
+          const fiber = yield* Effect.forkScoped(follow as Effect.Effect<never, CdcError>)
+          state.fiber = fiber
+          return fiber
         }),
       stats: (name) =>
         Effect.gen(function*() {
