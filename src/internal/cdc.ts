@@ -374,6 +374,10 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
           existing = undefined
         }
         let startLsn: bigint
+        // What the target already has: its own record, or, for a new slot,
+        // the slot's consistent point (a record from an older slot, e.g. on a
+        // server that lost WAL in a failover, must not hide the new slot's changes).
+        let skipUpTo = applier.appliedLsn ?? 0n
         let snapshotTaken = false
         let transactions = 0
         let changesCount = 0
@@ -385,6 +389,7 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
             snapshot: snapshotWanted ? tables : undefined
           })
           startLsn = created.consistentPoint
+          skipUpTo = created.consistentPoint
           if (snapshotWanted) {
             const transaction = snapshotTransaction(created)
             yield* applyTransaction(transaction).pipe(
@@ -406,7 +411,6 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
         })
         const decoder = makeDecoder()
         let open: { begin: Change & { _tag: "Begin" }; changes: Array<RowChange> } | undefined
-        const skipUpTo = applier.appliedLsn ?? 0n
 
         for (;;) {
           if (goal !== undefined && open === undefined && stream.confirmed() >= goal) {
