@@ -149,20 +149,71 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
         return dialect.encode(Types.columnType(type?.typeOid ?? 25)!)
       }
 
-      const upsert = (table: TableInfo, relation: Relation, row: Row) => {
-        // An unchanged TOAST value is absent: leave the target's value alone.
-        const columns = Object.keys(row).filter((c) => row[c] !== undefined)
-        const params = columns.map((c) => encoderOf(relation, c)(row[c]))
+      const upsert = (table: TableInfo, relation: Relation, row: Row) => upsertMany(table, relation, presentColumns(row), [row])
+
+      /** One `INSERT … VALUES (…), (…) ON CONFLICT` for rows with the same columns and distinct keys. */
+      const upsertMany = (table: TableInfo, relation: Relation, columns: ReadonlyArray<string>, rows: ReadonlyArray<Row>) => {
+        const encoders = columns.map((c) => encoderOf(relation, c))
+        const params: Array<unknown> = []
+        const tuples = rows.map((row) =>
+          `(${
+            columns.map((c, i) => {
+              params.push(encoders[i]!(row[c]))
+              return dialect.placeholder(params.length)
+            }).join(", ")
+          })`
+        )
         const updates = columns.filter((c) => !table.key.includes(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`)
         return run(
-          `INSERT INTO ${quoteIdent(table.table)} (${columns.map(quoteIdent).join(", ")}) VALUES (${
-            columns.map((_, i) => dialect.placeholder(i + 1)).join(", ")
-          }) ON CONFLICT (${table.key.map(quoteIdent).join(", ")}) ${
-            updates.length === 0 ? "DO NOTHING" : `DO UPDATE SET ${updates.join(", ")}`
-          }`,
+          `INSERT INTO ${quoteIdent(table.table)} (${columns.map(quoteIdent).join(", ")}) VALUES ${tuples.join(", ")} ON CONFLICT (${
+            table.key.map(quoteIdent).join(", ")
+          }) ${updates.length === 0 ? "DO NOTHING" : `DO UPDATE SET ${updates.join(", ")}`}`,
           params
         )
       }
+
+      /**
+       * Runs of upserts into one table become multi-row statements (one
+       * round trip instead of one per row). A run ends at any other change,
+       * another table or column set, a key already in the run (one statement
+       * cannot upsert a row twice), or the size cap. Only keys whose text is
+       * their identity (integers, text, uuid) are batched: for numeric or
+       * timestamp keys two spellings of one value could meet in one statement.
+       */
+      const applyChanges = (changes: ReadonlyArray<RowChange>) => {
+        const statements: Array<Effect.Effect<unknown, unknown>> = []
+        let pending: { table: TableInfo; relation: Relation; columns: ReadonlyArray<string>; rows: Array<Row>; keys: Set<string> } | undefined
+        const flush = () => {
+          if (pending) statements.push(upsertMany(pending.table, pending.relation, pending.columns, pending.rows))
+          pending = undefined
+        }
+        for (const change of changes) {
+          const table = change._tag === "Truncate" ? undefined : tableOf(change.relation)
+          const batchable = table !== undefined && batchableKeys.has(table) &&
+            (change._tag === "Insert" || (change._tag === "Update" && !keyChanged(table, change.key, change.row)))
+          if (!batchable) {
+            flush()
+            statements.push(applyChange(change))
+            continue
+          }
+          const row = (change as { row: Row }).row
+          const columns = presentColumns(row)
+          const key = table.key.map((c) => String(row[c])).join("\u0000")
+          if (
+            pending && (pending.relation !== (change as { relation: Relation }).relation || pending.table !== table ||
+              !sameColumns(pending.columns, columns) || pending.keys.has(key) ||
+              (pending.rows.length + 1) * columns.length > maxParameters)
+          ) flush()
+          if (!pending) pending = { table, relation: (change as { relation: Relation }).relation, columns, rows: [], keys: new Set() }
+          pending.rows.push(row)
+          pending.keys.add(key)
+        }
+        flush()
+        return Effect.forEach(statements, (statement) => statement, { discard: true })
+      }
+      const batchableKeys = new Set(
+        tables.filter((t) => t.key.every((k) => textIsIdentity.has(t.columns.find((c) => c.name === k)!.typeOid)))
+      )
 
       const remove = (table: TableInfo, relation: Relation, key: Row) =>
         run(
@@ -183,7 +234,7 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
         appliedLsn: state ? parseLsn(String((state as { lsn: unknown }).lsn)) : undefined,
         durableState: true,
         apply: (transaction) =>
-          Effect.forEach(transaction.changes, applyChange, { discard: true }).pipe(
+          applyChanges(transaction.changes).pipe(
             Effect.zipRight(recordState(formatLsn(parseLsn(transaction.endLsn)))),
             sql.withTransaction,
             Effect.mapError(targetError("apply")),
@@ -193,6 +244,18 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
       } satisfies Applier
     })
 })
+
+// An unchanged TOAST value is absent: leave the target's value alone.
+const presentColumns = (row: Row): ReadonlyArray<string> => Object.keys(row).filter((c) => row[c] !== undefined)
+
+const sameColumns = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) =>
+  a.length === b.length && a.every((c, i) => c === b[i])
+
+// int2, int4, int8, text, varchar, uuid (the server prints uuids one way).
+const textIsIdentity = new Set([21, 23, 20, 25, 1043, 2950])
+
+// Below SQLite's default limit of bound parameters (32 766), far below PostgreSQL's (65 535).
+const maxParameters = 30_000
 
 const keyChanged = (table: TableInfo, key: Row, row: Row): boolean =>
   table.key.some((c) => key[c] !== undefined && !sameValue(key[c], row[c]))
