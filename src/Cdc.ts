@@ -428,14 +428,18 @@ export const drop: (options: {
 }) => Effect.Effect<void, ReplicationError> = internal.drop
 
 /**
+ * An LSN as a number of bytes, for comparing and subtracting positions.
+ *
  * @since 0.1.0
- * @category constructors
+ * @category utils
  */
 export const parseLsn: (lsn: Lsn) => bigint = replication.parseLsn
 
 /**
+ * A byte position printed as PostgreSQL 18 prints an LSN (`0/016B3748`).
+ *
  * @since 0.1.0
- * @category constructors
+ * @category utils
  */
 export const formatLsn: (lsn: bigint) => Lsn = replication.formatLsn
 

@@ -320,8 +320,12 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
         return state ? Effect.succeed(state) : Effect.fail(new UnknownRule({ name }))
       })
 
+    // Each failure counts once in `errors`, whether a retry absorbed it or it ended the session.
+    const counted = new WeakSet<object>()
     const noteError = (state: RuleState) => (error: CdcError) =>
       Effect.sync(() => {
+        if (counted.has(error)) return
+        counted.add(error)
         state.errors++
         state.lastError = error.message
       })
@@ -344,14 +348,8 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
         const applyRetry: Schedule.Schedule<unknown> = mode === "run" ? backoff : Schedule.intersect(backoff, Schedule.recurs(10))
         const applyTransaction = (transaction: Transaction) =>
           applier.apply(transaction).pipe(
-            Effect.tapError((error) =>
-              Effect.sync(() => {
-                state.retries++
-                state.errors++
-                state.lastError = error.message
-              })
-            ),
-            Effect.retry(applyRetry),
+            Effect.tapError(noteError(state)),
+            Effect.retry(applyRetry.pipe(Schedule.tapOutput(() => Effect.sync(() => state.retries++)))),
             Effect.tap(() =>
               Effect.sync(() => {
                 state.transactionsApplied++
@@ -410,7 +408,8 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
           statusInterval: mode === "sync" ? Math.min(100, statusInterval) : statusInterval
         })
         const decoder = makeDecoder()
-        let open: { begin: Change & { _tag: "Begin" }; changes: Array<RowChange> } | undefined
+        // The changes of the transaction being received, until its Commit.
+        let open: Array<RowChange> | undefined
 
         for (;;) {
           if (goal !== undefined && open === undefined && stream.confirmed() >= goal) {
@@ -429,7 +428,7 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
           if (!change) continue
           switch (change._tag) {
             case "Begin":
-              open = { begin: change, changes: [] }
+              open = []
               break
             case "Commit": {
               const end = Replication.parseLsn(change.endLsn)
@@ -439,7 +438,7 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
                   lsn: change.lsn,
                   endLsn: change.endLsn,
                   commitTime: change.commitTime,
-                  changes: open.changes,
+                  changes: open,
                   snapshot: false
                 }
                 yield* applyTransaction(transaction)
@@ -451,7 +450,7 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
               break
             }
             default:
-              open?.changes.push(change)
+              open?.push(change)
           }
         }
       }))
