@@ -17,6 +17,7 @@ import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { inspect } from "node:util"
 import * as Cdc from "effect-sql-router/Cdc"
 import * as RouterConfig from "effect-sql-router/RouterConfig"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
@@ -427,6 +428,23 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         }).pipe(Effect.provide(CdcLive))
         expect(yield* Ref.get(saved)).toEqual([["routed"], []])
         expect(yield* slotExists(cluster, "cdc_routed")).toBe(false)
+      })))
+
+    it.effect("a source that cannot be reached fails with ReplicationError, and the password appears nowhere", () =>
+      provided(Effect.gen(function*() {
+        const cdc = yield* Cdc.make({
+          primary: Redacted.make("postgres://app:s3cret-pw@127.0.0.1:1/app"),
+          targets: { sink: Cdc.sinkTarget(Sink.drain) }
+        })
+        yield* cdc.addRule({ name: "unreachable", tables: ["t"], target: "sink" })
+        const error = yield* Effect.flip(cdc.sync("unreachable"))
+        expect(error._tag).toBe("ReplicationError")
+        const stats = yield* cdc.stats("unreachable")
+        for (const text of [String(error), error.message, JSON.stringify(error), inspect(error, { depth: 10 }), JSON.stringify(stats)]) {
+          expect(text).not.toContain("s3cret-pw")
+        }
+        expect(stats.lastError).toBe(error.message)
+        expect(stats.lagBytes).toBeUndefined()
       })))
 
     it.effect("run follows the primary as a scoped fiber; interrupting it mid-stream loses nothing", () =>
