@@ -388,7 +388,9 @@ export interface StreamOptions {
 }
 
 /**
- * The slot's changes as a stream. A `Commit` is acknowledged (the slot may
+ * The slot's changes as a stream. Columns of any type come through (a type
+ * outside the README's mapping as the server's text); `tables` without a
+ * primary key are refused. A `Commit` is acknowledged (the slot may
  * forget the transaction) when the element after it is pulled, that is once
  * your processing of the commit finished; a stream that ends or fails before
  * then gets the transaction again next time.

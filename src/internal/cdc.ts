@@ -170,7 +170,8 @@ export const changes = (options: StreamOptions) =>
       applicationName: options.applicationName ?? defaultApplicationName
     }
     const client = yield* Replication.control(connect)
-    const tables = options.tables ? yield* Replication.describeTables(client, options.tables) : undefined
+    // The raw stream carries any type (unsupported ones as the server's text).
+    const tables = options.tables ? yield* Replication.describeTables(client, options.tables, { checkTypes: false }) : undefined
     const startLsn = yield* prepareSource(connect, client, {
       slot: options.slot,
       publication: options.publication,

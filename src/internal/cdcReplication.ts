@@ -105,13 +105,15 @@ export const quoteIdent = (name: string): string => `"${name.replace(/"/g, "\"\"
 
 /**
  * Looks up every table of a rule and refuses, before anything is applied, a
- * table that does not exist, has no primary key, cannot identify deleted rows,
- * or has a column of a type the targets cannot take.
+ * table that does not exist, has no primary key (publishing it would make the
+ * source refuse its updates and deletes), cannot identify deleted rows, or
+ * (with `checkTypes`) has a column of a type the targets cannot take.
  * @internal
  */
 export const describeTables = (
   client: Pg.Client,
-  tables: ReadonlyArray<string>
+  tables: ReadonlyArray<string>,
+  options: { readonly checkTypes: boolean } = { checkTypes: true }
 ): Effect.Effect<
   ReadonlyArray<TableInfo>,
   ReplicationError | UnknownTable | MissingPrimaryKey | UnsupportedType
@@ -156,7 +158,7 @@ export const describeTables = (
           reason: "its REPLICA IDENTITY is NOTHING or USING INDEX: deletes could not name the row; use DEFAULT or FULL"
         })
       }
-      for (const column of columns) {
+      for (const column of options.checkTypes ? columns : []) {
         if (!Types.isSupported(column.oid)) {
           return yield* new UnsupportedType({ table: label, column: column.name, type: column.formatted })
         }
