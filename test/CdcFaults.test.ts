@@ -7,6 +7,7 @@ import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as ChildProcess from "node:child_process"
 import Pg from "pg"
 import * as Cdc from "effect-sql-router/Cdc"
 import { PgCluster } from "effect-sql-router/testing"
@@ -231,6 +232,52 @@ describe("Cdc faults", () => {
         yield* Effect.promise(() => locker.query("COMMIT").then(() => locker.end()))
         expect(Exit.isInterrupted(yield* Fiber.join(interrupting))).toBe(true)
         expect((yield* s.cdc.stats("mirror")).transactionsApplied).toBe(applied)
+        const marker = "SELECT (SELECT count(*) FROM cdc_a WHERE id = 100000) + (SELECT count(*) FROM cdc_b WHERE id = 999999) AS n"
+        expect(yield* s.target.query(s.target.primary, marker)).toEqual([{ n: "0" }])
+        yield* workload(s, half, total)
+        yield* s.cdc.run("mirror")
+        yield* expectConverged(s)
+        expect(yield* s.target.query(s.target.primary, marker)).toEqual([{ n: "2" }])
+      })), { timeout: 240_000 })
+
+  it.live("the CDC process SIGKILLed inside a target transaction: a new process re-delivers from the confirmed position", () =>
+    scenario({ replicas: 0 }, (s) =>
+      Effect.gen(function*() {
+        const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", "test/fixtures/cdcWorker.ts"], {
+          stdio: ["ignore", "pipe", "inherit"],
+          env: {
+            ...process.env,
+            CDC_SOURCE_URL: Redacted.value(s.source.primary.url),
+            CDC_TARGET_URL: Redacted.value(s.target.primary.url)
+          }
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+        const exited = Effect.async<void>((resume) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+          child.once("exit", () => resume(Effect.void))
+        })
+        yield* Effect.async<void>((resume) => void child.stdout.once("data", () => resume(Effect.void)))
+        yield* workload(s, 200, half)
+        yield* expectConverged(s, 0)
+        const locker = new Pg.Client({ connectionString: Redacted.value(s.target.primary.url) })
+        yield* Effect.promise(() => locker.connect())
+        yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE cdc_a IN ACCESS EXCLUSIVE MODE"))
+        yield* s.source.query(
+          s.source.primary,
+          "BEGIN; INSERT INTO cdc_b VALUES (999999, 1.50, '{\"marker\": true}'); INSERT INTO cdc_a VALUES (100000, 1, 'marker'); COMMIT"
+        )
+        yield* s.target.query(
+          s.target.primary,
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cdc_a%'"
+        ).pipe(
+          Effect.flatMap((rows) => rows.length > 0 ? Effect.void : Effect.fail("not blocked yet")),
+          Effect.retry(Schedule.spaced("20 millis")),
+          Effect.timeout("30 seconds")
+        )
+        child.kill("SIGKILL")
+        yield* exited
+        yield* Effect.promise(() => locker.query("COMMIT").then(() => locker.end()))
+        // The server rolled the dead process's half-applied transaction back.
         const marker = "SELECT (SELECT count(*) FROM cdc_a WHERE id = 100000) + (SELECT count(*) FROM cdc_b WHERE id = 999999) AS n"
         expect(yield* s.target.query(s.target.primary, marker)).toEqual([{ n: "0" }])
         yield* workload(s, half, total)
