@@ -13,6 +13,7 @@ import type * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
 import * as internal from "./internal/routerConfig.js"
+import type { Config as CdcConfig } from "./Cdc.js"
 import type { InvalidConfig } from "./RouterError.js"
 
 /**
@@ -183,6 +184,8 @@ export interface RouterConfig {
   readonly health?: HealthConfig | undefined
   readonly maxLag?: MaxLag | undefined
   readonly consistency?: ConsistencyConfig | undefined
+  /** CDC rules (see `Cdc`), saved and loaded with the rest. */
+  readonly cdc?: CdcConfig | undefined
 }
 
 /**

@@ -99,3 +99,11 @@ export * as Topology from "./Topology.js"
  * @since 0.1.0
  */
 export * as EventLog from "./EventLog.js"
+
+/**
+ * Change data capture from the primary over logical replication, and CDC
+ * rules that apply it to another store.
+ *
+ * @since 0.1.0
+ */
+export * as Cdc from "./Cdc.js"

@@ -12,6 +12,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Resolved, RouterConfig } from "../RouterConfig.js"
 import { InvalidConfig } from "../RouterError.js"
+import * as CdcSchema from "./cdcSchema.js"
 import * as Crypto from "node:crypto"
 import * as ConnectionString from "./connectionString.js"
 
@@ -110,7 +111,8 @@ export const Json = Schema.Struct({
   sideEffectFunctions: Schema.optional(Schema.Array(Schema.String)),
   health: Schema.optional(Health),
   maxLag: Schema.optional(MaxLag),
-  consistency: Schema.optional(Consistency)
+  consistency: Schema.optional(Consistency),
+  cdc: Schema.optional(CdcSchema.Config)
 })
 
 // -----------------------------------------------------------------------------

@@ -181,6 +181,8 @@ export interface Options {
   readonly replicas?: number | undefined
   /** Default: `PG_CLUSTER` from the environment, else `embedded`. */
   readonly backend?: Backend | undefined
+  /** `wal_level` of every node; default `replica`. `logical` lets `Cdc` stream changes. */
+  readonly walLevel?: "replica" | "logical" | undefined
   /** Extra `postgresql.conf` settings for every node, e.g. `{ max_connections: "50" }`. */
   readonly settings?: Readonly<Record<string, string>> | undefined
   /** How long a server may take to accept connections; default 60 seconds. */

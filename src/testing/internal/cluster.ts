@@ -211,7 +211,12 @@ export const embedded = (
         const dataDir = Path.join(root, name)
         yield* promise("setup", node, async () => {
           await Template.copyDataDir(template, dataDir)
-          const settings: Record<string, string> = { ...options.settings, port: String(port), cluster_name: `'${name}'` }
+          const settings: Record<string, string> = {
+            ...Template.optionSettings(options),
+            ...options.settings,
+            port: String(port),
+            cluster_name: `'${name}'`
+          }
           await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Template.renderSettings(settings))
           if (primary) await followPrimary(dataDir, name, primary)
           if (runAs) await RunAs.chownTree(dataDir, runAs)

@@ -6,6 +6,7 @@ import { ClusterError } from "../PgCluster.js"
 import type { Driver } from "./cluster.js"
 import { makeNode } from "./cluster.js"
 import { freePort } from "./process.js"
+import { optionSettings } from "./template.js"
 
 // testcontainers is an optional peer: it is loaded only when this backend is
 // chosen, so its types are not required to build the library.
@@ -73,7 +74,7 @@ export const testcontainers = (options: Options): Effect.Effect<Driver, ClusterE
                 content: "echo 'host replication all all trust' >> \"$PGDATA/pg_hba.conf\"\n",
                 target: "/docker-entrypoint-initdb.d/10-replication.sh"
               }])
-              .withCommand(["postgres", ...serverFlags(options.settings)])
+              .withCommand(["postgres", ...serverFlags({ ...optionSettings(options), ...options.settings })])
           } else {
             const script = [
               "set -e",
@@ -81,7 +82,7 @@ export const testcontainers = (options: Options): Effect.Effect<Driver, ClusterE
               `  until pg_basebackup -h ${primaryAlias} -U postgres -D "$PGDATA" -R -X stream; do rm -rf "$PGDATA"/*; sleep 0.5; done`,
               "  chmod 0700 \"$PGDATA\"",
               "fi",
-              `exec postgres ${serverFlags(options.settings).map((f) => `'${f}'`).join(" ")}`
+              `exec postgres ${serverFlags({ ...optionSettings(options), ...options.settings }).map((f) => `'${f}'`).join(" ")}`
             ].join("\n")
             container = container.withUser("postgres").withEntrypoint(["bash", "-c", script])
           }

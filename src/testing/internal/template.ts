@@ -34,6 +34,14 @@ export const baseSettings: Readonly<Record<string, string>> = {
   dynamic_shared_memory_type: "posix"
 }
 
+/**
+ * Settings that come from harness options rather than from `settings`.
+ * `walLevel: "logical"` is what logical replication (CDC) needs.
+ * @internal
+ */
+export const optionSettings = (options: { readonly walLevel?: "replica" | "logical" | undefined }): Record<string, string> =>
+  options.walLevel ? { wal_level: options.walLevel } : {}
+
 /** @internal */
 export const renderSettings = (settings: Readonly<Record<string, string>>): string =>
   Object.entries(settings).map(([key, value]) => `${key} = ${value}`).join("\n") + "\n"
