@@ -37,6 +37,8 @@ import type { SqlRouter } from "./SqlRouter.js"
 export type Lsn = string
 
 /**
+ * A column of a relation: its name, type (OID and name) and whether it is part of the key.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -77,6 +79,8 @@ export interface Relation {
 export type Row = Readonly<Record<string, unknown>>
 
 /**
+ * The start of a source transaction: its final LSN, commit time and xid.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -89,6 +93,8 @@ export interface Begin {
 }
 
 /**
+ * A row inserted into a relation: the new row.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -102,6 +108,8 @@ export interface Insert {
 }
 
 /**
+ * A row updated in a relation: the new row and, when the key changed, the old key.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -118,6 +126,8 @@ export interface Update {
 }
 
 /**
+ * A row deleted from a relation: its old key.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -131,6 +141,8 @@ export interface Delete {
 }
 
 /**
+ * Relations truncated in one statement.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -144,6 +156,8 @@ export interface Truncate {
 }
 
 /**
+ * The end of a source transaction: its commit and end LSNs and commit time.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -285,6 +299,8 @@ export class MissingPrimaryKey extends Schema.TaggedError<MissingPrimaryKey>(
 }
 
 /**
+ * A rule names a table that the source does not have.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -301,6 +317,8 @@ export class UnknownTable extends Schema.TaggedError<UnknownTable>("effect-sql-r
 }
 
 /**
+ * No rule has the given name.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -368,6 +386,8 @@ export type CdcError =
 export type Primary = Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>>
 
 /**
+ * Options of the raw change stream: the slot and publication, and what to create or adopt.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -463,6 +483,8 @@ export interface Target {
 }
 
 /**
+ * Options of a SQL target: the dialect and where the applied position is recorded.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -514,6 +536,8 @@ export const sinkTarget: <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>) 
 export const Rule = CdcSchema.Rule
 
 /**
+ * A CDC rule (the seed's replication rule): its name, tables, target and conflict resolution.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -529,6 +553,8 @@ export type Rule = typeof CdcSchema.Rule.Type
 export const Config = CdcSchema.Config
 
 /**
+ * The CDC part of a saved router configuration: its rules.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -610,12 +636,16 @@ export interface Cdc {
 }
 
 /**
+ * The CDC service's tag.
+ *
  * @since 0.1.0
  * @category tags
  */
 export const Cdc: Context.Tag<Cdc, Cdc> = Context.GenericTag<Cdc>("effect-sql-router/Cdc")
 
 /**
+ * Options of {@link make} and {@link layer}: the source, the targets by name and the rules.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -655,6 +685,8 @@ export interface Options {
 export const make: (options: Options) => Effect.Effect<Cdc, InvalidRule, Scope.Scope> = internal.make
 
 /**
+ * The CDC service as a layer (see {@link make}).
+ *
  * @example
  * ```ts
  * import { SqlClient } from "@effect/sql"
@@ -697,12 +729,16 @@ export const layerRouter = (options: Omit<Options, "primary">): Layer.Layer<Cdc,
   )
 
 /**
+ * Adds a rule (validated against its target and the source) to the service.
+ *
  * @since 0.1.0
  * @category accessors
  */
 export const addRule = (rule: Rule): Effect.Effect<void, InvalidRule, Cdc> => Effect.flatMap(Cdc, (cdc) => cdc.addRule(rule))
 
 /**
+ * Stops a rule and drops its slot (and the publication it created).
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -712,18 +748,24 @@ export const removeRule = (
 ): Effect.Effect<void, UnknownRule | ReplicationError, Cdc> => Effect.flatMap(Cdc, (cdc) => cdc.removeRule(name, options))
 
 /**
+ * The rules the service holds.
+ *
  * @since 0.1.0
  * @category accessors
  */
 export const listRules: Effect.Effect<ReadonlyArray<Rule>, never, Cdc> = Effect.flatMap(Cdc, (cdc) => cdc.listRules)
 
 /**
+ * Catches a rule up to the primary's current LSN once, then stops.
+ *
  * @since 0.1.0
  * @category accessors
  */
 export const sync = (name: string): Effect.Effect<SyncResult, CdcError, Cdc> => Effect.flatMap(Cdc, (cdc) => cdc.sync(name))
 
 /**
+ * Follows a rule for ever, as a fiber of the current scope.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -733,6 +775,8 @@ export const run = (
   Effect.flatMap(Cdc, (cdc) => cdc.run(name))
 
 /**
+ * A rule's statistics: changes and transactions applied, last LSN, lag, retries, errors and restarts.
+ *
  * @since 0.1.0
  * @category accessors
  */

@@ -165,7 +165,8 @@ export const reasons: Record<string, string> = {
   "consistency.maxWait": "must be a finite duration of 0 or more (e.g. \"50 millis\")",
   "consistency.onNotCaughtUp": oneOf(notCaughtUpPolicies),
   "consistency.stickyPrimaryAfterWrite": positive,
-  "consistency.tokenSecret": "must be a secret of at least 16 characters"
+  "consistency.tokenSecret": "must be a secret of at least 16 characters",
+  cdc: "must be an object { rules: [...] } of CDC rules (see Cdc.Rule)"
 }
 
 const urlFields = new Set(["primary", "hosts[]", "replicas[]"])
