@@ -67,6 +67,17 @@ const program = Effect.gen(function*() {
   yield* Effect.promise(async () => {
     const only = process.argv.includes("--routed-only")
     for (let i = 0; i < 3; i++) {
+      if (process.argv.includes("--fibers")) {
+        // Long-lived fibers in one runtime, as in an Effect application.
+        const loop = (effect: Effect.Effect<unknown, unknown>, name: string) =>
+          measure(name, 1, () =>
+            runtime.runPromise(Effect.all(Array.from({ length: 32 }, () => Effect.repeatN(Effect.ignore(effect), 199)), {
+              concurrency: "unbounded",
+              discard: true
+            })), 3000)
+        await loop(process.env.FLOOR === "1" ? floor : sql`SELECT 1`, process.env.FLOOR === "1" ? "floor, fibers (per 6400)" : "routed, fibers (per 6400)")
+        continue
+      }
       if (process.argv.includes("--withread-only")) { await measure("withRead (runPromise)", 32, () => runtime.runPromise(router.withRead(select1)), 4000); continue }
       if (only) { await measure("routed statement (runPromise)", 32, () => runtime.runPromise(sql`SELECT 1`), 4000); continue }
       if (process.argv.includes("--prebuilt")) {

@@ -432,7 +432,8 @@ export const render = (data: RunData): string => {
       "## Micro-benchmarks",
       "",
       "Router decision: a router built on the cluster (`makeState`, health probes off, 2 replicas); one iteration " +
-        "is `pickReplica` then `releaseReplica` (two STM commits) in one fiber. All steps run interleaved, repetition " +
+        "is `pickReplica` (one STM commit: pick and in-flight count) then the release as the driver's callback does " +
+        "it (no commit), in one fiber. All steps run interleaved, repetition " +
         "after repetition; each figure is the best repetition, by wall time and by process CPU time (other work on the " +
         "host stretches the first, hardly the second).",
       "",

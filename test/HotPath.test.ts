@@ -268,4 +268,23 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hot path"
         expect(written).toEqual([{ bigNumber: 5n }])
       }))
   })
+
+  // Last: it promotes a replica, so the cluster has a new primary afterwards.
+  describe("after a promotion", () => {
+    it.scoped("the routed client's config and json follow the new primary", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const { client: sql, router } = yield* routed()
+        expect(sql.config.port).toBe(cluster.primary.port)
+        yield* cluster.awaitReplication()
+        const promoted = yield* router.promote("replica-1")
+        const replica1 = cluster.replicas.find((r) => r.name === "replica-1")!
+        expect(promoted.id).toBe("replica-1")
+        expect(sql.config.port).toBe(replica1.port)
+        // json is a fragment for the current primary's compiler; writes use the new primary.
+        const [row] = yield* sql<{ node: string; v: unknown }>`
+          SELECT current_setting('cluster_name') AS node, ${sql.json({ a_key: 1 })}::jsonb AS v FOR UPDATE`
+        expect(row).toEqual({ node: "replica-1", v: { a_key: 1 } })
+      }))
+  })
 })
