@@ -179,8 +179,15 @@ export interface RouterConfig {
    * slowest legitimate replica read.
    */
   readonly readTimeout?: Duration.DurationInput | undefined
-  /** Function names (beyond the built-in list) whose call makes a statement a write. */
-  readonly sideEffectFunctions?: ReadonlyArray<string> | undefined
+  /**
+   * Function names (beyond the built-in list) whose call makes a statement a
+   * write; or `"catalog"`: the routed client reads `pg_proc` on the primary at
+   * start and after every schema change it routes, and treats a call of any
+   * `VOLATILE` function outside `pg_catalog` and `information_schema` as a
+   * write (the check stays one set lookup per called name, and only for a
+   * text not yet classified).
+   */
+  readonly sideEffectFunctions?: ReadonlyArray<string> | "catalog" | undefined
   readonly health?: HealthConfig | undefined
   readonly maxLag?: MaxLag | undefined
   readonly consistency?: ConsistencyConfig | undefined
@@ -210,6 +217,8 @@ export interface Resolved {
   readonly applicationName: string
   readonly readTimeout: Duration.Duration | undefined
   readonly sideEffectFunctions: ReadonlyArray<string>
+  /** `sideEffectFunctions: "catalog"`: the user's volatile functions are read from `pg_proc`. */
+  readonly sideEffectCatalog: boolean
   readonly health: {
     readonly interval: Duration.Duration
     readonly timeout: Duration.Duration

@@ -493,7 +493,10 @@ describe("Classifier", () => {
       ["UPDATE users SET name = 'drop table' WHERE id = 1", false],
       ["DELETE FROM users -- drop later", false],
       ["INSERT INTO \"create\" VALUES (1)", false],
-      ["TRUNCATE users", false]
+      ["TRUNCATE users", false],
+      ["INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", false],
+      ["INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET comment = 'x'", false],
+      ["UPDATE t SET comment = 'a', import = 1", false]
     ] as const)("%s: %s", (sql, expected) => {
       expect(Classifier.isSchemaChange(sql)).toBe(expected)
       const kind = Classifier.make().kind(sql)

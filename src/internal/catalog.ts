@@ -151,3 +151,15 @@ export const identitySql =
 
 /** @internal */
 export const promoteSql = "SELECT pg_promote(true, 60) AS ok"
+
+/**
+ * The user's functions that may write: `VOLATILE` ordinary functions outside
+ * the system schemas, by qualified name. Procedures are reached with CALL,
+ * which is a write anyway.
+ * @internal
+ */
+export const volatileFunctionsSql = `SELECT n.nspname || '.' || p.proname AS name
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.provolatile = 'v' AND p.prokind = 'f'
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`

@@ -681,18 +681,25 @@ const schemaKeywords: ReadonlySet<string> = new Set([
 ])
 
 /**
- * Whether a write may change the schema: any of the schema keywords as a bare
- * word outside literals and comments. A column named `comment` makes a false
- * positive, which costs only a barrier (reads on the primary until the
- * replicas replay the write); a miss would cost a failed read.
+ * Whether a write may change the schema: a statement of the text (the first,
+ * or one after a `;`) that starts with a schema keyword, outside literals and
+ * comments. `INSERT … ON CONFLICT DO NOTHING` and a column named `comment` are
+ * not schema changes: only a statement's first word counts.
  * @internal
  */
 export const isSchemaChange = (sql: string): boolean => {
   const scanner = new Scanner(sql)
+  let atStart = true
   for (;;) {
     const kind = scanner.next()
     if (kind === EOF || kind === ERROR) return false
-    if (kind === WORD && schemaKeywords.has(text(scanner))) return true
+    if (kind === SEMI) {
+      atStart = true
+      continue
+    }
+    if (kind === LPAREN && atStart) continue
+    if (atStart && kind === WORD && schemaKeywords.has(text(scanner))) return true
+    atStart = false
   }
 }
 

@@ -13,7 +13,7 @@ import type * as Consistency from "../Consistency.js"
 import type * as Node from "../Node.js"
 import { InvalidToken } from "../RouterError.js"
 import { parseLsn } from "./healthMonitor.js"
-import { emptyState, type RouterState, SessionTag } from "./routing.js"
+import { emptyState, raiseSchemaBarrier, type RouterState, SessionTag } from "./routing.js"
 
 /** @internal */
 export { chooseRead, currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./routing.js"
@@ -64,6 +64,17 @@ const stickUntilCaughtUp = (internals: RouterState, session: Ref.Ref<Consistency
  * @internal
  */
 export const commitRecording = (internals: RouterState) => (connection: Connection.Connection): Effect.Effect<void, SqlError> =>
+  schemaChangedIn.has(connection)
+    ? Effect.zipRight(
+      commitInSession(internals, connection),
+      Effect.suspend(() => {
+        schemaChangedIn.delete(connection)
+        return recordSchemaChange(internals, connection.execute(schemaLsnQuery, [], undefined))
+      })
+    )
+    : commitInSession(internals, connection)
+
+const commitInSession = (internals: RouterState, connection: Connection.Connection): Effect.Effect<void, SqlError> =>
   Effect.withFiberRuntime((fiber) => {
     const session = Context.getOption(fiber.currentContext, SessionTag)
     const plain = Effect.asVoid(connection.executeUnprepared("COMMIT", [], undefined))
@@ -75,6 +86,43 @@ export const commitRecording = (internals: RouterState) => (connection: Connecti
       connection.executeUnprepared(`COMMIT; ${lsnQuery}`, [], undefined),
       (results) => recordCommit(internals, Effect.succeed((results as ReadonlyArray<ReadonlyArray<{ lsn?: unknown }>>)[1] ?? []))
     )
+  })
+
+// -----------------------------------------------------------------------------
+// The DDL barrier's positions
+// -----------------------------------------------------------------------------
+
+/**
+ * The barrier's position: the primary's flush position after the schema
+ * change committed. A synchronous COMMIT returns after its record is flushed,
+ * so this is at or past it, and unlike the insert position it never counts
+ * WAL that the replicas cannot have yet (a record another process inserted
+ * but nobody flushed would hold the barrier up while replay is paused).
+ * @internal
+ */
+export const schemaLsnQuery = "SELECT pg_current_wal_flush_lsn()::text AS lsn"
+
+/** Transactions (by connection) that ran a schema change: their COMMIT raises the barrier. */
+const schemaChangedIn = new WeakSet<Connection.Connection>()
+
+/** @internal */
+export const markSchemaChange = (connection: Connection.Connection): void => {
+  schemaChangedIn.add(connection)
+}
+
+/**
+ * After a schema change committed on the primary: reads wait for replicas
+ * that replayed the primary's position. A failed capture must not fail the
+ * DDL; without the position the barrier stays up until its time bound.
+ * @internal
+ */
+export const recordSchemaChange = (
+  internals: RouterState,
+  lsnOf: Effect.Effect<ReadonlyArray<{ readonly lsn?: unknown }>, unknown>
+): Effect.Effect<void> =>
+  Effect.flatMap(Effect.either(lsnOf), (rows) => {
+    const lsn = rows._tag === "Right" ? parseLsn(String(rows.right[0]?.lsn ?? "")) : undefined
+    return raiseSchemaBarrier(internals, lsn ?? BigInt(Number.MAX_SAFE_INTEGER) * 1024n)
   })
 
 /** After autocommit writes on the primary: any connection sees the global insert position. @internal */

@@ -19,6 +19,7 @@ import * as Classifier from "../Classifier.js"
 import type * as Node from "../Node.js"
 import { WriteOutcomeUnknown } from "../RouterError.js"
 import type * as Topology from "../Topology.js"
+import * as Catalog from "./catalog.js"
 import * as Consistency from "./consistency.js"
 import { isReadOnlyViolation } from "./errors.js"
 import * as Membership from "./membership.js"
@@ -156,9 +157,17 @@ export interface Router {
 export const makeRouter = (
   state: Routing.RouterState,
   classifier: Classifier.Classifier,
-  options: { readonly writeTimeout?: Duration.DurationInput | undefined } = {}
+  options: {
+    readonly writeTimeout?: Duration.DurationInput | undefined
+    /** After a routed schema change: e.g. read the catalog's functions again. */
+    readonly onSchemaChange?: Effect.Effect<void> | undefined
+  } = {}
 ): Router => {
   const { topology } = state
+  const afterSchemaChange = (primary: Node.Node) => {
+    const raised = Consistency.recordSchemaChange(state, primary.connection.execute(Consistency.schemaLsnQuery, [], undefined))
+    return options.onSchemaChange === undefined ? raised : Effect.zipRight(raised, options.onSchemaChange)
+  }
   const writeTimeout = options.writeTimeout === undefined ? undefined : Duration.toMillis(Duration.decode(options.writeTimeout))
   const readTimeout = state.config.readTimeout === undefined ? undefined : Duration.toMillis(state.config.readTimeout)
   const timedOut = () => new Error(`router read timeout: no answer within ${Duration.format(state.config.readTimeout!)}`)
@@ -178,7 +187,8 @@ export const makeRouter = (
     params: ReadonlyArray<unknown>,
     op: Op,
     rows: Rows | undefined,
-    span: Tracer.Span | undefined
+    span: Tracer.Span | undefined,
+    schemaChange: boolean
   ): Effect.Effect<any, SqlError> => {
     count(primary, "write")
     annotate(span, primary)
@@ -190,7 +200,8 @@ export const makeRouter = (
         if (running.abandoned) return
         if (error === undefined) {
           const value = finish(op, rows, result!)
-          return resume(session ? Effect.zipRight(Consistency.recordCommitOnNode(state, primary), value) : value)
+          const recorded = session ? Effect.zipRight(Consistency.recordCommitOnNode(state, primary), value) : value
+          return resume(schemaChange ? Effect.zipRight(afterSchemaChange(primary), recorded) : recorded)
         }
         if (isReadOnlyViolation(error)) {
           return resume(Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), asSqlError))
@@ -216,12 +227,13 @@ export const makeRouter = (
     params: ReadonlyArray<unknown>,
     op: Op,
     rows: Rows | undefined,
-    span: Tracer.Span | undefined
+    span: Tracer.Span | undefined,
+    schemaChange = false
   ): Effect.Effect<any, SqlError> =>
     // A split brain forbids writes: the STM check says why. Otherwise the primary, read as is.
     Routing.peek(topology.conflict).length > 0
-      ? Effect.flatMap(primaryForWrite, (primary) => writeOn(fiber, primary, sql, params, op, rows, span))
-      : writeOn(fiber, Routing.peek(topology.primary), sql, params, op, rows, span)
+      ? Effect.flatMap(primaryForWrite, (primary) => writeOn(fiber, primary, sql, params, op, rows, span, schemaChange))
+      : writeOn(fiber, Routing.peek(topology.primary), sql, params, op, rows, span, schemaChange)
 
   /** A read on the primary: no replica fits, or the region forces the primary. */
   const readOnPrimary = (
@@ -270,9 +282,11 @@ export const makeRouter = (
         if (timer !== undefined) clearTimeout(timer)
         if (running.abandoned) return
         if (error === undefined) return resume(finish(op, rows, result!))
-        switch (Routing.afterReadFailure(error)) {
+        switch (Routing.afterReadFailure(state, replica, error)) {
           case "primary":
             return resume(write(fiber, sql, params, op, rows, span))
+          case "primary-read":
+            return resume(readOnPrimary(fiber, sql, params, op, rows, span))
           case "elsewhere":
             return resume(
               retry
@@ -346,15 +360,19 @@ export const makeRouter = (
     if (fiber.getFiberRef(Routing.currentRoute) === "primary") return readOnPrimary(fiber, sql, params, op, rows, span)
     // The common case: no session, no staleness bound, so the pick cannot fail.
     const decision = !hasSession(fiber) && fiber.getFiberRef(Routing.currentMaxStaleness)._tag === "None"
-      ? Routing.pickReplica(state, state.requirement)
+      ? Routing.peek(state.schemaBarrier) === undefined
+        ? Routing.pickReplica(state, state.requirement)
+        : Routing.pickUnderBarrier(state, Routing.plainRequirement)
       : Effect.mapError(Routing.decideReplica(state, fiber), asSqlError)
     return Effect.flatMap(decision, (chosen) => readOn(fiber, chosen, sql, params, op, rows, span, true))
   }
 
-  const route: Router["route"] = (fiber, sql, params, op, rows, span) =>
-    classifier.classify(sql) === "write"
-      ? write(fiber, sql, params, op, rows, span)
-      : read(fiber, sql, params, op, rows, span)
+  const route: Router["route"] = (fiber, sql, params, op, rows, span) => {
+    const kind = classifier.kind(sql)
+    return kind === "read"
+      ? read(fiber, sql, params, op, rows, span)
+      : write(fiber, sql, params, op, rows, span, kind === "schema-change")
+  }
 
   const routed = (sql: string, params: ReadonlyArray<unknown>, op: Op, rows: Rows | undefined) =>
     Effect.withFiberRuntime<any, SqlError>((fiber) => route(fiber, sql, params, op, rows, undefined))
@@ -453,6 +471,17 @@ const makeStatementClass = (
   nodeOfConnection: WeakMap<Connection.Connection, string>
 ): StatementClass => {
   const Base = sample.constructor as new(...args: Array<any>) => any
+  // A schema change inside a transaction raises the DDL barrier at its COMMIT.
+  const inTransaction = (
+    connection: Connection.Connection,
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    op: Op,
+    rows: Rows | undefined
+  ) => {
+    if (classifier.kind(sql) === "schema-change") Consistency.markSchemaChange(connection)
+    return onConnection(connection, sql, params, op, rows)
+  }
   const general = (statement: AnyStatement, op: Op): Effect.Effect<any, SqlError> => {
     switch (op) {
       case "execute":
@@ -479,7 +508,7 @@ const makeStatementClass = (
       if (!isTracing(fiber)) {
         const [sql, params] = statement.compile(op === "executeRaw" || op === "executeWithoutTransform")
         return transaction !== undefined
-          ? onConnection(transaction[0], sql, params, op, rows)
+          ? inTransaction(transaction[0], sql, params, op, rows)
           : router.route(fiber, sql, params, op, rows, undefined)
       }
       return Effect.useSpan("sql.execute", { kind: "client", captureStackTrace: false }, (span) => {
@@ -491,7 +520,7 @@ const makeStatementClass = (
           span.attribute("effect_sql_router.intent", "transaction")
           const node = nodeOfConnection.get(transaction[0])
           if (node !== undefined) span.attribute("effect_sql_router.node", node)
-          return onConnection(transaction[0], sql, params, op, rows)
+          return inTransaction(transaction[0], sql, params, op, rows)
         }
         span.attribute("effect_sql_router.intent", classifier.classify(sql))
         return router.route(fiber, sql, params, op, rows, span)
@@ -540,8 +569,19 @@ export const make = (
 ): Effect.Effect<PgClient.PgClient, never, Scope.Scope> =>
   Effect.gen(function*() {
     const classifier = Classifier.make({ sideEffectFunctions: state.config.sideEffectFunctions })
-    const router = makeRouter(state, classifier, { writeTimeout: options.writeTimeout })
     const { topology } = state
+    // sideEffectFunctions: "catalog": the user's volatile functions, read at
+    // start and after each routed schema change. A failed read keeps the list.
+    const readCatalog = state.config.sideEffectCatalog
+      ? Effect.ignore(Effect.flatMap(
+        Effect.tryPromise(() =>
+          Routing.peek(topology.primary).pool.query<{ name: string }>(Catalog.volatileFunctionsSql)
+        ),
+        (result) => Effect.sync(() => classifier.setDiscoveredFunctions(result.rows.map((row) => row.name)))
+      ))
+      : undefined
+    if (readCatalog !== undefined) yield* readCatalog
+    const router = makeRouter(state, classifier, { writeTimeout: options.writeTimeout, onSchemaChange: readCatalog })
     const currentPrimary = Effect.sync(() => Routing.peek(topology.primary))
     const intentSlot: [string, unknown] = ["effect_sql_router.intent", "write"]
     const userAttributes = Object.entries(options.spanAttributes ?? {})
@@ -624,11 +664,23 @@ export const makePinned = (state: Routing.RouterState, node: Node.Node): PgClien
   const classifier = Classifier.make({ sideEffectFunctions: state.config.sideEffectFunctions })
   const route: Router["route"] = (fiber, sql, params, op, rows, span) => {
     annotate(span, node)
+    // A schema change in a primary region raises the DDL barrier too.
+    const schemaChange = node.role === "primary" && classifier.kind(sql) === "schema-change"
     return Effect.async<any, SqlError>((resume) => {
       NodeInternal.watch(
         fiber,
-        NodeInternal.start(node.pool, sql, params, op === "executeValues", (error, result, acquired) =>
-          resume(error === undefined ? finish(op, rows, result!) : Effect.fail(NodeInternal.failed(error, acquired))))
+        NodeInternal.start(node.pool, sql, params, op === "executeValues", (error, result, acquired) => {
+          if (error !== undefined) return resume(Effect.fail(NodeInternal.failed(error, acquired)))
+          const value = finish(op, rows, result!)
+          resume(
+            schemaChange
+              ? Effect.zipRight(
+                Consistency.recordSchemaChange(state, node.connection.execute(Consistency.schemaLsnQuery, [], undefined)),
+                value
+              )
+              : value
+          )
+        })
       )
     })
   }

@@ -21,7 +21,7 @@ import type * as RouterConfig from "../RouterConfig.js"
 import { ReplicaNotCaughtUp } from "../RouterError.js"
 import * as Selection from "../Selection.js"
 import * as Topology from "../Topology.js"
-import { describe, isConnectionError, isReadOnlyViolation } from "./errors.js"
+import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "./errors.js"
 import type * as HealthMonitorInternal from "./healthMonitor.js"
 import { formatLsn, parseLsn } from "./healthMonitor.js"
 import { healthTransitions } from "./metrics.js"
@@ -95,6 +95,12 @@ export interface RouterState {
   readonly systemIdentifier: string
   /** Client options applied on every node's `PgClient` and pool. */
   readonly clientOptions?: ClientOptions | undefined
+  /**
+   * The DDL barrier: the primary's position after the last schema change the
+   * router routed, until every healthy replica has replayed it. While set,
+   * reads go only to replicas at or past it (or to the primary).
+   */
+  readonly schemaBarrier: TRef.TRef<bigint | undefined>
 }
 
 // -----------------------------------------------------------------------------
@@ -168,6 +174,98 @@ export const pickReplica = (
 
 const none = Effect.succeed(Option.none<Topology.Replica>())
 
+// -----------------------------------------------------------------------------
+// The DDL barrier
+// -----------------------------------------------------------------------------
+
+const barrierRequirements = new WeakMap<RouterState, Selection.Requirement>()
+
+/**
+ * The requirement of a read with no session: the configuration's, or, while
+ * the DDL barrier is up, the configuration's with the barrier's position
+ * (built once per barrier position, not per read).
+ * @internal
+ */
+export const plainRequirement = (state: RouterState): Selection.Requirement => {
+  const barrier = peek(state.schemaBarrier)
+  if (barrier === undefined) return state.requirement
+  let requirement = barrierRequirements.get(state)
+  if (requirement === undefined || requirement.minLsn !== barrier) {
+    requirement = { ...state.requirement, minLsn: barrier }
+    barrierRequirements.set(state, requirement)
+  }
+  return requirement
+}
+
+const maxLsn = (a: bigint | undefined, b: bigint | undefined) =>
+  a === undefined ? b : b === undefined ? a : a > b ? a : b
+
+const withBarrier = (state: RouterState, requirement: Selection.Requirement): Selection.Requirement => {
+  const barrier = peek(state.schemaBarrier)
+  return barrier === undefined ? requirement : { ...requirement, minLsn: maxLsn(requirement.minLsn, barrier) }
+}
+
+/** When the barrier went up, and when a read last asked the replicas where they are. */
+interface BarrierClock {
+  raisedAt: number
+  refreshedAt: number
+}
+const barrierClocks = new WeakMap<RouterState, BarrierClock>()
+
+/**
+ * Raises the DDL barrier to `lsn` (the primary's position after a schema
+ * change): reads go only to replicas at or past it, or to the primary.
+ * @internal
+ */
+export const raiseSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    barrierClocks.set(state, { raisedAt: now, refreshedAt: 0 })
+    return STM.commit(TRef.update(state.schemaBarrier, (current) => maxLsn(current, lsn)))
+  })
+
+/** How long the barrier may stay up for a replica that never catches up; then the safety net alone. */
+const schemaBarrierMaxMillis = 30_000
+/** While the barrier is up, at most one read per interval asks the replicas for their positions. */
+const schemaBarrierRefreshMillis = 2
+
+/**
+ * A pick while the DDL barrier is up. When no replica has replayed the
+ * barrier as far as the router knows, one read per few milliseconds asks the
+ * healthy replicas where they are; when all have passed it (or it has been up
+ * too long) the barrier comes down. Schema changes are rare: only the reads
+ * right after one pay this, and no fiber is forked for it.
+ * @internal
+ */
+export const pickUnderBarrier = (
+  state: RouterState,
+  requirement: (state: RouterState) => Selection.Requirement
+): Effect.Effect<Option.Option<Topology.Replica>> =>
+  Effect.flatMap(pickReplica(state, requirement(state)), (chosen) => {
+    const barrier = peek(state.schemaBarrier)
+    const clock = barrierClocks.get(state)
+    if (Option.isSome(chosen) || barrier === undefined || clock === undefined) return Effect.succeed(chosen)
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (now - clock.refreshedAt < schemaBarrierRefreshMillis) return Effect.succeed(chosen)
+      clock.refreshedAt = now
+      return Effect.zipRight(
+        Effect.zipRight(refreshReplayPositions(state), lowerIfReplayed(state, barrier, now - clock.raisedAt)),
+        pickReplica(state, requirement(state))
+      )
+    })
+  })
+
+const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: number): Effect.Effect<void> => {
+  let behind = false
+  for (const replica of peek(state.topology.replicas)) {
+    if (!peek(replica.health).up) continue
+    const replay = peek(replica.probe)?.replayLsn
+    if (replay === undefined || replay < barrier) behind = true
+  }
+  if (behind && upForMillis < schemaBarrierMaxMillis) return Effect.void
+  // Lowered only if no newer schema change raised it meanwhile.
+  return STM.commit(TRef.update(state.schemaBarrier, (current) => current === barrier ? undefined : current))
+}
+
 const minMillis = (a: number | undefined, b: number | undefined) =>
   a === undefined ? b : b === undefined ? a : Math.min(a, b)
 
@@ -238,10 +336,12 @@ const chooseInSession = (
       maxLagBytes: base.maxLagBytes,
       minLsn: current.lsn
     }
-    const chosen = yield* pickReplica(state, requirement)
+    const chosen = peek(state.schemaBarrier) === undefined
+      ? yield* pickReplica(state, requirement)
+      : yield* pickUnderBarrier(state, (state) => withBarrier(state, requirement))
     if (Option.isSome(chosen) || current.lsn === undefined) return chosen
     const policy = Option.getOrElse(fiber.getFiberRef(currentReadPolicy), () => state.config.consistency)
-    return yield* awaitCaughtUp(state, requirement, policy)
+    return yield* awaitCaughtUp(state, withBarrier(state, requirement), policy)
   })
 
 /**
@@ -257,7 +357,11 @@ export const decideReplica = (
   if (route === "primary") return none
   const staleness = fiber.getFiberRef(currentMaxStaleness)
   const session = Context.getOption(fiber.currentContext, SessionTag)
-  if (session._tag === "None" && staleness._tag === "None") return pickReplica(state, state.requirement)
+  if (session._tag === "None" && staleness._tag === "None") {
+    return peek(state.schemaBarrier) === undefined
+      ? pickReplica(state, state.requirement)
+      : pickUnderBarrier(state, plainRequirement)
+  }
   return chooseInSession(state, fiber, route, session, staleness)
 }
 
@@ -296,14 +400,40 @@ export const chooseRead = (state: RouterState): Effect.Effect<Option.Option<Topo
 
 /**
  * What to do with a read that failed on a replica: `primary` when the replica
- * refused it as a write (25006: it must run on the primary, once),
+ * refused it as a write (25006: it must run on the primary, once, as a
+ * write), `primary-read` when it found no such table, column or function
+ * while it may be behind the primary (it has not replayed some DDL yet: once
+ * more, as a read, on the primary),
  * `elsewhere` when the replica is gone (connection-class error or read
  * timeout: take it out of rotation, run once more on another node), `fail`
  * otherwise (the statement itself is wrong).
  * @internal
  */
-export const afterReadFailure = (error: unknown): "primary" | "elsewhere" | "fail" =>
-  isReadOnlyViolation(error) ? "primary" : isConnectionError(error) ? "elsewhere" : "fail"
+export const afterReadFailure = (
+  state: RouterState,
+  replica: Topology.Replica,
+  error: unknown
+): "primary" | "primary-read" | "elsewhere" | "fail" =>
+  isReadOnlyViolation(error)
+    ? "primary"
+    : isUndefinedObject(error) && mayBeBehind(state, replica)
+    ? "primary-read"
+    : isConnectionError(error)
+    ? "elsewhere"
+    : "fail"
+
+/** 42P01, 42703, 42883: undefined table, column, function (a replica that has not replayed some DDL). */
+const isUndefinedObject = (error: unknown): boolean => {
+  const code = errorCode(error)
+  return code === "42P01" || code === "42703" || code === "42883"
+}
+
+/** Unless the replica is known to have replayed what the primary last reported, it may be behind. */
+const mayBeBehind = (state: RouterState, replica: Topology.Replica): boolean => {
+  const replay = peek(replica.probe)?.replayLsn
+  const primary = peek(state.topology.primaryLsn)
+  return replay === undefined || primary === undefined || replay < primary || peek(state.schemaBarrier) !== undefined
+}
 
 /**
  * A failure seen by real work on a replica: a connection-class error takes

@@ -469,7 +469,8 @@ export const makeState = (
       topology,
       requirement: configRequirement(config),
       probes,
-      systemIdentifier: start.systemIdentifier
+      systemIdentifier: start.systemIdentifier,
+      schemaBarrier: yield* TRef.make<bigint | undefined>(undefined)
     }
     if (config.health.enabled) {
       // First entry: a replica is in rotation only if it follows the primary.
