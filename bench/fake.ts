@@ -9,6 +9,9 @@
  *   --routed-only     only the routed statement, 4 s windows (for --cpu-prof)
  *   --withread-only   only `withRead`, 4 s windows
  *   --prebuilt        a statement built once against one built per query
+ *   --fibers          32 long-lived fibers in one runtime (FLOOR=1: the Effect floor)
+ *   --pools           with --real: the Effect floor on a node's pool (pg-pool's connect
+ *                     and idle timeouts set) against a plain pool to the same server
  *
  * FLOOR_NODE=<i> runs the Effect floor on node i's pool (0 = primary).
  */
@@ -16,7 +19,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import type Pg from "pg"
+import Pg from "pg"
 import * as RoutedClient from "../src/RoutedClient.js"
 import type * as RouterConfig from "../src/RouterConfig.js"
 import * as SqlRouter from "../src/SqlRouter.js"
@@ -67,6 +70,24 @@ const program = Effect.gen(function*() {
   yield* Effect.promise(async () => {
     const only = process.argv.includes("--routed-only")
     for (let i = 0; i < 3; i++) {
+      if (process.argv.includes("--pools")) {
+        // The same Effect floor on the router's node pool and on a plain pool to the same server.
+        const nodePool = nodes[1]!.pool
+        const plainPool = new Pg.Pool({ connectionString: (nodePool.options as { connectionString: string }).connectionString, max: 10 })
+        plainPool.on("error", () => {})
+        const on = (target: Pg.Pool) =>
+          Effect.async<unknown>((resume) => {
+            target.connect((_e, client, release) =>
+              client!.query("SELECT 1", [], (_err: unknown, r: unknown) => {
+                release()
+                resume(Effect.succeed(r))
+              }))
+          })
+        await measure("floor on the node's pool (timeouts set)", 32, () => runtime.runPromise(on(nodePool)))
+        await measure("floor on a plain pool (no timeouts)", 32, () => runtime.runPromise(on(plainPool)))
+        await plainPool.end()
+        continue
+      }
       if (process.argv.includes("--fibers")) {
         // Long-lived fibers in one runtime, as in an Effect application.
         const loop = (effect: Effect.Effect<unknown, unknown>, name: string) =>
