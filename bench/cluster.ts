@@ -6,7 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import * as PgCluster from "../src/testing/PgCluster.js"
+import * as PgCluster from "#lib/testing/PgCluster.js"
 
 /** Rows of `bench_kv`; the mix picks keys uniformly in 1..keys. */
 export const keys = 1000

@@ -8,8 +8,8 @@
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
-import * as EventLog from "../src/EventLog.js"
-import * as SqlRouter from "../src/SqlRouter.js"
+import * as EventLog from "#lib/EventLog.js"
+import * as SqlRouter from "#lib/SqlRouter.js"
 import * as BenchCluster from "./cluster.js"
 
 export interface EventLogResult {

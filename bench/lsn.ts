@@ -7,7 +7,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
-import * as SqlRouter from "../src/SqlRouter.js"
+import * as SqlRouter from "#lib/SqlRouter.js"
 import * as BenchCluster from "./cluster.js"
 
 export interface LsnResult {

@@ -21,13 +21,13 @@ import * as STM from "effect/STM"
 import * as Stream from "effect/Stream"
 import * as TRef from "effect/TRef"
 import { performance } from "node:perf_hooks"
-import * as Classifier from "../src/Classifier.js"
-import type * as Node from "../src/Node.js"
-import type * as RouterConfig from "../src/RouterConfig.js"
-import * as Routing from "../src/internal/routing.js"
-import * as RouterInternal from "../src/internal/sqlRouter.js"
-import type * as SqlRouter from "../src/SqlRouter.js"
-import * as Topology from "../src/Topology.js"
+import * as Classifier from "#lib/Classifier.js"
+import type * as Node from "#lib/Node.js"
+import type * as RouterConfig from "#lib/RouterConfig.js"
+import * as Routing from "#lib/internal/routing.js"
+import * as RouterInternal from "#lib/internal/sqlRouter.js"
+import type * as SqlRouter from "#lib/SqlRouter.js"
+import * as Topology from "#lib/Topology.js"
 import type { BenchCluster } from "./cluster.js"
 import * as Load from "./load.js"
 import { routerConfig } from "./systems.js"
@@ -335,7 +335,7 @@ export const statementPaths = (
     )
     const internals: RouterInternal.RouterState = { ...real, topology }
     const router = RouterInternal.fromState(internals)
-    const RoutedInternal = yield* Effect.promise(() => import("../src/internal/routedClient.js").then((m) => m, () => undefined))
+    const RoutedInternal = yield* Effect.promise(() => import("#lib/internal/routedClient.js").then((m) => m, () => undefined))
     const routed = RoutedInternal === undefined ? undefined : yield* RoutedInternal.make(internals)
     const runtime = yield* Effect.acquireRelease(
       Effect.sync(() => ManagedRuntime.make(Layer.empty)),

@@ -11,8 +11,8 @@ import * as Path from "node:path"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import Pg from "pg"
-import * as Process from "../src/testing/internal/process.js"
-import * as RunAs from "../src/testing/internal/runAs.js"
+import * as Process from "#lib/testing/internal/process.js"
+import * as RunAs from "#lib/testing/internal/runAs.js"
 import type { BenchCluster } from "./cluster.js"
 
 /** How to get the binary, shown when it is missing (Markdown). */

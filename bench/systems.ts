@@ -20,9 +20,9 @@ import { Kysely, PostgresDialect, sql as ksql } from "kysely"
 import { KyselyReplicationDialect } from "kysely-replication"
 import { RoundRobinReplicaStrategy } from "kysely-replication/strategy/round-robin"
 import Pg from "pg"
-import * as RouterInternal from "../src/internal/sqlRouter.js"
-import type * as RouterConfig from "../src/RouterConfig.js"
-import * as SqlRouter from "../src/SqlRouter.js"
+import * as RouterInternal from "#lib/internal/sqlRouter.js"
+import type * as RouterConfig from "#lib/RouterConfig.js"
+import * as SqlRouter from "#lib/SqlRouter.js"
 import { type BenchCluster, keys, urlOf } from "./cluster.js"
 import type { Pgpool } from "./pgpool.js"
 
@@ -346,9 +346,9 @@ const routedOn = async (
   extra: Partial<RouterConfig.RouterConfig> = {},
   replicas: ReadonlyArray<BenchCluster["primary"]> = bench.replicas
 ): Promise<Setup> => {
-  let RoutedClient: typeof import("../src/RoutedClient.js")
+  let RoutedClient: typeof import("#lib/RoutedClient.js")
   try {
-    RoutedClient = await import("../src/RoutedClient.js")
+    RoutedClient = await import("#lib/RoutedClient.js")
   } catch (error) {
     return { _tag: "Skipped", reason: `src/RoutedClient.ts could not be loaded (${(error as Error).message.split("\n")[0]})` }
   }
