@@ -6,7 +6,6 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
 import Pg from "pg"
 import * as Consistency from "effect-sql-router/Consistency"
 import * as RoutedClient from "effect-sql-router/RoutedClient"
@@ -14,7 +13,7 @@ import type * as RouterConfig from "effect-sql-router/RouterConfig"
 import { WriteOutcomeUnknown } from "effect-sql-router/RouterError"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
-import { configFor } from "./utils.js"
+import { configFor, recordingTracer } from "./utils.js"
 
 // The routed client's own hot path, against a real cluster: it must give what
 // @effect/sql's general path gives, cancel on the server what nobody waits
@@ -185,31 +184,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hot path"
   describe("spans", () => {
     it.scoped("under a tracer, sql.execute spans name the node and carry the database attributes", () =>
       Effect.gen(function*() {
-        const spans: Array<{ name: string; attributes: Map<string, unknown> }> = []
-        const tracer = Tracer.make({
-          span: (name, parent, context, links, startTime, kind) => {
-            const attributes = new Map<string, unknown>()
-            spans.push({ name, attributes })
-            return {
-              _tag: "Span",
-              name,
-              spanId: String(spans.length),
-              traceId: "t",
-              parent,
-              context,
-              status: { _tag: "Started", startTime },
-              attributes,
-              links,
-              sampled: true,
-              kind,
-              end: () => {},
-              attribute: (key, value) => void attributes.set(key, value),
-              event: () => {},
-              addLinks: () => {}
-            }
-          },
-          context: (f) => f()
-        })
+        const { spans, tracer } = recordingTracer()
         const cluster = yield* PgCluster.PgCluster
         const { client: sql } = yield* routed({}, { spanAttributes: { "service.component": "hot-test" } })
         yield* Effect.withTracer(

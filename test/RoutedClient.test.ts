@@ -11,11 +11,10 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
 import * as RoutedClient from "effect-sql-router/RoutedClient"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
-import { configFor } from "./utils.js"
+import { configFor, recordingTracer } from "./utils.js"
 
 const Routed = Layer.unwrapScoped(
   Effect.map(PgCluster.PgCluster, (cluster) =>
@@ -198,31 +197,7 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("RoutedClie
   describe("observability", () => {
     it.effect("the sql.execute span carries the intent; counters count per node and intent", () =>
       Effect.gen(function*() {
-        const spans: Array<{ name: string; attributes: Map<string, unknown> }> = []
-        const tracer = Tracer.make({
-          span: (name, parent, context, links, startTime, kind) => {
-            const attributes = new Map<string, unknown>()
-            spans.push({ name, attributes })
-            return {
-              _tag: "Span",
-              name,
-              spanId: String(spans.length),
-              traceId: "t",
-              parent,
-              context,
-              status: { _tag: "Started", startTime },
-              attributes,
-              links,
-              sampled: true,
-              kind,
-              end: () => {},
-              attribute: (key, value) => void attributes.set(key, value),
-              event: () => {},
-              addLinks: () => {}
-            }
-          },
-          context: (f) => f()
-        })
+        const { spans, tracer } = recordingTracer()
         const sql = yield* SqlClient.SqlClient
         const readCounter = Metric.tagged(Metric.tagged(SqlRouter.metrics.statements, "node", "replica-0"), "intent", "read")
         const before = yield* Metric.value(readCounter)

@@ -21,6 +21,7 @@ export const postgresProcessesUnder = (directory: string): Array<number> => {
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Tracer from "effect/Tracer"
 import type * as RouterConfig from "effect-sql-router/RouterConfig"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
@@ -49,3 +50,33 @@ export const clusterWithRouter = (
   Layer.unwrapScoped(
     Effect.map(PgCluster.PgCluster, (cluster) => SqlRouter.layer(configFor(cluster, extra)))
   ).pipe(Layer.provideMerge(PgCluster.layer(options)))
+
+/** A tracer that keeps every span's name and attributes, for assertions. */
+export const recordingTracer = () => {
+  const spans: Array<{ name: string; attributes: Map<string, unknown> }> = []
+  const tracer = Tracer.make({
+    span: (name, parent, context, links, startTime, kind) => {
+      const attributes = new Map<string, unknown>()
+      spans.push({ name, attributes })
+      return {
+        _tag: "Span",
+        name,
+        spanId: String(spans.length),
+        traceId: "t",
+        parent,
+        context,
+        status: { _tag: "Started", startTime },
+        attributes,
+        links,
+        sampled: true,
+        kind,
+        end: () => {},
+        attribute: (key, value) => void attributes.set(key, value),
+        event: () => {},
+        addLinks: () => {}
+      }
+    },
+    context: (f) => f()
+  })
+  return { spans, tracer }
+}
