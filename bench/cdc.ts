@@ -21,8 +21,8 @@ import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { pathToFileURL } from "node:url"
 import Pg from "pg"
-import { Cdc } from "effect-sql-router"
-import { PgCluster } from "effect-sql-router/testing"
+import * as Cdc from "#lib/Cdc.js"
+import * as PgCluster from "#lib/testing/PgCluster.js"
 
 export interface CdcBenchOptions {
   /** Changes in the backlog each target catches up on; default 20 000. */

@@ -7,8 +7,8 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
-import * as RoutedClient from "effect-sql-router/RoutedClient"
-import { PgCluster } from "effect-sql-router/testing"
+import * as RoutedClient from "#lib/RoutedClient.js"
+import * as PgCluster from "#lib/testing/PgCluster.js"
 
 const app = "conn-bench"
 

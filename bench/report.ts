@@ -5,6 +5,9 @@
  * ratios against raw `pg` measured in the same round (DESIGN item 6).
  */
 import type { LoadResult } from "./load.js"
+import * as Fs from "node:fs"
+import type { CdcBenchResult } from "./cdc.js"
+import { renderCdc } from "./cdc.js"
 import type { EventLogResult } from "./eventLog.js"
 import type { LsnResult } from "./lsn.js"
 import type { MicroResults } from "./micro.js"
@@ -69,6 +72,7 @@ export interface RunData {
   readonly micro: MicroResults | undefined
   readonly lsn?: LsnResult | undefined
   readonly eventLog?: EventLogResult | undefined
+  readonly cdc?: CdcBenchResult | undefined
   readonly notes?: ReadonlyArray<string> | undefined
 }
 
@@ -427,6 +431,8 @@ export const render = (data: RunData): string => {
     )
   }
 
+  if (data.cdc) parts.push(renderCdc(data.cdc))
+
   if (data.micro) {
     parts.push(
       "## Micro-benchmarks",
@@ -476,6 +482,9 @@ export const render = (data: RunData): string => {
   ))
   parts.push("")
   if (data.notes && data.notes.length > 0) parts.push(...data.notes, "")
+  // Measured by hand with bench/connections.ts (not timed): kept across runs.
+  const connections = new URL("./connections.md", import.meta.url)
+  if (Fs.existsSync(connections)) parts.push(Fs.readFileSync(connections, "utf8").trimEnd(), "")
   return parts.join("\n")
 }
 

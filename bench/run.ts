@@ -24,6 +24,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import * as BenchCluster from "./cluster.js"
+import * as CdcBench from "./cdc.js"
 import * as EventLogBench from "./eventLog.js"
 import * as Load from "./load.js"
 import * as Lsn from "./lsn.js"
@@ -264,6 +265,11 @@ const main = (args: Args) =>
         `${eventLog.pageEventsPerSecond.toFixed(0)} events/s in pages, ${eventLog.streamEventsPerSecond.toFixed(0)} by stream`
     )
 
+    log("change data capture: catch-up into PostgreSQL and SQLite, lag under load")
+    const cdc = yield* Effect.scoped(CdcBench.runCdcBench(
+      args.quick ? { changes: 5_000, seconds: 3, rate: 200 } : { changes: 20_000, seconds: 10, rate: 200 }
+    ))
+
     let micro: Micro.MicroResults | undefined
     if (args.micro) {
       log("micro-benchmarks: router decision and classifier")
@@ -273,6 +279,7 @@ const main = (args: Args) =>
     const data: Report.RunData = {
       lsn,
       eventLog,
+      cdc,
       date: started,
       command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
       elapsedMs: performance.now() - t0,
