@@ -157,16 +157,18 @@ export const pickReplica = (
   requirement: Selection.Requirement
 ): Effect.Effect<Option.Option<Topology.Replica>> => {
   const strategy = Selection.strategies[state.config.selection]
+  // With slowStart off the pick is exactly as before; on, it can try again without the ramp.
+  const acquire = state.config.health.slowStart === undefined ? Selection.acquire : Selection.acquireWithSlowStart
   if (strategy.usesRandom) {
-    return Effect.flatMap(Random.next, (r) => STM.commit(Selection.acquire(strategy.name, state.topology, requirement, r)))
+    return Effect.flatMap(Random.next, (r) => STM.commit(acquire(strategy.name, state.topology, requirement, r)))
   }
   if (requirement !== state.requirement) {
-    return STM.commit(Selection.acquire(strategy.name, state.topology, requirement, 0))
+    return STM.commit(acquire(strategy.name, state.topology, requirement, 0))
   }
   // The common case, per statement: one transaction description, built once.
   let pick = defaultPicks.get(state)
   if (pick === undefined) {
-    pick = STM.commit(Selection.acquire(strategy.name, state.topology, requirement, 0))
+    pick = STM.commit(acquire(strategy.name, state.topology, requirement, 0))
     defaultPicks.set(state, pick)
   }
   return pick
