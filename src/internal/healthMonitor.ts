@@ -17,6 +17,7 @@ import * as Topology from "../Topology.js"
 import * as Catalog from "./catalog.js"
 import { describe, isConnectionError } from "./errors.js"
 import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "./metrics.js"
+import * as Waiting from "./waiting.js"
 
 /** @internal */
 export const parseLsn = Catalog.parseLsn
@@ -401,6 +402,8 @@ export const checkReplica = (
       yield* Metric.increment(Metric.tagged(probeFailures, "node", replica.node.id))
     }
     const transition = yield* STM.commit(applyProbe(replica, recorded, thresholds))
+    // Out of rotation: the reads waiting on it run elsewhere now, not at their read timeout.
+    if (transition === "down") Waiting.releaseWaiting(replica)
     yield* logTransition(replica, transition, recorded)
     const tag = recorded.state?._tag
     if (transition === undefined && tag !== previous?.state?._tag && (tag === "Diverged" || tag === "Detached")) {

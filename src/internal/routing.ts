@@ -25,6 +25,7 @@ import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "./e
 import type * as HealthMonitorInternal from "./healthMonitor.js"
 import { formatLsn, parseLsn } from "./healthMonitor.js"
 import { healthTransitions } from "./metrics.js"
+import * as Waiting from "./waiting.js"
 
 // The one home of the read decision: the router's state, where a read goes
 // (route, strategy, session and staleness filters, `primaryReads: "overflow"`),
@@ -455,6 +456,7 @@ export const observeFailure = (replica: Topology.Replica, failure: unknown): Eff
       (wasHealthy) =>
         wasHealthy
           ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
+            Effect.zipLeft(Effect.sync(() => Waiting.releaseWaiting(replica))),
             Effect.zipRight(Metric.increment(Metric.tagged(healthTransitions, "to", "unhealthy")))
           )
           : Effect.void

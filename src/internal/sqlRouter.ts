@@ -39,6 +39,7 @@ import {
   unsafeRelease
 } from "./routing.js"
 import * as Transaction from "./transaction.js"
+import * as Waiting from "./waiting.js"
 
 /** @internal */
 export const tag = Context.GenericTag<SqlRouter.SqlRouter>("effect-sql-router/SqlRouter")
@@ -284,6 +285,8 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
           // Back from out of rotation: slow start (if on) from now.
           : Topology.withRamp({ ...health, markedDown: false, up: true, streak: 0 }, slowStartMillis, Date.now())
       )).pipe(
+        // Marked out: the reads waiting on it run elsewhere now.
+        Effect.zipRight(Effect.sync(() => down && Waiting.releaseWaiting(found))),
         Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))
       ))
 
