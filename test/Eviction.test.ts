@@ -111,7 +111,10 @@ describe("evict means release", () => {
   it.live("removing a replica runs its waiting reads elsewhere and completes the removal", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 2 })
-      const { client, router } = yield* RoutedClient.make(config(cluster, { health: { enabled: false } }))
+      // No read timeout: only eviction keeps the reads from waiting out their 30 s sleep on replica-0.
+      const { client, router } = yield* RoutedClient.make(
+        config(cluster, { readTimeout: undefined, health: { enabled: false } })
+      )
       const reads = yield* Effect.fork(slowReads(client))
       yield* awaitInFlight(router, "replica-0", 2)
       yield* router.removeReplica("replica-0")
