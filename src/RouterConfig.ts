@@ -71,6 +71,13 @@ export interface HealthConfig {
    * `TestClock`). Probe timeouts are always real time.
    */
   readonly clock?: "live" | "ambient" | undefined
+  /**
+   * Slow start: a replica that returns to rotation after a failure (probes,
+   * or `markReplicaHealthy` after a mark) gets a share of reads that grows
+   * linearly from none to its full share over this time, instead of all at
+   * once (a cold cache, a replica catching up). Default: off.
+   */
+  readonly slowStart?: Duration.DurationInput | undefined
 }
 
 /**
@@ -226,6 +233,8 @@ export interface Resolved {
     readonly successThreshold: number
     readonly enabled: boolean
     readonly clock: "live" | "ambient"
+    /** Off when undefined. */
+    readonly slowStart?: Duration.Duration | undefined
   }
   readonly maxLag: {
     readonly time: Duration.Duration | undefined

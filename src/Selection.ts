@@ -24,6 +24,8 @@ export interface Requirement {
   readonly maxLagBytes: number | undefined
   /** The replica must have replayed at least this WAL position (read-your-writes). */
   readonly minLsn: bigint | undefined
+  /** True: a replica within its slow start counts as fully in rotation (no other replica fits). */
+  readonly ignoreRamp?: boolean | undefined
 }
 
 /**
@@ -33,6 +35,28 @@ export interface Requirement {
  * @category constructors
  */
 export const anyHealthy: Requirement = { maxLagMillis: undefined, maxLagBytes: undefined, minLsn: undefined }
+
+const anyHealthyIgnoringRamp: Requirement = { ...anyHealthy, ignoreRamp: true }
+
+/**
+ * The same requirement, with replicas within their slow start taken in full:
+ * the second try when the ramp left no replica.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ignoringRamp = (requirement: Requirement): Requirement =>
+  requirement === anyHealthy ? anyHealthyIgnoringRamp : { ...requirement, ignoreRamp: true }
+
+// The slow start's draws: a golden-ratio sequence in [0, 1), so the admitted
+// share follows the ramp closely with no call to Random on the read path.
+let rampDraw = 0
+const nextRampDraw = (): number => (rampDraw = (rampDraw + 0.6180339887498949) % 1)
+
+/** Within its slow start, a replica is skipped with probability 1 - elapsed/slowStart. */
+const rampSkips = (health: Topology.Health, requirement: Requirement): boolean =>
+  health.ramp !== undefined && requirement.ignoreRamp !== true &&
+  !Topology.rampAdmits(health.ramp, Date.now(), nextRampDraw())
 
 const withinBounds = (probe: Topology.Probe | undefined, requirement: Requirement): boolean => {
   if (requirement.maxLagMillis !== undefined && !(probe?.lagMillis !== undefined && probe.lagMillis <= requirement.maxLagMillis)) {
@@ -59,9 +83,9 @@ const no = STM.succeed(false)
  */
 export const isEligible = (replica: Topology.Replica, requirement: Requirement): STM.STM<boolean> =>
   STM.flatMap(TRef.get(replica.health), (health) =>
-    !Topology.inRotation(health)
+    !Topology.inRotation(health) || rampSkips(health, requirement)
       ? no
-      : requirement === anyHealthy
+      : requirement === anyHealthy || requirement === anyHealthyIgnoringRamp
       ? yes
       : STM.map(TRef.get(replica.probe), (probe) => withinBounds(probe, requirement)))
 
@@ -267,6 +291,25 @@ export const acquire = (
 ): STM.STM<Option.Option<Topology.Replica>> =>
   STM.tap(select(strategy, topology, requirement, randomValue), (chosen) =>
     Option.isSome(chosen) ? TRef.update(chosen.value.inFlight, (n) => n + 1) : STM.void)
+
+/**
+ * `acquire` with `health.slowStart` on: when replicas within their ramp were
+ * skipped and no other fits, the pick is made again taking them in full (a
+ * ramping replica is still better than none).
+ *
+ * @since 0.1.0
+ * @category selection
+ */
+export const acquireWithSlowStart = (
+  strategy: Selection,
+  topology: Topology.Topology,
+  requirement: Requirement,
+  randomValue: number
+): STM.STM<Option.Option<Topology.Replica>> =>
+  STM.flatMap(select(strategy, topology, requirement, randomValue), (chosen) =>
+    Option.isSome(chosen)
+      ? STM.as(TRef.update(chosen.value.inFlight, (n) => n + 1), chosen)
+      : acquire(strategy, topology, ignoringRamp(requirement), randomValue))
 
 /**
  * Counts a read chosen by `acquire` as no longer in flight.

@@ -47,7 +47,45 @@ export interface Health {
   readonly streak: number
   /** False once the replica is removed: late probes and marks leave it alone. */
   readonly member: boolean
+  /** Set when the replica returned to rotation with `health.slowStart` on: its share of reads ramps up. */
+  readonly ramp?: Ramp | undefined
 }
+
+/**
+ * A replica's slow start: from its return to rotation (`from`, epoch
+ * milliseconds from `Date.now()`) its share of reads grows linearly to the
+ * full share over `millis`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Ramp {
+  readonly from: number
+  readonly millis: number
+}
+
+/**
+ * Whether a read may go to a replica within its ramp: `draw` is a number in
+ * [0, 1), and the read is admitted when it is below the elapsed fraction of
+ * the ramp (so a replica is skipped with probability 1 - elapsed/millis).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const rampAdmits = (ramp: Ramp, now: number, draw: number): boolean => {
+  const elapsed = now - ramp.from
+  return elapsed >= ramp.millis || draw < elapsed / ramp.millis
+}
+
+/**
+ * The health of a replica coming back into rotation: with a slow start of
+ * `millis` (when set and positive) it ramps from `now`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withRamp = (health: Health, millis: number | undefined, now: number): Health =>
+  millis === undefined || millis <= 0 ? { ...health, ramp: undefined } : { ...health, ramp: { from: now, millis } }
 
 /**
  * One replica's state: its node, health, in-flight count and last probe.

@@ -17,6 +17,7 @@ import * as Topology from "../Topology.js"
 import * as Catalog from "./catalog.js"
 import { describe, isConnectionError } from "./errors.js"
 import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "./metrics.js"
+import * as Waiting from "./waiting.js"
 
 /** @internal */
 export const parseLsn = Catalog.parseLsn
@@ -299,6 +300,16 @@ const effectOf = (probe: Topology.Probe): "success" | "failure" | "evict" | "hol
   }
 }
 
+/** The hysteresis thresholds, and the slow start of a replica coming back. @internal */
+export interface Thresholds {
+  readonly failureThreshold: number
+  readonly successThreshold: number
+  readonly slowStart?: Duration.Duration | undefined
+}
+
+const slowStartMillis = (thresholds: Thresholds): number | undefined =>
+  thresholds.slowStart === undefined ? undefined : Duration.toMillis(thresholds.slowStart)
+
 /**
  * Records a probe and applies hysteresis: out after `failureThreshold`
  * consecutive failures, back after `successThreshold` consecutive successes
@@ -310,7 +321,7 @@ const effectOf = (probe: Topology.Probe): "success" | "failure" | "evict" | "hol
 export const applyProbe = (
   replica: Topology.Replica,
   probe: Topology.Probe,
-  thresholds: { readonly failureThreshold: number; readonly successThreshold: number }
+  thresholds: Thresholds
 ): STM.STM<HealthMonitor.Transition | undefined> =>
   STM.gen(function*() {
     const health = yield* TRef.get(replica.health)
@@ -325,11 +336,16 @@ export const applyProbe = (
         : !health.up && streak >= thresholds.successThreshold
         ? "up"
         : undefined
-    yield* TRef.set(replica.health, {
-      ...health,
-      streak,
-      up: transition === undefined ? health.up : transition === "up"
-    })
+    const next: Topology.Health = { ...health, streak, up: transition === undefined ? health.up : transition === "up" }
+    // Back after a failure: slow start (if on) from now. The ramp is dropped at the first probe after it ends.
+    yield* TRef.set(
+      replica.health,
+      transition === "up"
+        ? Topology.withRamp(next, slowStartMillis(thresholds), Date.now())
+        : next.ramp !== undefined && Date.now() - next.ramp.from >= next.ramp.millis
+        ? { ...next, ramp: undefined }
+        : next
+    )
     return transition
   })
 
@@ -364,7 +380,7 @@ export const updateGauges = (topology: Topology.Topology) =>
 export const checkReplica = (
   replica: Topology.Replica,
   probe: HealthMonitor.ProbeFn,
-  thresholds: { readonly failureThreshold: number; readonly successThreshold: number }
+  thresholds: Thresholds
 ) =>
   Effect.gen(function*() {
     const result = yield* Effect.either(probe(replica.node))
@@ -386,6 +402,8 @@ export const checkReplica = (
       yield* Metric.increment(Metric.tagged(probeFailures, "node", replica.node.id))
     }
     const transition = yield* STM.commit(applyProbe(replica, recorded, thresholds))
+    // Out of rotation: the reads waiting on it run elsewhere now, not at their read timeout.
+    if (transition === "down") Waiting.releaseWaiting(replica)
     yield* logTransition(replica, transition, recorded)
     const tag = recorded.state?._tag
     if (transition === undefined && tag !== previous?.state?._tag && (tag === "Diverged" || tag === "Detached")) {

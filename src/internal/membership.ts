@@ -20,6 +20,7 @@ import { describe } from "./errors.js"
 import * as HealthMonitor from "./healthMonitor.js"
 import * as NodeInternal from "./node.js"
 import type { ClientOptions, RouterState } from "./routing.js"
+import * as Waiting from "./waiting.js"
 
 // Live topology: nodes joining and leaving, the primary changing. Every
 // change of the topology is one STM transaction; the pools of nodes that
@@ -173,6 +174,8 @@ export const removeReplica = (internals: RouterState, which: number | string): E
     }))
     if (Option.isNone(removed)) return yield* new UnknownReplica({ replica: which })
     const replica = removed.value
+    // Routed reads waiting on it run elsewhere now; regions and leases finish.
+    Waiting.releaseWaiting(replica)
     // Retries (blocks) until nothing runs on it any more.
     yield* STM.commit(STM.flatMap(TRef.get(replica.inFlight), (n) => n > 0 ? STM.retry : STM.void))
     yield* internals.probes.forget(replica.node)

@@ -27,6 +27,7 @@ import { statements } from "./metrics.js"
 import * as NodeInternal from "./node.js"
 import * as Routing from "./routing.js"
 import * as Transaction from "./transaction.js"
+import * as Waiting from "./waiting.js"
 
 // The routed client owns its hot path: a statement compiles, is classified
 // (cached), picks its node (at most one STM commit, pick and in-flight
@@ -277,8 +278,19 @@ export const makeRouter = (
     annotate(span, node)
     return Effect.async<any, SqlError>((resume) => {
       let timer: ReturnType<typeof setTimeout> | undefined
-      const running = NodeInternal.start(node.pool, sql, params, op === "executeValues", (error, result, acquired) => {
+      // The replica left rotation (Waiting.releaseWaiting took this entry out):
+      // the count goes back now, and a read still waiting runs once more elsewhere.
+      const waiting = Waiting.readsWaitingOn(replica)
+      const evicted = () => {
         Routing.unsafeRelease(replica)
+        if (running.settled || running.abandoned) return
+        if (timer !== undefined) clearTimeout(timer)
+        NodeInternal.abandon(running)
+        resume(again(fiber, sql, params, op, rows, span, retry))
+      }
+      waiting.add(evicted)
+      const running: NodeInternal.Running = NodeInternal.start(node.pool, sql, params, op === "executeValues", (error, result, acquired) => {
+        if (waiting.delete(evicted)) Routing.unsafeRelease(replica)
         if (timer !== undefined) clearTimeout(timer)
         if (running.abandoned) return
         if (error === undefined) return resume(finish(op, rows, result!))
@@ -329,6 +341,21 @@ export const makeRouter = (
       ? readOnPrimary(fiber, sql, params, op, rows, span)
       : readOnReplica(fiber, target.value, sql, params, op, rows, span, retry)
   }
+
+  /** The replica left rotation under the read: the read runs on the node chosen now. */
+  const again = (
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    op: Op,
+    rows: Rows | undefined,
+    span: Tracer.Span | undefined,
+    retry: boolean
+  ): Effect.Effect<any, SqlError> =>
+    Effect.flatMap(
+      Effect.mapError(Routing.decideReplica(state, fiber), asSqlError),
+      (next) => readOn(fiber, next, sql, params, op, rows, span, retry)
+    )
 
   /** The replica is gone: out of rotation, and the read once more on another node. */
   const elsewhere = (

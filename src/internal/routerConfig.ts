@@ -79,7 +79,8 @@ const Health = Schema.Struct({
   failureThreshold: Schema.optional(wholeNumber(1)),
   successThreshold: Schema.optional(wholeNumber(1)),
   enabled: Schema.optional(Schema.Boolean),
-  clock: Schema.optional(Schema.Literal("live", "ambient"))
+  clock: Schema.optional(Schema.Literal("live", "ambient")),
+  slowStart: Schema.optional(PositiveDuration)
 })
 
 const MaxLag = Schema.Struct({
@@ -157,6 +158,7 @@ export const reasons: Record<string, string> = {
   "health.successThreshold": "must be a whole number of at least 1",
   "health.enabled": "must be true or false",
   "health.clock": oneOf(["live", "ambient"]),
+  "health.slowStart": positive,
   maxLag: objectOf(MaxLag.fields),
   "maxLag.time": positive,
   "maxLag.bytes": "must be a whole number of bytes, 0 or more",
@@ -280,7 +282,8 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
         failureThreshold: health.failureThreshold ?? 1,
         successThreshold: health.successThreshold ?? 2,
         enabled: health.enabled ?? true,
-        clock: health.clock ?? "live"
+        clock: health.clock ?? "live",
+        slowStart: health.slowStart === undefined ? undefined : duration(health.slowStart, 0)
       },
       maxLag: {
         time: input.maxLag?.time === undefined ? undefined : duration(input.maxLag.time, 0),

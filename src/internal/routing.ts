@@ -25,6 +25,7 @@ import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "./e
 import type * as HealthMonitorInternal from "./healthMonitor.js"
 import { formatLsn, parseLsn } from "./healthMonitor.js"
 import { healthTransitions } from "./metrics.js"
+import * as Waiting from "./waiting.js"
 
 // The one home of the read decision: the router's state, where a read goes
 // (route, strategy, session and staleness filters, `primaryReads: "overflow"`),
@@ -157,16 +158,18 @@ export const pickReplica = (
   requirement: Selection.Requirement
 ): Effect.Effect<Option.Option<Topology.Replica>> => {
   const strategy = Selection.strategies[state.config.selection]
+  // With slowStart off the pick is exactly as before; on, it can try again without the ramp.
+  const acquire = state.config.health.slowStart === undefined ? Selection.acquire : Selection.acquireWithSlowStart
   if (strategy.usesRandom) {
-    return Effect.flatMap(Random.next, (r) => STM.commit(Selection.acquire(strategy.name, state.topology, requirement, r)))
+    return Effect.flatMap(Random.next, (r) => STM.commit(acquire(strategy.name, state.topology, requirement, r)))
   }
   if (requirement !== state.requirement) {
-    return STM.commit(Selection.acquire(strategy.name, state.topology, requirement, 0))
+    return STM.commit(acquire(strategy.name, state.topology, requirement, 0))
   }
   // The common case, per statement: one transaction description, built once.
   let pick = defaultPicks.get(state)
   if (pick === undefined) {
-    pick = STM.commit(Selection.acquire(strategy.name, state.topology, requirement, 0))
+    pick = STM.commit(acquire(strategy.name, state.topology, requirement, 0))
     defaultPicks.set(state, pick)
   }
   return pick
@@ -453,6 +456,7 @@ export const observeFailure = (replica: Topology.Replica, failure: unknown): Eff
       (wasHealthy) =>
         wasHealthy
           ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
+            Effect.zipLeft(Effect.sync(() => Waiting.releaseWaiting(replica))),
             Effect.zipRight(Metric.increment(Metric.tagged(healthTransitions, "to", "unhealthy")))
           )
           : Effect.void

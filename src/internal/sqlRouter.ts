@@ -39,6 +39,7 @@ import {
   unsafeRelease
 } from "./routing.js"
 import * as Transaction from "./transaction.js"
+import * as Waiting from "./waiting.js"
 
 /** @internal */
 export const tag = Context.GenericTag<SqlRouter.SqlRouter>("effect-sql-router/SqlRouter")
@@ -105,6 +106,7 @@ const leaseClient = (
 /** @internal */
 export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
   const { config, topology } = internals
+  const slowStartMillis = config.health.slowStart === undefined ? undefined : Duration.toMillis(config.health.slowStart)
 
   const provideNode = <A, E, R>(effect: Effect.Effect<A, E, R>, node: Node.Node) =>
     Effect.provide(effect, contextOf(internals, node)) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
@@ -276,8 +278,17 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
     Effect.flatMap(findReplica(replica), (found) =>
       // A manual "healthy" is taken at its word now; probes may disagree later.
       STM.commit(TRef.update(found.health, (health) =>
-        down ? { ...health, markedDown: true } : { ...health, markedDown: false, up: true, streak: 0 }
-      )).pipe(Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))))
+        down
+          ? { ...health, markedDown: true }
+          : Topology.inRotation(health)
+          ? { ...health, markedDown: false, up: true, streak: 0 }
+          // Back from out of rotation: slow start (if on) from now.
+          : Topology.withRamp({ ...health, markedDown: false, up: true, streak: 0 }, slowStartMillis, Date.now())
+      )).pipe(
+        // Marked out: the reads waiting on it run elsewhere now.
+        Effect.zipRight(Effect.sync(() => down && Waiting.releaseWaiting(found))),
+        Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))
+      ))
 
   const stats: Effect.Effect<SqlRouter.Stats> = Effect.flatMap(
     STM.commit(STM.gen(function*() {
