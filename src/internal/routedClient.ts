@@ -368,13 +368,7 @@ export const makeRouter = (
     rows: Rows | undefined,
     span: Tracer.Span | undefined
   ): Effect.Effect<any, SqlError> =>
-    Effect.zipRight(
-      Routing.observeFailure(replica, error),
-      Effect.flatMap(
-        Effect.mapError(Routing.decideReplica(state, fiber), asSqlError),
-        (next) => readOn(fiber, next, sql, params, op, rows, span, false)
-      )
-    )
+    Effect.zipRight(Routing.observeFailure(replica, error), again(fiber, sql, params, op, rows, span, false))
 
   const read = (
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
