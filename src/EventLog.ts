@@ -430,7 +430,8 @@ export const make: (
  * )
  *
  * const version = EventLog.readOnly((reader) => reader.systemVersion)
- * Effect.runPromise(version.pipe(Effect.provide(Live)))
+ * // Run it with Effect.runPromise(main) next to real servers.
+ * export const main = version.pipe(Effect.provide(Live))
  * ```
  *
  * @since 0.1.0

@@ -227,11 +227,15 @@ export class WriteOutcomeUnknown extends Schema.TaggedError<WriteOutcomeUnknown>
   timeoutMillis: Schema.Number
 }) {
   /**
+   * The caller may retry, knowing the first attempt may have taken effect.
+   *
    * @since 0.1.0
    */
   readonly retryable = true
 
   /**
+   * What happened, and that the outcome is unknown.
+   *
    * @since 0.1.0
    */
   override get message(): string {
