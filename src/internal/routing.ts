@@ -232,29 +232,29 @@ const schemaBarrierMaxMillis = 30_000
 const schemaBarrierRefreshMillis = 2
 
 /**
- * A pick while the DDL barrier is up. When no replica has replayed the
- * barrier as far as the router knows, one read per few milliseconds asks the
- * healthy replicas where they are; when all have passed it (or it has been up
- * too long) the barrier comes down. Schema changes are rare: only the reads
- * right after one pay this, and no fiber is forked for it.
+ * A pick while the DDL barrier is up. At most one read per few milliseconds
+ * first asks the healthy replicas where they are, so that the router's view
+ * of their replay positions is fresh; when all have passed the barrier (or it
+ * has been up too long) it comes down, and the read is picked as usual.
+ * Schema changes are rare: only the reads right after one pay this, and no
+ * fiber is forked for it.
  * @internal
  */
 export const pickUnderBarrier = (
   state: RouterState,
   requirement: (state: RouterState) => Selection.Requirement
 ): Effect.Effect<Option.Option<Topology.Replica>> =>
-  Effect.flatMap(pickReplica(state, requirement(state)), (chosen) => {
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const barrier = peek(state.schemaBarrier)
     const clock = barrierClocks.get(state)
-    if (Option.isSome(chosen) || barrier === undefined || clock === undefined) return Effect.succeed(chosen)
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      if (now - clock.refreshedAt < schemaBarrierRefreshMillis) return Effect.succeed(chosen)
-      clock.refreshedAt = now
-      return Effect.zipRight(
-        Effect.zipRight(refreshReplayPositions(state), lowerIfReplayed(state, barrier, now - clock.raisedAt)),
-        pickReplica(state, requirement(state))
-      )
-    })
+    if (barrier === undefined || clock === undefined || now - clock.refreshedAt < schemaBarrierRefreshMillis) {
+      return pickReplica(state, requirement(state))
+    }
+    clock.refreshedAt = now
+    return Effect.zipRight(
+      Effect.zipRight(refreshReplayPositions(state), lowerIfReplayed(state, barrier, now - clock.raisedAt)),
+      Effect.suspend(() => pickReplica(state, requirement(state)))
+    )
   })
 
 const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: number): Effect.Effect<void> => {
