@@ -160,6 +160,34 @@ const scenario = <A, E>(
   body: (scenario: Scenario) => Effect.Effect<A, E, Scope.Scope>
 ) => Effect.flatMap(setup(options), body).pipe(Effect.provide(Reactivity.layer), Effect.scoped)
 
+/**
+ * A lock on one target table stops the marker transaction half-applied (its
+ * cdc_b row written, its cdc_a row waiting). Its keys are outside the
+ * workload's, so nothing later can mask a loss. Returns the lock's holder.
+ */
+const halfApplyMarker = (s: Scenario) =>
+  Effect.gen(function*() {
+    const locker = new Pg.Client({ connectionString: Redacted.value(s.target.primary.url) })
+    yield* Effect.promise(() => locker.connect())
+    yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE cdc_a IN ACCESS EXCLUSIVE MODE"))
+    yield* s.source.query(
+      s.source.primary,
+      "BEGIN; INSERT INTO cdc_b VALUES (999999, 1.50, '{\"marker\": true}'); INSERT INTO cdc_a VALUES (100000, 1, 'marker'); COMMIT"
+    )
+    yield* s.target.query(
+      s.target.primary,
+      "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cdc_a%'"
+    ).pipe(
+      Effect.flatMap((rows) => rows.length > 0 ? Effect.void : Effect.fail("not blocked yet")),
+      Effect.retry(Schedule.spaced("20 millis")),
+      Effect.timeout("30 seconds")
+    )
+    return locker
+  })
+
+/** How many of the marker transaction's two rows the target has. */
+const markerRows = "SELECT (SELECT count(*) FROM cdc_a WHERE id = 100000) + (SELECT count(*) FROM cdc_b WHERE id = 999999) AS n"
+
 const expectConverged = (s: Scenario, minimumChanges = 10_000) =>
   Effect.gen(function*() {
     const [source, target] = yield* awaitConverged(s.source, s.target)
@@ -207,37 +235,19 @@ describe("Cdc faults", () => {
         const fiber = yield* s.cdc.run("mirror")
         yield* workload(s, 200, half)
         yield* expectConverged(s, 0)
-        // A lock on one target table stops the next source transaction
-        // half-applied (its cdc_b row written, its cdc_a row waiting); the
-        // stream is killed right there. Its keys are outside the workload's,
-        // so nothing later can mask a loss.
-        const locker = new Pg.Client({ connectionString: Redacted.value(s.target.primary.url) })
-        yield* Effect.promise(() => locker.connect())
-        yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE cdc_a IN ACCESS EXCLUSIVE MODE"))
-        yield* s.source.query(
-          s.source.primary,
-          "BEGIN; INSERT INTO cdc_b VALUES (999999, 1.50, '{\"marker\": true}'); INSERT INTO cdc_a VALUES (100000, 1, 'marker'); COMMIT"
-        )
-        yield* s.target.query(
-          s.target.primary,
-          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cdc_a%'"
-        ).pipe(
-          Effect.flatMap((rows) => rows.length > 0 ? Effect.void : Effect.fail("not blocked yet")),
-          Effect.retry(Schedule.spaced("20 millis")),
-          Effect.timeout("30 seconds")
-        )
+        // The stream is killed with the marker transaction half-applied.
+        const locker = yield* halfApplyMarker(s)
         const applied = (yield* s.cdc.stats("mirror")).transactionsApplied
         // The interruption's rollback waits behind the blocked statement: release the lock after it started.
         const interrupting = yield* Effect.fork(Fiber.interrupt(fiber))
         yield* Effect.promise(() => locker.query("COMMIT").then(() => locker.end()))
         expect(Exit.isInterrupted(yield* Fiber.join(interrupting))).toBe(true)
         expect((yield* s.cdc.stats("mirror")).transactionsApplied).toBe(applied)
-        const marker = "SELECT (SELECT count(*) FROM cdc_a WHERE id = 100000) + (SELECT count(*) FROM cdc_b WHERE id = 999999) AS n"
-        expect(yield* s.target.query(s.target.primary, marker)).toEqual([{ n: "0" }])
+        expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: "0" }])
         yield* workload(s, half, total)
         yield* s.cdc.run("mirror")
         yield* expectConverged(s)
-        expect(yield* s.target.query(s.target.primary, marker)).toEqual([{ n: "2" }])
+        expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: "2" }])
       })), { timeout: 240_000 })
 
   it.live("the CDC process SIGKILLed inside a target transaction: a new process re-delivers from the confirmed position", () =>
@@ -259,31 +269,16 @@ describe("Cdc faults", () => {
         yield* Effect.async<void>((resume) => void child.stdout.once("data", () => resume(Effect.void)))
         yield* workload(s, 200, half)
         yield* expectConverged(s, 0)
-        const locker = new Pg.Client({ connectionString: Redacted.value(s.target.primary.url) })
-        yield* Effect.promise(() => locker.connect())
-        yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE cdc_a IN ACCESS EXCLUSIVE MODE"))
-        yield* s.source.query(
-          s.source.primary,
-          "BEGIN; INSERT INTO cdc_b VALUES (999999, 1.50, '{\"marker\": true}'); INSERT INTO cdc_a VALUES (100000, 1, 'marker'); COMMIT"
-        )
-        yield* s.target.query(
-          s.target.primary,
-          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cdc_a%'"
-        ).pipe(
-          Effect.flatMap((rows) => rows.length > 0 ? Effect.void : Effect.fail("not blocked yet")),
-          Effect.retry(Schedule.spaced("20 millis")),
-          Effect.timeout("30 seconds")
-        )
+        const locker = yield* halfApplyMarker(s)
         child.kill("SIGKILL")
         yield* exited
         yield* Effect.promise(() => locker.query("COMMIT").then(() => locker.end()))
         // The server rolled the dead process's half-applied transaction back.
-        const marker = "SELECT (SELECT count(*) FROM cdc_a WHERE id = 100000) + (SELECT count(*) FROM cdc_b WHERE id = 999999) AS n"
-        expect(yield* s.target.query(s.target.primary, marker)).toEqual([{ n: "0" }])
+        expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: "0" }])
         yield* workload(s, half, total)
         yield* s.cdc.run("mirror")
         yield* expectConverged(s)
-        expect(yield* s.target.query(s.target.primary, marker)).toEqual([{ n: "2" }])
+        expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: "2" }])
       })), { timeout: 240_000 })
 
   it.live("a failover with a failover slot: the stream resumes on the promoted replica", () =>
