@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type * as HealthMonitor from "effect-sql-router/HealthMonitor"
@@ -172,14 +174,24 @@ describe("discovery and pools follow roles", () => {
           expect(after.primary.id).toBe("node-1")
           expect(after.primary.pool.max).toBe(7)
           expect(after.replicas.find((r) => r.id === "node-0")!.pool.max).toBe(3)
-          // The promoted pool really opens 7 connections at once.
-          const held = yield* Effect.forEach(
-            Array.from({ length: 7 }),
-            () => SqlRouter.withWrite(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT pg_sleep(0.3)`)),
-            { concurrency: "unbounded" }
-          ).pipe(Effect.fork)
-          const inUse = yield* waitFor(Effect.map(SqlRouter.stats, (s) => s.primary.pool.inUse), (n) => n >= 7)
-          expect(inUse).toBe(7)
+          // The promoted pool really holds 7 connections at once: 7
+          // transactions each keep theirs until all 7 have one (with a
+          // smaller pool the 7th never would, and this times out).
+          const arrived = yield* Ref.make(0)
+          const allIn = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          const hold = SqlRouter.transaction(Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            yield* sql`SELECT 1`
+            if ((yield* Ref.updateAndGet(arrived, (n) => n + 1)) === 7) yield* Deferred.succeed(allIn, undefined)
+            yield* Deferred.await(release)
+          }))
+          const held = yield* Effect.forEach(Array.from({ length: 7 }), () => hold, { concurrency: "unbounded" }).pipe(
+            Effect.fork
+          )
+          yield* Deferred.await(allIn).pipe(Effect.timeout("30 seconds"))
+          expect((yield* SqlRouter.stats).primary.pool.inUse).toBe(7)
+          yield* Deferred.succeed(release, undefined)
           yield* Fiber.join(held)
         })
       )
