@@ -602,7 +602,8 @@ export const start = (options: {
       const { health, topology } = options
       yield* Effect.forkScoped(
         options.primaryLoop
-          ? Effect.asVoid(Effect.repeat(options.primaryLoop, Schedule.spaced(health.interval)))
+          // The router has just discovered the topology: the first round is one interval away.
+          ? Effect.asVoid(Effect.schedule(options.primaryLoop, Schedule.spaced(health.interval)))
           : watchPrimary(topology, health, options.probePrimary)
       )
       const replicas = yield* STM.commit(TRef.get(topology.replicas))
