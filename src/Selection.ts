@@ -10,7 +10,8 @@ import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
 import * as RouterConfig from "./RouterConfig.js"
 import type { Selection } from "./RouterConfig.js"
-import * as Topology from "./Topology.js"
+import * as internal from "./internal/selection.js"
+import type * as Topology from "./Topology.js"
 
 /**
  * What a read needs from a replica beyond health. `undefined` fields impose
@@ -34,9 +35,7 @@ export interface Requirement {
  * @since 0.1.0
  * @category constructors
  */
-export const anyHealthy: Requirement = { maxLagMillis: undefined, maxLagBytes: undefined, minLsn: undefined }
-
-const anyHealthyIgnoringRamp: Requirement = { ...anyHealthy, ignoreRamp: true }
+export const anyHealthy: Requirement = internal.anyHealthy
 
 /**
  * The same requirement, with replicas within their slow start taken in full:
@@ -45,34 +44,29 @@ const anyHealthyIgnoringRamp: Requirement = { ...anyHealthy, ignoreRamp: true }
  * @since 0.1.0
  * @category constructors
  */
-export const ignoringRamp = (requirement: Requirement): Requirement =>
-  requirement === anyHealthy ? anyHealthyIgnoringRamp : { ...requirement, ignoreRamp: true }
+export const ignoringRamp: (requirement: Requirement) => Requirement = internal.ignoringRamp
 
-// The slow start's draws: a golden-ratio sequence in [0, 1), so the admitted
-// share follows the ramp closely with no call to Random on the read path.
-let rampDraw = 0
-const nextRampDraw = (): number => (rampDraw = (rampDraw + 0.6180339887498949) % 1)
+// The STM driver of the strategies (internal/selection.ts holds the choices
+// themselves): one snapshot of the replicas' references, then the pure choice.
 
-/** Within its slow start, a replica is skipped with probability 1 - elapsed/slowStart. */
-const rampSkips = (health: Topology.Health, requirement: Requirement): boolean =>
-  health.ramp !== undefined && requirement.ignoreRamp !== true &&
-  !Topology.rampAdmits(health.ramp, Date.now(), nextRampDraw())
-
-const withinBounds = (probe: Topology.Probe | undefined, requirement: Requirement): boolean => {
-  if (requirement.maxLagMillis !== undefined && !(probe?.lagMillis !== undefined && probe.lagMillis <= requirement.maxLagMillis)) {
-    return false
-  }
-  if (requirement.maxLagBytes !== undefined && !(probe?.lagBytes !== undefined && probe.lagBytes <= requirement.maxLagBytes)) {
-    return false
-  }
-  if (requirement.minLsn !== undefined && !(probe?.replayLsn !== undefined && probe.replayLsn >= requirement.minLsn)) {
-    return false
-  }
-  return true
+interface Seen {
+  readonly health: Topology.Health
+  readonly probe: Topology.Probe | undefined
+  readonly inFlight: number
 }
 
-const yes = STM.succeed(true)
-const no = STM.succeed(false)
+const see = (replica: Topology.Replica): STM.STM<Seen> =>
+  STM.zipWith(
+    TRef.get(replica.health),
+    STM.zip(TRef.get(replica.probe), TRef.get(replica.inFlight)),
+    (health, [probe, inFlight]) => ({ health, probe, inFlight })
+  )
+
+const readerOf = (seen: ReadonlyArray<Seen>): internal.Reader => ({
+  health: (_, index) => seen[index]!.health,
+  probe: (_, index) => seen[index]!.probe,
+  inFlight: (_, index) => seen[index]!.inFlight
+})
 
 /**
  * In rotation and, when the requirement bounds lag or position, within them
@@ -82,24 +76,27 @@ const no = STM.succeed(false)
  * @category combinators
  */
 export const isEligible = (replica: Topology.Replica, requirement: Requirement): STM.STM<boolean> =>
-  STM.flatMap(TRef.get(replica.health), (health) =>
-    !Topology.inRotation(health) || rampSkips(health, requirement)
-      ? no
-      : requirement === anyHealthy || requirement === anyHealthyIgnoringRamp
-      ? yes
-      : STM.map(TRef.get(replica.probe), (probe) => withinBounds(probe, requirement)))
+  STM.map(see(replica), (seen) => internal.isEligible(readerOf([seen]), replica, 0, requirement))
 
-// The strategies below are written as plain recursion over STM steps, not
-// STM.gen: a routing decision runs per statement and must stay cheap.
+const run = (
+  strategy: internal.Strategy,
+  topology: Topology.Topology,
+  requirement: Requirement,
+  random: number
+): STM.STM<Option.Option<Topology.Replica>> =>
+  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
+    STM.flatMap(TRef.get(topology.cursor), (cursor) =>
+      STM.flatMap(STM.forEach(replicas, see), (seen) => {
+        const position = strategy.choose(replicas, cursor, requirement, random, readerOf(seen))
+        if (position === -1) return none
+        const chosen = Option.some(replicas[position]!)
+        return strategy.movesCursor ? STM.as(TRef.set(topology.cursor, position + 1), chosen) : STM.succeed(chosen)
+      })))
 
 const none = STM.succeed(Option.none<Topology.Replica>())
 
-/** Counts one more read in flight on the chosen replica and moves the cursor past it. */
-const choose = (topology: Topology.Topology, chosen: Topology.Replica, position: number) =>
-  STM.zipRight(TRef.set(topology.cursor, position + 1), STM.succeed(Option.some(chosen)))
-
 /**
- * The next eligible replica after the previous pick, in configuration order.
+ * The next eligible replica from the round-robin cursor, which moves past it.
  *
  * @since 0.1.0
  * @category selection
@@ -107,43 +104,7 @@ const choose = (topology: Topology.Topology, chosen: Topology.Replica, position:
 export const roundRobin = (
   topology: Topology.Topology,
   requirement: Requirement
-): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
-    STM.flatMap(TRef.get(topology.cursor), (start) => {
-      const n = replicas.length
-      const tryFrom = (i: number): STM.STM<Option.Option<Topology.Replica>> => {
-        if (i >= n) return none
-        const position = (start + i) % n
-        const replica = replicas[position]!
-        return STM.flatMap(isEligible(replica, requirement), (ok) => ok ? choose(topology, replica, position) : tryFrom(i + 1))
-      }
-      return tryFrom(0)
-    }))
-
-/** The eligible replicas with their positions, listed from `start` onwards. */
-const collectEligible = (
-  replicas: ReadonlyArray<Topology.Replica>,
-  start: number,
-  requirement: Requirement
-): STM.STM<ReadonlyArray<readonly [Topology.Replica, number]>> => {
-  const n = replicas.length
-  const out: Array<readonly [Topology.Replica, number]> = []
-  const collect = (i: number): STM.STM<ReadonlyArray<readonly [Topology.Replica, number]>> => {
-    if (i >= n) return STM.succeed(out)
-    const position = (start + i) % n
-    const replica = replicas[position]!
-    return STM.flatMap(isEligible(replica, requirement), (ok) => {
-      if (ok) out.push([replica, position])
-      return collect(i + 1)
-    })
-  }
-  return collect(0)
-}
-
-/** From the cursor onwards, so that ties rotate. */
-const eligibleFromCursor = (topology: Topology.Topology, requirement: Requirement) =>
-  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
-    STM.flatMap(TRef.get(topology.cursor), (start) => collectEligible(replicas, start, requirement)))
+): STM.STM<Option.Option<Topology.Replica>> => run(internal.strategies["round-robin"], topology, requirement, 0)
 
 /**
  * A uniformly chosen eligible replica. `random` is a number in [0, 1) drawn
@@ -157,38 +118,11 @@ export const random = (
   topology: Topology.Topology,
   requirement: Requirement,
   random: number
-): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
-    STM.map(collectEligible(replicas, 0, requirement), (eligible) =>
-      eligible.length === 0
-        ? Option.none()
-        : Option.some(eligible[Math.min(eligible.length - 1, Math.floor(random * eligible.length))]![0])))
-
-/** The eligible replica with the least of `measure`; ties go to the first after the cursor. */
-const least = (
-  topology: Topology.Topology,
-  requirement: Requirement,
-  measure: (replica: Topology.Replica) => STM.STM<number>
-): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.flatMap(eligibleFromCursor(topology, requirement), (eligible) => {
-    let best: readonly [Topology.Replica, number] | undefined
-    let bestValue = Infinity
-    const scan = (i: number): STM.STM<Option.Option<Topology.Replica>> => {
-      if (i >= eligible.length) return best === undefined ? none : choose(topology, best[0], best[1])
-      const candidate = eligible[i]!
-      return STM.flatMap(measure(candidate[0]), (value) => {
-        if (best === undefined || value < bestValue) {
-          best = candidate
-          bestValue = value
-        }
-        return scan(i + 1)
-      })
-    }
-    return scan(0)
-  })
+): STM.STM<Option.Option<Topology.Replica>> => run(internal.strategies.random, topology, requirement, random)
 
 /**
- * The eligible replica with the fewest reads and leases in flight.
+ * The eligible replica with the fewest reads and leases in flight; ties go to
+ * the first after the cursor.
  *
  * @since 0.1.0
  * @category selection
@@ -196,7 +130,7 @@ const least = (
 export const leastConnections = (
   topology: Topology.Topology,
   requirement: Requirement
-): STM.STM<Option.Option<Topology.Replica>> => least(topology, requirement, (replica) => TRef.get(replica.inFlight))
+): STM.STM<Option.Option<Topology.Replica>> => run(internal.strategies["least-connections"], topology, requirement, 0)
 
 /**
  * The eligible replica with the least replay lag (bytes) at its last probe;
@@ -208,9 +142,7 @@ export const leastConnections = (
 export const leastLag = (
   topology: Topology.Topology,
   requirement: Requirement
-): STM.STM<Option.Option<Topology.Replica>> =>
-  least(topology, requirement, (replica) =>
-    STM.map(TRef.get(replica.probe), (probe) => probe?.lagBytes ?? Number.MAX_SAFE_INTEGER))
+): STM.STM<Option.Option<Topology.Replica>> => run(internal.strategies["least-lag"], topology, requirement, 0)
 
 /**
  * The strategy names: the configuration's tuple (`RouterConfig.selections`),
@@ -247,21 +179,28 @@ export interface Strategy {
   ) => STM.STM<Option.Option<Topology.Replica>>
 }
 
+const strategy = <K extends Name>(name: K): Strategy & { readonly name: K } => {
+  const choice = internal.strategies[name]
+  return {
+    name,
+    usesRandom: choice.usesRandom,
+    select: (topology, requirement, random) => run(choice, topology, requirement, random)
+  }
+}
+
 /**
- * Every strategy, by name: a new strategy is one entry here (and its name in `names`).
+ * Every strategy, by name, as STM. The choices themselves live in one record
+ * (`internal/selection.ts`), which the read path runs outside a transaction:
+ * a new strategy is one entry there, one here, and its name in `names`.
  *
  * @since 0.1.0
  * @category selection
  */
 export const strategies: { readonly [K in Name]: Strategy & { readonly name: K } } = {
-  "round-robin": { name: "round-robin", usesRandom: false, select: (topology, requirement) => roundRobin(topology, requirement) },
-  "random": { name: "random", usesRandom: true, select: random },
-  "least-connections": {
-    name: "least-connections",
-    usesRandom: false,
-    select: (topology, requirement) => leastConnections(topology, requirement)
-  },
-  "least-lag": { name: "least-lag", usesRandom: false, select: (topology, requirement) => leastLag(topology, requirement) }
+  "round-robin": strategy("round-robin"),
+  "random": strategy("random"),
+  "least-connections": strategy("least-connections"),
+  "least-lag": strategy("least-lag")
 }
 
 /**

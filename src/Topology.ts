@@ -1,8 +1,12 @@
 /**
  * The router's shared state, in STM: the current primary, the replicas with
  * their health, in-flight counts and last probe, and the round-robin cursor.
- * Every routing decision and every health change is one STM transaction over
- * these references (the repodb Cqrs module keeps the same state in kcas `Loc`s).
+ * Every health change is one STM transaction over these references (the
+ * repodb Cqrs module keeps the same state in kcas `Loc`s). A routed read's
+ * pick reads them outside a transaction and writes the cursor and its
+ * in-flight count the way a commit does, in one synchronous step, so no
+ * transaction sees half of it; `Selection`'s STM functions make the same
+ * choices inside a transaction of your own.
  *
  * @since 0.1.0
  */

@@ -169,8 +169,18 @@ export const abandon = (running: Running): void => {
   else connection.connect(canceller.port, canceller.host)
 }
 
-/** What each fiber is waiting for, so that its interruption can cancel it. */
-const waiting = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, { current: Running | undefined }>()
+/**
+ * What each fiber is waiting for, so that its interruption can cancel it: a
+ * slot on the fiber itself (a WeakMap keyed by short-lived fibers costs the
+ * garbage collector an ephemeron per statement).
+ */
+const slotKey = Symbol.for("effect-sql-router/Node/waiting")
+
+interface Slot {
+  current: Running | undefined
+}
+
+type Watched = Fiber.RuntimeFiber<unknown, unknown> & { [slotKey]?: Slot }
 
 /**
  * Registers `running` as what `fiber` waits for. No per-statement canceler
@@ -180,10 +190,11 @@ const waiting = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, { current: Run
  * @internal
  */
 export const watch = (fiber: Fiber.RuntimeFiber<unknown, unknown>, running: Running): void => {
-  let slot = waiting.get(fiber)
+  const watched = fiber as Watched
+  const slot = watched[slotKey]
   if (slot === undefined) {
-    const created: { current: Running | undefined } = { current: running }
-    waiting.set(fiber, created)
+    const created: Slot = { current: running }
+    watched[slotKey] = created
     fiber.addObserver(() => {
       const left = created.current
       if (left !== undefined && !left.settled) abandon(left)

@@ -173,6 +173,7 @@ export const makeRouter = (
   const readTimeout = state.config.readTimeout === undefined ? undefined : Duration.toMillis(state.config.readTimeout)
   const timedOut = () => new Error(`router read timeout: no answer within ${Duration.format(state.config.readTimeout!)}`)
   const primaryForWrite = Effect.mapError(Membership.primaryForWrite(state), asSqlError)
+  const picksNow = Routing.picksNow(state)
   const hasSession = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
     fiber.currentContext.unsafeMap.has(Routing.SessionTag.key)
 
@@ -379,8 +380,16 @@ export const makeRouter = (
     span: Tracer.Span | undefined
   ): Effect.Effect<any, SqlError> => {
     if (fiber.getFiberRef(Routing.currentRoute) === "primary") return readOnPrimary(fiber, sql, params, op, rows, span)
-    // The common case: no session, no staleness bound, so the pick cannot fail.
-    const decision = !hasSession(fiber) && fiber.getFiberRef(Routing.currentMaxStaleness)._tag === "None"
+    const plain = !hasSession(fiber) && fiber.getFiberRef(Routing.currentMaxStaleness)._tag === "None"
+    // The common case: no session, no staleness bound, no DDL barrier, a
+    // strategy with no random draw: the pick is synchronous and cannot fail.
+    if (plain && picksNow && Routing.peek(state.schemaBarrier) === undefined) {
+      const chosen = Routing.overflowNow(state, Routing.pickNow(state, state.requirement))
+      return chosen === undefined
+        ? readOnPrimary(fiber, sql, params, op, rows, span)
+        : readOnReplica(fiber, chosen, sql, params, op, rows, span, true)
+    }
+    const decision = plain
       ? Routing.peek(state.schemaBarrier) === undefined
         ? Routing.pickReplica(state, state.requirement)
         : Routing.pickUnderBarrier(state, Routing.plainRequirement)

@@ -19,12 +19,13 @@ import type * as Consistency from "../Consistency.js"
 import type * as Node from "../Node.js"
 import type * as RouterConfig from "../RouterConfig.js"
 import { ReplicaNotCaughtUp } from "../RouterError.js"
-import * as Selection from "../Selection.js"
+import type * as Selection from "../Selection.js"
 import * as Topology from "../Topology.js"
 import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "./errors.js"
 import type * as HealthMonitorInternal from "./healthMonitor.js"
 import { formatLsn, parseLsn } from "./healthMonitor.js"
 import { healthTransitions } from "./metrics.js"
+import * as SelectionInternal from "./selection.js"
 import * as Waiting from "./waiting.js"
 
 // The one home of the read decision: the router's state, where a read goes
@@ -64,7 +65,7 @@ export const currentReadPolicy = globalValue(
 /** The requirement a read carries from the configuration's `maxLag`. @internal */
 export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
   config.maxLag.time === undefined && config.maxLag.bytes === undefined
-    ? Selection.anyHealthy
+    ? SelectionInternal.anyHealthy
     : {
       maxLagMillis: config.maxLag.time === undefined ? undefined : Duration.toMillis(config.maxLag.time),
       maxLagBytes: config.maxLag.bytes,
@@ -109,70 +110,61 @@ export interface RouterState {
 // -----------------------------------------------------------------------------
 
 /**
- * The current value of a TRef, read outside a transaction. JavaScript runs
- * one STM commit at a time and every commit is synchronous, so this is the
- * same snapshot a one-reference read-only transaction would see, without the
- * commit's cost. For per-statement reads of the primary.
+ * The current value of a TRef, read outside a transaction (see
+ * internal/selection.ts: one STM commit runs at a time, synchronously).
  * @internal
  */
-export const peek = <A>(ref: TRef.TRef<A>): A => (ref as unknown as { versioned: { value: A } }).versioned.value
+export const peek: <A>(ref: TRef.TRef<A>) => A = SelectionInternal.peek
 
 /**
  * Gives back a read's in-flight count from a driver callback, where no fiber
- * runs. Writes the reference the way a commit does (a new version, then wake
- * any transaction waiting on it), which is atomic for the reason `peek` is.
+ * runs, the way a commit would.
  * @internal
  */
-interface Versioned {
-  readonly value: number
-}
-
-/** @internal */
-export const unsafeRelease = (replica: Topology.Replica): void => {
-  const ref = replica.inFlight as unknown as { versioned: Versioned; todos: Map<number, () => unknown> }
-  const Version = ref.versioned.constructor as new(value: number) => Versioned
-  ref.versioned = new Version(ref.versioned.value - 1)
-  if (ref.todos.size > 0) {
-    const todos = ref.todos
-    ref.todos = new Map()
-    for (const todo of todos.values()) todo()
-  }
-}
+export const unsafeRelease: (replica: Topology.Replica) => void = SelectionInternal.unsafeRelease
 
 /** @internal */
 export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =>
-  STM.commit(Selection.release(replica))
+  Effect.sync(() => SelectionInternal.unsafeRelease(replica))
 
 // -----------------------------------------------------------------------------
 // Choosing a replica
 // -----------------------------------------------------------------------------
 
-const defaultPicks = new WeakMap<RouterState, Effect.Effect<Option.Option<Topology.Replica>>>()
+/**
+ * Picks a replica and counts the read in flight, now, for a strategy that
+ * draws no random number (`undefined`: none fits). No transaction: the
+ * strategy reads the topology's TRefs as they are and writes the cursor and
+ * the in-flight count the way a commit does, in one synchronous step.
+ * @internal
+ */
+export const pickNow = (state: RouterState, requirement: Selection.Requirement): Topology.Replica | undefined =>
+  SelectionInternal.unsafeAcquire(
+    SelectionInternal.strategies[state.config.selection],
+    state.topology,
+    requirement,
+    0,
+    state.config.health.slowStart !== undefined
+  )
+
+/** Whether the configured strategy can pick with `pickNow`. @internal */
+export const picksNow = (state: RouterState): boolean => !SelectionInternal.strategies[state.config.selection].usesRandom
 
 /**
- * Picks a replica and counts the read in flight, in one STM transaction.
+ * Picks a replica and counts the read in flight, as an effect: `random`
+ * draws from Effect's `Random` (so a seeded one reproduces the choice).
  * @internal
  */
 export const pickReplica = (
   state: RouterState,
   requirement: Selection.Requirement
 ): Effect.Effect<Option.Option<Topology.Replica>> => {
-  const strategy = Selection.strategies[state.config.selection]
-  // With slowStart off the pick is exactly as before; on, it can try again without the ramp.
-  const acquire = state.config.health.slowStart === undefined ? Selection.acquire : Selection.acquireWithSlowStart
-  if (strategy.usesRandom) {
-    return Effect.flatMap(Random.next, (r) => STM.commit(acquire(strategy.name, state.topology, requirement, r)))
-  }
-  if (requirement !== state.requirement) {
-    return STM.commit(acquire(strategy.name, state.topology, requirement, 0))
-  }
-  // The common case, per statement: one transaction description, built once.
-  let pick = defaultPicks.get(state)
-  if (pick === undefined) {
-    pick = STM.commit(acquire(strategy.name, state.topology, requirement, 0))
-    defaultPicks.set(state, pick)
-  }
-  return pick
+  const strategy = SelectionInternal.strategies[state.config.selection]
+  const slowStart = state.config.health.slowStart !== undefined
+  return strategy.usesRandom
+    ? Effect.map(Random.next, (draw) =>
+      Option.fromNullable(SelectionInternal.unsafeAcquire(strategy, state.topology, requirement, draw, slowStart)))
+    : Effect.sync(() => Option.fromNullable(SelectionInternal.unsafeAcquire(strategy, state.topology, requirement, 0, slowStart)))
 }
 
 const none = Effect.succeed(Option.none<Topology.Replica>())
@@ -379,12 +371,16 @@ const busy = (node: Node.Node): boolean => {
  * replica's in-flight count back itself.
  * @internal
  */
-export const overflow = (state: RouterState, chosen: Option.Option<Topology.Replica>): Option.Option<Topology.Replica> => {
-  if (state.config.primaryReads !== "overflow" || Option.isNone(chosen) || !busy(chosen.value.node)) return chosen
+export const overflowNow = (state: RouterState, chosen: Topology.Replica | undefined): Topology.Replica | undefined => {
+  if (state.config.primaryReads !== "overflow" || chosen === undefined || !busy(chosen.node)) return chosen
   if (busy(peek(state.topology.primary))) return chosen
-  unsafeRelease(chosen.value)
-  return Option.none()
+  unsafeRelease(chosen)
+  return undefined
 }
+
+/** `overflowNow` over an optional choice. @internal */
+export const overflow = (state: RouterState, chosen: Option.Option<Topology.Replica>): Option.Option<Topology.Replica> =>
+  Option.isNone(chosen) || overflowNow(state, chosen.value) !== undefined ? chosen : Option.none()
 
 /**
  * Where a read goes: `none` means the primary.
