@@ -297,3 +297,28 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("upstream s
   it.effect(`sql-pg client style: ${runs} of ${runs} runs pass`, () =>
     Effect.flatMap(pgFlow, (flow) => everyRun("pg_users", flow)))
 })
+
+// The same flows as the upstream suites run them: on replicas that replay as
+// they please, so a replica can have replayed the CREATE but not yet the
+// INSERT right after it. While the DDL barrier is up, every write moves it
+// to the write's position, so the reads that follow still see their writes.
+const liveRun = <R>(prefix: string, flow: Flow<R>) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < runs; i++) {
+      const table = `${prefix}_live_${i}`
+      yield* flow.create(table)
+      yield* flow.transaction(table)
+      yield* flow.alter(table)
+    }
+  })
+
+layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("upstream suites on live replicas, no session", (it) => {
+  it.effect(`drizzle (pg-proxy): ${runs} of ${runs} runs pass`, () =>
+    Effect.flatMap(drizzleFlow, (flow) => liveRun("drizzle_users", flow)))
+
+  it.effect(`kysely (custom dialect): ${runs} of ${runs} runs pass`, () =>
+    Effect.flatMap(kyselyFlow, (flow) => liveRun("kysely_users", flow)))
+
+  it.effect(`sql-pg client style: ${runs} of ${runs} runs pass`, () =>
+    Effect.flatMap(pgFlow, (flow) => liveRun("pg_users", flow)))
+})

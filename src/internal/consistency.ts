@@ -13,6 +13,7 @@ import type * as Consistency from "../Consistency.js"
 import type * as Node from "../Node.js"
 import { InvalidToken } from "../RouterError.js"
 import { parseLsn } from "./healthMonitor.js"
+import * as Routing from "./routing.js"
 import { emptyState, raiseSchemaBarrier, type RouterState, SessionTag } from "./routing.js"
 
 /** @internal */
@@ -72,7 +73,15 @@ export const commitRecording = (internals: RouterState) => (connection: Connecti
         return recordSchemaChange(internals, connection.execute(schemaLsnQuery, [], undefined))
       })
     )
-    : commitInSession(internals, connection)
+    : Effect.zipRight(
+      commitInSession(internals, connection),
+      // Committed while the DDL barrier is up: it moves past this transaction.
+      Effect.suspend(() =>
+        Routing.peek(internals.schemaBarrier) === undefined
+          ? Effect.void
+          : extendSchemaBarrier(internals, connection.execute(schemaLsnQuery, [], undefined))
+      )
+    )
 
 const commitInSession = (internals: RouterState, connection: Connection.Connection): Effect.Effect<void, SqlError> =>
   Effect.withFiberRuntime((fiber) => {
@@ -123,6 +132,21 @@ export const recordSchemaChange = (
   Effect.flatMap(Effect.either(lsnOf), (rows) => {
     const lsn = rows._tag === "Right" ? parseLsn(String(rows.right[0]?.lsn ?? "")) : undefined
     return raiseSchemaBarrier(internals, lsn ?? BigInt(Number.MAX_SAFE_INTEGER) * 1024n)
+  })
+
+/**
+ * After a write committed on the primary while the DDL barrier is up: the
+ * barrier moves to the primary's flush position (a failed capture leaves it
+ * where it is: the write must not fail for it).
+ * @internal
+ */
+export const extendSchemaBarrier = (
+  internals: RouterState,
+  lsnOf: Effect.Effect<ReadonlyArray<{ readonly lsn?: unknown }>, unknown>
+): Effect.Effect<void> =>
+  Effect.flatMap(Effect.either(lsnOf), (rows) => {
+    const lsn = rows._tag === "Right" ? parseLsn(String(rows.right[0]?.lsn ?? "")) : undefined
+    return lsn === undefined ? Effect.void : Routing.extendSchemaBarrier(internals, lsn)
   })
 
 /** After autocommit writes on the primary: any connection sees the global insert position. @internal */

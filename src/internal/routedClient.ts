@@ -169,6 +169,8 @@ export const makeRouter = (
     const raised = Consistency.recordSchemaChange(state, primary.connection.execute(Consistency.schemaLsnQuery, [], undefined))
     return options.onSchemaChange === undefined ? raised : Effect.zipRight(raised, options.onSchemaChange)
   }
+  const extendBarrier = (primary: Node.Node) =>
+    Consistency.extendSchemaBarrier(state, primary.connection.execute(Consistency.schemaLsnQuery, [], undefined))
   const writeTimeout = options.writeTimeout === undefined ? undefined : Duration.toMillis(Duration.decode(options.writeTimeout))
   const readTimeout = state.config.readTimeout === undefined ? undefined : Duration.toMillis(state.config.readTimeout)
   const timedOut = () => new Error(`router read timeout: no answer within ${Duration.format(state.config.readTimeout!)}`)
@@ -203,7 +205,13 @@ export const makeRouter = (
         if (error === undefined) {
           const value = finish(op, rows, result!)
           const recorded = session ? Effect.zipRight(Consistency.recordCommitOnNode(state, primary), value) : value
-          return resume(schemaChange ? Effect.zipRight(afterSchemaChange(primary), recorded) : recorded)
+          return resume(
+            schemaChange
+              ? Effect.zipRight(afterSchemaChange(primary), recorded)
+              : Routing.peek(state.schemaBarrier) === undefined
+              ? recorded
+              : Effect.zipRight(extendBarrier(primary), recorded)
+          )
         }
         if (isReadOnlyViolation(error)) {
           return resume(Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), asSqlError))
@@ -694,8 +702,9 @@ export const makePinned = (state: Routing.RouterState, node: Node.Node): PgClien
   const classifier = Classifier.make({ sideEffectFunctions: state.config.sideEffectFunctions })
   const route: Router["route"] = (fiber, sql, params, op, rows, span) => {
     annotate(span, node)
-    // A schema change in a primary region raises the DDL barrier too.
-    const schemaChange = node.role === "primary" && classifier.kind(sql) === "schema-change"
+    // A schema change in a primary region raises the DDL barrier too; a
+    // write there while it is up moves it.
+    const kind = node.role === "primary" ? classifier.kind(sql) : "read"
     return Effect.async<any, SqlError>((resume) => {
       NodeInternal.watch(
         fiber,
@@ -703,9 +712,14 @@ export const makePinned = (state: Routing.RouterState, node: Node.Node): PgClien
           if (error !== undefined) return resume(Effect.fail(NodeInternal.failed(error, acquired)))
           const value = finish(op, rows, result!)
           resume(
-            schemaChange
+            kind === "schema-change"
               ? Effect.zipRight(
                 Consistency.recordSchemaChange(state, node.connection.execute(Consistency.schemaLsnQuery, [], undefined)),
+                value
+              )
+              : kind === "write" && Routing.peek(state.schemaBarrier) !== undefined
+              ? Effect.zipRight(
+                Consistency.extendSchemaBarrier(state, node.connection.execute(Consistency.schemaLsnQuery, [], undefined)),
                 value
               )
               : value

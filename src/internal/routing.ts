@@ -218,6 +218,16 @@ export const raiseSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effe
     return STM.commit(TRef.update(state.schemaBarrier, (current) => maxLsn(current, lsn)))
   })
 
+/**
+ * A write committed while the DDL barrier is up: the barrier moves to its
+ * position, so that a read right after it (the next step of a migration or
+ * of a test's setup: create, insert, select) sees it, session or not. The
+ * barrier's time bound still counts from the schema change.
+ * @internal
+ */
+export const extendSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effect<void> =>
+  STM.commit(TRef.update(state.schemaBarrier, (current) => current === undefined ? undefined : maxLsn(current, lsn)))
+
 /** How long the barrier may stay up for a replica that never catches up; then the safety net alone. */
 const schemaBarrierMaxMillis = 30_000
 /** While the barrier is up, at most one read per interval asks the replicas for their positions. */
