@@ -27,6 +27,7 @@ import type * as RouterConfig from "#lib/RouterConfig.js"
 import * as Routing from "#lib/internal/routing.js"
 import * as RouterInternal from "#lib/internal/sqlRouter.js"
 import type * as SqlRouter from "#lib/SqlRouter.js"
+import * as Selection from "#lib/Selection.js"
 import * as Topology from "#lib/Topology.js"
 import type { BenchCluster } from "./cluster.js"
 import * as Load from "./load.js"
@@ -129,27 +130,24 @@ export interface Options {
 
 /**
  * One pick + release, as a routed read does around its statement: the pick
- * and the in-flight count in one STM commit, the release in the driver's
- * callback (no second commit).
+ * and the in-flight count in one synchronous step without an STM commit
+ * (`pickReplica`), the release in the driver's callback.
  */
 const decide = (internals: RouterInternal.RouterState): Effect.Effect<void> =>
   Effect.flatMap(RouterInternal.pickReplica(internals, internals.requirement), (chosen) =>
     Option.isSome(chosen) ? Effect.sync(() => Routing.unsafeRelease(chosen.value)) : Effect.die("no replica was eligible"))
 
 /**
- * The same round-robin choice read from the TRefs without a transaction (not
- * used by the router): what the one STM commit costs over plain reads.
+ * The same choice as one STM transaction (`Selection.acquire`, the public
+ * form, and the read path's until 0.1.0's hot-path work): what the commit
+ * costs over the synchronous pick.
  */
-const decideByPeeking = (internals: RouterInternal.RouterState): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const replicas = Routing.peek(internals.topology.replicas)
-    const start = Routing.peek(internals.topology.cursor)
-    for (let i = 0; i < replicas.length; i++) {
-      const replica = replicas[(start + i) % replicas.length]!
-      if (Topology.inRotation(Routing.peek(replica.health))) return Effect.void
-    }
-    return Effect.die("no replica was eligible")
-  })
+const decideInStm = (internals: RouterInternal.RouterState): Effect.Effect<void> =>
+  Effect.flatMap(
+    STM.commit(Selection.acquire(internals.config.selection, internals.topology, internals.requirement, 0)),
+    (chosen) =>
+      Option.isSome(chosen) ? Effect.sync(() => Routing.unsafeRelease(chosen.value)) : Effect.die("no replica was eligible")
+  )
 
 interface Timing {
   readonly wallUs: number
@@ -215,7 +213,7 @@ export const decisions = (
         Effect.suspend(() => classifier.classify(statement) === "read" ? decide(base) : Effect.die("misclassified"))
       ],
       ["reference: one trivial STM commit (`TRef.get`)", STM.commit(TRef.get(ref))],
-      ["reference: the round-robin choice by reading the TRefs without a transaction (not used)", decideByPeeking(base)]
+      ["reference: pick + release, round-robin, as one STM commit (`Selection.acquire`)", decideInStm(base)]
     ], n, reps)
   })
 
