@@ -227,6 +227,48 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
       }))
   })
 
+  describe("eviction", () => {
+    const sleepy = "SELECT current_setting('cluster_name') AS name, pg_sleep(3) IS NULL AS slept, 'hedge_evict_marker' AS m"
+
+    it.scoped("a replica leaving rotation gives up its attempt at once; the other attempt answers", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const { client, router } = yield* hedged("100 millis")
+        const [evicted, other] = cluster.replicas as [PgCluster.ClusterNode, PgCluster.ClusterNode]
+        const before = yield* served(router)
+        const fiber = yield* Effect.fork(whoAnswers(client, sleepy))
+        yield* eventually(Effect.map(running(cluster, evicted, "hedge_evict_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(running(cluster, other, "hedge_evict_marker"), (n) => n === 1))
+        yield* router.markReplicaUnhealthy(evicted.name)
+        // The count comes back with the eviction, not when the server answers.
+        expect((yield* replica(router, evicted.name)).inFlight).toBe(0)
+        expect(yield* Fiber.join(fiber)).toBe(other.name)
+        yield* eventually(Effect.map(running(cluster, evicted, "hedge_evict_marker"), (n) => n === 0))
+        // Not run a third time: the other attempt was still running.
+        const after = yield* served(router)
+        expect(after["replica-0"] - before["replica-0"] + after["replica-1"] - before["replica-1"]).toBe(2)
+        expect(after.primary.reads).toBe(before.primary.reads)
+        yield* allIdle(router)
+      }))
+
+    it.scoped("both replicas leaving rotation: the read runs once more on the node chosen now", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const { client, router } = yield* hedged("100 millis")
+        const [first, second] = cluster.replicas as [PgCluster.ClusterNode, PgCluster.ClusterNode]
+        const fiber = yield* Effect.fork(whoAnswers(client, sleepy))
+        yield* eventually(Effect.map(running(cluster, first, "hedge_evict_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(running(cluster, second, "hedge_evict_marker"), (n) => n === 1))
+        yield* router.markReplicaUnhealthy(first.name)
+        yield* router.markReplicaUnhealthy(second.name)
+        expect(yield* Fiber.join(fiber)).toBe("primary")
+        const stats = yield* router.stats
+        expect(stats.replicas.map((r) => r.inFlight)).toEqual([0, 0])
+        yield* eventually(Effect.map(running(cluster, first, "hedge_evict_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(running(cluster, second, "hedge_evict_marker"), (n) => n === 0))
+      }))
+  })
+
   describe("interruption", () => {
     it.scoped("interrupting a hedged read cancels both statements on the servers", () =>
       Effect.gen(function*() {
