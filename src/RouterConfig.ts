@@ -194,7 +194,10 @@ export interface RouterConfig {
    * other statement is cancelled on the server. A read with no other replica
    * to go to is not hedged. Writes, transactions, regions and streams are
    * never hedged. Set it above your usual read time: each hedge runs the read
-   * twice. Off, it costs the read path nothing.
+   * twice. Off, it costs the read path nothing. Keep the health probes on: a
+   * replica that stops answering then leaves rotation by its probes (or a
+   * connection error), not by `readTimeout`, as the hedge answers first and
+   * the slow statement is cancelled before its timeout.
    */
   readonly hedgeAfter?: Duration.DurationInput | undefined
   /**
