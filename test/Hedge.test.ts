@@ -290,6 +290,44 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
       }))
   })
 
+  describe("bookkeeping", () => {
+    it.scoped("under a load of hedged, won, lost and interrupted reads, every count returns to zero", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const { client, router } = yield* hedged("10 millis", { selection: "least-connections" })
+        const hedgesBefore = (yield* hedgesOn("replica-0")) + (yield* hedgesOn("replica-1"))
+        // Every cancelled statement is still sleeping when its cancel arrives: a losing attempt
+        // sleeps 5 s on replica-1, and the interrupted reads sleep 5 s everywhere. (A statement
+        // that ends just before its CancelRequest arrives goes back to the pool, and the cancel
+        // then hits that connection's next statement: a matter of NodeInternal.abandon, for
+        // every cancelled statement, hedged or not.)
+        const raced = "SELECT pg_sleep(CASE WHEN current_setting('cluster_name') = 'replica-1' THEN 5 ELSE 0.3 END), " +
+          "'hedge_load_marker' AS m"
+        const outcomes = yield* Effect.forEach(
+          Array.from({ length: 240 }, (_, i) => i),
+          (i) =>
+            i % 3 === 0
+              ? Effect.as(Effect.timeoutOption(client.unsafe("SELECT pg_sleep(5), 'hedge_load_marker' AS m"), "30 millis"), "interrupted")
+              : i % 3 === 1
+              ? Effect.as(client.unsafe(raced), "hedged")
+              : Effect.as(client.unsafe(`SELECT ${i}::int AS i`), "fast"),
+          { concurrency: 24 }
+        )
+        expect(outcomes.filter((o) => o === "hedged")).toHaveLength(80)
+        expect(outcomes.filter((o) => o === "fast")).toHaveLength(80)
+        // Every raced read was hedged or answered on replica-0 first; the interrupted ones were mostly hedged too.
+        expect((yield* hedgesOn("replica-0")) + (yield* hedgesOn("replica-1")) - hedgesBefore).toBeGreaterThan(40)
+        for (const node of cluster.replicas) {
+          yield* eventually(Effect.map(running(cluster, node, "hedge_load_marker"), (n) => n === 0))
+        }
+        yield* allIdle(router)
+        const stats = yield* router.stats
+        for (const replica of stats.replicas) expect(replica.healthy).toBe(true)
+        // Every connection went back to its pool (a cancelled statement's too).
+        yield* eventually(Effect.map(router.stats, (s) => s.replicas.every((r) => r.pool.inUse === 0)))
+      }))
+  })
+
   describe("never hedged", () => {
     it.scoped("a slow write runs once, on the primary", () =>
       Effect.gen(function*() {
