@@ -9,7 +9,7 @@ import * as RoutedClient from "effect-sql-router/RoutedClient"
 import type * as RouterConfig from "effect-sql-router/RouterConfig"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
-import { configFor } from "./utils.js"
+import { configFor, recordingTracer } from "./utils.js"
 
 // Hedged reads (issue 16, item 4): with `hedgeAfter`, a read its replica has
 // not answered in that time also starts on another replica; the first answer
@@ -112,10 +112,15 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         const read = "SELECT current_setting('cluster_name') AS name, " +
           "pg_sleep(CASE WHEN current_setting('cluster_name') = 'replica-0' THEN 60 ELSE 0 END) IS NULL AS slept, " +
           "'hedge_slow_marker' AS marker"
-        const answers = yield* Effect.forEach(Array.from({ length: 4 }), () => whoAnswers(client, read), {
-          concurrency: "unbounded"
-        })
+        const { spans, tracer } = recordingTracer()
+        const answers = yield* Effect.withTracer(
+          Effect.forEach(Array.from({ length: 4 }), () => whoAnswers(client, read), { concurrency: "unbounded" }),
+          tracer
+        )
         expect(answers).toEqual(["replica-1", "replica-1", "replica-1", "replica-1"])
+        // Each statement's span names the node that answered it.
+        const nodes = spans.filter((s) => s.name === "sql.execute").map((s) => s.attributes.get("effect_sql_router.node"))
+        expect(nodes).toEqual(["replica-1", "replica-1", "replica-1", "replica-1"])
         // The 60 s sleeps were cancelled, not left to run out.
         yield* eventually(Effect.map(running(cluster, slow, "hedge_slow_marker"), (n) => n === 0))
         yield* allIdle(router)

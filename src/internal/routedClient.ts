@@ -462,6 +462,8 @@ export const makeRouter = (
         if (attempt.over || attempt.running?.abandoned === true) return
         if (error === undefined) {
           attempt.over = true
+          // The span names the node that answered.
+          if (attempt === second) annotate(span, on.node)
           return settle(finish(op, rows, result!))
         }
         ended(attempt, error, () => afterFailureOn(fiber, on, error, acquired, sql, params, op, rows, span, retry))
