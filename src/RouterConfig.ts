@@ -187,6 +187,20 @@ export interface RouterConfig {
    */
   readonly readTimeout?: Duration.DurationInput | undefined
   /**
+   * Hedged reads (default off): a routed read that its replica has not
+   * answered within this time also starts on another replica eligible for it
+   * (same session position, staleness bound and DDL barrier; the one with the
+   * fewest reads in flight; never the primary). The first answer wins and the
+   * other statement is cancelled on the server. A read with no other replica
+   * to go to is not hedged. Writes, transactions, regions and streams are
+   * never hedged. Set it above your usual read time: each hedge runs the read
+   * twice. Off, it costs the read path nothing. Keep the health probes on: a
+   * replica that stops answering then leaves rotation by its probes (or a
+   * connection error), not by `readTimeout`, as the hedge answers first and
+   * the slow statement is cancelled before its timeout.
+   */
+  readonly hedgeAfter?: Duration.DurationInput | undefined
+  /**
    * Function names (beyond the built-in list) whose call makes a statement a
    * write; or `"catalog"`: the routed client reads `pg_proc` on the primary at
    * start and after every schema change it routes, and treats a call of any
@@ -223,6 +237,8 @@ export interface Resolved {
   readonly idleTimeout: Duration.Duration
   readonly applicationName: string
   readonly readTimeout: Duration.Duration | undefined
+  /** Off when undefined. */
+  readonly hedgeAfter: Duration.Duration | undefined
   readonly sideEffectFunctions: ReadonlyArray<string>
   /** `sideEffectFunctions: "catalog"`: the user's volatile functions are read from `pg_proc`. */
   readonly sideEffectCatalog: boolean

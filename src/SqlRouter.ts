@@ -535,7 +535,8 @@ export const layerClientConfig = (
  * The router's metrics: `statements` (counter; tags `node`, `intent`),
  * `healthTransitions` (counter; tag `to`), `probeFailures` (counter; tag
  * `node`), `healthyReplicas` (gauge), `replicaLagBytes` and
- * `replicaLagMillis` (gauges; tag `node`).
+ * `replicaLagMillis` (gauges; tag `node`), `hedgedReads` (counter; tag
+ * `node`: the replica a hedged read also started on).
  *
  * @since 0.1.0
  * @category metrics
@@ -546,7 +547,8 @@ export const metrics = {
   probeFailures: Metrics.probeFailures,
   healthyReplicas: Metrics.healthyReplicas,
   replicaLagBytes: Metrics.replicaLagBytes,
-  replicaLagMillis: Metrics.replicaLagMillis
+  replicaLagMillis: Metrics.replicaLagMillis,
+  hedgedReads: Metrics.hedgedReads
 } as const
 
 /**

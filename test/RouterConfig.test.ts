@@ -300,6 +300,25 @@ describe("toJson / fromJson: one Schema", () => {
       }
     }))
 
+  it.effect("hedgeAfter: off by default, saved and loaded as milliseconds, positive only", () =>
+    Effect.gen(function*() {
+      expect((yield* RouterConfig.resolve({ primary: ok })).hedgeAfter).toBeUndefined()
+      const json = yield* RouterConfig.toJson({ primary: ok, readTimeout: "2 seconds", hedgeAfter: "150 millis" })
+      expect(json).toEqual({ primary: "postgres://app@db-1:5432/app", readTimeout: 2000, hedgeAfter: 150 })
+      const resolved = yield* RouterConfig.resolve(yield* RouterConfig.fromJson(json))
+      expect(Duration.toMillis(resolved.hedgeAfter!)).toBe(150)
+      for (const bad of [0, -5, "never", Duration.infinity, { password: secret }]) {
+        const error = yield* Effect.flip(RouterConfig.resolve({ primary: ok, hedgeAfter: bad as never }))
+        expect(error._tag).toBe("InvalidConfig")
+        expect(error.field).toBe("hedgeAfter")
+        expect(error.reason).toContain("positive")
+        expectNoSecret(error)
+      }
+      const fromFile = yield* Effect.flip(RouterConfig.fromJson({ primary: "postgres://db/app", hedgeAfter: `soon-${secret}` }))
+      expect(fromFile.field).toBe("hedgeAfter")
+      expectNoSecret(fromFile)
+    }))
+
   it.effect("JsonSchema is the Schema both ways", () =>
     Effect.gen(function*() {
       const { Schema } = yield* Effect.promise(() => import("effect"))

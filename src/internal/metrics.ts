@@ -33,3 +33,9 @@ export const replicaLagBytes = Metric.gauge("effect_sql_router_replica_lag_bytes
 export const replicaLagMillis = Metric.gauge("effect_sql_router_replica_lag_millis", {
   description: "Replay delay of a replica at its last probe"
 })
+
+/** @internal */
+export const hedgedReads = Metric.counter("effect_sql_router_hedged_reads", {
+  description: "Reads also started on a second replica (hedgeAfter), by the node of the second",
+  incremental: true
+})

@@ -23,7 +23,7 @@ import * as Catalog from "./catalog.js"
 import * as Consistency from "./consistency.js"
 import { isReadOnlyViolation } from "./errors.js"
 import * as Membership from "./membership.js"
-import { statements } from "./metrics.js"
+import { hedgedReads, statements } from "./metrics.js"
 import * as NodeInternal from "./node.js"
 import * as Routing from "./routing.js"
 import * as Transaction from "./transaction.js"
@@ -48,6 +48,7 @@ const asSqlError = (error: { readonly message: string }) => new SqlError({ cause
 interface NodeFacts {
   readonly read: ReadonlyArray<MetricLabel.MetricLabel>
   readonly write: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly node: ReadonlyArray<MetricLabel.MetricLabel>
   readonly host: string
   readonly port: number
   readonly database: string
@@ -67,6 +68,7 @@ const factsOf = (node: Node.Node): NodeFacts => {
     facts = {
       read: [MetricLabel.make("node", node.id), MetricLabel.make("intent", "read")],
       write: [MetricLabel.make("node", node.id), MetricLabel.make("intent", "write")],
+      node: [MetricLabel.make("node", node.id)],
       host: node.address.slice(0, colon),
       port: Number(node.address.slice(colon + 1)),
       database
@@ -74,6 +76,16 @@ const factsOf = (node: Node.Node): NodeFacts => {
     factsCache.set(node, facts)
   }
   return facts
+}
+
+/** One attempt of a hedged read: the statement on one replica. */
+interface Attempt {
+  readonly replica: Topology.Replica
+  running: NodeInternal.Running | undefined
+  /** Its `readTimeout`. */
+  timer: ReturnType<typeof setTimeout> | undefined
+  /** Its answer will not settle the read: it came, or the attempt failed, timed out, was evicted or lost. */
+  over: boolean
 }
 
 const count = (node: Node.Node, intent: Classifier.Intent) => {
@@ -174,6 +186,7 @@ export const makeRouter = (
   const writeTimeout = options.writeTimeout === undefined ? undefined : Duration.toMillis(Duration.decode(options.writeTimeout))
   const readTimeout = state.config.readTimeout === undefined ? undefined : Duration.toMillis(state.config.readTimeout)
   const timedOut = () => new Error(`router read timeout: no answer within ${Duration.format(state.config.readTimeout!)}`)
+  const hedgeAfter = state.config.hedgeAfter === undefined ? undefined : Duration.toMillis(state.config.hedgeAfter)
   const primaryForWrite = Effect.mapError(Membership.primaryForWrite(state), asSqlError)
   const picksNow = Routing.picksNow(state)
   const hasSession = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
@@ -335,6 +348,192 @@ export const makeRouter = (
     })
   }
 
+  /** The safety net for a read that failed on `replica`, as `readOnReplica` applies it. */
+  const afterFailureOn = (
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    replica: Topology.Replica,
+    error: Error,
+    acquired: boolean,
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    op: Op,
+    rows: Rows | undefined,
+    span: Tracer.Span | undefined,
+    retry: boolean
+  ): Effect.Effect<any, SqlError> => {
+    switch (Routing.afterReadFailure(state, replica, error)) {
+      case "primary":
+        return write(fiber, sql, params, op, rows, span)
+      case "primary-read":
+        return readOnPrimary(fiber, sql, params, op, rows, span)
+      case "elsewhere":
+        return retry
+          ? elsewhere(fiber, replica, error, sql, params, op, rows, span)
+          : Effect.fail(NodeInternal.failed(error, acquired))
+      case "fail":
+        return Effect.fail(NodeInternal.failed(error, acquired))
+    }
+  }
+
+  /**
+   * A read on a replica with `hedgeAfter` on: `readOnReplica`'s read, and when
+   * the replica has not answered within `hedgeAfter`, the same statement on
+   * another replica too. The first answer wins and the other attempt is
+   * cancelled on the server; an attempt that fails, times out or is evicted
+   * while the other still runs leaves the read to the other; when neither
+   * answers, the safety net takes the last failure. Every outcome goes through
+   * `settle`, once. Each attempt holds one in-flight count, given back as
+   * `readOnReplica` gives it back: when its server answers (a cancelled
+   * statement answers 57014) or when its replica leaves rotation.
+   *
+   * No fiber is forked: the hedge timer resumes the read's fiber with the
+   * hedge (pick a replica, start there), and the fiber then waits again on
+   * whichever attempt answers first.
+   */
+  const hedgedRead = (
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    replica: Topology.Replica,
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    op: Op,
+    rows: Rows | undefined,
+    span: Tracer.Span | undefined,
+    retry: boolean,
+    hedgeAfter: number
+  ): Effect.Effect<any, SqlError> => {
+    const rowMode = op === "executeValues"
+    // Who waits for the outcome now; undefined while the fiber picks the hedge's replica.
+    let resume: ((effect: Effect.Effect<any, SqlError>) => void) | undefined
+    // The outcome, when the read settled while nobody waited.
+    let outcome: Effect.Effect<any, SqlError> | undefined
+    let settled = false
+    let hedgeTimer: ReturnType<typeof setTimeout> | undefined
+    let first: Attempt | undefined
+    let second: Attempt | undefined
+    // The failure of the attempt that ended first, for passive detection when the read settles.
+    let observed: { readonly replica: Topology.Replica; readonly error: unknown } | undefined
+    // The second attempt is not `watch`ed (a fiber watches one statement): this cancels it if the fiber ends.
+    let onExit: (() => void) | undefined
+
+    const giveUp = (attempt: Attempt | undefined) => {
+      if (attempt === undefined || attempt.over) return
+      attempt.over = true
+      if (attempt.timer !== undefined) clearTimeout(attempt.timer)
+      if (attempt.running !== undefined) NodeInternal.abandon(attempt.running)
+    }
+
+    const settle = (effect: Effect.Effect<any, SqlError>) => {
+      settled = true
+      if (hedgeTimer !== undefined) clearTimeout(hedgeTimer)
+      if (onExit !== undefined) fiber.removeObserver(onExit)
+      giveUp(first)
+      giveUp(second)
+      const value = observed === undefined
+        ? effect
+        : Effect.zipRight(Routing.observeFailure(observed.replica, observed.error), effect)
+      if (resume === undefined) {
+        outcome = value
+        return
+      }
+      const waiting = resume
+      resume = undefined
+      waiting(value)
+    }
+
+    /** `attempt` will not answer: the other one may still, or else `then` is the read's outcome. */
+    const ended = (attempt: Attempt, error: unknown, then: () => Effect.Effect<any, SqlError>) => {
+      attempt.over = true
+      if (settled) return
+      const other = attempt === first ? second : first
+      if (other !== undefined && !other.over) {
+        if (error !== undefined) observed = { replica: attempt.replica, error }
+        return
+      }
+      settle(then())
+    }
+
+    const start = (on: Topology.Replica): Attempt => {
+      const attempt: Attempt = { replica: on, running: undefined, timer: undefined, over: false }
+      const waiting = Waiting.readsWaitingOn(on)
+      const evicted = () => {
+        Routing.unsafeRelease(on)
+        const running = attempt.running!
+        if (running.settled || running.abandoned) return
+        if (attempt.timer !== undefined) clearTimeout(attempt.timer)
+        NodeInternal.abandon(running)
+        ended(attempt, undefined, () => again(fiber, sql, params, op, rows, span, retry))
+      }
+      waiting.add(evicted)
+      attempt.running = NodeInternal.start(on.node.pool, sql, params, rowMode, (error, result, acquired) => {
+        if (waiting.delete(evicted)) Routing.unsafeRelease(on)
+        if (attempt.timer !== undefined) clearTimeout(attempt.timer)
+        // Given up already (lost, timed out, evicted, interrupted): only the count comes back.
+        if (attempt.over || attempt.running?.abandoned === true) return
+        if (error === undefined) {
+          attempt.over = true
+          // The span names the node that answered.
+          if (attempt === second) annotate(span, on.node)
+          return settle(finish(op, rows, result!))
+        }
+        ended(attempt, error, () => afterFailureOn(fiber, on, error, acquired, sql, params, op, rows, span, retry))
+      })
+      if (readTimeout !== undefined && !attempt.over) {
+        attempt.timer = setTimeout(() => {
+          attempt.timer = undefined
+          const running = attempt.running!
+          if (running.settled || running.abandoned) return
+          NodeInternal.abandon(running)
+          const error = timedOut()
+          ended(attempt, error, () =>
+            retry
+              ? elsewhere(fiber, on, error, sql, params, op, rows, span)
+              : Effect.fail(new SqlError({ cause: error, message: error.message })))
+        }, readTimeout)
+      }
+      return attempt
+    }
+
+    const startHedge = (other: Option.Option<Topology.Replica>) =>
+      Effect.sync(() => {
+        if (other._tag === "None") return
+        // Answered (or given up) while the replica was picked: the pick is not used.
+        if (settled) return Routing.unsafeRelease(other.value)
+        count(other.value.node, "read")
+        hedgedReads.unsafeUpdate(1, factsOf(other.value.node).node)
+        onExit = () => {
+          settled = true
+          giveUp(second)
+        }
+        fiber.addObserver(onExit)
+        second = start(other.value)
+      })
+
+    const waitAgain = (resumeAgain: (effect: Effect.Effect<any, SqlError>) => void) => {
+      if (outcome !== undefined) return resumeAgain(outcome)
+      resume = resumeAgain
+    }
+
+    count(replica.node, "read")
+    annotate(span, replica.node)
+    return Effect.async<any, SqlError>((resumeFirst) => {
+      resume = resumeFirst
+      first = start(replica)
+      NodeInternal.watch(fiber, first.running!)
+      if (settled) return
+      hedgeTimer = setTimeout(() => {
+        hedgeTimer = undefined
+        if (settled || first!.over || first!.running!.abandoned || resume === undefined) return
+        const waiting = resume
+        resume = undefined
+        // Picking and starting are one step: no interruption between the count and the statement.
+        waiting(Effect.zipRight(
+          Effect.uninterruptible(Effect.flatMap(Routing.pickHedge(state, fiber, replica), startHedge)),
+          Effect.async<any, SqlError>(waitAgain)
+        ))
+      }, hedgeAfter)
+    })
+  }
+
   const readOn = (
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
     chosen: Option.Option<Topology.Replica>,
@@ -348,7 +547,9 @@ export const makeRouter = (
     const target = Routing.overflow(state, chosen)
     return target._tag === "None"
       ? readOnPrimary(fiber, sql, params, op, rows, span)
-      : readOnReplica(fiber, target.value, sql, params, op, rows, span, retry)
+      : hedgeAfter === undefined
+      ? readOnReplica(fiber, target.value, sql, params, op, rows, span, retry)
+      : hedgedRead(fiber, target.value, sql, params, op, rows, span, retry, hedgeAfter)
   }
 
   /** The replica left rotation under the read: the read runs on the node chosen now. */

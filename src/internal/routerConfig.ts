@@ -108,6 +108,7 @@ export const Json = Schema.Struct({
   connectTimeout: Schema.optional(PositiveDuration),
   idleTimeout: Schema.optional(PositiveDuration),
   readTimeout: Schema.optional(PositiveDuration),
+  hedgeAfter: Schema.optional(PositiveDuration),
   applicationName: Schema.optional(Schema.String),
   sideEffectFunctions: Schema.optional(Schema.Union(Schema.Literal("catalog"), Schema.Array(Schema.String))),
   health: Schema.optional(Health),
@@ -149,6 +150,7 @@ export const reasons: Record<string, string> = {
   connectTimeout: positive,
   idleTimeout: positive,
   readTimeout: positive,
+  hedgeAfter: positive,
   applicationName: "must be a string",
   sideEffectFunctions: "must be an array of function names, or \"catalog\"",
   health: objectOf(Health.fields),
@@ -274,6 +276,7 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
       idleTimeout: duration(input.idleTimeout, "30 seconds"),
       applicationName: input.applicationName ?? "effect-sql-router",
       readTimeout: input.readTimeout === undefined ? undefined : duration(input.readTimeout, 0),
+      hedgeAfter: input.hedgeAfter === undefined ? undefined : duration(input.hedgeAfter, 0),
       sideEffectFunctions: input.sideEffectFunctions === "catalog" ? [] : input.sideEffectFunctions ?? [],
       sideEffectCatalog: input.sideEffectFunctions === "catalog",
       health: {

@@ -370,6 +370,72 @@ export const decideReplica = (
   return chooseInSession(state, fiber, route, session, staleness)
 }
 
+// -----------------------------------------------------------------------------
+// Hedged reads
+// -----------------------------------------------------------------------------
+
+/** Among the eligible replicas other than `first`, the one with the fewest reads in flight, counted. */
+const acquireOther = (
+  topology: Topology.Topology,
+  requirement: Selection.Requirement,
+  first: Topology.Replica
+): STM.STM<Option.Option<Topology.Replica>> =>
+  STM.flatMap(TRef.get(topology.replicas), (replicas) => {
+    let best: Topology.Replica | undefined
+    let bestLoad = Infinity
+    const scan = (i: number): STM.STM<Option.Option<Topology.Replica>> => {
+      if (i >= replicas.length) {
+        return best === undefined
+          ? STM.succeed(Option.none())
+          : STM.as(TRef.update(best.inFlight, (n) => n + 1), Option.some(best))
+      }
+      const replica = replicas[i]!
+      if (replica === first) return scan(i + 1)
+      return STM.flatMap(Selection.isEligible(replica, requirement), (ok) =>
+        ok
+          ? STM.flatMap(TRef.get(replica.inFlight), (load) => {
+            if (load < bestLoad) {
+              best = replica
+              bestLoad = load
+            }
+            return scan(i + 1)
+          })
+          : scan(i + 1))
+    }
+    return scan(0)
+  })
+
+/**
+ * The replica a hedged read also starts on: eligible for the same read (the
+ * session's position, the staleness bound, the DDL barrier), not `first`, the
+ * one with the fewest reads in flight, and counted in flight in the same
+ * transaction. `none` when no other replica fits: the read is not hedged.
+ * Never the primary, and it never waits for a replica to catch up.
+ * @internal
+ */
+export const pickHedge = (
+  state: RouterState,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  first: Topology.Replica
+): Effect.Effect<Option.Option<Topology.Replica>> => {
+  const staleness = fiber.getFiberRef(currentMaxStaleness)
+  const session = Context.getOption(fiber.currentContext, SessionTag)
+  if (session._tag === "None" && staleness._tag === "None") {
+    return STM.commit(acquireOther(state.topology, plainRequirement(state), first))
+  }
+  return Effect.flatMap(session._tag === "Some" ? Ref.get(session.value) : Effect.succeed(emptyState), (current) => {
+    const requirement: Selection.Requirement = {
+      maxLagMillis: minMillis(
+        state.requirement.maxLagMillis,
+        staleness._tag === "Some" ? Duration.toMillis(staleness.value) : undefined
+      ),
+      maxLagBytes: state.requirement.maxLagBytes,
+      minLsn: current.lsn
+    }
+    return STM.commit(acquireOther(state.topology, withBarrier(state, requirement), first))
+  })
+}
+
 const busy = (node: Node.Node): boolean => {
   const pool = node.pool
   return pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
