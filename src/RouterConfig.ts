@@ -113,6 +113,14 @@ export interface ConsistencyConfig {
    */
   readonly stickyPrimaryAfterWrite?: Duration.DurationInput | undefined
   /**
+   * For this long after the router routes a schema change, every write (in
+   * any session, or none) moves the DDL barrier to its position, so that
+   * reads right after it see it: `CREATE TABLE`, insert, select at once, as a
+   * migration's or a test's setup does, without a causal session. Default 1
+   * second; `0` turns it off (the barrier then only covers the schema change).
+   */
+  readonly afterSchemaChange?: Duration.DurationInput | undefined
+  /**
    * Key that signs causal tokens, shared by every process that exchanges
    * them. Default: a random key per router (tokens only valid in this process).
    */
@@ -260,6 +268,7 @@ export interface Resolved {
     readonly maxWait: Duration.Duration
     readonly onNotCaughtUp: "primary" | "fail"
     readonly stickyPrimaryAfterWrite: Duration.Duration | undefined
+    readonly afterSchemaChange: Duration.Duration
     readonly tokenSecret: Redacted.Redacted<string>
   }
 }

@@ -85,6 +85,12 @@ export interface Stats {
   readonly primary: NodeStats
   readonly replicas: ReadonlyArray<NodeStats & { readonly healthy: boolean; readonly inFlight: number }>
   readonly healthyReplicaCount: number
+  /**
+   * The DDL barrier while it is up: the primary's WAL position (as
+   * `pg_lsn` text) that a replica must have replayed to serve reads after the
+   * last routed schema change; `undefined` when reads go anywhere.
+   */
+  readonly schemaBarrier: string | undefined
 }
 
 /**

@@ -21,7 +21,9 @@ const secret = Redacted.make("a-shared-secret-of-32-characters!")
 const routerConfig = (cluster: PgCluster.PgCluster, extra: Partial<RouterConfig.RouterConfig> = {}) =>
   configFor(cluster, {
     health: { interval: "200 millis", timeout: "500 millis" },
-    consistency: { tokenSecret: secret },
+    // These tests write right after the setup's CREATE TABLE and expect reads
+    // outside a session to be stale: no read-your-writes window after DDL.
+    consistency: { tokenSecret: secret, afterSchemaChange: 0 },
     ...extra
   })
 
@@ -55,6 +57,11 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
       const sql = yield* SqlClient.SqlClient
       yield* sql`CREATE TABLE notes (id serial PRIMARY KEY, label text NOT NULL)`
       yield* Effect.flatMap(PgCluster.PgCluster, (c) => c.awaitReplication())
+      // A read lowers the DDL barrier now that the replicas have replayed the
+      // CREATE; otherwise writes in the next second would move it (and the
+      // stale reads these tests expect outside sessions would go to the primary).
+      yield* sql`SELECT 1`
+      expect((yield* SqlRouter.stats).schemaBarrier).toBeUndefined()
     }))
 
   describe("causal sessions", () => {

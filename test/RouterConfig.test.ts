@@ -319,6 +319,21 @@ describe("toJson / fromJson: one Schema", () => {
       expectNoSecret(fromFile)
     }))
 
+  it.effect("consistency.afterSchemaChange: 1 second by default, 0 turns it off, saved as milliseconds", () =>
+    Effect.gen(function*() {
+      expect(Duration.toMillis((yield* RouterConfig.resolve({ primary: ok })).consistency.afterSchemaChange)).toBe(1000)
+      const off = yield* RouterConfig.resolve({ primary: ok, consistency: { afterSchemaChange: 0 } })
+      expect(Duration.toMillis(off.consistency.afterSchemaChange)).toBe(0)
+      const json = yield* RouterConfig.toJson({ primary: ok, consistency: { afterSchemaChange: "250 millis" } })
+      expect(json).toEqual({ primary: "postgres://app@db-1:5432/app", consistency: { afterSchemaChange: 250 } })
+      for (const bad of ["never", Duration.infinity, { password: secret }]) {
+        const error = yield* Effect.flip(RouterConfig.resolve({ primary: ok, consistency: { afterSchemaChange: bad as never } }))
+        expect(error.field).toBe("consistency.afterSchemaChange")
+        expect(error.reason).toContain("0 or more")
+        expectNoSecret(error)
+      }
+    }))
+
   it.effect("JsonSchema is the Schema both ways", () =>
     Effect.gen(function*() {
       const { Schema } = yield* Effect.promise(() => import("effect"))

@@ -75,11 +75,11 @@ export const commitRecording = (internals: RouterState) => (connection: Connecti
     )
     : Effect.zipRight(
       commitInSession(internals, connection),
-      // Committed while the DDL barrier is up: it moves past this transaction.
+      // Committed within a second of a schema change: the DDL barrier moves past it.
       Effect.suspend(() =>
-        Routing.peek(internals.schemaBarrier) === undefined
-          ? Effect.void
-          : extendSchemaBarrier(internals, connection.execute(schemaLsnQuery, [], undefined))
+        Routing.extendsSchemaBarrier(internals)
+          ? extendSchemaBarrier(internals, connection.execute(schemaLsnQuery, [], undefined))
+          : Effect.void
       )
     )
 
@@ -135,9 +135,9 @@ export const recordSchemaChange = (
   })
 
 /**
- * After a write committed on the primary while the DDL barrier is up: the
- * barrier moves to the primary's flush position (a failed capture leaves it
- * where it is: the write must not fail for it).
+ * After a write committed on the primary within a second of a schema
+ * change: the DDL barrier moves to the primary's flush position (a failed
+ * capture leaves it where it is: the write must not fail for it).
  * @internal
  */
 export const extendSchemaBarrier = (

@@ -79,6 +79,8 @@ export class Running {
   client: Pg.PoolClient | undefined = undefined
   settled = false
   abandoned = false
+  /** A CancelRequest went out for it: if the statement beat it, it may hit the connection's next one. */
+  cancelSent = false
   constructor(readonly pool: Pg.Pool) {}
 }
 
@@ -120,7 +122,15 @@ export const start = (
       running.settled = true
       running.client = undefined
       client.off("error", settle)
-      release(error && isConnectionError(error) ? error : undefined)
+      release(
+        error && isConnectionError(error)
+          ? error
+          // Cancelled, but it answered otherwise: the cancel is still on its
+          // way and would cancel whatever this connection runs next.
+          : running.cancelSent && (error as { code?: string } | null)?.code !== "57014"
+          ? true
+          : undefined
+      )
       done(error ?? undefined, result, true)
     }
     client.on("error", settle)
@@ -163,6 +173,7 @@ export const abandon = (running: Running): void => {
     }
   }
   const connection = canceller.connection
+  running.cancelSent = true
   connection.on("error", () => {})
   connection.on("connect", () => connection.cancel(target.processID, target.secretKey))
   if (canceller.host && canceller.host.startsWith("/")) connection.connect(`${canceller.host}/.s.PGSQL.${canceller.port}`)

@@ -221,9 +221,9 @@ export const makeRouter = (
           return resume(
             schemaChange
               ? Effect.zipRight(afterSchemaChange(primary), recorded)
-              : Routing.peek(state.schemaBarrier) === undefined
-              ? recorded
-              : Effect.zipRight(extendBarrier(primary), recorded)
+              : Routing.extendsSchemaBarrier(state)
+              ? Effect.zipRight(extendBarrier(primary), recorded)
+              : recorded
           )
         }
         if (isReadOnlyViolation(error)) {
@@ -918,7 +918,7 @@ export const makePinned = (state: Routing.RouterState, node: Node.Node): PgClien
                 Consistency.recordSchemaChange(state, node.connection.execute(Consistency.schemaLsnQuery, [], undefined)),
                 value
               )
-              : kind === "write" && Routing.peek(state.schemaBarrier) !== undefined
+              : kind === "write" && Routing.extendsSchemaBarrier(state)
               ? Effect.zipRight(
                 Consistency.extendSchemaBarrier(state, node.connection.execute(Consistency.schemaLsnQuery, [], undefined)),
                 value

@@ -92,6 +92,7 @@ const Consistency = Schema.Struct({
   maxWait: Schema.optional(NonNegativeDuration),
   onNotCaughtUp: Schema.optional(Schema.Literal(...notCaughtUpPolicies)),
   stickyPrimaryAfterWrite: Schema.optional(PositiveDuration),
+  afterSchemaChange: Schema.optional(NonNegativeDuration),
   tokenSecret: Schema.optional(Secret)
 })
 
@@ -168,6 +169,7 @@ export const reasons: Record<string, string> = {
   "consistency.maxWait": "must be a finite duration of 0 or more (e.g. \"50 millis\")",
   "consistency.onNotCaughtUp": oneOf(notCaughtUpPolicies),
   "consistency.stickyPrimaryAfterWrite": positive,
+  "consistency.afterSchemaChange": "must be a finite duration of 0 or more (e.g. \"1 second\"; 0 turns it off)",
   "consistency.tokenSecret": "must be a secret of at least 16 characters",
   cdc: "must be an object { rules: [...] } of CDC rules (see Cdc.Rule)"
 }
@@ -298,6 +300,7 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
         stickyPrimaryAfterWrite: input.consistency?.stickyPrimaryAfterWrite === undefined
           ? undefined
           : duration(input.consistency.stickyPrimaryAfterWrite, 0),
+        afterSchemaChange: duration(input.consistency?.afterSchemaChange, 1000),
         tokenSecret: input.consistency?.tokenSecret ?? Redacted.make(Crypto.randomBytes(32).toString("base64url"))
       }
     })

@@ -200,9 +200,15 @@ const withBarrier = (state: RouterState, requirement: Selection.Requirement): Se
   return barrier === undefined ? requirement : { ...requirement, minLsn: maxLsn(requirement.minLsn, barrier) }
 }
 
-/** When the barrier went up, and when a read last asked the replicas where they are. */
+/**
+ * When the barrier went up, and when a read last asked the replicas where
+ * they are: real time (`Date.now`), whatever the fiber's clock, since what
+ * it waits for (replay) runs in real time, also under `TestClock`.
+ */
 interface BarrierClock {
   raisedAt: number
+  /** `consistency.afterSchemaChange`: how long after it writes still move the barrier. */
+  readonly extendMillis: number
   refreshedAt: number
 }
 const barrierClocks = new WeakMap<RouterState, BarrierClock>()
@@ -213,20 +219,38 @@ const barrierClocks = new WeakMap<RouterState, BarrierClock>()
  * @internal
  */
 export const raiseSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effect<void> =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    barrierClocks.set(state, { raisedAt: now, refreshedAt: 0 })
+  Effect.suspend(() => {
+    barrierClocks.set(state, {
+      raisedAt: Date.now(),
+      refreshedAt: 0,
+      extendMillis: Duration.toMillis(state.config.consistency.afterSchemaChange)
+    })
     return STM.commit(TRef.update(state.schemaBarrier, (current) => maxLsn(current, lsn)))
   })
 
 /**
- * A write committed while the DDL barrier is up: the barrier moves to its
- * position, so that a read right after it (the next step of a migration or
- * of a test's setup: create, insert, select) sees it, session or not. The
- * barrier's time bound still counts from the schema change.
+ * A write committed soon after a schema change (within
+ * `consistency.afterSchemaChange`, 1 second by default): the barrier moves to
+ * the write's position (up again if the replicas had passed it), so that a
+ * read right after it (the next step of a migration or of a test's setup:
+ * create, insert, select) sees it, session or not. Later writes leave it
+ * alone: under a steady write load the barrier must not chase the primary
+ * (the replicas would always be behind it and every read would go to the
+ * primary). The window and the time bound count from the schema change.
  * @internal
  */
 export const extendSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effect<void> =>
-  STM.commit(TRef.update(state.schemaBarrier, (current) => current === undefined ? undefined : maxLsn(current, lsn)))
+  Effect.suspend(() => {
+    if (!extendsSchemaBarrier(state)) return Effect.void
+    barrierClocks.get(state)!.refreshedAt = 0
+    return STM.commit(TRef.update(state.schemaBarrier, (current) => maxLsn(current, lsn)))
+  })
+
+/** Whether a write now would move the barrier: within the window after a schema change. @internal */
+export const extendsSchemaBarrier = (state: RouterState): boolean => {
+  const clock = barrierClocks.get(state)
+  return clock !== undefined && Date.now() - clock.raisedAt < clock.extendMillis
+}
 
 /** How long the barrier may stay up for a replica that never catches up; then the safety net alone. */
 const schemaBarrierMaxMillis = 30_000
@@ -246,16 +270,26 @@ export const pickUnderBarrier = (
   state: RouterState,
   requirement: (state: RouterState) => Selection.Requirement
 ): Effect.Effect<Option.Option<Topology.Replica>> =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  Effect.zipRight(refreshBarrier(state), Effect.suspend(() => pickReplica(state, requirement(state))))
+
+/**
+ * At most once per few milliseconds while the DDL barrier is up: ask the
+ * healthy replicas where they are, and lower the barrier if all have passed
+ * it (or it has been up too long).
+ */
+const refreshBarrier = (state: RouterState): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const now = Date.now()
     const barrier = peek(state.schemaBarrier)
     const clock = barrierClocks.get(state)
     if (barrier === undefined || clock === undefined || now - clock.refreshedAt < schemaBarrierRefreshMillis) {
-      return pickReplica(state, requirement(state))
+      return Effect.void
     }
     clock.refreshedAt = now
+    // Judged on the positions just read, not on the ones before them.
     return Effect.zipRight(
-      Effect.zipRight(refreshReplayPositions(state), lowerIfReplayed(state, barrier, now - clock.raisedAt)),
-      Effect.suspend(() => pickReplica(state, requirement(state)))
+      refreshReplayPositions(state),
+      Effect.suspend(() => lowerIfReplayed(state, barrier, now - clock.raisedAt))
     )
   })
 
@@ -317,6 +351,20 @@ const awaitCaughtUp = (state: RouterState, requirement: Selection.Requirement, p
     }
   })
 
+/** What a read in a session (its position) or under a staleness bound needs of a replica. */
+const sessionRequirement = (
+  state: RouterState,
+  current: Consistency.SessionState,
+  staleness: Option.Option<Duration.Duration>
+): Selection.Requirement => ({
+  maxLagMillis: minMillis(
+    state.requirement.maxLagMillis,
+    staleness._tag === "Some" ? Duration.toMillis(staleness.value) : undefined
+  ),
+  maxLagBytes: state.requirement.maxLagBytes,
+  minLsn: current.lsn
+})
+
 /** A session or a staleness bound narrows the choice: the sticky window, the position, the bound. */
 const chooseInSession = (
   state: RouterState,
@@ -332,15 +380,7 @@ const chooseInSession = (
       const now = yield* Clock.currentTimeMillis
       if (now - current.lastWriteAt < Duration.toMillis(sticky)) return Option.none<Topology.Replica>()
     }
-    const base = state.requirement
-    const requirement: Selection.Requirement = {
-      maxLagMillis: minMillis(
-        base.maxLagMillis,
-        staleness._tag === "Some" ? Duration.toMillis(staleness.value) : undefined
-      ),
-      maxLagBytes: base.maxLagBytes,
-      minLsn: current.lsn
-    }
+    const requirement = sessionRequirement(state, current, staleness)
     const chosen = peek(state.schemaBarrier) === undefined
       ? yield* pickReplica(state, requirement)
       : yield* pickUnderBarrier(state, (state) => withBarrier(state, requirement))
@@ -374,36 +414,28 @@ export const decideReplica = (
 // Hedged reads
 // -----------------------------------------------------------------------------
 
-/** Among the eligible replicas other than `first`, the one with the fewest reads in flight, counted. */
+/** Among the eligible replicas other than `first`, the one with the fewest reads in flight, counted (now). */
 const acquireOther = (
   topology: Topology.Topology,
   requirement: Selection.Requirement,
   first: Topology.Replica
-): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.flatMap(TRef.get(topology.replicas), (replicas) => {
-    let best: Topology.Replica | undefined
-    let bestLoad = Infinity
-    const scan = (i: number): STM.STM<Option.Option<Topology.Replica>> => {
-      if (i >= replicas.length) {
-        return best === undefined
-          ? STM.succeed(Option.none())
-          : STM.as(TRef.update(best.inFlight, (n) => n + 1), Option.some(best))
-      }
-      const replica = replicas[i]!
-      if (replica === first) return scan(i + 1)
-      return STM.flatMap(Selection.isEligible(replica, requirement), (ok) =>
-        ok
-          ? STM.flatMap(TRef.get(replica.inFlight), (load) => {
-            if (load < bestLoad) {
-              best = replica
-              bestLoad = load
-            }
-            return scan(i + 1)
-          })
-          : scan(i + 1))
+): Option.Option<Topology.Replica> => {
+  const replicas = peek(topology.replicas)
+  let best: Topology.Replica | undefined
+  let bestLoad = Infinity
+  for (let i = 0; i < replicas.length; i++) {
+    const replica = replicas[i]!
+    if (replica === first || !SelectionInternal.isEligible(SelectionInternal.current, replica, i, requirement)) continue
+    const load = peek(replica.inFlight)
+    if (load < bestLoad) {
+      best = replica
+      bestLoad = load
     }
-    return scan(0)
-  })
+  }
+  if (best === undefined) return Option.none()
+  SelectionInternal.unsafeSet(best.inFlight, bestLoad + 1)
+  return Option.some(best)
+}
 
 /**
  * The replica a hedged read also starts on: eligible for the same read (the
@@ -421,19 +453,12 @@ export const pickHedge = (
   const staleness = fiber.getFiberRef(currentMaxStaleness)
   const session = Context.getOption(fiber.currentContext, SessionTag)
   if (session._tag === "None" && staleness._tag === "None") {
-    return STM.commit(acquireOther(state.topology, plainRequirement(state), first))
+    return Effect.sync(() => acquireOther(state.topology, plainRequirement(state), first))
   }
-  return Effect.flatMap(session._tag === "Some" ? Ref.get(session.value) : Effect.succeed(emptyState), (current) => {
-    const requirement: Selection.Requirement = {
-      maxLagMillis: minMillis(
-        state.requirement.maxLagMillis,
-        staleness._tag === "Some" ? Duration.toMillis(staleness.value) : undefined
-      ),
-      maxLagBytes: state.requirement.maxLagBytes,
-      minLsn: current.lsn
-    }
-    return STM.commit(acquireOther(state.topology, withBarrier(state, requirement), first))
-  })
+  return Effect.map(
+    session._tag === "Some" ? Ref.get(session.value) : Effect.succeed(emptyState),
+    (current) => acquireOther(state.topology, withBarrier(state, sessionRequirement(state, current, staleness)), first)
+  )
 }
 
 const busy = (node: Node.Node): boolean => {

@@ -296,13 +296,15 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
       const replicas = yield* TRef.get(topology.replicas)
       const states = yield* STM.forEach(replicas, (replica) =>
         STM.all({ healthy: Topology.isHealthy(replica), inFlight: TRef.get(replica.inFlight) }))
-      return { primary, replicas, states }
+      const barrier = yield* TRef.get(internals.schemaBarrier)
+      return { primary, replicas, states, barrier }
     })),
-    ({ primary, replicas, states }) =>
+    ({ barrier, primary, replicas, states }) =>
       Effect.succeed({
         primary: nodeStats(primary),
         replicas: replicas.map((replica, i) => ({ ...nodeStats(replica.node), ...states[i]! })),
-        healthyReplicaCount: states.filter((s) => s.healthy).length
+        healthyReplicaCount: states.filter((s) => s.healthy).length,
+        schemaBarrier: barrier === undefined ? undefined : HealthMonitorInternal.formatLsn(barrier)
       })
   )
 

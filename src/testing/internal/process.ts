@@ -32,21 +32,35 @@ export const run = (
     )
   })
 
-/** @internal */
-export const freePort = (): Promise<number> =>
-  import("node:net").then(
-    (Net) =>
-      new Promise<number>((resolve, reject) => {
-        const server = Net.createServer()
-        server.unref()
-        server.on("error", reject)
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          const port = typeof address === "object" && address ? address.port : 0
-          server.close(() => resolve(port))
-        })
-      })
-  )
+/**
+ * Below the kernels' ephemeral ranges (Linux 32768–60999, macOS and Windows
+ * 49152–65535): a port the OS hands out for a listener on port 0 is also one
+ * it may give an outgoing connection (a pg client's) before the server binds
+ * it, and the server then fails with "Address already in use".
+ */
+const portRange = { from: 20000, to: 32767 }
+
+const canListen = (Net: typeof import("node:net"), port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = Net.createServer()
+    server.unref()
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+  })
+
+/**
+ * A port no one listens on, for a server about to start: a random one in a
+ * range no outgoing connection takes, checked by listening on it once.
+ * @internal
+ */
+export const freePort = async (): Promise<number> => {
+  const Net = await import("node:net")
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = portRange.from + Math.floor(Math.random() * (portRange.to - portRange.from + 1))
+    if (await canListen(Net, port)) return port
+  }
+  throw new Error(`no free port in ${portRange.from}–${portRange.to} after 50 tries`)
+}
 
 /** @internal */
 export interface ServerProcess {
