@@ -596,7 +596,9 @@ export const makeRouter = (
       const chosen = Routing.overflowNow(state, Routing.pickNow(state, state.requirement))
       return chosen === undefined
         ? readOnPrimary(fiber, sql, params, op, rows, span)
-        : readOnReplica(fiber, chosen, sql, params, op, rows, span, true)
+        : hedgeAfter === undefined
+        ? readOnReplica(fiber, chosen, sql, params, op, rows, span, true)
+        : hedgedRead(fiber, chosen, sql, params, op, rows, span, true, hedgeAfter)
     }
     const decision = plain
       ? Routing.peek(state.schemaBarrier) === undefined
