@@ -18,7 +18,12 @@ import { configFor, recordingTracer } from "./utils.js"
 
 const Routed = Layer.unwrapScoped(
   Effect.map(PgCluster.PgCluster, (cluster) =>
-    RoutedClient.layer(configFor(cluster, { sideEffectFunctions: ["audit_touch"] })))
+    RoutedClient.layer(configFor(cluster, {
+      sideEffectFunctions: ["audit_touch"],
+      // The tests write right after the setup's DDL and expect reads to reach
+      // replicas that lack those writes: no read-your-writes window after DDL.
+      consistency: { afterSchemaChange: 0 }
+    })))
 ).pipe(Layer.provideMerge(PgCluster.layer({ replicas: 2 })))
 
 const who = Effect.flatMap(SqlClient.SqlClient, (sql) =>
