@@ -9,27 +9,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Inspector from "node:inspector"
-import type Pg from "pg"
 import * as RoutedClient from "#lib/RoutedClient.js"
 import * as SqlRouter from "#lib/SqlRouter.js"
 import * as BenchCluster from "./cluster.js"
+import { fake } from "./fakePool.js"
 import { routerConfig } from "./systems.js"
 
-const fakeClient = {
-  processID: 1,
-  on() {},
-  once() {},
-  off() {},
-  release() {},
-  query(_text: unknown, _params: unknown, callback?: (error: Error | null, result: unknown) => void) {
-    const cb = typeof _params === "function" ? _params as typeof callback : callback
-    setImmediate(() => cb!(null, { rows: [{ "?column?": 1 }] }))
-  }
-}
-const fake = (pool: Pg.Pool) => {
-  ;(pool as unknown as { connect: (cb: (e: undefined, c: unknown, r: () => void) => void) => void }).connect = (cb) =>
-    setImmediate(() => cb(undefined, fakeClient, () => {}))
-}
 
 interface ProfileNode {
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }

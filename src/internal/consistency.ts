@@ -119,6 +119,13 @@ export const markSchemaChange = (connection: Connection.Connection): void => {
   schemaChangedIn.add(connection)
 }
 
+/** The position a capture query answered, or undefined when it failed: never a failure itself. */
+const capturedLsn = (
+  lsnOf: Effect.Effect<ReadonlyArray<{ readonly lsn?: unknown }>, unknown>
+): Effect.Effect<bigint | undefined> =>
+  Effect.map(Effect.either(lsnOf), (rows) =>
+    rows._tag === "Right" ? parseLsn(String(rows.right[0]?.lsn ?? "")) : undefined)
+
 /**
  * After a schema change committed on the primary: reads wait for replicas
  * that replayed the primary's position. A failed capture must not fail the
@@ -129,25 +136,20 @@ export const recordSchemaChange = (
   internals: RouterState,
   lsnOf: Effect.Effect<ReadonlyArray<{ readonly lsn?: unknown }>, unknown>
 ): Effect.Effect<void> =>
-  Effect.flatMap(Effect.either(lsnOf), (rows) => {
-    const lsn = rows._tag === "Right" ? parseLsn(String(rows.right[0]?.lsn ?? "")) : undefined
-    return raiseSchemaBarrier(internals, lsn ?? BigInt(Number.MAX_SAFE_INTEGER) * 1024n)
-  })
+  Effect.flatMap(capturedLsn(lsnOf), (lsn) => raiseSchemaBarrier(internals, lsn ?? BigInt(Number.MAX_SAFE_INTEGER) * 1024n))
 
 /**
- * After a write committed on the primary within a second of a schema
- * change: the DDL barrier moves to the primary's flush position (a failed
- * capture leaves it where it is: the write must not fail for it).
+ * After a write committed on the primary soon after a schema change
+ * (`consistency.afterSchemaChange`): the DDL barrier moves to the primary's
+ * flush position (a failed capture leaves it where it is: the write must
+ * not fail for it).
  * @internal
  */
 export const extendSchemaBarrier = (
   internals: RouterState,
   lsnOf: Effect.Effect<ReadonlyArray<{ readonly lsn?: unknown }>, unknown>
 ): Effect.Effect<void> =>
-  Effect.flatMap(Effect.either(lsnOf), (rows) => {
-    const lsn = rows._tag === "Right" ? parseLsn(String(rows.right[0]?.lsn ?? "")) : undefined
-    return lsn === undefined ? Effect.void : Routing.extendSchemaBarrier(internals, lsn)
-  })
+  Effect.flatMap(capturedLsn(lsnOf), (lsn) => lsn === undefined ? Effect.void : Routing.extendSchemaBarrier(internals, lsn))
 
 /** After autocommit writes on the primary: any connection sees the global insert position. @internal */
 export const recordCommitOnNode = (internals: RouterState, node: Node.Node) =>
