@@ -74,6 +74,27 @@ const contextOf = (state: RouterState, node: Node.Node): Context.Context<Provide
   return context
 }
 
+/**
+ * The fiber's context with a node's client in it. Contexts are immutable, so
+ * the merge is kept per (context, node): a region entered from the same
+ * context (one runtime's `runPromise`, or a loop in one fiber) reuses it
+ * instead of copying the context's map on every region.
+ */
+const merged = new WeakMap<Context.Context<never>, WeakMap<Node.Node, Context.Context<any>>>()
+const withNodeContext = (state: RouterState, previous: Context.Context<never>, node: Node.Node): Context.Context<any> => {
+  let byNode = merged.get(previous)
+  if (byNode === undefined) {
+    byNode = new WeakMap()
+    merged.set(previous, byNode)
+  }
+  let context = byNode.get(node)
+  if (context === undefined) {
+    context = Context.merge(previous, contextOf(state, node))
+    byNode.set(node, context)
+  }
+  return context
+}
+
 const currentPrimary = (topology: Topology.Topology) => STM.commit(TRef.get(topology.primary))
 
 const nodeStats = (node: Node.Node): SqlRouter.NodeStats => ({
@@ -109,7 +130,11 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
   const slowStartMillis = config.health.slowStart === undefined ? undefined : Duration.toMillis(config.health.slowStart)
 
   const provideNode = <A, E, R>(effect: Effect.Effect<A, E, R>, node: Node.Node) =>
-    Effect.provide(effect, contextOf(internals, node)) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
+    Effect.locallyWith(
+      effect,
+      FiberRef.currentContext,
+      (previous) => withNodeContext(internals, previous, node)
+    ) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
 
   const findReplica = (replica: number | string) =>
     Effect.flatMap(STM.commit(TRef.get(topology.replicas)), (replicas) => {
@@ -137,7 +162,7 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
         unsafeRelease(replica)
       }
       return Effect.uninterruptibleMask((restore) => {
-        runtime.setFiberRef(FiberRef.currentContext, Context.merge(previous, contextOf(internals, replica.node)))
+        runtime.setFiberRef(FiberRef.currentContext, withNodeContext(internals, previous, replica.node))
         return Effect.matchCauseEffect(restore(effect as Effect.Effect<A, E, never>), {
           onFailure: (cause) => {
             leave()
