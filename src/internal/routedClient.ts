@@ -316,20 +316,7 @@ export const makeRouter = (
         if (timer !== undefined) clearTimeout(timer)
         if (running.abandoned) return
         if (error === undefined) return resume(finish(op, rows, result!))
-        switch (Routing.afterReadFailure(state, replica, error)) {
-          case "primary":
-            return resume(write(fiber, sql, params, op, rows, span))
-          case "primary-read":
-            return resume(readOnPrimary(fiber, sql, params, op, rows, span))
-          case "elsewhere":
-            return resume(
-              retry
-                ? elsewhere(fiber, replica, error, sql, params, op, rows, span)
-                : Effect.fail(NodeInternal.failed(error, acquired))
-            )
-          case "fail":
-            return resume(Effect.fail(NodeInternal.failed(error, acquired)))
-        }
+        resume(afterFailureOn(fiber, replica, error, acquired, sql, params, op, rows, span, retry))
       })
       NodeInternal.watch(fiber, running)
       if (readTimeout !== undefined) {
@@ -337,18 +324,29 @@ export const makeRouter = (
           timer = undefined
           if (running.settled || running.abandoned) return
           NodeInternal.abandon(running)
-          const error = timedOut()
-          resume(
-            retry
-              ? elsewhere(fiber, replica, error, sql, params, op, rows, span)
-              : Effect.fail(new SqlError({ cause: error, message: error.message }))
-          )
+          resume(afterTimeoutOn(fiber, replica, sql, params, op, rows, span, retry))
         }, readTimeout)
       }
     })
   }
 
-  /** The safety net for a read that failed on `replica`, as `readOnReplica` applies it. */
+  /** A read that `replica` did not answer within `readTimeout`: once more elsewhere, or the timeout's error. */
+  const afterTimeoutOn = (
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    replica: Topology.Replica,
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    op: Op,
+    rows: Rows | undefined,
+    span: Tracer.Span | undefined,
+    retry: boolean,
+    error: Error = timedOut()
+  ): Effect.Effect<any, SqlError> =>
+    retry
+      ? elsewhere(fiber, replica, error, sql, params, op, rows, span)
+      : Effect.fail(new SqlError({ cause: error, message: error.message }))
+
+  /** The safety net for a read that failed on a replica: readOnReplica's and each hedged attempt's. */
   const afterFailureOn = (
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
     replica: Topology.Replica,
@@ -484,10 +482,7 @@ export const makeRouter = (
           if (running.settled || running.abandoned) return
           NodeInternal.abandon(running)
           const error = timedOut()
-          ended(attempt, error, () =>
-            retry
-              ? elsewhere(fiber, on, error, sql, params, op, rows, span)
-              : Effect.fail(new SqlError({ cause: error, message: error.message })))
+          ended(attempt, error, () => afterTimeoutOn(fiber, on, sql, params, op, rows, span, retry, error))
         }, readTimeout)
       }
       return attempt
