@@ -227,9 +227,10 @@ export const acquire = (
   topology: Topology.Topology,
   requirement: Requirement,
   randomValue: number
-): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.tap(select(strategy, topology, requirement, randomValue), (chosen) =>
-    Option.isSome(chosen) ? TRef.update(chosen.value.inFlight, (n) => n + 1) : STM.void)
+): STM.STM<Option.Option<Topology.Replica>> => STM.tap(select(strategy, topology, requirement, randomValue), countInFlight)
+
+const countInFlight = (chosen: Option.Option<Topology.Replica>): STM.STM<void> =>
+  Option.isSome(chosen) ? TRef.update(chosen.value.inFlight, (n) => n + 1) : STM.void
 
 /**
  * `acquire` with `health.slowStart` on: when replicas within their ramp were
@@ -245,10 +246,11 @@ export const acquireWithSlowStart = (
   requirement: Requirement,
   randomValue: number
 ): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.flatMap(select(strategy, topology, requirement, randomValue), (chosen) =>
-    Option.isSome(chosen)
-      ? STM.as(TRef.update(chosen.value.inFlight, (n) => n + 1), chosen)
-      : acquire(strategy, topology, ignoringRamp(requirement), randomValue))
+  STM.tap(
+    STM.flatMap(select(strategy, topology, requirement, randomValue), (chosen) =>
+      Option.isSome(chosen) ? STM.succeed(chosen) : select(strategy, topology, ignoringRamp(requirement), randomValue)),
+    countInFlight
+  )
 
 /**
  * Counts a read chosen by `acquire` as no longer in flight.
