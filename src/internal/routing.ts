@@ -249,7 +249,12 @@ export const extendSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Eff
 /** Whether a write now would move the barrier: within the window after a schema change. @internal */
 export const extendsSchemaBarrier = (state: RouterState): boolean => {
   const clock = barrierClocks.get(state)
-  return clock !== undefined && Date.now() - clock.raisedAt < clock.extendMillis
+  if (clock === undefined) return false
+  if (Date.now() - clock.raisedAt < clock.extendMillis) return true
+  // Past the window with the barrier down: forget the clock, so that writes
+  // until the next schema change pay one lookup and no clock read.
+  if (peek(state.schemaBarrier) === undefined) barrierClocks.delete(state)
+  return false
 }
 
 /** How long the barrier may stay up for a replica that never catches up; then the safety net alone. */
