@@ -3,13 +3,12 @@ import type * as PgClient from "@effect/sql-pg/PgClient"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
-import * as Schedule from "effect/Schedule"
 import * as Consistency from "effect-sql-router/Consistency"
 import * as RoutedClient from "effect-sql-router/RoutedClient"
 import type * as RouterConfig from "effect-sql-router/RouterConfig"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
-import { configFor, recordingTracer } from "./utils.js"
+import { activeStatements, configFor, eventually as poll, recordingTracer } from "./utils.js"
 
 // Hedged reads (issue 16, item 4): with `hedgeAfter`, a read its replica has
 // not answered in that time also starts on another replica; the first answer
@@ -26,22 +25,8 @@ const routed = (extra: Partial<RouterConfig.RouterConfig> = {}) =>
 const hedged = (hedgeAfter: RouterConfig.RouterConfig["hedgeAfter"], extra: Partial<RouterConfig.RouterConfig> = {}) =>
   routed({ hedgeAfter, ...extra })
 
-/** Statements matching `marker` running on `node` now (ours excluded). */
-const running = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, marker: string) =>
-  Effect.map(
-    cluster.query<{ n: number }>(
-      node,
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND pid <> pg_backend_pid() AND state = 'active'`
-    ),
-    (rows) => rows[0]!.n
-  )
-
 /** Polls (live clock) until `check` holds; fails after a bounded number of tries. */
-const eventually = <E, R>(check: Effect.Effect<boolean, E, R>): Effect.Effect<void, E | "not yet", R> =>
-  check.pipe(
-    Effect.flatMap((ok) => ok ? Effect.void : Effect.fail("not yet" as const)),
-    Effect.retry(Schedule.intersect(Schedule.spaced("50 millis"), Schedule.recurs(400)))
-  )
+const eventually = <E, R>(check: Effect.Effect<boolean, E, R>) => poll(check, 400)
 
 const replica = (router: SqlRouter.SqlRouter, id: string) =>
   Effect.map(router.stats, (stats) => stats.replicas.find((r) => r.id === id)!)
@@ -99,7 +84,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         expect(after["replica-1"] - before["replica-1"]).toBe(8)
         expect((yield* hedgesOn("replica-1")) - hedgesBefore).toBe(sentToFrozen)
         // Thawed, the given-up statements are gone and both counts are back to 0.
-        yield* eventually(Effect.map(running(cluster, frozen, "hedge_frozen_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(activeStatements(cluster, frozen, "hedge_frozen_marker"), (n) => n === 0))
         yield* allIdle(router)
         expect((yield* replica(router, "replica-0")).healthy).toBe(true)
       }))
@@ -122,7 +107,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         const nodes = spans.filter((s) => s.name === "sql.execute").map((s) => s.attributes.get("effect_sql_router.node"))
         expect(nodes).toEqual(["replica-1", "replica-1", "replica-1", "replica-1"])
         // The 60 s sleeps were cancelled, not left to run out.
-        yield* eventually(Effect.map(running(cluster, slow, "hedge_slow_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(activeStatements(cluster, slow, "hedge_slow_marker"), (n) => n === 0))
         yield* allIdle(router)
       }))
   })
@@ -218,8 +203,8 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
           whoAnswers(client, "SELECT current_setting('cluster_name') AS name, pg_sleep(3) IS NULL AS slept, 'hedge_kill_marker' AS m")
         )
         // The read and its hedge both run; then one of them loses its connection (57P01).
-        yield* eventually(Effect.map(running(cluster, dying, "hedge_kill_marker"), (n) => n === 1))
-        yield* eventually(Effect.map(running(cluster, other, "hedge_kill_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(activeStatements(cluster, dying, "hedge_kill_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(activeStatements(cluster, other, "hedge_kill_marker"), (n) => n === 1))
         yield* cluster.query(
           dying,
           "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%hedge_kill_marker%' AND pid <> pg_backend_pid()"
@@ -242,13 +227,13 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         const [evicted, other] = cluster.replicas as [PgCluster.ClusterNode, PgCluster.ClusterNode]
         const before = yield* served(router)
         const fiber = yield* Effect.fork(whoAnswers(client, sleepy))
-        yield* eventually(Effect.map(running(cluster, evicted, "hedge_evict_marker"), (n) => n === 1))
-        yield* eventually(Effect.map(running(cluster, other, "hedge_evict_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(activeStatements(cluster, evicted, "hedge_evict_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(activeStatements(cluster, other, "hedge_evict_marker"), (n) => n === 1))
         yield* router.markReplicaUnhealthy(evicted.name)
         // The count comes back with the eviction, not when the server answers.
         expect((yield* replica(router, evicted.name)).inFlight).toBe(0)
         expect(yield* Fiber.join(fiber)).toBe(other.name)
-        yield* eventually(Effect.map(running(cluster, evicted, "hedge_evict_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(activeStatements(cluster, evicted, "hedge_evict_marker"), (n) => n === 0))
         // Not run a third time: the other attempt was still running.
         const after = yield* served(router)
         expect(after["replica-0"] - before["replica-0"] + after["replica-1"] - before["replica-1"]).toBe(2)
@@ -262,15 +247,15 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         const { client, router } = yield* hedged("100 millis")
         const [first, second] = cluster.replicas as [PgCluster.ClusterNode, PgCluster.ClusterNode]
         const fiber = yield* Effect.fork(whoAnswers(client, sleepy))
-        yield* eventually(Effect.map(running(cluster, first, "hedge_evict_marker"), (n) => n === 1))
-        yield* eventually(Effect.map(running(cluster, second, "hedge_evict_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(activeStatements(cluster, first, "hedge_evict_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(activeStatements(cluster, second, "hedge_evict_marker"), (n) => n === 1))
         yield* router.markReplicaUnhealthy(first.name)
         yield* router.markReplicaUnhealthy(second.name)
         expect(yield* Fiber.join(fiber)).toBe("primary")
         const stats = yield* router.stats
         expect(stats.replicas.map((r) => r.inFlight)).toEqual([0, 0])
-        yield* eventually(Effect.map(running(cluster, first, "hedge_evict_marker"), (n) => n === 0))
-        yield* eventually(Effect.map(running(cluster, second, "hedge_evict_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(activeStatements(cluster, first, "hedge_evict_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(activeStatements(cluster, second, "hedge_evict_marker"), (n) => n === 0))
       }))
   })
 
@@ -283,11 +268,11 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         const before = yield* served(router)
         const fiber = yield* Effect.fork(client.unsafe("SELECT pg_sleep(60), 'hedge_interrupt_marker' AS marker"))
         // Both attempts run: the read and its hedge.
-        yield* eventually(Effect.map(running(cluster, first, "hedge_interrupt_marker"), (n) => n === 1))
-        yield* eventually(Effect.map(running(cluster, second, "hedge_interrupt_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(activeStatements(cluster, first, "hedge_interrupt_marker"), (n) => n === 1))
+        yield* eventually(Effect.map(activeStatements(cluster, second, "hedge_interrupt_marker"), (n) => n === 1))
         yield* Fiber.interrupt(fiber)
-        yield* eventually(Effect.map(running(cluster, first, "hedge_interrupt_marker"), (n) => n === 0))
-        yield* eventually(Effect.map(running(cluster, second, "hedge_interrupt_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(activeStatements(cluster, first, "hedge_interrupt_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(activeStatements(cluster, second, "hedge_interrupt_marker"), (n) => n === 0))
         yield* allIdle(router)
         const after = yield* served(router)
         expect(after["replica-0"] - before["replica-0"]).toBe(1)
@@ -323,7 +308,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         // Every raced read was hedged or answered on replica-0 first; the interrupted ones were mostly hedged too.
         expect((yield* hedgesOn("replica-0")) + (yield* hedgesOn("replica-1")) - hedgesBefore).toBeGreaterThan(40)
         for (const node of cluster.replicas) {
-          yield* eventually(Effect.map(running(cluster, node, "hedge_load_marker"), (n) => n === 0))
+          yield* eventually(Effect.map(activeStatements(cluster, node, "hedge_load_marker"), (n) => n === 0))
         }
         yield* allIdle(router)
         const stats = yield* router.stats

@@ -4,7 +4,6 @@ import * as Statement from "@effect/sql/Statement"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import Pg from "pg"
 import * as Consistency from "effect-sql-router/Consistency"
@@ -13,7 +12,7 @@ import type * as RouterConfig from "effect-sql-router/RouterConfig"
 import { WriteOutcomeUnknown } from "effect-sql-router/RouterError"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
-import { configFor, recordingTracer } from "./utils.js"
+import { activeStatements, configFor, eventually as poll, recordingTracer } from "./utils.js"
 
 // The routed client's own hot path, against a real cluster: it must give what
 // @effect/sql's general path gives, cancel on the server what nobody waits
@@ -29,25 +28,12 @@ const routed = (extra: Partial<RouterConfig.RouterConfig> = {}, options: RoutedC
 const generalPath = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Statement.withTransformer(effect, (self) => Effect.succeed(self))
 
-/** Statements matching `pattern` running on `node` now (ours excluded). */
-const running = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, pattern: string) =>
-  Effect.map(
-    cluster.query<{ n: number }>(
-      node,
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%${pattern}%' AND pid <> pg_backend_pid() AND state = 'active'`
-    ),
-    (rows) => rows[0]!.n
-  )
 
 const runningAnywhere = (cluster: PgCluster.PgCluster, pattern: string) =>
-  Effect.map(Effect.forEach(cluster.nodes, (node) => running(cluster, node, pattern)), (ns) => ns.reduce((a, b) => a + b, 0))
+  Effect.map(Effect.forEach(cluster.nodes, (node) => activeStatements(cluster, node, pattern)), (ns) => ns.reduce((a, b) => a + b, 0))
 
 /** Polls (live clock) until `check` holds; fails after a bounded number of tries. */
-const eventually = <E, R>(check: Effect.Effect<boolean, E, R>): Effect.Effect<void, E | "not yet", R> =>
-  check.pipe(
-    Effect.flatMap((ok) => ok ? Effect.void : Effect.fail("not yet" as const)),
-    Effect.retry(Schedule.intersect(Schedule.spaced("50 millis"), Schedule.recurs(200)))
-  )
+const eventually = <E, R>(check: Effect.Effect<boolean, E, R>) => poll(check, 200)
 
 const inFlight = (router: SqlRouter.SqlRouter) =>
   Effect.map(router.stats, (s) => s.replicas.reduce((n, r) => n + r.inFlight, 0))
@@ -153,7 +139,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hot path"
                  'hot_timeout_marker' AS marker`
         expect(row!.name).not.toBe("replica-0")
         const replica0 = cluster.replicas.find((r) => r.name === "replica-0")!
-        yield* eventually(Effect.map(running(cluster, replica0, "hot_timeout_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(activeStatements(cluster, replica0, "hot_timeout_marker"), (n) => n === 0))
         const stats = yield* router.stats
         expect(stats.replicas.find((r) => r.id === "replica-0")!.healthy).toBe(false)
         yield* eventually(Effect.map(inFlight(router), (n) => n === 0))
@@ -173,7 +159,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hot path"
         expect(cause).toBeInstanceOf(WriteOutcomeUnknown)
         expect((cause as WriteOutcomeUnknown).node).toBe("primary")
         expect((cause as WriteOutcomeUnknown).retryable).toBe(true)
-        yield* eventually(Effect.map(running(cluster, cluster.primary, "hot_write_marker"), (n) => n === 0))
+        yield* eventually(Effect.map(activeStatements(cluster, cluster.primary, "hot_write_marker"), (n) => n === 0))
         // Sent once, never retried; cancelled before it changed the row.
         expect((yield* router.stats).primary.served.writes).toBe(before + 1)
         const [row] = yield* SqlRouter.primary(sql<{ user_name: string }>`SELECT user_name FROM hot WHERE id = 1`)

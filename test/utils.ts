@@ -21,6 +21,7 @@ export const postgresProcessesUnder = (directory: string): Array<number> => {
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Tracer from "effect/Tracer"
 import type * as RouterConfig from "effect-sql-router/RouterConfig"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
@@ -31,6 +32,26 @@ export const whoAmI = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   Effect.map(sql<{ name: string }>`SELECT current_setting('cluster_name') AS name`, (rows) => rows[0]!.name))
 
 /** Router configuration pointing at every node of a test cluster. */
+/** Statements whose text contains `marker` running on `node` now (the query asking excluded). */
+export const activeStatements = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, marker: string) =>
+  Effect.map(
+    cluster.query<{ n: number }>(
+      node,
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND pid <> pg_backend_pid() AND state = 'active'`
+    ),
+    (rows) => rows[0]!.n
+  )
+
+/** Polls (live clock, every 50 ms) until `check` holds; fails with "not yet" after `tries` more tries. */
+export const eventually = <E, R>(
+  check: Effect.Effect<boolean, E, R>,
+  tries: number
+): Effect.Effect<void, E | "not yet", R> =>
+  check.pipe(
+    Effect.flatMap((ok) => ok ? Effect.void : Effect.fail("not yet" as const)),
+    Effect.retry(Schedule.intersect(Schedule.spaced("50 millis"), Schedule.recurs(tries)))
+  )
+
 export const configFor = (
   cluster: PgCluster.PgCluster,
   extra: Partial<RouterConfig.RouterConfig> = {}
