@@ -35,7 +35,8 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>("effect-sql
  * No usable primary: unreachable at layer build (after the connect timeout),
  * a write met a node that turned read-only (a failover happened; the router
  * re-discovers at once), or several nodes accept writes (split brain:
- * `conflicting` names them). Writes are never retried by the router; retrying
+ * `conflicting` names them, sorted; reads meanwhile follow the node on the
+ * newest timeline). Writes are never retried by the router; retrying
  * the whole operation later may succeed.
  *
  * @since 0.1.0

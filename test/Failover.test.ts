@@ -12,7 +12,7 @@ import * as RoutedClient from "effect-sql-router/RoutedClient"
 import * as RouterConfig from "effect-sql-router/RouterConfig"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
-import { loadTable, missingWrites, startLoad } from "./load.js"
+import { loadTable, missingWrites, startLoad, strayWorker } from "./load.js"
 
 const interval = Duration.millis(300)
 const connectTimeout = Duration.seconds(1)
@@ -111,6 +111,60 @@ describe("failover and live topology", () => {
       // Reads still work.
       const sql = yield* SqlClient.SqlClient
       expect(yield* sql`SELECT 1 AS one`).toEqual([{ one: 1 }])
+    })))
+
+  it.live("split brain with an unfenced old primary: reads follow the newest timeline; none sees the old primary's rows, none fails", () =>
+    scenario({ replicas: 2, config: discovered }, Effect.gen(function*() {
+      const cluster = yield* PgCluster.PgCluster
+      const oldPrimary = cluster.primary
+      const [leader, follower] = cluster.replicas as [PgCluster.ClusterNode, PgCluster.ClusterNode]
+      // As an HA manager re-points the other standbys: the follower streams
+      // from the node about to be promoted, and moves to its timeline with it.
+      yield* cluster.follow(follower, leader)
+      const load = yield* startLoad({ readers: 4, writers: 0 })
+      yield* load.awaitReads(50)
+      yield* cluster.promote(leader) // nothing fences the old primary: it keeps accepting writes
+      const error = yield* SqlRouter.withWrite(Effect.void).pipe(
+        Effect.flip,
+        Effect.retry({ schedule: pollEvery }),
+        Effect.timeout("20 seconds")
+      )
+      expect(error._tag).toBe("PrimaryUnavailable")
+      expect(error.conflicting).toEqual(["node-0", "node-1"])
+      // Reads follow the newest timeline: the promoted node is the router's primary now.
+      const router = yield* SqlRouter.SqlRouter
+      yield* router.primary.pipe(
+        Effect.repeat({ until: (primary) => primary.id === "node-1", schedule: pollEvery }),
+        Effect.timeout("20 seconds")
+      )
+      // Rows the cluster will lose: written straight to the old primary.
+      const onOldPrimary = (yield* load.snapshot).readsBy[oldPrimary.name] ?? 0
+      yield* cluster.query(oldPrimary, `INSERT INTO load_t (worker) SELECT ${strayWorker} FROM generate_series(1, 200)`)
+      // The standby on the new timeline serves again; the old primary serves nothing.
+      yield* SqlRouter.replicaStatus.pipe(
+        Effect.repeat({
+          until: (nodes) => nodes.some((node) => node.id === "node-2" && node.healthy),
+          schedule: pollEvery
+        }),
+        Effect.timeout("20 seconds")
+      )
+      const status = yield* SqlRouter.replicaStatus
+      expect(status.find((node) => node.id === "node-0")).toMatchObject({ healthy: false, state: "Writable" })
+      const served = (yield* load.snapshot).readsBy[follower.name] ?? 0
+      yield* load.snapshot.pipe(
+        Effect.repeat({ until: (s) => (s.readsBy[follower.name] ?? 0) > served + 50, schedule: pollEvery }),
+        Effect.timeout("20 seconds")
+      )
+      // The old primary goes down mid-load: no read was on it, so none fails.
+      yield* cluster.stop(oldPrimary)
+      yield* load.awaitReads(100)
+      const report = yield* load.stop
+      expect(report.readFailures).toEqual([])
+      expect(report.strayReadsBy).toEqual({})
+      expect(report.readsBy[oldPrimary.name] ?? 0).toBe(onOldPrimary)
+      // With the old primary gone, the split brain is over: writes go to the new leader.
+      const landed = yield* writeLandsOn.pipe(Effect.retry({ schedule: pollEvery }), Effect.timeout("20 seconds"))
+      expect(landed).toBe(leader.name)
     })))
 
   it.live("promote refuses while the replica is behind, succeeds once it caught up; writes then go to it", () =>

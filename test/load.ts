@@ -12,7 +12,16 @@ export interface LoadReport {
   readonly writes: ReadonlyArray<number>
   readonly writeFailures: ReadonlyArray<string>
   readonly readsBy: Readonly<Record<string, number>>
+  /** Per server, reads that saw rows of `strayWorker` (written behind the router's back). */
+  readonly strayReadsBy: Readonly<Record<string, number>>
 }
+
+/**
+ * The `worker` of rows that a test writes straight to one server, behind the
+ * router's back (e.g. to an old primary after a failover): every read of the
+ * load reports whether it saw any.
+ */
+export const strayWorker = -99
 
 /** The table the load writes; create it (and let it replicate) before `startLoad`. */
 export const loadTable = "CREATE TABLE load_t (id bigserial PRIMARY KEY, worker int NOT NULL)"
@@ -30,10 +39,12 @@ export const startLoad = (options: { readonly readers: number; readonly writers:
       readFailures: [] as Array<string>,
       writes: [] as Array<number>,
       writeFailures: [] as Array<string>,
-      readsBy: {} as Record<string, number>
+      readsBy: {} as Record<string, number>,
+      strayReadsBy: {} as Record<string, number>
     })
     const reader = Effect.forever(
-      sql<{ name: string }>`SELECT current_setting('cluster_name') AS name, count(*) FROM load_t`.pipe(
+      sql<{ name: string; stray: number }>`SELECT current_setting('cluster_name') AS name,
+        count(*) FILTER (WHERE worker = ${strayWorker})::int AS stray FROM load_t`.pipe(
         Effect.matchEffect({
           onFailure: (error) =>
             Ref.update(state, (s) => ({ ...s, readFailures: [...s.readFailures, String(error.cause ?? error)] })).pipe(
@@ -44,7 +55,10 @@ export const startLoad = (options: { readonly readers: number; readonly writers:
             Ref.update(state, (s) => ({
               ...s,
               reads: s.reads + 1,
-              readsBy: { ...s.readsBy, [row!.name]: (s.readsBy[row!.name] ?? 0) + 1 }
+              readsBy: { ...s.readsBy, [row!.name]: (s.readsBy[row!.name] ?? 0) + 1 },
+              strayReadsBy: row!.stray > 0
+                ? { ...s.strayReadsBy, [row!.name]: (s.strayReadsBy[row!.name] ?? 0) + 1 }
+                : s.strayReadsBy
             }))
         })
       )

@@ -232,10 +232,40 @@ const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.
   )
 
 /**
+ * Of the writable nodes of a split brain, the one whose reads can be trusted:
+ * the only one on the newest timeline. A node that was promoted is on a later
+ * timeline than the one it left behind, so the newest timeline is the history
+ * the cluster keeps; an old primary that still accepts writes holds rows that
+ * will be lost. Undefined when that cannot be told (a timeline unknown, or a
+ * tie): then nothing changes.
+ * @internal
+ */
+export const newestTimeline = <A extends { readonly timeline: number | undefined }>(
+  writable: ReadonlyArray<A>
+): A | undefined => {
+  let newest: A | undefined
+  let tie = false
+  for (const candidate of writable) {
+    if (candidate.timeline === undefined) return undefined
+    if (newest === undefined || candidate.timeline > newest.timeline!) {
+      newest = candidate
+      tie = false
+    } else if (candidate.timeline === newest.timeline) {
+      tie = true
+    }
+  }
+  return tie ? undefined : newest
+}
+
+/**
  * One round of discovery: every node is asked whether it is in recovery.
  * Exactly one writable node is the primary; none keeps the last one (writes
  * fail until a node is promoted); more than one is split brain, and writes
- * fail naming them rather than guessing.
+ * fail naming them rather than guessing. Reads, though, follow the newest
+ * timeline: the writable node on it becomes the router's primary (for reads
+ * and as what replicas must follow, so its standbys serve), and a writable
+ * node on an older timeline serves none (it is a replica that is `Writable`,
+ * out of rotation).
  * @internal
  */
 export const discover = (internals: RouterState): Effect.Effect<void> =>
@@ -243,22 +273,38 @@ export const discover = (internals: RouterState): Effect.Effect<void> =>
     const nodes = yield* allNodes(internals.topology)
     const roles = yield* Effect.forEach(nodes, (node) => askRole(internals, node), { concurrency: "unbounded" })
     const writable = roles.flatMap((role) => Option.isSome(role) && role.value.writable ? [role.value] : [])
-    const conflict = writable.length > 1 ? writable.map((r) => r.node.id) : []
+    // Sorted: the same split brain reads the same whichever node is primary now.
+    const conflict = writable.length > 1 ? writable.map((r) => r.node.id).sort() : []
+    const newest = writable.length > 1
+      ? newestTimeline(writable.map((role) => ({ role, timeline: role.answer.timeline })))?.role
+      : undefined
     const before = yield* STM.commit(TRef.getAndSet(internals.topology.conflict, conflict))
     if (conflict.length > 0 && before.length === 0) {
-      yield* Effect.logError(`split brain: ${conflict.join(" and ")} all accept writes; writes fail until one is fenced`)
+      yield* Effect.logError(
+        `split brain: ${conflict.join(" and ")} all accept writes; writes fail until one is fenced; ${
+          newest === undefined
+            ? "reads stay where they were (the newest timeline cannot be told)"
+            : `reads follow ${newest.node.id}, on the newest timeline (${newest.answer.timeline})`
+        }`
+      )
     }
     if (conflict.length === 0 && before.length > 0) yield* Effect.logInfo("split brain resolved")
-    if (writable.length !== 1) {
+    const leader = writable.length === 1 ? writable[0]! : newest
+    if (leader === undefined) {
       // What replicas follow: the current primary's own answer, if it gave one.
       const current = yield* STM.commit(TRef.get(internals.topology.primary))
       const answered = writable.find((role) => role.node === current)
       return yield* internals.probes.recordPrimary(current, answered?.answer)
     }
-    const [primary] = writable as [Role]
-    yield* switchPrimary(internals, primary.node, "discovery found it writable")
-    yield* internals.probes.recordPrimary(primary.node, primary.answer)
-    yield* STM.commit(TRef.set(internals.topology.primaryLsn, primary.answer.lsn))
+    yield* switchPrimary(
+      internals,
+      leader.node,
+      writable.length === 1
+        ? "discovery found it writable"
+        : `split brain: it is on the newest timeline (${leader.answer.timeline}); writes fail until the others are fenced`
+    )
+    yield* internals.probes.recordPrimary(leader.node, leader.answer)
+    yield* STM.commit(TRef.set(internals.topology.primaryLsn, leader.answer.lsn))
   })
 
 /** The discovery round running now, per router: at most one at a time. */

@@ -501,7 +501,21 @@ export const makeState = (
         (replicas) => Topology.make(start.primary, replicas)
       )
     )
-    const probes = HealthMonitorInternal.makeProbes(topology, config.health.timeout)
+    const base = HealthMonitorInternal.makeProbes(topology, config.health.timeout)
+    // With discovery, a replica that accepts writes was promoted by someone
+    // else: discovery learns now, not at its next round, whether the primary
+    // moved or two nodes accept writes (a split brain, where reads must leave
+    // the old primary).
+    const probes: HealthMonitorInternal.Probes = config.discovery === "auto"
+      ? {
+        ...base,
+        replica: (node) =>
+          Effect.tap(base.replica(node), (judged) =>
+            judged.state?._tag === "Writable" && peek(topology.conflict).length === 0
+              ? Effect.forkIn(Membership.discoverOnce(internals), scope)
+              : Effect.void)
+      }
+      : base
     const internals: RouterState = {
       ...factory,
       topology,

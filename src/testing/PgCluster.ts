@@ -123,6 +123,17 @@ export interface PgCluster {
    * the cluster's `primary`. Other replicas are not re-pointed.
    */
   readonly promote: (node: ClusterNode) => Effect.Effect<void, ClusterError>
+  /**
+   * Re-points a running standby at another node (the primary, or another
+   * standby for cascading replication) and waits until it streams from it:
+   * what an HA manager does to the other standbys around a failover. A
+   * standby that follows a standby goes on to the timeline that standby is
+   * promoted to (`recovery_target_timeline = latest`). The setting is kept
+   * with `ALTER SYSTEM`, so it survives a restart.
+   *
+   * @since 0.1.0
+   */
+  readonly follow: (node: ClusterNode, upstream: ClusterNode) => Effect.Effect<void, ClusterError>
   /** Waits until the replicas have replayed the primary's current WAL position. */
   readonly awaitReplication: (options?: AwaitReplicationOptions) => Effect.Effect<void, ClusterError>
   /** Starts one more streaming replica of the current primary (embedded backend). */

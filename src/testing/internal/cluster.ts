@@ -240,6 +240,12 @@ export const embedded = (
           primary_conninfo: `'host=${primary.host} port=${primary.port} user=${primary.user} application_name=${name}'`
         })
       )
+      // A `follow` kept its upstream with ALTER SYSTEM, which would win over postgresql.conf.
+      const auto = Path.join(dataDir, "postgresql.auto.conf")
+      const kept = await FsP.readFile(auto, "utf8").catch(() => undefined)
+      if (kept !== undefined && /^\s*primary_conninfo\s*=/m.test(kept)) {
+        await FsP.writeFile(auto, kept.split("\n").filter((line) => !/^\s*primary_conninfo\s*=/.test(line)).join("\n"))
+      }
       await FsP.writeFile(Path.join(dataDir, "standby.signal"), "")
       if (runAs) {
         await FsP.chown(Path.join(dataDir, "postgresql.conf"), runAs.uid, runAs.gid)
@@ -457,6 +463,29 @@ export const fromDriver = (driver: Driver): PgCluster => {
         paused.delete(node.name)
         primary = node
       })),
+    follow: (node, upstream) =>
+      live(Effect.gen(function*() {
+        yield* requireReplica("follow", node)
+        if (upstream === node) return yield* fail("follow", node, "cannot follow itself")
+        const conninfo = `host=${upstream.host} port=${upstream.port} user=${upstream.user} application_name=${node.name}`
+        yield* queryNode(node, `ALTER SYSTEM SET primary_conninfo = '${conninfo.replaceAll("'", "''")}'`)
+        yield* queryNode(node, "SELECT pg_reload_conf()")
+        // The WAL receiver restarts with the new setting; wait until it streams from the upstream.
+        for (;;) {
+          const rows = yield* queryNode<{ ok: boolean }>(
+            node,
+            "SELECT count(*) > 0 AS ok FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_port = $1",
+            [upstream.port]
+          )
+          if (rows[0]?.ok) return
+          yield* Effect.sleep("20 millis")
+        }
+      }).pipe(
+        Effect.timeoutFail({
+          duration: "30 seconds",
+          onTimeout: () => fail("follow", node, `did not stream from ${upstream.name} within 30s`)
+        })
+      )),
     awaitReplication: (options = {}) =>
       live(Effect.gen(function*() {
         const targets = options.replicas ??
