@@ -1,4 +1,5 @@
-// Builds the package the way the @effect packages ship: ES modules in
+// Builds the package in the current directory (each workspace's `npm run
+// build` runs it there) the way the @effect packages ship: ES modules in
 // dist/esm, CommonJS in dist/cjs, each with its own declarations (so that
 // TypeScript reads the types in the module format of the file it resolved)
 // and source maps into src/.
@@ -9,10 +10,11 @@
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
+import { createRequire } from "node:module"
 import * as esbuild from "esbuild"
 
-const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
+const root = process.cwd()
+const tsc = createRequire(Path.join(root, "package.json")).resolve("typescript/bin/tsc")
 const dist = Path.join(root, "dist")
 const src = Path.join(root, "src")
 
@@ -24,7 +26,7 @@ const walk = (dir) =>
 
 Fs.rmSync(dist, { recursive: true, force: true })
 
-execFileSync(process.execPath, [Path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], {
+execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], {
   cwd: root,
   stdio: "inherit"
 })

@@ -1,38 +1,43 @@
-/** @internal */
-import * as Effect from "effect/Effect"
+/**
+ * Every question the router asks PostgreSQL about itself, as SQL text and the
+ * decoder of its first row: recovery state, WAL positions, timelines, the WAL
+ * receiver, the cluster's identity. Where and how a statement runs (a pool
+ * checkout, a probe with a timeout, an Effect) is each line's business: it
+ * runs `question.sql` and hands the row to `question.decode`.
+ *
+ * @since 0.1.0
+ */
+import { parseLsn } from "./Lsn.js"
 
-// Every question the router asks PostgreSQL about itself lives here: recovery
-// state, WAL positions, timelines, the WAL receiver, the cluster's identity.
-// Callers pass a `Query` (first row of one statement) so that where the
-// statement runs (a pool checkout, a probe with a timeout) stays theirs.
-
-/** Runs one statement and gives its first row. @internal */
-export type Query = <A>(sql: string) => Effect.Effect<A, unknown>
-
-/** `16/B374D848` → bigint. @internal */
-export const parseLsn = (text: string | null | undefined): bigint | undefined => {
-  if (!text) return undefined
-  const slash = text.indexOf("/")
-  if (slash < 0) return undefined
-  return (BigInt(`0x${text.slice(0, slash)}`) << 32n) + BigInt(`0x${text.slice(slash + 1)}`)
+/**
+ * One statement and what its first row means.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Question<A> {
+  readonly sql: string
+  readonly decode: (row: any) => A
 }
-
-/** bigint → `16/B374D848`. @internal */
-export const formatLsn = (lsn: bigint): string =>
-  `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
 
 const loopback = new Set(["localhost", "127.0.0.1", "::1", "::ffff:127.0.0.1"])
 
 /**
  * `host:port` in one spelling: lower case, every loopback name as one.
- * @internal
+ *
+ * @since 0.1.0
  */
 export const address = (host: string, port: number | string): string => {
   const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1")
   return `${loopback.has(h) ? "loopback" : h}:${port}`
 }
 
-/** What a node says about itself: the question discovery and the primary's probe ask. @internal */
+/**
+ * What a node says about itself: the question discovery and the primary's probe ask.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface NodeRole {
   readonly standby: boolean
   /** Current WAL position on a primary, replay position on a standby. */
@@ -42,14 +47,6 @@ export interface NodeRole {
   /** How the server names itself: the address our connection reached, with its port. */
   readonly self: string | undefined
 }
-
-// pg_walfile_name() names the segment by the timeline WAL is written on now;
-// pg_control_checkpoint() would lag a promotion until its first checkpoint.
-const roleSql = `SELECT pg_is_in_recovery() AS standby,
-  (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
-  CASE WHEN pg_is_in_recovery() THEN NULL
-       ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
-  host(inet_server_addr()) AS server_host, current_setting('port') AS server_port`
 
 interface RoleRow {
   readonly standby: boolean
@@ -62,20 +59,35 @@ interface RoleRow {
 const selfOf = (row: { readonly server_host: string | null; readonly server_port: string | null }) =>
   row.server_host && row.server_port ? address(row.server_host, row.server_port) : undefined
 
-/** @internal */
-export const role = (query: Query): Effect.Effect<NodeRole, unknown> =>
-  Effect.map(query<RoleRow>(roleSql), (row) => ({
+/**
+ * Whether a node is in recovery, its WAL position, and (if writable) its timeline.
+ *
+ * @since 0.1.0
+ * @category questions
+ */
+export const role: Question<NodeRole> = {
+  // pg_walfile_name() names the segment by the timeline WAL is written on now;
+  // pg_control_checkpoint() would lag a promotion until its first checkpoint.
+  sql: `SELECT pg_is_in_recovery() AS standby,
+  (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+  CASE WHEN pg_is_in_recovery() THEN NULL
+       ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
+  host(inet_server_addr()) AS server_host, current_setting('port') AS server_port`,
+  decode: (row: RoleRow) => ({
     standby: row.standby,
     lsn: parseLsn(row.lsn),
     timeline: row.timeline ?? undefined,
     self: selfOf(row)
-  }))
+  })
+}
 
 /**
  * A standby's WAL receiver as `pg_stat_wal_receiver` shows it. Without
  * `pg_read_all_stats` (e.g. `pg_monitor`) only its pid is visible: `visible`
  * is then false and nothing else is known.
- * @internal
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface Receiver {
   readonly visible: boolean
@@ -85,7 +97,12 @@ export interface Receiver {
   readonly timeline: number | undefined
 }
 
-/** @internal */
+/**
+ * What a replica's probe learns.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StandbyState {
   readonly standby: boolean
   readonly replayLsn: bigint | undefined
@@ -95,12 +112,6 @@ export interface StandbyState {
   readonly receiver: Receiver | undefined
   readonly self: string | undefined
 }
-
-const standbySql = `SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn()::text AS replay,
-  (extract(epoch FROM (now() - pg_last_xact_replay_timestamp())) * 1000)::float8 AS behind_ms,
-  r.pid AS receiver_pid, r.status, r.sender_host, r.sender_port, r.received_tli,
-  host(inet_server_addr()) AS server_host, current_setting('port') AS server_port
-FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`
 
 interface StandbyRow {
   readonly standby: boolean
@@ -115,9 +126,19 @@ interface StandbyRow {
   readonly server_port: string | null
 }
 
-/** @internal */
-export const standbyState = (query: Query): Effect.Effect<StandbyState, unknown> =>
-  Effect.map(query<StandbyRow>(standbySql), (row) => ({
+/**
+ * A replica's probe: recovery state, replay position and age, WAL receiver.
+ *
+ * @since 0.1.0
+ * @category questions
+ */
+export const standbyState: Question<StandbyState> = {
+  sql: `SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn()::text AS replay,
+  (extract(epoch FROM (now() - pg_last_xact_replay_timestamp())) * 1000)::float8 AS behind_ms,
+  r.pid AS receiver_pid, r.status, r.sender_host, r.sender_port, r.received_tli,
+  host(inet_server_addr()) AS server_host, current_setting('port') AS server_port
+FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`,
+  decode: (row: StandbyRow) => ({
     standby: row.standby,
     replayLsn: parseLsn(row.replay),
     behindMillis: row.behind_ms ?? undefined,
@@ -130,33 +151,55 @@ export const standbyState = (query: Query): Effect.Effect<StandbyState, unknown>
         timeline: row.received_tli ?? undefined
       },
     self: selfOf(row)
-  }))
+  })
+}
 
-/** The primary's WAL position now. @internal */
-export const currentLsn = (query: Query): Effect.Effect<bigint | undefined, unknown> =>
-  Effect.map(query<{ lsn: string | null }>("SELECT pg_current_wal_lsn()::text AS lsn"), (row) => parseLsn(row.lsn))
+/**
+ * The primary's WAL position now.
+ *
+ * @since 0.1.0
+ * @category questions
+ */
+export const currentLsn: Question<bigint | undefined> = {
+  sql: "SELECT pg_current_wal_lsn()::text AS lsn",
+  decode: (row: { lsn: string | null }) => parseLsn(row.lsn)
+}
 
-/** A standby's replay position now. @internal */
-export const replayLsn = (query: Query): Effect.Effect<{ standby: boolean; replay: bigint | undefined }, unknown> =>
-  Effect.map(
-    query<{ standby: boolean; replay: string | null }>(
-      "SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn()::text AS replay"
-    ),
-    (row) => ({ standby: row.standby, replay: parseLsn(row.replay) })
-  )
+/**
+ * A standby's replay position now.
+ *
+ * @since 0.1.0
+ * @category questions
+ */
+export const replayLsn: Question<{ readonly standby: boolean; readonly replay: bigint | undefined }> = {
+  sql: "SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn()::text AS replay",
+  decode: (row: { standby: boolean; replay: string | null }) => ({ standby: row.standby, replay: parseLsn(row.replay) })
+}
 
-/** Whether a node is a standby, and its cluster's system identifier: asked once at start. @internal */
+/**
+ * Whether a node is a standby, and its cluster's system identifier: asked once at start.
+ *
+ * @since 0.1.0
+ * @category sql
+ */
 export const identitySql =
   "SELECT pg_is_in_recovery() AS standby, system_identifier::text AS system FROM pg_control_system()"
 
-/** @internal */
+/**
+ * Promotes a standby and waits (up to 60 s) until it accepts writes.
+ *
+ * @since 0.1.0
+ * @category sql
+ */
 export const promoteSql = "SELECT pg_promote(true, 60) AS ok"
 
 /**
  * The user's functions that may write: `VOLATILE` ordinary functions outside
  * the system schemas, by qualified name. Procedures are reached with CALL,
  * which is a write anyway.
- * @internal
+ *
+ * @since 0.1.0
+ * @category sql
  */
 export const volatileFunctionsSql = `SELECT n.nspname || '.' || p.proname AS name
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

@@ -300,19 +300,4 @@ describe("HealthMonitor", () => {
         expect(yield* Ref.get(asked)).toBe(4) // the next round is a new one
       }))
   })
-
-  describe("newestTimeline (which writable node of a split brain reads may trust)", () => {
-    const node = (id: string, timeline: number | undefined) => ({ id, timeline })
-    it("the only node on the highest timeline", () => {
-      expect(Membership.newestTimeline([node("old", 5), node("new", 6)])?.id).toBe("new")
-      expect(Membership.newestTimeline([node("new", 7), node("old", 5), node("older", 3)])?.id).toBe("new")
-    })
-    it("none when a tie or an unknown timeline leaves it open", () => {
-      expect(Membership.newestTimeline([node("a", 6), node("b", 6)])).toBeUndefined()
-      expect(Membership.newestTimeline([node("a", 6), node("b", 6), node("c", 4)])).toBeUndefined()
-      expect(Membership.newestTimeline([node("a", 5), node("b", undefined)])).toBeUndefined()
-      expect(Membership.newestTimeline([node("a", undefined), node("b", 9)])).toBeUndefined()
-      expect(Membership.newestTimeline([])).toBeUndefined()
-    })
-  })
 })

@@ -11,8 +11,11 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
+/** This package, and the repository whose node_modules hold the tools (npm workspaces hoist them). */
 const repo = Path.resolve(import.meta.dirname, "..")
-const bin = (name: string) => Path.join(repo, "node_modules", ".bin", name)
+const root = Path.resolve(repo, "../..")
+const core = Path.join(root, "packages", "core")
+const bin = (name: string) => Path.join(root, "node_modules", ".bin", name)
 
 interface Outcome {
   readonly code: number | null
@@ -40,7 +43,7 @@ const ok = async (command: string, args: ReadonlyArray<string>, cwd: string): Pr
 
 /** The version installed here, so that the consumer's install is served from npm's cache. */
 const installed = (name: string): string =>
-  JSON.parse(Fs.readFileSync(Path.join(repo, "node_modules", name, "package.json"), "utf8")).version
+  JSON.parse(Fs.readFileSync(Path.join(root, "node_modules", name, "package.json"), "utf8")).version
 
 const manifest = JSON.parse(Fs.readFileSync(Path.join(repo, "package.json"), "utf8"))
 
@@ -49,7 +52,7 @@ const manifest = JSON.parse(Fs.readFileSync(Path.join(repo, "package.json"), "ut
  * user copies them: a new upstream release that breaks them fails here.
  */
 const readmeInstall: ReadonlyArray<ReadonlyArray<string>> = (() => {
-  const readme = Fs.readFileSync(Path.join(repo, "README.md"), "utf8")
+  const readme = Fs.readFileSync(Path.join(root, "README.md"), "utf8")
   const start = readme.indexOf("\n## Install\n")
   const section = readme.slice(start, readme.indexOf("\n## ", start + 1))
   return [...section.matchAll(/```sh\n([\s\S]*?)```/g)]
@@ -60,22 +63,28 @@ const readmeInstall: ReadonlyArray<ReadonlyArray<string>> = (() => {
 let work: string
 let consumer: string
 let tarball: string
+let coreTarball: string
 
 beforeAll(async () => {
   work = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sql-router-package-"))
   consumer = Path.join(work, "consumer")
   Fs.mkdirSync(consumer)
-  // prepack builds dist/ first.
-  const packed = await ok("npm", ["pack", "--json", "--pack-destination", work], repo)
-  tarball = Path.join(work, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
+  // prepack builds dist/ first (the core's too).
+  const pack = async (dir: string) => {
+    const packed = await ok("npm", ["pack", "--json", "--pack-destination", work], dir)
+    return Path.join(work, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
+  }
+  tarball = await pack(repo)
+  coreTarball = await pack(core)
   Fs.writeFileSync(
     Path.join(consumer, "package.json"),
     JSON.stringify({ name: "consumer", private: true, type: "module" }, null, 2)
   )
-  // The README's commands verbatim (the package itself from the tarball, as
-  // it is not published yet), resolved against the registry as a user's are.
+  // The README's commands verbatim (the package itself from its tarball, and
+  // its core dependency beside it, as neither is published yet), resolved
+  // against the registry as a user's are.
   for (const [command, ...args] of readmeInstall) {
-    const words = args.map((word) => word === "effect-sql-router" ? tarball : word)
+    const words = args.flatMap((word) => word === "effect-sql-router" ? [coreTarball, tarball] : [word])
     await ok(command!, [...words, "--no-audit", "--no-fund", "--loglevel=error"], consumer)
   }
   // What a TypeScript user of these modules adds.
@@ -187,7 +196,7 @@ const { PgCluster } = require("effect-sql-router/testing")`))
     const outcome = await exec(process.execPath, [
       "--input-type=module",
       "-e",
-      "import(\"effect-sql-router/internal/classifier.js\").then(() => console.log(\"imported\"), (e) => console.log(e.code))"
+      "import(\"effect-sql-router/internal/errors.js\").then(() => console.log(\"imported\"), (e) => console.log(e.code))"
     ], consumer)
     expect(outcome.output.trim()).toBe("ERR_PACKAGE_PATH_NOT_EXPORTED")
   })
@@ -235,7 +244,7 @@ export const kinds = [RoutedClient, RouterError, Selection, PgCluster.layer] as 
         files: ["app.ts"]
       })
     )
-    const outcome = await exec(process.execPath, [Path.join(repo, "node_modules/typescript/bin/tsc"), "-p", dir], dir)
+    const outcome = await exec(process.execPath, [Path.join(root, "node_modules/typescript/bin/tsc"), "-p", dir], dir)
     expect(outcome.output).toBe("")
     expect(outcome.code).toBe(0)
   }, 120_000)

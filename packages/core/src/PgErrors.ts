@@ -1,7 +1,11 @@
-/** @internal */
-
-// What a failed statement tells about its server. Shared by the routed client
-// (safety net), the health monitor (passive detection) and transactions.
+/**
+ * What a failed statement tells about its server: a lost connection, a
+ * read-only standby, its SQLSTATE; and a description of a failure with every
+ * password taken out. Shared by each line's routed client (safety net),
+ * health monitor (passive detection) and transactions.
+ *
+ * @since 0.1.0
+ */
 
 const connectionCodes = new Set([
   "ECONNREFUSED",
@@ -28,7 +32,7 @@ const connectionMessages = [
   "router read timeout"
 ]
 
-/** Follows `cause` links: SqlError wraps the driver's error. @internal */
+/** Follows `cause` links: SqlError wraps the driver's error. @since 0.1.0 */
 export const rootCause = (error: unknown): unknown => {
   let current = error
   for (let i = 0; i < 5; i++) {
@@ -39,7 +43,7 @@ export const rootCause = (error: unknown): unknown => {
   return current
 }
 
-/** The SQLSTATE (or Node error code) of the deepest cause. @internal */
+/** The SQLSTATE (or Node error code) of the deepest cause. @since 0.1.0 */
 export const errorCode = (error: unknown): string | undefined => {
   let current: unknown = error
   for (let i = 0; i < 6 && current !== undefined && current !== null; i++) {
@@ -68,10 +72,10 @@ export const isConnectionError = (error: unknown): boolean => {
   return false
 }
 
-/** SQLSTATE 25006: a write met a read-only transaction (a standby). @internal */
+/** SQLSTATE 25006: a write met a read-only transaction (a standby). @since 0.1.0 */
 export const isReadOnlyViolation = (error: unknown): boolean => errorCode(error) === "25006"
 
-/** A short, password-free description of a failure, for logs and status. @internal */
+/** A short, password-free description of a failure, for logs and status. @since 0.1.0 */
 export const describe = (error: unknown): string => {
   const root = rootCause(error) as { message?: unknown; code?: unknown }
   const message = typeof root?.message === "string" ? root.message : String(root)
@@ -79,7 +83,7 @@ export const describe = (error: unknown): string => {
   return redactUrls(message + code)
 }
 
-/** Removes `user:password@` and `password=…` from any connection string inside a text. @internal */
+/** Removes `user:password@` and `password=…` from any connection string inside a text. @since 0.1.0 */
 export const redactUrls = (text: string): string =>
   text
     .replace(/(postgres(?:ql)?:\/\/)[^/\s]*@/gi, "$1***@")

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
-import * as Classifier from "effect-sql-router/Classifier"
+import { describe, expect, it } from "vitest"
+import * as Classifier from "../src/Classifier.js"
 
 type Case = readonly [sql: string, intent: Classifier.Intent, reason?: Classifier.Reason]
 

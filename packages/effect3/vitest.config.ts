@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
 const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url))
+const core = (path: string) => fileURLToPath(new URL(`../core/src/${path}`, import.meta.url))
 
 // Two cores, and every file that needs PostgreSQL starts its own cluster with
 // a load on it: files run one at a time, so that the fault tests' timing
@@ -9,12 +10,13 @@ const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta
 // timeout) measure the router, not a neighbour's load. The suite still takes
 // about a minute.
 export default defineConfig({
-  // The package by its name, from source (as tsconfig.json "paths" does for tsc and tsx).
+  // The package by its name, and the core, from source (as tsconfig.json "paths" does for tsc and tsx).
   resolve: {
     alias: [
       { find: /^effect-sql-router$/, replacement: src("index.ts") },
       { find: /^effect-sql-router\/testing$/, replacement: src("testing/index.ts") },
-      { find: /^effect-sql-router\/(.*)$/, replacement: src("$1.ts") }
+      { find: /^effect-sql-router\/(.*)$/, replacement: src("$1.ts") },
+      { find: /^@effect-sql-router\/core\/(.*)$/, replacement: core("$1.ts") }
     ]
   },
   test: {

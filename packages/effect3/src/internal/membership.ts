@@ -15,6 +15,7 @@ import type * as Node from "../Node.js"
 import type * as RouterConfig from "../RouterConfig.js"
 import { InvalidConfig, PrimaryUnavailable, PromotionRefused, UnknownReplica } from "../RouterError.js"
 import * as Topology from "../Topology.js"
+import { newestTimeline } from "@effect-sql-router/core/Discovery"
 import * as Catalog from "./catalog.js"
 import { describe } from "./errors.js"
 import * as HealthMonitor from "./healthMonitor.js"
@@ -230,32 +231,6 @@ const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.
     Effect.map((answer) => Option.some({ node, writable: !answer.standby, answer })),
     Effect.catchAll(() => Effect.succeed(Option.none<Role>()))
   )
-
-/**
- * Of the writable nodes of a split brain, the one whose reads can be trusted:
- * the only one on the newest timeline. A node that was promoted is on a later
- * timeline than the one it left behind, so the newest timeline is the history
- * the cluster keeps; an old primary that still accepts writes holds rows that
- * will be lost. Undefined when that cannot be told (a timeline unknown, or a
- * tie): then nothing changes.
- * @internal
- */
-export const newestTimeline = <A extends { readonly timeline: number | undefined }>(
-  writable: ReadonlyArray<A>
-): A | undefined => {
-  let newest: A | undefined
-  let tie = false
-  for (const candidate of writable) {
-    if (candidate.timeline === undefined) return undefined
-    if (newest === undefined || candidate.timeline > newest.timeline!) {
-      newest = candidate
-      tie = false
-    } else if (candidate.timeline === newest.timeline) {
-      tie = true
-    }
-  }
-  return tie ? undefined : newest
-}
 
 /**
  * One round of discovery: every node is asked whether it is in recovery.

@@ -12,8 +12,12 @@ import ts from "typescript"
 // `npm run docs` (docgen) compiles and runs the examples too; this is the
 // fast check that `npm test` runs.
 
-const root = Path.resolve(import.meta.dirname, "..")
-const documents = ["README.md", "examples/README.md"]
+/** The repository: documents are named from here. */
+const root = Path.resolve(import.meta.dirname, "../../..")
+/** This package: its scratch directory sits inside it, so its node_modules and "type" apply. */
+const pkg = Path.resolve(import.meta.dirname, "..")
+const documents = ["README.md", "packages/effect3/examples/README.md"]
+const sources = ["packages/effect3/src", "packages/core/src"]
 
 interface Block {
   /** Where the block is, relative to the repository. */
@@ -73,9 +77,9 @@ const publicModules = (dir: string): Array<string> =>
   })
 
 const compilerOptions = (): ts.CompilerOptions => {
-  const configPath = Path.join(root, "tsconfig.json")
+  const configPath = Path.join(pkg, "tsconfig.json")
   const config = ts.readConfigFile(configPath, ts.sys.readFile)
-  const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, root, undefined, configPath)
+  const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, pkg, undefined, configPath)
   return {
     ...parsed.options,
     noEmit: true,
@@ -83,9 +87,10 @@ const compilerOptions = (): ts.CompilerOptions => {
     noUnusedLocals: false,
     noUnusedParameters: false,
     paths: {
-      "effect-sql-router": [Path.join(root, "src/index.ts")],
-      "effect-sql-router/testing": [Path.join(root, "src/testing/index.ts")],
-      "effect-sql-router/*": [Path.join(root, "src/*.ts")]
+      "effect-sql-router": [Path.join(pkg, "src/index.ts")],
+      "effect-sql-router/testing": [Path.join(pkg, "src/testing/index.ts")],
+      "effect-sql-router/*": [Path.join(pkg, "src/*.ts")],
+      "@effect-sql-router/core/*": [Path.join(root, "packages/core/src/*.ts")]
     }
   }
 }
@@ -144,7 +149,7 @@ const missingJsDoc = (document: string): Array<string> => {
 }
 
 const readmeBlocks = documents.flatMap(markdownBlocks)
-const exampleBlocks = publicModules("src").flatMap(jsDocBlocks)
+const exampleBlocks = sources.flatMap(publicModules).flatMap(jsDocBlocks)
 const blocks = [...readmeBlocks, ...exampleBlocks]
 const files = new Map<Block, string>()
 let scratch = ""
@@ -152,8 +157,8 @@ let program: ts.Program | undefined
 
 describe("code blocks in the READMEs and the JSDoc", () => {
   beforeAll(() => {
-    Fs.mkdirSync(Path.join(root, ".tmp"), { recursive: true })
-    scratch = Fs.mkdtempSync(Path.join(root, ".tmp", "code-blocks-"))
+    Fs.mkdirSync(Path.join(pkg, ".tmp"), { recursive: true })
+    scratch = Fs.mkdtempSync(Path.join(pkg, ".tmp", "code-blocks-"))
     blocks.forEach((block, i) => {
       const file = Path.join(scratch, `${block.document.replace(/\W/g, "_")}-${i}.ts`)
       // `export {}` keeps a block without imports a module, not a script.
@@ -192,8 +197,9 @@ describe("code blocks in the READMEs and the JSDoc", () => {
 
 describe("JSDoc of the public modules", () => {
   it("every export has a description, @since and @category", () => {
-    const modules = publicModules("src")
-    expect(modules).toContain("src/SqlRouter.ts")
+    const modules = sources.flatMap(publicModules)
+    expect(modules).toContain("packages/effect3/src/SqlRouter.ts")
+    expect(modules).toContain("packages/core/src/Classifier.ts")
     expect(modules.flatMap(missingJsDoc)).toEqual([])
   })
 })
