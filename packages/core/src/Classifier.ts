@@ -143,7 +143,7 @@ export interface Classifier {
  * @category constructors
  * @example
  * ```ts
- * import * as Classifier from "effect-sql-router/Classifier"
+ * import * as Classifier from "@effect-sql-router/core/Classifier"
  *
  * const classifier = Classifier.make({ sideEffectFunctions: ["audit.log_access"] })
  *
@@ -170,7 +170,7 @@ export const defaultSideEffectFunctions: ReadonlySet<string> = internal.defaultS
  * @category utils
  * @example
  * ```ts
- * import * as Classifier from "effect-sql-router/Classifier"
+ * import * as Classifier from "@effect-sql-router/core/Classifier"
  *
  * Classifier.routeQueryType("SELECT * FROM users WHERE id = $1") // "read"
  * Classifier.routeQueryType("SELECT nextval('users_id_seq')") // "write"
@@ -194,7 +194,7 @@ export const explain: (sql: string) => Classification = internal.explain
  * @category utils
  * @example
  * ```ts
- * import * as Classifier from "effect-sql-router/Classifier"
+ * import * as Classifier from "@effect-sql-router/core/Classifier"
  *
  * Classifier.isSchemaChange("CREATE TABLE users (id int)") // true
  * Classifier.isSchemaChange("INSERT INTO users VALUES (1); DROP TABLE old") // true
