@@ -445,10 +445,11 @@ export const summary = (data: RunData): ReadonlyArray<string> => {
       "."
   )
   const missed = verdicts.filter((t) => t.status === "missed" || t.status === "not met: median clears, range does not")
+  const lines = out.map((line) => `- ${line}`)
   if (missed.length > 0) {
-    out.push(`Not met: ${missed.map((t) => `${t.target} — ${t.measured}`).join("; ")}.`)
+    lines.push("- Not met:", ...missed.map((t) => `  - ${t.target}: ${t.measured} (${t.status})`))
   }
-  return out.map((line) => `- ${line}`)
+  return lines
 }
 
 export const render = (data: RunData): string => {
@@ -464,6 +465,13 @@ export const render = (data: RunData): string => {
       "the harness lives in `bench/` (see `bench/run.ts` for the flags).",
     ""
   )
+  if (settings.mode.startsWith("smoke")) {
+    parts.push(
+      `**Smoke run** (cells of ${settings.durationMs} ms): it checks that every system runs and that the report is ` +
+        "complete. Its figures are not results; run `npm run bench` (or `-- --quick`) for those.",
+      ""
+    )
+  }
   if (settings.rounds < Stats.minRoundsForVerdict) {
     parts.push(`**${settings.rounds} round${settings.rounds === 1 ? "" : "s"} only: no target is judged.**`, "")
   }
@@ -697,8 +705,8 @@ export const notes = (data: RunData): ReadonlyArray<string> => {
   if (c1.length > 1 && Math.max(...c1) > 1.5 * Math.min(...c1)) {
     out.push(
       `- **Concurrency 1 varied widely.** raw pg alone ran between ${int(Math.min(...c1))} and ${int(Math.max(...c1))} ` +
-        "qps from round to round: a lone query's round trip depends on whether the client and the server backend " +
-        "share a vCPU or wake each other across vCPUs. Read the c=1 ratios with their range.",
+        "qps from round to round (a lone query's round trip is sensitive to where the client and the server backend " +
+        "are scheduled on the shared cores). Read the c=1 ratios with their range.",
       ""
     )
   }
@@ -739,9 +747,9 @@ export const notes = (data: RunData): ReadonlyArray<string> => {
         `\`runPromise(Effect.async(pool.query))\` per query, ${ratioText(floorR)}) accounts for ${fixed(floorGap, 2)} and ` +
         `the router's own path (compile, cached classification, the synchronous pick, the release) for ` +
         `${fixed(routerGap, 2)} of raw pg's throughput; in client CPU the router's path adds ` +
-        `${us(diff(cpu.routed, cpu.floor))} per query over the floor. So the larger share is ` +
-        `${floorGap >= routerGap ? "Effect's per-`runPromise` cost (the floor)" : "the router's path, not Effect's floor"}` +
-        ` in this run. Paired by round: ${vsFloor}.`,
+        `${us(diff(cpu.routed, cpu.floor))} per query over the floor. In this run the larger share is ` +
+        `${floorGap >= routerGap ? "Effect's per-`runPromise` cost (the floor)" : "the router's own path"}. ` +
+        `Paired by round: ${vsFloor}.`,
       ""
     )
   }
@@ -821,7 +829,8 @@ export const notes = (data: RunData): ReadonlyArray<string> => {
   )
   out.push(
     "**How to look closer.** `node --cpu-prof --cpu-prof-dir /tmp/prof --import tsx bench/run.ts --quick --only routed --no-micro` writes a " +
-      "V8 profile of a run; the statement-path and decision tables above isolate the library's share without servers.",
+      "V8 profile of a run" +
+      (data.micro ? "; the statement-path and decision tables above isolate the library's share without servers." : "."),
     ""
   )
   return out

@@ -126,7 +126,7 @@ export const describeComparison = (c: Comparison, a: string, b: string): string 
   if (c.bAhead === c.rounds) return `${a} was behind ${b} in every round (${c.rounds})`
   if (ties === c.rounds) return `${a} and ${b} were level (within 2 %) in every round (${c.rounds})`
   return `${a} was ahead of ${b} in ${c.aAhead} of ${c.rounds} rounds, behind in ${c.bAhead}` +
-    (ties > 0 ? `, level (within 2 %) in ${ties}` : "") + ": neither is ahead"
+    (ties > 0 ? `, level (within 2 %) in ${ties}` : "") + ": no consistent order"
 }
 
 /** 1-, 5- and 15-minute load averages before and after one round. */

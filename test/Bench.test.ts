@@ -60,7 +60,7 @@ describe("bench statistics", () => {
     expect(Stats.describeComparison(Stats.compareRounds(b, a), "B", "A")).toBe("B was behind A in every round (3)")
     const c = Stats.compareRounds(a, mixed)
     expect(c).toEqual({ rounds: 3, aAhead: 1, bAhead: 1 })
-    expect(Stats.describeComparison(c, "A", "B")).toContain("neither is ahead")
+    expect(Stats.describeComparison(c, "A", "B")).toContain("no consistent order")
   })
 
   it("flags a host busy before the run or beyond what the run itself loads", () => {
@@ -165,7 +165,62 @@ describe("bench report", () => {
     expect(markdown).toContain("| git commit | abc1234 |")
     expect(markdown).toContain("quick (`--quick`): 5 rounds")
     expect(markdown).toMatch(/\| 1 \| 1\.00 \/ 1\.00 \/ 1\.00 \| 1\.20 \/ 1\.00 \/ 1\.00 \| 1 s \|/)
+    expect(markdown).toContain(
+      "  - RoutedClient ≥ 0.70× raw pg, `SELECT 1` c=32: 0.72× (0.60–0.75) (not met: median clears, range does not)"
+    )
     expect(markdown).not.toMatch(/ahead of kysely/)
+  })
+
+  it("renders the secondary sections and judges micro-benchmarks on their worst repetition", () => {
+    const markdown = Report.render({
+      ...data,
+      lsn: {
+        transactions: 500,
+        rounds: 5,
+        plainUs: 800,
+        sessionUs: 930,
+        addedUs: 130,
+        plainPerRound: [790, 800, 810, 805, 795],
+        sessionPerRound: [920, 930, 940, 935, 925],
+        addedPerRound: [130, 130, 130, 130, 130]
+      },
+      eventLog: {
+        appendsPerSecond1: 600,
+        appendsPerSecond16: 190,
+        conflictsPerAppend16: 4,
+        pageEventsPerSecond: 55_000,
+        streamEventsPerSecond: 78_000,
+        readLogSize: 1000,
+        replicas: 2,
+        rounds: 5,
+        perRound: {
+          appends1: [590, 600, 610, 605, 595],
+          appends16: [190, 190, 190, 190, 190],
+          conflicts16: [4, 4, 4, 4, 4],
+          pageEvents: [55_000, 55_000, 55_000, 55_000, 55_000],
+          streamEvents: [78_000, 78_000, 78_000, 78_000, 78_000]
+        }
+      },
+      micro: {
+        decision: [{
+          label: "pick + release, round-robin",
+          usPerOp: 0.4,
+          cpuUsPerOp: 0.4,
+          iterations: 100,
+          cpuUsPerRep: [0.4, 0.5, 2.5, 0.45, 0.42]
+        }],
+        paths: [{ label: "`runPromise` of the fake I/O alone (the floor)", cpuUsPerOp: 10, opsPerSec: 100_000 }],
+        classifier: [
+          { label: "uncached (`cacheSize: 0`)", opsPerSec: 2e6, opsPerCpuSec: 2e6, iterations: 100, opsPerSecPerRep: [2e6, 1.9e6, 1.8e6, 2e6, 2e6] }
+        ],
+        corpusSize: 10,
+        corpusReads: 6
+      }
+    })
+    expect(markdown).toContain("| without a session | 800 (790–810) |")
+    expect(markdown).toContain("| appends, 1 appender | 600 (590–610) |")
+    expect(markdown).toMatch(/router decision .* \| 0\.45 µs \(0\.40–2\.50\) CPU over 5 repetitions \| \*\*not met: median clears, range does not\*\* \|/)
+    expect(markdown).toContain("| classifier ≥ 100k uncached classifications/s | 2,000,000 (1,800,000–2,000,000)/s | met |")
   })
 })
 
