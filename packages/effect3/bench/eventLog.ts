@@ -24,6 +24,14 @@ export interface EventLogResult {
   readonly readLogSize: number
   readonly replicas: number
   readonly rounds: number
+  /** The per-round figures behind the medians, for their ranges. */
+  readonly perRound: {
+    readonly appends1: ReadonlyArray<number>
+    readonly appends16: ReadonlyArray<number>
+    readonly conflicts16: ReadonlyArray<number>
+    readonly pageEvents: ReadonlyArray<number>
+    readonly streamEvents: ReadonlyArray<number>
+  }
 }
 
 const medianOf = (values: ReadonlyArray<number>) => {
@@ -86,8 +94,8 @@ export const run = (bench: BenchCluster.BenchCluster, options: { readonly quick:
       return (n * 1000) / (performance.now() - started)
     })
 
-    const millis = options.quick ? 1500 : 3000
-    const rounds = options.quick ? 1 : 3
+    const millis = options.quick ? 1000 : 2000
+    const rounds = 5
     yield* perSecond(4, 300, appendOne) // warm-up: pools, plans
     yield* perSecond(4, 300, page)
     const one: Array<number> = []
@@ -112,6 +120,7 @@ export const run = (bench: BenchCluster.BenchCluster, options: { readonly quick:
       streamEventsPerSecond: medianOf(streams),
       readLogSize,
       replicas: bench.replicas.length,
-      rounds
+      rounds,
+      perRound: { appends1: one, appends16: sixteen, conflicts16: conflictRatios, pageEvents: pages, streamEvents: streams }
     } satisfies EventLogResult
   }).pipe(Effect.scoped)

@@ -15,6 +15,11 @@ export interface LsnResult {
   readonly plainUs: number
   readonly sessionUs: number
   readonly addedUs: number
+  readonly rounds: number
+  /** µs per transaction in each round, and what the capture added in each (paired by round). */
+  readonly plainPerRound: ReadonlyArray<number>
+  readonly sessionPerRound: ReadonlyArray<number>
+  readonly addedPerRound: ReadonlyArray<number>
 }
 
 const medianOf = (values: ReadonlyArray<number>) => {
@@ -42,7 +47,7 @@ export const run = (bench: BenchCluster.BenchCluster, options: { readonly quick:
         return ((performance.now() - started) * 1000) / n
       })
     const n = options.quick ? 300 : 1500
-    const rounds = options.quick ? 3 : 7
+    const rounds = options.quick ? 5 : 7
     yield* time(100, false)
     const plain: Array<number> = []
     const session: Array<number> = []
@@ -58,5 +63,14 @@ export const run = (bench: BenchCluster.BenchCluster, options: { readonly quick:
     }
     const plainUs = medianOf(plain)
     const sessionUs = medianOf(session)
-    return { transactions: n * rounds, plainUs, sessionUs, addedUs: sessionUs - plainUs } satisfies LsnResult
+    return {
+      transactions: n * rounds,
+      rounds,
+      plainUs,
+      sessionUs,
+      addedUs: sessionUs - plainUs,
+      plainPerRound: plain,
+      sessionPerRound: session,
+      addedPerRound: plain.map((p, i) => session[i]! - p)
+    } satisfies LsnResult
   }).pipe(Effect.scoped)

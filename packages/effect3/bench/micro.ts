@@ -3,9 +3,10 @@
  * - the router's per-statement decision (`pickReplica` + `releaseReplica`, one
  *   STM commit each) on a router built over the cluster, per strategy;
  * - the classifier over a corpus of varied statements, cached and uncached.
- * Variants run interleaved, repetition after repetition, and each figure is
- * the best of the repetitions, by wall time and by process CPU time: other
- * work on the host stretches wall time, rarely CPU time.
+ * Variants run interleaved, repetition after repetition (5, also in a quick
+ * run), and each figure is the best of the repetitions, by wall time and by
+ * process CPU time: other work on the host stretches wall time, rarely CPU
+ * time. Every repetition is kept too: a target is judged on the worst one.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -98,6 +99,8 @@ export interface DecisionResult {
   /** Best process CPU time per operation, µs. */
   readonly cpuUsPerOp: number
   readonly iterations: number
+  /** CPU µs per operation in every repetition: the targets are judged on the worst one. */
+  readonly cpuUsPerRep: ReadonlyArray<number>
 }
 
 export interface ClassifierResult {
@@ -107,6 +110,8 @@ export interface ClassifierResult {
   /** Best of the repetitions, by process CPU time. */
   readonly opsPerCpuSec: number
   readonly iterations: number
+  /** Classifications per second (wall) in every repetition: the targets are judged on the worst one. */
+  readonly opsPerSecPerRep: ReadonlyArray<number>
 }
 
 export interface PathResult {
@@ -178,13 +183,21 @@ const timeDecisions = (
   Effect.gen(function*() {
     for (const [, step] of cases) yield* timeLoop(step, Math.max(1, n >> 2)) // warm-up
     const best = cases.map(() => ({ wallUs: Infinity, cpuUs: Infinity }))
+    const all = cases.map((): Array<number> => [])
     for (let r = 0; r < reps; r++) {
       for (const [i, [, step]] of cases.entries()) {
         const t = yield* timeLoop(step, n)
         best[i] = { wallUs: Math.min(best[i]!.wallUs, t.wallUs), cpuUs: Math.min(best[i]!.cpuUs, t.cpuUs) }
+        all[i]!.push(t.cpuUs)
       }
     }
-    return cases.map(([label], i) => ({ label, usPerOp: best[i]!.wallUs, cpuUsPerOp: best[i]!.cpuUs, iterations: n }))
+    return cases.map(([label], i) => ({
+      label,
+      usPerOp: best[i]!.wallUs,
+      cpuUsPerOp: best[i]!.cpuUs,
+      iterations: n,
+      cpuUsPerRep: all[i]!
+    }))
   })
 
 /** The router's decision cost, per strategy, on a router over the cluster's replicas. */
@@ -194,7 +207,7 @@ export const decisions = (
 ): Effect.Effect<ReadonlyArray<DecisionResult>, SqlRouter.BuildError, Scope.Scope> =>
   Effect.gen(function*() {
     const n = options.quick ? 50_000 : 100_000
-    const reps = options.quick ? 3 : 5
+    const reps = 5
     const base = yield* RouterInternal.makeState(routerConfig(bench))
     const withSelection = (selection: RouterConfig.Selection): RouterInternal.RouterState => ({
       ...base,
@@ -238,10 +251,12 @@ const timeClassifiers = (cases: ReadonlyArray<ClassifierCase>, reps: number): Ar
   }
   for (const c of cases) once(c)
   const best = cases.map(() => ({ wallUs: Infinity, cpuUs: Infinity }))
+  const all = cases.map((): Array<number> => [])
   for (let r = 0; r < reps; r++) {
     for (const [i, c] of cases.entries()) {
       const t = once(c)
       best[i] = { wallUs: Math.min(best[i]!.wallUs, t.wallUs), cpuUs: Math.min(best[i]!.cpuUs, t.cpuUs) }
+      all[i]!.push(c.n / (t.wallUs / 1e6))
     }
   }
   if (sink < 0) throw new Error("unreachable")
@@ -249,7 +264,8 @@ const timeClassifiers = (cases: ReadonlyArray<ClassifierCase>, reps: number): Ar
     label: c.label,
     opsPerSec: c.n / (best[i]!.wallUs / 1e6),
     opsPerCpuSec: c.n / (Math.max(1, best[i]!.cpuUs) / 1e6),
-    iterations: c.n
+    iterations: c.n,
+    opsPerSecPerRep: all[i]!
   }))
 }
 
@@ -265,7 +281,7 @@ const freshCopies = (count: number): Array<string> => {
 }
 
 export const classifier = (options: Options): ReadonlyArray<ClassifierResult> => {
-  const reps = options.quick ? 3 : 5
+  const reps = 5
   const cachedN = options.quick ? 1_000_000 : 3_000_000
   const freshN = options.quick ? 100_000 : 300_000
   const uncachedN = options.quick ? 100_000 : 300_000

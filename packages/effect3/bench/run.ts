@@ -1,13 +1,25 @@
 /**
- * The benchmark harness: `npm run bench -- [flags]`. Without flags: 5 rounds,
- * 0.5 s warm-up + 3 s measured per cell, about 12 minutes on 2 cores.
+ * The benchmark harness: `npm run bench -- [flags]`.
  *
- *   --quick            1 round, 0.3 + 1.5 s per cell (under 2 minutes)
+ *   (no flags)         full run: 5 rounds, 0.5 s warm-up + 3 s measured per cell, 0.5 s system
+ *                      warm-up; about 25 minutes on 2 cores with every system (72 cells a round)
+ *   --quick            5 rounds too, 0.25 + 1 s per cell, 0.25 s system warm-up: about 9 minutes
+ *   --smoke            checks that everything runs, no figures worth keeping: 5 rounds of
+ *                      0.05 + 0.2 s cells, no secondary sections, no micro-benchmarks (2-3 minutes)
  *   --out <file>       where the Markdown goes (default BENCHMARKS.md)
  *   --only <k1,k2>     systems to run, by key (raw pg, `pg`, always runs: it is the baseline)
- *   --rounds <n>       override the number of rounds
+ *   --rounds <n>       override the number of rounds (below 5 no target is judged)
  *   --duration <ms>    override the measured window per cell
+ *   --warmup <ms>      override the warm-up per cell
+ *   --system-warmup <ms>  override the unrecorded warm-up per system and workload before round 1
  *   --no-micro         skip the micro-benchmarks
+ *   --no-secondary     skip the LSN, event-log and CDC sections
+ *
+ * Every mode runs at least 5 rounds: a quick run shortens the cells, not the
+ * rounds, so that its medians and ranges are comparable with a full run's.
+ * Round r of workload w starts at system (r + w) mod n (`Stats.rotation`), raw
+ * pg included in every round, so every ratio is paired within a round. The
+ * load average is recorded before and after every round.
  *
  * Everything runs inside one Scope: the cluster, pgpool and every pool are
  * closed when it ends, also on failure or Ctrl-C.
@@ -19,9 +31,12 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as V8 from "node:v8"
+import * as Vm from "node:vm"
 import { performance } from "node:perf_hooks"
 import * as BenchCluster from "./cluster.js"
 import * as CdcBench from "./cdc.js"
@@ -31,6 +46,7 @@ import * as Lsn from "./lsn.js"
 import * as Micro from "./micro.js"
 import * as Pgpool from "./pgpool.js"
 import * as Report from "./report.js"
+import * as Stats from "./stats.js"
 import * as Systems from "./systems.js"
 
 export interface Args {
@@ -39,12 +55,22 @@ export interface Args {
   readonly only: ReadonlyArray<string> | undefined
   readonly rounds: number | undefined
   readonly durationMs: number | undefined
+  readonly warmupMs: number | undefined
+  readonly systemWarmupMs: number | undefined
   readonly micro: boolean
+  readonly secondary: boolean
+  readonly smoke: boolean
 }
 
 const positive = (flag: string, text: string): number => {
   const n = Number(text)
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got "${text}"`)
+  return n
+}
+
+const nonNegative = (flag: string, text: string): number => {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} needs a non-negative integer, got "${text}"`)
   return n
 }
 
@@ -54,7 +80,11 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
   let only: Array<string> | undefined
   let rounds: number | undefined
   let durationMs: number | undefined
+  let warmupMs: number | undefined
+  let systemWarmupMs: number | undefined
   let micro = true
+  let secondary = true
+  let smoke = false
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const value = () => {
@@ -67,10 +97,44 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
     else if (arg === "--only") only = value().split(",").map((s) => s.trim()).filter(Boolean)
     else if (arg === "--rounds") rounds = positive(arg, value())
     else if (arg === "--duration") durationMs = positive(arg, value())
+    else if (arg === "--warmup") warmupMs = nonNegative(arg, value())
+    else if (arg === "--system-warmup") systemWarmupMs = nonNegative(arg, value())
     else if (arg === "--no-micro") micro = false
+    else if (arg === "--no-secondary") secondary = false
+    else if (arg === "--smoke") smoke = true
     else throw new Error(`unknown flag ${arg} (see bench/run.ts)`)
   }
-  return { quick, out, only, rounds, durationMs, micro }
+  if (smoke) {
+    micro = false
+    secondary = false
+  }
+  return { quick, out, only, rounds, durationMs, warmupMs, systemWarmupMs, micro, secondary, smoke }
+}
+
+export interface Plan {
+  readonly rounds: number
+  readonly durationMs: number
+  readonly warmupMs: number
+  /** Unrecorded run of each system on each of its workloads before round 1 (0: none). */
+  readonly systemWarmupMs: number
+}
+
+/** The mode's defaults, overridden by the flags. Every mode runs 5 rounds unless `--rounds` says otherwise. */
+export const planOf = (args: Args): Plan & { readonly mode: string } => {
+  const base = args.smoke
+    ? { mode: "smoke", rounds: 5, durationMs: 200, warmupMs: 50, systemWarmupMs: 50 }
+    : args.quick
+    ? { mode: "quick", rounds: 5, durationMs: 1000, warmupMs: 250, systemWarmupMs: 250 }
+    : { mode: "full", rounds: 5, durationMs: 3000, warmupMs: 500, systemWarmupMs: 500 }
+  const custom = args.rounds !== undefined || args.durationMs !== undefined || args.warmupMs !== undefined ||
+    args.systemWarmupMs !== undefined
+  return {
+    mode: custom ? `${base.mode}, custom` : base.mode,
+    rounds: args.rounds ?? base.rounds,
+    durationMs: args.durationMs ?? base.durationMs,
+    warmupMs: args.warmupMs ?? base.warmupMs,
+    systemWarmupMs: args.systemWarmupMs ?? base.systemWarmupMs
+  }
 }
 
 const t0 = performance.now()
@@ -108,54 +172,125 @@ const libraryVersions = (): ReadonlyArray<readonly [string, string]> => {
   })
 }
 
-/** Rotates `items` left by `by`, so every system takes every position over the rounds. */
-const rotate = <A>(items: ReadonlyArray<A>, by: number): Array<A> =>
-  items.length === 0 ? [] : items.map((_, i) => items[(i + by) % items.length]!)
+const loadavg = (): readonly [number, number, number] => {
+  const [a = 0, b = 0, c = 0] = Os.loadavg()
+  return [a, b, c]
+}
 
-export interface Plan {
-  readonly rounds: number
-  readonly durationMs: number
-  readonly warmupMs: number
+/**
+ * A full garbage collection, run between cells so that no cell pays for the
+ * garbage its predecessor (another system) left. `--expose-gc` is switched on
+ * at run time; when that fails, nothing is collected.
+ */
+let collector: { readonly gc: (() => void) | undefined } | undefined
+const collect = (): (() => void) | undefined => {
+  if (collector === undefined) {
+    try {
+      V8.setFlagsFromString("--expose-gc")
+      const gc = Vm.runInNewContext("gc") as unknown
+      collector = { gc: typeof gc === "function" ? () => (gc as () => void)() : undefined }
+    } catch {
+      collector = { gc: undefined }
+    }
+  }
+  return collector.gc
+}
+
+type Ready = { readonly system: Systems.System; readonly instance: Systems.Instance }
+
+const measure = (instance: Systems.Instance, workload: Systems.Workload, options: Load.LoadOptions) =>
+  workload.fibers !== undefined && instance.effects !== undefined
+    ? Load.runFibers(instance.effects.runPromise, workload.fibers.operation(instance.effects), options)
+    : Load.run(workload.operation(instance), options)
+
+export interface Rounds {
+  readonly cells: Array<Report.Cell>
+  /** One entry per round (and round -1 for the system warm-up), with the load averages around it. */
+  readonly loads: Array<Stats.RoundLoad>
 }
 
 /**
  * Runs every ready system on every workload, round after round, and returns
- * the cells. The order rotates with the round and the workload, so that no
- * system always runs first, last, or right after the same neighbour.
+ * the cells and the load averages around each round. First, unless
+ * `systemWarmupMs` is 0, each system runs each of its workloads once,
+ * unrecorded. The order rotates with the round and the workload
+ * (`Stats.rotate`), so that no system always runs first, last, or right
+ * after the same neighbour; raw pg runs in every round.
  */
 export const runRounds = async (
-  instances: ReadonlyArray<{ readonly system: Systems.System; readonly instance: Systems.Instance }>,
+  instances: ReadonlyArray<Ready>,
   workloads: ReadonlyArray<Systems.Workload>,
   plan: Plan,
   onCell: (cell: Report.Cell, system: Systems.System) => void = () => {},
-  signal?: AbortSignal
-): Promise<Array<Report.Cell>> => {
+  signal?: AbortSignal,
+  onRound: (load: Stats.RoundLoad) => void = () => {}
+): Promise<Rounds> => {
   const cells: Array<Report.Cell> = []
-  for (let round = 0; round < plan.rounds; round++) {
-    for (const [w, workload] of workloads.entries()) {
-      const eligible = instances.filter(({ instance, system }) => Systems.runs(system, instance, workload))
-      for (const { instance, system } of rotate(eligible, round + w)) {
-        if (signal?.aborted) return cells
-        const options = { concurrency: workload.concurrency, durationMs: plan.durationMs, warmupMs: plan.warmupMs, signal }
-        const result = workload.fibers !== undefined && instance.effects !== undefined
-          ? await Load.runFibers(instance.effects.runPromise, workload.fibers.operation(instance.effects), options)
-          : await Load.run(workload.operation(instance), options)
-        const cell = { system: system.key, workload: workload.key, round, result }
-        cells.push(cell)
-        onCell(cell, system)
-      }
-    }
+  const loads: Array<Stats.RoundLoad> = []
+  const eligible = (workload: Systems.Workload) =>
+    instances.filter(({ instance, system }) => Systems.runs(system, instance, workload))
+  const round = async (index: number, body: () => Promise<void>) => {
+    const before = loadavg()
+    const started = performance.now()
+    await body()
+    const load = { round: index, before, after: loadavg(), elapsedMs: performance.now() - started }
+    loads.push(load)
+    onRound(load)
   }
-  return cells
+  if (plan.systemWarmupMs > 0) {
+    await round(-1, async () => {
+      for (const { instance, system } of instances) {
+        for (const workload of workloads) {
+          if (signal?.aborted || !Systems.runs(system, instance, workload)) continue
+          await measure(instance, workload, {
+            concurrency: workload.concurrency,
+            durationMs: plan.systemWarmupMs,
+            warmupMs: 0,
+            signal
+          })
+        }
+      }
+    })
+  }
+  for (let r = 0; r < plan.rounds; r++) {
+    if (signal?.aborted) break
+    await round(r, async () => {
+      for (const [w, workload] of workloads.entries()) {
+        for (const { instance, system } of Stats.rotate(eligible(workload), r, w)) {
+          if (signal?.aborted) return
+          collect()?.()
+          const options = { concurrency: workload.concurrency, durationMs: plan.durationMs, warmupMs: plan.warmupMs, signal }
+          const cell = { system: system.key, workload: workload.key, round: r, result: await measure(instance, workload, options) }
+          cells.push(cell)
+          onCell(cell, system)
+        }
+      }
+    })
+  }
+  return { cells, loads }
+}
+
+/** `git rev-parse --short HEAD`, marked when the tree has uncommitted changes; undefined outside a checkout. */
+export const gitCommit = (): string | undefined => {
+  try {
+    const run = (args: Array<string>) => ChildProcess.execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
+    const head = run(["rev-parse", "--short", "HEAD"])
+    const dirty = run(["status", "--porcelain", "--untracked-files=no"]) !== ""
+    return dirty ? `${head} + uncommitted changes` : head
+  } catch {
+    return undefined
+  }
 }
 
 const main = (args: Args) =>
   Effect.gen(function*() {
     const started = new Date()
     const loadStart = Os.loadavg()[0] ?? 0
-    const plan: Plan = args.quick
-      ? { rounds: args.rounds ?? 1, durationMs: args.durationMs ?? 1500, warmupMs: 300 }
-      : { rounds: args.rounds ?? 5, durationMs: args.durationMs ?? 3000, warmupMs: 500 }
+    const commit = gitCommit()
+    const plan = planOf(args)
+    if (plan.rounds < Stats.minRoundsForVerdict) {
+      log(`${plan.rounds} round(s): fewer than ${Stats.minRoundsForVerdict}, so no target will be judged`)
+    }
     const wanted = (key: string) => key === Systems.baselineKey || args.only === undefined || args.only.includes(key)
     const selected = Systems.all.filter((s) => wanted(s.key))
     for (const key of args.only ?? []) {
@@ -231,12 +366,12 @@ const main = (args: Args) =>
       0
     )
     log(
-      `${instances.length} systems, ${cellsPerRound} cells per round, ${plan.rounds} round(s) of ` +
-        `${plan.warmupMs} + ${plan.durationMs} ms per cell: about ${
-          ((cellsPerRound * plan.rounds * (plan.warmupMs + plan.durationMs)) / 60_000).toFixed(1)
-        } min`
+      `${plan.mode} run: ${instances.length} systems, ${cellsPerRound} cells per round, ${plan.rounds} round(s) of ` +
+        `${plan.warmupMs} + ${plan.durationMs} ms per cell after a ${plan.systemWarmupMs} ms system warm-up: about ${
+          ((cellsPerRound * (plan.rounds * (plan.warmupMs + plan.durationMs) + plan.systemWarmupMs)) / 60_000).toFixed(1)
+        } min of load cells`
     )
-    const cells = yield* Effect.promise((signal) =>
+    const { cells, loads } = yield* Effect.promise((signal) =>
       runRounds(instances, Systems.workloads, plan, (cell, system) => {
         const r = cell.result
         log(
@@ -244,7 +379,13 @@ const main = (args: Args) =>
             `${Math.round(r.qps).toString().padStart(6)} qps  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
             `cpu ${r.cpuUsPerOp.toFixed(0)} µs/q${r.errors ? `  ${r.errors} ERRORS: ${r.firstError}` : ""}`
         )
-      }, signal)
+      }, signal, (load) => {
+        log(
+          `${load.round < 0 ? "system warm-up" : `round ${load.round + 1}/${plan.rounds}`} done in ` +
+            `${(load.elapsedMs / 1000).toFixed(0)} s; load average ${load.before.map((n) => n.toFixed(2)).join("/")} before, ` +
+            `${load.after.map((n) => n.toFixed(2)).join("/")} after`
+        )
+      })
     )
 
     for (const { instance, system } of instances) {
@@ -254,21 +395,28 @@ const main = (args: Args) =>
       if (info && summary) infos.set(system.key, { ...info, summary })
     }
 
-    log("read-your-writes: LSN capture per write transaction")
-    const lsn = yield* Lsn.run(bench, { quick: args.quick })
-    log(`LSN capture adds ${lsn.addedUs.toFixed(0)} µs per write transaction (${lsn.plainUs.toFixed(0)} -> ${lsn.sessionUs.toFixed(0)} µs)`)
+    let lsn: Lsn.LsnResult | undefined
+    let eventLog: EventLogBench.EventLogResult | undefined
+    let cdc: CdcBench.CdcBenchResult | undefined
+    if (args.secondary) {
+      log("read-your-writes: LSN capture per write transaction")
+      const l = yield* Lsn.run(bench, { quick: args.quick })
+      lsn = l
+      log(`LSN capture adds ${l.addedUs.toFixed(0)} µs per write transaction (${l.plainUs.toFixed(0)} -> ${l.sessionUs.toFixed(0)} µs)`)
 
-    log("event log: appends (1 and 16 appenders) and reads from replicas")
-    const eventLog = yield* EventLogBench.run(bench, { quick: args.quick })
-    log(
-      `event log: ${eventLog.appendsPerSecond1.toFixed(0)} appends/s (1), ${eventLog.appendsPerSecond16.toFixed(0)} (16); ` +
-        `${eventLog.pageEventsPerSecond.toFixed(0)} events/s in pages, ${eventLog.streamEventsPerSecond.toFixed(0)} by stream`
-    )
+      log("event log: appends (1 and 16 appenders) and reads from replicas")
+      const e = yield* EventLogBench.run(bench, { quick: args.quick })
+      eventLog = e
+      log(
+        `event log: ${e.appendsPerSecond1.toFixed(0)} appends/s (1), ${e.appendsPerSecond16.toFixed(0)} (16); ` +
+          `${e.pageEventsPerSecond.toFixed(0)} events/s in pages, ${e.streamEventsPerSecond.toFixed(0)} by stream`
+      )
 
-    log("change data capture: catch-up into PostgreSQL and SQLite, lag under load")
-    const cdc = yield* Effect.scoped(CdcBench.runCdcBench(
-      args.quick ? { changes: 5_000, seconds: 3, rate: 200 } : { changes: 20_000, seconds: 10, rate: 200 }
-    ))
+      log("change data capture: catch-up into PostgreSQL and SQLite, lag under load")
+      cdc = yield* Effect.scoped(CdcBench.runCdcBench(
+        args.quick ? { changes: 5_000, seconds: 3, rate: 200 } : { changes: 20_000, seconds: 10, rate: 200 }
+      ))
+    }
 
     let micro: Micro.MicroResults | undefined
     if (args.micro) {
@@ -281,6 +429,8 @@ const main = (args: Args) =>
       eventLog,
       cdc,
       date: started,
+      commit,
+      roundLoads: loads,
       command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
       elapsedMs: performance.now() - t0,
       machine: describeMachine({
@@ -289,10 +439,13 @@ const main = (args: Args) =>
         loadStart
       }),
       settings: {
-        mode: args.quick ? "quick" : args.rounds !== undefined || args.durationMs !== undefined ? "custom" : "full",
+        mode: plan.mode,
+        quick: args.quick,
         rounds: plan.rounds,
         durationMs: plan.durationMs,
         warmupMs: plan.warmupMs,
+        systemWarmupMs: plan.systemWarmupMs,
+        gcBetweenCells: collect() !== undefined,
         poolSize: bench.poolSize,
         replicas: bench.replicas.length
       },
