@@ -26,6 +26,7 @@ const loopback = new Set(["localhost", "127.0.0.1", "::1", "::ffff:127.0.0.1"])
  * `host:port` in one spelling: lower case, every loopback name as one.
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const address = (host: string, port: number | string): string => {
   const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1")

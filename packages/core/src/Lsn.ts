@@ -5,7 +5,12 @@
  * @since 0.1.0
  */
 
-/** `16/B374D848` → bigint. @since 0.1.0 */
+/**
+ * `16/B374D848` → bigint.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
 export const parseLsn = (text: string | null | undefined): bigint | undefined => {
   if (!text) return undefined
   const slash = text.indexOf("/")
@@ -13,6 +18,11 @@ export const parseLsn = (text: string | null | undefined): bigint | undefined =>
   return (BigInt(`0x${text.slice(0, slash)}`) << 32n) + BigInt(`0x${text.slice(slash + 1)}`)
 }
 
-/** bigint → `16/B374D848`. @since 0.1.0 */
+/**
+ * bigint → `16/B374D848`.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
 export const formatLsn = (lsn: bigint): string =>
   `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`

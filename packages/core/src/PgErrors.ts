@@ -32,7 +32,12 @@ const connectionMessages = [
   "router read timeout"
 ]
 
-/** Follows `cause` links: SqlError wraps the driver's error. @since 0.1.0 */
+/**
+ * Follows `cause` links: SqlError wraps the driver's error.
+ *
+ * @since 0.1.0
+ * @category classification
+ */
 export const rootCause = (error: unknown): unknown => {
   let current = error
   for (let i = 0; i < 5; i++) {
@@ -43,7 +48,12 @@ export const rootCause = (error: unknown): unknown => {
   return current
 }
 
-/** The SQLSTATE (or Node error code) of the deepest cause. @since 0.1.0 */
+/**
+ * The SQLSTATE (or Node error code) of the deepest cause.
+ *
+ * @since 0.1.0
+ * @category classification
+ */
 export const errorCode = (error: unknown): string | undefined => {
   let current: unknown = error
   for (let i = 0; i < 6 && current !== undefined && current !== null; i++) {
@@ -58,7 +68,9 @@ export const errorCode = (error: unknown): string | undefined => {
  * True when the failure says the server or the link is gone (not that the
  * statement was wrong): SQLSTATE class 08, shutdowns, refused or reset sockets,
  * timeouts opening a connection.
- * @internal
+ *
+ * @since 0.1.0
+ * @category classification
  */
 export const isConnectionError = (error: unknown): boolean => {
   let current: unknown = error
@@ -72,10 +84,20 @@ export const isConnectionError = (error: unknown): boolean => {
   return false
 }
 
-/** SQLSTATE 25006: a write met a read-only transaction (a standby). @since 0.1.0 */
+/**
+ * SQLSTATE 25006: a write met a read-only transaction (a standby).
+ *
+ * @since 0.1.0
+ * @category classification
+ */
 export const isReadOnlyViolation = (error: unknown): boolean => errorCode(error) === "25006"
 
-/** A short, password-free description of a failure, for logs and status. @since 0.1.0 */
+/**
+ * A short, password-free description of a failure, for logs and status.
+ *
+ * @since 0.1.0
+ * @category classification
+ */
 export const describe = (error: unknown): string => {
   const root = rootCause(error) as { message?: unknown; code?: unknown }
   const message = typeof root?.message === "string" ? root.message : String(root)
@@ -83,7 +105,12 @@ export const describe = (error: unknown): string => {
   return redactUrls(message + code)
 }
 
-/** Removes `user:password@` and `password=…` from any connection string inside a text. @since 0.1.0 */
+/**
+ * Removes `user:password@` and `password=…` from any connection string inside a text.
+ *
+ * @since 0.1.0
+ * @category classification
+ */
 export const redactUrls = (text: string): string =>
   text
     .replace(/(postgres(?:ql)?:\/\/)[^/\s]*@/gi, "$1***@")

@@ -33,6 +33,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import { createRequire } from "node:module"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as V8 from "node:v8"
@@ -160,12 +161,20 @@ export const describeMachine = (options: {
   }
 }
 
+/** `node_modules/<name>/package.json` as Node finds it from here (npm workspaces hoist to the repository's). */
+const manifestOf = (name: string): string => {
+  for (const dir of createRequire(import.meta.url).resolve.paths(name) ?? []) {
+    const file = Path.join(dir, name, "package.json")
+    if (Fs.existsSync(file)) return file
+  }
+  throw new Error(`${name} is not installed`)
+}
+
 const libraryVersions = (): ReadonlyArray<readonly [string, string]> => {
   const names = ["effect", "@effect/sql", "@effect/sql-pg", "pg", "drizzle-orm", "kysely", "kysely-replication"]
   return names.map((name) => {
     try {
-      const file = new URL(`../node_modules/${name}/package.json`, import.meta.url)
-      return [name, (JSON.parse(Fs.readFileSync(file, "utf8")) as { version: string }).version] as const
+      return [name, (JSON.parse(Fs.readFileSync(manifestOf(name), "utf8")) as { version: string }).version] as const
     } catch {
       return [name, "?"] as const
     }

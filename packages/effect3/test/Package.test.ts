@@ -255,6 +255,30 @@ export const kinds = [RoutedClient, RouterError, Selection, PgCluster.layer] as 
     expect(output).toContain("All good!")
   }, 60_000)
 
+  it("brings its core, which needs no Effect and runs from ES modules and CommonJS", async () => {
+    const coreManifest = JSON.parse(
+      Fs.readFileSync(Path.join(consumer, "node_modules", "@effect-sql-router", "core", "package.json"), "utf8")
+    )
+    const needs = Object.keys({ ...coreManifest.dependencies, ...coreManifest.peerDependencies })
+    expect(needs.filter((name) => name === "effect" || name.startsWith("@effect/"))).toEqual([])
+    expect(manifest.dependencies["@effect-sql-router/core"]).toBe(coreManifest.version)
+    const esm = await ok(process.execPath, [
+      "--input-type=module",
+      "-e",
+      "import * as C from \"@effect-sql-router/core/Classifier\"; console.log(C.routeQueryType(\"SELECT 1\"), C.routeQueryType(\"SELECT nextval('s')\"))"
+    ], consumer)
+    expect(esm.trim()).toBe("read write")
+    const cjs = await ok(process.execPath, [
+      "-e",
+      "const L = require(\"@effect-sql-router/core/Lsn\"); console.log(L.formatLsn(L.parseLsn(\"16/B374D848\")))"
+    ], consumer)
+    expect(cjs.trim()).toBe("16/B374D848")
+    const lint = await ok(bin("publint"), ["run", "--strict", Path.join(consumer, "node_modules", "@effect-sql-router", "core")], consumer)
+    expect(lint).toContain("All good!")
+    const types = await ok(bin("attw"), [coreTarball, "--format", "ascii"], work)
+    expect(types).toContain("No problems found")
+  }, 120_000)
+
   it("passes @arethetypeswrong/cli for node10, node16 (CJS and ESM) and bundlers", async () => {
     const output = await ok(bin("attw"), [tarball, "--format", "ascii"], work)
     expect(output).toContain("No problems found")
