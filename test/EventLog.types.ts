@@ -9,7 +9,11 @@ import * as EventLog from "effect-sql-router/EventLog"
 const event: EventLog.NewEvent = { typeName: "Deposited", payload: { amount: 1 } }
 
 // Reads compile inside readOnly, through the reader or through the Reader service.
-export const reads: Effect.Effect<number, EventLog.ReadError | EventLog.InvalidEvent, EventLog.EventLog> = EventLog.readOnly((reader) =>
+export const reads: Effect.Effect<
+  number,
+  EventLog.ReadError | EventLog.InvalidEvent | EventLog.UsageError,
+  EventLog.EventLog
+> = EventLog.readOnly((reader) =>
   Effect.zipRight(reader.eventAtVersion(1), EventLog.systemVersion)
 )
 
