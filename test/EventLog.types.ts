@@ -66,3 +66,16 @@ export const noWriterThroughService = Effect.flatMap(EventLog.EventLog, (log) =>
 
 // The same helper is fine in readWrite.
 export const helperInReadWrite: Effect.Effect<number, unknown, EventLog.EventLog> = EventLog.readWrite(() => helper)
+
+// The refusal is the message itself, so it is what the compiler says first
+// (test/EventLog.test.ts checks the diagnostic under exactOptionalPropertyTypes).
+export const refusal: EventLog.ReadOnlyBody<number, never, EventLog.Writer> =
+  "EventLog.readOnly: this effect needs EventLog.Writer; use EventLog.readWrite"
+
+// Usage errors are in the types of every Reader and Writer operation.
+export const usage: Effect.Effect<
+  number,
+  EventLog.VersionMismatch | EventLog.InvalidEvent | EventLog.UsageError | EventLog.WriteError,
+  EventLog.EventLog
+> =
+  EventLog.readWrite((tx) => tx.appendEvent(0, { typeName: "Noted", payload: EventLog.rawJson("{}") }))
