@@ -314,10 +314,12 @@ const RevisionVcs = Schema.String.pipe(
   Schema.annotations(rule(revisionVcsRule))
 )
 
+const countRule = (minimum: number) => `must be an integer from ${minimum} to 2^53 - 1`
+
 /** Versions are `bigint` in the table, and exact in JavaScript up to 2^53 - 1. */
 const VersionInput = Schema.Int.pipe(
   Schema.between(0, Number.MAX_SAFE_INTEGER),
-  Schema.annotations(rule("must be an integer from 0 to 2^53 - 1"))
+  Schema.annotations(rule(countRule(0)))
 )
 
 /** Projection ids are `integer` (the seed's int32). */
@@ -329,38 +331,40 @@ const ProjectionId = Schema.Int.pipe(
 const Count = (minimum: number) =>
   Schema.Int.pipe(
     Schema.between(minimum, Number.MAX_SAFE_INTEGER),
-    Schema.annotations(rule(`must be an integer from ${minimum} to 2^53 - 1`))
+    Schema.annotations(rule(countRule(minimum)))
   )
 
+/** An optional field: `undefined` or the schema, refused with the schema's own rule. */
 const optionalOf = <S extends Schema.Schema.Any>(schema: S, message: string) =>
   Schema.optional(Schema.UndefinedOr(schema).annotations(rule(message)))
 
-const Flag = Schema.Boolean.annotations(rule("must be a boolean"))
+const booleanRule = "must be a boolean"
 
-const object = (message: string) => ({ message: () => message })
+/** A struct's rule is used only when the value is not an object; its fields keep theirs. */
+const shape = (message: string) => ({ message: () => message })
 
 const NewEventInput = Schema.Struct({
   typeName: TypeName,
   payload: Schema.Unknown,
   revisionVcs: optionalOf(RevisionVcs, revisionVcsRule)
-}).annotations(object("must be an object { typeName, payload, revisionVcs? }"))
+}).annotations(shape("must be an object { typeName, payload, revisionVcs? }"))
 
 const ReadEventsInput = Schema.Struct({
   atVersion: VersionInput,
-  reverse: optionalOf(Flag, "must be a boolean"),
+  reverse: optionalOf(Schema.Boolean, booleanRule),
   limit: Count(0)
-}).annotations(object("must be an object { atVersion, limit, reverse? }"))
+}).annotations(shape("must be an object { atVersion, limit, reverse? }"))
 
 const StreamInput = Schema.Struct({
-  atVersion: optionalOf(VersionInput, "must be an integer from 0 to 2^53 - 1"),
-  reverse: optionalOf(Flag, "must be a boolean"),
-  pageSize: optionalOf(Count(1), "must be an integer from 1 to 2^53 - 1")
-}).annotations(object("must be an object"))
+  atVersion: optionalOf(VersionInput, countRule(0)),
+  reverse: optionalOf(Schema.Boolean, booleanRule),
+  pageSize: optionalOf(Count(1), countRule(1))
+}).annotations(shape("must be an object"))
 
 const ListenInput = Schema.Struct({
-  from: optionalOf(VersionInput, "must be an integer from 0 to 2^53 - 1"),
+  from: optionalOf(VersionInput, countRule(0)),
   mode: optionalOf(Schema.Literal("notify", "poll"), "must be \"notify\" or \"poll\"")
-}).annotations(object("must be an object"))
+}).annotations(shape("must be an object"))
 
 /**
  * Decodes one argument; a refusal names it (with the path inside it, for
