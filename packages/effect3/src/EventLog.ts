@@ -70,8 +70,14 @@ export const ProjectionNotFound: typeof internal.ProjectionNotFound = internal.P
 export type ProjectionNotFound = internal.ProjectionNotFound
 
 /**
- * A payload that its type's Schema rejects: on append (nothing was written)
- * or on read (`version` says which event).
+ * A payload that cannot be stored as it is, or that its type's Schema
+ * rejects: on append (nothing was written, and the transaction can go on) or
+ * on read (`version` says which event). `path` says where inside the payload
+ * (`$` is the payload, then `.key`, `["odd key"]` and `[index]`); `reason`
+ * says what is there and why it cannot be stored (a bigint, a circular
+ * reference, `undefined`, a function, a symbol, NaN or ±Infinity, a Date or
+ * other non-plain object, a string PostgreSQL cannot hold, raw text that is
+ * not JSON). Reasons describe a value's kind, never its content.
  *
  * @since 0.1.0
  * @category errors
@@ -87,6 +93,60 @@ export const InvalidEvent: typeof internal.InvalidEvent = internal.InvalidEvent
 export type InvalidEvent = internal.InvalidEvent
 
 /**
+ * An argument of a Reader, Writer or stream operation that cannot work,
+ * found before any statement runs (nothing was written; the transaction can
+ * go on). `operation` is the method (`appendEvent`), `argument` the
+ * parameter, with the path inside it for options (`options.limit`,
+ * `event.typeName`), and `reason` the rule it breaks, without quoting the
+ * value. The rules: versions are integers from 0 to 2^53 - 1; projection ids
+ * are int32; `limit` is a non-negative integer and `pageSize` a positive
+ * one; a type name is 1 to 256 characters and a VCS revision at most 256,
+ * neither with U+0000 or a lone surrogate; `setProjectionVersion` never sets
+ * a version beyond the log's system version. The payload has its own error,
+ * {@link InvalidEvent}.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const InvalidInput: typeof internal.InvalidInput = internal.InvalidInput
+
+/**
+ * The type of an {@link InvalidInput} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type InvalidInput = internal.InvalidInput
+
+/**
+ * A Reader or Writer used after the `readOnly` or `readWrite` body that gave
+ * it ended (it was captured and called later). Nothing was run: its
+ * statements would otherwise run outside any transaction, as autocommits.
+ * `operation` names the method.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const TransactionClosed: typeof internal.TransactionClosed = internal.TransactionClosed
+
+/**
+ * The type of a {@link TransactionClosed} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TransactionClosed = internal.TransactionClosed
+
+/**
+ * What every Reader and Writer operation can fail with besides its own
+ * errors: a bad argument, or a transaction that has ended.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type UsageError = InvalidInput | TransactionClosed
+
+/**
  * What `readOnly` adds to the body's failures.
  *
  * @since 0.1.0
@@ -95,7 +155,9 @@ export type InvalidEvent = internal.InvalidEvent
 export type ReadError = SqlError | CommitFailed | ReplicaNotCaughtUp
 
 /**
- * What `readWrite` adds to the body's failures.
+ * What `readWrite` adds to the body's failures. A primary that cannot be
+ * reached, or whose connection breaks before COMMIT, is `PrimaryUnavailable`
+ * (nothing was committed); a refused or interrupted COMMIT is `CommitFailed`.
  *
  * @since 0.1.0
  * @category errors
@@ -140,11 +202,52 @@ export interface Event<P = unknown> {
  * @category models
  */
 export interface NewEvent {
+  /** 1 to 256 characters, without U+0000 or lone surrogates. */
   readonly typeName: string
-  /** Encoded through the type's Schema when `Options.payloads` has one, then stored as `jsonb`. */
+  /**
+   * A JSON value, stored as `jsonb` and read back equal: null, booleans,
+   * finite numbers, strings, arrays and plain objects of those (`-0` reads
+   * back as `0`). Anything JSON would drop or change (an `undefined`
+   * property, a function, a symbol, NaN, a bigint, a Date, a Map, a class
+   * instance, a cycle) fails the append with {@link InvalidEvent} naming the
+   * path. With a payload Schema for the type, the value is encoded with it
+   * first, so a Date or bigint can be stored through `Schema.Date` or
+   * `Schema.BigInt`.
+   *
+   * A string is a JSON string: `"{\"a\":1}"` is stored as the string
+   * `"{\"a\":1}"`, not as an object. To store JSON text as the JSON it holds
+   * (the Conductor's `Payload` is such text), wrap it: `EventLog.rawJson(text)`.
+   */
   readonly payload: unknown
-  /** Default: `Options.revisionVcs`. */
+  /** At most 256 characters, without U+0000 or lone surrogates. Default: `Options.revisionVcs`. */
   readonly revisionVcs?: string | undefined
+}
+
+/**
+ * Brands a {@link RawJson} payload.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const RawJsonTypeId: unique symbol = internal.RawJsonTypeId
+
+/**
+ * The type of {@link RawJsonTypeId}.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export type RawJsonTypeId = typeof RawJsonTypeId
+
+/**
+ * A payload given as JSON text, made by {@link rawJson}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RawJson {
+  readonly [RawJsonTypeId]: RawJsonTypeId
+  readonly text: string
 }
 
 /**
@@ -154,11 +257,11 @@ export interface NewEvent {
  * @category models
  */
 export interface ReadEventsOptions {
-  /** The first version read (inclusive). */
+  /** The first version read (inclusive): an integer from 0 to 2^53 - 1. */
   readonly atVersion: number
   /** Newest first, from `atVersion` down. Default false. */
   readonly reverse?: boolean | undefined
-  /** At most this many events. */
+  /** At most this many events: an integer from 0 to 2^53 - 1. */
   readonly limit: number
 }
 
@@ -203,15 +306,19 @@ export type WriterTypeId = typeof WriterTypeId
 export interface Reader {
   readonly [ReaderTypeId]: ReaderTypeId
   /** The event at `version`, if the log has it. */
-  readonly eventAtVersion: (version: number) => Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent>
+  readonly eventAtVersion: (version: number) => Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent | UsageError>
   /** The first event after `version` (so `eventAfterVersion(0)` is the first event). */
-  readonly eventAfterVersion: (version: number) => Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent>
+  readonly eventAfterVersion: (
+    version: number
+  ) => Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent | UsageError>
   /** The version of the newest event; 0 for an empty log. */
-  readonly systemVersion: Effect.Effect<number, SqlError>
-  /** The version a projection has stored with `setProjectionVersion`. */
-  readonly projectionVersion: (id: number) => Effect.Effect<number, SqlError | ProjectionNotFound>
+  readonly systemVersion: Effect.Effect<number, SqlError | TransactionClosed>
+  /** The version a projection has stored with `setProjectionVersion` (`id` is an int32). */
+  readonly projectionVersion: (id: number) => Effect.Effect<number, SqlError | ProjectionNotFound | UsageError>
   /** A page of events from `atVersion`, oldest first (or newest first with `reverse`). */
-  readonly events: (options: ReadEventsOptions) => Effect.Effect<ReadonlyArray<Event>, SqlError | InvalidEvent>
+  readonly events: (
+    options: ReadEventsOptions
+  ) => Effect.Effect<ReadonlyArray<Event>, SqlError | InvalidEvent | UsageError>
 }
 
 /**
@@ -223,36 +330,48 @@ export interface Reader {
 export interface Writer {
   readonly [WriterTypeId]: WriterTypeId
   /** Creates the projection's version at 0 unless it exists; returns its version. */
-  readonly initProjectionVersion: (id: number) => Effect.Effect<number, SqlError>
-  readonly setProjectionVersion: (id: number, version: number) => Effect.Effect<void, SqlError | ProjectionNotFound>
+  readonly initProjectionVersion: (id: number) => Effect.Effect<number, SqlError | UsageError>
+  /**
+   * Records the version a projection has processed; `InvalidInput` (argument
+   * `version`) when it is beyond the log's system version, and nothing is written.
+   */
+  readonly setProjectionVersion: (
+    id: number,
+    version: number
+  ) => Effect.Effect<void, SqlError | ProjectionNotFound | UsageError>
   /**
    * Appends `event` as version `assumedVersion + 1` if the log is at
    * `assumedVersion`, else fails with `VersionMismatch`. Returns the new
-   * version. Never retried: deciding again is the caller's business.
+   * version. Never retried: deciding again is the caller's business. The
+   * arguments and the payload are checked before anything is sent:
+   * `InvalidInput` or `InvalidEvent` leave the transaction as it was.
    */
   readonly appendEvent: (
     assumedVersion: number,
     event: NewEvent
-  ) => Effect.Effect<number, VersionMismatch | InvalidEvent | SqlError>
+  ) => Effect.Effect<number, VersionMismatch | InvalidEvent | SqlError | UsageError>
 }
 
 /**
- * A compile-time refusal: the body of `readOnly` needs `Writer`.
+ * A compile-time refusal: the body of `readOnly` needs `Writer`. A string
+ * type, so that the compiler's first line says it: "Type 'Effect<…,
+ * Writer>' is not assignable to type '"EventLog.readOnly: this effect needs
+ * EventLog.Writer; use EventLog.readWrite"'".
  *
  * @since 0.1.0
  * @category models
  */
-export interface WriterNotAllowedInReadOnly {
-  readonly "EventLog.readOnly: this effect needs EventLog.Writer; use EventLog.readWrite": never
-}
+export type WriterNotAllowedInReadOnly = "EventLog.readOnly: this effect needs EventLog.Writer; use EventLog.readWrite"
 
 /**
- * `unknown` when `R` has no `Writer`; otherwise a type no effect satisfies.
+ * What the body of `readOnly` may return: the effect itself when `R` has no
+ * `Writer`, otherwise {@link WriterNotAllowedInReadOnly}, which no effect is.
  *
  * @since 0.1.0
  * @category models
  */
-export type NoWriter<R> = [Extract<R, Writer>] extends [never] ? unknown : WriterNotAllowedInReadOnly
+export type ReadOnlyBody<A, E, R> = [Extract<R, Writer>] extends [never] ? Effect.Effect<A, E, R>
+  : WriterNotAllowedInReadOnly
 
 /**
  * The signal that the listener is listening: versions inserted from now on
@@ -293,8 +412,9 @@ export type ListenEvent = Ready | Inserted
 export interface ListenOptions {
   /**
    * The last version already processed: every later one is reported, those
-   * appended before `Ready` included. Default: the system version when the
-   * listener is first ready (only new versions).
+   * appended before `Ready` included: an integer from 0 to 2^53 - 1.
+   * Default: the system version when the listener is first ready (only new
+   * versions).
    */
   readonly from?: number | undefined
   /**
@@ -323,10 +443,10 @@ export interface ListenOptions {
  * @category models
  */
 export interface StreamOptions {
-  /** Default: 1, or the newest event with `reverse`. */
+  /** An integer from 0 to 2^53 - 1. Default: 1, or the newest event with `reverse`. */
   readonly atVersion?: number | undefined
   readonly reverse?: boolean | undefined
-  /** Events per read transaction; default 1000. */
+  /** Events per read transaction, a positive integer; default 1000. */
   readonly pageSize?: number | undefined
 }
 
@@ -337,13 +457,19 @@ export interface StreamOptions {
  * @category models
  */
 export interface Options {
-  /** The events table; default `event_log`. Lower-case SQL identifiers only. */
+  /**
+   * The events table; default `event_log`. A lower-case SQL identifier (a-z,
+   * 0-9, `_`, not starting with a digit), always quoted, so reserved words
+   * such as `order` work. At most 53 bytes, so that its triggers
+   * (`<table>_notify`, `<table>_immutable`) fit PostgreSQL's 63-byte limit,
+   * and at most 52 when `projectionTable` is derived from it.
+   */
   readonly table?: string | undefined
-  /** The projection-version table; default `<table>_projection`. */
+  /** The projection-version table; default `<table>_projection`. Same rules, at most 63 bytes, not `table`. */
   readonly projectionTable?: string | undefined
-  /** The NOTIFY channel the log's trigger signals; default the table name. */
+  /** The NOTIFY channel the log's trigger signals; default the table name. Same rules, at most 63 bytes. */
   readonly channel?: string | undefined
-  /** Stored with each append unless the event names its own. Default `""`. */
+  /** Stored with each append unless the event names its own. Default `""`; at most 256 characters. */
   readonly revisionVcs?: string | undefined
   /** A payload Schema per type name: appends encode with it, reads decode with it. */
   readonly payloads?: Readonly<Record<string, Schema.Schema<any, any, never>>> | undefined
@@ -362,15 +488,15 @@ export interface EventLog {
   readonly projectionTable: string
   readonly channel: string
   readonly readOnly: <A, E, R>(
-    body: (reader: Reader) => Effect.Effect<A, E, R> & NoWriter<R>
+    body: (reader: Reader) => ReadOnlyBody<A, E, R>
   ) => Effect.Effect<A, E | ReadError, Exclude<R, Reader | Provided>>
   readonly readWrite: <A, E, R>(
     body: (tx: Reader & Writer) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | WriteError, Exclude<R, Reader | Writer | Provided>>
   /** Creates the tables and triggers if they are missing (idempotent, serialised by an advisory lock). */
   readonly migrate: Effect.Effect<void, WriteError>
-  readonly stream: (options?: StreamOptions) => Stream.Stream<Event, InvalidEvent | ReadError>
-  readonly listen: (options?: ListenOptions) => Stream.Stream<ListenEvent>
+  readonly stream: (options?: StreamOptions) => Stream.Stream<Event, InvalidEvent | InvalidInput | ReadError>
+  readonly listen: (options?: ListenOptions) => Stream.Stream<ListenEvent, InvalidInput>
 }
 
 // -----------------------------------------------------------------------------
@@ -470,7 +596,7 @@ export const layer = (
  * @category transactions
  */
 export const readOnly = <A, E, R>(
-  body: (reader: Reader) => Effect.Effect<A, E, R> & NoWriter<R>
+  body: (reader: Reader) => ReadOnlyBody<A, E, R>
 ): Effect.Effect<A, E | ReadError, Exclude<R, Reader | Provided> | EventLog> =>
   Effect.flatMap(internal.EventLogTag, (log) => log.readOnly(body))
 
@@ -521,7 +647,7 @@ export const migrate: Effect.Effect<void, WriteError, EventLog> = Effect.flatMap
  * @since 0.1.0
  * @category accessors
  */
-export const systemVersion: Effect.Effect<number, SqlError, Reader> = Effect.flatMap(
+export const systemVersion: Effect.Effect<number, SqlError | TransactionClosed, Reader> = Effect.flatMap(
   internal.ReaderTag,
   (reader) => reader.systemVersion
 )
@@ -534,7 +660,7 @@ export const systemVersion: Effect.Effect<number, SqlError, Reader> = Effect.fla
  */
 export const eventAtVersion = (
   version: number
-): Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent, Reader> =>
+): Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent | UsageError, Reader> =>
   Effect.flatMap(internal.ReaderTag, (reader) => reader.eventAtVersion(version))
 
 /**
@@ -545,7 +671,7 @@ export const eventAtVersion = (
  */
 export const eventAfterVersion = (
   version: number
-): Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent, Reader> =>
+): Effect.Effect<Option.Option<Event>, SqlError | InvalidEvent | UsageError, Reader> =>
   Effect.flatMap(internal.ReaderTag, (reader) => reader.eventAfterVersion(version))
 
 /**
@@ -554,7 +680,9 @@ export const eventAfterVersion = (
  * @since 0.1.0
  * @category accessors
  */
-export const projectionVersion = (id: number): Effect.Effect<number, SqlError | ProjectionNotFound, Reader> =>
+export const projectionVersion = (
+  id: number
+): Effect.Effect<number, SqlError | ProjectionNotFound | UsageError, Reader> =>
   Effect.flatMap(internal.ReaderTag, (reader) => reader.projectionVersion(id))
 
 /**
@@ -565,8 +693,50 @@ export const projectionVersion = (id: number): Effect.Effect<number, SqlError | 
  */
 export const events = (
   options: ReadEventsOptions
-): Effect.Effect<ReadonlyArray<Event>, SqlError | InvalidEvent, Reader> =>
+): Effect.Effect<ReadonlyArray<Event>, SqlError | InvalidEvent | UsageError, Reader> =>
   Effect.flatMap(internal.ReaderTag, (reader) => reader.events(options))
+
+/**
+ * A payload given as JSON text, stored as the JSON value it holds rather
+ * than as a JSON string: the Conductor's `Payload` is JSON text. At append
+ * the text must parse, hold only what a payload may hold (see
+ * {@link NewEvent}), and decode with the type's payload Schema if it has one
+ * (the text is the encoded form); otherwise the append fails with
+ * {@link InvalidEvent} and nothing is written. The database keeps `jsonb`:
+ * whitespace, key order and duplicate keys (the last one wins, as in
+ * `JSON.parse`) are not kept. Reads give the parsed value;
+ * `JSON.stringify(event.payload)` gives JSON text again.
+ *
+ * @example
+ * ```ts
+ * import { EventLog } from "effect-sql-router"
+ *
+ * // What a Conductor-style caller holds: JSON text.
+ * const payload = '{"account":"ada","amount":10}'
+ *
+ * // Stored as the object { account: "ada", amount: 10 }.
+ * export const appendText = EventLog.readWrite((tx) =>
+ *   tx.appendEvent(0, { typeName: "Deposited", payload: EventLog.rawJson(payload) })
+ * )
+ *
+ * // Without the wrapper, a string is a JSON string: stored as "{\"account\":…}".
+ * export const appendString = EventLog.readWrite((tx) =>
+ *   tx.appendEvent(0, { typeName: "Note", payload: "just a string" })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const rawJson: (text: string) => RawJson = internal.rawJson
+
+/**
+ * True for a payload made by {@link rawJson}.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isRawJson: (value: unknown) => value is RawJson = internal.isRawJson
 
 /**
  * Appends an event if the log is still at `assumedVersion`; fails with {@link VersionMismatch} otherwise.
@@ -577,7 +747,7 @@ export const events = (
 export const appendEvent = (
   assumedVersion: number,
   event: NewEvent
-): Effect.Effect<number, VersionMismatch | InvalidEvent | SqlError, Writer> =>
+): Effect.Effect<number, VersionMismatch | InvalidEvent | SqlError | UsageError, Writer> =>
   Effect.flatMap(internal.WriterTag, (writer) => writer.appendEvent(assumedVersion, event))
 
 /**
@@ -586,7 +756,7 @@ export const appendEvent = (
  * @since 0.1.0
  * @category accessors
  */
-export const initProjectionVersion = (id: number): Effect.Effect<number, SqlError, Writer> =>
+export const initProjectionVersion = (id: number): Effect.Effect<number, SqlError | UsageError, Writer> =>
   Effect.flatMap(internal.WriterTag, (writer) => writer.initProjectionVersion(id))
 
 /**
@@ -598,7 +768,7 @@ export const initProjectionVersion = (id: number): Effect.Effect<number, SqlErro
 export const setProjectionVersion = (
   id: number,
   version: number
-): Effect.Effect<void, SqlError | ProjectionNotFound, Writer> =>
+): Effect.Effect<void, SqlError | ProjectionNotFound | UsageError, Writer> =>
   Effect.flatMap(internal.WriterTag, (writer) => writer.setProjectionVersion(id, version))
 
 // -----------------------------------------------------------------------------
@@ -614,7 +784,9 @@ export const setProjectionVersion = (
  * @since 0.1.0
  * @category streams
  */
-export const stream = (options?: StreamOptions): Stream.Stream<Event, InvalidEvent | ReadError, EventLog> =>
+export const stream = (
+  options?: StreamOptions
+): Stream.Stream<Event, InvalidEvent | InvalidInput | ReadError, EventLog> =>
   internal.streamFromContext(options)
 
 /**
@@ -623,8 +795,8 @@ export const stream = (options?: StreamOptions): Stream.Stream<Event, InvalidEve
  * `Durable.subscribe`: after a lost connection (a primary restart, a
  * failover the router followed) it listens again and reports the versions
  * appended meanwhile from the log's system version, so none is skipped or
- * repeated. Never fails; stop it by interrupting its fiber or with
- * `Stream.take`. `mode: "poll"` polls instead of LISTEN.
+ * repeated. Fails only on bad options (`InvalidInput`, before listening);
+ * stop it by interrupting its fiber or with `Stream.take`. `mode: "poll"` polls instead of LISTEN.
  *
  * Versions are learnt from the primary: a replica may not have replayed
  * version `v` yet when `Inserted(v)` arrives. A consumer that reads on
@@ -649,7 +821,7 @@ export const stream = (options?: StreamOptions): Stream.Stream<Event, InvalidEve
  * @since 0.1.0
  * @category streams
  */
-export const listen = (options?: ListenOptions): Stream.Stream<ListenEvent, never, EventLog> =>
+export const listen = (options?: ListenOptions): Stream.Stream<ListenEvent, InvalidInput, EventLog> =>
   internal.listenFromContext(options)
 
 /**

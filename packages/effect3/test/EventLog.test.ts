@@ -1,4 +1,4 @@
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -14,6 +14,9 @@ import * as Consistency from "effect-sql-router/Consistency"
 import * as EventLog from "effect-sql-router/EventLog"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import ts from "typescript"
 import { whoAmI } from "./utils.js"
 
 // One cluster for the file: a primary and two streaming replicas, a router
@@ -318,16 +321,311 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("EventLog"
     it.effect("init creates at 0 once, set moves it, a rolled-back set does not; unknown ids fail typed", () =>
       withLog({ table: "projection_log" }, Effect.gen(function*() {
         const cluster = yield* PgCluster.PgCluster
+        yield* Effect.forEach(oneTo(3), () => append(), { discard: true })
         expect(yield* EventLog.readWrite((tx) => tx.initProjectionVersion(7))).toBe(0)
         yield* EventLog.readWrite((tx) => tx.setProjectionVersion(7, 3))
         expect(yield* EventLog.readWrite((tx) => tx.initProjectionVersion(7))).toBe(3)
-        yield* Effect.flip(EventLog.readWrite((tx) => Effect.zipRight(tx.setProjectionVersion(7, 9), Effect.fail("no"))))
+        yield* Effect.flip(EventLog.readWrite((tx) => Effect.zipRight(tx.setProjectionVersion(7, 2), Effect.fail("no"))))
         yield* cluster.awaitReplication()
         expect(yield* EventLog.readOnly((reader) => reader.projectionVersion(7))).toBe(3)
         const unknown = yield* Effect.flip(EventLog.readOnly((reader) => reader.projectionVersion(8)))
         expect(unknown).toEqual(new EventLog.ProjectionNotFound({ id: 8 }))
         const unset = yield* Effect.flip(EventLog.readWrite((tx) => tx.setProjectionVersion(8, 1)))
         expect(unset._tag).toBe("ProjectionNotFound")
+      })))
+  })
+
+  describe("table names", () => {
+    it.effect("reserved words work as table, projection table and channel names: identifiers are quoted", () =>
+      Effect.gen(function*() {
+        for (const [table, projectionTable, channel] of [["order", "user", "select"], ["table", undefined, undefined]] as const) {
+          yield* withLog({ table, projectionTable, channel }, Effect.gen(function*() {
+            const log = yield* EventLog.EventLog
+            expect([log.table, log.projectionTable, log.channel]).toEqual([
+              table,
+              projectionTable ?? `${table}_projection`,
+              channel ?? table
+            ])
+            const listened = yield* Effect.fork(Stream.runCollect(Stream.take(EventLog.listen({ from: 0 }), 2)))
+            expect(yield* append("Noted", { n: 1 })).toBe(1)
+            yield* EventLog.readWrite((tx) => Effect.zipRight(tx.initProjectionVersion(1), tx.setProjectionVersion(1, 1)))
+            expect(yield* EventLog.readOnly((reader) => Effect.all([reader.systemVersion, reader.projectionVersion(1)])).pipe(
+              SqlRouter.primary
+            )).toEqual([1, 1])
+            expect(Array.from(yield* Fiber.join(listened))).toEqual([EventLog.ready, EventLog.inserted(1)])
+            expect(yield* versionsOnPrimary(`"${table}"`)).toEqual([1])
+          }))
+        }
+      }))
+
+    it.effect("names and derived names are checked against PostgreSQL's 63-byte limit when the log is made", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const tables = () =>
+          Effect.map(
+            cluster.query<{ n: number }>(
+              cluster.primary,
+              "SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'long\\_%' AND relkind = 'r'"
+            ),
+            (rows) => rows[0]!.n
+          )
+        const before = yield* tables()
+        const name = (bytes: number) => `long_${"x".repeat(bytes - 5)}`
+        // The default projection table, `<table>_projection`, would be 64 bytes.
+        const derived = yield* Effect.flip(EventLog.make({ table: name(53) }))
+        expect(derived).toMatchObject({ _tag: "InvalidConfig", field: "table" })
+        expect(derived.message).toContain("projectionTable")
+        // The table's triggers, `<table>_immutable`, would be 64 bytes.
+        const triggers = yield* Effect.flip(EventLog.make({ table: name(54), projectionTable: "long_projection" }))
+        expect(triggers).toMatchObject({ _tag: "InvalidConfig", field: "table" })
+        const projection = yield* Effect.flip(EventLog.make({ table: "long_ok", projectionTable: name(64) }))
+        expect(projection).toMatchObject({ _tag: "InvalidConfig", field: "projectionTable" })
+        const channel = yield* Effect.flip(EventLog.make({ table: "long_ok", channel: name(64) }))
+        expect(channel).toMatchObject({ _tag: "InvalidConfig", field: "channel" })
+        const same = yield* Effect.flip(EventLog.make({ table: "long_ok", projectionTable: "long_ok" }))
+        expect(same).toMatchObject({ _tag: "InvalidConfig", field: "projectionTable" })
+        const upper = yield* Effect.flip(EventLog.make({ table: "Long_ok" }))
+        expect(upper).toMatchObject({ _tag: "InvalidConfig", field: "table" })
+        const revision = yield* Effect.flip(EventLog.make({ table: "long_ok", revisionVcs: "a\u0000b" }))
+        expect(revision).toMatchObject({ _tag: "InvalidConfig", field: "revisionVcs" })
+        expect(yield* tables()).toBe(before)
+        // At the limits, everything is created and works.
+        yield* withLog({ table: name(52) }, Effect.gen(function*() {
+          expect((yield* EventLog.EventLog).projectionTable).toHaveLength(63)
+          expect(yield* append()).toBe(1)
+        }))
+        yield* withLog({ table: name(53), projectionTable: name(63) }, Effect.map(append(), (v) => expect(v).toBe(1)))
+        expect(yield* tables()).toBe(before + 4)
+      }))
+  })
+
+  describe("bad input: typed errors, nothing written", () => {
+    const Deposited = Schema.Struct({ account: Schema.String, amount: Schema.NumberFromString })
+
+    const circular: Record<string, unknown> = { a: { b: 1 } }
+    ;(circular["a"] as Record<string, unknown>)["self"] = circular
+    // eslint-disable-next-line no-sparse-arrays
+    const sparse = [1, , 3]
+    const deep = (levels: number): unknown => levels === 0 ? 1 : [deep(levels - 1)]
+
+    const notJson: ReadonlyArray<readonly [string, unknown, string, string]> = [
+      ["a bigint", { n: 1n }, "$.n", "bigint"],
+      ["a circular object", circular, "$.a.self", "circular reference (to $)"],
+      ["an undefined property", { kept: 1, dropped: undefined }, "$.dropped", "undefined"],
+      ["undefined in an array", [1, undefined], "$[1]", "undefined"],
+      ["undefined itself", undefined, "$", "undefined"],
+      ["a function", { f: () => 1 }, "$.f", "function"],
+      ["NaN deep inside", { a: [{ b: [0, NaN] }] }, "$.a[0].b[1]", "not finite"],
+      ["Infinity", { "odd key": -Infinity }, `$["odd key"]`, "not finite"],
+      ["a symbol", [Symbol("s")], "$[0]", "symbol"],
+      ["a symbol key", { [Symbol("k")]: 1 }, "$", "symbol keys"],
+      ["a Date", { at: new Date(0) }, "$.at", "a Date"],
+      ["a Map", new Map([["a", 1]]), "$", "a Map"],
+      ["an empty array slot", sparse, "$[1]", "empty array slot"],
+      ["U+0000 in a string", { s: "a\u0000b" }, "$.s", "U+0000"],
+      ["U+0000 in a key", { "a\u0000": 1 }, `$["a\\u0000"]`, "U+0000"],
+      ["a lone surrogate", { s: "\uD800x" }, "$.s", "lone UTF-16 surrogate"],
+      ["nesting deeper than 1000 levels", deep(1001), `$${"[0]".repeat(1000)}`, "deeper than 1000"]
+    ]
+
+    it.effect("a payload that cannot become JSON unchanged fails with InvalidEvent naming the path and the problem", () =>
+      withLog({ table: "json_log" }, Effect.gen(function*() {
+        for (const [what, payload, path, reason] of notJson) {
+          // Not through `append`, whose default payload would replace undefined.
+          const error = yield* Effect.flip(EventLog.readWrite((tx) => tx.appendEvent(0, { typeName: "Noted", payload })))
+          expect(error, what).toMatchObject({ _tag: "InvalidEvent", typeName: "Noted", path })
+          expect((error as EventLog.InvalidEvent).reason, what).toContain(reason)
+          expect(error.message, what).toContain(path)
+        }
+        expect(yield* versionsOnPrimary("json_log")).toEqual([])
+        // The deepest payload allowed, and a shared (not circular) object, are stored and read back equal.
+        const shared = { x: 1 }
+        const fine = { deep: deep(999), twice: [shared, shared], nothing: null, negative: -1.5e300 }
+        expect(yield* append("Noted", fine)).toBe(1)
+        const read = yield* EventLog.readOnly((reader) => reader.eventAtVersion(1)).pipe(SqlRouter.primary)
+        expect(Option.map(read, (event) => event.payload)).toEqual(Option.some(fine))
+      })))
+
+    it.effect("a refused event leaves the transaction usable; reasons never quote the payload's values", () =>
+      withLog({ table: "refused_log", payloads: { Deposited } }, Effect.gen(function*() {
+        const [refused, schemaRefused, version] = yield* EventLog.readWrite((tx) =>
+          Effect.gen(function*() {
+            const refused = yield* Effect.flip(tx.appendEvent(0, { typeName: "Noted", payload: { password: "hunter2", n: 1n } }))
+            const schemaRefused = yield* Effect.flip(
+              tx.appendEvent(0, { typeName: "Deposited", payload: { account: "a", amount: "hunter2" } })
+            )
+            return [refused, schemaRefused, yield* tx.appendEvent(0, { typeName: "Noted", payload: { ok: true } })] as const
+          }))
+        expect(refused).toMatchObject({ _tag: "InvalidEvent", path: "$.n" })
+        expect(schemaRefused).toMatchObject({ _tag: "InvalidEvent", typeName: "Deposited", path: "$.amount" })
+        for (const error of [refused, schemaRefused]) expect(error.message).not.toContain("hunter2")
+        expect(version).toBe(1)
+        expect(yield* versionsOnPrimary("refused_log")).toEqual([1])
+      })))
+
+    it.effect("rawJson stores JSON text as the JSON it holds; a plain string stays a JSON string; bad text is InvalidEvent", () =>
+      withLog({ table: "raw_log", payloads: { Deposited } }, Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const text = `{"account": "ada", "amount": "10"}`
+        expect(yield* append("Deposited", EventLog.rawJson(text))).toBe(1)
+        expect(yield* append("Noted", text)).toBe(2)
+        expect(yield* append("Noted", EventLog.rawJson("12.50"))).toBe(3)
+        expect(yield* append("Noted", EventLog.rawJson(`[ "a", {"b": null, "\\u00fc": "\\ud83d\\ude00"} ]`))).toBe(4)
+        const stored = yield* cluster.query<{ kind: string; amount: string | null }>(
+          cluster.primary,
+          "SELECT jsonb_typeof(payload) AS kind, payload->>'amount' AS amount FROM raw_log ORDER BY version"
+        )
+        expect(stored).toEqual([
+          { kind: "object", amount: "10" },
+          { kind: "string", amount: null },
+          { kind: "number", amount: null },
+          { kind: "array", amount: null }
+        ])
+        const events = yield* EventLog.readOnly((reader) => reader.events({ atVersion: 1, limit: 4 })).pipe(SqlRouter.primary)
+        expect(events.map((event) => event.payload)).toEqual([
+          { account: "ada", amount: 10 },
+          text,
+          12.5,
+          ["a", { b: null, "ü": "\u{1F600}" }]
+        ])
+        const bad: ReadonlyArray<readonly [string, string, unknown, string]> = [
+          ["not JSON", "Noted", EventLog.rawJson("{ secret-token }"), "not valid JSON"],
+          ["U+0000 escaped", "Noted", EventLog.rawJson(`{"s": "\\u0000"}`), "U+0000"],
+          ["beyond the double range", "Noted", EventLog.rawJson(`{"big": 1e400}`), "not finite"],
+          ["refused by its Schema", "Deposited", EventLog.rawJson(`{"account": "ada", "amount": 10}`), "payload Schema"]
+        ]
+        for (const [what, typeName, payload, reason] of bad) {
+          const error = yield* Effect.flip(append(typeName, payload))
+          expect(error, what).toMatchObject({ _tag: "InvalidEvent", typeName })
+          expect((error as EventLog.InvalidEvent).reason, what).toContain(reason)
+          expect(error.message, what).not.toContain("secret-token")
+        }
+        expect(yield* versionsOnPrimary("raw_log")).toEqual([1, 2, 3, 4])
+      })))
+
+    it.effect("a Reader or Writer used after its transaction fails with TransactionClosed and runs nothing", () =>
+      withLog({ table: "closed_log" }, Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const writer = yield* EventLog.readWrite((tx) => Effect.as(tx.initProjectionVersion(1), tx))
+        const reader = yield* EventLog.readOnly((reader) => Effect.succeed(reader))
+        const afterwards = yield* Effect.all([
+          Effect.flip(writer.appendEvent(0, { typeName: "Noted", payload: {} })),
+          Effect.flip(writer.setProjectionVersion(1, 0)),
+          Effect.flip(writer.initProjectionVersion(2)),
+          Effect.flip(writer.systemVersion),
+          Effect.flip(reader.eventAtVersion(1)),
+          Effect.flip(reader.events({ atVersion: 1, limit: 1 })),
+          // Through the accessors, with the captured service provided again.
+          Effect.flip(EventLog.appendEvent(0, { typeName: "Noted", payload: {} }).pipe(
+            Effect.provideService(EventLog.Writer, writer)
+          )),
+          // Inside another transaction: still not the one that gave it.
+          Effect.flip(EventLog.readWrite(() => writer.appendEvent(0, { typeName: "Noted", payload: {} })))
+        ])
+        expect(afterwards.map((error) => [error._tag, (error as EventLog.TransactionClosed).operation])).toEqual([
+          ["TransactionClosed", "appendEvent"],
+          ["TransactionClosed", "setProjectionVersion"],
+          ["TransactionClosed", "initProjectionVersion"],
+          ["TransactionClosed", "systemVersion"],
+          ["TransactionClosed", "eventAtVersion"],
+          ["TransactionClosed", "events"],
+          ["TransactionClosed", "appendEvent"],
+          ["TransactionClosed", "appendEvent"]
+        ])
+        expect(yield* versionsOnPrimary("closed_log")).toEqual([])
+        const projections = yield* cluster.query<{ id: number }>(cluster.primary, "SELECT id FROM closed_log_projection")
+        expect(projections).toEqual([{ id: 1 }])
+        // A readOnly nested in readWrite closes its reader; the outer writer goes on.
+        const [inner, appended] = yield* EventLog.readWrite((tx) =>
+          Effect.gen(function*() {
+            const inner = yield* EventLog.readOnly((reader) => Effect.succeed(reader))
+            return [yield* Effect.flip(inner.systemVersion), yield* tx.appendEvent(0, { typeName: "Noted", payload: {} })] as const
+          }))
+        expect([inner._tag, appended]).toEqual(["TransactionClosed", 1])
+      })))
+
+    it.effect("bad arguments fail with InvalidInput naming the operation and the argument, before any statement", () =>
+      withLog({ table: "input_log" }, Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const longName = "T".repeat(10_000)
+        const noted = (typeName: string, revisionVcs?: string) => ({ typeName, payload: {}, revisionVcs })
+        yield* EventLog.readWrite((tx) => tx.initProjectionVersion(7))
+        const refusals = yield* EventLog.readWrite((tx) =>
+          Effect.gen(function*() {
+            const refusals = yield* Effect.all([
+              Effect.flip(tx.eventAtVersion(1.5)),
+              Effect.flip(tx.eventAfterVersion(-1)),
+              Effect.flip(tx.events({ atVersion: 1, limit: -1 })),
+              Effect.flip(tx.events({ atVersion: Number.NaN, limit: 1 })),
+              Effect.flip(tx.projectionVersion(2 ** 31)),
+              Effect.flip(tx.initProjectionVersion(-(2 ** 31) - 1)),
+              Effect.flip(tx.setProjectionVersion(7.5, 0)),
+              Effect.flip(tx.setProjectionVersion(7, -2)),
+              Effect.flip(tx.setProjectionVersion(7, 1)),
+              Effect.flip(tx.appendEvent(-1, noted("Noted"))),
+              Effect.flip(tx.appendEvent(0.5, noted("Noted"))),
+              Effect.flip(tx.appendEvent(2 ** 53, noted("Noted"))),
+              Effect.flip(tx.appendEvent(0, noted(""))),
+              Effect.flip(tx.appendEvent(0, noted(longName))),
+              Effect.flip(tx.appendEvent(0, noted("Noted\u0000"))),
+              Effect.flip(tx.appendEvent(0, noted("Noted", "rev\u0000"))),
+              Effect.flip(tx.appendEvent(0, noted("Noted", "r".repeat(257))))
+            ])
+            // The transaction goes on: nothing failed on the server.
+            yield* tx.appendEvent(0, noted("N".repeat(256), "r".repeat(256)))
+            return refusals
+          }))
+        expect(refusals.map((error) => [error._tag, (error as EventLog.InvalidInput).operation, (error as EventLog.InvalidInput).argument])).toEqual([
+          ["InvalidInput", "eventAtVersion", "version"],
+          ["InvalidInput", "eventAfterVersion", "version"],
+          ["InvalidInput", "events", "options.limit"],
+          ["InvalidInput", "events", "options.atVersion"],
+          ["InvalidInput", "projectionVersion", "id"],
+          ["InvalidInput", "initProjectionVersion", "id"],
+          ["InvalidInput", "setProjectionVersion", "id"],
+          ["InvalidInput", "setProjectionVersion", "version"],
+          ["InvalidInput", "setProjectionVersion", "version"],
+          ["InvalidInput", "appendEvent", "assumedVersion"],
+          ["InvalidInput", "appendEvent", "assumedVersion"],
+          ["InvalidInput", "appendEvent", "assumedVersion"],
+          ["InvalidInput", "appendEvent", "event.typeName"],
+          ["InvalidInput", "appendEvent", "event.typeName"],
+          ["InvalidInput", "appendEvent", "event.typeName"],
+          ["InvalidInput", "appendEvent", "event.revisionVcs"],
+          ["InvalidInput", "appendEvent", "event.revisionVcs"]
+        ])
+        expect(refusals[8]!.message).toContain("system version (0)")
+        expect(refusals[13]!.message.length).toBeLessThan(200)
+        for (const error of refusals) expect(error.message).not.toMatch(/SqlError|Failed to execute/)
+        // Streams and the listener check their options before they read.
+        const streamed = yield* Effect.flip(Stream.runCollect(EventLog.stream({ pageSize: 0 })))
+        expect(streamed).toMatchObject({ _tag: "InvalidInput", operation: "stream", argument: "options.pageSize" })
+        const listened = yield* Effect.flip(Stream.runCollect(EventLog.listen({ from: -1 })))
+        expect(listened).toMatchObject({ _tag: "InvalidInput", operation: "listen", argument: "options.from" })
+        expect(yield* versionsOnPrimary("input_log")).toEqual([1])
+        const projection = yield* cluster.query<{ version: string }>(
+          cluster.primary,
+          "SELECT version FROM input_log_projection WHERE id = 7"
+        )
+        expect(projection).toEqual([{ version: "0" }])
+      })))
+
+    it.effect("a primary outage during appends and migrations is PrimaryUnavailable; nothing is written", () =>
+      withLog({ table: "outage_log" }, Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const [appended, migrated] = yield* Effect.acquireUseRelease(
+          cluster.stop(cluster.primary),
+          () => Effect.all([Effect.flip(append()), Effect.flip(EventLog.migrate)]),
+          () => Effect.orDie(cluster.start(cluster.primary))
+        )
+        for (const error of [appended, migrated]) {
+          expect(error._tag).toBe("PrimaryUnavailable")
+          expect(error.message).toContain("not committed")
+        }
+        // Back: the router writes again once its pool reconnects.
+        yield* awaitCondition(Effect.either(EventLog.readWrite((tx) => tx.systemVersion)), Either.isRight)
+        expect(yield* versionsOnPrimary("outage_log")).toEqual([])
+        expect(yield* append()).toBe(1)
       })))
   })
 
@@ -519,4 +817,44 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("EventLog"
         yield* Fiber.interrupt(fiber)
       })), { timeout: 180_000 })
   })
+})
+
+describe("EventLog types", () => {
+  // test/EventLog.types.ts proves that a write inside readOnly does not
+  // compile; this checks what the compiler says first, as a user sees it.
+  it("a write inside readOnly is refused with a first error line that says to use EventLog.readWrite", () => {
+    const root = Path.resolve(import.meta.dirname, "..")
+    Fs.mkdirSync(Path.join(root, ".tmp"), { recursive: true })
+    const scratch = Fs.mkdtempSync(Path.join(root, ".tmp", "event-log-types-"))
+    try {
+      const file = Path.join(scratch, "writeInReadOnly.ts")
+      Fs.writeFileSync(
+        file,
+        `import * as Effect from "effect/Effect"
+import * as EventLog from "effect-sql-router/EventLog"
+const event = { typeName: "Deposited", payload: {} }
+export const accessor = EventLog.readOnly(() => EventLog.appendEvent(0, event))
+export const service = Effect.flatMap(EventLog.EventLog, (log) => log.readOnly(() => EventLog.setProjectionVersion(1, 1)))
+export const deep = EventLog.readOnly(() => Effect.zipRight(EventLog.systemVersion, EventLog.initProjectionVersion(7)))
+`
+      )
+      const configPath = Path.join(root, "tsconfig.json")
+      const config = ts.parseJsonConfigFileContent(ts.readConfigFile(configPath, ts.sys.readFile).config, ts.sys, root)
+      const program = ts.createProgram([file], {
+        ...config.options,
+        noEmit: true,
+        paths: { "effect-sql-router/*": [Path.join(root, "src/*.ts")] }
+      })
+      const firstLines = ts.getPreEmitDiagnostics(program, program.getSourceFile(file)).map((diagnostic) =>
+        ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n").split("\n")[0]!
+      )
+      expect(firstLines).toHaveLength(3)
+      for (const line of firstLines) {
+        expect(line).toContain("use EventLog.readWrite")
+        expect(line).not.toContain("Consider adding 'undefined'")
+      }
+    } finally {
+      Fs.rmSync(scratch, { recursive: true, force: true })
+    }
+  }, 120_000)
 })

@@ -9,7 +9,11 @@ import * as EventLog from "effect-sql-router/EventLog"
 const event: EventLog.NewEvent = { typeName: "Deposited", payload: { amount: 1 } }
 
 // Reads compile inside readOnly, through the reader or through the Reader service.
-export const reads: Effect.Effect<number, EventLog.ReadError | EventLog.InvalidEvent, EventLog.EventLog> = EventLog.readOnly((reader) =>
+export const reads: Effect.Effect<
+  number,
+  EventLog.ReadError | EventLog.InvalidEvent | EventLog.UsageError,
+  EventLog.EventLog
+> = EventLog.readOnly((reader) =>
   Effect.zipRight(reader.eventAtVersion(1), EventLog.systemVersion)
 )
 
@@ -62,3 +66,16 @@ export const noWriterThroughService = Effect.flatMap(EventLog.EventLog, (log) =>
 
 // The same helper is fine in readWrite.
 export const helperInReadWrite: Effect.Effect<number, unknown, EventLog.EventLog> = EventLog.readWrite(() => helper)
+
+// The refusal is the message itself, so it is what the compiler says first
+// (test/EventLog.test.ts checks the diagnostic under exactOptionalPropertyTypes).
+export const refusal: EventLog.ReadOnlyBody<number, never, EventLog.Writer> =
+  "EventLog.readOnly: this effect needs EventLog.Writer; use EventLog.readWrite"
+
+// Usage errors are in the types of every Reader and Writer operation.
+export const usage: Effect.Effect<
+  number,
+  EventLog.VersionMismatch | EventLog.InvalidEvent | EventLog.UsageError | EventLog.WriteError,
+  EventLog.EventLog
+> =
+  EventLog.readWrite((tx) => tx.appendEvent(0, { typeName: "Noted", payload: EventLog.rawJson("{}") }))
