@@ -840,11 +840,8 @@ export const deep = EventLog.readOnly(() => Effect.zipRight(EventLog.systemVersi
       )
       const configPath = Path.join(root, "tsconfig.json")
       const config = ts.parseJsonConfigFileContent(ts.readConfigFile(configPath, ts.sys.readFile).config, ts.sys, root)
-      const program = ts.createProgram([file], {
-        ...config.options,
-        noEmit: true,
-        paths: { "effect-sql-router/*": [Path.join(root, "src/*.ts")] }
-      })
+      // The package's own paths: itself and the core from source.
+      const program = ts.createProgram([file], { ...config.options, noEmit: true })
       const firstLines = ts.getPreEmitDiagnostics(program, program.getSourceFile(file)).map((diagnostic) =>
         ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n").split("\n")[0]!
       )
