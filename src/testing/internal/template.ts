@@ -9,8 +9,8 @@ import { run } from "./process.js"
 import type { RunAs } from "./runAs.js"
 import { chownTree } from "./runAs.js"
 
-// The initdb template every node of every cluster copies, and the settings
-// they share.
+// The initdb template every cluster's primary copies (replicas are base
+// backups of the primary), and the settings they share.
 
 /** Settings every node of a test cluster shares; tuned for speed, not durability. @internal */
 export const baseSettings: Readonly<Record<string, string>> = {
@@ -114,8 +114,8 @@ export const renderSettings = (settings: Readonly<Record<string, string>>): stri
   Object.entries(settings).map(([key, value]) => `${key} = ${value}`).join("\n") + "\n"
 
 /**
- * Runs initdb once per binary version into a cached template that every node
- * of every cluster copies: a copy takes milliseconds, initdb about a second.
+ * Runs initdb once per binary version into a cached template that every
+ * cluster's primary copies: a copy takes milliseconds, initdb about a second.
  * @internal
  */
 export const ensureTemplate = async (binaries: Binaries, runAs: RunAs | undefined): Promise<string> => {
