@@ -18,6 +18,7 @@ import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { createHash } from "node:crypto"
 import { inspect } from "node:util"
 import * as Cdc from "effect-sql-router/Cdc"
 import * as RouterConfig from "effect-sql-router/RouterConfig"
@@ -231,6 +232,110 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
             n_type: "text"
           }
         ])
+      })))
+
+    it.effect("text is byte-exact on PostgreSQL and SQLite: byte-order marks, lone combining marks, 4-byte characters, 1 MB values, '' apart from NULL", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const bom = "\uFEFF"
+        const edges: ReadonlyArray<string | null> = [
+          `${bom}x`, // a leading byte-order mark (the issue: it arrived as 'x')
+          bom,
+          `${bom}${bom}x`,
+          `a${bom}b`,
+          `x${bom}`,
+          "\u0301", // a lone combining mark
+          "\u0301\u0308e",
+          "e\u0301", // decomposed, not normalized
+          "\u{1F600}", // 4-byte characters: emoji, a ZWJ sequence, astral CJK
+          "\u{1F469}\u200D\u{1F469}\u200D\u{1F467}",
+          "\u{20000}\u{2A6D6}",
+          "\u{10FFFF}",
+          "",
+          null,
+          `${bom}${"\u00e9\u{1F600}\u{20000}x".repeat(95_325)}` // 1 MiB of UTF-8, TOASTed
+        ]
+        // Long strings compared by length and the SHA-256 of their UTF-8 bytes (readable failures).
+        const fingerprint = (value: unknown): unknown =>
+          typeof value === "string" && value.length > 100
+            ? { length: value.length, sha256: createHash("sha256").update(value, "utf8").digest("hex") }
+            : Array.isArray(value)
+            ? value.map(fingerprint)
+            : value
+        const expected = (n: number) =>
+          [0, 100].flatMap((offset) =>
+            edges.map((text, i) => ({ id: offset + i + 1, s: text, v: text, a: text === null ? null : [text, ""], n }))
+          ).map((row) => ({ ...row, s: fingerprint(row.s), v: fingerprint(row.v), a: fingerprint(row.a) }))
+        const insert = (offset: number) =>
+          Effect.forEach(edges, (text, i) =>
+            cluster.query(
+              cluster.primary,
+              "INSERT INTO edge (id, s, v, a) VALUES ($1, $2, $3, $4)",
+              [offset + i + 1, text, text, text === null ? null : [text, ""]]
+            ), { discard: true })
+        const select = "SELECT id, s, v, a, n FROM edge ORDER BY id"
+        const pgSide = (rows: ReadonlyArray<Record<string, unknown>>) =>
+          rows.map((r) => ({ id: r.id, s: fingerprint(r.s), v: fingerprint(r.v), a: fingerprint(r.a), n: r.n }))
+        const liteSide = (rows: ReadonlyArray<Record<string, unknown>>) =>
+          pgSide(rows.map((r) => ({ ...r, a: r.a === null ? null : JSON.parse(r.a as string) })))
+
+        yield* cluster.query(cluster.primary, "CREATE TABLE edge (id int PRIMARY KEY, s text, v varchar, a text[], n int NOT NULL DEFAULT 0)")
+        yield* insert(0) // these reach the targets in the snapshot, the next ones in the stream
+        const pg = yield* pgTarget(cluster, "edge_target")
+        const lite = yield* sqliteTarget
+        const cdc = yield* Cdc.make({ primary: cluster.primary.url, targets: { pg: Cdc.sqlTarget(pg), lite: Cdc.sqlTarget(lite) } })
+        yield* cdc.addRule({ name: "edge_pg", tables: ["edge"], target: "pg" })
+        yield* cdc.addRule({ name: "edge_lite", tables: ["edge"], target: "lite" })
+        expect((yield* cdc.sync("edge_pg")).snapshot).toBe(true)
+        expect((yield* cdc.sync("edge_lite")).snapshot).toBe(true)
+        yield* insert(100)
+        // An update that leaves the TOASTed values alone: they arrive as unchanged, the targets keep theirs.
+        yield* cluster.query(cluster.primary, "UPDATE edge SET n = n + 1")
+        expect((yield* cdc.sync("edge_pg")).changes).toBe(edges.length + 2 * edges.length) // the inserts, then every row updated
+        yield* cdc.sync("edge_lite")
+
+        expect(pgSide(yield* cluster.query(cluster.primary, select))).toEqual(expected(1))
+        expect(pgSide(yield* pg.unsafe<Record<string, unknown>>(select))).toEqual(expected(1))
+        expect(liteSide(yield* lite.unsafe<Record<string, unknown>>(select))).toEqual(expected(1))
+        // Byte for byte as the servers store them, not only as JavaScript reads them back.
+        const bytes = "SELECT id, md5(convert_to(coalesce(s, '-'), 'UTF8')) || octet_length(s) AS h FROM edge ORDER BY id"
+        expect(yield* pg.unsafe(bytes)).toEqual(yield* cluster.query(cluster.primary, bytes))
+        const liteBytes = yield* lite.unsafe<{ id: number; h: string | null }>("SELECT id, hex(CAST(s AS BLOB)) AS h FROM edge WHERE length(s) < 100 ORDER BY id")
+        const sourceBytes = yield* cluster.query<{ id: number; h: string | null }>(
+          cluster.primary,
+          "SELECT id, upper(encode(convert_to(s, 'UTF8'), 'hex')) AS h FROM edge WHERE length(s) < 100 ORDER BY id"
+        )
+        expect(liteBytes).toEqual(sourceBytes)
+        expect(sourceBytes.find((r) => r.id === 1)?.h).toBe("EFBBBF78")
+      })))
+
+    it.effect("a column added on the source: existing rows get no change event, so the target's new column stays NULL for them until they change", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE grown (id int PRIMARY KEY, v text)")
+        yield* cluster.query(cluster.primary, "INSERT INTO grown VALUES (1, 'a'), (2, 'b')")
+        const pg = yield* pgTarget(cluster, "grown_target")
+        const lite = yield* sqliteTarget
+        const cdc = yield* Cdc.make({ primary: cluster.primary.url, targets: { pg: Cdc.sqlTarget(pg), lite: Cdc.sqlTarget(lite) } })
+        yield* cdc.addRule({ name: "grown_pg", tables: ["grown"], target: "pg" })
+        yield* cdc.addRule({ name: "grown_lite", tables: ["grown"], target: "lite" })
+        yield* cdc.sync("grown_pg")
+        yield* cdc.sync("grown_lite")
+        // Schema changes are not replicated: the column is added on each side, on the targets without a default.
+        yield* cluster.query(cluster.primary, "ALTER TABLE grown ADD COLUMN c text NOT NULL DEFAULT 'dflt'")
+        yield* pg.unsafe("ALTER TABLE grown ADD COLUMN c text")
+        yield* lite.unsafe("ALTER TABLE grown ADD COLUMN c TEXT")
+        yield* cluster.query(cluster.primary, "INSERT INTO grown (id, v) VALUES (3, 'c')")
+        yield* cluster.query(cluster.primary, "UPDATE grown SET v = 'B' WHERE id = 2")
+        // Two changes: the ALTER itself sent none for rows 1 and 2.
+        expect(yield* cdc.sync("grown_pg")).toMatchObject({ transactions: 2, changes: 2 })
+        expect(yield* cdc.sync("grown_lite")).toMatchObject({ transactions: 2, changes: 2 })
+        const rows = [{ id: 1, v: "a", c: null }, { id: 2, v: "B", c: "dflt" }, { id: 3, v: "c", c: "dflt" }]
+        expect(yield* pg.unsafe("SELECT id, v, c FROM grown ORDER BY id")).toEqual(rows)
+        expect(yield* lite.unsafe("SELECT id, v, c FROM grown ORDER BY id")).toEqual(rows)
+        expect(yield* cluster.query(cluster.primary, "SELECT id, v, c FROM grown ORDER BY id")).toEqual(
+          rows.map((r) => ({ ...r, c: "dflt" }))
+        )
       })))
 
     it.effect("snapshot: rows present before the rule are copied once, consistent with the slot", () =>

@@ -91,6 +91,56 @@ describe("PgCluster", () => {
       const refused = yield* Effect.flip(cluster.rejoinAsStandby(next))
       expect(refused.reason).toContain("current primary")
     }).pipe(Effect.scoped))
+
+  it.live("settings a standby must match apply to every node: max_connections 30 on the primary, its replicas, an added and a rejoined one", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 1, settings: { max_connections: "30" } })
+      const maxConnections = (node: PgCluster.ClusterNode) =>
+        cluster.query<{ max_connections: string }>(node, "SHOW max_connections").pipe(Effect.map((rows) => rows[0]!.max_connections))
+      const values = (node: PgCluster.ClusterNode) => cluster.query(node, "SELECT v FROM harness_t ORDER BY v")
+      yield* cluster.query(cluster.primary, "CREATE TABLE harness_t (v text)")
+      yield* cluster.query(cluster.primary, "INSERT INTO harness_t VALUES ('a')")
+      const added = yield* cluster.addReplica()
+      yield* cluster.awaitReplication()
+      expect(cluster.replicas.map((n) => n.name)).toEqual(["replica-0", "replica-1"])
+      for (const node of cluster.nodes) expect([node.name, yield* maxConnections(node)]).toEqual([node.name, "30"])
+      for (const replica of cluster.replicas) {
+        expect(yield* cluster.isInRecovery(replica)).toBe(true)
+        expect(yield* values(replica)).toEqual([{ v: "a" }])
+      }
+
+      // The old primary, re-cloned from the promoted replica, keeps the setting and follows it.
+      const [old, next] = [cluster.primary, cluster.replicas[0]!]
+      yield* cluster.promote(next)
+      yield* cluster.rejoinAsStandby(old)
+      yield* cluster.query(next, "INSERT INTO harness_t VALUES ('b')")
+      yield* cluster.awaitReplication({ replicas: [old] })
+      expect(yield* maxConnections(old)).toBe("30")
+      expect(yield* maxConnections(added)).toBe("30")
+      expect(yield* values(old)).toEqual([{ v: "a" }, { v: "b" }])
+    }).pipe(Effect.scoped))
+
+  it.live("a setting the harness can tell is wrong fails make with a ClusterError naming it", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+        [{ max_connections: "thirty" }, "max_connections"],
+        [{ max_connections: "-5" }, "max_connections"],
+        [{ max_connections: "3" }, "max_connections"], // not more than the 3 reserved for superusers
+        [{ max_locks_per_transaction: "5" }, "max_locks_per_transaction"],
+        [{ max_wal_senders: "1" }, "max_wal_senders"], // two replicas
+        [{ port: "5432" }, "port"],
+        [{ work_mem: "'4MB'\nfsync = on" }, "work_mem"],
+        [{ "work_mem = 4MB #": "x" }, "work_mem = 4MB #"]
+      ]
+      for (const [settings, setting] of cases) {
+        const error = yield* Effect.flip(PgCluster.make({ replicas: 2, settings }).pipe(Effect.scoped))
+        expect(error).toMatchObject({ _tag: "ClusterError", operation: "setup", setting })
+        expect(error.message).toContain(setting)
+      }
+      // Quoted integers are what postgresql.conf accepts too.
+      const cluster = yield* PgCluster.make({ replicas: 0, settings: { max_connections: "'25'" } })
+      expect(yield* cluster.query(cluster.primary, "SHOW max_connections")).toEqual([{ max_connections: "25" }])
+    }).pipe(Effect.scoped))
 })
 
 layer(PgCluster.layer({ replicas: 2 }), { timeout: "120 seconds", excludeTestServices: true })("PgCluster (shared)", (it) => {

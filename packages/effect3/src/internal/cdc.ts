@@ -9,7 +9,6 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { Pgoutput } from "pg-logical-replication"
 import type {
   Cdc,
   CdcError,
@@ -29,6 +28,7 @@ import type {
 import { InvalidRule, ReplicationError, UnknownRule } from "../Cdc.js"
 import * as SqlRouterInternal from "./sqlRouter.js"
 import { checkRelation } from "./cdcApply.js"
+import type * as Pgoutput from "./cdcPgoutput.js"
 import * as Replication from "./cdcReplication.js"
 import type { TableInfo } from "./cdcReplication.js"
 import * as CdcSchema from "./cdcSchema.js"
@@ -46,7 +46,7 @@ export const primaryFromRouter = Effect.flatMap(SqlRouterInternal.tag, (router) 
 // pgoutput messages → changes
 // -----------------------------------------------------------------------------
 
-const toRelation = (message: Pgoutput.MessageRelation): Relation => ({
+const toRelation = (message: Pgoutput.RelationMessage): Relation => ({
   oid: message.relationOid,
   schema: message.schema,
   table: message.name,
@@ -55,7 +55,7 @@ const toRelation = (message: Pgoutput.MessageRelation): Relation => ({
   columns: message.columns.map((c) => ({
     name: c.name,
     typeOid: c.typeOid,
-    typeName: c.typeName ?? undefined,
+    typeName: c.typeName,
     typeMod: c.typeMod,
     isKey: (c.flags & 1) === 1
   }))
@@ -63,8 +63,8 @@ const toRelation = (message: Pgoutput.MessageRelation): Relation => ({
 
 const pick = (row: Row, columns: ReadonlyArray<string>): Row => Object.fromEntries(columns.map((c) => [c, row[c]]))
 
-// pgoutput's commit time: microseconds since 2000-01-01, as the parser gives it.
-const toDate = (time: unknown): Date => new Date(Number(time as bigint) / 1000)
+// pgoutput's commit time, in microseconds since the Unix epoch.
+const toDate = (micros: bigint): Date => new Date(Number(micros / 1000n))
 
 /**
  * Turns protocol messages into changes. Relations are described once per
@@ -75,7 +75,7 @@ const toDate = (time: unknown): Date => new Date(Number(time as bigint) / 1000)
 export const makeDecoder = () => {
   const relations = new Map<number, Relation>()
   let xid = 0
-  const relationOf = (message: Pgoutput.MessageRelation): Relation => {
+  const relationOf = (message: Pgoutput.RelationMessage): Relation => {
     const known = relations.get(message.relationOid)
     if (known) return known
     const relation = toRelation(message)
@@ -84,25 +84,23 @@ export const makeDecoder = () => {
   }
   return {
     /** A new or changed table definition, to check before its rows are applied. */
-    relation: (message: Pgoutput.MessageRelation): Relation => {
+    relation: (message: Pgoutput.RelationMessage): Relation => {
       const relation = toRelation(message)
       relations.set(message.relationOid, relation)
       return relation
     },
     decode: (lsn: bigint, message: Pgoutput.Message): Change | undefined => {
       const at = Replication.formatLsn(lsn)
-      // The parser pads both halves; we print LSNs one way, as PostgreSQL 18 does.
-      const norm = (value: string | null) => value === null ? at : Replication.formatLsn(Replication.parseLsn(value))
       switch (message.tag) {
         case "begin":
           xid = message.xid
-          return { _tag: "Begin", xid, lsn: norm(message.commitLsn), commitTime: toDate(message.commitTime) }
+          return { _tag: "Begin", xid, lsn: Replication.formatLsn(message.finalLsn), commitTime: toDate(message.commitTime) }
         case "commit":
           return {
             _tag: "Commit",
             xid,
-            lsn: norm(message.commitLsn),
-            endLsn: norm(message.commitEndLsn),
+            lsn: Replication.formatLsn(message.commitLsn),
+            endLsn: Replication.formatLsn(message.endLsn),
             commitTime: toDate(message.commitTime)
           }
         case "insert":

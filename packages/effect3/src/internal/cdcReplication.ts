@@ -6,10 +6,9 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import Pg from "pg"
-import PgLogical from "pg-logical-replication"
-import type { Pgoutput } from "pg-logical-replication"
 import type { Column } from "../Cdc.js"
 import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../Cdc.js"
+import * as Pgoutput from "./cdcPgoutput.js"
 import * as Types from "./cdcTypes.js"
 import { describe } from "./errors.js"
 
@@ -393,7 +392,7 @@ export const startSession = (
     )
     const client = yield* openClient(connect, "start replication", true)
     const connection = (client as unknown as { connection: PgConnection }).connection
-    const plugin = new PgLogical.PgoutputPlugin({ protoVersion: 1, publicationNames: [options.publication] })
+    const parser = Pgoutput.makeParser()
     let confirmed = options.startLsn
     let paused = false
 
@@ -418,11 +417,7 @@ export const startSession = (
     connection.on("copyData", ({ chunk }: { chunk: Buffer }) => {
       try {
         if (chunk[0] === 0x77) {
-          const message = plugin.parse(chunk.subarray(25))
-          if (message.tag === "relation") {
-            // Our decoders, not pg's globals: exact int8/numeric/timestamps.
-            for (const column of message.columns) column.parser = Types.decoderFor(column.typeOid)
-          }
+          const message = parser.parse(chunk.subarray(25))
           Queue.unsafeOffer(queue, { _tag: "Data", lsn: chunk.readBigUInt64BE(1), message })
           if (!paused && Option.getOrElse(queue.unsafeSize(), () => 0) > highWater) {
             paused = true

@@ -62,6 +62,8 @@ export class ClusterError extends Schema.TaggedError<ClusterError>("effect-sql-r
   {
     operation: Schema.String,
     node: Schema.optional(Schema.String),
+    /** The `settings` entry refused before anything started. */
+    setting: Schema.optional(Schema.String),
     reason: Schema.String,
     cause: Schema.optional(Schema.Defect)
   }
@@ -136,7 +138,11 @@ export interface PgCluster {
   readonly follow: (node: ClusterNode, upstream: ClusterNode) => Effect.Effect<void, ClusterError>
   /** Waits until the replicas have replayed the primary's current WAL position. */
   readonly awaitReplication: (options?: AwaitReplicationOptions) => Effect.Effect<void, ClusterError>
-  /** Starts one more streaming replica of the current primary (embedded backend). */
+  /**
+   * Starts one more streaming replica of the current primary, a base backup
+   * of it with the cluster's settings (embedded backend; the primary must be
+   * running).
+   */
   readonly addReplica: () => Effect.Effect<ClusterNode, ClusterError>
   /**
    * Stops a node and starts it again as a standby of the current primary,
@@ -194,7 +200,17 @@ export interface Options {
   readonly backend?: Backend | undefined
   /** `wal_level` of every node; default `replica`. `logical` lets `Cdc` stream changes. */
   readonly walLevel?: "replica" | "logical" | undefined
-  /** Extra `postgresql.conf` settings for every node, e.g. `{ max_connections: "50" }`. */
+  /**
+   * Extra `postgresql.conf` settings, the same on every node, e.g.
+   * `{ max_connections: "50" }`. Replicas (also those added or rejoined
+   * later) are base backups of the running primary, so settings a standby
+   * must not set below its primary's (`max_connections`,
+   * `max_worker_processes`, `max_wal_senders`, `max_prepared_transactions`,
+   * `max_locks_per_transaction`) may be raised or lowered. A setting the
+   * harness can tell is wrong (not an integer where one is needed, out of
+   * range, a line break, `port`) fails `make` with a `ClusterError` naming
+   * it in `setting`.
+   */
   readonly settings?: Readonly<Record<string, string>> | undefined
   /** How long a server may take to accept connections; default 60 seconds. */
   readonly startTimeout?: Duration.DurationInput | undefined

@@ -39,8 +39,10 @@ const copyLive = async (from: string, to: string, top: boolean): Promise<void> =
     if (isGone(error)) return
     throw error
   }
-  for (const name of names) {
-    if (skipped.has(name)) continue
+  // Entries concurrently: a data directory is about a thousand small files,
+  // and one at a time the copy costs a second.
+  await Promise.all(names.map(async (name) => {
+    if (skipped.has(name)) return
     const source = Path.join(from, name)
     const target = Path.join(to, name)
     try {
@@ -55,7 +57,7 @@ const copyLive = async (from: string, to: string, top: boolean): Promise<void> =
     } catch (error) {
       if (!isGone(error)) throw error
     }
-  }
+  }))
 }
 
 /**
@@ -70,7 +72,7 @@ export const cloneFrom = async (primaryUrl: string, primaryDataDir: string, targ
   client.on("error", () => {})
   await client.connect()
   try {
-    await client.query("SELECT pg_backup_start('pg-cluster-rejoin', true)")
+    await client.query("SELECT pg_backup_start('pg-cluster-clone', true)")
     await FsP.rm(target, { recursive: true, force: true })
     await copyLive(primaryDataDir, target, true)
     const { rows } = await client.query<{ labelfile: string; spcmapfile: string | null }>(

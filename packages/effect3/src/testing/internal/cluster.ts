@@ -143,10 +143,10 @@ const promise = <A>(operation: string, node: ClusterNode | undefined, f: () => P
   Effect.tryPromise({ try: f, catch: (cause) => fail(operation, node, String((cause as Error)?.message ?? cause), cause) })
 
 /**
- * Embedded backend: every node is a copy of a cached initdb template; a
- * replica's copy gets `standby.signal` and `primary_conninfo`, which makes it
- * stream from the primary without pg_basebackup (both start from the same
- * clean checkpoint).
+ * Embedded backend: the primary is a copy of a cached initdb template; a
+ * replica is a base backup of the running primary (the low-level backup API:
+ * the binaries ship no pg_basebackup) with `standby.signal` and
+ * `primary_conninfo`. Every node gets the same settings.
  * @internal
  */
 export const embedded = (
@@ -204,23 +204,26 @@ export const embedded = (
         yield* awaitReady(server.node, () => !proc.hasExited(), server.logFile, startTimeout)
       })
 
-    const create = (name: string, role: Role, primary: ClusterNode | undefined) =>
+    /** What every node of this cluster writes after the template's settings; its own port and name last. */
+    const nodeSettings = (name: string, port: number): Record<string, string> => ({
+      ...Template.optionSettings(options),
+      ...options.settings,
+      port: String(port),
+      cluster_name: `'${name}'`
+    })
+
+    /**
+     * The primary is a copy of the template. A replica is a base backup of
+     * the running primary: its pg_control then records the values the
+     * primary runs with, so settings a standby must match (max_connections,
+     * max_worker_processes, ...) can be lowered too. A template copy would
+     * record initdb's, and recovery refuses a standby set below them.
+     */
+    const create = (name: string, role: Role, primary: EmbeddedServer | undefined) =>
       Effect.gen(function*() {
         const port = yield* promise("setup", undefined, Process.freePort)
         const node = makeNode(name, role, "127.0.0.1", port)
         const dataDir = Path.join(root, name)
-        yield* promise("setup", node, async () => {
-          await Template.copyDataDir(template, dataDir)
-          const settings: Record<string, string> = {
-            ...Template.optionSettings(options),
-            ...options.settings,
-            port: String(port),
-            cluster_name: `'${name}'`
-          }
-          await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Template.renderSettings(settings))
-          if (primary) await followPrimary(dataDir, name, primary)
-          if (runAs) await RunAs.chownTree(dataDir, runAs)
-        })
         const server: EmbeddedServer = {
           node,
           dataDir,
@@ -228,7 +231,15 @@ export const embedded = (
           process: undefined,
           frozen: false
         }
+        // Registered first: the scope's release must find a server whose setup failed half-way.
         servers.set(name, server)
+        yield* promise("setup", node, async () => {
+          if (primary) await Backup.cloneFrom(Redacted.value(primary.node.url), primary.dataDir, dataDir)
+          else await Template.copyDataDir(template, dataDir)
+          await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Template.renderSettings(nodeSettings(name, port)))
+          if (primary) await followPrimary(dataDir, name, primary.node)
+          if (runAs) await RunAs.chownTree(dataDir, runAs)
+        })
         return server
       })
 
@@ -254,11 +265,12 @@ export const embedded = (
     }
 
     const primary = yield* create("primary", "primary", undefined)
-    const replicas: Array<EmbeddedServer> = []
-    for (let i = 0; i < (options.replicas ?? 2); i++) {
-      replicas.push(yield* create(`replica-${i}`, "replica", primary.node))
-    }
-    yield* Effect.forEach([primary, ...replicas], launch, { concurrency: "unbounded", discard: true })
+    yield* launch(primary)
+    const replicas = yield* Effect.forEach(
+      Array.from({ length: options.replicas ?? 2 }, (_, i) => `replica-${i}`),
+      (name) => Effect.tap(create(name, "replica", primary), launch),
+      { concurrency: "unbounded" }
+    )
 
     const stop = (node: ClusterNode) =>
       Effect.gen(function*() {
@@ -310,7 +322,7 @@ export const embedded = (
       },
       addReplica: (current) =>
         Effect.gen(function*() {
-          const server = yield* create(`replica-${servers.size - 1}`, "replica", current)
+          const server = yield* create(`replica-${servers.size - 1}`, "replica", yield* serverOf(current))
           yield* launch(server)
           nodes.push(server.node)
           return server.node
@@ -390,6 +402,10 @@ export const make = (options: Options = {}): Effect.Effect<PgCluster, ClusterErr
       try: () => resolveBackend(options),
       catch: (cause) => fail("setup", undefined, (cause as Error).message)
     })
+    const problem = Template.checkSettings(options.settings ?? {}, options.replicas ?? 2)
+    if (problem) {
+      return yield* new ClusterError({ operation: "setup", setting: problem.setting, reason: `${problem.setting} ${problem.reason}` })
+    }
     const driver: Driver = backend === "embedded"
       ? yield* embedded(options)
       : backend === "external"

@@ -9,8 +9,8 @@ import { run } from "./process.js"
 import type { RunAs } from "./runAs.js"
 import { chownTree } from "./runAs.js"
 
-// The initdb template every node of every cluster copies, and the settings
-// they share.
+// The initdb template every cluster's primary copies (replicas are base
+// backups of the primary), and the settings they share.
 
 /** Settings every node of a test cluster shares; tuned for speed, not durability. @internal */
 export const baseSettings: Readonly<Record<string, string>> = {
@@ -42,13 +42,80 @@ export const baseSettings: Readonly<Record<string, string>> = {
 export const optionSettings = (options: { readonly walLevel?: "replica" | "logical" | undefined }): Record<string, string> =>
   options.walLevel ? { wal_level: options.walLevel } : {}
 
+// PostgreSQL refuses to recover a standby whose value of one of these is
+// below the primary's (it reads the primary's from pg_control and the WAL):
+// every node of a cluster gets the same `settings`, and a replica is a base
+// backup of the running primary, so they always match. Bounds as PostgreSQL
+// 18 checks them at start.
+const standbyIntegers: Readonly<Record<string, { readonly min: number; readonly max: number }>> = {
+  max_connections: { min: 1, max: 262_143 },
+  max_worker_processes: { min: 0, max: 262_143 },
+  max_wal_senders: { min: 0, max: 262_143 },
+  max_prepared_transactions: { min: 0, max: 262_143 },
+  max_locks_per_transaction: { min: 10, max: 2_147_483_647 }
+}
+
+/** Written by the harness for each node: a user value would be overridden or break it. */
+const harnessOwned = new Set(["port", "cluster_name", "primary_conninfo"])
+
+const integerOf = (value: string): number | undefined => {
+  const text = value.trim().replace(/^'(.*)'$/, "$1").trim()
+  return /^\d+$/.test(text) ? Number(text) : undefined
+}
+
+/** A setting the harness refuses before starting anything, and why. @internal */
+export interface SettingProblem {
+  readonly setting: string
+  readonly reason: string
+}
+
+/**
+ * The first setting that would make a node fail to start (or the harness
+ * lose control of it), or undefined. Cheap checks only: names, line breaks,
+ * the integers standbys must match, and what a server refuses at start.
+ * @internal
+ */
+export const checkSettings = (
+  settings: Readonly<Record<string, string>>,
+  replicas: number
+): SettingProblem | undefined => {
+  const merged: Record<string, string> = { ...baseSettings, ...settings }
+  for (const [setting, value] of Object.entries(settings)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(setting)) return { setting, reason: "is not a setting name" }
+    if (typeof value !== "string") return { setting, reason: "must be given as a string" }
+    if (/[\r\n]/.test(value)) return { setting, reason: "has a line break in its value" }
+    if (harnessOwned.has(setting)) return { setting, reason: "is set by the harness for each node" }
+    const bounds = standbyIntegers[setting]
+    if (bounds) {
+      const n = integerOf(value)
+      if (n === undefined || n < bounds.min || n > bounds.max) {
+        return { setting, reason: `must be an integer from ${bounds.min} to ${bounds.max}, got ${JSON.stringify(value)}` }
+      }
+    }
+  }
+  const connections = integerOf(merged["max_connections"] ?? "100")
+  const reserved = (integerOf(merged["superuser_reserved_connections"] ?? "3") ?? 3) +
+    (integerOf(merged["reserved_connections"] ?? "0") ?? 0)
+  if (connections !== undefined && connections <= reserved) {
+    return {
+      setting: "max_connections",
+      reason: `must be more than superuser_reserved_connections plus reserved_connections (${reserved})`
+    }
+  }
+  const senders = integerOf(merged["max_wal_senders"] ?? "10")
+  if (senders !== undefined && senders < replicas) {
+    return { setting: "max_wal_senders", reason: `must be at least the number of replicas (${replicas}): each streams over one` }
+  }
+  return undefined
+}
+
 /** @internal */
 export const renderSettings = (settings: Readonly<Record<string, string>>): string =>
   Object.entries(settings).map(([key, value]) => `${key} = ${value}`).join("\n") + "\n"
 
 /**
- * Runs initdb once per binary version into a cached template that every node
- * of every cluster copies: a copy takes milliseconds, initdb about a second.
+ * Runs initdb once per binary version into a cached template that every
+ * cluster's primary copies: a copy takes milliseconds, initdb about a second.
  * @internal
  */
 export const ensureTemplate = async (binaries: Binaries, runAs: RunAs | undefined): Promise<string> => {
