@@ -234,6 +234,33 @@ describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
     }))
 })
 
+describe("one declaration per option", () => {
+  it("the JSON Schema, the options and the reasons come from one table", () => {
+    expect(Object.keys(Internal.Json.fields)).toEqual(Object.keys(Internal.routerOptions))
+    expect(Internal.optionsAt[""]).toEqual([...Object.keys(Internal.routerOptions), "validate"])
+    expect(Internal.optionsAt["health"]).toEqual(Object.keys(Internal.routerOptions.health.options!))
+    for (const name of Object.keys(Internal.routerOptions)) expect(Internal.reasons[name]).toBeDefined()
+  })
+
+  it.effect("resolving fills every default from the table", () =>
+    Effect.gen(function*() {
+      const resolved = yield* RouterConfig.resolve({ primary: ok })
+      expect(resolved.primaryMaxSize).toBe(10)
+      expect(resolved.selection).toBe("round-robin")
+      expect(Duration.toMillis(resolved.connectTimeout)).toBe(5000)
+      expect(Duration.toMillis(resolved.health.interval)).toBe(1000)
+      expect(resolved.health.successThreshold).toBe(2)
+      expect(resolved.hedgeAfter).toBeUndefined()
+      expect(resolved.readTimeout).toBeUndefined()
+      expect(Duration.toMillis(resolved.consistency.afterSchemaChange)).toBe(1000)
+      expect(Redacted.value(resolved.consistency.tokenSecret).length).toBeGreaterThanOrEqual(16)
+      expect(Object.keys(resolved)).not.toContain("cdc")
+      expect(Object.keys(resolved)).not.toContain("hosts")
+      const hedged = yield* RouterConfig.resolve({ primary: ok, hedgeAfter: "20 millis" })
+      expect(Duration.toMillis(hedged.hedgeAfter!)).toBe(20)
+    }))
+})
+
 describe("toJson / fromJson: one Schema", () => {
   const config: RouterConfig.RouterConfig = {
     primary: url(`postgres://app:${secret}@db-1:5432/app`),

@@ -73,106 +73,284 @@ const PoolSize = wholeNumber(1, 10_000)
 
 const Secret = Schema.Redacted(Schema.String).pipe(Schema.filter((secret) => Redacted.value(secret).length >= 16))
 
-const Health = Schema.Struct({
-  interval: Schema.optional(PositiveDuration),
-  timeout: Schema.optional(PositiveDuration),
-  failureThreshold: Schema.optional(wholeNumber(1)),
-  successThreshold: Schema.optional(wholeNumber(1)),
-  enabled: Schema.optional(Schema.Boolean),
-  clock: Schema.optional(Schema.Literal("live", "ambient")),
-  slowStart: Schema.optional(PositiveDuration)
-})
-
-const MaxLag = Schema.Struct({
-  time: Schema.optional(PositiveDuration),
-  bytes: Schema.optional(wholeNumber(0))
-})
-
-const Consistency = Schema.Struct({
-  maxWait: Schema.optional(NonNegativeDuration),
-  onNotCaughtUp: Schema.optional(Schema.Literal(...notCaughtUpPolicies)),
-  stickyPrimaryAfterWrite: Schema.optional(PositiveDuration),
-  afterSchemaChange: Schema.optional(NonNegativeDuration),
-  tokenSecret: Schema.optional(Secret)
-})
-
-/** Every option except `validate` (a function has no JSON form). @internal */
-export const Json = Schema.Struct({
-  primary: Schema.optional(Url),
-  discovery: Schema.optional(Schema.Literal(...discoveries)),
-  hosts: Schema.optional(Schema.Array(Url)),
-  primaryMaxSize: Schema.optional(PoolSize),
-  replicas: Schema.optional(Schema.Array(Url)),
-  replicaMaxSizeEach: Schema.optional(PoolSize),
-  selection: Schema.optional(Schema.Literal(...selections)),
-  primaryReads: Schema.optional(Schema.Literal(...primaryReadModes)),
-  connectTimeout: Schema.optional(PositiveDuration),
-  idleTimeout: Schema.optional(PositiveDuration),
-  readTimeout: Schema.optional(PositiveDuration),
-  hedgeAfter: Schema.optional(PositiveDuration),
-  applicationName: Schema.optional(Schema.String),
-  sideEffectFunctions: Schema.optional(Schema.Union(Schema.Literal("catalog"), Schema.Array(Schema.String))),
-  health: Schema.optional(Health),
-  maxLag: Schema.optional(MaxLag),
-  consistency: Schema.optional(Consistency),
-  cdc: Schema.optional(CdcSchema.Config)
-})
-
 // -----------------------------------------------------------------------------
-// Errors: the reason is chosen by the field's path, never taken from Schema
-// (whose default messages quote the value, and a value may be a password).
+// One declaration per option: its Schema (the type side is what users write,
+// the encoded side the JSON that `save` writes and `load` reads), what it must
+// be (the reason an InvalidConfig gives: chosen by the option, never taken
+// from Schema, whose messages quote the value, and a value may be a password),
+// and how it resolves (its default). The Schema of the whole, the public input
+// and resolved types, the reasons and the defaults all derive from the tables
+// below, and each option's JSDoc there is the one users read.
 // -----------------------------------------------------------------------------
+
+/** @internal */
+export interface Setting<S extends Schema.Schema.All, R> {
+  readonly schema: S
+  /** What the option must be. */
+  readonly reason: string
+  /** What each element must be, for an array. */
+  readonly elements?: string | undefined
+  /** The resolved value: the input, or the default. */
+  readonly resolve: (input: Schema.Schema.Type<S> | undefined) => R
+  /** For an object of options: its options. */
+  readonly options?: Settings | undefined
+}
+
+/** @internal */
+export type Settings = { readonly [name: string]: Setting<any, unknown> }
+
+const option = <S extends Schema.Schema.All, R>(
+  schema: S,
+  reason: string,
+  resolve: (input: Schema.Schema.Type<S> | undefined) => R,
+  elements?: string
+): Setting<S, R> => ({ schema, reason, resolve, elements })
+
+type StructOf<O extends Settings> = Schema.Struct<{ readonly [K in keyof O]: Schema.optional<O[K]["schema"]> }>
+
+type ResolvedAt<O extends Settings, K extends keyof O> = ReturnType<O[K]["resolve"]>
+
+/** The options of an object, resolved one by one; an option with no default stays optional. @internal */
+export type ResolvedOf<O extends Settings> =
+  & { readonly [K in keyof O as undefined extends ResolvedAt<O, K> ? never : K]: ResolvedAt<O, K> }
+  & { readonly [K in keyof O as undefined extends ResolvedAt<O, K> ? K : never]?: ResolvedAt<O, K> }
+
+const structOf = <O extends Settings>(options: O): StructOf<O> =>
+  Schema.Struct(
+    Object.fromEntries(Object.entries(options).map(([name, option]) => [name, Schema.optional(option.schema)]))
+  ) as unknown as StructOf<O>
+
+const resolveAll = <O extends Settings>(options: O, input: Readonly<Record<string, unknown>>): ResolvedOf<O> =>
+  Object.fromEntries(
+    Object.entries(options).map(([name, option]) => [name, option.resolve(input[name])])
+  ) as ResolvedOf<O>
+
+const objectOf = (options: Settings) => `must be an object with any of ${Object.keys(options).join(", ")}`
+
+/** An object of options: an absent one resolves to every default. */
+const group = <O extends Settings>(options: O): Setting<StructOf<O>, ResolvedOf<O>> => ({
+  schema: structOf(options),
+  reason: objectOf(options),
+  resolve: (input) => resolveAll(options, (input ?? {}) as Readonly<Record<string, unknown>>),
+  options
+})
 
 const positive = "must be a positive, finite duration (e.g. \"5 seconds\", or a number of milliseconds)"
-const objectOf = (fields: Record<string, unknown>) => `must be an object with any of ${Object.keys(fields).join(", ")}`
+const durationOr = (fallback: Duration.DurationInput) => (input: Duration.DurationInput | undefined) =>
+  Duration.decode(input ?? fallback)
+const durationIfSet = (input: Duration.DurationInput | undefined) =>
+  input === undefined ? undefined : Duration.decode(input)
+const asGiven = <A>(input: A | undefined): A | undefined => input
+const poolSize = "must be a whole number from 1 to 10000"
 
-/** The options of each object of the configuration. @internal */
-export const optionsAt: Record<string, ReadonlyArray<string>> = {
-  "": [...Object.keys(Json.fields), "validate"],
-  health: Object.keys(Health.fields),
-  maxLag: Object.keys(MaxLag.fields),
-  consistency: Object.keys(Consistency.fields)
+const healthOptions = {
+  /** Time between probes of each node; default 1 second. */
+  interval: option(PositiveDuration, positive, durationOr("1 second")),
+  /** A probe that takes longer fails; default 1 second. */
+  timeout: option(PositiveDuration, positive, durationOr("1 second")),
+  /** Default 1: a dead replica should cost no reads. */
+  failureThreshold: option(wholeNumber(1), "must be a whole number of at least 1", (input) => input ?? 1),
+  /** Default 2. */
+  successThreshold: option(wholeNumber(1), "must be a whole number of at least 1", (input) => input ?? 2),
+  /** Set false to run no background probes (tests, or health driven by hand); default true. */
+  enabled: option(Schema.Boolean, "must be true or false", (input) => input ?? true),
+  /**
+   * The clock the probe schedule runs on. `"live"` (default): real time, also
+   * under `TestClock`, so an `it.effect` test against a real cluster sees
+   * health change. `"ambient"`: the fiber's clock, for unit tests with stubbed
+   * probes driven by `TestClock.adjust` (a real probe's I/O does not wait for
+   * `TestClock`). Probe timeouts are always real time.
+   */
+  clock: option(Schema.Literal("live", "ambient"), oneOf(["live", "ambient"]), (input) => input ?? "live"),
+  /**
+   * Slow start: a replica that returns to rotation after a failure (probes,
+   * or `markReplicaHealthy` after a mark) gets a share of reads that grows
+   * linearly from none to its full share over this time, instead of all at
+   * once (a cold cache, a replica catching up). Default: off.
+   */
+  slowStart: option(PositiveDuration, positive, durationIfSet)
 }
 
-/** What each field must be, by its path (array elements as `[]`). @internal */
-export const reasons: Record<string, string> = {
-  "": "must be an object",
-  primary: ConnectionString.expected,
-  discovery: oneOf(discoveries),
-  hosts: "must be an array of connection strings",
-  "hosts[]": ConnectionString.expected,
-  primaryMaxSize: "must be a whole number from 1 to 10000",
-  replicas: "must be an array of connection strings",
-  "replicas[]": ConnectionString.expected,
-  replicaMaxSizeEach: "must be a whole number from 1 to 10000",
-  selection: oneOf(selections),
-  primaryReads: oneOf(primaryReadModes),
-  validate: "must be a function (connection) => Promise<boolean>",
-  connectTimeout: positive,
-  idleTimeout: positive,
-  readTimeout: positive,
-  hedgeAfter: positive,
-  applicationName: "must be a string",
-  sideEffectFunctions: "must be an array of function names, or \"catalog\"",
-  health: objectOf(Health.fields),
-  "health.interval": positive,
-  "health.timeout": positive,
-  "health.failureThreshold": "must be a whole number of at least 1",
-  "health.successThreshold": "must be a whole number of at least 1",
-  "health.enabled": "must be true or false",
-  "health.clock": oneOf(["live", "ambient"]),
-  "health.slowStart": positive,
-  maxLag: objectOf(MaxLag.fields),
-  "maxLag.time": positive,
-  "maxLag.bytes": "must be a whole number of bytes, 0 or more",
-  consistency: objectOf(Consistency.fields),
-  "consistency.maxWait": "must be a finite duration of 0 or more (e.g. \"50 millis\")",
-  "consistency.onNotCaughtUp": oneOf(notCaughtUpPolicies),
-  "consistency.stickyPrimaryAfterWrite": positive,
-  "consistency.afterSchemaChange": "must be a finite duration of 0 or more (e.g. \"1 second\"; 0 turns it off)",
-  "consistency.tokenSecret": "must be a secret of at least 16 characters",
-  cdc: "must be an object { rules: [...] } of CDC rules (see Cdc.Rule)"
+const maxLagOptions = {
+  /** Replay delay behind the primary's latest commit. */
+  time: option(PositiveDuration, positive, durationIfSet),
+  /** WAL bytes not yet replayed. */
+  bytes: option(wholeNumber(0), "must be a whole number of bytes, 0 or more", asGiven)
 }
+
+const consistencyOptions = {
+  /**
+   * How long a session's read may wait for a replica to replay the session's
+   * last commit before the policy applies; default 0 (no waiting).
+   */
+  maxWait: option(
+    NonNegativeDuration,
+    "must be a finite duration of 0 or more (e.g. \"50 millis\")",
+    durationOr(0)
+  ),
+  /** When no replica has caught up: read from the primary (default) or fail with `ReplicaNotCaughtUp`. */
+  onNotCaughtUp: option(
+    Schema.Literal(...notCaughtUpPolicies),
+    oneOf(notCaughtUpPolicies),
+    (input) => input ?? "primary"
+  ),
+  /**
+   * The cheap mode: no LSNs; a session's reads go to the primary for this long
+   * after its last write (Rails' approach).
+   */
+  stickyPrimaryAfterWrite: option(PositiveDuration, positive, durationIfSet),
+  /**
+   * For this long after the router routes a schema change, every write (in
+   * any session, or none) moves the DDL barrier to its position, so that
+   * reads right after it see it: `CREATE TABLE`, insert, select at once, as a
+   * migration's or a test's setup does, without a causal session. Default 1
+   * second; `0` turns it off (the barrier then only covers the schema change).
+   */
+  afterSchemaChange: option(
+    NonNegativeDuration,
+    "must be a finite duration of 0 or more (e.g. \"1 second\"; 0 turns it off)",
+    durationOr(1000)
+  ),
+  /**
+   * Key that signs causal tokens, shared by every process that exchanges
+   * them. Default: a random key per router (tokens only valid in this process).
+   */
+  tokenSecret: option(
+    Secret,
+    "must be a secret of at least 16 characters",
+    (input) => input ?? Redacted.make(Crypto.randomBytes(32).toString("base64url"))
+  )
+}
+
+/** Every option of the router but `validate` (a function has no JSON form). @internal */
+export const routerOptions = {
+  /**
+   * URL of the primary (`postgres://user:password@host:port/db`). Required
+   * unless `discovery` is `auto` and `hosts` is given.
+   */
+  primary: option(Url, ConnectionString.expected, asGiven),
+  /**
+   * `manual` (default): `primary` is the primary. `auto`: every host
+   * (`hosts`, or `primary` and `replicas`) is asked `pg_is_in_recovery()` at
+   * start and on every probe; the one that accepts writes is the primary, so
+   * the router follows an external failover.
+   */
+  discovery: option(Schema.Literal(...discoveries), oneOf(discoveries), (input) => input ?? "manual"),
+  /** With `discovery: "auto"`: the servers, in any order. */
+  hosts: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected),
+  /** Default 10. */
+  primaryMaxSize: option(PoolSize, poolSize, (input) => input ?? 10),
+  /** URLs of the replicas; empty or absent: every query goes to the primary. */
+  replicas: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected),
+  /** Default 10. */
+  replicaMaxSizeEach: option(PoolSize, poolSize, (input) => input ?? 10),
+  /**
+   * How `withRead` picks among eligible replicas (default `round-robin`).
+   * `least-lag` prefers the replica that has replayed the most WAL (see the
+   * health monitor).
+   */
+  selection: option(Schema.Literal(...selections), oneOf(selections), (input) => input ?? "round-robin"),
+  /**
+   * `fallback` (default): the primary serves reads only when no replica is
+   * eligible. `overflow`: also when the chosen replica's pool is busy (no idle
+   * connection, no room for another) and the primary's is not, so a burst of
+   * reads uses the primary's spare connections instead of queueing. Writes
+   * keep priority only as far as the primary's pool size allows.
+   */
+  primaryReads: option(Schema.Literal(...primaryReadModes), oneOf(primaryReadModes), (input) => input ?? "fallback"),
+  /** Time to open a connection or wait for a free one; default 5 seconds. */
+  connectTimeout: option(PositiveDuration, positive, durationOr("5 seconds")),
+  /** Idle connections are closed after this; default 30 seconds. */
+  idleTimeout: option(PositiveDuration, positive, durationOr("30 seconds")),
+  /**
+   * A routed read that a replica has not answered within this time is given
+   * up there: the replica leaves rotation (it may be frozen or partitioned)
+   * and the read runs once more elsewhere. No default: set it above your
+   * slowest legitimate replica read.
+   */
+  readTimeout: option(PositiveDuration, positive, durationIfSet),
+  /**
+   * Hedged reads (default off): a routed read that its replica has not
+   * answered within this time also starts on another replica eligible for it
+   * (same session position, staleness bound and DDL barrier; the one with the
+   * fewest reads in flight; never the primary). The first answer wins and the
+   * other statement is cancelled on the server. A read with no other replica
+   * to go to is not hedged. Writes, transactions, regions and streams are
+   * never hedged. Set it above your usual read time: each hedge runs the read
+   * twice. Off, it costs the read path nothing. Keep the health probes on: a
+   * replica that stops answering then leaves rotation by its probes (or a
+   * connection error), not by `readTimeout`, as the hedge answers first and
+   * the slow statement is cancelled before its timeout.
+   */
+  hedgeAfter: option(PositiveDuration, positive, durationIfSet),
+  /** `application_name` of our connections; default `effect-sql-router`. */
+  applicationName: option(Schema.String, "must be a string", (input) => input ?? "effect-sql-router"),
+  /**
+   * Function names (beyond the built-in list) whose call makes a statement a
+   * write; or `"catalog"`: the routed client reads `pg_proc` on the primary at
+   * start and after every schema change it routes, and treats a call of any
+   * `VOLATILE` function outside `pg_catalog` and `information_schema` as a
+   * write (the check stays one set lookup per called name, and only for a
+   * text not yet classified).
+   */
+  sideEffectFunctions: option(
+    Schema.Union(Schema.Literal("catalog"), Schema.Array(Schema.String)),
+    "must be an array of function names, or \"catalog\"",
+    asGiven
+  ),
+  /**
+   * Health probing and hysteresis. A replica leaves rotation after
+   * `failureThreshold` consecutive failed probes and returns after
+   * `successThreshold` consecutive good ones.
+   */
+  health: group(healthOptions),
+  /** Replicas further behind than this get no reads (the seed's `lagTolerance`). */
+  maxLag: group(maxLagOptions),
+  /** Read-your-writes settings for causal sessions (see `Consistency`). */
+  consistency: group(consistencyOptions),
+  /** CDC rules (see `Cdc`), saved and loaded with the rest. */
+  cdc: option(CdcSchema.Config, "must be an object { rules: [...] } of CDC rules (see Cdc.Rule)", asGiven)
+}
+
+/** Every option except `validate`: users' side as its type, the JSON form as its encoded side. @internal */
+export const Json = structOf(routerOptions)
+
+/** What users write, but `validate`. @internal */
+export type Input = Schema.Schema.Type<typeof Json>
+
+/** The options resolved one by one (before the ones that depend on each other). @internal */
+export type ResolvedOptions = ResolvedOf<typeof routerOptions>
+
+/** The options of each object of the configuration, by its path. @internal */
+export const optionsAt: Record<string, ReadonlyArray<string>> = (() => {
+  const at: Record<string, ReadonlyArray<string>> = { "": [...Object.keys(routerOptions), "validate"] }
+  for (const [name, option] of Object.entries(routerOptions as Settings)) {
+    if (option.options) at[name] = Object.keys(option.options)
+  }
+  return at
+})()
+
+/** What each field must be, by its path (array elements as `[]`), derived from the options. @internal */
+export const reasons: Record<string, string> = (() => {
+  const out: Record<string, string> = {
+    "": "must be an object",
+    validate: "must be a function (connection) => Promise<boolean>"
+  }
+  const visit = (prefix: string, options: Settings) => {
+    for (const [name, option] of Object.entries(options)) {
+      const path = prefix === "" ? name : `${prefix}.${name}`
+      out[path] = option.reason
+      if (option.elements) out[`${path}[]`] = option.elements
+      if (option.options) visit(path, option.options)
+    }
+  }
+  visit("", routerOptions)
+  return out
+})()
+
+// -----------------------------------------------------------------------------
+// Errors: the reason of the field at the failing path
+// -----------------------------------------------------------------------------
 
 const urlFields = new Set(["primary", "hosts[]", "replicas[]"])
 
@@ -230,9 +408,6 @@ export const fromParseError = (input: unknown, side: Side) => (error: ParseResul
 
 const decodeInput = Schema.decodeUnknownEither(Schema.typeSchema(Json), { errors: "first", onExcessProperty: "error" })
 
-const duration = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): Duration.Duration =>
-  Duration.decode(input ?? fallback)
-
 /** @internal */
 export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidConfig> =>
   Effect.suspend(() => {
@@ -245,64 +420,33 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
     }
     const result = decodeInput(rest)
     if (Either.isLeft(result)) return Effect.fail(fromParseError(rest, "type")(result.left))
-    const input = result.right
-    const health = input.health ?? {}
-    const discovery = input.discovery ?? "manual"
+    const { cdc: _, hosts: given, sideEffectFunctions, ...options } = resolveAll(routerOptions, result.right)
+    // The options that depend on each other: who the servers are.
+    const discovery = options.discovery
     const hosts = discovery === "auto"
-      ? input.hosts ?? (input.primary ? [input.primary, ...(input.replicas ?? [])] : [])
+      ? given ?? (options.primary ? [options.primary, ...(options.replicas ?? [])] : [])
       : []
-    if (discovery === "manual" && input.primary === undefined) {
+    if (discovery === "manual" && options.primary === undefined) {
       return Effect.fail(
         new InvalidConfig({
           field: "primary",
-          reason: input.hosts ? "is required (or set discovery: \"auto\" to use hosts)" : "is required"
+          reason: given ? "is required (or set discovery: \"auto\" to use hosts)" : "is required"
         })
       )
     }
     if (discovery === "auto" && hosts.length === 0) {
       return Effect.fail(new InvalidConfig({ field: "hosts", reason: "must list at least one server" }))
     }
-    if (discovery === "auto" && input.hosts && (input.primary || input.replicas)) {
+    if (discovery === "auto" && given && (options.primary || options.replicas)) {
       return Effect.fail(new InvalidConfig({ field: "hosts", reason: "cannot be combined with primary/replicas" }))
     }
     return Effect.succeed<Resolved>({
-      discovery,
-      primary: discovery === "auto" ? hosts[0]! : input.primary!,
-      primaryMaxSize: input.primaryMaxSize ?? 10,
-      replicas: discovery === "auto" ? hosts.slice(1) : input.replicas ?? [],
-      replicaMaxSizeEach: input.replicaMaxSizeEach ?? 10,
-      selection: input.selection ?? "round-robin",
-      primaryReads: input.primaryReads ?? "fallback",
+      ...options,
+      primary: discovery === "auto" ? hosts[0]! : options.primary!,
+      replicas: discovery === "auto" ? hosts.slice(1) : options.replicas ?? [],
       validate,
-      connectTimeout: duration(input.connectTimeout, "5 seconds"),
-      idleTimeout: duration(input.idleTimeout, "30 seconds"),
-      applicationName: input.applicationName ?? "effect-sql-router",
-      readTimeout: input.readTimeout === undefined ? undefined : duration(input.readTimeout, 0),
-      hedgeAfter: input.hedgeAfter === undefined ? undefined : duration(input.hedgeAfter, 0),
-      sideEffectFunctions: input.sideEffectFunctions === "catalog" ? [] : input.sideEffectFunctions ?? [],
-      sideEffectCatalog: input.sideEffectFunctions === "catalog",
-      health: {
-        interval: duration(health.interval, "1 second"),
-        timeout: duration(health.timeout, "1 second"),
-        failureThreshold: health.failureThreshold ?? 1,
-        successThreshold: health.successThreshold ?? 2,
-        enabled: health.enabled ?? true,
-        clock: health.clock ?? "live",
-        slowStart: health.slowStart === undefined ? undefined : duration(health.slowStart, 0)
-      },
-      maxLag: {
-        time: input.maxLag?.time === undefined ? undefined : duration(input.maxLag.time, 0),
-        bytes: input.maxLag?.bytes
-      },
-      consistency: {
-        maxWait: duration(input.consistency?.maxWait, 0),
-        onNotCaughtUp: input.consistency?.onNotCaughtUp ?? "primary",
-        stickyPrimaryAfterWrite: input.consistency?.stickyPrimaryAfterWrite === undefined
-          ? undefined
-          : duration(input.consistency.stickyPrimaryAfterWrite, 0),
-        afterSchemaChange: duration(input.consistency?.afterSchemaChange, 1000),
-        tokenSecret: input.consistency?.tokenSecret ?? Redacted.make(Crypto.randomBytes(32).toString("base64url"))
-      }
+      sideEffectFunctions: sideEffectFunctions === "catalog" ? [] : sideEffectFunctions ?? [],
+      sideEffectCatalog: sideEffectFunctions === "catalog"
     })
   })
 
