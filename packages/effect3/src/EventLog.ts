@@ -26,6 +26,9 @@ import type * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import type * as Stream from "effect/Stream"
 import * as internal from "./internal/eventLog.js"
+import * as errors from "./internal/eventLog/errors.js"
+import * as listener from "./internal/eventLog/listen.js"
+import * as payload from "./internal/eventLog/payload.js"
 import type { CommitFailed, InvalidConfig, PrimaryUnavailable, ReplicaNotCaughtUp } from "./RouterError.js"
 import type * as SqlRouter from "./SqlRouter.js"
 
@@ -42,7 +45,7 @@ import type * as SqlRouter from "./SqlRouter.js"
  * @since 0.1.0
  * @category errors
  */
-export const VersionMismatch: typeof internal.VersionMismatch = internal.VersionMismatch
+export const VersionMismatch: typeof errors.VersionMismatch = errors.VersionMismatch
 
 /**
  * The type of a {@link VersionMismatch} failure.
@@ -50,7 +53,7 @@ export const VersionMismatch: typeof internal.VersionMismatch = internal.Version
  * @since 0.1.0
  * @category errors
  */
-export type VersionMismatch = internal.VersionMismatch
+export type VersionMismatch = errors.VersionMismatch
 
 /**
  * `projectionVersion` or `setProjectionVersion` of an id that
@@ -59,7 +62,7 @@ export type VersionMismatch = internal.VersionMismatch
  * @since 0.1.0
  * @category errors
  */
-export const ProjectionNotFound: typeof internal.ProjectionNotFound = internal.ProjectionNotFound
+export const ProjectionNotFound: typeof errors.ProjectionNotFound = errors.ProjectionNotFound
 
 /**
  * The type of a {@link ProjectionNotFound} failure.
@@ -67,7 +70,7 @@ export const ProjectionNotFound: typeof internal.ProjectionNotFound = internal.P
  * @since 0.1.0
  * @category errors
  */
-export type ProjectionNotFound = internal.ProjectionNotFound
+export type ProjectionNotFound = errors.ProjectionNotFound
 
 /**
  * A payload that cannot be stored as it is, or that its type's Schema
@@ -82,7 +85,7 @@ export type ProjectionNotFound = internal.ProjectionNotFound
  * @since 0.1.0
  * @category errors
  */
-export const InvalidEvent: typeof internal.InvalidEvent = internal.InvalidEvent
+export const InvalidEvent: typeof errors.InvalidEvent = errors.InvalidEvent
 
 /**
  * The type of an {@link InvalidEvent} failure.
@@ -90,7 +93,7 @@ export const InvalidEvent: typeof internal.InvalidEvent = internal.InvalidEvent
  * @since 0.1.0
  * @category errors
  */
-export type InvalidEvent = internal.InvalidEvent
+export type InvalidEvent = errors.InvalidEvent
 
 /**
  * An argument of a Reader, Writer or stream operation that cannot work,
@@ -108,7 +111,7 @@ export type InvalidEvent = internal.InvalidEvent
  * @since 0.1.0
  * @category errors
  */
-export const InvalidInput: typeof internal.InvalidInput = internal.InvalidInput
+export const InvalidInput: typeof errors.InvalidInput = errors.InvalidInput
 
 /**
  * The type of an {@link InvalidInput} failure.
@@ -116,7 +119,7 @@ export const InvalidInput: typeof internal.InvalidInput = internal.InvalidInput
  * @since 0.1.0
  * @category errors
  */
-export type InvalidInput = internal.InvalidInput
+export type InvalidInput = errors.InvalidInput
 
 /**
  * A Reader or Writer used after the `readOnly` or `readWrite` body that gave
@@ -127,7 +130,7 @@ export type InvalidInput = internal.InvalidInput
  * @since 0.1.0
  * @category errors
  */
-export const TransactionClosed: typeof internal.TransactionClosed = internal.TransactionClosed
+export const TransactionClosed: typeof errors.TransactionClosed = errors.TransactionClosed
 
 /**
  * The type of a {@link TransactionClosed} failure.
@@ -135,7 +138,7 @@ export const TransactionClosed: typeof internal.TransactionClosed = internal.Tra
  * @since 0.1.0
  * @category errors
  */
-export type TransactionClosed = internal.TransactionClosed
+export type TransactionClosed = errors.TransactionClosed
 
 /**
  * What every Reader and Writer operation can fail with besides its own
@@ -229,7 +232,7 @@ export interface NewEvent {
  * @since 0.1.0
  * @category symbols
  */
-export const RawJsonTypeId: unique symbol = internal.RawJsonTypeId
+export const RawJsonTypeId: unique symbol = payload.RawJsonTypeId
 
 /**
  * The type of {@link RawJsonTypeId}.
@@ -728,7 +731,7 @@ export const events = (
  * @since 0.1.0
  * @category constructors
  */
-export const rawJson: (text: string) => RawJson = internal.rawJson
+export const rawJson: (text: string) => RawJson = payload.rawJson
 
 /**
  * True for a payload made by {@link rawJson}.
@@ -736,7 +739,7 @@ export const rawJson: (text: string) => RawJson = internal.rawJson
  * @since 0.1.0
  * @category guards
  */
-export const isRawJson: (value: unknown) => value is RawJson = internal.isRawJson
+export const isRawJson: (value: unknown) => value is RawJson = payload.isRawJson
 
 /**
  * Appends an event if the log is still at `assumedVersion`; fails with {@link VersionMismatch} otherwise.
@@ -830,7 +833,7 @@ export const listen = (options?: ListenOptions): Stream.Stream<ListenEvent, Inva
  * @since 0.1.0
  * @category constructors
  */
-export const ready: Ready = internal.ready
+export const ready: Ready = listener.ready
 
 /**
  * The listener's report of one inserted version.
@@ -838,4 +841,4 @@ export const ready: Ready = internal.ready
  * @since 0.1.0
  * @category constructors
  */
-export const inserted: (version: number) => Inserted = internal.inserted
+export const inserted: (version: number) => Inserted = listener.inserted
