@@ -207,3 +207,18 @@ export const volatileFunctionsSql = `SELECT n.nspname || '.' || p.proname AS nam
  WHERE p.provolatile = 'v' AND p.prokind = 'f'
    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`
+
+/**
+ * `lsn`: the WAL position this read's snapshot is at most, as a decimal
+ * byte count: a replica's replay position, the primary's insert position.
+ * Run as the transaction's first snapshot-taking statement, the position is
+ * read while it runs, after its snapshot was taken, so every commit the
+ * snapshot sees lies below it. (A standby publishes its replay position just
+ * after applying a record: a snapshot taken in that instant may see one
+ * commit past the position read.)
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const snapshotPosition = `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+  ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::text AS lsn`

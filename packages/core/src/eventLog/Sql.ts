@@ -244,18 +244,3 @@ export const queriesFor = (names: Names): Queries => {
  * @category statements
  */
 export const repeatableRead = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
-
-/**
- * `lsn`: the WAL position this read's snapshot is at most, as a decimal
- * byte count: a replica's replay position, the primary's insert position.
- * Run as the transaction's first snapshot-taking statement, the position is
- * read while it runs, after its snapshot was taken, so every commit the
- * snapshot sees lies below it. (A standby publishes its replay position just
- * after applying a record: a snapshot taken in that instant may see one
- * commit past the position read.)
- *
- * @since 0.1.0
- * @category statements
- */
-export const snapshotPosition = `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-  ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::text AS lsn`

@@ -1,4 +1,5 @@
 /** @internal */
+import * as Catalog from "@effect-sql-router/core/Catalog"
 import * as Inputs from "@effect-sql-router/core/eventLog/Inputs"
 import * as Pages from "@effect-sql-router/core/eventLog/Pages"
 import * as Sql from "@effect-sql-router/core/eventLog/Sql"
@@ -180,7 +181,7 @@ const makeReadWrite = (
  */
 const raiseSessionPosition = (sql: SqlClient.SqlClient) =>
   Effect.flatMap(Effect.serviceOption(Consistency.Session), (session) =>
-    Option.isNone(session) ? Effect.void : Effect.flatMap(sql.unsafe<{ lsn: string | null }>(Sql.snapshotPosition), (rows) => {
+    Option.isNone(session) ? Effect.void : Effect.flatMap(sql.unsafe<{ lsn: string | null }>(Catalog.snapshotPosition), (rows) => {
       const text = rows[0]?.lsn
       if (text === undefined || text === null) return Effect.void
       const seen = BigInt(text)
