@@ -8,7 +8,7 @@ import type { Relation, Row, RowChange, SqlTargetOptions, Target, Transaction } 
 import { TargetError, UnsupportedType } from "../Cdc.js"
 import type { TableInfo } from "./cdcReplication.js"
 import { formatLsn, parseLsn, quoteIdent } from "./cdcReplication.js"
-import * as Types from "./cdcTypes.js"
+import * as Types from "@effect-sql-router/core/cdc/Types"
 import { describe } from "./errors.js"
 
 // Targets: how a source transaction becomes a target transaction.

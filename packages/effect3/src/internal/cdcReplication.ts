@@ -8,8 +8,8 @@ import type * as Scope from "effect/Scope"
 import Pg from "pg"
 import type { Column } from "../Cdc.js"
 import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../Cdc.js"
-import * as Pgoutput from "./cdcPgoutput.js"
-import * as Types from "./cdcTypes.js"
+import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
+import * as Types from "@effect-sql-router/core/cdc/Types"
 import { describe } from "./errors.js"
 
 // Everything said to the source server: the control connection (catalog,
