@@ -8,6 +8,7 @@ import type * as Scope from "effect/Scope"
 import Pg from "pg"
 import type { Column } from "../Cdc.js"
 import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../Cdc.js"
+import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
 import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
 import * as Types from "@effect-sql-router/core/cdc/Types"
 import { describe } from "./errors.js"
@@ -98,9 +99,6 @@ export interface TableInfo {
   /** Primary key columns, in key order. */
   readonly key: ReadonlyArray<string>
 }
-
-/** @internal */
-export const quoteIdent = (name: string): string => `"${name.replace(/"/g, "\"\"")}"`
 
 /**
  * Looks up every table of a rule and refuses, before anything is applied, a
