@@ -11,8 +11,9 @@ import * as Path from "node:path"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import Pg from "pg"
-import * as Process from "#lib/testing/internal/process.js"
-import * as RunAs from "#lib/testing/internal/runAs.js"
+import * as Process from "@effect-sql-router/core/embedded/Process"
+import * as RunAs from "@effect-sql-router/core/embedded/RunAs"
+import * as Signal from "@effect-sql-router/core/embedded/Signal"
 import type { BenchCluster } from "./cluster.js"
 
 /** How to get the binary, shown when it is missing (Markdown). */
@@ -195,7 +196,7 @@ export const start = (
           const hasExited = () => child.exitCode !== null || child.signalCode !== null
           // Last line of defence if this process exits without closing the scope.
           const onExit = () => {
-            if (child.pid !== undefined && !hasExited()) Process.signalGroup(child.pid, "SIGKILL")
+            if (child.pid !== undefined && !hasExited()) Signal.signalGroup(child.pid, "SIGKILL")
           }
           process.once("exit", onExit)
           void exited.then(() => process.off("exit", onExit))
@@ -209,11 +210,11 @@ export const start = (
           const pid = child.pid
           if (pid === undefined) return
           // SIGINT is pgpool's fast shutdown; the children follow their parent.
-          if (!hasExited()) Process.signalProcess(pid, "SIGINT")
+          if (!hasExited()) Signal.signalProcess(pid, "SIGINT")
           const done = yield* Effect.promise(() => exited).pipe(Effect.timeoutOption("5 seconds"))
-          if (done._tag === "None") Process.signalGroup(pid, "SIGKILL")
-          for (let i = 0; i < 200 && Process.groupAlive(pid); i++) {
-            if (i === 100) Process.signalGroup(pid, "SIGKILL")
+          if (done._tag === "None") Signal.signalGroup(pid, "SIGKILL")
+          for (let i = 0; i < 200 && Signal.groupAlive(pid); i++) {
+            if (i === 100) Signal.signalGroup(pid, "SIGKILL")
             yield* Effect.sleep("20 millis")
           }
         })

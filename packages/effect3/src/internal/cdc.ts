@@ -28,7 +28,7 @@ import type {
 import { InvalidRule, ReplicationError, UnknownRule } from "../Cdc.js"
 import * as SqlRouterInternal from "./sqlRouter.js"
 import { checkRelation } from "./cdcApply.js"
-import type * as Pgoutput from "./cdcPgoutput.js"
+import type * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
 import * as Replication from "./cdcReplication.js"
 import type { TableInfo } from "./cdcReplication.js"
 import * as CdcSchema from "./cdcSchema.js"

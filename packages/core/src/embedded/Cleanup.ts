@@ -1,11 +1,16 @@
-/** @internal */
+/**
+ * The last line of defence of the embedded clusters: if the Node process
+ * exits without closing its scope (a crash, process.exit in a test runner),
+ * no server outlives it and no cluster directory stays behind; what a process
+ * killed by SIGKILL left is swept by the next one.
+ *
+ * @since 0.1.0
+ */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { signalServer } from "./process.js"
+import { signalServer } from "./Signal.js"
 
-// Last line of defence: if the Node process exits without closing the scope
-// (a crash, process.exit in a test runner), no server outlives it.
 const liveGroups = new Set<number>()
 const liveDirs = new Set<string>()
 let hooked = false
@@ -30,8 +35,26 @@ const hook = () => {
   }
 }
 
-/** Cluster directories are named after the process that owns them. @internal */
-export const clusterDirPrefix = (): string => `pg-cluster-${process.pid}-`
+/**
+ * The prefix of this process's cluster directories (under the temp
+ * directory): they are named after the process that owns them.
+ *
+ * @since 0.1.0
+ * @category directories
+ */
+export const clusterDirPrefix = (pid: number = process.pid): string => `pg-cluster-${pid}-`
+
+/**
+ * The pid of the process that owns a cluster directory, from its name, or
+ * undefined for any other name.
+ *
+ * @since 0.1.0
+ * @category directories
+ */
+export const clusterDirOwner = (name: string): number | undefined => {
+  const match = /^pg-cluster-(\d+)-/.exec(name)
+  return match ? Number(match[1]) : undefined
+}
 
 const alive = (pid: number): boolean => {
   try {
@@ -46,13 +69,15 @@ const alive = (pid: number): boolean => {
  * Removes what a process that died without cleaning up (SIGKILL) left: its
  * servers are killed (their postmaster.pid names the process group) and its
  * directories removed. Directories of live processes are never touched.
- * @internal
+ *
+ * @since 0.1.0
+ * @category directories
  */
 export const sweepOrphans = (): void => {
   const root = Os.tmpdir()
   for (const entry of Fs.readdirSync(root)) {
-    const match = /^pg-cluster-(\d+)-/.exec(entry)
-    if (!match || alive(Number(match[1]))) continue
+    const owner = clusterDirOwner(entry)
+    if (owner === undefined || alive(owner)) continue
     const dir = Path.join(root, entry)
     try {
       for (const node of Fs.readdirSync(dir)) {
@@ -67,22 +92,42 @@ export const sweepOrphans = (): void => {
     }
   }
 }
-/** @internal */
+/**
+ * Kills the server whose process group is `pid` if Node exits first.
+ *
+ * @since 0.1.0
+ * @category tracking
+ */
 export const track = (pid: number): void => {
   hook()
   liveGroups.add(pid)
 }
-/** @internal */
+/**
+ * Forgets a server that exited or was stopped.
+ *
+ * @since 0.1.0
+ * @category tracking
+ */
 export const untrack = (pid: number): void => {
   liveGroups.delete(pid)
 }
 
-/** @internal */
+/**
+ * Removes a cluster directory if Node exits first.
+ *
+ * @since 0.1.0
+ * @category tracking
+ */
 export const trackDir = (dir: string): void => {
   hook()
   liveDirs.add(dir)
 }
-/** @internal */
+/**
+ * Forgets a cluster directory that was removed.
+ *
+ * @since 0.1.0
+ * @category tracking
+ */
 export const untrackDir = (dir: string): void => {
   liveDirs.delete(dir)
 }

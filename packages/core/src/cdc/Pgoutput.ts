@@ -1,10 +1,12 @@
-/** @internal */
-import * as Types from "./cdcTypes.js"
+/**
+ * The pgoutput protocol, version 1 (what START_REPLICATION asks for), read
+ * from the bytes of one XLogData payload. Plain functions over a buffer: no
+ * I/O, no Effect.
+ *
+ * @since 0.1.0
+ */
+import * as Types from "./Types.js"
 
-// The pgoutput protocol, version 1 (what START_REPLICATION asks for), read
-// from the bytes of one XLogData payload. Plain functions over a buffer: no
-// I/O, no Effect.
-//
 // We decode it ourselves rather than with pg-logical-replication's parser:
 // its reader decodes text with `new TextDecoder()`, whose default drops a
 // leading U+FEFF, so a value starting with a byte-order mark reached the
@@ -17,14 +19,21 @@ import * as Types from "./cdcTypes.js"
  * bytes that are not UTF-8 fail the message instead of becoming U+FFFD.
  * Our connections ask for `client_encoding = UTF8`, so the server converts
  * every value to UTF-8; only a `SQL_ASCII` database can send other bytes.
- * @internal
+ *
+ * @since 0.1.0
+ * @category decoding
  */
 export const decodeUtf8: (bytes: Uint8Array) => string = (() => {
   const decoder = new TextDecoder("utf-8", { ignoreBOM: true, fatal: true })
   return (bytes) => decoder.decode(bytes)
 })()
 
-/** @internal */
+/**
+ * A column of a Relation message, with its value decoder.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RelationColumn {
   readonly flags: number
   readonly name: string
@@ -35,7 +44,12 @@ export interface RelationColumn {
   readonly decode: (text: string) => unknown
 }
 
-/** @internal */
+/**
+ * A Relation message: a table's name, replica identity and columns.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RelationMessage {
   readonly tag: "relation"
   readonly relationOid: number
@@ -49,11 +63,18 @@ export interface RelationMessage {
 /**
  * One row image: column name to decoded value, `null` for SQL NULL,
  * `undefined` for an unchanged TOAST value the message does not carry.
- * @internal
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type Tuple = Record<string, unknown>
 
-/** Commit times are microseconds since the Unix epoch. @internal */
+/**
+ * Commit times are microseconds since the Unix epoch.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Message =
   | { readonly tag: "begin"; readonly finalLsn: bigint; readonly commitTime: bigint; readonly xid: number }
   | {
@@ -143,7 +164,9 @@ const replicaIdentities = { d: "default", n: "nothing", f: "full", i: "index" } 
  * remembered (by OID) for the row messages that follow them. Column values
  * are decoded with `decoderFor(typeOid)`, by default the change stream's.
  * Throws on a malformed message.
- * @internal
+ *
+ * @since 0.1.0
+ * @category decoding
  */
 export const makeParser = (decoderFor: (typeOid: number) => (text: string) => unknown = Types.decoderFor) => {
   const relations = new Map<number, RelationMessage>()

@@ -1,0 +1,331 @@
+/**
+ * What a SQL target runs for a source transaction, as statement text and
+ * bind parameters: the target tables and the state table, upserts on the
+ * primary key (several rows in one statement where that is safe), deletes by
+ * key, a truncate as a `DELETE`, and the record of the last applied LSN. Each
+ * Effect line runs the statements in one target transaction.
+ *
+ * @since 0.1.0
+ */
+import * as Types from "./Types.js"
+
+/**
+ * A row, by column name; `undefined` is an unchanged TOAST value (the target
+ * keeps what it has).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Row = Readonly<Record<string, unknown>>
+
+/**
+ * A column as the change stream describes it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Column {
+  readonly name: string
+  readonly typeOid: number
+}
+
+/**
+ * The table a change belongs to, as the change stream describes it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Relation {
+  readonly schema: string
+  readonly table: string
+  readonly columns: ReadonlyArray<Column>
+}
+
+/**
+ * A source table as the catalog describes it: its columns with their
+ * formatted types (`numeric(12,2)`, `int4[]`) and its primary key, in key
+ * order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Table {
+  readonly schema: string
+  readonly table: string
+  readonly columns: ReadonlyArray<Column & { readonly formatted: string }>
+  readonly key: ReadonlyArray<string>
+}
+
+/**
+ * A row change inside a source transaction, as far as a target needs it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RowChange<R extends Relation = Relation> =
+  | { readonly _tag: "Insert"; readonly relation: R; readonly row: Row }
+  | { readonly _tag: "Update"; readonly relation: R; readonly row: Row; readonly key: Row }
+  | { readonly _tag: "Delete"; readonly relation: R; readonly key: Row }
+  | { readonly _tag: "Truncate"; readonly relations: ReadonlyArray<R> }
+
+/**
+ * One statement for the target: SQL text and its bind parameters.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Statement {
+  readonly sql: string
+  readonly params: ReadonlyArray<unknown>
+}
+
+/**
+ * The SQL a target dialect needs: its placeholders, how a value is bound,
+ * and the column type of a created table.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Dialect {
+  readonly name: Types.Dialect
+  readonly placeholder: (index: number) => string
+  readonly encode: (type: Types.ColumnType) => (value: unknown) => unknown
+  readonly columnType: (column: Table["columns"][number], type: Types.ColumnType) => string
+}
+
+/**
+ * The target dialects, by name.
+ *
+ * @since 0.1.0
+ * @category dialects
+ */
+export const dialects: Readonly<Record<Types.Dialect, Dialect>> = {
+  pg: {
+    name: "pg",
+    placeholder: (i) => `$${i}`,
+    encode: (type) => type.toPg,
+    // The source's own type, typmod included (numeric(12,2), varchar(20), int4[]).
+    columnType: (column) => column.formatted
+  },
+  sqlite: {
+    name: "sqlite",
+    placeholder: () => "?",
+    encode: (type) => type.toSqlite,
+    columnType: (_, type) => type.sqliteType
+  }
+}
+
+/**
+ * An identifier quoted for SQL (`"a""b"`), in both dialects.
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const quoteIdent = (name: string): string => `"${name.replace(/"/g, "\"\"")}"`
+
+/**
+ * The state table's name when none is given.
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const defaultStateTable = "effect_sql_router_cdc"
+
+/**
+ * The statements of one rule's SQL target, planned once when the target
+ * opens (`tables` are the rule's tables).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Plan {
+  /** `CREATE TABLE IF NOT EXISTS` for each table, with the dialect's column types (every type supported). */
+  readonly createTables: () => ReadonlyArray<Statement>
+  readonly createStateTable: Statement
+  /** Reads the last applied LSN of the rule (a row with `lsn`, or none). */
+  readonly readState: Statement
+  /** Records `lsn` as the last applied LSN of the rule. */
+  readonly recordState: (lsn: string) => Statement
+  /** The statements that apply a transaction's changes, in order. */
+  readonly changes: (changes: ReadonlyArray<RowChange>) => Array<Statement>
+}
+
+// int2, int4, int8, text, varchar, uuid (the server prints uuids one way).
+const textIsIdentity = new Set([21, 23, 20, 25, 1043, 2950])
+
+/**
+ * Upserts batched into one statement bind at most this many parameters:
+ * below SQLite's default limit of bound parameters (32 766), far below
+ * PostgreSQL's (65 535).
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const maxParameters = 30_000
+
+/**
+ * The columns an upsert writes: an unchanged TOAST value is absent, and the
+ * target's value is left alone.
+ *
+ * @since 0.1.0
+ * @category rows
+ */
+export const presentColumns = (row: Row): ReadonlyArray<string> => Object.keys(row).filter((c) => row[c] !== undefined)
+
+const sameColumns = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) =>
+  a.length === b.length && a.every((c, i) => c === b[i])
+
+const sameValue = (a: unknown, b: unknown): boolean =>
+  a instanceof Uint8Array && b instanceof Uint8Array ? Buffer.compare(a, b) === 0 : a === b
+
+/**
+ * True when an update moved the row to another primary key: the target
+ * deletes the old key, then upserts the row.
+ *
+ * @since 0.1.0
+ * @category rows
+ */
+export const keyChanged = (table: Pick<Table, "key">, key: Row, row: Row): boolean =>
+  table.key.some((c) => key[c] !== undefined && !sameValue(key[c], row[c]))
+
+/**
+ * Plans the statements of a rule's SQL target in `dialect`: `rule` is the
+ * rule's name (the state table's key), `tables` its source tables.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makePlan = (
+  dialect: Dialect,
+  rule: string,
+  tables: ReadonlyArray<Table>,
+  stateTableName: string = defaultStateTable
+): Plan => {
+  const stateTable = quoteIdent(stateTableName)
+  const byName = new Map(tables.map((t) => [`${t.schema}.${t.table}`, t]))
+  const tableOf = (relation: Relation) => byName.get(`${relation.schema}.${relation.table}`)
+  // Only keys whose text is their identity (integers, text, uuid) are
+  // batched: for numeric or timestamp keys two spellings of one value could
+  // meet in one statement.
+  const batchableKeys = new Set(
+    tables.filter((t) => t.key.every((k) => textIsIdentity.has(t.columns.find((c) => c.name === k)!.typeOid)))
+  )
+
+  const encoderOf = (relation: Relation, column: string) => {
+    const type = relation.columns.find((c) => c.name === column)
+    return dialect.encode(Types.columnType(type?.typeOid ?? 25)!)
+  }
+
+  /** One `INSERT … VALUES (…), (…) ON CONFLICT` for rows with the same columns and distinct keys. */
+  const upsertMany = (table: Table, relation: Relation, columns: ReadonlyArray<string>, rows: ReadonlyArray<Row>): Statement => {
+    const encoders = columns.map((c) => encoderOf(relation, c))
+    const params: Array<unknown> = []
+    const tuples = rows.map((row) =>
+      `(${
+        columns.map((c, i) => {
+          params.push(encoders[i]!(row[c]))
+          return dialect.placeholder(params.length)
+        }).join(", ")
+      })`
+    )
+    const updates = columns.filter((c) => !table.key.includes(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`)
+    return {
+      sql: `INSERT INTO ${quoteIdent(table.table)} (${columns.map(quoteIdent).join(", ")}) VALUES ${tuples.join(", ")} ON CONFLICT (${
+        table.key.map(quoteIdent).join(", ")
+      }) ${updates.length === 0 ? "DO NOTHING" : `DO UPDATE SET ${updates.join(", ")}`}`,
+      params
+    }
+  }
+
+  const upsert = (table: Table, relation: Relation, row: Row) => upsertMany(table, relation, presentColumns(row), [row])
+
+  const remove = (table: Table, relation: Relation, key: Row): Statement => ({
+    sql: `DELETE FROM ${quoteIdent(table.table)} WHERE ${
+      table.key.map((c, i) => `${quoteIdent(c)} = ${dialect.placeholder(i + 1)}`).join(" AND ")
+    }`,
+    params: table.key.map((c) => encoderOf(relation, c)(key[c]))
+  })
+
+  const planChange = (change: RowChange, out: Array<Statement>): void => {
+    if (change._tag === "Truncate") {
+      for (const relation of change.relations) {
+        const table = tableOf(relation)
+        if (table) out.push({ sql: `DELETE FROM ${quoteIdent(table.table)}`, params: [] })
+      }
+      return
+    }
+    const table = tableOf(change.relation)
+    if (!table) return
+    switch (change._tag) {
+      case "Insert":
+        out.push(upsert(table, change.relation, change.row))
+        return
+      case "Update":
+        if (keyChanged(table, change.key, change.row)) out.push(remove(table, change.relation, change.key))
+        out.push(upsert(table, change.relation, change.row))
+        return
+      case "Delete":
+        out.push(remove(table, change.relation, change.key))
+        return
+    }
+  }
+
+  /**
+   * Runs of upserts into one table become multi-row statements (one round
+   * trip instead of one per row). A run ends at any other change, another
+   * table or column set, a key already in the run (one statement cannot
+   * upsert a row twice), or the size cap.
+   */
+  const changes = (changes: ReadonlyArray<RowChange>): Array<Statement> => {
+    const statements: Array<Statement> = []
+    let pending: { table: Table; relation: Relation; columns: ReadonlyArray<string>; rows: Array<Row>; keys: Set<string> } | undefined
+    const flush = () => {
+      if (pending) statements.push(upsertMany(pending.table, pending.relation, pending.columns, pending.rows))
+      pending = undefined
+    }
+    for (const change of changes) {
+      const table = change._tag === "Truncate" ? undefined : tableOf(change.relation)
+      const batchable = table !== undefined && batchableKeys.has(table) &&
+        (change._tag === "Insert" || (change._tag === "Update" && !keyChanged(table, change.key, change.row)))
+      if (!batchable) {
+        flush()
+        planChange(change, statements)
+        continue
+      }
+      const { relation, row } = change as { readonly relation: Relation; readonly row: Row }
+      const columns = presentColumns(row)
+      const key = table.key.map((c) => String(row[c])).join("\u0000")
+      if (
+        pending && (pending.relation !== relation || pending.table !== table ||
+          !sameColumns(pending.columns, columns) || pending.keys.has(key) ||
+          (pending.rows.length + 1) * columns.length > maxParameters)
+      ) flush()
+      if (!pending) pending = { table, relation, columns, rows: [], keys: new Set() }
+      pending.rows.push(row)
+      pending.keys.add(key)
+    }
+    flush()
+    return statements
+  }
+
+  return {
+    createTables: () =>
+      tables.map((table) => {
+        const columns = table.columns.map((c) => `${quoteIdent(c.name)} ${dialect.columnType(c, Types.columnType(c.typeOid)!)}`)
+        return {
+          sql: `CREATE TABLE IF NOT EXISTS ${quoteIdent(table.table)} (${columns.join(", ")}, PRIMARY KEY (${
+            table.key.map(quoteIdent).join(", ")
+          }))`,
+          params: []
+        }
+      }),
+    createStateTable: { sql: `CREATE TABLE IF NOT EXISTS ${stateTable} (rule TEXT PRIMARY KEY, lsn TEXT NOT NULL)`, params: [] },
+    readState: { sql: `SELECT lsn FROM ${stateTable} WHERE rule = ${dialect.placeholder(1)}`, params: [rule] },
+    recordState: (lsn) => ({
+      sql: `INSERT INTO ${stateTable} (rule, lsn) VALUES (${dialect.placeholder(1)}, ${dialect.placeholder(2)})
+           ON CONFLICT (rule) DO UPDATE SET lsn = excluded.lsn`,
+      params: [rule, lsn]
+    }),
+    changes
+  }
+}

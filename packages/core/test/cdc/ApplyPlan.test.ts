@@ -1,0 +1,128 @@
+import { describe, expect, it } from "vitest"
+import * as ApplyPlan from "../../src/cdc/ApplyPlan.js"
+
+// int4 id, text name, numeric price; a second table keyed by numeric (not batchable).
+const items: ApplyPlan.Table = {
+  schema: "public",
+  table: "items",
+  columns: [
+    { name: "id", typeOid: 23, formatted: "integer" },
+    { name: "name", typeOid: 25, formatted: "text" },
+    { name: "price", typeOid: 1700, formatted: "numeric(12,2)" }
+  ],
+  key: ["id"]
+}
+const prices: ApplyPlan.Table = {
+  schema: "public",
+  table: "prices",
+  columns: [{ name: "amount", typeOid: 1700, formatted: "numeric" }, { name: "note", typeOid: 25, formatted: "text" }],
+  key: ["amount"]
+}
+const relation = (table: ApplyPlan.Table): ApplyPlan.Relation => ({ schema: table.schema, table: table.table, columns: table.columns })
+const itemsRel = relation(items)
+const pricesRel = relation(prices)
+const other: ApplyPlan.Relation = { schema: "public", table: "other", columns: [{ name: "id", typeOid: 23 }] }
+
+const insert = (row: ApplyPlan.Row, rel = itemsRel): ApplyPlan.RowChange => ({ _tag: "Insert", relation: rel, row })
+const pg = ApplyPlan.makePlan(ApplyPlan.dialects.pg, "r1", [items, prices])
+const sqlite = ApplyPlan.makePlan(ApplyPlan.dialects.sqlite, "r1", [items, prices], "my \"state\"")
+
+describe("cdc/ApplyPlan tables and state", () => {
+  it("creates each table with the source's types in PostgreSQL and mapped types in SQLite", () => {
+    expect(pg.createTables().map((s) => s.sql)).toEqual([
+      "CREATE TABLE IF NOT EXISTS \"items\" (\"id\" integer, \"name\" text, \"price\" numeric(12,2), PRIMARY KEY (\"id\"))",
+      "CREATE TABLE IF NOT EXISTS \"prices\" (\"amount\" numeric, \"note\" text, PRIMARY KEY (\"amount\"))"
+    ])
+    expect(sqlite.createTables()[0]!.sql).toBe(
+      "CREATE TABLE IF NOT EXISTS \"items\" (\"id\" INTEGER, \"name\" TEXT, \"price\" TEXT, PRIMARY KEY (\"id\"))"
+    )
+  })
+
+  it("keeps the last applied LSN per rule in the state table, quoted", () => {
+    expect(pg.createStateTable.sql).toBe("CREATE TABLE IF NOT EXISTS \"effect_sql_router_cdc\" (rule TEXT PRIMARY KEY, lsn TEXT NOT NULL)")
+    expect(pg.readState).toEqual({ sql: "SELECT lsn FROM \"effect_sql_router_cdc\" WHERE rule = $1", params: ["r1"] })
+    expect(sqlite.readState).toEqual({ sql: "SELECT lsn FROM \"my \"\"state\"\"\" WHERE rule = ?", params: ["r1"] })
+    const record = pg.recordState("0/016B3748")
+    expect(record.sql).toMatch(/^INSERT INTO "effect_sql_router_cdc" \(rule, lsn\) VALUES \(\$1, \$2\)\s+ON CONFLICT \(rule\) DO UPDATE SET lsn = excluded.lsn$/)
+    expect(record.params).toEqual(["r1", "0/016B3748"])
+  })
+
+  it("quotes identifiers by doubling quotes", () => {
+    expect(ApplyPlan.quoteIdent("a\"b")).toBe("\"a\"\"b\"")
+  })
+})
+
+describe("cdc/ApplyPlan changes", () => {
+  it("an insert is an upsert on the key with the dialect's encoding", () => {
+    expect(pg.changes([insert({ id: 1, name: "a", price: "1.50" })])).toEqual([{
+      sql: "INSERT INTO \"items\" (\"id\", \"name\", \"price\") VALUES ($1, $2, $3) ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\", \"price\" = excluded.\"price\"",
+      params: [1, "a", "1.50"]
+    }])
+    expect(sqlite.changes([insert({ id: 1, name: null, price: "1.50" })])[0]).toEqual({
+      sql: "INSERT INTO \"items\" (\"id\", \"name\", \"price\") VALUES (?, ?, ?) ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\", \"price\" = excluded.\"price\"",
+      params: [1, null, "1.50"]
+    })
+  })
+
+  it("an unchanged TOAST value is left out; a key-only row does nothing on conflict", () => {
+    const [update] = pg.changes([{ _tag: "Update", relation: itemsRel, key: { id: 2 }, row: { id: 2, name: undefined, price: "3" } }])
+    expect(update!.sql).toBe("INSERT INTO \"items\" (\"id\", \"price\") VALUES ($1, $2) ON CONFLICT (\"id\") DO UPDATE SET \"price\" = excluded.\"price\"")
+    expect(pg.changes([insert({ id: 3 })])[0]!.sql).toBe("INSERT INTO \"items\" (\"id\") VALUES ($1) ON CONFLICT (\"id\") DO NOTHING")
+  })
+
+  it("an update that moves the key deletes the old key first", () => {
+    const statements = pg.changes([{ _tag: "Update", relation: itemsRel, key: { id: 1 }, row: { id: 5, name: "x", price: "1" } }])
+    expect(statements.map((s) => s.sql)).toEqual([
+      "DELETE FROM \"items\" WHERE \"id\" = $1",
+      "INSERT INTO \"items\" (\"id\", \"name\", \"price\") VALUES ($1, $2, $3) ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\", \"price\" = excluded.\"price\""
+    ])
+    expect(statements[0]!.params).toEqual([1])
+    expect(ApplyPlan.keyChanged(items, { id: 1 }, { id: 1 })).toBe(false)
+    expect(ApplyPlan.keyChanged(items, { id: undefined }, { id: 1 })).toBe(false)
+  })
+
+  it("a delete is by key; a truncate deletes every row of the rule's tables only", () => {
+    expect(sqlite.changes([{ _tag: "Delete", relation: itemsRel, key: { id: 9 } }])).toEqual([
+      { sql: "DELETE FROM \"items\" WHERE \"id\" = ?", params: [9] }
+    ])
+    expect(pg.changes([{ _tag: "Truncate", relations: [itemsRel, other, pricesRel] }])).toEqual([
+      { sql: "DELETE FROM \"items\"", params: [] },
+      { sql: "DELETE FROM \"prices\"", params: [] }
+    ])
+  })
+
+  it("changes of a table outside the rule are skipped", () => {
+    expect(pg.changes([insert({ id: 1 }, other), { _tag: "Delete", relation: other, key: { id: 1 } }])).toEqual([])
+  })
+
+  it("runs of upserts with the same columns become one statement; a repeated key, another column set or another change ends the run", () => {
+    const statements = pg.changes([
+      insert({ id: 1, name: "a" }),
+      insert({ id: 2, name: "b" }),
+      insert({ id: 2, name: "c" }), // same key: a new statement
+      insert({ id: 3 }), // other columns
+      { _tag: "Delete", relation: itemsRel, key: { id: 1 } },
+      insert({ id: 4 })
+    ])
+    expect(statements.map((s) => s.params)).toEqual([[1, "a", 2, "b"], [2, "c"], [3], [1], [4]])
+    expect(statements[0]!.sql).toBe(
+      "INSERT INTO \"items\" (\"id\", \"name\") VALUES ($1, $2), ($3, $4) ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\""
+    )
+  })
+
+  it("a key whose text is not its identity (numeric) is never batched", () => {
+    const statements = pg.changes([insert({ amount: "1.0", note: "a" }, pricesRel), insert({ amount: "2.0", note: "b" }, pricesRel)])
+    expect(statements).toHaveLength(2)
+  })
+
+  it("a run stays under the parameter cap", () => {
+    const rows = Array.from({ length: 10_001 }, (_, i) => insert({ id: i, name: "n", price: "1" }))
+    const statements = pg.changes(rows)
+    expect(statements.map((s) => s.params.length)).toEqual([30_000, 3])
+    expect(statements.every((s) => s.params.length <= ApplyPlan.maxParameters)).toBe(true)
+  })
+
+  it("presentColumns leaves out unchanged TOAST values but keeps NULL", () => {
+    expect(ApplyPlan.presentColumns({ a: 1, b: undefined, c: null })).toEqual(["a", "c"])
+  })
+})
