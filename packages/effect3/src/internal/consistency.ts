@@ -3,7 +3,11 @@ import type * as Connection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as STM from "effect/STM"
@@ -13,11 +17,35 @@ import type * as Consistency from "../Consistency.js"
 import type * as Node from "../Node.js"
 import { InvalidToken } from "../RouterError.js"
 import { parseLsn } from "./healthMonitor.js"
+import type { RouterState } from "./routerState.js"
 import * as Routing from "./routing.js"
-import { emptyState, raiseSchemaBarrier, type RouterState, SessionTag } from "./routing.js"
+import { raiseSchemaBarrier } from "./routing.js"
 
 /** @internal */
-export { chooseRead, currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./routing.js"
+export { chooseRead } from "./routing.js"
+
+// A session and a staleness bound, as the fiber carries them: the read
+// decision (routing.ts) reads them, Consistency's combinators set them.
+
+/** @internal */
+export const SessionTag = Context.GenericTag<Consistency.Session, Ref.Ref<Consistency.SessionState>>(
+  "effect-sql-router/Consistency/Session"
+)
+
+/** @internal */
+export const emptyState: Consistency.SessionState = { lsn: undefined, lastWriteAt: undefined }
+
+/** @internal */
+export const currentMaxStaleness = globalValue(
+  Symbol.for("effect-sql-router/Consistency/currentMaxStaleness"),
+  () => FiberRef.unsafeMake<Option.Option<Duration.Duration>>(Option.none())
+)
+
+/** @internal */
+export const currentReadPolicy = globalValue(
+  Symbol.for("effect-sql-router/Consistency/currentReadPolicy"),
+  () => FiberRef.unsafeMake<Option.Option<Consistency.ReadPolicy>>(Option.none())
+)
 
 const lsnQuery = "SELECT pg_current_wal_insert_lsn()::text AS lsn"
 

@@ -1,5 +1,4 @@
 /** @internal */
-import type * as Reactivity from "@effect/experimental/Reactivity"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -12,7 +11,6 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
-import type * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
 import type * as Consistency from "../Consistency.js"
@@ -21,10 +19,11 @@ import type * as RouterConfig from "../RouterConfig.js"
 import { ReplicaNotCaughtUp } from "../RouterError.js"
 import type * as Selection from "../Selection.js"
 import * as Topology from "../Topology.js"
+import { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./consistency.js"
 import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "./errors.js"
-import type * as HealthMonitorInternal from "./healthMonitor.js"
 import { formatLsn, parseLsn } from "./healthMonitor.js"
 import { healthTransitions } from "./metrics.js"
+import type { RouterState } from "./routerState.js"
 import * as SelectionInternal from "./selection.js"
 import * as Waiting from "./waiting.js"
 
@@ -42,25 +41,13 @@ export const currentRoute = globalValue(
   () => FiberRef.unsafeMake<Route>("auto")
 )
 
+// Their homes are routerState.ts and consistency.ts; named here too for the
+// modules that read them through `Routing` (the routed client).
 /** @internal */
-export const SessionTag = Context.GenericTag<Consistency.Session, Ref.Ref<Consistency.SessionState>>(
-  "effect-sql-router/Consistency/Session"
-)
+export type { ClientOptions, RouterState } from "./routerState.js"
 
 /** @internal */
-export const emptyState: Consistency.SessionState = { lsn: undefined, lastWriteAt: undefined }
-
-/** @internal */
-export const currentMaxStaleness = globalValue(
-  Symbol.for("effect-sql-router/Consistency/currentMaxStaleness"),
-  () => FiberRef.unsafeMake<Option.Option<Duration.Duration>>(Option.none())
-)
-
-/** @internal */
-export const currentReadPolicy = globalValue(
-  Symbol.for("effect-sql-router/Consistency/currentReadPolicy"),
-  () => FiberRef.unsafeMake<Option.Option<Consistency.ReadPolicy>>(Option.none())
-)
+export { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./consistency.js"
 
 /** The requirement a read carries from the configuration's `maxLag`. @internal */
 export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
@@ -71,39 +58,6 @@ export const configRequirement = (config: RouterConfig.Resolved): Selection.Requ
       maxLagBytes: config.maxLag.bytes,
       minLsn: undefined
     }
-
-/** What the routed client applies on every node (PgClient's options). @internal */
-export interface ClientOptions {
-  readonly transformResultNames?: ((s: string) => string) | undefined
-  readonly transformQueryNames?: ((s: string) => string) | undefined
-  readonly transformJson?: boolean | undefined
-  readonly types?: import("pg").CustomTypesConfig | undefined
-  readonly spanAttributes?: Record<string, unknown> | undefined
-  readonly applicationName?: string | undefined
-}
-
-/** The router's state: its topology, resolved config and what it owns. @internal */
-export interface RouterState {
-  readonly topology: Topology.Topology
-  readonly config: RouterConfig.Resolved
-  readonly requirement: Selection.Requirement
-  readonly reactivity: Reactivity.Reactivity["Type"]
-  /** The router's scope: node pools and probe fibers added later live here. */
-  readonly scope: Scope.Scope
-  /** Each node's pool in a scope of its own, closed when the node is removed. */
-  readonly nodeScopes: Map<Node.Node, Scope.CloseableScope>
-  readonly probes: HealthMonitorInternal.Probes
-  /** `pg_control_system().system_identifier` of the primary: causal tokens name their cluster. */
-  readonly systemIdentifier: string
-  /** Client options applied on every node's `PgClient` and pool. */
-  readonly clientOptions?: ClientOptions | undefined
-  /**
-   * The DDL barrier: the primary's position after the last schema change the
-   * router routed, until every healthy replica has replayed it. While set,
-   * reads go only to replicas at or past it (or to the primary).
-   */
-  readonly schemaBarrier: TRef.TRef<bigint | undefined>
-}
 
 // -----------------------------------------------------------------------------
 // Reading and releasing outside a transaction
