@@ -1,4 +1,6 @@
 /** @internal */
+import * as Barrier from "@effect-sql-router/core/Barrier"
+import * as CoreSelection from "@effect-sql-router/core/Selection"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -52,7 +54,7 @@ export { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "
 /** The requirement a read carries from the configuration's `maxLag`. @internal */
 export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
   config.maxLag.time === undefined && config.maxLag.bytes === undefined
-    ? SelectionInternal.anyHealthy
+    ? CoreSelection.anyHealthy
     : {
       maxLagMillis: config.maxLag.time === undefined ? undefined : Duration.toMillis(config.maxLag.time),
       maxLagBytes: config.maxLag.bytes,
@@ -94,7 +96,7 @@ export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =
  */
 export const pickNow = (state: RouterState, requirement: Selection.Requirement): Topology.Replica | undefined =>
   SelectionInternal.unsafeAcquire(
-    SelectionInternal.strategies[state.config.selection],
+    CoreSelection.strategies[state.config.selection],
     state.topology,
     requirement,
     0,
@@ -102,7 +104,7 @@ export const pickNow = (state: RouterState, requirement: Selection.Requirement):
   )
 
 /** Whether the configured strategy can pick with `pickNow`. @internal */
-export const picksNow = (state: RouterState): boolean => !SelectionInternal.strategies[state.config.selection].usesRandom
+export const picksNow = (state: RouterState): boolean => !CoreSelection.strategies[state.config.selection].usesRandom
 
 /**
  * Picks a replica and counts the read in flight, as an effect: `random`
@@ -113,7 +115,7 @@ export const pickReplica = (
   state: RouterState,
   requirement: Selection.Requirement
 ): Effect.Effect<Option.Option<Topology.Replica>> => {
-  const strategy = SelectionInternal.strategies[state.config.selection]
+  const strategy = CoreSelection.strategies[state.config.selection]
   const slowStart = state.config.health.slowStart !== undefined
   return strategy.usesRandom
     ? Effect.map(Random.next, (draw) =>
@@ -146,13 +148,8 @@ export const plainRequirement = (state: RouterState): Selection.Requirement => {
   return requirement
 }
 
-const maxLsn = (a: bigint | undefined, b: bigint | undefined) =>
-  a === undefined ? b : b === undefined ? a : a > b ? a : b
-
-const withBarrier = (state: RouterState, requirement: Selection.Requirement): Selection.Requirement => {
-  const barrier = peek(state.schemaBarrier)
-  return barrier === undefined ? requirement : { ...requirement, minLsn: maxLsn(requirement.minLsn, barrier) }
-}
+const withBarrier = (state: RouterState, requirement: Selection.Requirement): Selection.Requirement =>
+  Barrier.requirementUnder(requirement, peek(state.schemaBarrier))
 
 /**
  * When the barrier went up, and when a read last asked the replicas where
@@ -179,7 +176,7 @@ export const raiseSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effe
       refreshedAt: 0,
       extendMillis: Duration.toMillis(state.config.consistency.afterSchemaChange)
     })
-    return STM.commit(TRef.update(state.schemaBarrier, (current) => maxLsn(current, lsn)))
+    return STM.commit(TRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
   })
 
 /**
@@ -197,24 +194,19 @@ export const extendSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Eff
   Effect.suspend(() => {
     if (!extendsSchemaBarrier(state)) return Effect.void
     barrierClocks.get(state)!.refreshedAt = 0
-    return STM.commit(TRef.update(state.schemaBarrier, (current) => maxLsn(current, lsn)))
+    return STM.commit(TRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
   })
 
 /** Whether a write now would move the barrier: within the window after a schema change. @internal */
 export const extendsSchemaBarrier = (state: RouterState): boolean => {
   const clock = barrierClocks.get(state)
   if (clock === undefined) return false
-  if (Date.now() - clock.raisedAt < clock.extendMillis) return true
+  if (Barrier.extendedBy(Date.now() - clock.raisedAt, clock.extendMillis)) return true
   // Past the window with the barrier down: forget the clock, so that writes
   // until the next schema change pay one lookup and no clock read.
   if (peek(state.schemaBarrier) === undefined) barrierClocks.delete(state)
   return false
 }
-
-/** How long the barrier may stay up for a replica that never catches up; then the safety net alone. */
-const schemaBarrierMaxMillis = 30_000
-/** While the barrier is up, at most one read per interval asks the replicas for their positions. */
-const schemaBarrierRefreshMillis = 2
 
 /**
  * A pick while the DDL barrier is up. At most one read per few milliseconds
@@ -241,7 +233,7 @@ const refreshBarrier = (state: RouterState): Effect.Effect<void> =>
     const now = Date.now()
     const barrier = peek(state.schemaBarrier)
     const clock = barrierClocks.get(state)
-    if (barrier === undefined || clock === undefined || now - clock.refreshedAt < schemaBarrierRefreshMillis) {
+    if (barrier === undefined || clock === undefined || !Barrier.refreshDue(now, clock.refreshedAt)) {
       return Effect.void
     }
     clock.refreshedAt = now
@@ -252,14 +244,15 @@ const refreshBarrier = (state: RouterState): Effect.Effect<void> =>
     )
   })
 
-const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: number): Effect.Effect<void> => {
-  let behind = false
+/** The replay positions of the replicas up by their probes, as the monitor last recorded them. */
+function* replaysOfUp(state: RouterState): Iterable<bigint | undefined> {
   for (const replica of peek(state.topology.replicas)) {
-    if (!peek(replica.health).up) continue
-    const replay = peek(replica.probe)?.replayLsn
-    if (replay === undefined || replay < barrier) behind = true
+    if (peek(replica.health).up) yield peek(replica.probe)?.replayLsn
   }
-  if (behind && upForMillis < schemaBarrierMaxMillis) return Effect.void
+}
+
+const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: number): Effect.Effect<void> => {
+  if (!Barrier.lowers(barrier, upForMillis, replaysOfUp(state))) return Effect.void
   // Lowered only if no newer schema change raised it meanwhile.
   return STM.commit(TRef.update(state.schemaBarrier, (current) => current === barrier ? undefined : current))
 }
@@ -384,7 +377,7 @@ const acquireOther = (
   let bestLoad = Infinity
   for (let i = 0; i < replicas.length; i++) {
     const replica = replicas[i]!
-    if (replica === first || !SelectionInternal.isEligible(SelectionInternal.current, replica, i, requirement)) continue
+    if (replica === first || !CoreSelection.isEligible(SelectionInternal.current, replica, i, requirement)) continue
     const load = peek(replica.inFlight)
     if (load < bestLoad) {
       best = replica
