@@ -1,4 +1,5 @@
 /** @internal */
+import * as CausalToken from "@effect-sql-router/core/CausalToken"
 import type * as Connection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
@@ -12,7 +13,6 @@ import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
-import * as Crypto from "node:crypto"
 import type * as Consistency from "../Consistency.js"
 import type * as Node from "../Node.js"
 import { InvalidToken } from "../RouterError.js"
@@ -187,34 +187,19 @@ export const recordCommitOnNode = (internals: RouterState, node: Node.Node) =>
 // Tokens: v1.<lsn hex>.<system identifier base36>.<HMAC-SHA256, 16 bytes, base64url>
 // -----------------------------------------------------------------------------
 
-const mac = (secret: Redacted.Redacted<string>, payload: string) =>
-  Crypto.createHmac("sha256", Redacted.value(secret)).update(payload).digest().subarray(0, 16)
+// The codec is the core's (`CausalToken`); the secret is unwrapped only there.
 
 /** @internal */
-export const encodeToken = (internals: Pick<RouterState, "config" | "systemIdentifier">, state: Consistency.SessionState): string => {
-  const payload = `v1.${(state.lsn ?? 0n).toString(16)}.${BigInt(internals.systemIdentifier).toString(36)}`
-  return `${payload}.${mac(internals.config.consistency.tokenSecret, payload).toString("base64url")}`
-}
+export const encodeToken = (internals: Pick<RouterState, "config" | "systemIdentifier">, state: Consistency.SessionState): string =>
+  CausalToken.encode(Redacted.value(internals.config.consistency.tokenSecret), internals.systemIdentifier, state.lsn)
 
 /** @internal */
 export const decodeToken = (internals: Pick<RouterState, "config" | "systemIdentifier">, token: string): Effect.Effect<Consistency.SessionState, InvalidToken> =>
   Effect.suspend(() => {
-    const invalid = (reason: string) => Effect.fail(new InvalidToken({ reason }))
-    if (token.length > 200) return invalid("too long")
-    const parts = token.split(".")
-    if (parts.length !== 4 || parts[0] !== "v1") return invalid("not a v1 token")
-    const [version, lsnHex, system, signature] = parts as [string, string, string, string]
-    if (!/^[0-9a-f]{1,16}$/.test(lsnHex) || !/^[0-9a-z]{1,14}$/.test(system)) return invalid("malformed")
-    const expected = mac(internals.config.consistency.tokenSecret, `${version}.${lsnHex}.${system}`)
-    const given = Buffer.from(signature, "base64url")
-    // Buffer's decoder is lenient (padding, the standard alphabet, spare bits): one spelling only.
-    if (given.toString("base64url") !== signature) return invalid("malformed signature")
-    if (given.length !== expected.length || !Crypto.timingSafeEqual(given, expected)) {
-      return invalid("bad signature (tampered, or signed with another tokenSecret)")
-    }
-    if (system !== BigInt(internals.systemIdentifier).toString(36)) return invalid("issued for another cluster")
-    const lsn = BigInt(`0x${lsnHex}`)
-    return Effect.succeed({ lsn: lsn === 0n ? undefined : lsn, lastWriteAt: undefined })
+    const decoded = CausalToken.decode(Redacted.value(internals.config.consistency.tokenSecret), internals.systemIdentifier, token)
+    return decoded._tag === "Invalid"
+      ? Effect.fail(new InvalidToken({ reason: decoded.reason }))
+      : Effect.succeed({ lsn: decoded.lsn, lastWriteAt: undefined })
   })
 
 /** Runs `effect` in the current session, or in a new one. @internal */
