@@ -194,12 +194,10 @@ export const judge = (standby: Catalog.StandbyState, context: Context): Effect.E
     const primaryNow = { lsn: yield* context.primaryLsnNow }
     const second = Health.judge({ standby, view, sender, primaryNow })
     // With the primary's position given, a verdict needs nothing more.
-    return second._tag === "Judged" ? second.probe : absurd()
+    return second._tag === "Judged"
+      ? second.probe
+      : yield* Effect.dieMessage("Health.judge asked for the primary's position twice")
   })
-
-const absurd = (): never => {
-  throw new Error("Health.judge asked for the primary's position twice")
-}
 
 /**
  * Probes a replica: its recovery state, WAL receiver and replay position,
