@@ -1,5 +1,6 @@
 /** @internal */
 import * as CausalToken from "@effect-sql-router/core/CausalToken"
+import * as CoreConsistency from "@effect-sql-router/core/Consistency"
 import type * as Connection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
@@ -33,7 +34,7 @@ export const SessionTag = Context.GenericTag<Consistency.Session, Ref.Ref<Consis
 )
 
 /** @internal */
-export const emptyState: Consistency.SessionState = { lsn: undefined, lastWriteAt: undefined }
+export const emptyState: Consistency.SessionState = CoreConsistency.emptyState
 
 /** @internal */
 export const currentMaxStaleness = globalValue(
@@ -72,10 +73,7 @@ export const recordCommit = (
       // position the session falls back to the primary for its next read.
       const rows = yield* Effect.either(lsnOf)
       const lsn = rows._tag === "Right" ? parseLsn(String(rows.right[0]?.lsn ?? "")) : undefined
-      yield* Ref.update(session.value, (s) => ({
-        lsn: lsn === undefined ? s.lsn : s.lsn !== undefined && s.lsn > lsn ? s.lsn : lsn,
-        lastWriteAt: now
-      }))
+      yield* Ref.update(session.value, (s) => CoreConsistency.afterCommit(s, lsn, now))
       if (lsn === undefined) yield* stickUntilCaughtUp(internals, session.value)
     })
   })

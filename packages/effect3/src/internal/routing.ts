@@ -1,5 +1,6 @@
 /** @internal */
 import * as Barrier from "@effect-sql-router/core/Barrier"
+import * as CoreConsistency from "@effect-sql-router/core/Consistency"
 import * as CoreSelection from "@effect-sql-router/core/Selection"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -257,9 +258,6 @@ const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: numbe
   return STM.commit(TRef.update(state.schemaBarrier, (current) => current === barrier ? undefined : current))
 }
 
-const minMillis = (a: number | undefined, b: number | undefined) =>
-  a === undefined ? b : b === undefined ? a : Math.min(a, b)
-
 /**
  * Asks each healthy replica for its replay position now, and records it:
  * what the monitor last saw may be a probe interval old.
@@ -308,14 +306,12 @@ const sessionRequirement = (
   state: RouterState,
   current: Consistency.SessionState,
   staleness: Option.Option<Duration.Duration>
-): Selection.Requirement => ({
-  maxLagMillis: minMillis(
-    state.requirement.maxLagMillis,
+): Selection.Requirement =>
+  CoreConsistency.requirement(
+    state.requirement,
+    current,
     staleness._tag === "Some" ? Duration.toMillis(staleness.value) : undefined
-  ),
-  maxLagBytes: state.requirement.maxLagBytes,
-  minLsn: current.lsn
-})
+  )
 
 /** A session or a staleness bound narrows the choice: the sticky window, the position, the bound. */
 const chooseInSession = (
@@ -330,7 +326,9 @@ const chooseInSession = (
     const sticky = state.config.consistency.stickyPrimaryAfterWrite
     if (sticky !== undefined && route !== "replica" && current.lastWriteAt !== undefined) {
       const now = yield* Clock.currentTimeMillis
-      if (now - current.lastWriteAt < Duration.toMillis(sticky)) return Option.none<Topology.Replica>()
+      if (CoreConsistency.sticksToPrimary(current.lastWriteAt, now, Duration.toMillis(sticky))) {
+        return Option.none<Topology.Replica>()
+      }
     }
     const requirement = sessionRequirement(state, current, staleness)
     const chosen = peek(state.schemaBarrier) === undefined
