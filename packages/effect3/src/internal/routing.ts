@@ -30,10 +30,11 @@ import type { RouterState } from "./routerState.js"
 import * as SelectionInternal from "./selection.js"
 import * as Waiting from "./waiting.js"
 
-// The one home of the read decision: the router's state, where a read goes
-// (route, strategy, session and staleness filters, `primaryReads: "overflow"`),
+// The one home of the read decision: where a read goes (route, strategy,
+// session and staleness filters, the DDL barrier, `primaryReads: "overflow"`),
 // the in-flight bookkeeping, and the safety net's rule for a failed read.
-// Regions (SqlRouter), the routed client and Consistency all decide here.
+// Regions (SqlRouter), the routed client and Consistency all decide here; the
+// rules themselves (strategies, barrier, session requirement) are the core's.
 
 /** @internal */
 export type Route = "auto" | "primary" | "replica"
