@@ -16,6 +16,7 @@
  *
  * @since 0.1.0
  */
+import type * as CoreConsistency from "@effect-sql-router/core/Consistency"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -32,16 +33,13 @@ import type { InvalidToken } from "./RouterError.js"
 import type * as SqlRouter from "./SqlRouter.js"
 
 /**
- * What a session knows: the position its reads must see, and when it last wrote.
+ * What a session knows: the position its reads must see, and when it last
+ * wrote (epoch milliseconds from `Clock`): the core's `Consistency.SessionState`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface SessionState {
-  readonly lsn: bigint | undefined
-  /** Epoch milliseconds (from `Clock`) of the session's last commit. */
-  readonly lastWriteAt: number | undefined
-}
+export type SessionState = CoreConsistency.SessionState
 
 /**
  * The identifier of the `Session` service: the current causal session's state.

@@ -50,6 +50,7 @@
  *
  * @since 0.1.0
  */
+import type * as Health from "@effect-sql-router/core/Health"
 import type * as Effect from "effect/Effect"
 import type * as Node from "./Node.js"
 import type * as Topology from "./Topology.js"
@@ -60,30 +61,17 @@ import type * as Topology from "./Topology.js"
  * @since 0.1.0
  * @category models
  */
-export type Transition = "up" | "down"
+export type Transition = Health.Transition
 
 /**
  * What the last probe saw of a replica, as one of a few named states (see the
- * module's description for how each one moves the replica in or out).
+ * module's description for how each one moves the replica in or out): the
+ * core's `Health.ReplicaState`.
  *
  * @since 0.1.0
  * @category models
  */
-export type ReplicaState =
-  /** Streams from the current primary on its timeline, not ahead of it. */
-  | { readonly _tag: "Following"; readonly verified: boolean }
-  /** Answers in recovery, but its WAL receiver does not stream from the primary. */
-  | { readonly _tag: "Detached"; readonly reason: string }
-  /** On another timeline, ahead of the primary, or following another node: its data may include lost writes. */
-  | { readonly _tag: "Diverged"; readonly reason: string }
-  /** The primary does not answer: following cannot be checked. */
-  | { readonly _tag: "Stranded" }
-  /** Accepts writes: not a standby. */
-  | { readonly _tag: "Writable" }
-  /** Every pooled connection is busy and completing statements: alive, nothing new learnt. */
-  | { readonly _tag: "Busy" }
-  /** The probe failed or timed out. */
-  | { readonly _tag: "Unreachable"; readonly error: string }
+export type ReplicaState = Health.ReplicaState
 
 /**
  * One probe of one replica: its replay position and lag, or a failure.

@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as CoreSelection from "@effect-sql-router/core/Selection"
 import * as Option from "effect/Option"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
@@ -20,14 +21,7 @@ import type * as Topology from "./Topology.js"
  * @since 0.1.0
  * @category models
  */
-export interface Requirement {
-  readonly maxLagMillis: number | undefined
-  readonly maxLagBytes: number | undefined
-  /** The replica must have replayed at least this WAL position (read-your-writes). */
-  readonly minLsn: bigint | undefined
-  /** True: a replica within its slow start counts as fully in rotation (no other replica fits). */
-  readonly ignoreRamp?: boolean | undefined
-}
+export type Requirement = CoreSelection.Requirement
 
 /**
  * No requirement beyond health.
@@ -35,7 +29,7 @@ export interface Requirement {
  * @since 0.1.0
  * @category constructors
  */
-export const anyHealthy: Requirement = internal.anyHealthy
+export const anyHealthy: Requirement = CoreSelection.anyHealthy
 
 /**
  * The same requirement, with replicas within their slow start taken in full:
@@ -44,29 +38,17 @@ export const anyHealthy: Requirement = internal.anyHealthy
  * @since 0.1.0
  * @category constructors
  */
-export const ignoringRamp: (requirement: Requirement) => Requirement = internal.ignoringRamp
+export const ignoringRamp: (requirement: Requirement) => Requirement = CoreSelection.ignoringRamp
 
-// The STM driver of the strategies (internal/selection.ts holds the choices
+// The STM driver of the strategies (the core's `Selection` holds the choices
 // themselves): one snapshot of the replicas' references, then the pure choice.
 
-interface Seen {
-  readonly health: Topology.Health
-  readonly probe: Topology.Probe | undefined
-  readonly inFlight: number
-}
-
-const see = (replica: Topology.Replica): STM.STM<Seen> =>
+const see = (replica: Topology.Replica): STM.STM<CoreSelection.Seen> =>
   STM.zipWith(
     TRef.get(replica.health),
     STM.zip(TRef.get(replica.probe), TRef.get(replica.inFlight)),
     (health, [probe, inFlight]) => ({ health, probe, inFlight })
   )
-
-const readerOf = (seen: ReadonlyArray<Seen>): internal.Reader => ({
-  health: (_, index) => seen[index]!.health,
-  probe: (_, index) => seen[index]!.probe,
-  inFlight: (_, index) => seen[index]!.inFlight
-})
 
 /**
  * In rotation and, when the requirement bounds lag or position, within them
@@ -76,10 +58,10 @@ const readerOf = (seen: ReadonlyArray<Seen>): internal.Reader => ({
  * @category combinators
  */
 export const isEligible = (replica: Topology.Replica, requirement: Requirement): STM.STM<boolean> =>
-  STM.map(see(replica), (seen) => internal.isEligible(readerOf([seen]), replica, 0, requirement))
+  STM.map(see(replica), (seen) => CoreSelection.isEligible(internal.seen, seen, 0, requirement))
 
 const run = (
-  strategy: internal.Strategy,
+  strategy: CoreSelection.Strategy,
   topology: Topology.Topology,
   requirement: Requirement,
   random: number
@@ -87,8 +69,8 @@ const run = (
   STM.flatMap(TRef.get(topology.replicas), (replicas) =>
     STM.flatMap(TRef.get(topology.cursor), (cursor) =>
       STM.flatMap(STM.forEach(replicas, see), (seen) => {
-        const position = strategy.choose(replicas, cursor, requirement, random, readerOf(seen))
-        if (position === -1) return none
+        const position = strategy.choose(seen, cursor, requirement, random, internal.seen)
+        if (position === undefined) return none
         const chosen = Option.some(replicas[position]!)
         return strategy.movesCursor ? STM.as(TRef.set(topology.cursor, position + 1), chosen) : STM.succeed(chosen)
       })))
@@ -104,7 +86,7 @@ const none = STM.succeed(Option.none<Topology.Replica>())
 export const roundRobin = (
   topology: Topology.Topology,
   requirement: Requirement
-): STM.STM<Option.Option<Topology.Replica>> => run(internal.strategies["round-robin"], topology, requirement, 0)
+): STM.STM<Option.Option<Topology.Replica>> => run(CoreSelection.strategies["round-robin"], topology, requirement, 0)
 
 /**
  * A uniformly chosen eligible replica. `random` is a number in [0, 1) drawn
@@ -118,7 +100,7 @@ export const random = (
   topology: Topology.Topology,
   requirement: Requirement,
   random: number
-): STM.STM<Option.Option<Topology.Replica>> => run(internal.strategies.random, topology, requirement, random)
+): STM.STM<Option.Option<Topology.Replica>> => run(CoreSelection.strategies.random, topology, requirement, random)
 
 /**
  * The eligible replica with the fewest reads and leases in flight; ties go to
@@ -130,7 +112,7 @@ export const random = (
 export const leastConnections = (
   topology: Topology.Topology,
   requirement: Requirement
-): STM.STM<Option.Option<Topology.Replica>> => run(internal.strategies["least-connections"], topology, requirement, 0)
+): STM.STM<Option.Option<Topology.Replica>> => run(CoreSelection.strategies["least-connections"], topology, requirement, 0)
 
 /**
  * The eligible replica with the least replay lag (bytes) at its last probe;
@@ -142,7 +124,7 @@ export const leastConnections = (
 export const leastLag = (
   topology: Topology.Topology,
   requirement: Requirement
-): STM.STM<Option.Option<Topology.Replica>> => run(internal.strategies["least-lag"], topology, requirement, 0)
+): STM.STM<Option.Option<Topology.Replica>> => run(CoreSelection.strategies["least-lag"], topology, requirement, 0)
 
 /**
  * The strategy names: the configuration's tuple (`RouterConfig.selections`),
@@ -180,7 +162,7 @@ export interface Strategy {
 }
 
 const strategy = <K extends Name>(name: K): Strategy & { readonly name: K } => {
-  const choice = internal.strategies[name]
+  const choice = CoreSelection.strategies[name]
   return {
     name,
     usesRandom: choice.usesRandom,
@@ -190,8 +172,9 @@ const strategy = <K extends Name>(name: K): Strategy & { readonly name: K } => {
 
 /**
  * Every strategy, by name, as STM. The choices themselves live in one record
- * (`internal/selection.ts`), which the read path runs outside a transaction:
- * a new strategy is one entry there, one here, and its name in `names`.
+ * (the core's `Selection.strategies`), which the read path runs outside a
+ * transaction: a new strategy is one entry there, one here, and its name in
+ * the core's `Selection.names`.
  *
  * @since 0.1.0
  * @category selection

@@ -10,9 +10,9 @@
  *
  * @since 0.1.0
  */
+import * as ReplicaHealth from "@effect-sql-router/core/Health"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
-import type * as HealthMonitor from "./HealthMonitor.js"
 import type * as Node from "./Node.js"
 
 /**
@@ -23,17 +23,7 @@ import type * as Node from "./Node.js"
  * @since 0.1.0
  * @category models
  */
-export interface Probe {
-  /** When the probe finished, in epoch milliseconds (from `Clock`). */
-  readonly at: number
-  readonly ok: boolean
-  readonly replayLsn: bigint | undefined
-  readonly lagBytes: number | undefined
-  readonly lagMillis: number | undefined
-  readonly error: string | undefined
-  /** The replica's state as this probe saw it; a probe without one counts by `ok`. */
-  readonly state?: HealthMonitor.ReplicaState | undefined
-}
+export type Probe = ReplicaHealth.Probe
 
 /**
  * A replica's health, as one value so that a routing decision reads one
@@ -42,18 +32,7 @@ export interface Probe {
  * @since 0.1.0
  * @category models
  */
-export interface Health {
-  /** What probes and observed failures say. */
-  readonly up: boolean
-  /** A manual `markReplicaUnhealthy` holds until `markReplicaHealthy`; probes do not lift it. */
-  readonly markedDown: boolean
-  /** Consecutive probe successes (positive) or failures (negative), for hysteresis. */
-  readonly streak: number
-  /** False once the replica is removed: late probes and marks leave it alone. */
-  readonly member: boolean
-  /** Set when the replica returned to rotation with `health.slowStart` on: its share of reads ramps up. */
-  readonly ramp?: Ramp | undefined
-}
+export type Health = ReplicaHealth.Standing
 
 /**
  * A replica's slow start: from its return to rotation (`from`, epoch
@@ -63,10 +42,7 @@ export interface Health {
  * @since 0.1.0
  * @category models
  */
-export interface Ramp {
-  readonly from: number
-  readonly millis: number
-}
+export type Ramp = ReplicaHealth.Ramp
 
 /**
  * Whether a read may go to a replica within its ramp: `draw` is a number in
@@ -76,10 +52,7 @@ export interface Ramp {
  * @since 0.1.0
  * @category combinators
  */
-export const rampAdmits = (ramp: Ramp, now: number, draw: number): boolean => {
-  const elapsed = now - ramp.from
-  return elapsed >= ramp.millis || draw < elapsed / ramp.millis
-}
+export const rampAdmits: (ramp: Ramp, now: number, draw: number) => boolean = ReplicaHealth.rampAdmits
 
 /**
  * The health of a replica coming back into rotation: with a slow start of
@@ -88,8 +61,10 @@ export const rampAdmits = (ramp: Ramp, now: number, draw: number): boolean => {
  * @since 0.1.0
  * @category combinators
  */
-export const withRamp = (health: Health, millis: number | undefined, now: number): Health =>
-  millis === undefined || millis <= 0 ? { ...health, ramp: undefined } : { ...health, ramp: { from: now, millis } }
+export const withRamp = (health: Health, millis: number | undefined, now: number): Health => ({
+  ...health,
+  ramp: ReplicaHealth.rampFrom(millis, now)
+})
 
 /**
  * One replica's state: its node, health, in-flight count and last probe.
@@ -159,7 +134,7 @@ export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): STM.
  * @since 0.1.0
  * @category combinators
  */
-export const inRotation = (health: Health): boolean => health.member && health.up && !health.markedDown
+export const inRotation: (health: Health) => boolean = ReplicaHealth.inRotation
 
 /**
  * Whether the replica is in rotation now.

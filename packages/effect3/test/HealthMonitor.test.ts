@@ -15,7 +15,7 @@ import * as Topology from "effect-sql-router/Topology"
 import type * as Catalog from "../src/internal/catalog.js"
 import * as Monitor from "../src/internal/healthMonitor.js"
 import * as Membership from "../src/internal/membership.js"
-import type { RouterState } from "../src/internal/routing.js"
+import type { RouterState } from "../src/internal/routerState.js"
 
 // Pure logic under TestClock: the probe is a stub, so no server is involved.
 // Only `id` of a node is read by the monitor.

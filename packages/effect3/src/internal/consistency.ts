@@ -1,23 +1,52 @@
 /** @internal */
+import * as CausalToken from "@effect-sql-router/core/CausalToken"
+import * as CoreConsistency from "@effect-sql-router/core/Consistency"
 import type * as Connection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
-import * as Crypto from "node:crypto"
 import type * as Consistency from "../Consistency.js"
 import type * as Node from "../Node.js"
 import { InvalidToken } from "../RouterError.js"
 import { parseLsn } from "./healthMonitor.js"
+import type { RouterState } from "./routerState.js"
 import * as Routing from "./routing.js"
-import { emptyState, raiseSchemaBarrier, type RouterState, SessionTag } from "./routing.js"
+import { raiseSchemaBarrier } from "./routing.js"
 
 /** @internal */
-export { chooseRead, currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./routing.js"
+export { chooseRead } from "./routing.js"
+
+// A session and a staleness bound, as the fiber carries them: the read
+// decision (routing.ts) reads them, Consistency's combinators set them.
+
+/** @internal */
+export const SessionTag = Context.GenericTag<Consistency.Session, Ref.Ref<Consistency.SessionState>>(
+  "effect-sql-router/Consistency/Session"
+)
+
+/** @internal */
+export const emptyState: Consistency.SessionState = CoreConsistency.emptyState
+
+/** @internal */
+export const currentMaxStaleness = globalValue(
+  Symbol.for("effect-sql-router/Consistency/currentMaxStaleness"),
+  () => FiberRef.unsafeMake<Option.Option<Duration.Duration>>(Option.none())
+)
+
+/** @internal */
+export const currentReadPolicy = globalValue(
+  Symbol.for("effect-sql-router/Consistency/currentReadPolicy"),
+  () => FiberRef.unsafeMake<Option.Option<Consistency.ReadPolicy>>(Option.none())
+)
 
 const lsnQuery = "SELECT pg_current_wal_insert_lsn()::text AS lsn"
 
@@ -44,10 +73,7 @@ export const recordCommit = (
       // position the session falls back to the primary for its next read.
       const rows = yield* Effect.either(lsnOf)
       const lsn = rows._tag === "Right" ? parseLsn(String(rows.right[0]?.lsn ?? "")) : undefined
-      yield* Ref.update(session.value, (s) => ({
-        lsn: lsn === undefined ? s.lsn : s.lsn !== undefined && s.lsn > lsn ? s.lsn : lsn,
-        lastWriteAt: now
-      }))
+      yield* Ref.update(session.value, (s) => CoreConsistency.afterCommit(s, lsn, now))
       if (lsn === undefined) yield* stickUntilCaughtUp(internals, session.value)
     })
   })
@@ -159,34 +185,19 @@ export const recordCommitOnNode = (internals: RouterState, node: Node.Node) =>
 // Tokens: v1.<lsn hex>.<system identifier base36>.<HMAC-SHA256, 16 bytes, base64url>
 // -----------------------------------------------------------------------------
 
-const mac = (secret: Redacted.Redacted<string>, payload: string) =>
-  Crypto.createHmac("sha256", Redacted.value(secret)).update(payload).digest().subarray(0, 16)
+// The codec is the core's (`CausalToken`); the secret is unwrapped only there.
 
 /** @internal */
-export const encodeToken = (internals: Pick<RouterState, "config" | "systemIdentifier">, state: Consistency.SessionState): string => {
-  const payload = `v1.${(state.lsn ?? 0n).toString(16)}.${BigInt(internals.systemIdentifier).toString(36)}`
-  return `${payload}.${mac(internals.config.consistency.tokenSecret, payload).toString("base64url")}`
-}
+export const encodeToken = (internals: Pick<RouterState, "config" | "systemIdentifier">, state: Consistency.SessionState): string =>
+  CausalToken.encode(Redacted.value(internals.config.consistency.tokenSecret), internals.systemIdentifier, state.lsn)
 
 /** @internal */
 export const decodeToken = (internals: Pick<RouterState, "config" | "systemIdentifier">, token: string): Effect.Effect<Consistency.SessionState, InvalidToken> =>
   Effect.suspend(() => {
-    const invalid = (reason: string) => Effect.fail(new InvalidToken({ reason }))
-    if (token.length > 200) return invalid("too long")
-    const parts = token.split(".")
-    if (parts.length !== 4 || parts[0] !== "v1") return invalid("not a v1 token")
-    const [version, lsnHex, system, signature] = parts as [string, string, string, string]
-    if (!/^[0-9a-f]{1,16}$/.test(lsnHex) || !/^[0-9a-z]{1,14}$/.test(system)) return invalid("malformed")
-    const expected = mac(internals.config.consistency.tokenSecret, `${version}.${lsnHex}.${system}`)
-    const given = Buffer.from(signature, "base64url")
-    // Buffer's decoder is lenient (padding, the standard alphabet, spare bits): one spelling only.
-    if (given.toString("base64url") !== signature) return invalid("malformed signature")
-    if (given.length !== expected.length || !Crypto.timingSafeEqual(given, expected)) {
-      return invalid("bad signature (tampered, or signed with another tokenSecret)")
-    }
-    if (system !== BigInt(internals.systemIdentifier).toString(36)) return invalid("issued for another cluster")
-    const lsn = BigInt(`0x${lsnHex}`)
-    return Effect.succeed({ lsn: lsn === 0n ? undefined : lsn, lastWriteAt: undefined })
+    const decoded = CausalToken.decode(Redacted.value(internals.config.consistency.tokenSecret), internals.systemIdentifier, token)
+    return decoded._tag === "Invalid"
+      ? Effect.fail(new InvalidToken({ reason: decoded.reason }))
+      : Effect.succeed({ lsn: decoded.lsn, lastWriteAt: undefined })
   })
 
 /** Runs `effect` in the current session, or in a new one. @internal */

@@ -1,4 +1,5 @@
 /** @internal */
+import * as Health from "@effect-sql-router/core/Health"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -162,13 +163,7 @@ export const poolQuery = (pool: Pg.Pool, timeout: Duration.Duration): Catalog.Qu
  * The primary as its last probe saw it: what a replica must follow.
  * @internal
  */
-export interface PrimaryView {
-  readonly node: Node.Node
-  /** The last probe of this node found it writable. */
-  readonly ok: boolean
-  readonly lsn: bigint | undefined
-  readonly timeline: number | undefined
-}
+export type PrimaryView = Health.PrimaryView<Node.Node>
 
 /** What a replica's probe needs to know about the rest of the topology. @internal */
 export interface Context {
@@ -180,97 +175,28 @@ export interface Context {
   readonly nodeAt: (address: string) => Effect.Effect<Node.Node | undefined>
 }
 
-type Judged = Omit<Topology.Probe, "at">
-
-const judged = (
-  state: HealthMonitor.ReplicaState,
-  standby: Catalog.StandbyState,
-  primaryLsn: bigint | undefined
-): Judged => {
-  const replayLsn = standby.replayLsn
-  const lagBytes = replayLsn === undefined || primaryLsn === undefined
-    ? undefined
-    : primaryLsn > replayLsn
-    ? Number(primaryLsn - replayLsn)
-    : 0
-  const lagMillis = lagBytes === 0 ? 0 : lagBytes === undefined ? undefined : Math.max(0, standby.behindMillis ?? 0)
-  const ok = state._tag === "Following" || state._tag === "Stranded"
-  return {
-    ok,
-    replayLsn,
-    lagBytes,
-    lagMillis,
-    error: ok ? undefined : "reason" in state ? state.reason : state._tag === "Writable" ? notStandby : undefined,
-    state
-  }
-}
-
-const notStandby = "the server is not a standby (not in recovery)"
+type Judged = Health.Judged
 
 /**
- * Judges a standby against the primary: the rule that admits a replica.
- * Lag is measured against the primary's position at its last probe; a replica
- * that has replayed everything has no lag, however old its last replayed
- * commit.
+ * Gathers what the admission verdict (`Health.judge` in the core) needs and
+ * runs it: the primary's position now is asked at most once, and only when
+ * the verdict says it depends on it.
  * @internal
  */
 export const judge = (standby: Catalog.StandbyState, context: Context): Effect.Effect<Judged> =>
   Effect.gen(function*() {
-    if (!standby.standby) return judged({ _tag: "Writable" }, standby, undefined)
-    const view = yield* context.primary
-    // Without a primary that answers, following cannot be judged: a replica
-    // that streams from a newly promoted node would look diverged.
-    if (view === undefined || !view.ok) return judged({ _tag: "Stranded" }, standby, view?.lsn)
-    // The primary's position now, asked at most once and only when a verdict needs it.
-    let now: { readonly lsn: bigint | undefined } | undefined
-    const primaryNow = Effect.suspend(() =>
-      now ? Effect.succeed(now.lsn) : Effect.tap(context.primaryLsnNow, (lsn) => Effect.sync(() => (now = { lsn })))
-    )
-    const state = yield* verdict(standby, view, context.nodeAt, primaryNow)
-    // The view is one probe old: a replica turned away (its receiver stopped
-    // because the primary just died) is only stranded if the primary does not answer now.
-    if ((state._tag === "Detached" || state._tag === "Diverged") && (yield* primaryNow) === undefined) {
-      return judged({ _tag: "Stranded" }, standby, view.lsn)
-    }
-    return judged(state, standby, now?.lsn ?? view.lsn)
-  })
-
-const verdict = (
-  standby: Catalog.StandbyState,
-  view: PrimaryView,
-  nodeAt: Context["nodeAt"],
-  primaryNow: Effect.Effect<bigint | undefined>
-): Effect.Effect<HealthMonitor.ReplicaState> =>
-  Effect.gen(function*() {
-    const receiver = standby.receiver
-    const diverged = (reason: string) => ({ _tag: "Diverged", reason }) as const
-    if (view.timeline !== undefined && receiver?.timeline !== undefined && receiver.timeline !== view.timeline) {
-      return diverged(`it is on timeline ${receiver.timeline}, the primary on ${view.timeline}`)
-    }
-    const sender = receiver?.sender === undefined ? undefined : yield* nodeAt(receiver.sender)
-    if (sender !== undefined && sender !== view.node) {
-      return diverged(`it follows ${sender.id}, not the primary ${view.node.id}`)
-    }
-    if (standby.replayLsn !== undefined && view.lsn !== undefined && standby.replayLsn > view.lsn) {
-      // The last known position may just be old: ask again before judging.
-      const primaryLsn = yield* primaryNow
-      if (primaryLsn !== undefined && standby.replayLsn > primaryLsn) {
-        return diverged(
-          `it replayed up to ${Catalog.formatLsn(standby.replayLsn)}, beyond the primary's ${Catalog.formatLsn(primaryLsn)}`
-        )
-      }
-    }
-    if (receiver !== undefined && !receiver.visible) return { _tag: "Following", verified: false } as const
-    if (receiver === undefined || receiver.status !== "streaming") {
-      const reason = receiver === undefined
-        ? "no WAL receiver runs: it does not stream from the primary"
-        : `its WAL receiver is ${receiver.status ?? "not streaming"}`
-      return { _tag: "Detached", reason } as const
-    }
-    if (view.timeline === undefined || receiver.timeline === undefined) {
-      return { _tag: "Detached", reason: "the timelines are not known yet" } as const
-    }
-    return { _tag: "Following", verified: true } as const
+    const view = standby.standby ? yield* context.primary : undefined
+    const sender = view?.ok && standby.receiver?.sender !== undefined
+      ? yield* context.nodeAt(standby.receiver.sender)
+      : undefined
+    const first = Health.judge({ standby, view, sender })
+    if (first._tag === "Judged") return first.probe
+    const primaryNow = { lsn: yield* context.primaryLsnNow }
+    const second = Health.judge({ standby, view, sender, primaryNow })
+    // With the primary's position given, a verdict needs nothing more.
+    return second._tag === "Judged"
+      ? second.probe
+      : yield* Effect.dieMessage("Health.judge asked for the primary's position twice")
   })
 
 /**
@@ -281,29 +207,8 @@ const verdict = (
 export const probeReplica = (query: Catalog.Query, context: Context): Effect.Effect<Judged, unknown> =>
   Effect.flatMap(Catalog.standbyState(query), (standby) => judge(standby, context))
 
-/** How a probe moves a replica: toward rotation, away from it, out at once, or not at all. */
-const effectOf = (probe: Topology.Probe): "success" | "failure" | "evict" | "hold" => {
-  switch (probe.state?._tag) {
-    case undefined:
-      return probe.ok ? "success" : "failure"
-    case "Following":
-      return "success"
-    case "Diverged":
-      return "evict"
-    case "Stranded":
-    case "Busy":
-      return "hold"
-    case "Detached":
-    case "Writable":
-    case "Unreachable":
-      return "failure"
-  }
-}
-
 /** The hysteresis thresholds, and the slow start of a replica coming back. @internal */
-export interface Thresholds {
-  readonly failureThreshold: number
-  readonly successThreshold: number
+export interface Thresholds extends Health.Hysteresis {
   readonly slowStart?: Duration.Duration | undefined
 }
 
@@ -327,22 +232,17 @@ export const applyProbe = (
     const health = yield* TRef.get(replica.health)
     if (!health.member) return undefined
     yield* TRef.set(replica.probe, probe)
-    const effect = effectOf(probe)
+    const effect = Health.effectOf(probe)
     if (effect === "hold") return undefined
-    const streak = effect === "success" ? Math.max(0, health.streak) + 1 : Math.min(0, health.streak) - 1
-    const transition: HealthMonitor.Transition | undefined =
-      health.up && (effect === "evict" || -streak >= thresholds.failureThreshold)
-        ? "down"
-        : !health.up && streak >= thresholds.successThreshold
-        ? "up"
-        : undefined
+    const { streak, transition } = Health.step(health, effect, thresholds)
     const next: Topology.Health = { ...health, streak, up: transition === undefined ? health.up : transition === "up" }
+    const now = Date.now()
     // Back after a failure: slow start (if on) from now. The ramp is dropped at the first probe after it ends.
     yield* TRef.set(
       replica.health,
       transition === "up"
-        ? Topology.withRamp(next, slowStartMillis(thresholds), Date.now())
-        : next.ramp !== undefined && Date.now() - next.ramp.from >= next.ramp.millis
+        ? Topology.withRamp(next, slowStartMillis(thresholds), now)
+        : next.ramp !== undefined && Health.rampOver(next.ramp, now)
         ? { ...next, ramp: undefined }
         : next
     )

@@ -20,7 +20,7 @@ import * as Catalog from "./catalog.js"
 import { describe } from "./errors.js"
 import * as HealthMonitor from "./healthMonitor.js"
 import * as NodeInternal from "./node.js"
-import type { ClientOptions, RouterState } from "./routing.js"
+import type { ClientOptions, RouterState } from "./routerState.js"
 import * as Waiting from "./waiting.js"
 
 // Live topology: nodes joining and leaving, the primary changing. Every

@@ -1,6 +1,7 @@
 /** @internal */
 import type * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Selection from "@effect-sql-router/core/Selection"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -21,7 +22,7 @@ import * as ConnectionString from "./connectionString.js"
 // -----------------------------------------------------------------------------
 
 /** @internal */
-export const selections = ["round-robin", "random", "least-connections", "least-lag"] as const
+export const selections = Selection.names
 /** @internal */
 export const discoveries = ["manual", "auto"] as const
 /** @internal */

@@ -1,5 +1,7 @@
 /** @internal */
-import type * as Reactivity from "@effect/experimental/Reactivity"
+import * as Barrier from "@effect-sql-router/core/Barrier"
+import * as CoreConsistency from "@effect-sql-router/core/Consistency"
+import * as CoreSelection from "@effect-sql-router/core/Selection"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -12,7 +14,6 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
-import type * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
 import type * as Consistency from "../Consistency.js"
@@ -21,17 +22,19 @@ import type * as RouterConfig from "../RouterConfig.js"
 import { ReplicaNotCaughtUp } from "../RouterError.js"
 import type * as Selection from "../Selection.js"
 import * as Topology from "../Topology.js"
+import { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./consistency.js"
 import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "./errors.js"
-import type * as HealthMonitorInternal from "./healthMonitor.js"
 import { formatLsn, parseLsn } from "./healthMonitor.js"
 import { healthTransitions } from "./metrics.js"
+import type { RouterState } from "./routerState.js"
 import * as SelectionInternal from "./selection.js"
 import * as Waiting from "./waiting.js"
 
-// The one home of the read decision: the router's state, where a read goes
-// (route, strategy, session and staleness filters, `primaryReads: "overflow"`),
+// The one home of the read decision: where a read goes (route, strategy,
+// session and staleness filters, the DDL barrier, `primaryReads: "overflow"`),
 // the in-flight bookkeeping, and the safety net's rule for a failed read.
-// Regions (SqlRouter), the routed client and Consistency all decide here.
+// Regions (SqlRouter), the routed client and Consistency all decide here; the
+// rules themselves (strategies, barrier, session requirement) are the core's.
 
 /** @internal */
 export type Route = "auto" | "primary" | "replica"
@@ -42,68 +45,23 @@ export const currentRoute = globalValue(
   () => FiberRef.unsafeMake<Route>("auto")
 )
 
+// Their homes are routerState.ts and consistency.ts; named here too for the
+// modules that read them through `Routing` (the routed client).
 /** @internal */
-export const SessionTag = Context.GenericTag<Consistency.Session, Ref.Ref<Consistency.SessionState>>(
-  "effect-sql-router/Consistency/Session"
-)
+export type { ClientOptions, RouterState } from "./routerState.js"
 
 /** @internal */
-export const emptyState: Consistency.SessionState = { lsn: undefined, lastWriteAt: undefined }
-
-/** @internal */
-export const currentMaxStaleness = globalValue(
-  Symbol.for("effect-sql-router/Consistency/currentMaxStaleness"),
-  () => FiberRef.unsafeMake<Option.Option<Duration.Duration>>(Option.none())
-)
-
-/** @internal */
-export const currentReadPolicy = globalValue(
-  Symbol.for("effect-sql-router/Consistency/currentReadPolicy"),
-  () => FiberRef.unsafeMake<Option.Option<Consistency.ReadPolicy>>(Option.none())
-)
+export { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./consistency.js"
 
 /** The requirement a read carries from the configuration's `maxLag`. @internal */
 export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
   config.maxLag.time === undefined && config.maxLag.bytes === undefined
-    ? SelectionInternal.anyHealthy
+    ? CoreSelection.anyHealthy
     : {
       maxLagMillis: config.maxLag.time === undefined ? undefined : Duration.toMillis(config.maxLag.time),
       maxLagBytes: config.maxLag.bytes,
       minLsn: undefined
     }
-
-/** What the routed client applies on every node (PgClient's options). @internal */
-export interface ClientOptions {
-  readonly transformResultNames?: ((s: string) => string) | undefined
-  readonly transformQueryNames?: ((s: string) => string) | undefined
-  readonly transformJson?: boolean | undefined
-  readonly types?: import("pg").CustomTypesConfig | undefined
-  readonly spanAttributes?: Record<string, unknown> | undefined
-  readonly applicationName?: string | undefined
-}
-
-/** The router's state: its topology, resolved config and what it owns. @internal */
-export interface RouterState {
-  readonly topology: Topology.Topology
-  readonly config: RouterConfig.Resolved
-  readonly requirement: Selection.Requirement
-  readonly reactivity: Reactivity.Reactivity["Type"]
-  /** The router's scope: node pools and probe fibers added later live here. */
-  readonly scope: Scope.Scope
-  /** Each node's pool in a scope of its own, closed when the node is removed. */
-  readonly nodeScopes: Map<Node.Node, Scope.CloseableScope>
-  readonly probes: HealthMonitorInternal.Probes
-  /** `pg_control_system().system_identifier` of the primary: causal tokens name their cluster. */
-  readonly systemIdentifier: string
-  /** Client options applied on every node's `PgClient` and pool. */
-  readonly clientOptions?: ClientOptions | undefined
-  /**
-   * The DDL barrier: the primary's position after the last schema change the
-   * router routed, until every healthy replica has replayed it. While set,
-   * reads go only to replicas at or past it (or to the primary).
-   */
-  readonly schemaBarrier: TRef.TRef<bigint | undefined>
-}
 
 // -----------------------------------------------------------------------------
 // Reading and releasing outside a transaction
@@ -140,7 +98,7 @@ export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =
  */
 export const pickNow = (state: RouterState, requirement: Selection.Requirement): Topology.Replica | undefined =>
   SelectionInternal.unsafeAcquire(
-    SelectionInternal.strategies[state.config.selection],
+    CoreSelection.strategies[state.config.selection],
     state.topology,
     requirement,
     0,
@@ -148,7 +106,7 @@ export const pickNow = (state: RouterState, requirement: Selection.Requirement):
   )
 
 /** Whether the configured strategy can pick with `pickNow`. @internal */
-export const picksNow = (state: RouterState): boolean => !SelectionInternal.strategies[state.config.selection].usesRandom
+export const picksNow = (state: RouterState): boolean => !CoreSelection.strategies[state.config.selection].usesRandom
 
 /**
  * Picks a replica and counts the read in flight, as an effect: `random`
@@ -159,7 +117,7 @@ export const pickReplica = (
   state: RouterState,
   requirement: Selection.Requirement
 ): Effect.Effect<Option.Option<Topology.Replica>> => {
-  const strategy = SelectionInternal.strategies[state.config.selection]
+  const strategy = CoreSelection.strategies[state.config.selection]
   const slowStart = state.config.health.slowStart !== undefined
   return strategy.usesRandom
     ? Effect.map(Random.next, (draw) =>
@@ -192,13 +150,8 @@ export const plainRequirement = (state: RouterState): Selection.Requirement => {
   return requirement
 }
 
-const maxLsn = (a: bigint | undefined, b: bigint | undefined) =>
-  a === undefined ? b : b === undefined ? a : a > b ? a : b
-
-const withBarrier = (state: RouterState, requirement: Selection.Requirement): Selection.Requirement => {
-  const barrier = peek(state.schemaBarrier)
-  return barrier === undefined ? requirement : { ...requirement, minLsn: maxLsn(requirement.minLsn, barrier) }
-}
+const withBarrier = (state: RouterState, requirement: Selection.Requirement): Selection.Requirement =>
+  Barrier.requirementUnder(requirement, peek(state.schemaBarrier))
 
 /**
  * When the barrier went up, and when a read last asked the replicas where
@@ -225,7 +178,7 @@ export const raiseSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effe
       refreshedAt: 0,
       extendMillis: Duration.toMillis(state.config.consistency.afterSchemaChange)
     })
-    return STM.commit(TRef.update(state.schemaBarrier, (current) => maxLsn(current, lsn)))
+    return STM.commit(TRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
   })
 
 /**
@@ -243,24 +196,19 @@ export const extendSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Eff
   Effect.suspend(() => {
     if (!extendsSchemaBarrier(state)) return Effect.void
     barrierClocks.get(state)!.refreshedAt = 0
-    return STM.commit(TRef.update(state.schemaBarrier, (current) => maxLsn(current, lsn)))
+    return STM.commit(TRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
   })
 
 /** Whether a write now would move the barrier: within the window after a schema change. @internal */
 export const extendsSchemaBarrier = (state: RouterState): boolean => {
   const clock = barrierClocks.get(state)
   if (clock === undefined) return false
-  if (Date.now() - clock.raisedAt < clock.extendMillis) return true
+  if (Barrier.extendedBy(Date.now() - clock.raisedAt, clock.extendMillis)) return true
   // Past the window with the barrier down: forget the clock, so that writes
   // until the next schema change pay one lookup and no clock read.
   if (peek(state.schemaBarrier) === undefined) barrierClocks.delete(state)
   return false
 }
-
-/** How long the barrier may stay up for a replica that never catches up; then the safety net alone. */
-const schemaBarrierMaxMillis = 30_000
-/** While the barrier is up, at most one read per interval asks the replicas for their positions. */
-const schemaBarrierRefreshMillis = 2
 
 /**
  * A pick while the DDL barrier is up. At most one read per few milliseconds
@@ -287,7 +235,7 @@ const refreshBarrier = (state: RouterState): Effect.Effect<void> =>
     const now = Date.now()
     const barrier = peek(state.schemaBarrier)
     const clock = barrierClocks.get(state)
-    if (barrier === undefined || clock === undefined || now - clock.refreshedAt < schemaBarrierRefreshMillis) {
+    if (barrier === undefined || clock === undefined || !Barrier.refreshDue(now, clock.refreshedAt)) {
       return Effect.void
     }
     clock.refreshedAt = now
@@ -298,20 +246,18 @@ const refreshBarrier = (state: RouterState): Effect.Effect<void> =>
     )
   })
 
-const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: number): Effect.Effect<void> => {
-  let behind = false
+/** The replay positions of the replicas up by their probes, as the monitor last recorded them. */
+function* replaysOfUp(state: RouterState): Iterable<bigint | undefined> {
   for (const replica of peek(state.topology.replicas)) {
-    if (!peek(replica.health).up) continue
-    const replay = peek(replica.probe)?.replayLsn
-    if (replay === undefined || replay < barrier) behind = true
+    if (peek(replica.health).up) yield peek(replica.probe)?.replayLsn
   }
-  if (behind && upForMillis < schemaBarrierMaxMillis) return Effect.void
+}
+
+const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: number): Effect.Effect<void> => {
+  if (!Barrier.lowers(barrier, upForMillis, replaysOfUp(state))) return Effect.void
   // Lowered only if no newer schema change raised it meanwhile.
   return STM.commit(TRef.update(state.schemaBarrier, (current) => current === barrier ? undefined : current))
 }
-
-const minMillis = (a: number | undefined, b: number | undefined) =>
-  a === undefined ? b : b === undefined ? a : Math.min(a, b)
 
 /**
  * Asks each healthy replica for its replay position now, and records it:
@@ -361,14 +307,12 @@ const sessionRequirement = (
   state: RouterState,
   current: Consistency.SessionState,
   staleness: Option.Option<Duration.Duration>
-): Selection.Requirement => ({
-  maxLagMillis: minMillis(
-    state.requirement.maxLagMillis,
+): Selection.Requirement =>
+  CoreConsistency.requirement(
+    state.requirement,
+    current,
     staleness._tag === "Some" ? Duration.toMillis(staleness.value) : undefined
-  ),
-  maxLagBytes: state.requirement.maxLagBytes,
-  minLsn: current.lsn
-})
+  )
 
 /** A session or a staleness bound narrows the choice: the sticky window, the position, the bound. */
 const chooseInSession = (
@@ -383,7 +327,9 @@ const chooseInSession = (
     const sticky = state.config.consistency.stickyPrimaryAfterWrite
     if (sticky !== undefined && route !== "replica" && current.lastWriteAt !== undefined) {
       const now = yield* Clock.currentTimeMillis
-      if (now - current.lastWriteAt < Duration.toMillis(sticky)) return Option.none<Topology.Replica>()
+      if (CoreConsistency.sticksToPrimary(current.lastWriteAt, now, Duration.toMillis(sticky))) {
+        return Option.none<Topology.Replica>()
+      }
     }
     const requirement = sessionRequirement(state, current, staleness)
     const chosen = peek(state.schemaBarrier) === undefined
@@ -430,7 +376,7 @@ const acquireOther = (
   let bestLoad = Infinity
   for (let i = 0; i < replicas.length; i++) {
     const replica = replicas[i]!
-    if (replica === first || !SelectionInternal.isEligible(SelectionInternal.current, replica, i, requirement)) continue
+    if (replica === first || !CoreSelection.isEligible(SelectionInternal.current, replica, i, requirement)) continue
     const load = peek(replica.inFlight)
     if (load < bestLoad) {
       best = replica

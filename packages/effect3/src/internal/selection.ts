@@ -1,15 +1,13 @@
 /** @internal */
+import * as Selection from "@effect-sql-router/core/Selection"
 import type * as TRef from "effect/TRef"
-import type { Selection as Name } from "../RouterConfig.js"
-import type { Requirement } from "../Selection.js"
 import * as Topology from "../Topology.js"
 
-// The selection strategies, once: pure choices over the replicas as a reader
-// sees them. Two drivers run them: an STM transaction (`Selection.select`,
-// `acquire`: the public, composable form) and the read path's synchronous
-// pick (`unsafeAcquire`), which reads the same TRefs outside a transaction and
-// writes the cursor and in-flight count the way a commit does. A new strategy
-// is one entry in `strategies` (and its name in `RouterConfig.selections`).
+// The selection strategies are pure choices in the core (`Selection` there).
+// Two drivers run them: an STM transaction (`Selection.select`, `acquire`:
+// the public, composable form) and the read path's synchronous pick
+// (`unsafeAcquire`, here), which reads the same TRefs outside a transaction
+// and writes the cursor and in-flight count the way a commit does.
 
 // -----------------------------------------------------------------------------
 // TRefs outside a transaction
@@ -51,145 +49,27 @@ export const unsafeSet = <A>(ref: TRef.TRef<A>, value: A): void => {
 }
 
 // -----------------------------------------------------------------------------
-// Eligibility
+// The replicas as the choices see them
 // -----------------------------------------------------------------------------
 
-/** @internal */
-export const anyHealthy: Requirement = { maxLagMillis: undefined, maxLagBytes: undefined, minLsn: undefined }
-
-const anyHealthyIgnoringRamp: Requirement = { ...anyHealthy, ignoreRamp: true }
-
-/** @internal */
-export const ignoringRamp = (requirement: Requirement): Requirement =>
-  requirement === anyHealthy ? anyHealthyIgnoringRamp : { ...requirement, ignoreRamp: true }
-
-// The slow start's draws: a golden-ratio sequence in [0, 1), so the admitted
-// share follows the ramp closely with no call to Random on the read path.
+// The slow start's draws: a golden-ratio sequence, so the admitted share
+// follows the ramp closely with no call to Random on the read path.
 let rampDraw = 0
-const nextRampDraw = (): number => (rampDraw = (rampDraw + 0.6180339887498949) % 1)
 
-const rampSkips = (health: Topology.Health, requirement: Requirement): boolean =>
-  health.ramp !== undefined && requirement.ignoreRamp !== true &&
-  !Topology.rampAdmits(health.ramp, Date.now(), nextRampDraw())
-
-const withinBounds = (probe: Topology.Probe | undefined, requirement: Requirement): boolean => {
-  if (requirement.maxLagMillis !== undefined && !(probe?.lagMillis !== undefined && probe.lagMillis <= requirement.maxLagMillis)) {
-    return false
-  }
-  if (requirement.maxLagBytes !== undefined && !(probe?.lagBytes !== undefined && probe.lagBytes <= requirement.maxLagBytes)) {
-    return false
-  }
-  if (requirement.minLsn !== undefined && !(probe?.replayLsn !== undefined && probe.replayLsn >= requirement.minLsn)) {
-    return false
-  }
-  return true
-}
-
-/**
- * How a driver sees each replica's references: by the replica (read now), or
- * by its position (from a transaction's snapshot).
- * @internal
- */
-export interface Reader {
-  readonly health: (replica: Topology.Replica, index: number) => Topology.Health
-  readonly probe: (replica: Topology.Replica, index: number) => Topology.Probe | undefined
-  readonly inFlight: (replica: Topology.Replica, index: number) => number
-}
+/** Whether a replica within its ramp takes this read: now, by the next draw. @internal */
+export const rampAdmitsNow = (ramp: Topology.Ramp): boolean =>
+  Topology.rampAdmits(ramp, Date.now(), rampDraw = Selection.nextRampDraw(rampDraw))
 
 /** The references as they are now, outside a transaction. @internal */
-export const current: Reader = {
+export const current: Selection.View<Topology.Replica> = {
   health: (replica) => peek(replica.health),
   probe: (replica) => peek(replica.probe),
-  inFlight: (replica) => peek(replica.inFlight)
+  inFlight: (replica) => peek(replica.inFlight),
+  rampAdmits: rampAdmitsNow
 }
 
-/** @internal */
-export const isEligible = (
-  reader: Reader,
-  replica: Topology.Replica,
-  index: number,
-  requirement: Requirement
-): boolean => {
-  const health = reader.health(replica, index)
-  if (!Topology.inRotation(health) || rampSkips(health, requirement)) return false
-  return requirement === anyHealthy || requirement === anyHealthyIgnoringRamp ||
-    withinBounds(reader.probe(replica, index), requirement)
-}
-
-// -----------------------------------------------------------------------------
-// The strategies
-// -----------------------------------------------------------------------------
-
-/**
- * A strategy's choice: the position of the chosen replica (or -1 for none),
- * and whether the round-robin cursor moves past it.
- * @internal
- */
-export interface Strategy {
-  readonly usesRandom: boolean
-  /** Whether a choice moves the cursor to the position after it. */
-  readonly movesCursor: boolean
-  readonly choose: (
-    replicas: ReadonlyArray<Topology.Replica>,
-    cursor: number,
-    requirement: Requirement,
-    random: number,
-    reader: Reader
-  ) => number
-}
-
-const roundRobin: Strategy["choose"] = (replicas, cursor, requirement, _random, reader) => {
-  const n = replicas.length
-  for (let i = 0; i < n; i++) {
-    const position = (cursor + i) % n
-    if (isEligible(reader, replicas[position]!, position, requirement)) return position
-  }
-  return -1
-}
-
-const random: Strategy["choose"] = (replicas, _cursor, requirement, draw, reader) => {
-  const eligible: Array<number> = []
-  for (let i = 0; i < replicas.length; i++) {
-    if (isEligible(reader, replicas[i]!, i, requirement)) eligible.push(i)
-  }
-  return eligible.length === 0 ? -1 : eligible[Math.min(eligible.length - 1, Math.floor(draw * eligible.length))]!
-}
-
-/** The eligible replica with the least of `measure`; ties go to the first after the cursor. */
-const least = (measure: (reader: Reader, replica: Topology.Replica, index: number) => number): Strategy["choose"] =>
-(replicas, cursor, requirement, _random, reader) => {
-  const n = replicas.length
-  let best = -1
-  let bestValue = Infinity
-  for (let i = 0; i < n; i++) {
-    const position = (cursor + i) % n
-    const replica = replicas[position]!
-    if (!isEligible(reader, replica, position, requirement)) continue
-    const value = measure(reader, replica, position)
-    if (best === -1 || value < bestValue) {
-      best = position
-      bestValue = value
-    }
-  }
-  return best
-}
-
-/** Every strategy, by name. @internal */
-export const strategies: { readonly [K in Name]: Strategy } = {
-  "round-robin": { usesRandom: false, movesCursor: true, choose: roundRobin },
-  "random": { usesRandom: true, movesCursor: false, choose: random },
-  "least-connections": {
-    usesRandom: false,
-    movesCursor: true,
-    choose: least((reader, replica, index) => reader.inFlight(replica, index))
-  },
-  "least-lag": {
-    usesRandom: false,
-    movesCursor: true,
-    // A replica never probed counts as furthest behind.
-    choose: least((reader, replica, index) => reader.probe(replica, index)?.lagBytes ?? Number.MAX_SAFE_INTEGER)
-  }
-}
+/** A snapshot's view (the STM driver's). @internal */
+export const seen: Selection.View<Selection.Seen> = Selection.viewOfSeen(rampAdmitsNow)
 
 /**
  * The read path's pick, outside a transaction: chooses by `strategy`, moves
@@ -199,19 +79,19 @@ export const strategies: { readonly [K in Name]: Strategy } = {
  * @internal
  */
 export const unsafeAcquire = (
-  strategy: Strategy,
+  strategy: Selection.Strategy,
   topology: Topology.Topology,
-  requirement: Requirement,
+  requirement: Selection.Requirement,
   random: number,
   slowStart: boolean
 ): Topology.Replica | undefined => {
   const replicas = peek(topology.replicas)
   const cursor = peek(topology.cursor)
   let position = strategy.choose(replicas, cursor, requirement, random, current)
-  if (position === -1 && slowStart) {
-    position = strategy.choose(replicas, cursor, ignoringRamp(requirement), random, current)
+  if (position === undefined && slowStart) {
+    position = strategy.choose(replicas, cursor, Selection.ignoringRamp(requirement), random, current)
   }
-  if (position === -1) return undefined
+  if (position === undefined) return undefined
   const chosen = replicas[position]!
   if (strategy.movesCursor) unsafeSet(topology.cursor, position + 1)
   unsafeSet(chosen.inFlight, peek(chosen.inFlight) + 1)

@@ -27,17 +27,9 @@ import * as Membership from "./membership.js"
 import * as Catalog from "./catalog.js"
 import * as RoutedClientInternal from "./routedClient.js"
 import * as Consistency from "./consistency.js"
-import {
-  type ClientOptions,
-  configRequirement,
-  currentRoute,
-  observeFailure,
-  peek,
-  releaseReplica,
-  type RouterState,
-  SessionTag,
-  unsafeRelease
-} from "./routing.js"
+import { SessionTag } from "./consistency.js"
+import type { ClientOptions, RouterState } from "./routerState.js"
+import { configRequirement, currentRoute, observeFailure, peek, releaseReplica, unsafeRelease } from "./routing.js"
 import * as Transaction from "./transaction.js"
 import * as Waiting from "./waiting.js"
 
@@ -48,15 +40,10 @@ export const tag = Context.GenericTag<SqlRouter.SqlRouter>("effect-sql-router/Sq
 export { healthTransitions, statements } from "./metrics.js"
 
 /** @internal */
-export {
-  configRequirement,
-  currentRoute,
-  type RouterState,
-  observeFailure,
-  pickReplica,
-  releaseReplica,
-  type Route
-} from "./routing.js"
+export type { RouterState } from "./routerState.js"
+
+/** @internal */
+export { configRequirement, currentRoute, observeFailure, pickReplica, releaseReplica, type Route } from "./routing.js"
 
 type ProvidedBy = SqlClient.SqlClient | PgClient.PgClient
 

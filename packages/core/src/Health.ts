@@ -1,0 +1,349 @@
+/**
+ * A replica's health as data, and the verdicts over it: whether a standby
+ * follows the primary (admission), how a probe moves it (hysteresis), and its
+ * slow start. Where the facts come from (a probe's statement, the router's
+ * view of the primary, a clock) is each line's business: it gathers them and
+ * hands them to these functions.
+ *
+ * @since 0.1.0
+ */
+import type { StandbyState } from "./Catalog.js"
+import { formatLsn } from "./Lsn.js"
+
+/**
+ * What the last probe saw of a replica, as one of a few named states.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ReplicaState =
+  /** Streams from the current primary on its timeline, not ahead of it. */
+  | { readonly _tag: "Following"; readonly verified: boolean }
+  /** Answers in recovery, but its WAL receiver does not stream from the primary. */
+  | { readonly _tag: "Detached"; readonly reason: string }
+  /** On another timeline, ahead of the primary, or following another node: its data may include lost writes. */
+  | { readonly _tag: "Diverged"; readonly reason: string }
+  /** The primary does not answer: following cannot be checked. */
+  | { readonly _tag: "Stranded" }
+  /** Accepts writes: not a standby. */
+  | { readonly _tag: "Writable" }
+  /** Every pooled connection is busy and completing statements: alive, nothing new learnt. */
+  | { readonly _tag: "Busy" }
+  /** The probe failed or timed out. */
+  | { readonly _tag: "Unreachable"; readonly error: string }
+
+/**
+ * What the last health probe of a replica saw. Lag is measured against the
+ * primary: bytes of WAL not yet replayed, and time since the primary's newest
+ * commit that the replica has not replayed (0 when it has replayed everything).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Probe {
+  /** When the probe finished, in epoch milliseconds. */
+  readonly at: number
+  readonly ok: boolean
+  readonly replayLsn: bigint | undefined
+  readonly lagBytes: number | undefined
+  readonly lagMillis: number | undefined
+  readonly error: string | undefined
+  /** The replica's state as this probe saw it; a probe without one counts by `ok`. */
+  readonly state?: ReplicaState | undefined
+}
+
+/**
+ * A probe's verdict before it is stamped with the time it finished.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Judged = Omit<Probe, "at">
+
+/**
+ * The primary as its last probe saw it: what a replica must follow. `N` is
+ * a line's node (compared by identity, named by its `id`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PrimaryView<N> {
+  readonly node: N
+  /** The last probe of this node found it writable. */
+  readonly ok: boolean
+  readonly lsn: bigint | undefined
+  readonly timeline: number | undefined
+}
+
+/**
+ * A node as a verdict names it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Named {
+  readonly id: string
+}
+
+/**
+ * What a verdict on a standby needs: its own state, the primary's view, the
+ * node its WAL sender address names (if the router knows one there), and,
+ * once asked, the primary's position now.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Facts<N> {
+  readonly standby: StandbyState
+  /** Undefined when the current primary has not been probed yet. */
+  readonly view: PrimaryView<N> | undefined
+  /** The node the router knows at `standby.receiver.sender`, if any. */
+  readonly sender: N | undefined
+  /** The primary's position now: absent until asked (`lsn` undefined: it did not answer). */
+  readonly primaryNow?: { readonly lsn: bigint | undefined } | undefined
+}
+
+/**
+ * A verdict, or the one fact it still needs: the primary's position now
+ * (asked at most once, and only when a verdict depends on it; then judge
+ * again with `primaryNow`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Judgement =
+  | { readonly _tag: "Judged"; readonly probe: Judged }
+  | { readonly _tag: "AskPrimary" }
+
+const askPrimary: Judgement = { _tag: "AskPrimary" }
+
+const notStandby = "the server is not a standby (not in recovery)"
+
+const judged = (state: ReplicaState, standby: StandbyState, primaryLsn: bigint | undefined): Judgement => {
+  const replayLsn = standby.replayLsn
+  const lagBytes = replayLsn === undefined || primaryLsn === undefined
+    ? undefined
+    : primaryLsn > replayLsn
+    ? Number(primaryLsn - replayLsn)
+    : 0
+  const lagMillis = lagBytes === 0 ? 0 : lagBytes === undefined ? undefined : Math.max(0, standby.behindMillis ?? 0)
+  const ok = state._tag === "Following" || state._tag === "Stranded"
+  return {
+    _tag: "Judged",
+    probe: {
+      ok,
+      replayLsn,
+      lagBytes,
+      lagMillis,
+      error: ok ? undefined : "reason" in state ? state.reason : state._tag === "Writable" ? notStandby : undefined,
+      state
+    }
+  }
+}
+
+/**
+ * Judges a standby against the primary: the rule that admits a replica.
+ * Lag is measured against the primary's position (now, if it was asked; else
+ * at its last probe); a replica that has replayed everything has no lag,
+ * however old its last replayed commit.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const judge = <N extends Named>(facts: Facts<N>): Judgement => {
+  const { primaryNow, standby, view } = facts
+  if (!standby.standby) return judged({ _tag: "Writable" }, standby, undefined)
+  // Without a primary that answers, following cannot be judged: a replica
+  // that streams from a newly promoted node would look diverged.
+  if (view === undefined || !view.ok) return judged({ _tag: "Stranded" }, standby, view?.lsn)
+  const state = follows(facts, view)
+  if (state === undefined) return askPrimary
+  // The view is one probe old: a replica turned away (its receiver stopped
+  // because the primary just died) is only stranded if the primary does not answer now.
+  if (state._tag === "Detached" || state._tag === "Diverged") {
+    if (primaryNow === undefined) return askPrimary
+    if (primaryNow.lsn === undefined) return judged({ _tag: "Stranded" }, standby, view.lsn)
+  }
+  return judged(state, standby, primaryNow?.lsn ?? view.lsn)
+}
+
+/** Whether the standby follows the primary of `view`; undefined: it depends on the primary's position now. */
+const follows = <N extends Named>(facts: Facts<N>, view: PrimaryView<N>): ReplicaState | undefined => {
+  const { primaryNow, sender, standby } = facts
+  const receiver = standby.receiver
+  if (view.timeline !== undefined && receiver?.timeline !== undefined && receiver.timeline !== view.timeline) {
+    return diverged(`it is on timeline ${receiver.timeline}, the primary on ${view.timeline}`)
+  }
+  if (sender !== undefined && sender !== view.node) {
+    return diverged(`it follows ${sender.id}, not the primary ${view.node.id}`)
+  }
+  if (standby.replayLsn !== undefined && view.lsn !== undefined && standby.replayLsn > view.lsn) {
+    // The last known position may just be old: ask again before judging.
+    if (primaryNow === undefined) return undefined
+    if (primaryNow.lsn !== undefined && standby.replayLsn > primaryNow.lsn) {
+      return diverged(`it replayed up to ${formatLsn(standby.replayLsn)}, beyond the primary's ${formatLsn(primaryNow.lsn)}`)
+    }
+  }
+  if (receiver !== undefined && !receiver.visible) return { _tag: "Following", verified: false }
+  if (receiver === undefined || receiver.status !== "streaming") {
+    const reason = receiver === undefined
+      ? "no WAL receiver runs: it does not stream from the primary"
+      : `its WAL receiver is ${receiver.status ?? "not streaming"}`
+    return { _tag: "Detached", reason }
+  }
+  if (view.timeline === undefined || receiver.timeline === undefined) {
+    return { _tag: "Detached", reason: "the timelines are not known yet" }
+  }
+  return { _tag: "Following", verified: true }
+}
+
+const diverged = (reason: string): ReplicaState => ({ _tag: "Diverged", reason })
+
+
+/**
+ * How a probe moves a replica: toward rotation, away from it, out at once
+ * (diverged), or not at all (a probe that learnt nothing: `Stranded`, `Busy`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ProbeEffect = "success" | "failure" | "evict" | "hold"
+
+/**
+ * How a probe moves a replica; a probe without a state counts by `ok`.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const effectOf = (probe: Pick<Probe, "ok" | "state">): ProbeEffect => {
+  switch (probe.state?._tag) {
+    case undefined:
+      return probe.ok ? "success" : "failure"
+    case "Following":
+      return "success"
+    case "Diverged":
+      return "evict"
+    case "Stranded":
+    case "Busy":
+      return "hold"
+    case "Detached":
+    case "Writable":
+    case "Unreachable":
+      return "failure"
+  }
+}
+
+/**
+ * A replica entering (`up`) or leaving (`down`) rotation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Transition = "up" | "down"
+
+/**
+ * The hysteresis thresholds: out after `failureThreshold` consecutive
+ * failures, back after `successThreshold` consecutive successes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Hysteresis {
+  readonly failureThreshold: number
+  readonly successThreshold: number
+}
+
+/**
+ * One probe's step of hysteresis. `streak` counts successes when positive,
+ * failures when negative; only `success` and `failure` move it (call this
+ * for those and `evict`: a held probe changes nothing). A diverged replica
+ * (`evict`) is out at once.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const step = (
+  current: { readonly up: boolean; readonly streak: number },
+  effect: Exclude<ProbeEffect, "hold">,
+  thresholds: Hysteresis
+): { readonly streak: number; readonly transition: Transition | undefined } => {
+  const streak = effect === "success" ? Math.max(0, current.streak) + 1 : Math.min(0, current.streak) - 1
+  const transition: Transition | undefined = current.up && (effect === "evict" || -streak >= thresholds.failureThreshold)
+    ? "down"
+    : !current.up && streak >= thresholds.successThreshold
+    ? "up"
+    : undefined
+  return { streak, transition }
+}
+
+/**
+ * A replica's slow start: from its return to rotation (`from`, epoch
+ * milliseconds) its share of reads grows linearly to the full share over
+ * `millis`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Ramp {
+  readonly from: number
+  readonly millis: number
+}
+
+/**
+ * Whether a read may go to a replica within its ramp: `draw` is a number in
+ * [0, 1), and the read is admitted when it is below the elapsed fraction of
+ * the ramp (so a replica is skipped with probability 1 - elapsed/millis).
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const rampAdmits = (ramp: Ramp, now: number, draw: number): boolean => {
+  const elapsed = now - ramp.from
+  return elapsed >= ramp.millis || draw < elapsed / ramp.millis
+}
+
+/**
+ * Whether a ramp is over at `now`: the replica takes its full share.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const rampOver = (ramp: Ramp, now: number): boolean => now - ramp.from >= ramp.millis
+
+/**
+ * The ramp of a replica coming back into rotation at `now` with a slow start
+ * of `millis`: none when unset or not positive.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const rampFrom = (millis: number | undefined, now: number): Ramp | undefined =>
+  millis === undefined || millis <= 0 ? undefined : { from: now, millis }
+
+/**
+ * A replica's health, as one value so that a routing decision reads one
+ * reference per replica.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Standing {
+  /** What probes and observed failures say. */
+  readonly up: boolean
+  /** A manual mark holds the replica out until it is lifted; probes do not lift it. */
+  readonly markedDown: boolean
+  /** Consecutive probe successes (positive) or failures (negative), for hysteresis. */
+  readonly streak: number
+  /** False once the replica is removed: late probes and marks leave it alone. */
+  readonly member: boolean
+  /** Set when the replica returned to rotation with a slow start: its share of reads ramps up. */
+  readonly ramp?: Ramp | undefined
+}
+
+/**
+ * In rotation: a member, healthy by probes, and not marked down by hand.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const inRotation = (health: Standing): boolean => health.member && health.up && !health.markedDown
