@@ -59,6 +59,13 @@ const writeLandsOn = Effect.flatMap(SqlClient.SqlClient, (sql) =>
     (rows) => rows[0]!.name
   ))
 
+/** The error of the first write refused once the router has seen two writable nodes. */
+const splitBrainSeen = SqlRouter.withWrite(Effect.void).pipe(
+  Effect.flip,
+  Effect.retry({ schedule: pollEvery }),
+  Effect.timeout("20 seconds")
+)
+
 describe("failover and live topology", () => {
   it.live("discovery follows an external failover; reads never fail and no write reaches a read-only node", () =>
     scenario({ replicas: 2, config: discovered }, Effect.gen(function*() {
@@ -98,11 +105,7 @@ describe("failover and live topology", () => {
       expect(yield* writeLandsOn).toBe("primary")
       yield* cluster.promote(cluster.replicas[0]!) // the old primary keeps running
       // Discovery notices within a probe interval; until then writes still go to node-0.
-      const error = yield* SqlRouter.withWrite(Effect.void).pipe(
-        Effect.flip,
-        Effect.retry({ schedule: pollEvery }),
-        Effect.timeout("20 seconds")
-      )
+      const error = yield* splitBrainSeen
       expect(error._tag).toBe("PrimaryUnavailable")
       expect(error.conflicting).toEqual(["node-0", "node-1"])
       expect(error.message).toContain("split brain")
@@ -124,11 +127,7 @@ describe("failover and live topology", () => {
       const load = yield* startLoad({ readers: 4, writers: 0 })
       yield* load.awaitReads(50)
       yield* cluster.promote(leader) // nothing fences the old primary: it keeps accepting writes
-      const error = yield* SqlRouter.withWrite(Effect.void).pipe(
-        Effect.flip,
-        Effect.retry({ schedule: pollEvery }),
-        Effect.timeout("20 seconds")
-      )
+      const error = yield* splitBrainSeen
       expect(error._tag).toBe("PrimaryUnavailable")
       expect(error.conflicting).toEqual(["node-0", "node-1"])
       // Reads follow the newest timeline: the promoted node is the router's primary now.
