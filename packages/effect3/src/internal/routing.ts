@@ -395,24 +395,38 @@ const chooseInSession = (
   })
 
 /**
- * The replica for a read in `fiber`, before overflow: `none` means the
- * primary. Without a session or a staleness bound this is one STM commit.
+ * Where a read in `fiber` goes, before overflow: the one read decision, for
+ * statements and regions alike. `undefined` means the primary; a replica was
+ * picked now and counted in flight (no session, no staleness bound, no DDL
+ * barrier, a strategy with no random draw: the common case, synchronous and
+ * infallible); an effect decides when it runs (at most one STM commit without
+ * a session or a staleness bound). Call it when the read runs, not before.
+ * @internal
+ */
+export const decideRead = (
+  state: RouterState,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>
+): Topology.Replica | undefined | Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
+  const route = fiber.getFiberRef(currentRoute)
+  if (route === "primary") return undefined
+  const staleness = fiber.getFiberRef(currentMaxStaleness)
+  if (!fiber.currentContext.unsafeMap.has(SessionTag.key) && staleness._tag === "None") {
+    if (peek(state.schemaBarrier) !== undefined) return pickUnderBarrier(state, plainRequirement)
+    return picksNow(state) ? pickNow(state, state.requirement) : pickReplica(state, state.requirement)
+  }
+  return chooseInSession(state, fiber, route, Context.getOption(fiber.currentContext, SessionTag), staleness)
+}
+
+/**
+ * `decideRead` as an effect: `none` means the primary.
  * @internal
  */
 export const decideReplica = (
   state: RouterState,
   fiber: Fiber.RuntimeFiber<unknown, unknown>
 ): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
-  const route = fiber.getFiberRef(currentRoute)
-  if (route === "primary") return none
-  const staleness = fiber.getFiberRef(currentMaxStaleness)
-  const session = Context.getOption(fiber.currentContext, SessionTag)
-  if (session._tag === "None" && staleness._tag === "None") {
-    return peek(state.schemaBarrier) === undefined
-      ? pickReplica(state, state.requirement)
-      : pickUnderBarrier(state, plainRequirement)
-  }
-  return chooseInSession(state, fiber, route, session, staleness)
+  const decision = decideRead(state, fiber)
+  return decision === undefined ? none : Effect.isEffect(decision) ? decision : Effect.succeed(Option.some(decision))
 }
 
 // -----------------------------------------------------------------------------
