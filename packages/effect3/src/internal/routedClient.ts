@@ -92,7 +92,7 @@ export const make = (
       compiler: intentCompiler(compiler, classifier, intentSlot),
       transformRows,
       spanAttributes: [...spanAttributes, intentSlot],
-      withTransaction: {
+      transactions: {
         node: (connection) => nodeOfConnection.get(connection) ?? "primary",
         readOnly: false,
         reserve,
@@ -149,7 +149,8 @@ export const makePinned = (state: Routing.RouterState, node: Node.Node): PgClien
     reserve: node.client.reserve,
     ...transformsOf(options),
     spanAttributes: [...spanAttributes, ["effect_sql_router.node", node.id]],
-    withTransaction: node.client.withTransaction,
+    // As the node's own client's: BEGIN READ ONLY while the node is a replica.
+    transactions: { node: () => node.id, readOnly: () => node.role === "replica", reserve: node.client.reserve },
     fastPath: {
       router: { route, connection: node.connection },
       classifier,

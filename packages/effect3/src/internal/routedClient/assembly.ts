@@ -27,8 +27,8 @@ export interface ClientSpec {
   readonly transformRows: Statement.Rows | undefined
   /** The attributes of @effect/sql's own spans (the general path). */
   readonly spanAttributes: ReadonlyArray<readonly [string, unknown]>
-  /** How `withTransaction` runs: the router's transactions with these options, or a given one (a node's own). */
-  readonly withTransaction: Transaction.Options | SqlClient.SqlClient["withTransaction"]
+  /** How `withTransaction` runs: the router's one way into transactions (`Transaction.make`), with these options. */
+  readonly transactions: Transaction.Options
   /** Statements on the fast path; without it, @effect/sql's statements as they are. */
   readonly fastPath?: Integration.FastPath | undefined
   /** `PgClient`'s own members (`config`, `json`, `listen`, `notify`); without them the client is a plain `SqlClient`. */
@@ -53,9 +53,7 @@ const copyConstructor = (base: SqlStatement.Constructor): SqlStatement.Construct
  * @internal
  */
 export const makeClient = (spec: ClientSpec): PgClient.PgClient => {
-  const withTransaction = typeof spec.withTransaction === "function"
-    ? spec.withTransaction
-    : Transaction.asSqlClientTransaction(spec.withTransaction)
+  const withTransaction = Transaction.asSqlClientTransaction(spec.transactions)
   const build = (compiler: SqlStatement.Compiler, transformRows: Statement.Rows | undefined) => {
     const general = Effect.runSync(
       SqlClient.make({

@@ -28,7 +28,7 @@ const leaseClient = (internals: RouterState, node: Node.Node, connection: Connec
     compiler: PgClient.makeCompiler(),
     transformRows: undefined,
     spanAttributes: [["effect_sql_router.node", node.id]],
-    withTransaction: { node: () => node.id, readOnly: node.role === "replica", reserve }
+    transactions: { node: () => node.id, readOnly: node.role === "replica", reserve }
   })
 }
 
