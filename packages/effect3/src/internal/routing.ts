@@ -426,8 +426,17 @@ export const decideReplica = (
   fiber: Fiber.RuntimeFiber<unknown, unknown>
 ): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
   const decision = decideRead(state, fiber)
-  return decision === undefined ? none : Effect.isEffect(decision) ? decision : Effect.succeed(Option.some(decision))
+  return decision === undefined ? none : isPending(decision) ? decision : Effect.succeed(Option.some(decision))
 }
+
+/**
+ * Whether `decideRead` left the choice to an effect. An `in` test: the hot
+ * path cannot afford `Effect.isEffect`, whose `dual` allocates.
+ * @internal
+ */
+export const isPending = <A extends object>(
+  decision: A | Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp>
+): decision is Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => Effect.EffectTypeId in decision
 
 // -----------------------------------------------------------------------------
 // Hedged reads

@@ -151,7 +151,7 @@ export const makeRead = (state: Routing.RouterState, { write }: Writes): (facts:
   /** A read: where `Routing.decideRead` sends it, now when it can, else when its decision is made. */
   const read = (facts: Statement.Facts): Effect.Effect<any, SqlError> => {
     const decision = Routing.decideRead(state, facts.fiber)
-    return decision === undefined || !Effect.isEffect(decision)
+    return decision === undefined || !Routing.isPending(decision)
       ? readOn(facts, Routing.overflowNow(state, decision))
       : Effect.flatMap(
         Effect.mapError(decision, Statement.asSqlError),
