@@ -4,6 +4,7 @@ import type * as Connection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as SqlStatement from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type * as Classifier from "../../Classifier.js"
 import * as Consistency from "../consistency.js"
 import type { Router } from "./execution.js"
@@ -108,34 +109,41 @@ export const makeStatementClass = (sample: AnyStatement, fast: FastPath): Statem
     }
   }
 
+  /** With a tracer listening: the statement in its `sql.execute` span, which names its intent and node. */
+  const traced = (
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    statement: AnyStatement,
+    op: Statement.Op,
+    transaction: readonly [Connection.Connection, number] | undefined
+  ): Effect.Effect<any, SqlError> =>
+    Effect.useSpan("sql.execute", { kind: "client", captureStackTrace: false }, (span) => {
+      const [sql, params] = statement.compile(op === "executeRaw" || op === "executeWithoutTransform")
+      for (const [key, value] of spanAttributes) span.attribute(key, value)
+      span.attribute("db.operation.name", op)
+      span.attribute("db.query.text", sql)
+      if (transaction !== undefined) {
+        span.attribute("effect_sql_router.intent", "transaction")
+        const node = nodeOfConnection.get(transaction[0])
+        if (node !== undefined) span.attribute("effect_sql_router.node", node)
+        return inTransaction(transaction[0], sql, params, op, statement.transformRows)
+      }
+      span.attribute("effect_sql_router.intent", classifier.classify(sql))
+      return router.route(Statement.make(fiber, sql, params, op, statement.transformRows, span))
+    })
+
+  // No closure in `run`'s callback: its variables need no context allocated per statement.
   const run = (statement: AnyStatement, op: Statement.Op): Effect.Effect<any, SqlError> =>
     Effect.withFiberRuntime<any, SqlError>((fiber) => {
       // A statement transformer rewrites statements with @effect/sql's machinery: let it.
       if (fiber.getFiberRef(SqlStatement.currentTransformer)._tag === "Some") return general(statement, op)
-      const rows = statement.transformRows
       const transaction = fiber.currentContext.unsafeMap.get(SqlClient.TransactionConnection.key) as
         | readonly [Connection.Connection, number]
         | undefined
-      if (!isTracing(fiber)) {
-        const [sql, params] = statement.compile(op === "executeRaw" || op === "executeWithoutTransform")
-        return transaction !== undefined
-          ? inTransaction(transaction[0], sql, params, op, rows)
-          : router.route(Statement.make(fiber, sql, params, op, rows, undefined))
-      }
-      return Effect.useSpan("sql.execute", { kind: "client", captureStackTrace: false }, (span) => {
-        const [sql, params] = statement.compile(op === "executeRaw" || op === "executeWithoutTransform")
-        for (const [key, value] of spanAttributes) span.attribute(key, value)
-        span.attribute("db.operation.name", op)
-        span.attribute("db.query.text", sql)
-        if (transaction !== undefined) {
-          span.attribute("effect_sql_router.intent", "transaction")
-          const node = nodeOfConnection.get(transaction[0])
-          if (node !== undefined) span.attribute("effect_sql_router.node", node)
-          return inTransaction(transaction[0], sql, params, op, rows)
-        }
-        span.attribute("effect_sql_router.intent", classifier.classify(sql))
-        return router.route(Statement.make(fiber, sql, params, op, rows, span))
-      })
+      if (isTracing(fiber)) return traced(fiber, statement, op, transaction)
+      const [sql, params] = statement.compile(op === "executeRaw" || op === "executeWithoutTransform")
+      return transaction !== undefined
+        ? inTransaction(transaction[0], sql, params, op, statement.transformRows)
+        : router.route(Statement.make(fiber, sql, params, op, statement.transformRows, undefined))
     })
 
   class RoutedStatement extends Base {

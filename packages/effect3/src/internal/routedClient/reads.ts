@@ -64,14 +64,12 @@ export const makeRead = (state: Routing.RouterState, { write }: Writes): (facts:
    * in-flight count is given back when the server answers.
    */
   const readOnReplica = (facts: Statement.Facts, replica: Topology.Replica): Effect.Effect<any, SqlError> => {
-    const node = replica.node
-    count(node, "read")
-    annotate(facts.span, node)
+    count(replica.node, "read")
+    annotate(facts.span, replica.node)
     return Effect.async<any, SqlError>((resume) => {
       let timer: ReturnType<typeof setTimeout> | undefined
       // The replica left rotation (Waiting.releaseWaiting took this entry out):
       // the count goes back now, and a read still waiting runs once more elsewhere.
-      const waiting = Waiting.readsWaitingOn(replica)
       const evicted = () => {
         Routing.unsafeRelease(replica)
         if (running.settled || running.abandoned) return
@@ -79,9 +77,9 @@ export const makeRead = (state: Routing.RouterState, { write }: Writes): (facts:
         NodeInternal.abandon(running)
         resume(again(facts))
       }
-      waiting.add(evicted)
-      const running: NodeInternal.Running = Statement.start(facts, node.pool, (error, result, acquired) => {
-        if (waiting.delete(evicted)) Routing.unsafeRelease(replica)
+      Waiting.readsWaitingOn(replica).add(evicted)
+      const running: NodeInternal.Running = Statement.start(facts, replica.node.pool, (error, result, acquired) => {
+        if (Waiting.readsWaitingOn(replica).delete(evicted)) Routing.unsafeRelease(replica)
         if (timer !== undefined) clearTimeout(timer)
         if (running.abandoned) return
         if (error === undefined) return resume(Statement.finish(facts, result!))
