@@ -28,6 +28,15 @@ const giveUp = (attempt: Attempt | undefined) => {
   if (attempt.running !== undefined) NodeInternal.abandon(attempt.running)
 }
 
+/** Cancels an attempt still running (eviction, its timeout): false when it answered or was given up already. */
+const stop = (attempt: Attempt): boolean => {
+  const running = attempt.running!
+  if (running.settled || running.abandoned) return false
+  if (attempt.timer !== undefined) clearTimeout(attempt.timer)
+  NodeInternal.abandon(running)
+  return true
+}
+
 /**
  * A read on a replica with `hedgeAfter` on: `readOnReplica`'s read, and when
  * the replica has not answered within `hedgeAfter`, the same statement on
@@ -99,11 +108,7 @@ export const hedgedRead = (
     const waiting = Waiting.readsWaitingOn(on)
     const evicted = () => {
       Routing.unsafeRelease(on)
-      const running = attempt.running!
-      if (running.settled || running.abandoned) return
-      if (attempt.timer !== undefined) clearTimeout(attempt.timer)
-      NodeInternal.abandon(running)
-      ended(attempt, undefined, () => reads.again(facts))
+      if (stop(attempt)) ended(attempt, undefined, () => reads.again(facts))
     }
     waiting.add(evicted)
     attempt.running = Statement.start(facts, on.node.pool, (error, result, acquired) => {
@@ -122,9 +127,7 @@ export const hedgedRead = (
     if (reads.readTimeout !== undefined && !attempt.over) {
       attempt.timer = setTimeout(() => {
         attempt.timer = undefined
-        const running = attempt.running!
-        if (running.settled || running.abandoned) return
-        NodeInternal.abandon(running)
+        if (!stop(attempt)) return
         const error = reads.timedOut()
         ended(attempt, error, () => reads.afterTimeoutOn(facts, on, error))
       }, reads.readTimeout)
