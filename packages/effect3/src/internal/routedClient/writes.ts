@@ -42,7 +42,6 @@ export const makeWrites = (
   const writeOn = (facts: Statement.Facts, primary: Node.Node, schemaChange: boolean): Effect.Effect<any, SqlError> => {
     count(primary, "write")
     annotate(facts.span, primary)
-    const session = facts.fiber.currentContext.unsafeMap.has(Routing.SessionTag.key)
     return Effect.async<any, SqlError>((resume) => {
       let timer: ReturnType<typeof setTimeout> | undefined
       const running = Statement.start(facts, primary.pool, (error, result, acquired) => {
@@ -50,6 +49,8 @@ export const makeWrites = (
         if (running.abandoned) return
         if (error === undefined) {
           const value = Statement.finish(facts, result!)
+          // Asked at the answer, not before the statement: the waiting fiber's context is the same, and the closure keeps one local fewer.
+          const session = facts.fiber.currentContext.unsafeMap.has(Routing.SessionTag.key)
           const recorded = session ? Effect.zipRight(Consistency.recordCommitOnNode(state, primary), value) : value
           return resume(afterWrite(primary, schemaChange, recorded))
         }
