@@ -3,6 +3,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
@@ -398,3 +399,95 @@ export const promote = (
     yield* switchPrimary(internals, node, "promoted")
     return node
   })
+
+// -----------------------------------------------------------------------------
+// Start-up discovery
+// -----------------------------------------------------------------------------
+
+/** Asks a node at start whether it is a standby, and its cluster's identity. */
+const askAtStart = (node: Node.Node, timeout: Duration.Duration) =>
+  Effect.tryPromise(() =>
+    node.pool.query<{ standby: boolean; system: string }>(Catalog.identitySql)
+  ).pipe(
+    Effect.timeoutFail({
+      duration: Duration.sum(timeout, Duration.millis(500)),
+      onTimeout: () => new Error(`no answer within ${Duration.format(timeout)}`)
+    }),
+    Effect.map((result) => result.rows[0]!)
+  )
+
+const checkPrimary = (node: Node.Node, timeout: Duration.Duration) =>
+  askAtStart(node, timeout).pipe(
+    Effect.mapError((cause) => new PrimaryUnavailable({ node: node.address, reason: describe(cause), cause })),
+    Effect.flatMap((row) =>
+      row.standby
+        ? Effect.fail(new PrimaryUnavailable({ node: node.address, reason: "the server is a standby (in recovery)" }))
+        : Effect.succeed(row.system)
+    )
+  )
+
+const probeAtStart = (node: Node.Node, timeout: Duration.Duration) =>
+  askAtStart(node, timeout).pipe(
+    Effect.map((row) => row.standby),
+    Effect.catchAll((error) =>
+      Effect.as(Effect.logWarning(`replica ${node.id} (${node.address}) is unavailable at start: ${describe(error)}`), false)
+    )
+  )
+
+/** Manual topology: the configuration says who is who; the primary must answer. */
+const manualTopology = (factory: NodeFactory) =>
+  Effect.gen(function*() {
+    const { config } = factory
+    const primary = yield* makeNode(factory, "primary", "primary", config.primary)
+    const replicas = yield* Effect.forEach(config.replicas, (url, i) =>
+      makeNode(factory, `replica-${i}`, "replica", url))
+    const [systemIdentifier, healthy] = yield* Effect.all([
+      checkPrimary(primary, config.connectTimeout),
+      Effect.forEach(replicas, (node) => probeAtStart(node, config.connectTimeout), { concurrency: "unbounded" })
+    ], { concurrency: "unbounded" })
+    return { primary, replicas: replicas.map((node, i) => [node, healthy[i]!] as const), systemIdentifier }
+  })
+
+/** Per host, why discovery found no primary there (scrubbed of secrets by `describe`). */
+const whyNotWritable = (answer: Either.Either<{ readonly standby: boolean }, unknown>): string =>
+  Either.isRight(answer) ? "is in recovery (a standby)" : `failed: ${describe(answer.left)}`
+
+/** Auto topology: every host is asked; exactly one must accept writes. */
+const discoveredTopology = (factory: NodeFactory) =>
+  Effect.gen(function*() {
+    const { config } = factory
+    const nodes = yield* Effect.forEach([config.primary, ...config.replicas], (url, i) =>
+      makeNode(factory, `node-${i}`, "replica", url))
+    const answers = yield* Effect.forEach(nodes, (node) => Effect.either(askAtStart(node, config.connectTimeout)), {
+      concurrency: "unbounded"
+    })
+    const writable = nodes.filter((_, i) => Either.isRight(answers[i]!) && !answers[i]!.right.standby)
+    if (writable.length !== 1) {
+      const names = writable.map((node) => node.id)
+      return yield* new PrimaryUnavailable({
+        node: names.join(", ") || nodes.map((node) => node.address).join(", "),
+        reason: writable.length === 0
+          ? `no host accepts writes: ${nodes.map((node, i) => `${node.address} ${whyNotWritable(answers[i]!)}`).join("; ")}`
+          : `split brain: ${names.join(" and ")} all accept writes`,
+        ...(writable.length > 1 ? { conflicting: names } : {})
+      })
+    }
+    const primary = writable[0]!
+    setRole(factory.config, primary, "primary")
+    const system = Either.getOrThrow(answers[nodes.indexOf(primary)]!).system
+    const replicas = nodes.flatMap((node, i) => {
+      if (node === primary) return []
+      const answer = answers[i]!
+      return [[node, Either.isRight(answer) && answer.right.standby && answer.right.system === system] as const]
+    })
+    return { primary, replicas, systemIdentifier: system }
+  })
+
+/**
+ * Who is who at start: the configuration says (manual), or every host is
+ * asked and exactly one must accept writes (auto). Each replica comes with
+ * whether it answered as a standby of the same cluster.
+ * @internal
+ */
+export const startTopology = (factory: NodeFactory) =>
+  factory.config.discovery === "auto" ? discoveredTopology(factory) : manualTopology(factory)

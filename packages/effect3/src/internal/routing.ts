@@ -45,14 +45,6 @@ export const currentRoute = globalValue(
   () => FiberRef.unsafeMake<Route>("auto")
 )
 
-// Their homes are routerState.ts and consistency.ts; named here too for the
-// modules that read them through `Routing` (the routed client).
-/** @internal */
-export type { ClientOptions, RouterState } from "./routerState.js"
-
-/** @internal */
-export { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./consistency.js"
-
 /** The requirement a read carries from the configuration's `maxLag`. @internal */
 export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
   config.maxLag.time === undefined && config.maxLag.bytes === undefined
@@ -341,25 +333,48 @@ const chooseInSession = (
   })
 
 /**
- * The replica for a read in `fiber`, before overflow: `none` means the
- * primary. Without a session or a staleness bound this is one STM commit.
+ * Where a read in `fiber` goes, before overflow: the one read decision, for
+ * statements and regions alike. `undefined` means the primary; a replica was
+ * picked now and counted in flight (no session, no staleness bound, no DDL
+ * barrier, a strategy with no random draw: the common case, synchronous and
+ * infallible); an effect decides when it runs (at most one STM commit without
+ * a session or a staleness bound). Call it when the read runs, not before.
+ * @internal
+ */
+export const decideRead = (
+  state: RouterState,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>
+): Topology.Replica | undefined | Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
+  const route = fiber.getFiberRef(currentRoute)
+  if (route === "primary") return undefined
+  const staleness = fiber.getFiberRef(currentMaxStaleness)
+  if (!fiber.currentContext.unsafeMap.has(SessionTag.key) && staleness._tag === "None") {
+    if (peek(state.schemaBarrier) !== undefined) return pickUnderBarrier(state, plainRequirement)
+    return picksNow(state) ? pickNow(state, state.requirement) : pickReplica(state, state.requirement)
+  }
+  return chooseInSession(state, fiber, route, Context.getOption(fiber.currentContext, SessionTag), staleness)
+}
+
+/**
+ * `decideRead` as an effect: `none` means the primary.
  * @internal
  */
 export const decideReplica = (
   state: RouterState,
   fiber: Fiber.RuntimeFiber<unknown, unknown>
 ): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
-  const route = fiber.getFiberRef(currentRoute)
-  if (route === "primary") return none
-  const staleness = fiber.getFiberRef(currentMaxStaleness)
-  const session = Context.getOption(fiber.currentContext, SessionTag)
-  if (session._tag === "None" && staleness._tag === "None") {
-    return peek(state.schemaBarrier) === undefined
-      ? pickReplica(state, state.requirement)
-      : pickUnderBarrier(state, plainRequirement)
-  }
-  return chooseInSession(state, fiber, route, session, staleness)
+  const decision = decideRead(state, fiber)
+  return decision === undefined ? none : isPending(decision) ? decision : Effect.succeed(Option.some(decision))
 }
+
+/**
+ * Whether `decideRead` left the choice to an effect. An `in` test: the hot
+ * path cannot afford `Effect.isEffect`, whose `dual` allocates.
+ * @internal
+ */
+export const isPending = <A extends object>(
+  decision: A | Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp>
+): decision is Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => Effect.EffectTypeId in decision
 
 // -----------------------------------------------------------------------------
 // Hedged reads
