@@ -28,6 +28,8 @@ export interface Machine {
   readonly pgpool: string | undefined
   /** 1-minute load average when the run started (before the cluster) and when it ended. */
   readonly load: { readonly start: number; readonly end: number }
+  /** Cores in use by anything on the host over 2 s before the run started (undefined where /proc/stat is missing). */
+  readonly busyCoresBefore?: number | undefined
   readonly libraries: ReadonlyArray<readonly [name: string, version: string]>
 }
 
@@ -455,7 +457,7 @@ export const summary = (data: RunData): ReadonlyArray<string> => {
 export const render = (data: RunData): string => {
   const { machine, settings } = data
   const parts: Array<string> = []
-  const busy = Stats.busyHost(machine.load.start, data.roundLoads ?? [], machine.cores)
+  const busy = Stats.busyHost(machine.busyCoresBefore, machine.load.start, machine.cores)
   parts.push(
     "# Benchmarks",
     "",
@@ -477,8 +479,8 @@ export const render = (data: RunData): string => {
   }
   if (busy) {
     parts.push(
-      "**The host was busy with other work during this run** (see the load averages below): absolute figures are " +
-        "depressed and the ranges wide. Ratios pair systems measured in the same round.",
+      "**The host was busy with other work when this run started** (see the machine table): absolute figures may " +
+        "be depressed and the ranges wide. Ratios pair systems measured in the same round.",
       ""
     )
   }
@@ -498,6 +500,9 @@ export const render = (data: RunData): string => {
       ["PostgreSQL", `${machine.postgres} (embedded binaries), primary + ${settings.replicas} streaming replicas on loopback, same host`],
       ["pgpool-II", machine.pgpool ?? "not installed"],
       ["load average (1 min)", `${machine.load.start.toFixed(2)} before the cluster started, ${machine.load.end.toFixed(2)} at the end`],
+      ...(machine.busyCoresBefore === undefined
+        ? []
+        : [["cores in use before the run", `${machine.busyCoresBefore.toFixed(2)} of ${machine.cores} (over 2 s, from /proc/stat)`] as [string, string]]),
       ["libraries", machine.libraries.map(([name, version]) => `${name} ${version}`).join(", ")]
     ], "---|---"),
     ""
@@ -505,8 +510,9 @@ export const render = (data: RunData): string => {
   const loads = loadTable(data)
   if (loads) {
     parts.push(
-      "Load averages (`os.loadavg()`) around each round of the load cells. The run itself keeps about " +
-        `${machine.cores} cores busy (client and servers share them); more than that is other work on the host.`,
+      "Load averages (`os.loadavg()`) around each round of the load cells. They count the run's own client and " +
+        `server threads (client and servers share the ${machine.cores} cores), so they show how hard the run pushed ` +
+        "the host, not other work on it.",
       "",
       loads,
       ""

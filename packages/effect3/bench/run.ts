@@ -146,6 +146,7 @@ export const describeMachine = (options: {
   readonly postgres: string
   readonly pgpool: string | undefined
   readonly loadStart: number
+  readonly busyCoresBefore?: number | undefined
 }): Report.Machine => {
   const cpus = Os.cpus()
   return {
@@ -157,6 +158,7 @@ export const describeMachine = (options: {
     postgres: options.postgres,
     pgpool: options.pgpool,
     load: { start: options.loadStart, end: Os.loadavg()[0] ?? 0 },
+    busyCoresBefore: options.busyCoresBefore,
     libraries: libraryVersions()
   }
 }
@@ -291,10 +293,30 @@ export const gitCommit = (): string | undefined => {
   }
 }
 
+/** The first line of /proc/stat as numbers, or undefined off Linux. */
+const cpuTimes = (): ReadonlyArray<number> | undefined => {
+  try {
+    const line = Fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!
+    return line.trim().split(/\s+/).slice(1).map(Number)
+  } catch {
+    return undefined
+  }
+}
+
+/** Cores in use on the whole host over `millis` (this process is idle meanwhile). */
+const sampleBusyCores = async (millis: number): Promise<number | undefined> => {
+  const before = cpuTimes()
+  if (before === undefined) return undefined
+  await new Promise((resolve) => setTimeout(resolve, millis))
+  const after = cpuTimes()
+  return after === undefined ? undefined : Stats.busyCores(before, after, Os.cpus().length)
+}
+
 const main = (args: Args) =>
   Effect.gen(function*() {
     const started = new Date()
     const loadStart = Os.loadavg()[0] ?? 0
+    const busyCoresBefore = yield* Effect.promise(() => sampleBusyCores(2000))
     const commit = gitCommit()
     const plan = planOf(args)
     if (plan.rounds < Stats.minRoundsForVerdict) {
@@ -445,7 +467,8 @@ const main = (args: Args) =>
       machine: describeMachine({
         postgres: bench.serverVersion,
         pgpool: pgpoolVersion ?? (binary === undefined ? undefined : "installed, did not start"),
-        loadStart
+        loadStart,
+        busyCoresBefore
       }),
       settings: {
         mode: plan.mode,

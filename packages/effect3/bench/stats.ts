@@ -138,10 +138,20 @@ export interface RoundLoad {
 }
 
 /**
- * Whether the host looked busy with other work. Before the run, a 1-minute
- * load above half the cores is someone else's. During the rounds the run
- * itself keeps about `cores` busy (client and servers share them), so only a
- * load above 1.5 × cores says that other work competed with it.
+ * Whether the host was busy with other work when the run started: more than
+ * half a core in use (measured from /proc/stat just before the cluster
+ * starts; where that is not available, a 1-minute load above half the cores).
+ * Load averages during the rounds cannot tell: they count the run's own
+ * client and server threads, which keep them at 2–3 × the cores here.
  */
-export const busyHost = (startLoad: number, loads: ReadonlyArray<RoundLoad>, cores: number): boolean =>
-  startLoad > cores / 2 || loads.some((l) => Math.max(l.before[0], l.after[0]) > 1.5 * cores)
+export const busyHost = (busyCoresBefore: number | undefined, startLoad: number, cores: number): boolean =>
+  busyCoresBefore !== undefined ? busyCoresBefore > 0.5 : startLoad > cores / 2
+
+/** Cores in use between two /proc/stat samples, or undefined where there is no /proc/stat. */
+export const busyCores = (before: ReadonlyArray<number>, after: ReadonlyArray<number>, cores: number): number => {
+  // cpu  user nice system idle iowait irq softirq steal ...
+  const total = (s: ReadonlyArray<number>) => s.reduce((a, b) => a + b, 0)
+  const idle = (s: ReadonlyArray<number>) => (s[3] ?? 0) + (s[4] ?? 0)
+  const elapsed = total(after) - total(before)
+  return elapsed <= 0 ? 0 : cores * (1 - (idle(after) - idle(before)) / elapsed)
+}

@@ -63,11 +63,13 @@ describe("bench statistics", () => {
     expect(Stats.describeComparison(c, "A", "B")).toContain("no consistent order")
   })
 
-  it("flags a host busy before the run or beyond what the run itself loads", () => {
-    const round = (l: number) => ({ round: 0, before: [l, l, l] as const, after: [l, l, l] as const, elapsedMs: 1 })
-    expect(Stats.busyHost(0.2, [round(2)], 2)).toBe(false)
-    expect(Stats.busyHost(1.5, [round(2)], 2)).toBe(true)
-    expect(Stats.busyHost(0.2, [round(3.5)], 2)).toBe(true)
+  it("flags a host busy with other work when the run starts, not the run's own load", () => {
+    expect(Stats.busyHost(0.1, 3.5, 2)).toBe(false) // a high load average left by earlier work, the cores idle now
+    expect(Stats.busyHost(0.9, 0.2, 2)).toBe(true)
+    expect(Stats.busyHost(undefined, 1.5, 2)).toBe(true) // no /proc/stat: the load average decides
+    expect(Stats.busyHost(undefined, 0.5, 2)).toBe(false)
+    // cpu user nice system idle iowait: 2 cores, 100 ticks each, 150 of the 200 idle -> half a core in use
+    expect(Stats.busyCores([0, 0, 0, 0, 0], [40, 0, 10, 150, 0], 2)).toBeCloseTo(0.5)
   })
 
   it("runs at least 5 rounds in every mode; quick and smoke shorten the cells", () => {
