@@ -6,11 +6,11 @@ import type * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
 import * as Types from "@effect-sql-router/core/cdc/Types"
-import type { Relation, SqlTargetOptions, Target, Transaction } from "../Cdc.js"
-import { TargetError, UnsupportedType } from "../Cdc.js"
-import type { TableInfo } from "./cdcReplication.js"
-import { formatLsn, parseLsn } from "./cdcReplication.js"
-import { describe } from "./errors.js"
+import type { Relation, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
+import { TargetError, UnsupportedType } from "../../Cdc.js"
+import type { TableInfo } from "./replication.js"
+import { formatLsn, parseLsn } from "./replication.js"
+import { describe } from "../errors.js"
 
 // Targets: how a source transaction becomes a target transaction.
 

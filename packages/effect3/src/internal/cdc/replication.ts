@@ -6,12 +6,12 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import Pg from "pg"
-import type { Column } from "../Cdc.js"
-import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../Cdc.js"
+import type { Column } from "../../Cdc.js"
+import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../../Cdc.js"
 import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
 import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
 import * as Types from "@effect-sql-router/core/cdc/Types"
-import { describe } from "./errors.js"
+import { describe } from "../errors.js"
 
 // Everything said to the source server: the control connection (catalog,
 // publications, slots), the exported snapshot, and the replication session.

@@ -24,15 +24,15 @@ import type {
   SyncResult,
   Target,
   Transaction
-} from "../Cdc.js"
-import { InvalidRule, ReplicationError, UnknownRule } from "../Cdc.js"
-import * as SqlRouterInternal from "./sqlRouter.js"
-import { checkRelation } from "./cdcApply.js"
+} from "../../Cdc.js"
+import { InvalidRule, ReplicationError, UnknownRule } from "../../Cdc.js"
+import * as SqlRouterInternal from "../sqlRouter.js"
+import { checkRelation } from "./apply.js"
 import type * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
-import * as Replication from "./cdcReplication.js"
-import type { TableInfo } from "./cdcReplication.js"
-import * as CdcSchema from "./cdcSchema.js"
-import { describe } from "./errors.js"
+import * as Replication from "./replication.js"
+import type { TableInfo } from "./replication.js"
+import * as CdcSchema from "./schema.js"
+import { describe } from "../errors.js"
 
 const defaultApplicationName = "effect-sql-router-cdc"
 
