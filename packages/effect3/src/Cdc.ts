@@ -22,9 +22,9 @@ import * as internal from "./internal/cdc/make.js"
 import * as source from "./internal/cdc/source.js"
 import * as stream from "./internal/cdc/stream.js"
 import * as apply from "./internal/cdc/apply.js"
-import * as replication from "./internal/cdc/replication.js"
 import * as CdcSchema from "./internal/cdc/schema.js"
 import type { SqlRouter } from "./SqlRouter.js"
+import * as Changes from "@effect-sql-router/core/cdc/Changes"
 
 // -----------------------------------------------------------------------------
 // Changes
@@ -457,7 +457,7 @@ export const drop: (options: {
  * @since 0.1.0
  * @category utils
  */
-export const parseLsn: (lsn: Lsn) => bigint = replication.parseLsn
+export const parseLsn: (lsn: Lsn) => bigint = Changes.parseLsn
 
 /**
  * A byte position printed as PostgreSQL 18 prints an LSN (`0/016B3748`).
@@ -465,7 +465,7 @@ export const parseLsn: (lsn: Lsn) => bigint = replication.parseLsn
  * @since 0.1.0
  * @category utils
  */
-export const formatLsn: (lsn: bigint) => Lsn = replication.formatLsn
+export const formatLsn: (lsn: bigint) => Lsn = Changes.formatLsn
 
 // -----------------------------------------------------------------------------
 // Targets

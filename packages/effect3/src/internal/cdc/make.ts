@@ -11,9 +11,10 @@ import * as Session from "./session.js"
 // The CDC service, assembled from its parts in this folder: `rules` (the
 // registry, its validation and persistence), `session` (one rule's sync/run
 // with retries, and its stats), `retention` (slots over their WAL bound),
-// `stream` (the raw change stream), `decoder` (pgoutput → changes),
-// `replication` (the source's connections, catalog and slots), `apply`
-// (targets) and `schema` (the persisted rules). `context` is what they share.
+// `stream` (the raw change stream), `replication` (the source's connections,
+// catalog and slots), `apply` (targets), `schema` (the persisted rules) and
+// `source` (where the primary is). `context` is what they share. The pure
+// parts (pgoutput decoding, changes, types, apply SQL) are the core's `cdc/*`.
 
 /** @internal */
 export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Scope> =>

@@ -1,4 +1,5 @@
 /** @internal */
+import * as Changes from "@effect-sql-router/core/cdc/Changes"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { CdcError, RowChange, Stats, SyncResult, TargetError, Transaction } from "../../Cdc.js"
@@ -6,7 +7,6 @@ import { InvalidRule, ReplicationError } from "../../Cdc.js"
 import type { Applier } from "./apply.js"
 import { checkRelation } from "./apply.js"
 import type { CdcContext } from "./context.js"
-import { makeDecoder, snapshotTransaction } from "./decoder.js"
 import * as Replication from "./replication.js"
 import type { TableInfo } from "./replication.js"
 import type { RuleState } from "./rules.js"
@@ -59,7 +59,7 @@ const applying = (context: CdcContext, state: RuleState, applier: Applier, mode:
         Effect.sync(() => {
           state.transactionsApplied++
           state.changesApplied += transaction.changes.length
-          state.lastAppliedLsn = Replication.parseLsn(transaction.endLsn)
+          state.lastAppliedLsn = Changes.parseLsn(transaction.endLsn)
           state.lastCommitTime = transaction.commitTime
           state.applyLagMillis = Math.max(0, Date.now() - transaction.commitTime.getTime())
           progress.transactions++
@@ -99,14 +99,14 @@ const startPosition = (
     // e.g. on a server that lost WAL in a failover, must not hide the new
     // slot's changes).
     if (existing) {
-      return { startLsn: Replication.parseLsn(existing.confirmed ?? "0/0"), skipUpTo: applier.appliedLsn ?? 0n }
+      return { startLsn: Changes.parseLsn(existing.confirmed ?? "0/0"), skipUpTo: applier.appliedLsn ?? 0n }
     }
     const created = yield* Replication.createSlot(connect, slot, {
       failover: rule.failover ?? false,
       snapshot: snapshotWanted ? tables : undefined
     })
     if (snapshotWanted) {
-      yield* apply(snapshotTransaction(created)).pipe(
+      yield* apply(Changes.snapshotTransaction(created.consistentPoint, created.rows)).pipe(
         // A target without its own position cannot tell later that the
         // snapshot is missing: take the slot away so the next try redoes it.
         Effect.tapError(() => applier.durableState ? Effect.void : Effect.ignore(Replication.dropSlot(client, slot)))
@@ -125,7 +125,7 @@ const follow = (
   progress: Progress
 ) =>
   Effect.gen(function*() {
-    const decoder = makeDecoder()
+    const decoder = Changes.makeDecoder()
     // The changes of the transaction being received, until its Commit.
     let open: Array<RowChange> | undefined
     for (;;) {
@@ -133,7 +133,7 @@ const follow = (
         return {
           transactions: progress.transactions,
           changes: progress.changes,
-          lsn: Replication.formatLsn(stream.confirmed()),
+          lsn: Changes.formatLsn(stream.confirmed()),
           snapshot: progress.snapshot
         } satisfies SyncResult
       }
@@ -153,7 +153,7 @@ const follow = (
           open = []
           break
         case "Commit": {
-          const end = Replication.parseLsn(change.endLsn)
+          const end = Changes.parseLsn(change.endLsn)
           if (open && end > skipUpTo) {
             const { commitTime, endLsn, lsn, xid } = change
             yield* apply({ xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
@@ -248,11 +248,11 @@ export const stats = (context: CdcContext, name: string) =>
       running: state.running,
       changesApplied: state.changesApplied,
       transactionsApplied: state.transactionsApplied,
-      lastAppliedLsn: state.lastAppliedLsn === undefined ? undefined : Replication.formatLsn(state.lastAppliedLsn),
+      lastAppliedLsn: state.lastAppliedLsn === undefined ? undefined : Changes.formatLsn(state.lastAppliedLsn),
       lastCommitTime: state.lastCommitTime,
       applyLagMillis: state.applyLagMillis,
       lagBytes: info?.confirmed
-        ? Number(Replication.parseLsn(info.currentLsn) - Replication.parseLsn(info.confirmed))
+        ? Number(Changes.parseLsn(info.currentLsn) - Changes.parseLsn(info.confirmed))
         : undefined,
       retainedWalBytes: info?.retainedBytes ?? undefined,
       retries: state.retries,

@@ -1,10 +1,10 @@
 /** @internal */
+import * as Changes from "@effect-sql-router/core/cdc/Changes"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { Change, Primary, StreamOptions } from "../../Cdc.js"
 import { ReplicationError } from "../../Cdc.js"
-import { makeDecoder } from "./decoder.js"
 import * as Replication from "./replication.js"
 import type { TableInfo } from "./replication.js"
 import { defaultApplicationName, resolvePrimary } from "./source.js"
@@ -31,7 +31,7 @@ const prepareSource = (
       if (slot.plugin !== "pgoutput") {
         return yield* new ReplicationError({ operation: "slot", reason: `slot ${options.slot} is not a pgoutput logical slot` })
       }
-      return Replication.parseLsn(slot.confirmed ?? "0/0")
+      return Changes.parseLsn(slot.confirmed ?? "0/0")
     }
     const created = yield* Replication.createSlot(connect, options.slot, { failover: options.failover, snapshot: undefined })
     return created.consistentPoint
@@ -60,7 +60,7 @@ export const changes = (options: StreamOptions) =>
       startLsn,
       statusInterval: Duration.toMillis(options.statusInterval ?? "1 second")
     })
-    const decoder = makeDecoder()
+    const decoder = Changes.makeDecoder()
     let pendingAck: bigint | undefined
     let inTransaction = false
     const pull: Effect.Effect<Change, ReplicationError> = Effect.gen(function*() {
@@ -84,7 +84,7 @@ export const changes = (options: StreamOptions) =>
         if (change._tag === "Begin") inTransaction = true
         if (change._tag === "Commit") {
           inTransaction = false
-          pendingAck = Replication.parseLsn(change.endLsn)
+          pendingAck = Changes.parseLsn(change.endLsn)
         }
         return change
       }
