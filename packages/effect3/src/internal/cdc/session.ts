@@ -44,29 +44,34 @@ const openSource = (context: CdcContext, state: RuleState) =>
     return { connect, client, tables, applier } satisfies Source
   })
 
-type Apply = (transaction: Transaction) => Effect.Effect<void, TargetError>
+/** One session's facts, made once and handed to each of its steps. */
+interface Session {
+  readonly context: CdcContext
+  readonly state: RuleState
+  readonly source: Source
+  /** Retries of one apply: for ever in `run`, 10 in `sync`. */
+  readonly applyRetry: Schedule.Schedule<unknown>
+  readonly progress: Progress
+}
 
-/** Applies one transaction to the target with retries (a `sync` gives up after 10), counted in the rule's stats. */
-const applying = (context: CdcContext, state: RuleState, applier: Applier, mode: Mode, progress: Progress): Apply => {
-  const applyRetry: Schedule.Schedule<unknown> = mode === "run"
-    ? context.backoff
-    : Schedule.intersect(context.backoff, Schedule.recurs(10))
-  return (transaction: Transaction) =>
-    applier.apply(transaction).pipe(
-      Effect.tapError(context.noteError(state)),
-      Effect.retry(applyRetry.pipe(Schedule.tapOutput(() => Effect.sync(() => state.retries++)))),
-      Effect.tap(() =>
-        Effect.sync(() => {
-          state.transactionsApplied++
-          state.changesApplied += transaction.changes.length
-          state.lastAppliedLsn = Changes.parseLsn(transaction.endLsn)
-          state.lastCommitTime = transaction.commitTime
-          state.applyLagMillis = Math.max(0, Date.now() - transaction.commitTime.getTime())
-          progress.transactions++
-          progress.changes += transaction.changes.length
-        })
-      )
+/** Applies one transaction to the target with the session's retries, counted in the rule's stats. */
+const apply = (session: Session, transaction: Transaction): Effect.Effect<void, TargetError> => {
+  const { progress, state } = session
+  return session.source.applier.apply(transaction).pipe(
+    Effect.tapError(session.context.noteError(state)),
+    Effect.retry(session.applyRetry.pipe(Schedule.tapOutput(() => Effect.sync(() => state.retries++)))),
+    Effect.tap(() =>
+      Effect.sync(() => {
+        state.transactionsApplied++
+        state.changesApplied += transaction.changes.length
+        state.lastAppliedLsn = Changes.parseLsn(transaction.endLsn)
+        state.lastCommitTime = transaction.commitTime
+        state.applyLagMillis = Math.max(0, Date.now() - transaction.commitTime.getTime())
+        progress.transactions++
+        progress.changes += transaction.changes.length
+      })
     )
+  )
 }
 
 /**
@@ -74,15 +79,10 @@ const applying = (context: CdcContext, state: RuleState, applier: Applier, mode:
  * (or one whose snapshot never reached the target) is created and, unless
  * the rule says not to, its snapshot applied.
  */
-const startPosition = (
-  source: Source,
-  state: RuleState,
-  apply: Apply,
-  progress: Progress
-) =>
+const startPosition = (session: Session) =>
   Effect.gen(function*() {
-    const { applier, client, connect, tables } = source
-    const rule = state.rule
+    const { applier, client, connect, tables } = session.source
+    const rule = session.state.rule
     const slot = slotOf(rule)
     let existing = yield* Replication.slotInfo(client, slot)
     const snapshotWanted = rule.snapshot ?? true
@@ -106,24 +106,18 @@ const startPosition = (
       snapshot: snapshotWanted ? tables : undefined
     })
     if (snapshotWanted) {
-      yield* apply(Changes.snapshotTransaction(created.consistentPoint, created.rows)).pipe(
+      yield* apply(session, Changes.snapshotTransaction(created.consistentPoint, created.rows)).pipe(
         // A target without its own position cannot tell later that the
         // snapshot is missing: take the slot away so the next try redoes it.
         Effect.tapError(() => applier.durableState ? Effect.void : Effect.ignore(Replication.dropSlot(client, slot)))
       )
-      progress.snapshot = true
+      session.progress.snapshot = true
     }
     return { startLsn: created.consistentPoint, skipUpTo: created.consistentPoint }
   })
 
 /** Applies transactions in commit order, those past `skipUpTo`, until the slot confirms `goal` (or for ever). */
-const follow = (
-  stream: Replication.Session,
-  skipUpTo: bigint,
-  goal: bigint | undefined,
-  apply: Apply,
-  progress: Progress
-) =>
+const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint, goal: bigint | undefined) =>
   Effect.gen(function*() {
     const decoder = Changes.makeDecoder()
     // The changes of the transaction being received, until its Commit.
@@ -131,10 +125,10 @@ const follow = (
     for (;;) {
       if (goal !== undefined && open === undefined && stream.confirmed() >= goal) {
         return {
-          transactions: progress.transactions,
-          changes: progress.changes,
+          transactions: session.progress.transactions,
+          changes: session.progress.changes,
           lsn: Changes.formatLsn(stream.confirmed()),
-          snapshot: progress.snapshot
+          snapshot: session.progress.snapshot
         } satisfies SyncResult
       }
       const item = yield* stream.take
@@ -156,7 +150,7 @@ const follow = (
           const end = Changes.parseLsn(change.endLsn)
           if (open && end > skipUpTo) {
             const { commitTime, endLsn, lsn, xid } = change
-            yield* apply({ xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
+            yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
           }
           open = undefined
           yield* stream.acknowledge(end)
@@ -174,12 +168,17 @@ const follow = (
  * transactions in commit order until the primary's current position
  * (sync) or for ever (run).
  */
-const session = (context: CdcContext, state: RuleState, mode: Mode) =>
+const runSession = (context: CdcContext, state: RuleState, mode: Mode) =>
   Effect.scoped(Effect.gen(function*() {
     const source = yield* openSource(context, state)
-    const progress: Progress = { transactions: 0, changes: 0, snapshot: false }
-    const apply = applying(context, state, source.applier, mode, progress)
-    const { skipUpTo, startLsn } = yield* startPosition(source, state, apply, progress)
+    const session: Session = {
+      context,
+      state,
+      source,
+      applyRetry: mode === "run" ? context.backoff : Schedule.intersect(context.backoff, Schedule.recurs(10)),
+      progress: { transactions: 0, changes: 0, snapshot: false }
+    }
+    const { skipUpTo, startLsn } = yield* startPosition(session)
     const goal = mode === "sync" ? yield* Replication.currentLsn(source.client) : undefined
     const stream = yield* Replication.startSession(source.connect, {
       slot: slotOf(state.rule),
@@ -187,7 +186,7 @@ const session = (context: CdcContext, state: RuleState, mode: Mode) =>
       startLsn,
       statusInterval: mode === "sync" ? Math.min(100, context.statusInterval) : context.statusInterval
     })
-    return yield* follow(stream, skipUpTo, goal, apply, progress)
+    return yield* follow(session, stream, skipUpTo, goal)
   }))
 
 const exclusive = <A, E>(state: RuleState, effect: Effect.Effect<A, E>) =>
@@ -202,7 +201,7 @@ const exclusive = <A, E>(state: RuleState, effect: Effect.Effect<A, E>) =>
 /** `Cdc.sync`: one session up to the primary's position now, not while the rule runs. @internal */
 export const sync = (context: CdcContext, name: string) =>
   Effect.flatMap(stateOf(context, name), (state) =>
-    exclusive(state, session(context, state, "sync")).pipe(
+    exclusive(state, runSession(context, state, "sync")).pipe(
       Effect.tapError(context.noteError(state)),
       Effect.map((result) => result as SyncResult)
     ))
@@ -217,7 +216,7 @@ export const run = (context: CdcContext, name: string) =>
       return yield* new InvalidRule({ name, field: "name", reason: "is already running" })
     }
     state.running = true
-    const following = session(context, state, "run").pipe(
+    const following = runSession(context, state, "run").pipe(
       Effect.tapError(context.noteError(state)),
       Effect.retry({
         schedule: context.backoff.pipe(Schedule.tapOutput(() => Effect.sync(() => state.restarts++))),
