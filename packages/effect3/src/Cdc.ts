@@ -18,11 +18,13 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Sink from "effect/Sink"
 import type * as Stream from "effect/Stream"
-import * as internal from "./internal/cdc.js"
-import * as apply from "./internal/cdcApply.js"
-import * as replication from "./internal/cdcReplication.js"
-import * as CdcSchema from "./internal/cdcSchema.js"
+import * as internal from "./internal/cdc/make.js"
+import * as source from "./internal/cdc/source.js"
+import * as stream from "./internal/cdc/stream.js"
+import * as apply from "./internal/cdc/apply.js"
+import * as CdcSchema from "./internal/cdc/schema.js"
 import type { SqlRouter } from "./SqlRouter.js"
+import * as Changes from "@effect-sql-router/core/cdc/Changes"
 
 // -----------------------------------------------------------------------------
 // Changes
@@ -435,7 +437,7 @@ export interface StreamOptions {
  */
 export const changes: (
   options: StreamOptions
-) => Stream.Stream<Change, ReplicationError | UnknownTable | MissingPrimaryKey | UnsupportedType> = internal.changes
+) => Stream.Stream<Change, ReplicationError | UnknownTable | MissingPrimaryKey | UnsupportedType> = stream.changes
 
 /**
  * Drops a slot and, if this library created it, a publication.
@@ -447,7 +449,7 @@ export const drop: (options: {
   readonly primary: Primary
   readonly slot: string
   readonly publication?: string | undefined
-}) => Effect.Effect<void, ReplicationError> = internal.drop
+}) => Effect.Effect<void, ReplicationError> = stream.drop
 
 /**
  * An LSN as a number of bytes, for comparing and subtracting positions.
@@ -455,7 +457,7 @@ export const drop: (options: {
  * @since 0.1.0
  * @category utils
  */
-export const parseLsn: (lsn: Lsn) => bigint = replication.parseLsn
+export const parseLsn: (lsn: Lsn) => bigint = Changes.parseLsn
 
 /**
  * A byte position printed as PostgreSQL 18 prints an LSN (`0/016B3748`).
@@ -463,7 +465,7 @@ export const parseLsn: (lsn: Lsn) => bigint = replication.parseLsn
  * @since 0.1.0
  * @category utils
  */
-export const formatLsn: (lsn: bigint) => Lsn = replication.formatLsn
+export const formatLsn: (lsn: bigint) => Lsn = Changes.formatLsn
 
 // -----------------------------------------------------------------------------
 // Targets
@@ -713,7 +715,7 @@ export const layer = (options: Options): Layer.Layer<Cdc, InvalidRule> => Layer.
  * @since 0.1.0
  * @category constructors
  */
-export const primaryFromRouter: Effect.Effect<Redacted.Redacted<string>, never, SqlRouter> = internal.primaryFromRouter
+export const primaryFromRouter: Effect.Effect<Redacted.Redacted<string>, never, SqlRouter> = source.primaryFromRouter
 
 /**
  * The service with the router's current primary as its source.

@@ -13,7 +13,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Resolved, RouterConfig } from "../RouterConfig.js"
 import { InvalidConfig } from "../RouterError.js"
-import * as CdcSchema from "./cdcSchema.js"
+import * as CdcSchema from "./cdc/schema.js"
 import * as Crypto from "node:crypto"
 import * as ConnectionString from "./connectionString.js"
 

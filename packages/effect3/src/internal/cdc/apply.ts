@@ -5,12 +5,12 @@ import type * as Scope from "effect/Scope"
 import type * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
+import { formatLsn, parseLsn } from "@effect-sql-router/core/cdc/Changes"
 import * as Types from "@effect-sql-router/core/cdc/Types"
-import type { Relation, SqlTargetOptions, Target, Transaction } from "../Cdc.js"
-import { TargetError, UnsupportedType } from "../Cdc.js"
-import type { TableInfo } from "./cdcReplication.js"
-import { formatLsn, parseLsn } from "./cdcReplication.js"
-import { describe } from "./errors.js"
+import type { Relation, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
+import { TargetError, UnsupportedType } from "../../Cdc.js"
+import type { TableInfo } from "./replication.js"
+import { describe } from "../errors.js"
 
 // Targets: how a source transaction becomes a target transaction.
 

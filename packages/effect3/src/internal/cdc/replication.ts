@@ -6,12 +6,13 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import Pg from "pg"
-import type { Column } from "../Cdc.js"
-import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../Cdc.js"
+import type { Column } from "../../Cdc.js"
+import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../../Cdc.js"
 import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
+import { parseLsn } from "@effect-sql-router/core/cdc/Changes"
 import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
 import * as Types from "@effect-sql-router/core/cdc/Types"
-import { describe } from "./errors.js"
+import { describe } from "../errors.js"
 
 // Everything said to the source server: the control connection (catalog,
 // publications, slots), the exported snapshot, and the replication session.
@@ -70,20 +71,6 @@ export const query = <A = Record<string, unknown>>(
     try: async () => (await client.query(sql, params as Array<unknown>)).rows as ReadonlyArray<A>,
     catch: (cause) => fail(operation, cause)
   })
-
-// -----------------------------------------------------------------------------
-// LSNs
-// -----------------------------------------------------------------------------
-
-/** @internal */
-export const parseLsn = (lsn: string): bigint => {
-  const [hi, lo] = lsn.split("/")
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`)
-}
-
-/** @internal */
-export const formatLsn = (lsn: bigint): string =>
-  `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase().padStart(8, "0")}`
 
 // -----------------------------------------------------------------------------
 // Catalog

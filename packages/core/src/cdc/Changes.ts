@@ -1,0 +1,288 @@
+/**
+ * The CDC change model and how it is made: pgoutput messages (see
+ * `Pgoutput`) become changes that carry their table, and the rows a new
+ * slot exported become one snapshot transaction. Each Effect line's `Cdc`
+ * module publishes these shapes and runs the decoder on its replication
+ * session.
+ *
+ * @since 0.1.0
+ */
+import type * as Pgoutput from "./Pgoutput.js"
+
+/**
+ * A WAL position as `Cdc` prints it: high half, `/`, low half in 8 hex digits.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Lsn = string
+
+/**
+ * A column of a relation: its name, type (OID and name) and whether it is
+ * part of the key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Column {
+  readonly name: string
+  readonly typeOid: number
+  readonly typeName: string | undefined
+  readonly typeMod: number
+  readonly isKey: boolean
+}
+
+/**
+ * A table as the change stream describes it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Relation {
+  readonly oid: number
+  readonly schema: string
+  readonly table: string
+  readonly columns: ReadonlyArray<Column>
+  readonly keyColumns: ReadonlyArray<string>
+  readonly replicaIdentity: "default" | "nothing" | "full" | "index"
+}
+
+/**
+ * A row, by column name (`undefined`: an unchanged TOAST value).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Row = Readonly<Record<string, unknown>>
+
+/**
+ * One element of the change stream: a row change, or the `Begin` / `Commit`
+ * around the changes of one transaction.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Change =
+  | { readonly _tag: "Begin"; readonly xid: number; readonly lsn: Lsn; readonly commitTime: Date }
+  | RowChange
+  | {
+    readonly _tag: "Commit"
+    readonly xid: number
+    readonly lsn: Lsn
+    readonly endLsn: Lsn
+    readonly commitTime: Date
+  }
+
+/**
+ * A row change inside a transaction.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RowChange =
+  | { readonly _tag: "Insert"; readonly xid: number; readonly lsn: Lsn; readonly relation: Relation; readonly row: Row }
+  | {
+    readonly _tag: "Update"
+    readonly xid: number
+    readonly lsn: Lsn
+    readonly relation: Relation
+    readonly row: Row
+    readonly key: Row
+    readonly old: Row | undefined
+  }
+  | {
+    readonly _tag: "Delete"
+    readonly xid: number
+    readonly lsn: Lsn
+    readonly relation: Relation
+    readonly key: Row
+    readonly old: Row | undefined
+  }
+  | {
+    readonly _tag: "Truncate"
+    readonly xid: number
+    readonly lsn: Lsn
+    readonly relations: ReadonlyArray<Relation>
+    readonly cascade: boolean
+    readonly restartIdentity: boolean
+  }
+
+/**
+ * One source transaction as a target receives it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transaction {
+  readonly xid: number
+  readonly lsn: Lsn
+  readonly endLsn: Lsn
+  readonly commitTime: Date
+  readonly changes: ReadonlyArray<RowChange>
+  readonly snapshot: boolean
+}
+
+/**
+ * `0/16B3748` → bigint.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const parseLsn = (lsn: string): bigint => {
+  const [hi, lo] = lsn.split("/")
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`)
+}
+
+/**
+ * bigint → `0/016B3748` (the low half zero-padded, so that positions of one
+ * timeline sort as text).
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const formatLsn = (lsn: bigint): Lsn =>
+  `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase().padStart(8, "0")}`
+
+const toRelation = (message: Pgoutput.RelationMessage): Relation => ({
+  oid: message.relationOid,
+  schema: message.schema,
+  table: message.name,
+  replicaIdentity: message.replicaIdentity,
+  keyColumns: message.keyColumns,
+  columns: message.columns.map((c) => ({
+    name: c.name,
+    typeOid: c.typeOid,
+    typeName: c.typeName,
+    typeMod: c.typeMod,
+    isKey: (c.flags & 1) === 1
+  }))
+})
+
+const pick = (row: Row, columns: ReadonlyArray<string>): Row => Object.fromEntries(columns.map((c) => [c, row[c]]))
+
+// pgoutput's commit time, in microseconds since the Unix epoch.
+const toDate = (micros: bigint): Date => new Date(Number(micros / 1000n))
+
+/**
+ * A session's decoder of pgoutput messages into changes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Decoder {
+  /** A new or changed table definition, to check before its rows are applied. */
+  readonly relation: (message: Pgoutput.RelationMessage) => Relation
+  /** The change a message at `lsn` stands for; `undefined` for messages that are not changes. */
+  readonly decode: (lsn: bigint, message: Pgoutput.Message) => Change | undefined
+}
+
+/**
+ * A decoder for one replication session. Relations are described once per
+ * session and kept here (`Relation` objects are shared by every change of
+ * the table until its definition changes); row changes carry the xid of the
+ * last `Begin`.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const makeDecoder = (): Decoder => {
+  const relations = new Map<number, Relation>()
+  let xid = 0
+  const relationOf = (message: Pgoutput.RelationMessage): Relation => {
+    const known = relations.get(message.relationOid)
+    if (known) return known
+    const relation = toRelation(message)
+    relations.set(message.relationOid, relation)
+    return relation
+  }
+  return {
+    relation: (message) => {
+      const relation = toRelation(message)
+      relations.set(message.relationOid, relation)
+      return relation
+    },
+    decode: (lsn, message) => {
+      const at = formatLsn(lsn)
+      switch (message.tag) {
+        case "begin":
+          xid = message.xid
+          return { _tag: "Begin", xid, lsn: formatLsn(message.finalLsn), commitTime: toDate(message.commitTime) }
+        case "commit":
+          return {
+            _tag: "Commit",
+            xid,
+            lsn: formatLsn(message.commitLsn),
+            endLsn: formatLsn(message.endLsn),
+            commitTime: toDate(message.commitTime)
+          }
+        case "insert":
+          return { _tag: "Insert", xid, lsn: at, relation: relationOf(message.relation), row: message.new }
+        case "update": {
+          const relation = relationOf(message.relation)
+          const key = message.key ?? (message.old ? pick(message.old, relation.keyColumns) : pick(message.new, relation.keyColumns))
+          return { _tag: "Update", xid, lsn: at, relation, row: message.new, key: message.old ?? key, old: message.old ?? undefined }
+        }
+        case "delete": {
+          const relation = relationOf(message.relation)
+          const key = message.key ?? message.old ?? {}
+          return { _tag: "Delete", xid, lsn: at, relation, key, old: message.old ?? undefined }
+        }
+        case "truncate":
+          return {
+            _tag: "Truncate",
+            xid,
+            lsn: at,
+            relations: message.relations.map(relationOf),
+            cascade: message.cascade,
+            restartIdentity: message.restartIdentity
+          }
+        default:
+          return undefined
+      }
+    }
+  }
+}
+
+/**
+ * A source table as the snapshot read it: its columns (with formatted
+ * types) and primary key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SnapshotTable {
+  readonly schema: string
+  readonly table: string
+  readonly columns: ReadonlyArray<Column & { readonly formatted: string }>
+  readonly key: ReadonlyArray<string>
+}
+
+const tableRelation = (table: SnapshotTable): Relation => ({
+  oid: 0,
+  schema: table.schema,
+  table: table.table,
+  columns: table.columns.map(({ formatted: _, ...column }) => column),
+  keyColumns: table.key,
+  replicaIdentity: "default"
+})
+
+/**
+ * The rows a new slot exported, as one transaction at the slot's consistent
+ * point: a `Truncate` of every table, then an `Insert` per row.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const snapshotTransaction = (
+  consistentPoint: bigint,
+  tables: ReadonlyArray<{ readonly table: SnapshotTable; readonly rows: ReadonlyArray<Row> }>
+): Transaction => {
+  const changes: Array<RowChange> = []
+  const lsn = formatLsn(consistentPoint)
+  const relations = tables.map(({ table }) => tableRelation(table))
+  changes.push({ _tag: "Truncate", xid: 0, lsn, relations, cascade: false, restartIdentity: false })
+  tables.forEach(({ rows }, i) => {
+    for (const row of rows) changes.push({ _tag: "Insert", xid: 0, lsn, relation: relations[i]!, row })
+  })
+  return { xid: 0, lsn, endLsn: lsn, commitTime: new Date(), changes, snapshot: true }
+}
