@@ -12,9 +12,9 @@ import type * as HealthMonitor from "effect-sql-router/HealthMonitor"
 import type * as Node from "effect-sql-router/Node"
 import * as Selection from "effect-sql-router/Selection"
 import * as Topology from "effect-sql-router/Topology"
-import type * as Catalog from "../src/internal/catalog.js"
-import * as Monitor from "../src/internal/healthMonitor.js"
-import * as Membership from "../src/internal/membership.js"
+import type * as Catalog from "../src/internal/health/catalog.js"
+import * as Monitor from "../src/internal/health/monitor.js"
+import * as Membership from "../src/internal/health/membership.js"
 import type { RouterState } from "../src/internal/routerState.js"
 
 // Pure logic under TestClock: the probe is a stub, so no server is involved.

@@ -9,7 +9,7 @@ import * as RoutedClient from "effect-sql-router/RoutedClient"
 import * as Selection from "effect-sql-router/Selection"
 import { PgCluster } from "effect-sql-router/testing"
 import * as Topology from "effect-sql-router/Topology"
-import * as Monitor from "../src/internal/healthMonitor.js"
+import * as Monitor from "../src/internal/health/monitor.js"
 import { configFor } from "./utils.js"
 
 // Slow start: pure ramp logic on fake nodes, then one real cluster.

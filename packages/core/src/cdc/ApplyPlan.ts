@@ -188,6 +188,170 @@ const sameValue = (a: unknown, b: unknown): boolean =>
 export const keyChanged = (table: Pick<Table, "key">, key: Row, row: Row): boolean =>
   table.key.some((c) => key[c] !== undefined && !sameValue(key[c], row[c]))
 
+/** What planning a rule's changes needs: the dialect and the rule's tables. */
+interface Planner {
+  readonly dialect: Dialect
+  readonly byName: ReadonlyMap<string, Table>
+  /** The tables whose upserts may share a statement. */
+  readonly batchableKeys: ReadonlySet<Table>
+}
+
+const makePlanner = (dialect: Dialect, tables: ReadonlyArray<Table>): Planner => ({
+  dialect,
+  byName: new Map(tables.map((t) => [`${t.schema}.${t.table}`, t])),
+  // Only keys whose text is their identity (integers, text, uuid) are
+  // batched: for numeric or timestamp keys two spellings of one value could
+  // meet in one statement.
+  batchableKeys: new Set(
+    tables.filter((t) => t.key.every((k) => textIsIdentity.has(t.columns.find((c) => c.name === k)!.typeOid)))
+  )
+})
+
+const tableOf = (planner: Planner, relation: Relation) => planner.byName.get(`${relation.schema}.${relation.table}`)
+
+const encoderOf = (dialect: Dialect, relation: Relation, column: string) => {
+  const type = relation.columns.find((c) => c.name === column)
+  return dialect.encode(Types.columnType(type?.typeOid ?? 25)!)
+}
+
+/** `CREATE TABLE IF NOT EXISTS` with the dialect's column types and the source's primary key. */
+const createTable = (dialect: Dialect, table: Table): Statement => {
+  const columns = table.columns.map((c) => `${quoteIdent(c.name)} ${dialect.columnType(c, Types.columnType(c.typeOid)!)}`)
+  return {
+    sql: `CREATE TABLE IF NOT EXISTS ${quoteIdent(table.table)} (${columns.join(", ")}, PRIMARY KEY (${
+      table.key.map(quoteIdent).join(", ")
+    }))`,
+    params: []
+  }
+}
+
+/** One `INSERT … VALUES (…), (…) ON CONFLICT` for rows with the same columns and distinct keys. */
+const upsertMany = (
+  dialect: Dialect,
+  table: Table,
+  relation: Relation,
+  columns: ReadonlyArray<string>,
+  rows: ReadonlyArray<Row>
+): Statement => {
+  const encoders = columns.map((c) => encoderOf(dialect, relation, c))
+  const params: Array<unknown> = []
+  const tuples = rows.map((row) =>
+    `(${
+      columns.map((c, i) => {
+        params.push(encoders[i]!(row[c]))
+        return dialect.placeholder(params.length)
+      }).join(", ")
+    })`
+  )
+  const updates = columns.filter((c) => !table.key.includes(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`)
+  return {
+    sql: `INSERT INTO ${quoteIdent(table.table)} (${columns.map(quoteIdent).join(", ")}) VALUES ${tuples.join(", ")} ON CONFLICT (${
+      table.key.map(quoteIdent).join(", ")
+    }) ${updates.length === 0 ? "DO NOTHING" : `DO UPDATE SET ${updates.join(", ")}`}`,
+    params
+  }
+}
+
+const upsert = (dialect: Dialect, table: Table, relation: Relation, row: Row) =>
+  upsertMany(dialect, table, relation, presentColumns(row), [row])
+
+const remove = (dialect: Dialect, table: Table, relation: Relation, key: Row): Statement => ({
+  sql: `DELETE FROM ${quoteIdent(table.table)} WHERE ${
+    table.key.map((c, i) => `${quoteIdent(c)} = ${dialect.placeholder(i + 1)}`).join(" AND ")
+  }`,
+  params: table.key.map((c) => encoderOf(dialect, relation, c)(key[c]))
+})
+
+/** A truncate is a `DELETE` of every row, for the rule's tables only. */
+const truncate = (planner: Planner, relations: ReadonlyArray<Relation>, out: Array<Statement>): void => {
+  for (const relation of relations) {
+    const table = tableOf(planner, relation)
+    if (table) out.push({ sql: `DELETE FROM ${quoteIdent(table.table)}`, params: [] })
+  }
+}
+
+/** One change on its own: a row change of a table outside the rule plans nothing. */
+const planChange = (planner: Planner, change: RowChange, out: Array<Statement>): void => {
+  if (change._tag === "Truncate") return truncate(planner, change.relations, out)
+  const table = tableOf(planner, change.relation)
+  if (!table) return
+  const dialect = planner.dialect
+  switch (change._tag) {
+    case "Insert":
+      out.push(upsert(dialect, table, change.relation, change.row))
+      return
+    case "Update":
+      if (keyChanged(table, change.key, change.row)) out.push(remove(dialect, table, change.relation, change.key))
+      out.push(upsert(dialect, table, change.relation, change.row))
+      return
+    case "Delete":
+      out.push(remove(dialect, table, change.relation, change.key))
+      return
+  }
+}
+
+/** A run of upserts into one table with one column set, becoming one statement. */
+interface Run {
+  readonly table: Table
+  readonly relation: Relation
+  readonly columns: ReadonlyArray<string>
+  readonly rows: Array<Row>
+  readonly keys: Set<string>
+}
+
+/** The table of a change that may join a run: an insert, or an update that keeps its key, of a batchable table. */
+const batchableTable = (planner: Planner, change: RowChange): Table | undefined => {
+  if (change._tag === "Truncate") return undefined
+  const table = tableOf(planner, change.relation)
+  const batchable = table !== undefined && planner.batchableKeys.has(table) &&
+    (change._tag === "Insert" || (change._tag === "Update" && !keyChanged(table, change.key, change.row)))
+  return batchable ? table : undefined
+}
+
+/** A run ends at another table or column set, a key already in it, or the size cap. */
+const continuesRun = (run: Run, table: Table, relation: Relation, columns: ReadonlyArray<string>, key: string) =>
+  run.relation === relation && run.table === table && sameColumns(run.columns, columns) && !run.keys.has(key) &&
+  (run.rows.length + 1) * columns.length <= maxParameters
+
+/**
+ * Runs of upserts into one table become multi-row statements (one round
+ * trip instead of one per row). A run ends at any other change, another
+ * table or column set, a key already in the run (one statement cannot
+ * upsert a row twice), or the size cap.
+ */
+const planChanges = (planner: Planner, changes: ReadonlyArray<RowChange>): Array<Statement> => {
+  const statements: Array<Statement> = []
+  let run: Run | undefined
+  const flush = () => {
+    if (run) statements.push(upsertMany(planner.dialect, run.table, run.relation, run.columns, run.rows))
+    run = undefined
+  }
+  for (const change of changes) {
+    const table = batchableTable(planner, change)
+    if (!table) {
+      flush()
+      planChange(planner, change, statements)
+      continue
+    }
+    const { relation, row } = change as { readonly relation: Relation; readonly row: Row }
+    const columns = presentColumns(row)
+    const key = table.key.map((c) => String(row[c])).join("\u0000")
+    if (run && !continuesRun(run, table, relation, columns, key)) flush()
+    if (!run) run = { table, relation, columns, rows: [], keys: new Set() }
+    run.rows.push(row)
+    run.keys.add(key)
+  }
+  flush()
+  return statements
+}
+
+/** Records `lsn` as the rule's last applied LSN. */
+const recordState = (dialect: Dialect, stateTable: string, rule: string, lsn: string): Statement => ({
+  sql: `INSERT INTO ${stateTable} (rule, lsn) VALUES (${dialect.placeholder(1)}, ${dialect.placeholder(2)})
+           ON CONFLICT (rule) DO UPDATE SET lsn = excluded.lsn`,
+  params: [rule, lsn]
+})
+
 /**
  * Plans the statements of a rule's SQL target in `dialect`: `rule` is the
  * rule's name (the state table's key), `tables` its source tables.
@@ -202,130 +366,12 @@ export const makePlan = (
   stateTableName: string = defaultStateTable
 ): Plan => {
   const stateTable = quoteIdent(stateTableName)
-  const byName = new Map(tables.map((t) => [`${t.schema}.${t.table}`, t]))
-  const tableOf = (relation: Relation) => byName.get(`${relation.schema}.${relation.table}`)
-  // Only keys whose text is their identity (integers, text, uuid) are
-  // batched: for numeric or timestamp keys two spellings of one value could
-  // meet in one statement.
-  const batchableKeys = new Set(
-    tables.filter((t) => t.key.every((k) => textIsIdentity.has(t.columns.find((c) => c.name === k)!.typeOid)))
-  )
-
-  const encoderOf = (relation: Relation, column: string) => {
-    const type = relation.columns.find((c) => c.name === column)
-    return dialect.encode(Types.columnType(type?.typeOid ?? 25)!)
-  }
-
-  /** One `INSERT … VALUES (…), (…) ON CONFLICT` for rows with the same columns and distinct keys. */
-  const upsertMany = (table: Table, relation: Relation, columns: ReadonlyArray<string>, rows: ReadonlyArray<Row>): Statement => {
-    const encoders = columns.map((c) => encoderOf(relation, c))
-    const params: Array<unknown> = []
-    const tuples = rows.map((row) =>
-      `(${
-        columns.map((c, i) => {
-          params.push(encoders[i]!(row[c]))
-          return dialect.placeholder(params.length)
-        }).join(", ")
-      })`
-    )
-    const updates = columns.filter((c) => !table.key.includes(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`)
-    return {
-      sql: `INSERT INTO ${quoteIdent(table.table)} (${columns.map(quoteIdent).join(", ")}) VALUES ${tuples.join(", ")} ON CONFLICT (${
-        table.key.map(quoteIdent).join(", ")
-      }) ${updates.length === 0 ? "DO NOTHING" : `DO UPDATE SET ${updates.join(", ")}`}`,
-      params
-    }
-  }
-
-  const upsert = (table: Table, relation: Relation, row: Row) => upsertMany(table, relation, presentColumns(row), [row])
-
-  const remove = (table: Table, relation: Relation, key: Row): Statement => ({
-    sql: `DELETE FROM ${quoteIdent(table.table)} WHERE ${
-      table.key.map((c, i) => `${quoteIdent(c)} = ${dialect.placeholder(i + 1)}`).join(" AND ")
-    }`,
-    params: table.key.map((c) => encoderOf(relation, c)(key[c]))
-  })
-
-  const planChange = (change: RowChange, out: Array<Statement>): void => {
-    if (change._tag === "Truncate") {
-      for (const relation of change.relations) {
-        const table = tableOf(relation)
-        if (table) out.push({ sql: `DELETE FROM ${quoteIdent(table.table)}`, params: [] })
-      }
-      return
-    }
-    const table = tableOf(change.relation)
-    if (!table) return
-    switch (change._tag) {
-      case "Insert":
-        out.push(upsert(table, change.relation, change.row))
-        return
-      case "Update":
-        if (keyChanged(table, change.key, change.row)) out.push(remove(table, change.relation, change.key))
-        out.push(upsert(table, change.relation, change.row))
-        return
-      case "Delete":
-        out.push(remove(table, change.relation, change.key))
-        return
-    }
-  }
-
-  /**
-   * Runs of upserts into one table become multi-row statements (one round
-   * trip instead of one per row). A run ends at any other change, another
-   * table or column set, a key already in the run (one statement cannot
-   * upsert a row twice), or the size cap.
-   */
-  const changes = (changes: ReadonlyArray<RowChange>): Array<Statement> => {
-    const statements: Array<Statement> = []
-    let pending: { table: Table; relation: Relation; columns: ReadonlyArray<string>; rows: Array<Row>; keys: Set<string> } | undefined
-    const flush = () => {
-      if (pending) statements.push(upsertMany(pending.table, pending.relation, pending.columns, pending.rows))
-      pending = undefined
-    }
-    for (const change of changes) {
-      const table = change._tag === "Truncate" ? undefined : tableOf(change.relation)
-      const batchable = table !== undefined && batchableKeys.has(table) &&
-        (change._tag === "Insert" || (change._tag === "Update" && !keyChanged(table, change.key, change.row)))
-      if (!batchable) {
-        flush()
-        planChange(change, statements)
-        continue
-      }
-      const { relation, row } = change as { readonly relation: Relation; readonly row: Row }
-      const columns = presentColumns(row)
-      const key = table.key.map((c) => String(row[c])).join("\u0000")
-      if (
-        pending && (pending.relation !== relation || pending.table !== table ||
-          !sameColumns(pending.columns, columns) || pending.keys.has(key) ||
-          (pending.rows.length + 1) * columns.length > maxParameters)
-      ) flush()
-      if (!pending) pending = { table, relation, columns, rows: [], keys: new Set() }
-      pending.rows.push(row)
-      pending.keys.add(key)
-    }
-    flush()
-    return statements
-  }
-
+  const planner = makePlanner(dialect, tables)
   return {
-    createTables: () =>
-      tables.map((table) => {
-        const columns = table.columns.map((c) => `${quoteIdent(c.name)} ${dialect.columnType(c, Types.columnType(c.typeOid)!)}`)
-        return {
-          sql: `CREATE TABLE IF NOT EXISTS ${quoteIdent(table.table)} (${columns.join(", ")}, PRIMARY KEY (${
-            table.key.map(quoteIdent).join(", ")
-          }))`,
-          params: []
-        }
-      }),
+    createTables: () => tables.map((table) => createTable(dialect, table)),
     createStateTable: { sql: `CREATE TABLE IF NOT EXISTS ${stateTable} (rule TEXT PRIMARY KEY, lsn TEXT NOT NULL)`, params: [] },
     readState: { sql: `SELECT lsn FROM ${stateTable} WHERE rule = ${dialect.placeholder(1)}`, params: [rule] },
-    recordState: (lsn) => ({
-      sql: `INSERT INTO ${stateTable} (rule, lsn) VALUES (${dialect.placeholder(1)}, ${dialect.placeholder(2)})
-           ON CONFLICT (rule) DO UPDATE SET lsn = excluded.lsn`,
-      params: [rule, lsn]
-    }),
-    changes
+    recordState: (lsn) => recordState(dialect, stateTable, rule, lsn),
+    changes: (changes) => planChanges(planner, changes)
   }
 }

@@ -159,6 +159,194 @@ class Reader {
 
 const replicaIdentities = { d: "default", n: "nothing", f: "full", i: "index" } as const
 
+/** What a replication session remembers: Relation and Type messages by OID. */
+interface Session {
+  readonly decoderFor: (typeOid: number) => (text: string) => unknown
+  readonly relations: Map<number, RelationMessage>
+  readonly typeNames: Map<number, string>
+}
+
+const relationOf = (session: Session, oid: number): RelationMessage => {
+  const relation = session.relations.get(oid)
+  if (!relation) throw new Error(`pgoutput: a row of relation ${oid}, whose Relation message never came`)
+  return relation
+}
+
+const tuple = (reader: Reader, relation: RelationMessage, unchanged?: Tuple | null): Tuple => {
+  const count = reader.int16()
+  if (count > relation.columns.length) {
+    throw new Error(`pgoutput: a row of ${count} columns for ${relation.schema}.${relation.name} of ${relation.columns.length}`)
+  }
+  // No prototype: a column may be called "__proto__" or "constructor".
+  const row: Tuple = Object.create(null)
+  for (let i = 0; i < count; i++) {
+    const column = relation.columns[i]!
+    const kind = reader.uint8()
+    switch (kind) {
+      case 0x6e: // 'n'
+        row[column.name] = null
+        break
+      case 0x75: // 'u': an unchanged TOAST value, known only from an old row image
+        row[column.name] = unchanged?.[column.name]
+        break
+      case 0x74: // 't'
+        row[column.name] = column.decode(decodeUtf8(reader.bytesOf(reader.int32())))
+        break
+      case 0x62: // 'b' (binary mode, which we do not ask for): the bytes, copied
+        row[column.name] = reader.bytesOf(reader.int32()).slice()
+        break
+      default:
+        throw new Error(`pgoutput: unknown tuple value kind ${kind}`)
+    }
+  }
+  return row
+}
+
+// A 'K' image carries the replica identity's columns; the others are 'n'.
+const keyTuple = (reader: Reader, relation: RelationMessage): Tuple => {
+  const row = tuple(reader, relation)
+  const key: Tuple = Object.create(null)
+  for (const column of relation.keyColumns) key[column] = row[column]
+  return key
+}
+
+const expectByte = (reader: Reader, tag: number) => {
+  const got = reader.uint8()
+  if (got !== tag) throw new Error(`pgoutput: expected '${String.fromCharCode(tag)}', got '${String.fromCharCode(got)}'`)
+}
+
+/** 'Y': remembered, so a Relation message's columns can name their type. */
+const typeMessage = (session: Session, reader: Reader): Message => {
+  const typeOid = reader.uint32()
+  const typeSchema = reader.string()
+  const typeName = reader.string()
+  session.typeNames.set(typeOid, typeName)
+  return { tag: "type", typeOid, typeSchema, typeName }
+}
+
+/** 'R': remembered (by OID) for the row messages that follow. */
+const relationMessage = (session: Session, reader: Reader): RelationMessage => {
+  const relationOid = reader.uint32()
+  const schema = reader.string()
+  const name = reader.string()
+  const ident = String.fromCharCode(reader.uint8())
+  const replicaIdentity = replicaIdentities[ident as keyof typeof replicaIdentities]
+  if (!replicaIdentity) throw new Error(`pgoutput: unknown replica identity '${ident}'`)
+  const count = reader.int16()
+  const columns: Array<RelationColumn> = []
+  for (let i = 0; i < count; i++) {
+    const flags = reader.uint8()
+    const columnName = reader.string()
+    const typeOid = reader.uint32()
+    const typeMod = reader.int32()
+    columns.push({
+      flags,
+      name: columnName,
+      typeOid,
+      typeMod,
+      typeName: session.typeNames.get(typeOid),
+      decode: session.decoderFor(typeOid)
+    })
+  }
+  const relation: RelationMessage = {
+    tag: "relation",
+    relationOid,
+    schema,
+    name,
+    replicaIdentity,
+    columns,
+    keyColumns: columns.filter((c) => (c.flags & 1) === 1).map((c) => c.name)
+  }
+  session.relations.set(relationOid, relation)
+  return relation
+}
+
+/** 'I': the new row. */
+const insertMessage = (session: Session, reader: Reader): Message => {
+  const relation = relationOf(session, reader.uint32())
+  expectByte(reader, 0x4e)
+  return { tag: "insert", relation, new: tuple(reader, relation) }
+}
+
+/** 'U': the new row, after the key ('K') or the old row ('O') when the replica identity sends one. */
+const updateMessage = (session: Session, reader: Reader): Message => {
+  const relation = relationOf(session, reader.uint32())
+  const image = reader.uint8()
+  if (image === 0x4e) return { tag: "update", relation, key: null, old: null, new: tuple(reader, relation) }
+  if (image === 0x4b) {
+    const key = keyTuple(reader, relation)
+    expectByte(reader, 0x4e)
+    return { tag: "update", relation, key, old: null, new: tuple(reader, relation) }
+  }
+  if (image === 0x4f) {
+    const old = tuple(reader, relation)
+    expectByte(reader, 0x4e)
+    return { tag: "update", relation, key: null, old, new: tuple(reader, relation, old) }
+  }
+  throw new Error(`pgoutput: unknown update image '${String.fromCharCode(image)}'`)
+}
+
+/** 'D': the key ('K') or the whole old row ('O'). */
+const deleteMessage = (session: Session, reader: Reader): Message => {
+  const relation = relationOf(session, reader.uint32())
+  const image = reader.uint8()
+  if (image === 0x4b) return { tag: "delete", relation, key: keyTuple(reader, relation), old: null }
+  if (image === 0x4f) return { tag: "delete", relation, key: null, old: tuple(reader, relation) }
+  throw new Error(`pgoutput: unknown delete image '${String.fromCharCode(image)}'`)
+}
+
+/** 'T': the relations truncated together, with CASCADE and RESTART IDENTITY as flags. */
+const truncateMessage = (session: Session, reader: Reader): Message => {
+  const count = reader.uint32()
+  const options = reader.uint8()
+  const oids = Array.from({ length: count }, () => reader.uint32())
+  return {
+    tag: "truncate",
+    cascade: (options & 1) === 1,
+    restartIdentity: (options & 2) === 2,
+    relations: oids.map((oid) => relationOf(session, oid))
+  }
+}
+
+/** 'M': a logical decoding message (`pg_logical_emit_message`), its content copied. */
+const logicalMessage = (reader: Reader): Message => {
+  const flags = reader.uint8()
+  const lsn = reader.uint64()
+  const prefix = reader.string()
+  const content = reader.bytesOf(reader.int32()).slice()
+  return { tag: "message", transactional: (flags & 1) === 1, lsn, prefix, content }
+}
+
+/** One message of `session`, by its first byte. */
+const parseMessage = (session: Session, bytes: Buffer): Message => {
+  const reader = new Reader(bytes)
+  const tag = reader.uint8()
+  switch (tag) {
+    case 0x42: // 'B'
+      return { tag: "begin", finalLsn: reader.uint64(), commitTime: reader.time(), xid: reader.uint32() }
+    case 0x43: // 'C'
+      return { tag: "commit", flags: reader.uint8(), commitLsn: reader.uint64(), endLsn: reader.uint64(), commitTime: reader.time() }
+    case 0x4f: // 'O'
+      return { tag: "origin", originLsn: reader.uint64(), originName: reader.string() }
+    case 0x59: // 'Y'
+      return typeMessage(session, reader)
+    case 0x52: // 'R'
+      return relationMessage(session, reader)
+    case 0x49: // 'I'
+      return insertMessage(session, reader)
+    case 0x55: // 'U'
+      return updateMessage(session, reader)
+    case 0x44: // 'D'
+      return deleteMessage(session, reader)
+    case 0x54: // 'T'
+      return truncateMessage(session, reader)
+    case 0x4d: // 'M'
+      return logicalMessage(reader)
+    default:
+      throw new Error(`pgoutput: unknown message type ${tag}`)
+  }
+}
+
 /**
  * A parser for one replication session: Relation and Type messages are
  * remembered (by OID) for the row messages that follow them. Column values
@@ -169,151 +357,6 @@ const replicaIdentities = { d: "default", n: "nothing", f: "full", i: "index" } 
  * @category decoding
  */
 export const makeParser = (decoderFor: (typeOid: number) => (text: string) => unknown = Types.decoderFor) => {
-  const relations = new Map<number, RelationMessage>()
-  const typeNames = new Map<number, string>()
-
-  const relationOf = (oid: number): RelationMessage => {
-    const relation = relations.get(oid)
-    if (!relation) throw new Error(`pgoutput: a row of relation ${oid}, whose Relation message never came`)
-    return relation
-  }
-
-  const tuple = (reader: Reader, relation: RelationMessage, unchanged?: Tuple | null): Tuple => {
-    const count = reader.int16()
-    if (count > relation.columns.length) {
-      throw new Error(`pgoutput: a row of ${count} columns for ${relation.schema}.${relation.name} of ${relation.columns.length}`)
-    }
-    // No prototype: a column may be called "__proto__" or "constructor".
-    const row: Tuple = Object.create(null)
-    for (let i = 0; i < count; i++) {
-      const column = relation.columns[i]!
-      const kind = reader.uint8()
-      switch (kind) {
-        case 0x6e: // 'n'
-          row[column.name] = null
-          break
-        case 0x75: // 'u': an unchanged TOAST value, known only from an old row image
-          row[column.name] = unchanged?.[column.name]
-          break
-        case 0x74: // 't'
-          row[column.name] = column.decode(decodeUtf8(reader.bytesOf(reader.int32())))
-          break
-        case 0x62: // 'b' (binary mode, which we do not ask for): the bytes, copied
-          row[column.name] = reader.bytesOf(reader.int32()).slice()
-          break
-        default:
-          throw new Error(`pgoutput: unknown tuple value kind ${kind}`)
-      }
-    }
-    return row
-  }
-
-  // A 'K' image carries the replica identity's columns; the others are 'n'.
-  const keyTuple = (reader: Reader, relation: RelationMessage): Tuple => {
-    const row = tuple(reader, relation)
-    const key: Tuple = Object.create(null)
-    for (const column of relation.keyColumns) key[column] = row[column]
-    return key
-  }
-
-  const expectByte = (reader: Reader, tag: number) => {
-    const got = reader.uint8()
-    if (got !== tag) throw new Error(`pgoutput: expected '${String.fromCharCode(tag)}', got '${String.fromCharCode(got)}'`)
-  }
-
-  const relationMessage = (reader: Reader): RelationMessage => {
-    const relationOid = reader.uint32()
-    const schema = reader.string()
-    const name = reader.string()
-    const ident = String.fromCharCode(reader.uint8())
-    const replicaIdentity = replicaIdentities[ident as keyof typeof replicaIdentities]
-    if (!replicaIdentity) throw new Error(`pgoutput: unknown replica identity '${ident}'`)
-    const count = reader.int16()
-    const columns: Array<RelationColumn> = []
-    for (let i = 0; i < count; i++) {
-      const flags = reader.uint8()
-      const columnName = reader.string()
-      const typeOid = reader.uint32()
-      const typeMod = reader.int32()
-      columns.push({ flags, name: columnName, typeOid, typeMod, typeName: typeNames.get(typeOid), decode: decoderFor(typeOid) })
-    }
-    const relation: RelationMessage = {
-      tag: "relation",
-      relationOid,
-      schema,
-      name,
-      replicaIdentity,
-      columns,
-      keyColumns: columns.filter((c) => (c.flags & 1) === 1).map((c) => c.name)
-    }
-    relations.set(relationOid, relation)
-    return relation
-  }
-
-  const parse = (bytes: Buffer): Message => {
-    const reader = new Reader(bytes)
-    const tag = reader.uint8()
-    switch (tag) {
-      case 0x42: // 'B'
-        return { tag: "begin", finalLsn: reader.uint64(), commitTime: reader.time(), xid: reader.uint32() }
-      case 0x43: // 'C'
-        return { tag: "commit", flags: reader.uint8(), commitLsn: reader.uint64(), endLsn: reader.uint64(), commitTime: reader.time() }
-      case 0x4f: // 'O'
-        return { tag: "origin", originLsn: reader.uint64(), originName: reader.string() }
-      case 0x59: { // 'Y'
-        const typeOid = reader.uint32()
-        const typeSchema = reader.string()
-        const typeName = reader.string()
-        typeNames.set(typeOid, typeName)
-        return { tag: "type", typeOid, typeSchema, typeName }
-      }
-      case 0x52: // 'R'
-        return relationMessage(reader)
-      case 0x49: { // 'I'
-        const relation = relationOf(reader.uint32())
-        expectByte(reader, 0x4e)
-        return { tag: "insert", relation, new: tuple(reader, relation) }
-      }
-      case 0x55: { // 'U'
-        const relation = relationOf(reader.uint32())
-        const image = reader.uint8()
-        if (image === 0x4e) return { tag: "update", relation, key: null, old: null, new: tuple(reader, relation) }
-        if (image === 0x4b) {
-          const key = keyTuple(reader, relation)
-          expectByte(reader, 0x4e)
-          return { tag: "update", relation, key, old: null, new: tuple(reader, relation) }
-        }
-        if (image === 0x4f) {
-          const old = tuple(reader, relation)
-          expectByte(reader, 0x4e)
-          return { tag: "update", relation, key: null, old, new: tuple(reader, relation, old) }
-        }
-        throw new Error(`pgoutput: unknown update image '${String.fromCharCode(image)}'`)
-      }
-      case 0x44: { // 'D'
-        const relation = relationOf(reader.uint32())
-        const image = reader.uint8()
-        if (image === 0x4b) return { tag: "delete", relation, key: keyTuple(reader, relation), old: null }
-        if (image === 0x4f) return { tag: "delete", relation, key: null, old: tuple(reader, relation) }
-        throw new Error(`pgoutput: unknown delete image '${String.fromCharCode(image)}'`)
-      }
-      case 0x54: { // 'T'
-        const count = reader.uint32()
-        const options = reader.uint8()
-        const oids = Array.from({ length: count }, () => reader.uint32())
-        return { tag: "truncate", cascade: (options & 1) === 1, restartIdentity: (options & 2) === 2, relations: oids.map(relationOf) }
-      }
-      case 0x4d: { // 'M'
-        const flags = reader.uint8()
-        const lsn = reader.uint64()
-        const prefix = reader.string()
-        const content = reader.bytesOf(reader.int32()).slice()
-        return { tag: "message", transactional: (flags & 1) === 1, lsn, prefix, content }
-      }
-      default:
-        throw new Error(`pgoutput: unknown message type ${tag}`)
-    }
-  }
-
-  return { parse }
+  const session: Session = { decoderFor, relations: new Map(), typeNames: new Map() }
+  return { parse: (bytes: Buffer): Message => parseMessage(session, bytes) }
 }

@@ -125,4 +125,34 @@ describe("cdc/ApplyPlan changes", () => {
   it("presentColumns leaves out unchanged TOAST values but keeps NULL", () => {
     expect(ApplyPlan.presentColumns({ a: 1, b: undefined, c: null })).toEqual(["a", "c"])
   })
+
+  it("the state record and the statements of every change kind are exact, byte for byte", () => {
+    expect(sqlite.recordState("0/1")).toEqual({
+      sql: "INSERT INTO \"my \"\"state\"\"\" (rule, lsn) VALUES (?, ?)\n           ON CONFLICT (rule) DO UPDATE SET lsn = excluded.lsn",
+      params: ["r1", "0/1"]
+    })
+    const upsertItems = (values: string) =>
+      `INSERT INTO "items" ("id", "name") VALUES ${values} ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name"`
+    const statements = pg.changes([
+      insert({ id: 1, name: "a" }),
+      { _tag: "Update", relation: itemsRel, key: { id: 2 }, row: { id: 2, name: "b" } }, // keeps its key: joins the run
+      insert({ amount: "1", note: "n" }, pricesRel), // another table, not batchable
+      insert({ id: 3, name: "c" }),
+      { _tag: "Truncate", relations: [pricesRel] },
+      insert({ id: 4, name: "d" }),
+      insert({ id: 5, name: "e" }, other), // outside the rule: nothing planned, but the run ends
+      insert({ id: 6, name: "f" })
+    ])
+    expect(statements).toEqual([
+      { sql: upsertItems("($1, $2), ($3, $4)"), params: [1, "a", 2, "b"] },
+      {
+        sql: "INSERT INTO \"prices\" (\"amount\", \"note\") VALUES ($1, $2) ON CONFLICT (\"amount\") DO UPDATE SET \"note\" = excluded.\"note\"",
+        params: ["1", "n"]
+      },
+      { sql: upsertItems("($1, $2)"), params: [3, "c"] },
+      { sql: "DELETE FROM \"prices\"", params: [] },
+      { sql: upsertItems("($1, $2)"), params: [4, "d"] },
+      { sql: upsertItems("($1, $2)"), params: [6, "f"] }
+    ])
+  })
 })

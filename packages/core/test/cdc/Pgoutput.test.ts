@@ -150,4 +150,75 @@ describe("cdc/Pgoutput", () => {
     expect(() => parser.parse(message(char("I"), u32(1), char("N"), i16(1), char("t"), i32(1), u8(0xff)))).toThrow()
     expect(() => parser.parse(message(char("Z")))).toThrow(/unknown message/)
   })
+
+  it("pgoutput: origin, a Type before its Relation, key and old-row images, binary values and the decoder given", () => {
+    // A decoder that tags each value with its type OID: the parser uses the one it is given.
+    const parser = Pgoutput.makeParser((oid) => (text) => `${oid}:${text}`)
+    expect(parser.parse(message(char("O"), u64(0x2_0000_0010n), cstring(`${bom}origin`)))).toEqual({
+      tag: "origin",
+      originLsn: 0x2_0000_0010n,
+      originName: `${bom}origin`
+    })
+    parser.parse(message(char("Y"), u32(16_600), cstring("public"), cstring("mood")))
+    const relation = parser.parse(message(
+      char("R"),
+      u32(2),
+      cstring("public"),
+      cstring("moods"),
+      char("i"),
+      i16(2),
+      u8(1),
+      cstring("id"),
+      u32(23),
+      i32(-1),
+      u8(0),
+      cstring("m"),
+      u32(16_600),
+      i32(4)
+    )) as Pgoutput.RelationMessage
+    expect(relation.replicaIdentity).toBe("index")
+    expect(relation.columns.map((c) => [c.name, c.typeOid, c.typeMod, c.typeName])).toEqual([
+      ["id", 23, -1, undefined],
+      ["m", 16_600, 4, "mood"]
+    ])
+
+    // An update that moved the key: the old key ('K'), then the new row.
+    const moved = parser.parse(message(char("U"), u32(2), char("K"), tuple("1", null), char("N"), tuple("2", "sad")))
+    expect(moved).toEqual({
+      tag: "update",
+      relation,
+      key: Object.assign(Object.create(null), { id: "23:1" }),
+      old: null,
+      new: Object.assign(Object.create(null), { id: "23:2", m: "16600:sad" })
+    })
+    // A delete under REPLICA IDENTITY FULL carries the whole old row ('O').
+    const deleted = parser.parse(message(char("D"), u32(2), char("O"), tuple("2", "sad")))
+    expect(deleted).toEqual({
+      tag: "delete",
+      relation,
+      key: null,
+      old: Object.assign(Object.create(null), { id: "23:2", m: "16600:sad" })
+    })
+    // A binary value ('b') is its bytes.
+    const bytes = message(char("I"), u32(2), char("N"), i16(2), value("3"), char("b"), i32(2), Buffer.from([0xde, 0xad]))
+    const inserted = parser.parse(bytes) as Extract<Pgoutput.Message, { tag: "insert" }>
+    expect(inserted.new["id"]).toBe("23:3")
+    expect(Buffer.from(inserted.new["m"] as Uint8Array)).toEqual(Buffer.from([0xde, 0xad]))
+  })
+
+  it("pgoutput: an unknown image, replica identity or value kind, or a missing 'N', fails", () => {
+    const parser = Pgoutput.makeParser()
+    parser.parse(message(char("R"), u32(1), cstring("public"), cstring("t"), char("f"), i16(1), u8(1), cstring("id"), u32(25), i32(-1)))
+    expect(() => parser.parse(message(char("U"), u32(1), char("X"), tuple("1")))).toThrow(/unknown update image 'X'/)
+    expect(() => parser.parse(message(char("D"), u32(1), char("N"), tuple("1")))).toThrow(/unknown delete image 'N'/)
+    expect(() => parser.parse(message(char("I"), u32(1), char("K"), tuple("1")))).toThrow(/expected 'N', got 'K'/)
+    expect(() => parser.parse(message(char("U"), u32(1), char("O"), tuple("1"), char("O"), tuple("2")))).toThrow(
+      /expected 'N', got 'O'/
+    )
+    expect(() => parser.parse(message(char("I"), u32(1), char("N"), i16(1), char("x")))).toThrow(/unknown tuple value kind/)
+    expect(() => parser.parse(message(char("R"), u32(3), cstring("public"), cstring("t"), char("z"), i16(0)))).toThrow(
+      /unknown replica identity 'z'/
+    )
+    expect(() => parser.parse(message(char("T"), u32(1), u8(0), u32(99)))).toThrow(/relation 99/)
+  })
 })

@@ -6,7 +6,7 @@ import type * as Node from "../Node.js"
 import type * as RouterConfig from "../RouterConfig.js"
 import type * as Selection from "../Selection.js"
 import type * as Topology from "../Topology.js"
-import type * as HealthMonitorInternal from "./healthMonitor.js"
+import type * as HealthMonitorInternal from "./health/monitor.js"
 
 // The router's state, which every internal module reads: its own module so
 // that none of them imports the read decision (routing.ts) for a type.

@@ -24,11 +24,11 @@ import type * as Selection from "../Selection.js"
 import * as Topology from "../Topology.js"
 import { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./consistency.js"
 import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "./errors.js"
-import { formatLsn, parseLsn } from "./healthMonitor.js"
+import { formatLsn, parseLsn } from "./health/monitor.js"
 import { healthTransitions } from "./metrics.js"
 import type { RouterState } from "./routerState.js"
 import * as SelectionInternal from "./selection.js"
-import * as Waiting from "./waiting.js"
+import * as Waiting from "./health/waiting.js"
 
 // The one home of the read decision: where a read goes (route, strategy,
 // session and staleness filters, the DDL barrier, `primaryReads: "overflow"`),

@@ -9,9 +9,9 @@ import type * as RouterConfig from "../../RouterConfig.js"
 import { UnknownReplica } from "../../RouterError.js"
 import type * as SqlRouter from "../../SqlRouter.js"
 import * as Topology from "../../Topology.js"
-import * as HealthMonitorInternal from "../healthMonitor.js"
-import * as Membership from "../membership.js"
-import * as Waiting from "../waiting.js"
+import * as HealthMonitorInternal from "../health/monitor.js"
+import * as Membership from "../health/membership.js"
+import * as Waiting from "../health/waiting.js"
 import type { RouterState } from "../routerState.js"
 
 // Administration: what the router reports (stats, status, configuration)

@@ -1,372 +1,17 @@
-/** @internal */
-import * as Clock from "effect/Clock"
+/**
+ * The cluster harness: picks a backend's driver (embedded, testcontainers or
+ * external) and builds the SQL half of `PgCluster` over it.
+ * @internal
+ */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import * as FsP from "node:fs/promises"
-import * as Os from "node:os"
-import * as Path from "node:path"
-import Pg from "pg"
-import type { Backend, ClusterNode, Options, PgCluster, Role } from "../PgCluster.js"
+import type { Backend, ClusterNode, Options, PgCluster } from "../PgCluster.js"
 import { ClusterError } from "../PgCluster.js"
-import * as Backup from "@effect-sql-router/core/embedded/Backup"
-import * as Binaries from "@effect-sql-router/core/embedded/Binaries"
-import * as Cleanup from "@effect-sql-router/core/embedded/Cleanup"
-import * as Process from "@effect-sql-router/core/embedded/Process"
-import * as RunAs from "@effect-sql-router/core/embedded/RunAs"
-import * as Signal from "@effect-sql-router/core/embedded/Signal"
+import type { Driver } from "./driver.js"
+import { fail, live, nodeFromUrl, queryNode } from "./driver.js"
+import { embedded } from "./embedded.js"
 import * as Template from "@effect-sql-router/core/embedded/Template"
-
-/**
- * What differs between backends: how servers are started, stopped and
- * signalled. Everything said in SQL (replay, promotion, waiting) is shared.
- * @internal
- */
-export interface Driver {
-  readonly backend: Backend
-  readonly directory: string | undefined
-  readonly nodes: Array<ClusterNode>
-  readonly stop: (node: ClusterNode) => Effect.Effect<void, ClusterError>
-  readonly start: (node: ClusterNode) => Effect.Effect<void, ClusterError>
-  readonly kill: (node: ClusterNode) => Effect.Effect<void, ClusterError>
-  readonly freeze: (node: ClusterNode) => Effect.Effect<void, ClusterError>
-  readonly thaw: (node: ClusterNode) => Effect.Effect<void, ClusterError>
-  /** Running, not frozen: a node that can answer SQL. */
-  readonly isUp: (node: ClusterNode) => boolean
-  readonly addReplica: (primary: ClusterNode) => Effect.Effect<ClusterNode, ClusterError>
-  /** Stops the node and starts it as a standby of `primary`, data as it is. */
-  readonly restartAsStandby: (node: ClusterNode, primary: ClusterNode) => Effect.Effect<void, ClusterError>
-  /** Stops the node, re-clones it from `primary` and starts it as its standby. */
-  readonly rejoinAsStandby: (node: ClusterNode, primary: ClusterNode) => Effect.Effect<void, ClusterError>
-}
-
-const fail = (operation: string, node: ClusterNode | undefined, reason: string, cause?: unknown) =>
-  new ClusterError({
-    operation,
-    reason,
-    ...(node ? { node: node.name } : {}),
-    ...(cause === undefined ? {} : { cause })
-  })
-
-/**
- * A base backup of the running primary at `primaryUrl` into `target` (see
- * `Backup.cloneFrom`), over a connection of its own for the length of it.
- */
-const cloneFrom = async (primaryUrl: string, primaryDataDir: string, target: string): Promise<void> => {
-  const client = new Pg.Client({ connectionString: primaryUrl, application_name: "pg-cluster-harness" })
-  client.on("error", () => {})
-  await client.connect()
-  try {
-    await Backup.cloneFrom(client, primaryDataDir, target)
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
-
-/** @internal */
-export const makeNode = (name: string, role: Role, host: string, port: number, user = "postgres", database = "postgres"): ClusterNode => ({
-  name,
-  role,
-  host,
-  port,
-  user,
-  database,
-  url: Redacted.make(`postgres://${user}@${host}:${port}/${database}`)
-})
-
-/** @internal */
-export const nodeFromUrl = (name: string, role: Role, url: string): ClusterNode => {
-  const parsed = new URL(url)
-  return {
-    name,
-    role,
-    host: parsed.hostname,
-    port: Number(parsed.port || 5432),
-    user: decodeURIComponent(parsed.username || "postgres"),
-    database: decodeURIComponent(parsed.pathname.slice(1) || "postgres"),
-    url: Redacted.make(url)
-  }
-}
-
-/** @internal */
-export const queryNode = <A>(
-  node: ClusterNode,
-  sql: string,
-  params: ReadonlyArray<unknown> = [],
-  timeoutMs = 5_000
-): Effect.Effect<ReadonlyArray<A>, ClusterError> =>
-  Effect.tryPromise({
-    // One connection per call: the harness must work while nodes die and
-    // come back, so it never holds on to a connection. Interruption (e.g. a
-    // timeout around a frozen server) closes it at once.
-    try: async (signal) => {
-      const client = new Pg.Client({
-        connectionString: Redacted.value(node.url),
-        connectionTimeoutMillis: timeoutMs,
-        application_name: "pg-cluster-harness"
-      })
-      client.on("error", () => {})
-      const close = () => void client.end().catch(() => {})
-      signal.addEventListener("abort", close)
-      try {
-        await client.connect()
-        return (await client.query(sql, params as Array<unknown>)).rows as ReadonlyArray<A>
-      } finally {
-        signal.removeEventListener("abort", close)
-        close()
-      }
-    },
-    catch: (cause) => fail("query", node, `${sql.slice(0, 80)}: ${String((cause as Error)?.message ?? cause)}`, cause)
-  })
-
-/** Polls until a connection and `SELECT 1` succeed, or the process dies. */
-const awaitReady = (node: ClusterNode, alive: () => boolean, logFile: string | undefined, timeout: Duration.DurationInput) =>
-  Effect.gen(function*() {
-    for (;;) {
-      if (!alive()) {
-        return yield* fail("start", node, `the server exited${logFile ? `:\n${Process.tail(logFile)}` : ""}`)
-      }
-      const ok = yield* queryNode(node, "SELECT 1", [], 1_000).pipe(
-        Effect.as(true),
-        Effect.catchAll(() => Effect.succeed(false))
-      )
-      if (ok) return
-      yield* Effect.sleep("25 millis")
-    }
-  }).pipe(
-    Effect.timeoutFail({
-      duration: timeout,
-      onTimeout: () =>
-        fail("start", node, `not accepting connections after ${Duration.format(timeout)}${logFile ? `:\n${Process.tail(logFile)}` : ""}`)
-    })
-  )
-
-// The harness waits on real servers: it keeps real time even when the caller
-// runs under TestClock.
-const liveClock = Clock.make()
-const live = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => Effect.withClock(effect, liveClock)
-
-interface EmbeddedServer {
-  readonly node: ClusterNode
-  readonly dataDir: string
-  readonly logFile: string
-  process: Process.ServerProcess | undefined
-  frozen: boolean
-}
-
-const promise = <A>(operation: string, node: ClusterNode | undefined, f: () => Promise<A>) =>
-  Effect.tryPromise({ try: f, catch: (cause) => fail(operation, node, String((cause as Error)?.message ?? cause), cause) })
-
-/**
- * Embedded backend: the primary is a copy of a cached initdb template; a
- * replica is a base backup of the running primary (the low-level backup API:
- * the binaries ship no pg_basebackup) with `standby.signal` and
- * `primary_conninfo`. Every node gets the same settings.
- * @internal
- */
-export const embedded = (
-  options: Options
-): Effect.Effect<Driver, ClusterError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const runAs = yield* Effect.try({ try: RunAs.resolveRunAs, catch: (cause) => fail("setup", undefined, String(cause), cause) })
-    const binaries = yield* promise("setup", undefined, () => Binaries.resolveBinaries(runAs))
-    const template = yield* promise("initdb", undefined, () => Template.ensureTemplate(binaries, runAs))
-    const startTimeout = options.startTimeout ?? "60 seconds"
-    const servers = new Map<string, EmbeddedServer>()
-
-    const root = yield* Effect.acquireRelease(
-      promise("setup", undefined, async () => {
-        Cleanup.sweepOrphans()
-        const dir = await FsP.mkdtemp(Path.join(Os.tmpdir(), Cleanup.clusterDirPrefix()))
-        Cleanup.trackDir(dir)
-        await FsP.chmod(dir, 0o755)
-        return dir
-      }),
-      (dir) =>
-        live(Effect.gen(function*() {
-          // Kill first, then wait: a clean stop buys nothing when the files go next.
-          for (const server of servers.values()) {
-            if (server.process && !server.process.hasExited()) {
-              Signal.signalServer(server.process.pid, "SIGCONT")
-              Signal.signalServer(server.process.pid, "SIGKILL")
-            }
-          }
-          for (const server of servers.values()) {
-            if (server.process) yield* awaitGone(server.process)
-          }
-          yield* Effect.promise(() => FsP.rm(dir, { recursive: true, force: true }))
-          Cleanup.untrackDir(dir)
-        }))
-    )
-
-    const awaitGone = (proc: Process.ServerProcess) =>
-      Effect.gen(function*() {
-        yield* Effect.promise(() => proc.exited)
-        while (Signal.groupAlive(proc.pid)) yield* Effect.sleep("10 millis")
-      })
-
-    const serverOf = (node: ClusterNode) => {
-      const server = servers.get(node.name)
-      return server ? Effect.succeed(server) : Effect.fail(fail("control", node, "not a node of this cluster"))
-    }
-
-    const launch = (server: EmbeddedServer) =>
-      Effect.gen(function*() {
-        if (server.process && !server.process.hasExited()) return
-        const proc = Process.spawnServer(binaries, server.dataDir, server.logFile, runAs)
-        server.process = proc
-        server.frozen = false
-        yield* awaitReady(server.node, () => !proc.hasExited(), server.logFile, startTimeout)
-      })
-
-    /** What every node of this cluster writes after the template's settings; its own port and name last. */
-    const nodeSettings = (name: string, port: number): Record<string, string> => ({
-      ...Template.optionSettings(options),
-      ...options.settings,
-      port: String(port),
-      cluster_name: `'${name}'`
-    })
-
-    /**
-     * The primary is a copy of the template. A replica is a base backup of
-     * the running primary: its pg_control then records the values the
-     * primary runs with, so settings a standby must match (max_connections,
-     * max_worker_processes, ...) can be lowered too. A template copy would
-     * record initdb's, and recovery refuses a standby set below them.
-     */
-    const create = (name: string, role: Role, primary: EmbeddedServer | undefined) =>
-      Effect.gen(function*() {
-        const port = yield* promise("setup", undefined, Process.freePort)
-        const node = makeNode(name, role, "127.0.0.1", port)
-        const dataDir = Path.join(root, name)
-        const server: EmbeddedServer = {
-          node,
-          dataDir,
-          logFile: Path.join(root, `${name}.log`),
-          process: undefined,
-          frozen: false
-        }
-        // Registered first: the scope's release must find a server whose setup failed half-way.
-        servers.set(name, server)
-        yield* promise("setup", node, async () => {
-          if (primary) await cloneFrom(Redacted.value(primary.node.url), primary.dataDir, dataDir)
-          else await Template.copyDataDir(template, dataDir)
-          await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Template.renderSettings(nodeSettings(name, port)))
-          if (primary) await followPrimary(dataDir, name, primary.node)
-          if (runAs) await RunAs.chownTree(dataDir, runAs)
-        })
-        return server
-      })
-
-    /** Makes a stopped data directory a standby of `primary` (the last primary_conninfo wins). */
-    const followPrimary = async (dataDir: string, name: string, primary: ClusterNode) => {
-      await FsP.appendFile(
-        Path.join(dataDir, "postgresql.conf"),
-        Template.renderSettings({
-          primary_conninfo: `'host=${primary.host} port=${primary.port} user=${primary.user} application_name=${name}'`
-        })
-      )
-      // A `follow` kept its upstream with ALTER SYSTEM, which would win over postgresql.conf.
-      const auto = Path.join(dataDir, "postgresql.auto.conf")
-      const kept = await FsP.readFile(auto, "utf8").catch(() => undefined)
-      if (kept !== undefined && /^\s*primary_conninfo\s*=/m.test(kept)) {
-        await FsP.writeFile(auto, kept.split("\n").filter((line) => !/^\s*primary_conninfo\s*=/.test(line)).join("\n"))
-      }
-      await FsP.writeFile(Path.join(dataDir, "standby.signal"), "")
-      if (runAs) {
-        await FsP.chown(Path.join(dataDir, "postgresql.conf"), runAs.uid, runAs.gid)
-        await FsP.chown(Path.join(dataDir, "standby.signal"), runAs.uid, runAs.gid)
-      }
-    }
-
-    const primary = yield* create("primary", "primary", undefined)
-    yield* launch(primary)
-    const replicas = yield* Effect.forEach(
-      Array.from({ length: options.replicas ?? 2 }, (_, i) => `replica-${i}`),
-      (name) => Effect.tap(create(name, "replica", primary), launch),
-      { concurrency: "unbounded" }
-    )
-
-    const stop = (node: ClusterNode) =>
-      Effect.gen(function*() {
-        const server = yield* serverOf(node)
-        const proc = server.process
-        if (!proc || proc.hasExited()) return
-        Signal.signalServer(proc.pid, "SIGCONT")
-        // SIGINT to the postmaster alone is PostgreSQL's "fast" shutdown.
-        Signal.signalProcess(proc.pid, "SIGINT")
-        yield* awaitGone(proc).pipe(
-          Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => fail("stop", node, "did not shut down in 30s") }),
-          Effect.tapError(() => Effect.sync(() => Signal.signalServer(proc.pid, "SIGKILL")))
-        )
-        server.frozen = false
-      })
-
-    const kill = (node: ClusterNode) =>
-      Effect.gen(function*() {
-        const server = yield* serverOf(node)
-        const proc = server.process
-        if (!proc || proc.hasExited()) return
-        Signal.signalServer(proc.pid, "SIGKILL")
-        yield* awaitGone(proc)
-        server.frozen = false
-      })
-
-    const signalRunning = (operation: string, signal: NodeJS.Signals, frozen: boolean) => (node: ClusterNode) =>
-      Effect.gen(function*() {
-        const server = yield* serverOf(node)
-        const proc = server.process
-        if (!proc || proc.hasExited()) return yield* fail(operation, node, "the server is not running")
-        Signal.signalServer(proc.pid, signal)
-        server.frozen = frozen
-      })
-
-    const nodes = [primary.node, ...replicas.map((r) => r.node)]
-    return {
-      backend: "embedded",
-      directory: root,
-      nodes,
-      stop,
-      kill,
-      start: (node) => Effect.flatMap(serverOf(node), launch),
-      freeze: signalRunning("freeze", "SIGSTOP", true),
-      thaw: signalRunning("thaw", "SIGCONT", false),
-      isUp: (node) => {
-        const server = servers.get(node.name)
-        return !!server?.process && !server.process.hasExited() && !server.frozen
-      },
-      addReplica: (current) =>
-        Effect.gen(function*() {
-          const server = yield* create(`replica-${servers.size - 1}`, "replica", yield* serverOf(current))
-          yield* launch(server)
-          nodes.push(server.node)
-          return server.node
-        }),
-      restartAsStandby: (node, current) =>
-        Effect.gen(function*() {
-          const server = yield* serverOf(node)
-          yield* stop(node)
-          yield* promise("restartAsStandby", node, () => followPrimary(server.dataDir, node.name, current))
-          yield* launch(server)
-        }),
-      rejoinAsStandby: (node, current) =>
-        Effect.gen(function*() {
-          const server = yield* serverOf(node)
-          const source = yield* serverOf(current)
-          yield* stop(node)
-          yield* promise("rejoinAsStandby", node, async () => {
-            // The node keeps its own settings (port, name); the rest is the primary's.
-            const conf = await FsP.readFile(Path.join(server.dataDir, "postgresql.conf"))
-            await cloneFrom(Redacted.value(current.url), source.dataDir, server.dataDir)
-            await FsP.writeFile(Path.join(server.dataDir, "postgresql.conf"), conf)
-            await followPrimary(server.dataDir, node.name, current)
-            if (runAs) await RunAs.chownTree(server.dataDir, runAs)
-          })
-          yield* launch(server)
-        })
-    } satisfies Driver
-  })
 
 const unsupported = (backend: Backend, operation: string) => (node: ClusterNode) =>
   Effect.fail(fail(operation, node, `the ${backend} backend cannot ${operation} a server`))
@@ -433,6 +78,50 @@ export const make = (options: Options = {}): Effect.Effect<PgCluster, ClusterErr
     return fromDriver(driver)
   }))
 
+/** Points the standby `node` at `upstream` and waits until its WAL receiver streams from it. */
+const streamFrom = (node: ClusterNode, upstream: ClusterNode) =>
+  Effect.gen(function*() {
+    if (upstream === node) return yield* fail("follow", node, "cannot follow itself")
+    const conninfo = `host=${upstream.host} port=${upstream.port} user=${upstream.user} application_name=${node.name}`
+    yield* queryNode(node, `ALTER SYSTEM SET primary_conninfo = '${conninfo.replaceAll("'", "''")}'`)
+    yield* queryNode(node, "SELECT pg_reload_conf()")
+    // The WAL receiver restarts with the new setting; wait until it streams from the upstream.
+    for (;;) {
+      const rows = yield* queryNode<{ ok: boolean }>(
+        node,
+        "SELECT count(*) > 0 AS ok FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_port = $1",
+        [upstream.port]
+      )
+      if (rows[0]?.ok) return
+      yield* Effect.sleep("20 millis")
+    }
+  })
+
+/** Waits until each of `targets` has replayed what `primary` had written when it began. */
+const awaitReplayed = (primary: ClusterNode, targets: ReadonlyArray<ClusterNode>, timeout: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const [{ lsn }] = (yield* queryNode<{ lsn: string }>(primary, "SELECT pg_current_wal_lsn()::text AS lsn")) as [
+      { lsn: string }
+    ]
+    yield* Effect.forEach(targets, (node) =>
+      Effect.gen(function*() {
+        for (;;) {
+          const rows = yield* queryNode<{ done: boolean }>(
+            node,
+            "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS done",
+            [lsn]
+          ).pipe(Effect.catchAll(() => Effect.succeed([{ done: false }])))
+          if (rows[0]?.done) return
+          yield* Effect.sleep("10 millis")
+        }
+      }), { concurrency: "unbounded", discard: true }).pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => fail("awaitReplication", undefined, `replicas did not replay ${lsn} within ${Duration.format(timeout)}`)
+      })
+    )
+  })
+
 /** The SQL half of the harness, the same for every backend. @internal */
 export const fromDriver = (driver: Driver): PgCluster => {
   let primary = driver.nodes[0]!
@@ -498,20 +187,7 @@ export const fromDriver = (driver: Driver): PgCluster => {
     follow: (node, upstream) =>
       live(Effect.gen(function*() {
         yield* requireReplica("follow", node)
-        if (upstream === node) return yield* fail("follow", node, "cannot follow itself")
-        const conninfo = `host=${upstream.host} port=${upstream.port} user=${upstream.user} application_name=${node.name}`
-        yield* queryNode(node, `ALTER SYSTEM SET primary_conninfo = '${conninfo.replaceAll("'", "''")}'`)
-        yield* queryNode(node, "SELECT pg_reload_conf()")
-        // The WAL receiver restarts with the new setting; wait until it streams from the upstream.
-        for (;;) {
-          const rows = yield* queryNode<{ ok: boolean }>(
-            node,
-            "SELECT count(*) > 0 AS ok FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_port = $1",
-            [upstream.port]
-          )
-          if (rows[0]?.ok) return
-          yield* Effect.sleep("20 millis")
-        }
+        yield* streamFrom(node, upstream)
       }).pipe(
         Effect.timeoutFail({
           duration: "30 seconds",
@@ -519,31 +195,13 @@ export const fromDriver = (driver: Driver): PgCluster => {
         })
       )),
     awaitReplication: (options = {}) =>
-      live(Effect.gen(function*() {
-        const targets = options.replicas ??
-          replicas().filter((node) => driver.isUp(node) && !paused.has(node.name))
-        const [{ lsn }] = (yield* queryNode<{ lsn: string }>(primary, "SELECT pg_current_wal_lsn()::text AS lsn")) as [
-          { lsn: string }
-        ]
-        yield* Effect.forEach(targets, (node) =>
-          Effect.gen(function*() {
-            for (;;) {
-              const rows = yield* queryNode<{ done: boolean }>(
-                node,
-                "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS done",
-                [lsn]
-              ).pipe(Effect.catchAll(() => Effect.succeed([{ done: false }])))
-              if (rows[0]?.done) return
-              yield* Effect.sleep("10 millis")
-            }
-          }), { concurrency: "unbounded", discard: true }).pipe(
-          Effect.timeoutFail({
-            duration: options.timeout ?? "30 seconds",
-            onTimeout: () =>
-              fail("awaitReplication", undefined, `replicas did not replay ${lsn} within ${Duration.format(options.timeout ?? "30 seconds")}`)
-          })
+      live(Effect.suspend(() =>
+        awaitReplayed(
+          primary,
+          options.replicas ?? replicas().filter((node) => driver.isUp(node) && !paused.has(node.name)),
+          options.timeout ?? "30 seconds"
         )
-      })),
+      )),
     addReplica: () =>
       live(Effect.tap(driver.addReplica(primary), (node) => Effect.sync(() => standbys.add(node.name)))),
     restartAsStandby: becomeStandby("restartAsStandby", driver.restartAsStandby),

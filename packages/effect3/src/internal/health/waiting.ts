@@ -1,5 +1,5 @@
 /** @internal */
-import type * as Topology from "../Topology.js"
+import type * as Topology from "../../Topology.js"
 
 // Evict means release: the routed client's reads waiting on a replica, so
 // that a replica leaving rotation (probe, passive failure, manual mark,
