@@ -193,7 +193,7 @@ const tuple = (reader: Reader, relation: RelationMessage, unchanged?: Tuple | nu
         row[column.name] = column.decode(decodeUtf8(reader.bytesOf(reader.int32())))
         break
       case 0x62: // 'b' (binary mode, which we do not ask for): the bytes, copied
-        row[column.name] = reader.bytesOf(reader.int32()).slice()
+        row[column.name] = Uint8Array.prototype.slice.call(reader.bytesOf(reader.int32()))
         break
       default:
         throw new Error(`pgoutput: unknown tuple value kind ${kind}`)
@@ -313,7 +313,7 @@ const logicalMessage = (reader: Reader): Message => {
   const flags = reader.uint8()
   const lsn = reader.uint64()
   const prefix = reader.string()
-  const content = reader.bytesOf(reader.int32()).slice()
+  const content = Uint8Array.prototype.slice.call(reader.bytesOf(reader.int32()))
   return { tag: "message", transactional: (flags & 1) === 1, lsn, prefix, content }
 }
 

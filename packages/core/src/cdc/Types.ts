@@ -258,36 +258,44 @@ export const decoderFor = (oid: number): (text: string) => unknown => columnType
  */
 export const parseArray = (text: string, decode: (text: string) => unknown): unknown => {
   let i = text.startsWith("[") ? text.indexOf("=") + 1 : 0
+  // Malformed text (never sent by the server for an array column) fails instead of looping past its end.
+  const malformed = () => new Error(`not an array literal (at character ${i + 1} of ${text.length})`)
+  const at = (index: number) => {
+    if (index >= text.length) throw malformed()
+    return text[index]
+  }
   const parseLevel = (): Array<unknown> => {
     const out: Array<unknown> = []
+    if (at(i) !== "{") throw malformed()
     i++ // '{'
-    if (text[i] === "}") {
+    if (at(i) === "}") {
       i++
       return out
     }
     for (;;) {
-      if (text[i] === "{") {
+      if (at(i) === "{") {
         out.push(parseLevel())
-      } else if (text[i] === "\"") {
+      } else if (at(i) === "\"") {
         let value = ""
         i++
-        while (text[i] !== "\"") {
-          if (text[i] === "\\") i++
-          value += text[i]
+        while (at(i) !== "\"") {
+          if (at(i) === "\\") i++
+          value += at(i)
           i++
         }
         i++
         out.push(decode(value))
       } else {
         const start = i
-        while (text[i] !== "," && text[i] !== "}") i++
+        while (at(i) !== "," && at(i) !== "}") i++
         const raw = text.slice(start, i)
         out.push(raw === "NULL" ? null : decode(raw))
       }
-      if (text[i] === ",") {
+      if (at(i) === ",") {
         i++
         continue
       }
+      if (at(i) !== "}") throw malformed()
       i++ // '}'
       return out
     }

@@ -204,6 +204,9 @@ describe("cdc/Pgoutput", () => {
     const inserted = parser.parse(bytes) as Extract<Pgoutput.Message, { tag: "insert" }>
     expect(inserted.new["id"]).toBe("23:3")
     expect(Buffer.from(inserted.new["m"] as Uint8Array)).toEqual(Buffer.from([0xde, 0xad]))
+    // A copy: the message's buffer may be reused for the next one.
+    bytes.fill(0)
+    expect(Buffer.from(inserted.new["m"] as Uint8Array)).toEqual(Buffer.from([0xde, 0xad]))
   })
 
   it("pgoutput: an unknown image, replica identity or value kind, or a missing 'N', fails", () => {

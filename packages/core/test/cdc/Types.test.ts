@@ -10,6 +10,11 @@ describe("cdc/Types", () => {
     expect(Types.parseArray("{\"a b\",\"c\\\"d\",\"e\\\\f\",NULL,\"NULL\"}", String)).toEqual(["a b", "c\"d", "e\\f", null, "NULL"])
     expect(Types.parseArray("{{1,2},{3,4}}", Number)).toEqual([[1, 2], [3, 4]])
     expect(Types.parseArray("{}", Number)).toEqual([])
+    // Malformed text fails; it never loops past its end.
+    for (const text of ["1", "", "{", "{1,2", "{\"a", "{{1}"]) {
+      expect(() => Types.parseArray(text, Number), text).toThrow(/not an array literal/)
+    }
+    expect(Types.parseArray("{}", Number)).toEqual([])
     expect(Types.parseArray("[0:1]={7,8}", Number)).toEqual([7, 8])
   })
 
