@@ -25,186 +25,22 @@ import * as apply from "./internal/cdc/apply.js"
 import * as CdcSchema from "./internal/cdc/schema.js"
 import type { SqlRouter } from "./SqlRouter.js"
 import * as Changes from "@effect-sql-router/core/cdc/Changes"
+import type { Change, Lsn, Transaction } from "@effect-sql-router/core/cdc/Changes"
 
 // -----------------------------------------------------------------------------
 // Changes
 // -----------------------------------------------------------------------------
 
 /**
- * A WAL position as PostgreSQL prints it (`0/16B3748`).
+ * The change stream's model (`Change`, `RowChange`, `Transaction`, `Relation`,
+ * `Row`, …) is the core's (`@effect-sql-router/core/cdc/Changes`), shared by
+ * every Effect line; named here as before.
  *
  * @since 0.1.0
- * @category models
  */
-export type Lsn = string
-
-/**
- * A column of a relation: its name, type (OID and name) and whether it is part of the key.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Column {
-  readonly name: string
-  readonly typeOid: number
-  /** `int8`, `_int4` (an array), … (undefined for a type the server did not name). */
-  readonly typeName: string | undefined
-  readonly typeMod: number
-  /** Part of the replica identity (the primary key by default). */
-  readonly isKey: boolean
-}
-
-/**
- * The table a change belongs to, as the server described it.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Relation {
-  readonly oid: number
-  readonly schema: string
-  readonly table: string
-  readonly columns: ReadonlyArray<Column>
-  readonly keyColumns: ReadonlyArray<string>
-  readonly replicaIdentity: "default" | "nothing" | "full" | "index"
-}
-
-/**
- * A row, by column name. Values: see "Type mapping" in the README (`int8` is
- * a `bigint`; `numeric`, timestamps, `json` and `jsonb` are the server's exact
- * text; `bytea` is a `Uint8Array`; arrays are arrays). An unchanged TOAST value in
- * an update is `undefined` (the target keeps what it has).
- *
- * @since 0.1.0
- * @category models
- */
-export type Row = Readonly<Record<string, unknown>>
-
-/**
- * The start of a source transaction: its final LSN, commit time and xid.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Begin {
-  readonly _tag: "Begin"
-  readonly xid: number
-  /** The transaction's commit LSN. */
-  readonly lsn: Lsn
-  readonly commitTime: Date
-}
-
-/**
- * A row inserted into a relation: the new row.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Insert {
-  readonly _tag: "Insert"
-  readonly xid: number
-  /** Where the change's WAL record is. */
-  readonly lsn: Lsn
-  readonly relation: Relation
-  readonly row: Row
-}
-
-/**
- * A row updated in a relation: the new row and, when the key changed, the old key.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Update {
-  readonly _tag: "Update"
-  readonly xid: number
-  readonly lsn: Lsn
-  readonly relation: Relation
-  readonly row: Row
-  /** The key of the row before the update (differs from `row`'s when the key changed). */
-  readonly key: Row
-  /** The whole old row, with `REPLICA IDENTITY FULL`. */
-  readonly old: Row | undefined
-}
-
-/**
- * A row deleted from a relation: its old key.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Delete {
-  readonly _tag: "Delete"
-  readonly xid: number
-  readonly lsn: Lsn
-  readonly relation: Relation
-  readonly key: Row
-  readonly old: Row | undefined
-}
-
-/**
- * Relations truncated in one statement.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Truncate {
-  readonly _tag: "Truncate"
-  readonly xid: number
-  readonly lsn: Lsn
-  readonly relations: ReadonlyArray<Relation>
-  readonly cascade: boolean
-  readonly restartIdentity: boolean
-}
-
-/**
- * The end of a source transaction: its commit and end LSNs and commit time.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Commit {
-  readonly _tag: "Commit"
-  readonly xid: number
-  readonly lsn: Lsn
-  /** Just past the commit record: the position acknowledged once the transaction is applied. */
-  readonly endLsn: Lsn
-  readonly commitTime: Date
-}
-
-/**
- * One element of the change stream. Changes of one transaction arrive
- * between its `Begin` and `Commit`, transactions in commit order.
- *
- * @since 0.1.0
- * @category models
- */
-export type Change = Begin | Insert | Update | Delete | Truncate | Commit
-
-/**
- * A row change inside a transaction.
- *
- * @since 0.1.0
- * @category models
- */
-export type RowChange = Insert | Update | Delete | Truncate
-
-/**
- * One source transaction, as a target receives it. The initial snapshot is
- * one transaction too (`snapshot: true`): a `Truncate` of every table of the
- * rule, then an `Insert` per row.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Transaction {
-  readonly xid: number
-  readonly lsn: Lsn
-  readonly endLsn: Lsn
-  readonly commitTime: Date
-  readonly changes: ReadonlyArray<RowChange>
-  readonly snapshot: boolean
-}
+export type {
+  Begin, Change, Column, Commit, Delete, Insert, Lsn, Relation, Row, RowChange, Transaction, Truncate, Update
+} from "@effect-sql-router/core/cdc/Changes"
 
 // -----------------------------------------------------------------------------
 // Errors
