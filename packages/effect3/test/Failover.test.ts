@@ -136,8 +136,10 @@ describe("failover and live topology", () => {
         Effect.repeat({ until: (primary) => primary.id === "node-1", schedule: pollEvery }),
         Effect.timeout("20 seconds")
       )
-      // Rows the cluster will lose: written straight to the old primary.
-      const onOldPrimary = (yield* load.snapshot).readsBy[oldPrimary.name] ?? 0
+      // Rows the cluster will lose: written straight to the old primary. From
+      // here on, any read the old primary serves sees them (and is counted in
+      // strayReadsBy); a read decided before the switch may still finish there,
+      // which is why the count of its reads is not compared.
       yield* cluster.query(oldPrimary, `INSERT INTO load_t (worker) SELECT ${strayWorker} FROM generate_series(1, 200)`)
       // The standby on the new timeline serves again; the old primary serves nothing.
       yield* SqlRouter.replicaStatus.pipe(
@@ -160,7 +162,6 @@ describe("failover and live topology", () => {
       const report = yield* load.stop
       expect(report.readFailures).toEqual([])
       expect(report.strayReadsBy).toEqual({})
-      expect(report.readsBy[oldPrimary.name] ?? 0).toBe(onOldPrimary)
       // With the old primary gone, the split brain is over: writes go to the new leader.
       const landed = yield* writeLandsOn.pipe(Effect.retry({ schedule: pollEvery }), Effect.timeout("20 seconds"))
       expect(landed).toBe(leader.name)
