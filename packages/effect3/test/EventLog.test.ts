@@ -39,7 +39,11 @@ const Cluster = Layer.unwrapScoped(
 const withLog = <A, E, R>(options: EventLog.Options, body: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const log = yield* EventLog.make(options)
-    yield* Effect.flatMap(PgCluster.PgCluster, (cluster) => cluster.awaitReplication())
+    const cluster = yield* PgCluster.PgCluster
+    yield* cluster.awaitReplication()
+    // Every replica in rotation (a test before may have restarted the
+    // primary): reads outside a session go to replicas, as the tests expect.
+    yield* awaitCondition(SqlRouter.countHealthyReplicas, (n) => n === cluster.replicas.length)
     // The replicas replayed the migration: a read lowers the DDL barrier, so
     // that appends right after it do not move it (reads outside a session
     // stay on the replicas, as the tests expect).
