@@ -1,0 +1,155 @@
+/**
+ * The router's shared state, in STM: the current primary, the replicas with
+ * their health, in-flight counts and last probe, and the round-robin cursor.
+ * Every health change is one STM transaction over these references (the
+ * repodb Cqrs module keeps the same state in kcas `Loc`s). A routed read's
+ * pick reads them outside a transaction and writes the cursor and its
+ * in-flight count the way a commit does, in one synchronous step, so no
+ * transaction sees half of it; `Selection`'s STM functions make the same
+ * choices inside a transaction of your own.
+ *
+ * @since 0.1.0
+ */
+import * as ReplicaHealth from "@effect-sql-router/core/Health"
+import * as STM from "effect/STM"
+import * as TRef from "effect/TRef"
+import type * as Node from "./Node.js"
+
+/**
+ * What the last health probe of a replica saw. Lag is measured against the
+ * primary: bytes of WAL not yet replayed, and time since the primary's newest
+ * commit that the replica has not replayed (0 when it has replayed everything).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Probe = ReplicaHealth.Probe
+
+/**
+ * A replica's health, as one value so that a routing decision reads one
+ * reference per replica.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Health = ReplicaHealth.Standing
+
+/**
+ * A replica's slow start: from its return to rotation (`from`, epoch
+ * milliseconds from `Date.now()`) its share of reads grows linearly to the
+ * full share over `millis`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Ramp = ReplicaHealth.Ramp
+
+/**
+ * Whether a read may go to a replica within its ramp: `draw` is a number in
+ * [0, 1), and the read is admitted when it is below the elapsed fraction of
+ * the ramp (so a replica is skipped with probability 1 - elapsed/millis).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const rampAdmits: (ramp: Ramp, now: number, draw: number) => boolean = ReplicaHealth.rampAdmits
+
+/**
+ * The health of a replica coming back into rotation: with a slow start of
+ * `millis` (when set and positive) it ramps from `now`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withRamp = (health: Health, millis: number | undefined, now: number): Health => ({
+  ...health,
+  ramp: ReplicaHealth.rampFrom(millis, now)
+})
+
+/**
+ * One replica's state: its node, health, in-flight count and last probe.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Replica {
+  readonly node: Node.Node
+  readonly health: TRef.TRef<Health>
+  /** Reads and leases running on this replica now (least-connections reads it). */
+  readonly inFlight: TRef.TRef<number>
+  readonly probe: TRef.TRef<Probe | undefined>
+}
+
+/**
+ * The cluster as the router sees it: the current primary, the replicas and the
+ * round-robin cursor.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Topology {
+  readonly primary: TRef.TRef<Node.Node>
+  readonly replicas: TRef.TRef<ReadonlyArray<Replica>>
+  /** The next round-robin position. */
+  readonly cursor: TRef.TRef<number>
+  /** The primary's WAL position at its last probe (for lag and promotion checks). */
+  readonly primaryLsn: TRef.TRef<bigint | undefined>
+  /** Nodes that all accept writes (split brain): writes fail while it is not empty. */
+  readonly conflict: TRef.TRef<ReadonlyArray<string>>
+}
+
+/**
+ * The state of one replica, with the health it starts with.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeReplica = (node: Node.Node, healthy: boolean): STM.STM<Replica> =>
+  STM.all({
+    node: STM.succeed(node),
+    health: TRef.make<Health>({ up: healthy, markedDown: false, streak: 0, member: true }),
+    inFlight: TRef.make(0),
+    probe: TRef.make<Probe | undefined>(undefined)
+  })
+
+/**
+ * The topology of a primary and its replicas, with the cursor at the first
+ * replica.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): STM.STM<Topology> =>
+  STM.all({
+    primary: TRef.make(primary),
+    replicas: TRef.make(replicas),
+    cursor: TRef.make(0),
+    primaryLsn: TRef.make<bigint | undefined>(undefined),
+    conflict: TRef.make<ReadonlyArray<string>>([])
+  })
+
+/**
+ * In rotation: a member, healthy by probes, and not marked down by hand.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const inRotation: (health: Health) => boolean = ReplicaHealth.inRotation
+
+/**
+ * Whether the replica is in rotation now.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const isHealthy = (replica: Replica): STM.STM<boolean> => STM.map(TRef.get(replica.health), inRotation)
+
+/**
+ * The number of replicas in rotation now.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const countHealthy = (topology: Topology): STM.STM<number> =>
+  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
+    STM.map(STM.forEach(replicas, isHealthy), (flags) => flags.filter(Boolean).length))

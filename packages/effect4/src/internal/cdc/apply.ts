@@ -1,0 +1,104 @@
+/** @internal */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
+import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
+import { formatLsn, parseLsn } from "@effect-sql-router/core/cdc/Changes"
+import * as Types from "@effect-sql-router/core/cdc/Types"
+import type { Relation, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
+import { TargetError, UnsupportedType } from "../../Cdc.js"
+import type { TableInfo } from "./replication.js"
+import { describe } from "../errors.js"
+
+// Targets: how a source transaction becomes a target transaction.
+
+/** @internal */
+export interface Applier {
+  /** The last LSN the target recorded as applied for this rule (SQL targets). */
+  readonly appliedLsn: bigint | undefined
+  /**
+   * True when the target keeps its own position: a slot found while the
+   * target has none means the snapshot never landed, and is taken again.
+   */
+  readonly durableState: boolean
+  readonly apply: (transaction: Transaction) => Effect.Effect<void, TargetError>
+}
+
+/** @internal */
+export type Open = (rule: string, tables: ReadonlyArray<TableInfo>) => Effect.Effect<Applier, TargetError, Scope.Scope>
+
+const targetError = (operation: string) => (cause: unknown) =>
+  new TargetError({ operation, reason: describe(cause), cause })
+
+/** @internal */
+export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>): Target => ({
+  _tag: "SinkTarget",
+  open: () =>
+    Effect.succeed({
+      appliedLsn: undefined,
+      durableState: false,
+      apply: (transaction) =>
+        Stream.run(Stream.succeed(transaction), sink).pipe(
+          Effect.asVoid,
+          Effect.mapError(targetError("sink")),
+          Effect.catchAllDefect((defect) => Effect.fail(targetError("sink")(defect)))
+        )
+    })
+})
+
+/** Checks a relation as it arrives in the stream: a new column may have a type we cannot take. @internal */
+export const checkRelation = (relation: Relation): Effect.Effect<void, UnsupportedType> => {
+  for (const column of relation.columns) {
+    if (!Types.isSupported(column.typeOid)) {
+      return Effect.fail(
+        new UnsupportedType({
+          table: `${relation.schema}.${relation.table}`,
+          column: column.name,
+          type: column.typeName ?? `oid ${column.typeOid}`
+        })
+      )
+    }
+  }
+  return Effect.void
+}
+
+/** @internal */
+export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = {}): Target => ({
+  _tag: "SqlTarget",
+  open: (rule, tables) =>
+    Effect.gen(function*() {
+      const name = sql.onDialectOrElse({
+        pg: () => "pg" as const,
+        sqlite: () => "sqlite" as const,
+        orElse: () => undefined
+      })
+      if (!name) {
+        return yield* new TargetError({ operation: "open", reason: "only PostgreSQL and SQLite clients are supported as targets" })
+      }
+      const plan = ApplyPlan.makePlan(ApplyPlan.dialects[name], rule, tables, options.stateTable)
+      const run = (statement: ApplyPlan.Statement) => sql.unsafe(statement.sql, statement.params as Array<unknown>)
+
+      if (options.createTables ?? true) {
+        for (const statement of plan.createTables()) {
+          yield* run(statement).pipe(Effect.mapError(targetError("create table")))
+        }
+      }
+      yield* run(plan.createStateTable).pipe(Effect.mapError(targetError("create state table")))
+      const [state] = yield* run(plan.readState).pipe(Effect.mapError(targetError("read state")))
+
+      return {
+        appliedLsn: state ? parseLsn(String((state as { lsn: unknown }).lsn)) : undefined,
+        durableState: true,
+        apply: (transaction) =>
+          Effect.forEach(plan.changes(transaction.changes), run, { discard: true }).pipe(
+            Effect.zipRight(run(plan.recordState(formatLsn(parseLsn(transaction.endLsn))))),
+            sql.withTransaction,
+            Effect.mapError(targetError("apply")),
+            // @effect/sql turns a failed COMMIT into a defect: it is a target failure.
+            Effect.catchAllDefect((defect) => Effect.fail(targetError("commit")(defect)))
+          )
+      } satisfies Applier
+    })
+})

@@ -1,0 +1,460 @@
+/** @internal */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import Pg from "pg"
+import type { Column } from "../../Cdc.js"
+import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../../Cdc.js"
+import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
+import { parseLsn } from "@effect-sql-router/core/cdc/Changes"
+import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
+import * as Types from "@effect-sql-router/core/cdc/Types"
+import { describe } from "../errors.js"
+
+// Everything said to the source server: the control connection (catalog,
+// publications, slots), the exported snapshot, and the replication session.
+
+/** @internal */
+export interface Connect {
+  readonly url: Redacted.Redacted<string>
+  readonly applicationName: string
+}
+
+// One session format for every connection we open, so that the snapshot
+// and the stream print values alike.
+const sessionOptions = "-c TimeZone=UTC -c DateStyle=ISO -c bytea_output=hex -c extra_float_digits=1"
+
+const fail = (operation: string, cause: unknown) =>
+  new ReplicationError({ operation, reason: describe(cause), cause })
+
+const openClient = (connect: Connect, operation: string, replication: boolean) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const client = new Pg.Client({
+          connectionString: Redacted.value(connect.url),
+          application_name: connect.applicationName,
+          connectionTimeoutMillis: 5_000,
+          options: sessionOptions,
+          types: { getTypeParser: ((oid: number) => Types.decoderFor(oid)) as never },
+          ...(replication ? { replication: "database" } : {})
+        } as Pg.ClientConfig)
+        client.on("error", () => {})
+        try {
+          await client.connect()
+        } catch (error) {
+          void client.end().catch(() => {})
+          throw error
+        }
+        return client
+      },
+      catch: (cause) => fail(operation, cause)
+    }),
+    (client) => Effect.promise(() => client.end().catch(() => {})).pipe(Effect.timeout("2 seconds"), Effect.ignore)
+  )
+
+/** A plain connection to the source, for catalog and slot management. @internal */
+export const control = (connect: Connect): Effect.Effect<Pg.Client, ReplicationError, Scope.Scope> =>
+  openClient(connect, "connect", false)
+
+/** @internal */
+export const query = <A = Record<string, unknown>>(
+  client: Pg.Client,
+  operation: string,
+  sql: string,
+  params: ReadonlyArray<unknown> = []
+): Effect.Effect<ReadonlyArray<A>, ReplicationError> =>
+  Effect.tryPromise({
+    try: async () => (await client.query(sql, params as Array<unknown>)).rows as ReadonlyArray<A>,
+    catch: (cause) => fail(operation, cause)
+  })
+
+// -----------------------------------------------------------------------------
+// Catalog
+// -----------------------------------------------------------------------------
+
+/** A source table as the catalog describes it. @internal */
+export interface TableInfo {
+  readonly schema: string
+  readonly table: string
+  /** `schema.table`, quoted for SQL. */
+  readonly quoted: string
+  readonly columns: ReadonlyArray<Column & { readonly formatted: string }>
+  /** Primary key columns, in key order. */
+  readonly key: ReadonlyArray<string>
+}
+
+/**
+ * Looks up every table of a rule and refuses, before anything is applied, a
+ * table that does not exist, has no primary key (publishing it would make the
+ * source refuse its updates and deletes), cannot identify deleted rows, or
+ * (with `checkTypes`) has a column of a type the targets cannot take.
+ * @internal
+ */
+export const describeTables = (
+  client: Pg.Client,
+  tables: ReadonlyArray<string>,
+  options: { readonly checkTypes: boolean } = { checkTypes: true }
+): Effect.Effect<
+  ReadonlyArray<TableInfo>,
+  ReplicationError | UnknownTable | MissingPrimaryKey | UnsupportedType
+> =>
+  Effect.forEach(tables, (name) =>
+    Effect.gen(function*() {
+      const [found] = yield* query<{ oid: number | null; schema: string; table: string; ident: string }>(
+        client,
+        "describe",
+        `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS table, c.relreplident AS ident
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`,
+        [name]
+      )
+      if (!found) return yield* new UnknownTable({ table: name })
+      const columns = yield* query<{
+        name: string
+        oid: number
+        mod: number
+        typname: string
+        formatted: string
+        keypos: number | null
+      }>(
+        client,
+        "describe",
+        `SELECT a.attname AS name, a.atttypid::int AS oid, a.atttypmod AS mod, t.typname,
+                format_type(a.atttypid, a.atttypmod) AS formatted,
+                array_position(i.indkey::int2[], a.attnum) AS keypos
+         FROM pg_attribute a
+         JOIN pg_type t ON t.oid = a.atttypid
+         LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attnum`,
+        [found.oid]
+      )
+      const label = `${found.schema}.${found.table}`
+      const key = columns.filter((c) => c.keypos !== null).sort((a, b) => a.keypos! - b.keypos!).map((c) => c.name)
+      if (key.length === 0) return yield* new MissingPrimaryKey({ table: label })
+      if (found.ident !== "d" && found.ident !== "f") {
+        return yield* new MissingPrimaryKey({
+          table: label,
+          reason: "its REPLICA IDENTITY is NOTHING or USING INDEX: deletes could not name the row; use DEFAULT or FULL"
+        })
+      }
+      for (const column of options.checkTypes ? columns : []) {
+        if (!Types.isSupported(column.oid)) {
+          return yield* new UnsupportedType({ table: label, column: column.name, type: column.formatted })
+        }
+      }
+      return {
+        schema: found.schema,
+        table: found.table,
+        quoted: `${quoteIdent(found.schema)}.${quoteIdent(found.table)}`,
+        key,
+        columns: columns.map((c) => ({
+          name: c.name,
+          typeOid: c.oid,
+          typeName: c.typname,
+          typeMod: c.mod,
+          isKey: c.keypos !== null,
+          formatted: c.formatted
+        }))
+      } satisfies TableInfo
+    }))
+
+// -----------------------------------------------------------------------------
+// Publications and slots
+// -----------------------------------------------------------------------------
+
+const ownerComment = (rule: string) => `effect-sql-router/Cdc rule ${rule}`
+
+/**
+ * Creates the publication for the rule's tables, or adopts an existing one.
+ * One we created (marked by its comment) is kept in step with the rule's
+ * tables; one we adopted must already publish them.
+ * @internal
+ */
+export const ensurePublication = (
+  client: Pg.Client,
+  name: string,
+  rule: string,
+  tables: ReadonlyArray<TableInfo>
+): Effect.Effect<void, ReplicationError> =>
+  Effect.gen(function*() {
+    const list = tables.map((t) => t.quoted).join(", ")
+    const [existing] = yield* query<{ comment: string | null }>(
+      client,
+      "publication",
+      "SELECT obj_description(oid, 'pg_publication') AS comment FROM pg_publication WHERE pubname = $1",
+      [name]
+    )
+    if (!existing) {
+      yield* query(client, "publication", `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`).pipe(
+        // Two processes racing to create it: the other one's is as good.
+        Effect.catchIf((e) => /already exists/.test(e.reason), () => Effect.void)
+      )
+      yield* query(client, "publication", `COMMENT ON PUBLICATION ${quoteIdent(name)} IS '${ownerComment(rule)}'`)
+      return
+    }
+    if (existing.comment === ownerComment(rule)) {
+      yield* query(client, "publication", `ALTER PUBLICATION ${quoteIdent(name)} SET TABLE ${list}`)
+      return
+    }
+    const published = yield* query<{ name: string }>(
+      client,
+      "publication",
+      "SELECT schemaname || '.' || tablename AS name FROM pg_publication_tables WHERE pubname = $1",
+      [name]
+    )
+    const missing = tables.filter((t) => !published.some((p) => p.name === `${t.schema}.${t.table}`))
+    if (missing.length > 0) {
+      return yield* new ReplicationError({
+        operation: "publication",
+        reason: `the existing publication ${name} does not publish ${missing.map((t) => `${t.schema}.${t.table}`).join(", ")}`
+      })
+    }
+  })
+
+/** Drops the publication if this library created it for the rule. @internal */
+export const dropPublication = (client: Pg.Client, name: string, rule: string): Effect.Effect<void, ReplicationError> =>
+  Effect.gen(function*() {
+    const [existing] = yield* query<{ comment: string | null }>(
+      client,
+      "publication",
+      "SELECT obj_description(oid, 'pg_publication') AS comment FROM pg_publication WHERE pubname = $1",
+      [name]
+    )
+    if (existing?.comment === ownerComment(rule)) {
+      yield* query(client, "publication", `DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`)
+    }
+  })
+
+/** @internal */
+export interface SlotInfo {
+  readonly plugin: string | null
+  readonly database: string | null
+  readonly active: boolean
+  readonly confirmed: string | null
+  readonly retainedBytes: number | null
+  readonly currentLsn: string
+}
+
+/** @internal */
+export const slotInfo = (client: Pg.Client, slot: string): Effect.Effect<SlotInfo | undefined, ReplicationError> =>
+  Effect.map(
+    query<SlotInfo>(
+      client,
+      "slot",
+      `SELECT plugin, database, active, confirmed_flush_lsn::text AS confirmed,
+              (pg_current_wal_lsn() - restart_lsn)::float8 AS "retainedBytes",
+              pg_current_wal_lsn()::text AS "currentLsn"
+       FROM pg_replication_slots WHERE slot_name = $1`,
+      [slot]
+    ),
+    (rows) => rows[0]
+  )
+
+/** @internal */
+export const currentLsn = (client: Pg.Client): Effect.Effect<bigint, ReplicationError> =>
+  Effect.map(
+    query<{ lsn: string }>(client, "lsn", "SELECT pg_current_wal_lsn()::text AS lsn"),
+    (rows) => parseLsn(rows[0]!.lsn)
+  )
+
+/**
+ * Drops a slot, ending the walsender that still holds it (a consumer of ours
+ * that just stopped may not have left the server yet).
+ * @internal
+ */
+export const dropSlot = (client: Pg.Client, slot: string): Effect.Effect<void, ReplicationError> =>
+  query(
+    client,
+    "drop slot",
+    `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`,
+    [slot]
+  ).pipe(
+    Effect.zipRight(
+      query(client, "drop slot", "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot])
+    ),
+    // The terminated walsender may hold the slot for a moment longer.
+    Effect.retry({ times: 50, schedule: Schedule.spaced("100 millis"), while: (e) => /is active/.test(e.reason) }),
+    Effect.asVoid
+  )
+
+/** Rows of the rule's tables as of the slot's consistent point. @internal */
+export interface Snapshot {
+  readonly consistentPoint: bigint
+  readonly rows: ReadonlyArray<{ readonly table: TableInfo; readonly rows: ReadonlyArray<Record<string, unknown>> }>
+}
+
+/**
+ * Creates a logical slot over a replication connection. With `snapshot`, the
+ * slot's exported snapshot is imported by a REPEATABLE READ transaction that
+ * reads every table, so the rows are exactly those committed before the
+ * slot's first change: none missed, none twice.
+ * @internal
+ */
+export const createSlot = (
+  connect: Connect,
+  slot: string,
+  options: { readonly failover: boolean; readonly snapshot: ReadonlyArray<TableInfo> | undefined }
+): Effect.Effect<Snapshot, ReplicationError> =>
+  Effect.scoped(Effect.gen(function*() {
+    const replication = yield* openClient(connect, "create slot", true)
+    const opts = [options.snapshot ? "SNAPSHOT 'export'" : "SNAPSHOT 'nothing'", ...(options.failover ? ["FAILOVER true"] : [])]
+    const [created] = yield* query<{ consistent_point: string; snapshot_name: string | null }>(
+      replication,
+      "create slot",
+      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (${opts.join(", ")})`
+    )
+    const consistentPoint = parseLsn(created!.consistent_point)
+    if (!options.snapshot) return { consistentPoint, rows: [] }
+    const reader = yield* openClient(connect, "snapshot", false)
+    yield* query(reader, "snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    yield* query(reader, "snapshot", `SET TRANSACTION SNAPSHOT '${created!.snapshot_name}'`)
+    const rows = yield* Effect.forEach(options.snapshot, (table) =>
+      Effect.map(
+        query(reader, "snapshot", `SELECT ${table.columns.map((c) => quoteIdent(c.name)).join(", ")} FROM ${table.quoted}`),
+        (rows) => ({ table, rows })
+      ))
+    yield* query(reader, "snapshot", "COMMIT")
+    return { consistentPoint, rows }
+  }))
+
+// -----------------------------------------------------------------------------
+// The replication session
+// -----------------------------------------------------------------------------
+
+/** One protocol message, in the order the server sent it. @internal */
+export type Message =
+  | { readonly _tag: "Data"; readonly lsn: bigint; readonly message: Pgoutput.Message }
+  | { readonly _tag: "Keepalive"; readonly lsn: bigint }
+
+/** @internal */
+export interface Session {
+  /** The next message; fails when the connection is lost or the server ends the stream. */
+  readonly take: Effect.Effect<Message, ReplicationError>
+  /** Reports `lsn` as flushed: the slot may forget everything before it. Never moves back. */
+  readonly acknowledge: (lsn: bigint) => Effect.Effect<void>
+  readonly confirmed: () => bigint
+}
+
+const highWater = 10_000
+const lowWater = 1_000
+
+// 2000-01-01 in Unix milliseconds: the protocol's epoch.
+const pgEpochMillis = 946_684_800_000n
+
+/**
+ * Streams the slot from its confirmed position. The server's messages and
+ * keepalives go into one queue in arrival order, so a consumer that reaches
+ * a keepalive has handled everything sent before it. The socket is paused
+ * while the queue is long (back-pressure on the walsender). Status updates
+ * report only what was acknowledged, never what was merely received: that is
+ * the at-least-once guarantee.
+ * @internal
+ */
+export const startSession = (
+  connect: Connect,
+  options: {
+    readonly slot: string
+    readonly publication: string
+    /** The slot's confirmed position: status updates never report less. */
+    readonly startLsn: bigint
+    /**
+     * Each status update asks for a keepalive in return: once everything
+     * before it is applied, its position is acknowledged, so the slot moves
+     * on while only other tables are written, and `sync` sees its goal.
+     */
+    readonly statusInterval: number
+  }
+): Effect.Effect<Session, ReplicationError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const queue = yield* Effect.acquireRelease(
+      Queue.unbounded<Message | { readonly _tag: "Failure"; readonly error: ReplicationError }>(),
+      Queue.shutdown
+    )
+    const client = yield* openClient(connect, "start replication", true)
+    const connection = (client as unknown as { connection: PgConnection }).connection
+    const parser = Pgoutput.makeParser()
+    let confirmed = options.startLsn
+    let paused = false
+
+    const sendStatus = (reply: boolean) => {
+      const message = Buffer.alloc(34)
+      message[0] = 0x72 // 'r'
+      message.writeBigUInt64BE(confirmed, 1) // written
+      message.writeBigUInt64BE(confirmed, 9) // flushed
+      message.writeBigUInt64BE(confirmed, 17) // applied
+      message.writeBigUInt64BE((BigInt(Date.now()) - pgEpochMillis) * 1000n, 25)
+      message[33] = reply ? 1 : 0
+      try {
+        connection.sendCopyFromChunk(message)
+      } catch {
+        // the connection is gone; the queue has the failure
+      }
+    }
+
+    const failWith = (operation: string, cause: unknown) =>
+      Queue.unsafeOffer(queue, { _tag: "Failure", error: fail(operation, cause) })
+
+    connection.on("copyData", ({ chunk }: { chunk: Buffer }) => {
+      try {
+        if (chunk[0] === 0x77) {
+          const message = parser.parse(chunk.subarray(25))
+          Queue.unsafeOffer(queue, { _tag: "Data", lsn: chunk.readBigUInt64BE(1), message })
+          if (!paused && Option.getOrElse(queue.unsafeSize(), () => 0) > highWater) {
+            paused = true
+            connection.stream.pause()
+          }
+        } else if (chunk[0] === 0x6b) {
+          Queue.unsafeOffer(queue, { _tag: "Keepalive", lsn: chunk.readBigUInt64BE(1) })
+          if (chunk[17] === 1) sendStatus(false)
+        }
+      } catch (cause) {
+        failWith("decode", cause)
+      }
+    })
+    client.on("error", (cause) => failWith("stream", cause))
+    client.on("end", () => failWith("stream", new Error("Connection terminated")))
+
+    client.query(
+      `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL 0/0 (proto_version '1', publication_names '${
+        quoteIdent(options.publication)
+      }')`
+    ).then(
+      () => failWith("stream", new Error("the server ended the replication stream")),
+      (cause) => failWith("start replication", cause)
+    )
+
+    yield* Effect.sync(() => sendStatus(true)).pipe(
+      Effect.repeat(Schedule.spaced(options.statusInterval)),
+      Effect.forkScoped
+    )
+
+    const take = Effect.flatMap(Queue.take(queue), (item) => {
+      if (paused && Option.getOrElse(queue.unsafeSize(), () => 0) < lowWater) {
+        paused = false
+        connection.stream.resume()
+      }
+      return item._tag === "Failure" ? Effect.fail(item.error) : Effect.succeed(item)
+    })
+
+    return {
+      take,
+      acknowledge: (lsn) =>
+        Effect.sync(() => {
+          if (lsn <= confirmed) return
+          confirmed = lsn
+          sendStatus(false)
+        }),
+      confirmed: () => confirmed
+    } satisfies Session
+  })
+
+interface PgConnection {
+  on(event: "copyData", listener: (message: { chunk: Buffer }) => void): void
+  sendCopyFromChunk(chunk: Buffer): void
+  readonly stream: { pause(): void; resume(): void }
+}

@@ -1,0 +1,117 @@
+/** @internal */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import type { CdcError, Rule, Target } from "../../Cdc.js"
+import { InvalidRule, UnknownRule } from "../../Cdc.js"
+import type { CdcContext } from "./context.js"
+import * as Replication from "./replication.js"
+import * as CdcSchema from "./schema.js"
+
+// The rule registry: validation, the state kept per rule, persistence of the
+// rule set, and removal (with the rule's slot and publication).
+
+/** A rule and what it did so far (its `stats`). @internal */
+export interface RuleState {
+  rule: Rule
+  running: boolean
+  /** The `run` fiber, so that `removeRule` can stop it. */
+  fiber: Fiber.RuntimeFiber<never, CdcError> | undefined
+  changesApplied: number
+  transactionsApplied: number
+  lastAppliedLsn: bigint | undefined
+  lastCommitTime: Date | undefined
+  applyLagMillis: number | undefined
+  retries: number
+  errors: number
+  restarts: number
+  lastError: string | undefined
+}
+
+/** @internal */
+export const slotOf = (rule: Rule) => rule.slot ?? `cdc_${rule.name}`
+/** @internal */
+export const publicationOf = (rule: Rule) => rule.publication ?? `cdc_${rule.name}`
+
+const decodeRule = Schema.decodeUnknownEither(CdcSchema.Rule, { errors: "first", onExcessProperty: "error" })
+
+const validateRule = (rule: unknown, targets: Readonly<Record<string, Target>>): Either.Either<Rule, InvalidRule> => {
+  const name = typeof (rule as { name?: unknown })?.name === "string" ? (rule as { name: string }).name : "(unnamed)"
+  const result = decodeRule(rule)
+  if (Either.isLeft(result)) {
+    const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
+    return Either.left(
+      new InvalidRule({
+        name,
+        field: issue?.path.map(String).join(".") || "rule",
+        reason: issue?._tag === "Unexpected" ? "is not a known option" : issue?.message ?? "is invalid"
+      })
+    )
+  }
+  if (!(result.right.target in targets)) {
+    return Either.left(new InvalidRule({ name, field: "target", reason: `names no target (known: ${Object.keys(targets).join(", ") || "none"})` }))
+  }
+  return Either.right(result.right)
+}
+
+/** Registers a valid rule under a free name. @internal */
+export const add = (context: CdcContext, rule: unknown): Effect.Effect<void, InvalidRule> =>
+  Effect.suspend(() => {
+    const result = validateRule(rule, context.options.targets)
+    if (Either.isLeft(result)) return Effect.fail(result.left)
+    if (context.states.has(result.right.name)) {
+      return Effect.fail(new InvalidRule({ name: result.right.name, field: "name", reason: "is taken by another rule" }))
+    }
+    context.states.set(result.right.name, {
+      rule: result.right,
+      running: false,
+      fiber: undefined,
+      changesApplied: 0,
+      transactionsApplied: 0,
+      lastAppliedLsn: undefined,
+      lastCommitTime: undefined,
+      applyLagMillis: undefined,
+      retries: 0,
+      errors: 0,
+      restarts: 0,
+      lastError: undefined
+    })
+    return Effect.void
+  })
+
+/** @internal */
+export const rules = (context: CdcContext): Array<Rule> => Array.from(context.states.values(), (s) => s.rule)
+
+/** The seed's enableAutoPersist: every change of the rule set is handed over. @internal */
+export const persist = (context: CdcContext): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    context.options.persist
+      ? context.options.persist({ rules: rules(context) }).pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("CDC rules were not persisted", cause))
+      )
+      : Effect.void
+  )
+
+/** @internal */
+export const stateOf = (context: CdcContext, name: string): Effect.Effect<RuleState, UnknownRule> =>
+  Effect.suspend(() => {
+    const state = context.states.get(name)
+    return state ? Effect.succeed(state) : Effect.fail(new UnknownRule({ name }))
+  })
+
+/** Stops the rule, forgets it, and drops its slot and (if ours) its publication unless `keepSlot`. @internal */
+export const remove = (context: CdcContext, name: string, options?: { readonly keepSlot?: boolean | undefined }) =>
+  Effect.gen(function*() {
+    const state = yield* stateOf(context, name)
+    context.states.delete(name)
+    if (state.fiber) yield* Fiber.interrupt(state.fiber)
+    yield* persist(context)
+    if (options?.keepSlot) return
+    yield* Effect.scoped(Effect.gen(function*() {
+      const client = yield* Replication.control(yield* context.connect)
+      yield* Replication.dropSlot(client, slotOf(state.rule))
+      yield* Replication.dropPublication(client, publicationOf(state.rule), state.rule.name)
+    }))
+  })

@@ -1,0 +1,262 @@
+/** @internal */
+import * as Changes from "@effect-sql-router/core/cdc/Changes"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type { CdcError, RowChange, Stats, SyncResult, TargetError, Transaction } from "../../Cdc.js"
+import { InvalidRule, ReplicationError } from "../../Cdc.js"
+import type { Applier } from "./apply.js"
+import { checkRelation } from "./apply.js"
+import type { CdcContext } from "./context.js"
+import * as Replication from "./replication.js"
+import type { TableInfo } from "./replication.js"
+import type { RuleState } from "./rules.js"
+import { publicationOf, slotOf, stateOf } from "./rules.js"
+
+// One rule's session (`sync` until the primary's current position, `run` for
+// ever with restarts), its apply retries, and the rule's `stats`.
+
+type Mode = "sync" | "run"
+
+/** What one session has applied so far, for its `SyncResult`. */
+interface Progress {
+  transactions: number
+  changes: number
+  snapshot: boolean
+}
+
+/** The session's open connection, tables and target. */
+interface Source {
+  readonly connect: Replication.Connect
+  readonly client: import("pg").Client
+  readonly tables: ReadonlyArray<TableInfo>
+  readonly applier: Applier
+}
+
+/** Tables checked, publication in place, target opened. */
+const openSource = (context: CdcContext, state: RuleState) =>
+  Effect.gen(function*() {
+    const rule = state.rule
+    const connect = yield* context.connect
+    const client = yield* Replication.control(connect)
+    const tables = yield* Replication.describeTables(client, rule.tables)
+    yield* Replication.ensurePublication(client, publicationOf(rule), rule.name, tables)
+    const applier = yield* context.options.targets[rule.target]!.open(rule.name, tables)
+    return { connect, client, tables, applier } satisfies Source
+  })
+
+/** One session's facts, made once and handed to each of its steps. */
+interface Session {
+  readonly context: CdcContext
+  readonly state: RuleState
+  readonly source: Source
+  /** Retries of one apply: for ever in `run`, 10 in `sync`. */
+  readonly applyRetry: Schedule.Schedule<unknown>
+  readonly progress: Progress
+}
+
+/** Applies one transaction to the target with the session's retries, counted in the rule's stats. */
+const apply = (session: Session, transaction: Transaction): Effect.Effect<void, TargetError> => {
+  const { progress, state } = session
+  return session.source.applier.apply(transaction).pipe(
+    Effect.tapError(session.context.noteError(state)),
+    Effect.retry(session.applyRetry.pipe(Schedule.tapOutput(() => Effect.sync(() => state.retries++)))),
+    Effect.tap(() =>
+      Effect.sync(() => {
+        state.transactionsApplied++
+        state.changesApplied += transaction.changes.length
+        state.lastAppliedLsn = Changes.parseLsn(transaction.endLsn)
+        state.lastCommitTime = transaction.commitTime
+        state.applyLagMillis = Math.max(0, Date.now() - transaction.commitTime.getTime())
+        progress.transactions++
+        progress.changes += transaction.changes.length
+      })
+    )
+  )
+}
+
+/**
+ * The slot in place and where to start: an existing slot resumes; a new one
+ * (or one whose snapshot never reached the target) is created and, unless
+ * the rule says not to, its snapshot applied.
+ */
+const startPosition = (session: Session) =>
+  Effect.gen(function*() {
+    const { applier, client, connect, tables } = session.source
+    const rule = session.state.rule
+    const slot = slotOf(rule)
+    let existing = yield* Replication.slotInfo(client, slot)
+    const snapshotWanted = rule.snapshot ?? true
+    if (existing && existing.plugin !== "pgoutput") {
+      return yield* new ReplicationError({ operation: "slot", reason: `slot ${slot} is not a pgoutput logical slot` })
+    }
+    if (existing && snapshotWanted && applier.durableState && applier.appliedLsn === undefined) {
+      // The slot outlived a snapshot that never reached the target: start over.
+      yield* Replication.dropSlot(client, slot)
+      existing = undefined
+    }
+    // `skipUpTo` is what the target already has: its own record, or, for a
+    // new slot, the slot's consistent point (a record from an older slot,
+    // e.g. on a server that lost WAL in a failover, must not hide the new
+    // slot's changes).
+    if (existing) {
+      return { startLsn: Changes.parseLsn(existing.confirmed ?? "0/0"), skipUpTo: applier.appliedLsn ?? 0n }
+    }
+    const created = yield* Replication.createSlot(connect, slot, {
+      failover: rule.failover ?? false,
+      snapshot: snapshotWanted ? tables : undefined
+    })
+    if (snapshotWanted) {
+      yield* apply(session, Changes.snapshotTransaction(created.consistentPoint, created.rows)).pipe(
+        // A target without its own position cannot tell later that the
+        // snapshot is missing: take the slot away so the next try redoes it.
+        Effect.tapError(() => applier.durableState ? Effect.void : Effect.ignore(Replication.dropSlot(client, slot)))
+      )
+      session.progress.snapshot = true
+    }
+    return { startLsn: created.consistentPoint, skipUpTo: created.consistentPoint }
+  })
+
+/** Applies transactions in commit order, those past `skipUpTo`, until the slot confirms `goal` (or for ever). */
+const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint, goal: bigint | undefined) =>
+  Effect.gen(function*() {
+    const decoder = Changes.makeDecoder()
+    // The changes of the transaction being received, until its Commit.
+    let open: Array<RowChange> | undefined
+    for (;;) {
+      if (goal !== undefined && open === undefined && stream.confirmed() >= goal) {
+        return {
+          transactions: session.progress.transactions,
+          changes: session.progress.changes,
+          lsn: Changes.formatLsn(stream.confirmed()),
+          snapshot: session.progress.snapshot
+        } satisfies SyncResult
+      }
+      const item = yield* stream.take
+      if (item._tag === "Keepalive") {
+        if (open === undefined) yield* stream.acknowledge(item.lsn)
+        continue
+      }
+      if (item.message.tag === "relation") {
+        yield* checkRelation(decoder.relation(item.message))
+        continue
+      }
+      const change = decoder.decode(item.lsn, item.message)
+      if (!change) continue
+      switch (change._tag) {
+        case "Begin":
+          open = []
+          break
+        case "Commit": {
+          const end = Changes.parseLsn(change.endLsn)
+          if (open && end > skipUpTo) {
+            const { commitTime, endLsn, lsn, xid } = change
+            yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
+          }
+          open = undefined
+          yield* stream.acknowledge(end)
+          break
+        }
+        default:
+          open?.push(change)
+      }
+    }
+  })
+
+/**
+ * One session of a rule: check the tables, put publication, slot and
+ * target in place (snapshot when the slot is new), then apply
+ * transactions in commit order until the primary's current position
+ * (sync) or for ever (run).
+ */
+const runSession = (context: CdcContext, state: RuleState, mode: Mode) =>
+  Effect.scoped(Effect.gen(function*() {
+    const source = yield* openSource(context, state)
+    const session: Session = {
+      context,
+      state,
+      source,
+      applyRetry: mode === "run" ? context.backoff : Schedule.intersect(context.backoff, Schedule.recurs(10)),
+      progress: { transactions: 0, changes: 0, snapshot: false }
+    }
+    const { skipUpTo, startLsn } = yield* startPosition(session)
+    const goal = mode === "sync" ? yield* Replication.currentLsn(source.client) : undefined
+    const stream = yield* Replication.startSession(source.connect, {
+      slot: slotOf(state.rule),
+      publication: publicationOf(state.rule),
+      startLsn,
+      statusInterval: mode === "sync" ? Math.min(100, context.statusInterval) : context.statusInterval
+    })
+    return yield* follow(session, stream, skipUpTo, goal)
+  }))
+
+const exclusive = <A, E>(state: RuleState, effect: Effect.Effect<A, E>) =>
+  Effect.suspend((): Effect.Effect<A, E | InvalidRule> => {
+    if (state.running) {
+      return Effect.fail(new InvalidRule({ name: state.rule.name, field: "name", reason: "is already running" }))
+    }
+    state.running = true
+    return Effect.ensuring(effect, Effect.sync(() => state.running = false))
+  })
+
+/** `Cdc.sync`: one session up to the primary's position now, not while the rule runs. @internal */
+export const sync = (context: CdcContext, name: string) =>
+  Effect.flatMap(stateOf(context, name), (state) =>
+    exclusive(state, runSession(context, state, "sync")).pipe(
+      Effect.tapError(context.noteError(state)),
+      Effect.map((result) => result as SyncResult)
+    ))
+
+const isRetriable = (error: CdcError): boolean => error._tag === "ReplicationError" || error._tag === "TargetError"
+
+/** `Cdc.run`: sessions for ever in a fiber of the current scope, restarted with backoff while retriable. @internal */
+export const run = (context: CdcContext, name: string) =>
+  Effect.gen(function*() {
+    const state = yield* stateOf(context, name)
+    if (state.running) {
+      return yield* new InvalidRule({ name, field: "name", reason: "is already running" })
+    }
+    state.running = true
+    const following = runSession(context, state, "run").pipe(
+      Effect.tapError(context.noteError(state)),
+      Effect.retry({
+        schedule: context.backoff.pipe(Schedule.tapOutput(() => Effect.sync(() => state.restarts++))),
+        while: isRetriable
+      }),
+      Effect.flatMap(() => Effect.never),
+      Effect.ensuring(Effect.sync(() => {
+        state.running = false
+        state.fiber = undefined
+      }))
+    )
+    const fiber = yield* Effect.forkScoped(following as Effect.Effect<never, CdcError>)
+    state.fiber = fiber
+    return fiber
+  })
+
+/** `Cdc.stats`: the rule's counters, with lag and retained WAL read from its slot when the primary answers. @internal */
+export const stats = (context: CdcContext, name: string) =>
+  Effect.gen(function*() {
+    const state = yield* stateOf(context, name)
+    const slot = yield* Effect.scoped(Effect.gen(function*() {
+      const client = yield* Replication.control(yield* context.connect)
+      return yield* Replication.slotInfo(client, slotOf(state.rule))
+    })).pipe(Effect.option)
+    const info = slot._tag === "Some" ? slot.value : undefined
+    return {
+      rule: name,
+      running: state.running,
+      changesApplied: state.changesApplied,
+      transactionsApplied: state.transactionsApplied,
+      lastAppliedLsn: state.lastAppliedLsn === undefined ? undefined : Changes.formatLsn(state.lastAppliedLsn),
+      lastCommitTime: state.lastCommitTime,
+      applyLagMillis: state.applyLagMillis,
+      lagBytes: info?.confirmed
+        ? Number(Changes.parseLsn(info.currentLsn) - Changes.parseLsn(info.confirmed))
+        : undefined,
+      retainedWalBytes: info?.retainedBytes ?? undefined,
+      retries: state.retries,
+      errors: state.errors,
+      restarts: state.restarts,
+      lastError: state.lastError
+    } satisfies Stats
+  })

@@ -1,0 +1,18 @@
+/** @internal */
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import type { Primary } from "../../Cdc.js"
+import * as SqlRouterInternal from "../sqlRouter.js"
+
+// Where the source is: a fixed address, or an effect asked at each connection
+// (it may follow the router's primary).
+
+/** @internal */
+export const defaultApplicationName = "effect-sql-router-cdc"
+
+/** @internal */
+export const resolvePrimary = (primary: Primary): Effect.Effect<Redacted.Redacted<string>> =>
+  Redacted.isRedacted(primary) ? Effect.succeed(primary) : primary
+
+/** @internal */
+export const primaryFromRouter = Effect.flatMap(SqlRouterInternal.tag, (router) => Effect.map(router.primary, (node) => node.url))

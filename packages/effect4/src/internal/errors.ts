@@ -1,0 +1,3 @@
+/** @internal */
+// The failure classes live in the effect-free core.
+export * from "@effect-sql-router/core/PgErrors"

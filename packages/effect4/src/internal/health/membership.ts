@@ -1,0 +1,493 @@
+/** @internal */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
+import * as STM from "effect/STM"
+import * as TRef from "effect/TRef"
+import type * as Node from "../../Node.js"
+import type * as RouterConfig from "../../RouterConfig.js"
+import { InvalidConfig, PrimaryUnavailable, PromotionRefused, UnknownReplica } from "../../RouterError.js"
+import * as Topology from "../../Topology.js"
+import { newestTimeline } from "@effect-sql-router/core/Discovery"
+import * as Catalog from "./catalog.js"
+import { describe } from "../errors.js"
+import * as HealthMonitor from "./monitor.js"
+import * as NodeInternal from "../node.js"
+import type { ClientOptions, RouterState } from "../routerState.js"
+import * as Waiting from "./waiting.js"
+
+// Live topology: nodes joining and leaving, the primary changing. Every
+// change of the topology is one STM transaction; the pools of nodes that
+// leave are closed only after their in-flight work has finished.
+
+/** What building a node needs from the router. @internal */
+export interface NodeFactory {
+  readonly config: RouterConfig.Resolved
+  readonly reactivity: Reactivity.Reactivity["Type"]
+  readonly scope: Scope.Scope
+  /** Each node's pool lives in a scope of its own, closed when it is removed. */
+  readonly nodeScopes: Map<Node.Node, Scope.CloseableScope>
+  /** PgClient options of the routed client, applied on every node. */
+  readonly clientOptions?: ClientOptions | undefined
+}
+
+/** @internal */
+export const makeNode = (factory: NodeFactory, id: string, role: Node.Role, url: Redacted.Redacted<string>) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.fork(factory.scope, ExecutionStrategy.sequential)
+    const { config } = factory
+    const node = yield* NodeInternal.make({
+      id,
+      role,
+      url,
+      maxSize: role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach,
+      connectTimeout: config.connectTimeout,
+      idleTimeout: config.idleTimeout,
+      validate: config.validate,
+      ...factory.clientOptions,
+      applicationName: factory.clientOptions?.applicationName ?? config.applicationName
+    }).pipe(Scope.extend(scope), Effect.provideService(Reactivity.Reactivity, factory.reactivity))
+    factory.nodeScopes.set(node, scope)
+    return node
+  })
+
+type PoolInternals = {
+  readonly _idle: ReadonlyArray<{ readonly client: unknown }>
+  readonly _clients: ReadonlyArray<unknown>
+  readonly _remove: (client: unknown) => void
+  readonly _pulseQueue: () => void
+}
+
+/**
+ * Sets the pool's size on a live pool: pg-pool reads `options.max` at every
+ * checkout. Growing serves waiting checkouts at once; shrinking closes idle
+ * connections beyond the new size, and busy ones leave as they come back idle.
+ * @internal
+ */
+export const resizePool = (pool: Node.Node["pool"], max: number): void => {
+  if (pool.options.max === max) return
+  pool.options.max = max
+  const internals = pool as unknown as PoolInternals
+  for (const idle of internals._idle.slice()) {
+    if (internals._clients.length <= max) break
+    internals._remove(idle.client)
+  }
+  internals._pulseQueue()
+}
+
+/**
+ * A node's role, and its pool sized for it (`primaryMaxSize` or
+ * `replicaMaxSizeEach`): with discovery, and after a failover, the pool
+ * follows the role.
+ * @internal
+ */
+export const setRole = (config: RouterConfig.Resolved, node: Node.Node, role: Node.Role): void => {
+  NodeInternal.setRole(node, role)
+  resizePool(node.pool, role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach)
+}
+
+/** Starts probing a replica (when the monitor runs), in the router's scope. @internal */
+export const watch = (internals: RouterState, replica: Topology.Replica): Effect.Effect<void> =>
+  internals.config.health.enabled
+    ? Effect.asVoid(Effect.forkIn(
+      HealthMonitor.onClock(
+        internals.config.health,
+        HealthMonitor.watchReplica(internals.topology, replica, internals.config.health, internals.probes.replica)
+      ),
+      internals.scope
+    ))
+    : Effect.void
+
+/**
+ * A new replica enters rotation if its first probe finds it following the
+ * primary; the probes then keep watching it.
+ * @internal
+ */
+export const addReplica = (
+  internals: RouterState,
+  url: Redacted.Redacted<string>,
+  id?: string
+): Effect.Effect<Node.Node, InvalidConfig> =>
+  Effect.gen(function*() {
+    if (!Redacted.isRedacted(url) || !NodeInternal.isPostgresUrl(Redacted.value(url))) {
+      return yield* new InvalidConfig({ field: "url", reason: "must be a Redacted postgres:// URL" })
+    }
+    const existing = yield* allNodes(internals.topology)
+    const name = id ?? nextReplicaId(existing)
+    if (existing.some((node) => node.id === name)) {
+      return yield* new InvalidConfig({ field: "id", reason: `${name} is already a node of this router` })
+    }
+    const node = yield* makeNode(internals, name, "replica", url)
+    const first = yield* Effect.either(internals.probes.replica(node))
+    const following = first._tag === "Right" && first.right.state?._tag === "Following"
+    const replica = yield* STM.commit(STM.gen(function*() {
+      const replica = yield* Topology.makeReplica(node, following)
+      if (first._tag === "Right") yield* TRef.set(replica.probe, { ...first.right, at: Date.now() })
+      yield* TRef.update(internals.topology.replicas, (replicas) => [...replicas, replica])
+      return replica
+    }))
+    yield* following
+      ? Effect.logInfo(`replica ${name} (${node.address}) added and in rotation`)
+      : Effect.logWarning(
+        `replica ${name} (${node.address}) added, not yet in rotation: ${
+          first._tag === "Left" ? describe(first.left) : first.right.error
+        }`
+      )
+    yield* watch(internals, replica)
+    return node
+  })
+
+const nextReplicaId = (nodes: ReadonlyArray<Node.Node>): string => {
+  let i = 0
+  while (nodes.some((node) => node.id === `replica-${i}`)) i++
+  return `replica-${i}`
+}
+
+/** @internal */
+export const allNodes = (topology: Topology.Topology) =>
+  STM.commit(STM.zipWith(
+    TRef.get(topology.primary),
+    TRef.get(topology.replicas),
+    (primary, replicas) => [primary, ...replicas.map((r) => r.node)]
+  ))
+
+/**
+ * Leaves rotation at once; its in-flight reads and leases finish; then its
+ * pool is closed.
+ * @internal
+ */
+export const removeReplica = (internals: RouterState, which: number | string): Effect.Effect<void, UnknownReplica> =>
+  Effect.gen(function*() {
+    const removed = yield* STM.commit(STM.gen(function*() {
+      const replicas = yield* TRef.get(internals.topology.replicas)
+      const found = typeof which === "number" ? replicas[which] : replicas.find((r) => r.node.id === which)
+      if (found === undefined) return Option.none<Topology.Replica>()
+      yield* TRef.set(internals.topology.replicas, replicas.filter((r) => r !== found))
+      yield* TRef.update(found.health, (health) => ({ ...health, member: false }))
+      return Option.some(found)
+    }))
+    if (Option.isNone(removed)) return yield* new UnknownReplica({ replica: which })
+    const replica = removed.value
+    // Routed reads waiting on it run elsewhere now; regions and leases finish.
+    Waiting.releaseWaiting(replica)
+    // Retries (blocks) until nothing runs on it any more.
+    yield* STM.commit(STM.flatMap(TRef.get(replica.inFlight), (n) => n > 0 ? STM.retry : STM.void))
+    yield* internals.probes.forget(replica.node)
+    yield* closeNode(internals, replica.node)
+    yield* Effect.logInfo(`replica ${replica.node.id} removed`)
+  })
+
+const closeNode = (internals: RouterState, node: Node.Node) =>
+  Effect.suspend(() => {
+    const scope = internals.nodeScopes.get(node)
+    internals.nodeScopes.delete(node)
+    return scope ? Scope.close(scope, Exit.void) : Effect.void
+  })
+
+/**
+ * Makes `next` the primary: its replica state leaves the topology, the old
+ * primary becomes a replica (out of rotation until its probes say it follows
+ * the new primary). One STM transaction; both pools are resized for their new
+ * roles; probing of the old primary starts after it.
+ * @internal
+ */
+export const switchPrimary = (internals: RouterState, next: Node.Node, why: string): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const previous = yield* STM.commit(STM.gen(function*() {
+      const current = yield* TRef.get(internals.topology.primary)
+      if (current === next) return Option.none<Topology.Replica>()
+      const replicas = yield* TRef.get(internals.topology.replicas)
+      for (const replica of replicas) {
+        if (replica.node === next) yield* TRef.update(replica.health, (health) => ({ ...health, member: false }))
+      }
+      const demoted = yield* Topology.makeReplica(current, false)
+      yield* TRef.set(internals.topology.replicas, [...replicas.filter((r) => r.node !== next), demoted])
+      yield* TRef.set(internals.topology.primary, next)
+      yield* TRef.set(internals.topology.primaryLsn, undefined)
+      return Option.some(demoted)
+    }))
+    if (Option.isNone(previous)) return
+    setRole(internals.config, next, "primary")
+    setRole(internals.config, previous.value.node, "replica")
+    yield* Effect.logWarning(`primary is now ${next.id} (${next.address}), was ${previous.value.node.id}: ${why}`)
+    yield* watch(internals, previous.value)
+  })
+
+interface Role {
+  readonly node: Node.Node
+  readonly writable: boolean
+  readonly answer: Catalog.NodeRole
+}
+
+const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.Option<Role>> =>
+  internals.probes.role(node).pipe(
+    Effect.map((answer) => Option.some({ node, writable: !answer.standby, answer })),
+    Effect.catchAll(() => Effect.succeed(Option.none<Role>()))
+  )
+
+/**
+ * One round of discovery: every node is asked whether it is in recovery.
+ * Exactly one writable node is the primary; none keeps the last one (writes
+ * fail until a node is promoted); more than one is split brain, and writes
+ * fail naming them rather than guessing. Reads, though, follow the newest
+ * timeline: the writable node on it becomes the router's primary (for reads
+ * and as what replicas must follow, so its standbys serve), and a writable
+ * node on an older timeline serves none (it is a replica that is `Writable`,
+ * out of rotation).
+ * @internal
+ */
+export const discover = (internals: RouterState): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const nodes = yield* allNodes(internals.topology)
+    const roles = yield* Effect.forEach(nodes, (node) => askRole(internals, node), { concurrency: "unbounded" })
+    const writable = roles.flatMap((role) => Option.isSome(role) && role.value.writable ? [role.value] : [])
+    // Sorted: the same split brain reads the same whichever node is primary now.
+    const conflict = writable.length > 1 ? writable.map((r) => r.node.id).sort() : []
+    const newest = writable.length > 1
+      ? newestTimeline(writable.map((role) => ({ role, timeline: role.answer.timeline })))?.role
+      : undefined
+    const before = yield* STM.commit(TRef.getAndSet(internals.topology.conflict, conflict))
+    if (conflict.length > 0 && before.length === 0) {
+      yield* Effect.logError(
+        `split brain: ${conflict.join(" and ")} all accept writes; writes fail until one is fenced; ${
+          newest === undefined
+            ? "reads stay where they were (the newest timeline cannot be told)"
+            : `reads follow ${newest.node.id}, on the newest timeline (${newest.answer.timeline})`
+        }`
+      )
+    }
+    if (conflict.length === 0 && before.length > 0) yield* Effect.logInfo("split brain resolved")
+    const leader = writable.length === 1 ? writable[0]! : newest
+    if (leader === undefined) {
+      // What replicas follow: the current primary's own answer, if it gave one.
+      const current = yield* STM.commit(TRef.get(internals.topology.primary))
+      const answered = writable.find((role) => role.node === current)
+      return yield* internals.probes.recordPrimary(current, answered?.answer)
+    }
+    yield* switchPrimary(
+      internals,
+      leader.node,
+      writable.length === 1
+        ? "discovery found it writable"
+        : `split brain: it is on the newest timeline (${leader.answer.timeline}); writes fail until the others are fenced`
+    )
+    yield* internals.probes.recordPrimary(leader.node, leader.answer)
+    yield* STM.commit(TRef.set(internals.topology.primaryLsn, leader.answer.lsn))
+  })
+
+/** The discovery round running now, per router: at most one at a time. */
+const rounds = new WeakMap<Topology.Topology, Deferred.Deferred<void>>()
+
+/**
+ * Joins the discovery round that runs now, or starts one (forked into the
+ * router's scope, so that a caller who stops waiting does not stop it).
+ * Returns when the round is over.
+ * @internal
+ */
+export const discoverOnce = (internals: RouterState): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const running = rounds.get(internals.topology)
+    if (running !== undefined) return Deferred.await(running)
+    const done = Deferred.unsafeMake<void>(FiberId.none)
+    rounds.set(internals.topology, done)
+    return Effect.zipRight(
+      Effect.forkIn(
+        discover(internals).pipe(
+          Effect.ensuring(Effect.suspend(() => {
+            rounds.delete(internals.topology)
+            return Deferred.succeed(done, undefined)
+          }))
+        ),
+        internals.scope
+      ),
+      Deferred.await(done)
+    )
+  })
+
+/**
+ * A write met a read-only node: the topology changed under us. Join (or
+ * start) the one discovery round, wait for it (bounded by the probe timeout
+ * plus the connect timeout) so that the next write goes to the new primary,
+ * and tell the caller; never retry the write.
+ * @internal
+ */
+export const primaryTurnedReadOnly = (internals: RouterState, node: Node.Node, cause: unknown) =>
+  Effect.zipRight(
+    internals.config.discovery === "auto"
+      ? Effect.ignore(Effect.timeout(
+        discoverOnce(internals),
+        Duration.sum(internals.config.health.timeout, internals.config.connectTimeout)
+      ))
+      : Effect.void,
+    Effect.fail(
+      new PrimaryUnavailable({
+        node: node.id,
+        reason: "it no longer accepts writes (read-only: a failover happened?); the write was not retried",
+        cause
+      })
+    )
+  )
+
+/** The primary for a write, or the split brain that forbids one. @internal */
+export const primaryForWrite = (internals: RouterState): Effect.Effect<Node.Node, PrimaryUnavailable> =>
+  STM.commit(STM.gen(function*() {
+    const conflict = yield* TRef.get(internals.topology.conflict)
+    if (conflict.length > 0) {
+      return yield* STM.fail(
+        new PrimaryUnavailable({
+          node: conflict.join(", "),
+          reason: `split brain: ${conflict.join(" and ")} all accept writes`,
+          conflicting: conflict
+        })
+      )
+    }
+    return yield* TRef.get(internals.topology.primary)
+  }))
+
+/**
+ * Promotes a replica: refuses when it is behind the primary by more than
+ * `maxLag` bytes (0 by default: no committed write may be lost), otherwise
+ * runs `pg_promote()`, waits until the node leaves recovery, and makes it the
+ * router's primary.
+ * @internal
+ */
+export const promote = (
+  internals: RouterState,
+  which: number | string,
+  maxLag: number
+): Effect.Effect<Node.Node, UnknownReplica | PromotionRefused> =>
+  Effect.gen(function*() {
+    const replicas = yield* STM.commit(TRef.get(internals.topology.replicas))
+    const replica = typeof which === "number" ? replicas[which] : replicas.find((r) => r.node.id === which)
+    if (replica === undefined) return yield* new UnknownReplica({ replica: which })
+    const node = replica.node
+    const refuse = (reason: string, extra: { behindBytes?: number; cause?: unknown } = {}) =>
+      new PromotionRefused({ replica: node.id, reason, ...extra })
+    const timeout = internals.config.connectTimeout
+    const query = (target: Node.Node): Catalog.Query => <A>(sql: string) =>
+      Effect.tryPromise(() => target.pool.query(sql).then((r) => r.rows[0] as A)).pipe(
+        Effect.timeoutFail({ duration: Duration.sum(timeout, timeout), onTimeout: () => new Error("no answer") })
+      )
+    const primary = yield* STM.commit(TRef.get(internals.topology.primary))
+    // The primary's position now if it answers, else the last one we saw.
+    const primaryLsn = yield* Catalog.currentLsn(query(primary)).pipe(
+      Effect.orElse(() => STM.commit(TRef.get(internals.topology.primaryLsn)))
+    )
+    if (primaryLsn === undefined) return yield* refuse("the primary's WAL position is unknown (no probe has seen it)")
+    const row = yield* Catalog.replayLsn(query(node)).pipe(
+      Effect.mapError((cause) => refuse(`it does not answer: ${describe(cause)}`, { cause }))
+    )
+    if (!row.standby) return yield* refuse("it is not a standby")
+    const replay = row.replay ?? 0n
+    const behind = primaryLsn > replay ? Number(primaryLsn - replay) : 0
+    if (behind > maxLag) {
+      return yield* refuse(`it is ${behind} bytes behind the primary (maxLag ${maxLag})`, { behindBytes: behind })
+    }
+    const done = yield* query(node)<{ ok: boolean }>(Catalog.promoteSql).pipe(
+      Effect.timeoutFail({ duration: "65 seconds", onTimeout: () => new Error("pg_promote did not return") }),
+      Effect.mapError((cause) => refuse(`pg_promote failed: ${describe(cause)}`, { cause }))
+    )
+    if (!done.ok) return yield* refuse("pg_promote did not finish within 60 seconds")
+    yield* switchPrimary(internals, node, "promoted")
+    return node
+  })
+
+// -----------------------------------------------------------------------------
+// Start-up discovery
+// -----------------------------------------------------------------------------
+
+/** Asks a node at start whether it is a standby, and its cluster's identity. */
+const askAtStart = (node: Node.Node, timeout: Duration.Duration) =>
+  Effect.tryPromise(() =>
+    node.pool.query<{ standby: boolean; system: string }>(Catalog.identitySql)
+  ).pipe(
+    Effect.timeoutFail({
+      duration: Duration.sum(timeout, Duration.millis(500)),
+      onTimeout: () => new Error(`no answer within ${Duration.format(timeout)}`)
+    }),
+    Effect.map((result) => result.rows[0]!)
+  )
+
+const checkPrimary = (node: Node.Node, timeout: Duration.Duration) =>
+  askAtStart(node, timeout).pipe(
+    Effect.mapError((cause) => new PrimaryUnavailable({ node: node.address, reason: describe(cause), cause })),
+    Effect.flatMap((row) =>
+      row.standby
+        ? Effect.fail(new PrimaryUnavailable({ node: node.address, reason: "the server is a standby (in recovery)" }))
+        : Effect.succeed(row.system)
+    )
+  )
+
+const probeAtStart = (node: Node.Node, timeout: Duration.Duration) =>
+  askAtStart(node, timeout).pipe(
+    Effect.map((row) => row.standby),
+    Effect.catchAll((error) =>
+      Effect.as(Effect.logWarning(`replica ${node.id} (${node.address}) is unavailable at start: ${describe(error)}`), false)
+    )
+  )
+
+/** Manual topology: the configuration says who is who; the primary must answer. */
+const manualTopology = (factory: NodeFactory) =>
+  Effect.gen(function*() {
+    const { config } = factory
+    const primary = yield* makeNode(factory, "primary", "primary", config.primary)
+    const replicas = yield* Effect.forEach(config.replicas, (url, i) =>
+      makeNode(factory, `replica-${i}`, "replica", url))
+    const [systemIdentifier, healthy] = yield* Effect.all([
+      checkPrimary(primary, config.connectTimeout),
+      Effect.forEach(replicas, (node) => probeAtStart(node, config.connectTimeout), { concurrency: "unbounded" })
+    ], { concurrency: "unbounded" })
+    return { primary, replicas: replicas.map((node, i) => [node, healthy[i]!] as const), systemIdentifier }
+  })
+
+/** Per host, why discovery found no primary there (scrubbed of secrets by `describe`). */
+const whyNotWritable = (answer: Either.Either<{ readonly standby: boolean }, unknown>): string =>
+  Either.isRight(answer) ? "is in recovery (a standby)" : `failed: ${describe(answer.left)}`
+
+/** Auto topology: every host is asked; exactly one must accept writes. */
+const discoveredTopology = (factory: NodeFactory) =>
+  Effect.gen(function*() {
+    const { config } = factory
+    const nodes = yield* Effect.forEach([config.primary, ...config.replicas], (url, i) =>
+      makeNode(factory, `node-${i}`, "replica", url))
+    const answers = yield* Effect.forEach(nodes, (node) => Effect.either(askAtStart(node, config.connectTimeout)), {
+      concurrency: "unbounded"
+    })
+    const writable = nodes.filter((_, i) => Either.isRight(answers[i]!) && !answers[i]!.right.standby)
+    if (writable.length !== 1) {
+      const names = writable.map((node) => node.id)
+      return yield* new PrimaryUnavailable({
+        node: names.join(", ") || nodes.map((node) => node.address).join(", "),
+        reason: writable.length === 0
+          ? `no host accepts writes: ${nodes.map((node, i) => `${node.address} ${whyNotWritable(answers[i]!)}`).join("; ")}`
+          : `split brain: ${names.join(" and ")} all accept writes`,
+        ...(writable.length > 1 ? { conflicting: names } : {})
+      })
+    }
+    const primary = writable[0]!
+    setRole(factory.config, primary, "primary")
+    const system = Either.getOrThrow(answers[nodes.indexOf(primary)]!).system
+    const replicas = nodes.flatMap((node, i) => {
+      if (node === primary) return []
+      const answer = answers[i]!
+      return [[node, Either.isRight(answer) && answer.right.standby && answer.right.system === system] as const]
+    })
+    return { primary, replicas, systemIdentifier: system }
+  })
+
+/**
+ * Who is who at start: the configuration says (manual), or every host is
+ * asked and exactly one must accept writes (auto). Each replica comes with
+ * whether it answered as a standby of the same cluster.
+ * @internal
+ */
+export const startTopology = (factory: NodeFactory) =>
+  factory.config.discovery === "auto" ? discoveredTopology(factory) : manualTopology(factory)

@@ -1,0 +1,514 @@
+/** @internal */
+import * as Health from "@effect-sql-router/core/Health"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
+import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as STM from "effect/STM"
+import * as TRef from "effect/TRef"
+import Pg from "pg"
+import type * as HealthMonitor from "../../HealthMonitor.js"
+import type * as Node from "../../Node.js"
+import type * as RouterConfig from "../../RouterConfig.js"
+import * as Topology from "../../Topology.js"
+import * as Catalog from "./catalog.js"
+import { describe, isConnectionError } from "../errors.js"
+import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "../metrics.js"
+import * as Waiting from "./waiting.js"
+
+/** @internal */
+export const parseLsn = Catalog.parseLsn
+
+/** @internal */
+export const formatLsn = Catalog.formatLsn
+
+/** A probe's checkout waited its whole timeout in a pool whose connections all kept working. @internal */
+export class PoolBusy extends Error {
+  constructor() {
+    super("every pooled connection is busy")
+  }
+}
+
+/** Completed statements per pool: a pool that completes work is alive, however busy. */
+const completed = new WeakMap<Pg.Pool, { count: number }>()
+const progressOf = (pool: Pg.Pool) => {
+  let progress = completed.get(pool)
+  if (progress === undefined) {
+    const counter = { count: 0 }
+    progress = counter
+    pool.on("release", (error: unknown) => {
+      if (!error) counter.count++
+    })
+    completed.set(pool, progress)
+  }
+  return progress
+}
+
+const destroy = (client: Pg.PoolClient) => {
+  // end() waits for the server; a frozen one never answers.
+  ;(client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
+}
+
+/**
+ * One statement on a connection of its own, closed at once: only for a
+ * probe of a node whose pool is saturated, where a checkout would wait behind
+ * the application (long statements on every connection look like a frozen
+ * server from inside the pool).
+ */
+const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
+  Effect.async<A, unknown>((resume) => {
+    const options = pool.options as Pg.ClientConfig & { readonly application_name?: string }
+    const client = new Pg.Client({
+      ...options,
+      connectionTimeoutMillis: Duration.toMillis(timeout),
+      application_name: `${options.application_name ?? "effect-sql-router"}:probe`
+    })
+    client.on("error", () => {})
+    let done = false
+    const close = () => {
+      destroy(client as unknown as Pg.PoolClient)
+      void client.end().catch(() => {})
+    }
+    const finish = (effect: Effect.Effect<A, unknown>) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      close()
+      resume(effect)
+    }
+    const timer = setTimeout(
+      () => finish(Effect.fail(new Error(`probe timed out after ${Duration.format(timeout)}`))),
+      Duration.toMillis(timeout)
+    )
+    client.connect().then(() => client.query(sql)).then(
+      (result) => finish(Effect.succeed(result.rows[0] as A)),
+      (error) => finish(Effect.fail(error))
+    )
+    return Effect.sync(() => finish(Effect.fail(new Error("probe interrupted"))))
+  })
+
+const saturated = (pool: Pg.Pool) => pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
+
+/**
+ * One statement on a connection of the node's pool (an idle one, or a short
+ * checkout), bounded by a real-time timeout whatever the fiber's clock. On
+ * timeout a connection whose statement hangs is destroyed and released with
+ * an error, so the pool drops it instead of waiting on it; a checkout that
+ * arrives late is given back unused. A saturated pool is not waited on: the
+ * probe opens a connection of its own for one statement.
+ * @internal
+ */
+export const poolQuery = (pool: Pg.Pool, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) =>
+  saturated(pool) ? oneOffQuery<A>(pool, timeout, sql) : Effect.async<A, unknown>((resume) => {
+    const progress = progressOf(pool)
+    const before = progress.count
+    let done = false
+    let held: { readonly client: Pg.PoolClient; readonly release: (error?: Error | boolean) => void } | undefined
+    const abandon = (why: Error) => {
+      done = true
+      clearTimeout(timer)
+      const current = held
+      held = undefined
+      if (current) {
+        destroy(current.client)
+        current.release(why)
+      }
+    }
+    const timer = setTimeout(() => {
+      if (done) return
+      const waitingForCheckout = held === undefined
+      abandon(new Error("probe timed out"))
+      resume(Effect.fail(
+        waitingForCheckout && progress.count > before
+          ? new PoolBusy()
+          : new Error(`probe timed out after ${Duration.format(timeout)}`)
+      ))
+    }, Duration.toMillis(timeout))
+    pool.connect((error, client, release) => {
+      if (done) {
+        if (client) release()
+        return
+      }
+      if (error || !client) {
+        done = true
+        clearTimeout(timer)
+        return resume(Effect.fail(error ?? new Error("no connection")))
+      }
+      held = { client, release }
+      let settled = false
+      const settle = (failure: Error | null, result?: Pg.QueryResult) => {
+        if (settled) return
+        settled = true
+        client.off("error", settle)
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        held = undefined
+        release(failure && isConnectionError(failure) ? failure : undefined)
+        resume(failure ? Effect.fail(failure) : Effect.succeed(result!.rows[0] as A))
+      }
+      client.on("error", settle)
+      client.query(sql, settle)
+    })
+    return Effect.sync(() => {
+      if (!done) abandon(new Error("probe interrupted"))
+    })
+  })
+
+/**
+ * The primary as its last probe saw it: what a replica must follow.
+ * @internal
+ */
+export type PrimaryView = Health.PrimaryView<Node.Node>
+
+/** What a replica's probe needs to know about the rest of the topology. @internal */
+export interface Context {
+  /** The current primary's view, or undefined when the current primary has not been probed yet. */
+  readonly primary: Effect.Effect<PrimaryView | undefined>
+  /** The primary's WAL position now (asked when a replica seems ahead of the last known one). */
+  readonly primaryLsnNow: Effect.Effect<bigint | undefined>
+  /** The id of the node the router knows at this address, if any. */
+  readonly nodeAt: (address: string) => Effect.Effect<Node.Node | undefined>
+}
+
+type Judged = Health.Judged
+
+/**
+ * Gathers what the admission verdict (`Health.judge` in the core) needs and
+ * runs it: the primary's position now is asked at most once, and only when
+ * the verdict says it depends on it.
+ * @internal
+ */
+export const judge = (standby: Catalog.StandbyState, context: Context): Effect.Effect<Judged> =>
+  Effect.gen(function*() {
+    const view = standby.standby ? yield* context.primary : undefined
+    const sender = view?.ok && standby.receiver?.sender !== undefined
+      ? yield* context.nodeAt(standby.receiver.sender)
+      : undefined
+    const first = Health.judge({ standby, view, sender })
+    if (first._tag === "Judged") return first.probe
+    const primaryNow = { lsn: yield* context.primaryLsnNow }
+    const second = Health.judge({ standby, view, sender, primaryNow })
+    // With the primary's position given, a verdict needs nothing more.
+    return second._tag === "Judged"
+      ? second.probe
+      : yield* Effect.dieMessage("Health.judge asked for the primary's position twice")
+  })
+
+/**
+ * Probes a replica: its recovery state, WAL receiver and replay position,
+ * judged against the primary.
+ * @internal
+ */
+export const probeReplica = (query: Catalog.Query, context: Context): Effect.Effect<Judged, unknown> =>
+  Effect.flatMap(Catalog.standbyState(query), (standby) => judge(standby, context))
+
+/** The hysteresis thresholds, and the slow start of a replica coming back. @internal */
+export interface Thresholds extends Health.Hysteresis {
+  readonly slowStart?: Duration.Duration | undefined
+}
+
+const slowStartMillis = (thresholds: Thresholds): number | undefined =>
+  thresholds.slowStart === undefined ? undefined : Duration.toMillis(thresholds.slowStart)
+
+/**
+ * Records a probe and applies hysteresis: out after `failureThreshold`
+ * consecutive failures, back after `successThreshold` consecutive successes
+ * (only `Following` counts as one). A diverged node is out at once; a probe
+ * that learnt nothing (`Stranded`, `Busy`) changes nothing.
+ * `streak` counts successes when positive, failures when negative.
+ * @internal
+ */
+export const applyProbe = (
+  replica: Topology.Replica,
+  probe: Topology.Probe,
+  thresholds: Thresholds
+): STM.STM<HealthMonitor.Transition | undefined> =>
+  STM.gen(function*() {
+    const health = yield* TRef.get(replica.health)
+    if (!health.member) return undefined
+    yield* TRef.set(replica.probe, probe)
+    const effect = Health.effectOf(probe)
+    if (effect === "hold") return undefined
+    const { streak, transition } = Health.step(health, effect, thresholds)
+    const next: Topology.Health = { ...health, streak, up: transition === undefined ? health.up : transition === "up" }
+    const now = Date.now()
+    // Back after a failure: slow start (if on) from now. The ramp is dropped at the first probe after it ends.
+    yield* TRef.set(
+      replica.health,
+      transition === "up"
+        ? Topology.withRamp(next, slowStartMillis(thresholds), now)
+        : next.ramp !== undefined && Health.rampOver(next.ramp, now)
+        ? { ...next, ramp: undefined }
+        : next
+    )
+    return transition
+  })
+
+/** @internal */
+export const logTransition = (replica: Topology.Replica, transition: HealthMonitor.Transition | undefined, probe: Topology.Probe) =>
+  transition === undefined
+    ? Effect.void
+    : transition === "down"
+    ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${probe.error ?? "probe failed"}`)
+    : Effect.logInfo(`replica ${replica.node.id} is back in rotation`)
+
+/** @internal */
+export const updateGauges = (topology: Topology.Topology) =>
+  Effect.flatMap(
+    STM.commit(STM.zip(Topology.countHealthy(topology), TRef.get(topology.replicas))),
+    ([healthy, replicas]) =>
+      Effect.zipRight(
+        Metric.set(healthyReplicas, healthy),
+        Effect.forEach(replicas, (replica) =>
+          Effect.flatMap(STM.commit(TRef.get(replica.probe)), (probe) =>
+            Effect.all([
+              Metric.set(Metric.tagged(replicaLagBytes, "node", replica.node.id), probe?.lagBytes ?? 0),
+              Metric.set(Metric.tagged(replicaLagMillis, "node", replica.node.id), probe?.lagMillis ?? 0)
+            ])), { discard: true })
+      )
+  )
+
+/**
+ * One probe of one replica, recorded: the unit the schedule repeats.
+ * @internal
+ */
+export const checkReplica = (
+  replica: Topology.Replica,
+  probe: HealthMonitor.ProbeFn,
+  thresholds: Thresholds
+) =>
+  Effect.gen(function*() {
+    const result = yield* Effect.either(probe(replica.node))
+    const at = yield* Clock.currentTimeMillis
+    const previous = yield* STM.commit(TRef.get(replica.probe))
+    const recorded: Topology.Probe = result._tag === "Right"
+      ? { ...result.right, at }
+      : {
+        at,
+        ok: false,
+        // Keep the last known position: lag stays known while a probe fails.
+        replayLsn: previous?.replayLsn,
+        lagBytes: previous?.lagBytes,
+        lagMillis: previous?.lagMillis,
+        error: result.left instanceof PoolBusy ? previous?.error : describe(result.left),
+        state: result.left instanceof PoolBusy ? { _tag: "Busy" } : { _tag: "Unreachable", error: describe(result.left) }
+      }
+    if (!recorded.ok && recorded.state?._tag !== "Busy") {
+      yield* Metric.increment(Metric.tagged(probeFailures, "node", replica.node.id))
+    }
+    const transition = yield* STM.commit(applyProbe(replica, recorded, thresholds))
+    // Out of rotation: the reads waiting on it run elsewhere now, not at their read timeout.
+    if (transition === "down") Waiting.releaseWaiting(replica)
+    yield* logTransition(replica, transition, recorded)
+    const tag = recorded.state?._tag
+    if (transition === undefined && tag !== previous?.state?._tag && (tag === "Diverged" || tag === "Detached")) {
+      const health = yield* STM.commit(TRef.get(replica.health))
+      if (!health.up) yield* Effect.logWarning(`replica ${replica.node.id} stays out of rotation: ${recorded.error}`)
+    }
+    if (transition !== undefined) {
+      yield* Metric.increment(Metric.tagged(healthTransitions, "to", transition === "up" ? "healthy" : "unhealthy"))
+    }
+    return transition
+  })
+
+/**
+ * The probe loop of one replica, until it is removed from the topology.
+ * Each replica has its own fiber: a frozen one must not delay the others.
+ * @internal
+ */
+export const watchReplica = (
+  topology: Topology.Topology,
+  replica: Topology.Replica,
+  health: RouterConfig.Resolved["health"],
+  probe: HealthMonitor.ProbeFn
+): Effect.Effect<void> =>
+  Effect.repeat(
+    checkReplica(replica, probe, health).pipe(
+      Effect.zipRight(updateGauges(topology)),
+      Effect.zipRight(STM.commit(STM.map(TRef.get(replica.health), (health) => health.member)))
+    ),
+    { schedule: Schedule.spaced(health.interval), while: (member) => member }
+  ).pipe(Effect.asVoid)
+
+/**
+ * The primary's probe loop: its WAL position is what replica lag is measured
+ * against, its timeline what replicas must follow.
+ * @internal
+ */
+export const watchPrimary = (
+  topology: Topology.Topology,
+  health: RouterConfig.Resolved["health"],
+  probePrimary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
+): Effect.Effect<void> =>
+  Effect.repeat(
+    Effect.gen(function*() {
+      const primary = yield* STM.commit(TRef.get(topology.primary))
+      const lsn = yield* Effect.either(probePrimary(primary))
+      if (lsn._tag === "Right") yield* STM.commit(TRef.set(topology.primaryLsn, lsn.right))
+      else yield* Effect.logWarning(`primary probe failed: ${describe(lsn.left)}`)
+    }),
+    Schedule.spaced(health.interval)
+  ).pipe(Effect.asVoid)
+
+/** @internal */
+export interface Probes {
+  readonly replica: HealthMonitor.ProbeFn
+  /** Probes the primary and records what replicas must follow; its WAL position. */
+  readonly primary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
+  /** Whether the node is in recovery, its WAL position and (if writable) timeline. */
+  readonly role: (node: Node.Node) => Effect.Effect<Catalog.NodeRole, unknown>
+  /** Records what discovery learnt of the current primary (undefined: it did not answer as writable). */
+  readonly recordPrimary: (node: Node.Node, role: Catalog.NodeRole | undefined) => Effect.Effect<void>
+  /** A node left the topology: forget what its probes learnt. */
+  readonly forget: (node: Node.Node) => Effect.Effect<void>
+}
+
+const configuredAddress = (node: Node.Node): string => {
+  const colon = node.address.lastIndexOf(":")
+  return Catalog.address(node.address.slice(0, colon), node.address.slice(colon + 1))
+}
+
+/**
+ * Real probes over each node's own pool; what they learn of the primary is
+ * the view replicas are judged against.
+ * @internal
+ */
+export const makeProbes = (
+  topology: Topology.Topology,
+  timeout: Duration.Duration
+): Probes => {
+  let view: PrimaryView | undefined
+  /** How each node names itself (`inet_server_addr()` and its port), learnt by its probes. */
+  const selves = new Map<Node.Node, string>()
+  const learn = (node: Node.Node, self: string | undefined) => {
+    if (self !== undefined) selves.set(node, self)
+  }
+  const queryOf = (node: Node.Node) => poolQuery(node.pool, timeout)
+  const record = (node: Node.Node, role: Catalog.NodeRole | undefined) =>
+    Effect.sync(() => {
+      if (role !== undefined && !role.standby) {
+        view = { node, ok: true, lsn: role.lsn, timeline: role.timeline }
+      } else if (view?.node === node) {
+        view = { ...view, ok: false }
+      } else {
+        view = { node, ok: false, lsn: undefined, timeline: undefined }
+      }
+    })
+  const role = (node: Node.Node) =>
+    Effect.tap(Catalog.role(queryOf(node)), (answer) => Effect.sync(() => learn(node, answer.self)))
+  const currentPrimary = STM.commit(TRef.get(topology.primary))
+  // Replica probes that need the primary's position now share one question,
+  // as long as it was asked after their own read: the primary answers about
+  // once per interval, not once per replica.
+  let asked: { readonly at: number; readonly lsn: Deferred.Deferred<bigint | undefined> } | undefined
+  const primaryLsnAfter = (readAt: number): Effect.Effect<bigint | undefined> =>
+    Effect.suspend(() => {
+      if (asked !== undefined && asked.at >= readAt) return Deferred.await(asked.lsn)
+      const lsn = Deferred.unsafeMake<bigint | undefined>(FiberId.none)
+      asked = { at: performance.now(), lsn }
+      // Uninterruptible: others may wait on it (the query has its own timeout).
+      return Effect.zipRight(
+        Effect.uninterruptible(Effect.flatMap(
+          Effect.flatMap(currentPrimary, (primary) =>
+            Catalog.currentLsn(queryOf(primary)).pipe(Effect.orElseSucceed(() => undefined))),
+          (answer) => Deferred.succeed(lsn, answer)
+        )),
+        Deferred.await(lsn)
+      )
+    })
+  const context: Omit<Context, "primaryLsnNow"> = {
+    primary: Effect.map(currentPrimary, (primary) => view?.node === primary ? view : undefined),
+    nodeAt: (address) =>
+      Effect.map(STM.commit(STM.zip(TRef.get(topology.primary), TRef.get(topology.replicas))), ([primary, replicas]) =>
+        [primary, ...replicas.map((r) => r.node)].find((node) =>
+          configuredAddress(node) === address || selves.get(node) === address
+        ))
+  }
+  return {
+    replica: (node) =>
+      Effect.flatMap(
+        Effect.tap(Catalog.standbyState(queryOf(node)), (state) => Effect.sync(() => learn(node, state.self))),
+        (state) => judge(state, { ...context, primaryLsnNow: primaryLsnAfter(performance.now()) })
+      ),
+    primary: (node) =>
+      role(node).pipe(
+        Effect.tapBoth({
+          onFailure: () => record(node, undefined),
+          onSuccess: (answer) => record(node, answer)
+        }),
+        Effect.flatMap((answer) =>
+          answer.standby ? Effect.fail(new Error("the primary is a standby (in recovery)")) : Effect.succeed(answer.lsn)
+        )
+      ),
+    role,
+    recordPrimary: record,
+    forget: (node) => Effect.sync(() => selves.delete(node))
+  }
+}
+
+const liveClock = Clock.make()
+
+/** Runs on real time unless the configuration asks for the fiber's own clock. @internal */
+export const onClock = <A, E, R>(
+  health: RouterConfig.Resolved["health"],
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => health.clock === "live" ? Effect.withClock(effect, liveClock) : effect
+
+/**
+ * First entry: one probe of the primary, then one of each replica; a replica
+ * is in rotation at start only if it follows the primary.
+ * @internal
+ */
+export const admitAtStart = (topology: Topology.Topology, probes: Probes): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const primary = yield* STM.commit(TRef.get(topology.primary))
+    yield* Effect.ignore(probes.primary(primary))
+    const replicas = yield* STM.commit(TRef.get(topology.replicas))
+    yield* Effect.forEach(replicas, (replica) =>
+      Effect.gen(function*() {
+        const result = yield* Effect.either(probes.replica(replica.node))
+        const at = yield* Clock.currentTimeMillis
+        const following = result._tag === "Right" && result.right.state?._tag === "Following"
+        yield* STM.commit(STM.zipRight(
+          result._tag === "Right" ? TRef.set(replica.probe, { ...result.right, at }) : STM.void,
+          TRef.update(replica.health, (health) => ({ ...health, up: following, streak: following ? 1 : 0 }))
+        ))
+        if (!following && result._tag === "Right") {
+          yield* Effect.logWarning(`replica ${replica.node.id} is out of rotation at start: ${result.right.error}`)
+        }
+      }), { concurrency: "unbounded", discard: true })
+  })
+
+/**
+ * Forks the primary's loop and one loop per replica into the current scope.
+ * @internal
+ */
+export const start = (options: {
+  readonly topology: Topology.Topology
+  readonly health: RouterConfig.Resolved["health"]
+  readonly probe: HealthMonitor.ProbeFn
+  readonly probePrimary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
+  /** With discovery, one round of it replaces the primary's probe. */
+  readonly primaryLoop?: Effect.Effect<void> | undefined
+}): Effect.Effect<void, never, Scope.Scope> =>
+  onClock(
+    options.health,
+    Effect.gen(function*() {
+      const { health, topology } = options
+      yield* Effect.forkScoped(
+        options.primaryLoop
+          // The router has just discovered the topology: the first round is one interval away.
+          ? Effect.asVoid(Effect.schedule(options.primaryLoop, Schedule.spaced(health.interval)))
+          : watchPrimary(topology, health, options.probePrimary)
+      )
+      const replicas = yield* STM.commit(TRef.get(topology.replicas))
+      for (const replica of replicas) {
+        yield* Effect.forkScoped(watchReplica(topology, replica, health, options.probe))
+      }
+    })
+  )

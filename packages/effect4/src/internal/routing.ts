@@ -1,0 +1,528 @@
+/** @internal */
+import * as Barrier from "@effect-sql-router/core/Barrier"
+import * as CoreConsistency from "@effect-sql-router/core/Consistency"
+import * as CoreSelection from "@effect-sql-router/core/Selection"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Ref from "effect/Ref"
+import * as STM from "effect/STM"
+import * as TRef from "effect/TRef"
+import type * as Consistency from "../Consistency.js"
+import type * as Node from "../Node.js"
+import type * as RouterConfig from "../RouterConfig.js"
+import { ReplicaNotCaughtUp } from "../RouterError.js"
+import type * as Selection from "../Selection.js"
+import * as Topology from "../Topology.js"
+import { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./consistency.js"
+import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "./errors.js"
+import { formatLsn, parseLsn } from "./health/monitor.js"
+import { healthTransitions } from "./metrics.js"
+import type { RouterState } from "./routerState.js"
+import * as SelectionInternal from "./selection.js"
+import * as Waiting from "./health/waiting.js"
+
+// The one home of the read decision: where a read goes (route, strategy,
+// session and staleness filters, the DDL barrier, `primaryReads: "overflow"`),
+// the in-flight bookkeeping, and the safety net's rule for a failed read.
+// Regions (SqlRouter), the routed client and Consistency all decide here; the
+// rules themselves (strategies, barrier, session requirement) are the core's.
+
+/** @internal */
+export type Route = "auto" | "primary" | "replica"
+
+/** @internal */
+export const currentRoute = globalValue(
+  Symbol.for("effect-sql-router/SqlRouter/currentRoute"),
+  () => FiberRef.unsafeMake<Route>("auto")
+)
+
+/** The requirement a read carries from the configuration's `maxLag`. @internal */
+export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
+  config.maxLag.time === undefined && config.maxLag.bytes === undefined
+    ? CoreSelection.anyHealthy
+    : {
+      maxLagMillis: config.maxLag.time === undefined ? undefined : Duration.toMillis(config.maxLag.time),
+      maxLagBytes: config.maxLag.bytes,
+      minLsn: undefined
+    }
+
+// -----------------------------------------------------------------------------
+// Reading and releasing outside a transaction
+// -----------------------------------------------------------------------------
+
+/**
+ * The current value of a TRef, read outside a transaction (see
+ * internal/selection.ts: one STM commit runs at a time, synchronously).
+ * @internal
+ */
+export const peek: <A>(ref: TRef.TRef<A>) => A = SelectionInternal.peek
+
+/**
+ * Gives back a read's in-flight count from a driver callback, where no fiber
+ * runs, the way a commit would.
+ * @internal
+ */
+export const unsafeRelease: (replica: Topology.Replica) => void = SelectionInternal.unsafeRelease
+
+/** @internal */
+export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =>
+  Effect.sync(() => SelectionInternal.unsafeRelease(replica))
+
+// -----------------------------------------------------------------------------
+// Choosing a replica
+// -----------------------------------------------------------------------------
+
+/**
+ * Picks a replica and counts the read in flight, now, for a strategy that
+ * draws no random number (`undefined`: none fits). No transaction: the
+ * strategy reads the topology's TRefs as they are and writes the cursor and
+ * the in-flight count the way a commit does, in one synchronous step.
+ * @internal
+ */
+export const pickNow = (state: RouterState, requirement: Selection.Requirement): Topology.Replica | undefined =>
+  SelectionInternal.unsafeAcquire(
+    CoreSelection.strategies[state.config.selection],
+    state.topology,
+    requirement,
+    0,
+    state.config.health.slowStart !== undefined
+  )
+
+/** Whether the configured strategy can pick with `pickNow`. @internal */
+export const picksNow = (state: RouterState): boolean => !CoreSelection.strategies[state.config.selection].usesRandom
+
+/**
+ * Picks a replica and counts the read in flight, as an effect: `random`
+ * draws from Effect's `Random` (so a seeded one reproduces the choice).
+ * @internal
+ */
+export const pickReplica = (
+  state: RouterState,
+  requirement: Selection.Requirement
+): Effect.Effect<Option.Option<Topology.Replica>> => {
+  const strategy = CoreSelection.strategies[state.config.selection]
+  const slowStart = state.config.health.slowStart !== undefined
+  return strategy.usesRandom
+    ? Effect.map(Random.next, (draw) =>
+      Option.fromNullable(SelectionInternal.unsafeAcquire(strategy, state.topology, requirement, draw, slowStart)))
+    : Effect.sync(() => Option.fromNullable(SelectionInternal.unsafeAcquire(strategy, state.topology, requirement, 0, slowStart)))
+}
+
+const none = Effect.succeed(Option.none<Topology.Replica>())
+
+// -----------------------------------------------------------------------------
+// The DDL barrier
+// -----------------------------------------------------------------------------
+
+const barrierRequirements = new WeakMap<RouterState, Selection.Requirement>()
+
+/**
+ * The requirement of a read with no session: the configuration's, or, while
+ * the DDL barrier is up, the configuration's with the barrier's position
+ * (built once per barrier position, not per read).
+ * @internal
+ */
+export const plainRequirement = (state: RouterState): Selection.Requirement => {
+  const barrier = peek(state.schemaBarrier)
+  if (barrier === undefined) return state.requirement
+  let requirement = barrierRequirements.get(state)
+  if (requirement === undefined || requirement.minLsn !== barrier) {
+    requirement = { ...state.requirement, minLsn: barrier }
+    barrierRequirements.set(state, requirement)
+  }
+  return requirement
+}
+
+const withBarrier = (state: RouterState, requirement: Selection.Requirement): Selection.Requirement =>
+  Barrier.requirementUnder(requirement, peek(state.schemaBarrier))
+
+/**
+ * When the barrier went up, and when a read last asked the replicas where
+ * they are: real time (`Date.now`), whatever the fiber's clock, since what
+ * it waits for (replay) runs in real time, also under `TestClock`.
+ */
+interface BarrierClock {
+  raisedAt: number
+  /** `consistency.afterSchemaChange`: how long after it writes still move the barrier. */
+  readonly extendMillis: number
+  refreshedAt: number
+}
+const barrierClocks = new WeakMap<RouterState, BarrierClock>()
+
+/**
+ * Raises the DDL barrier to `lsn` (the primary's position after a schema
+ * change): reads go only to replicas at or past it, or to the primary.
+ * @internal
+ */
+export const raiseSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    barrierClocks.set(state, {
+      raisedAt: Date.now(),
+      refreshedAt: 0,
+      extendMillis: Duration.toMillis(state.config.consistency.afterSchemaChange)
+    })
+    return STM.commit(TRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
+  })
+
+/**
+ * A write committed soon after a schema change (within
+ * `consistency.afterSchemaChange`, 1 second by default): the barrier moves to
+ * the write's position (up again if the replicas had passed it), so that a
+ * read right after it (the next step of a migration or of a test's setup:
+ * create, insert, select) sees it, session or not. Later writes leave it
+ * alone: under a steady write load the barrier must not chase the primary
+ * (the replicas would always be behind it and every read would go to the
+ * primary). The window and the time bound count from the schema change.
+ * @internal
+ */
+export const extendSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (!extendsSchemaBarrier(state)) return Effect.void
+    barrierClocks.get(state)!.refreshedAt = 0
+    return STM.commit(TRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
+  })
+
+/** Whether a write now would move the barrier: within the window after a schema change. @internal */
+export const extendsSchemaBarrier = (state: RouterState): boolean => {
+  const clock = barrierClocks.get(state)
+  if (clock === undefined) return false
+  if (Barrier.extendedBy(Date.now() - clock.raisedAt, clock.extendMillis)) return true
+  // Past the window with the barrier down: forget the clock, so that writes
+  // until the next schema change pay one lookup and no clock read.
+  if (peek(state.schemaBarrier) === undefined) barrierClocks.delete(state)
+  return false
+}
+
+/**
+ * A pick while the DDL barrier is up. At most one read per few milliseconds
+ * first asks the healthy replicas where they are, so that the router's view
+ * of their replay positions is fresh; when all have passed the barrier (or it
+ * has been up too long) it comes down, and the read is picked as usual.
+ * Schema changes are rare: only the reads right after one pay this, and no
+ * fiber is forked for it.
+ * @internal
+ */
+export const pickUnderBarrier = (
+  state: RouterState,
+  requirement: (state: RouterState) => Selection.Requirement
+): Effect.Effect<Option.Option<Topology.Replica>> =>
+  Effect.zipRight(refreshBarrier(state), Effect.suspend(() => pickReplica(state, requirement(state))))
+
+/**
+ * At most once per few milliseconds while the DDL barrier is up: ask the
+ * healthy replicas where they are, and lower the barrier if all have passed
+ * it (or it has been up too long).
+ */
+const refreshBarrier = (state: RouterState): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const now = Date.now()
+    const barrier = peek(state.schemaBarrier)
+    const clock = barrierClocks.get(state)
+    if (barrier === undefined || clock === undefined || !Barrier.refreshDue(now, clock.refreshedAt)) {
+      return Effect.void
+    }
+    clock.refreshedAt = now
+    // Judged on the positions just read, not on the ones before them.
+    return Effect.zipRight(
+      refreshReplayPositions(state),
+      Effect.suspend(() => lowerIfReplayed(state, barrier, now - clock.raisedAt))
+    )
+  })
+
+/** The replay positions of the replicas up by their probes, as the monitor last recorded them. */
+function* replaysOfUp(state: RouterState): Iterable<bigint | undefined> {
+  for (const replica of peek(state.topology.replicas)) {
+    if (peek(replica.health).up) yield peek(replica.probe)?.replayLsn
+  }
+}
+
+const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: number): Effect.Effect<void> => {
+  if (!Barrier.lowers(barrier, upForMillis, replaysOfUp(state))) return Effect.void
+  // Lowered only if no newer schema change raised it meanwhile.
+  return STM.commit(TRef.update(state.schemaBarrier, (current) => current === barrier ? undefined : current))
+}
+
+/**
+ * Asks each healthy replica for its replay position now, and records it:
+ * what the monitor last saw may be a probe interval old.
+ */
+const refreshReplayPositions = (state: RouterState) =>
+  Effect.gen(function*() {
+    const replicas = yield* STM.commit(TRef.get(state.topology.replicas))
+    const timeout = state.config.connectTimeout
+    yield* Effect.forEach(replicas, (replica) =>
+      Effect.gen(function*() {
+        if (!(yield* STM.commit(Topology.isHealthy(replica)))) return
+        const row = yield* Effect.tryPromise(() =>
+          replica.node.pool.query<{ lsn: string | null }>("SELECT pg_last_wal_replay_lsn()::text AS lsn")
+        ).pipe(Effect.timeout(timeout), Effect.option)
+        const lsn = Option.flatMap(row, (r) => Option.fromNullable(parseLsn(r.rows[0]?.lsn)))
+        if (Option.isNone(lsn)) return
+        const at = yield* Clock.currentTimeMillis
+        yield* STM.commit(TRef.update(replica.probe, (probe): Topology.Probe =>
+          probe === undefined
+            ? { at, ok: true, replayLsn: lsn.value, lagBytes: undefined, lagMillis: undefined, error: undefined }
+            : { ...probe, replayLsn: probe.replayLsn !== undefined && probe.replayLsn > lsn.value ? probe.replayLsn : lsn.value }))
+      }), { concurrency: "unbounded", discard: true })
+  })
+
+/** Waits (bounded by the policy) until a replica has replayed the session's position. */
+const awaitCaughtUp = (state: RouterState, requirement: Selection.Requirement, policy: Consistency.ReadPolicy) =>
+  Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    const maxWait = Duration.toMillis(policy.maxWait)
+    for (;;) {
+      yield* refreshReplayPositions(state)
+      const chosen = yield* pickReplica(state, requirement)
+      if (Option.isSome(chosen)) return chosen
+      const waited = (yield* Clock.currentTimeMillis) - start
+      if (waited >= maxWait) {
+        return policy.onNotCaughtUp === "fail"
+          ? yield* new ReplicaNotCaughtUp({ required: formatLsn(requirement.minLsn!), waitedMillis: waited })
+          : Option.none<Topology.Replica>()
+      }
+      yield* Effect.sleep(Duration.millis(Math.min(10, maxWait - waited)))
+    }
+  })
+
+/** What a read in a session (its position) or under a staleness bound needs of a replica. */
+const sessionRequirement = (
+  state: RouterState,
+  current: Consistency.SessionState,
+  staleness: Option.Option<Duration.Duration>
+): Selection.Requirement =>
+  CoreConsistency.requirement(
+    state.requirement,
+    current,
+    staleness._tag === "Some" ? Duration.toMillis(staleness.value) : undefined
+  )
+
+/** A session or a staleness bound narrows the choice: the sticky window, the position, the bound. */
+const chooseInSession = (
+  state: RouterState,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  route: Route,
+  session: Option.Option<Ref.Ref<Consistency.SessionState>>,
+  staleness: Option.Option<Duration.Duration>
+): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> =>
+  Effect.gen(function*() {
+    const current = session._tag === "Some" ? yield* Ref.get(session.value) : emptyState
+    const sticky = state.config.consistency.stickyPrimaryAfterWrite
+    if (sticky !== undefined && route !== "replica" && current.lastWriteAt !== undefined) {
+      const now = yield* Clock.currentTimeMillis
+      if (CoreConsistency.sticksToPrimary(current.lastWriteAt, now, Duration.toMillis(sticky))) {
+        return Option.none<Topology.Replica>()
+      }
+    }
+    const requirement = sessionRequirement(state, current, staleness)
+    const chosen = peek(state.schemaBarrier) === undefined
+      ? yield* pickReplica(state, requirement)
+      : yield* pickUnderBarrier(state, (state) => withBarrier(state, requirement))
+    if (Option.isSome(chosen) || current.lsn === undefined) return chosen
+    const policy = Option.getOrElse(fiber.getFiberRef(currentReadPolicy), () => state.config.consistency)
+    return yield* awaitCaughtUp(state, withBarrier(state, requirement), policy)
+  })
+
+/**
+ * Where a read in `fiber` goes, before overflow: the one read decision, for
+ * statements and regions alike. `undefined` means the primary; a replica was
+ * picked now and counted in flight (no session, no staleness bound, no DDL
+ * barrier, a strategy with no random draw: the common case, synchronous and
+ * infallible); an effect decides when it runs (at most one STM commit without
+ * a session or a staleness bound). Call it when the read runs, not before.
+ * @internal
+ */
+export const decideRead = (
+  state: RouterState,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>
+): Topology.Replica | undefined | Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
+  const route = fiber.getFiberRef(currentRoute)
+  if (route === "primary") return undefined
+  const staleness = fiber.getFiberRef(currentMaxStaleness)
+  if (!fiber.currentContext.unsafeMap.has(SessionTag.key) && staleness._tag === "None") {
+    if (peek(state.schemaBarrier) !== undefined) return pickUnderBarrier(state, plainRequirement)
+    return picksNow(state) ? pickNow(state, state.requirement) : pickReplica(state, state.requirement)
+  }
+  return chooseInSession(state, fiber, route, Context.getOption(fiber.currentContext, SessionTag), staleness)
+}
+
+/**
+ * `decideRead` as an effect: `none` means the primary.
+ * @internal
+ */
+export const decideReplica = (
+  state: RouterState,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>
+): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
+  const decision = decideRead(state, fiber)
+  return decision === undefined ? none : isPending(decision) ? decision : Effect.succeed(Option.some(decision))
+}
+
+/**
+ * Whether `decideRead` left the choice to an effect. An `in` test: the hot
+ * path cannot afford `Effect.isEffect`, whose `dual` allocates.
+ * @internal
+ */
+export const isPending = <A extends object>(
+  decision: A | Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp>
+): decision is Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => Effect.EffectTypeId in decision
+
+// -----------------------------------------------------------------------------
+// Hedged reads
+// -----------------------------------------------------------------------------
+
+/** Among the eligible replicas other than `first`, the one with the fewest reads in flight, counted (now). */
+const acquireOther = (
+  topology: Topology.Topology,
+  requirement: Selection.Requirement,
+  first: Topology.Replica
+): Option.Option<Topology.Replica> => {
+  const replicas = peek(topology.replicas)
+  let best: Topology.Replica | undefined
+  let bestLoad = Infinity
+  for (let i = 0; i < replicas.length; i++) {
+    const replica = replicas[i]!
+    if (replica === first || !CoreSelection.isEligible(SelectionInternal.current, replica, i, requirement)) continue
+    const load = peek(replica.inFlight)
+    if (load < bestLoad) {
+      best = replica
+      bestLoad = load
+    }
+  }
+  if (best === undefined) return Option.none()
+  SelectionInternal.unsafeSet(best.inFlight, bestLoad + 1)
+  return Option.some(best)
+}
+
+/**
+ * The replica a hedged read also starts on: eligible for the same read (the
+ * session's position, the staleness bound, the DDL barrier), not `first`, the
+ * one with the fewest reads in flight, and counted in flight in the same
+ * transaction. `none` when no other replica fits: the read is not hedged.
+ * Never the primary, and it never waits for a replica to catch up.
+ * @internal
+ */
+export const pickHedge = (
+  state: RouterState,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  first: Topology.Replica
+): Effect.Effect<Option.Option<Topology.Replica>> => {
+  const staleness = fiber.getFiberRef(currentMaxStaleness)
+  const session = Context.getOption(fiber.currentContext, SessionTag)
+  if (session._tag === "None" && staleness._tag === "None") {
+    return Effect.sync(() => acquireOther(state.topology, plainRequirement(state), first))
+  }
+  return Effect.map(
+    session._tag === "Some" ? Ref.get(session.value) : Effect.succeed(emptyState),
+    (current) => acquireOther(state.topology, withBarrier(state, sessionRequirement(state, current, staleness)), first)
+  )
+}
+
+const busy = (node: Node.Node): boolean => {
+  const pool = node.pool
+  return pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
+}
+
+/**
+ * `primaryReads: "overflow"`: a read whose replica pool is busy goes to the
+ * primary when the primary has a spare connection. Synchronous: it gives the
+ * replica's in-flight count back itself.
+ * @internal
+ */
+export const overflowNow = (state: RouterState, chosen: Topology.Replica | undefined): Topology.Replica | undefined => {
+  if (state.config.primaryReads !== "overflow" || chosen === undefined || !busy(chosen.node)) return chosen
+  if (busy(peek(state.topology.primary))) return chosen
+  unsafeRelease(chosen)
+  return undefined
+}
+
+/** `overflowNow` over an optional choice. @internal */
+export const overflow = (state: RouterState, chosen: Option.Option<Topology.Replica>): Option.Option<Topology.Replica> =>
+  Option.isNone(chosen) || overflowNow(state, chosen.value) !== undefined ? chosen : Option.none()
+
+/**
+ * Where a read goes: `none` means the primary.
+ * @internal
+ */
+export const chooseRead = (state: RouterState): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> =>
+  Effect.withFiberRuntime((fiber) =>
+    state.config.primaryReads === "overflow"
+      ? Effect.map(decideReplica(state, fiber), (chosen) => overflow(state, chosen))
+      : decideReplica(state, fiber)
+  )
+
+// -----------------------------------------------------------------------------
+// The safety net
+// -----------------------------------------------------------------------------
+
+/**
+ * What to do with a read that failed on a replica: `primary` when the replica
+ * refused it as a write (25006: it must run on the primary, once, as a
+ * write), `primary-read` when it found no such table, column or function
+ * while it may be behind the primary (it has not replayed some DDL yet: once
+ * more, as a read, on the primary),
+ * `elsewhere` when the replica is gone (connection-class error or read
+ * timeout: take it out of rotation, run once more on another node), `fail`
+ * otherwise (the statement itself is wrong).
+ * @internal
+ */
+export const afterReadFailure = (
+  state: RouterState,
+  replica: Topology.Replica,
+  error: unknown
+): "primary" | "primary-read" | "elsewhere" | "fail" =>
+  isReadOnlyViolation(error)
+    ? "primary"
+    : isUndefinedObject(error) && mayBeBehind(state, replica)
+    ? "primary-read"
+    : isConnectionError(error)
+    ? "elsewhere"
+    : "fail"
+
+/** 42P01, 42703, 42883: undefined table, column, function (a replica that has not replayed some DDL). */
+const isUndefinedObject = (error: unknown): boolean => {
+  const code = errorCode(error)
+  return code === "42P01" || code === "42703" || code === "42883"
+}
+
+/** Unless the replica is known to have replayed what the primary last reported, it may be behind. */
+const mayBeBehind = (state: RouterState, replica: Topology.Replica): boolean => {
+  const replay = peek(replica.probe)?.replayLsn
+  const primary = peek(state.topology.primaryLsn)
+  return replay === undefined || primary === undefined || replay < primary || peek(state.schemaBarrier) !== undefined
+}
+
+/**
+ * A failure seen by real work on a replica: a connection-class error takes
+ * it out of rotation at once (passive detection); the probes bring it back.
+ * @internal
+ */
+export const observeFailure = (replica: Topology.Replica, failure: unknown): Effect.Effect<void> => {
+  // Regions report an Effect Cause; statements report the error itself.
+  const error = Cause.isCause(failure) ? Cause.squash(failure) : failure
+  return isConnectionError(error)
+    ? Effect.flatMap(
+      STM.commit(TRef.modify(replica.health, (health) =>
+        health.member
+          ? [health.up, { ...health, up: false, streak: 0 }] as const
+          : [false, health] as const
+      )),
+      (wasHealthy) =>
+        wasHealthy
+          ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
+            Effect.zipLeft(Effect.sync(() => Waiting.releaseWaiting(replica))),
+            Effect.zipRight(Metric.increment(Metric.tagged(healthTransitions, "to", "unhealthy")))
+          )
+          : Effect.void
+    )
+    : Effect.void
+}

@@ -1,0 +1,139 @@
+/** @internal */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as STM from "effect/STM"
+import * as TRef from "effect/TRef"
+import type * as HealthMonitor from "../../HealthMonitor.js"
+import type * as Node from "../../Node.js"
+import type * as RouterConfig from "../../RouterConfig.js"
+import { UnknownReplica } from "../../RouterError.js"
+import type * as SqlRouter from "../../SqlRouter.js"
+import * as Topology from "../../Topology.js"
+import * as HealthMonitorInternal from "../health/monitor.js"
+import * as Membership from "../health/membership.js"
+import * as Waiting from "../health/waiting.js"
+import type { RouterState } from "../routerState.js"
+
+// Administration: what the router reports (stats, status, configuration)
+// and what an operator changes by hand (replicas in and out, promotion).
+
+const nodeStats = (node: Node.Node): SqlRouter.NodeStats => ({
+  id: node.id,
+  role: node.role,
+  address: node.address,
+  pool: node.stats(),
+  served: { reads: node.served.reads, writes: node.served.writes }
+})
+
+/** @internal */
+export type Admin = Pick<
+  SqlRouter.SqlRouter,
+  | "replicaStatus"
+  | "currentConfig"
+  | "addReplica"
+  | "removeReplica"
+  | "promote"
+  | "markReplicaHealthy"
+  | "markReplicaUnhealthy"
+  | "stats"
+>
+
+/** @internal */
+export const makeAdmin = (internals: RouterState): Admin => {
+  const { config, topology } = internals
+  const slowStartMillis = config.health.slowStart === undefined ? undefined : Duration.toMillis(config.health.slowStart)
+
+  const findReplica = (replica: number | string) =>
+    Effect.flatMap(STM.commit(TRef.get(topology.replicas)), (replicas) => {
+      const found = typeof replica === "number" ? replicas[replica] : replicas.find((r) => r.node.id === replica)
+      return found ? Effect.succeed(found) : Effect.fail(new UnknownReplica({ replica }))
+    })
+
+  const setManual = (replica: number | string, down: boolean) =>
+    Effect.flatMap(findReplica(replica), (found) =>
+      // A manual "healthy" is taken at its word now; probes may disagree later.
+      STM.commit(TRef.update(found.health, (health) =>
+        down
+          ? { ...health, markedDown: true }
+          : Topology.inRotation(health)
+          ? { ...health, markedDown: false, up: true, streak: 0 }
+          // Back from out of rotation: slow start (if on) from now.
+          : Topology.withRamp({ ...health, markedDown: false, up: true, streak: 0 }, slowStartMillis, Date.now())
+      )).pipe(
+        // Marked out: the reads waiting on it run elsewhere now.
+        Effect.zipRight(Effect.sync(() => down && Waiting.releaseWaiting(found))),
+        Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))
+      ))
+
+  const stats: Effect.Effect<SqlRouter.Stats> = Effect.flatMap(
+    STM.commit(STM.gen(function*() {
+      const primary = yield* TRef.get(topology.primary)
+      const replicas = yield* TRef.get(topology.replicas)
+      const states = yield* STM.forEach(replicas, (replica) =>
+        STM.all({ healthy: Topology.isHealthy(replica), inFlight: TRef.get(replica.inFlight) }))
+      const barrier = yield* TRef.get(internals.schemaBarrier)
+      return { primary, replicas, states, barrier }
+    })),
+    ({ barrier, primary, replicas, states }) =>
+      Effect.succeed({
+        primary: nodeStats(primary),
+        replicas: replicas.map((replica, i) => ({ ...nodeStats(replica.node), ...states[i]! })),
+        healthyReplicaCount: states.filter((s) => s.healthy).length,
+        schemaBarrier: barrier === undefined ? undefined : HealthMonitorInternal.formatLsn(barrier)
+      })
+  )
+
+  const replicaStatus: Effect.Effect<ReadonlyArray<HealthMonitor.NodeStatus>> = STM.commit(STM.gen(function*() {
+    const primary = yield* TRef.get(topology.primary)
+    const primaryLsn = yield* TRef.get(topology.primaryLsn)
+    const replicas = yield* TRef.get(topology.replicas)
+    const statuses: Array<HealthMonitor.NodeStatus> = [{
+      id: primary.id,
+      role: "primary",
+      address: primary.address,
+      healthy: true,
+      markedDown: false,
+      lagBytes: 0,
+      lagMillis: 0,
+      lsn: primaryLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(primaryLsn),
+      inFlight: 0,
+      lastError: undefined,
+      lastProbeAt: undefined,
+      state: "Primary"
+    }]
+    for (const replica of replicas) {
+      const probe = yield* TRef.get(replica.probe)
+      statuses.push({
+        id: replica.node.id,
+        role: "replica",
+        address: replica.node.address,
+        healthy: yield* Topology.isHealthy(replica),
+        markedDown: (yield* TRef.get(replica.health)).markedDown,
+        lagBytes: probe?.lagBytes,
+        lagMillis: probe?.lagMillis,
+        lsn: probe?.replayLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(probe.replayLsn),
+        inFlight: yield* TRef.get(replica.inFlight),
+        lastError: probe?.error,
+        lastProbeAt: probe?.at,
+        state: probe?.state?._tag
+      })
+    }
+    return statuses
+  }))
+
+  return {
+    replicaStatus,
+    currentConfig: Effect.map(Membership.allNodes(topology), ([primary, ...replicas]): RouterConfig.RouterConfig => {
+      const { discovery, primary: _p, replicas: _r, ...rest } = config
+      return discovery === "auto"
+        ? { ...rest, discovery, hosts: [primary!, ...replicas].map((n) => n.url) }
+        : { ...rest, discovery, primary: primary!.url, replicas: replicas.map((n) => n.url) }
+    }),
+    addReplica: (url, options) => Membership.addReplica(internals, url, options?.id),
+    removeReplica: (replica) => Membership.removeReplica(internals, replica),
+    promote: (replica, options) => Membership.promote(internals, replica, options?.maxLag ?? 0),
+    markReplicaHealthy: (replica) => setManual(replica, false),
+    markReplicaUnhealthy: (replica) => setManual(replica, true),
+    stats
+  }
+}

@@ -1,0 +1,93 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
+import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
+import { PgCluster } from "@effect-sql-router/effect4/testing"
+
+// Probes run over each node's own pool: no connection is held for probes
+// alone, a hung probe does not block the pool, and a pool saturated by long
+// statements is not mistaken for a dead server.
+
+const pollEvery = Schedule.spaced("25 millis")
+
+const waitFor = <A, E, R>(effect: Effect.Effect<A, E, R>, until: (a: A) => boolean) =>
+  effect.pipe(
+    Effect.filterOrFail(until, () => "not yet" as const),
+    Effect.retry({ schedule: pollEvery, while: (e) => e === "not yet" }),
+    Effect.timeout("30 seconds")
+  )
+
+const statusOf = (router: SqlRouter.SqlRouter, id: string) =>
+  Effect.map(router.replicaStatus, (all) => all.find((s) => s.id === id)!)
+
+/** Waits until `id` has been probed `n` more times. */
+const awaitProbes = (router: SqlRouter.SqlRouter, id: string, n: number) =>
+  Effect.gen(function*() {
+    const seen = new Set<number>()
+    yield* waitFor(
+      Effect.tap(statusOf(router, id), (s) => Effect.sync(() => s.lastProbeAt !== undefined && seen.add(s.lastProbeAt))),
+      () => seen.size > n
+    )
+  })
+
+const connectionsOf = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, app: string) =>
+  Effect.map(
+    cluster.query<{ name: string }>(node, `SELECT application_name AS name FROM pg_stat_activity WHERE application_name LIKE '${app}%'`),
+    (rows) => rows.map((r) => r.name)
+  )
+
+describe("probes over the pool", () => {
+  it.live("an idle router holds one pooled connection per node, none for probes alone; a frozen replica's probe times out without blocking", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 1 })
+      const app = "probe-pool"
+      const router = yield* SqlRouter.make({
+        primary: cluster.primary.url,
+        replicas: cluster.replicas.map((r) => r.url),
+        applicationName: app,
+        connectTimeout: "1 second",
+        health: { interval: "100 millis", timeout: "400 millis" }
+      })
+      yield* awaitProbes(router, "replica-0", 3)
+      for (const node of cluster.nodes) expect(yield* connectionsOf(cluster, node, app)).toEqual([app])
+
+      const replica = cluster.replicas[0]!
+      yield* cluster.freeze(replica)
+      const out = yield* waitFor(statusOf(router, "replica-0"), (s) => !s.healthy)
+      expect(out.lastError).toContain("timed out")
+      // Reads go on from the primary; timed-out probes leave nothing queued on the frozen node's pool.
+      const sql = router.withRead(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT 1 AS one`))
+      expect(yield* sql).toEqual([{ one: 1 }])
+      const replicaNode = (yield* router.replicas)[0]!
+      yield* awaitProbes(router, "replica-0", 3)
+      expect(replicaNode.stats().waiting).toBe(0)
+      expect(replicaNode.stats().total).toBeLessThan(replicaNode.stats().max)
+      yield* cluster.thaw(replica)
+      yield* waitFor(statusOf(router, "replica-0"), (s) => s.healthy)
+    }).pipe(Effect.scoped))
+
+  it.live("a replica whose pool is saturated by long statements stays in rotation: the probe does not queue behind them", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 1 })
+      const router = yield* SqlRouter.make({
+        primary: cluster.primary.url,
+        replicas: cluster.replicas.map((r) => r.url),
+        replicaMaxSizeEach: 2,
+        connectTimeout: "1 second",
+        health: { interval: "100 millis", timeout: "300 millis" }
+      })
+      const long = router.withReplica(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT pg_sleep(3)`))
+      const fiber = yield* Effect.fork(Effect.all([long, long], { concurrency: "unbounded" }))
+      const node = (yield* router.replicas)[0]!
+      yield* waitFor(Effect.sync(() => node.stats()), (s) => s.inUse === 2 && s.idle === 0)
+      // Several probes, each bounded by 300 ms, while both connections are busy for 3 s.
+      yield* awaitProbes(router, "replica-0", 4)
+      expect(node.stats().inUse).toBe(2)
+      const status = yield* statusOf(router, "replica-0")
+      expect(status.healthy).toBe(true)
+      expect(status.state).toBe("Following")
+      yield* Fiber.join(fiber)
+    }).pipe(Effect.scoped))
+})

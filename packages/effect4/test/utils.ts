@@ -1,0 +1,103 @@
+import * as Fs from "node:fs"
+
+/** PIDs of live processes whose command line mentions `directory` (e.g. `postgres -D <dir>/primary`). */
+export const postgresProcessesUnder = (directory: string): Array<number> => {
+  const found: Array<number> = []
+  for (const entry of Fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const cmdline = Fs.readFileSync(`/proc/${entry}/cmdline`, "utf8")
+      const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
+      // A zombie has exited already; its parent just has not reaped it yet.
+      if (/\) Z /.test(stat)) continue
+      if (cmdline.includes(directory)) found.push(Number(entry))
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found
+}
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as Tracer from "effect/Tracer"
+import type * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
+import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
+import { PgCluster } from "@effect-sql-router/effect4/testing"
+
+/** The server that answers, by its `cluster_name` (`primary`, `replica-0`, …). */
+export const whoAmI = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(sql<{ name: string }>`SELECT current_setting('cluster_name') AS name`, (rows) => rows[0]!.name))
+
+/** Router configuration pointing at every node of a test cluster. */
+/** Statements whose text contains `marker` running on `node` now (the query asking excluded). */
+export const activeStatements = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, marker: string) =>
+  Effect.map(
+    cluster.query<{ n: number }>(
+      node,
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND pid <> pg_backend_pid() AND state = 'active'`
+    ),
+    (rows) => rows[0]!.n
+  )
+
+/** Polls (live clock, every 50 ms) until `check` holds; fails with "not yet" after `tries` more tries. */
+export const eventually = <E, R>(
+  check: Effect.Effect<boolean, E, R>,
+  tries: number
+): Effect.Effect<void, E | "not yet", R> =>
+  check.pipe(
+    Effect.flatMap((ok) => ok ? Effect.void : Effect.fail("not yet" as const)),
+    Effect.retry(Schedule.intersect(Schedule.spaced("50 millis"), Schedule.recurs(tries)))
+  )
+
+export const configFor = (
+  cluster: PgCluster.PgCluster,
+  extra: Partial<RouterConfig.RouterConfig> = {}
+): RouterConfig.RouterConfig => ({
+  primary: cluster.primary.url,
+  replicas: cluster.replicas.map((r) => r.url),
+  connectTimeout: "2 seconds",
+  health: { enabled: false },
+  ...extra
+})
+
+/** A cluster and a router over it, as one layer (one per test file). */
+export const clusterWithRouter = (
+  options: PgCluster.Options = {},
+  extra: Partial<RouterConfig.RouterConfig> = {}
+) =>
+  Layer.unwrapScoped(
+    Effect.map(PgCluster.PgCluster, (cluster) => SqlRouter.layer(configFor(cluster, extra)))
+  ).pipe(Layer.provideMerge(PgCluster.layer(options)))
+
+/** A tracer that keeps every span's name and attributes, for assertions. */
+export const recordingTracer = () => {
+  const spans: Array<{ name: string; attributes: Map<string, unknown> }> = []
+  const tracer = Tracer.make({
+    span: (name, parent, context, links, startTime, kind) => {
+      const attributes = new Map<string, unknown>()
+      spans.push({ name, attributes })
+      return {
+        _tag: "Span",
+        name,
+        spanId: String(spans.length),
+        traceId: "t",
+        parent,
+        context,
+        status: { _tag: "Started", startTime },
+        attributes,
+        links,
+        sampled: true,
+        kind,
+        end: () => {},
+        attribute: (key, value) => void attributes.set(key, value),
+        event: () => {},
+        addLinks: () => {}
+      }
+    },
+    context: (f) => f()
+  })
+  return { spans, tracer }
+}

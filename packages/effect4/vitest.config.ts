@@ -1,0 +1,34 @@
+import { fileURLToPath } from "node:url"
+import { defineConfig } from "vitest/config"
+
+const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url))
+const core = (path: string) => fileURLToPath(new URL(`../core/src/${path}`, import.meta.url))
+
+// Two cores, and every file that needs PostgreSQL starts its own cluster with
+// a load on it: files run one at a time, so that the fault tests' timing
+// bounds (a dead replica leaves rotation within an interval plus the probe
+// timeout) measure the router, not a neighbour's load. The suite still takes
+// about a minute.
+export default defineConfig({
+  // The package by its name, and the core, from source (as tsconfig.json "paths" does for tsc and tsx).
+  resolve: {
+    alias: [
+      { find: /^@effect-sql-router\/effect4$/, replacement: src("index.ts") },
+      { find: /^@effect-sql-router\/effect4\/testing$/, replacement: src("testing/index.ts") },
+      { find: /^@effect-sql-router\/effect4\/(.*)$/, replacement: src("$1.ts") },
+      { find: /^@effect-sql-router\/core\/(.*)$/, replacement: core("$1.ts") }
+    ]
+  },
+  test: {
+    include: ["test/**/*.test.ts"],
+    pool: "forks",
+    poolOptions: { forks: { minForks: 1, maxForks: 1 } },
+    fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    teardownTimeout: 60_000,
+    sequence: { concurrent: false },
+    // The router logs health transitions; show them only for failing tests.
+    silent: "passed-only"
+  }
+})
