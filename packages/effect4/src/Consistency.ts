@@ -114,6 +114,24 @@ export const session = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<
 export const layerSession: Layer.Layer<Session> = Layer.effect(Session, Ref.make(internal.emptyState))
 
 /**
+ * The staleness bound of the reads in scope (none: any lag the configuration
+ * allows), as `withMaxStaleness` and `setMaxStaleness` set it.
+ *
+ * @since 0.1.0
+ * @category references
+ */
+export const currentMaxStaleness: Context.Reference<Option.Option<Duration.Duration>> = internal.currentMaxStaleness
+
+/**
+ * The read policy of the session reads in scope (none: the configuration's),
+ * as `withReadPolicy` and `setReadPolicy` set it.
+ *
+ * @since 0.1.0
+ * @category references
+ */
+export const currentReadPolicy: Context.Reference<Option.Option<ReadPolicy>> = internal.currentReadPolicy
+
+/**
  * Reads in `effect` go only to replicas whose replay lag is within `bound`
  * (as the health monitor last measured it), else to the primary.
  *
@@ -244,10 +262,12 @@ export interface Middleware extends HttpMiddleware.HttpMiddleware {
  * ```ts
  * import { Effect } from "effect"
  * import { HttpEffect, HttpServerResponse } from "effect/http"
- * import { Consistency } from "@effect-sql-router/effect4"
+ * import { Consistency, SqlRouter } from "@effect-sql-router/effect4"
  *
  * const app = Effect.succeed(HttpServerResponse.text("ok"))
- * const handler = HttpEffect.toWebHandlerWith(context)(Consistency.middleware()(app))
+ * // A fetch-style handler whose requests run in causal sessions.
+ * const handler = Effect.map(Effect.context<SqlRouter.SqlRouter>(), (context) =>
+ *   HttpEffect.toWebHandlerWith(context)(Consistency.middleware()(app)))
  * ```
  *
  * @since 0.1.0
