@@ -103,23 +103,26 @@ const stickUntilCaughtUp = (internals: RouterState, session: Ref.Ref<Consistency
  */
 export const commitRecording =
   (internals: RouterState) => (connection: Connection.Connection): Effect.Effect<void, SqlError> =>
-    schemaChangedIn.has(connection)
-      ? Effect.andThen(
-        commitInSession(internals, connection),
-        Effect.suspend(() => {
-          schemaChangedIn.delete(connection)
-          return recordSchemaChange(internals, connection.execute(schemaLsnQuery, [], undefined))
-        })
-      )
-      : Effect.andThen(
-        commitInSession(internals, connection),
-        // Committed within a second of a schema change: the DDL barrier moves past it.
-        Effect.suspend(() =>
-          Routing.extendsSchemaBarrier(internals)
-            ? extendSchemaBarrier(internals, connection.execute(schemaLsnQuery, [], undefined))
-            : Effect.void
+    // Decided when the COMMIT runs: the transaction's statements mark its connection.
+    Effect.suspend(() =>
+      schemaChangedIn.has(connection)
+        ? Effect.andThen(
+          commitInSession(internals, connection),
+          Effect.suspend(() => {
+            schemaChangedIn.delete(connection)
+            return recordSchemaChange(internals, connection.execute(schemaLsnQuery, [], undefined))
+          })
         )
-      )
+        : Effect.andThen(
+          commitInSession(internals, connection),
+          // Committed within a second of a schema change: the DDL barrier moves past it.
+          Effect.suspend(() =>
+            Routing.extendsSchemaBarrier(internals)
+              ? extendSchemaBarrier(internals, connection.execute(schemaLsnQuery, [], undefined))
+              : Effect.void
+          )
+        )
+    )
 
 const commitInSession = (internals: RouterState, connection: Connection.Connection): Effect.Effect<void, SqlError> =>
   Effect.withFiber((fiber) => {
