@@ -117,5 +117,5 @@ export const make = (input: RouterConfig.RouterConfig) =>
 export const context = (router: SqlRouter.SqlRouter, client: PgClient.PgClient) =>
   Context.make(tag, router).pipe(
     Context.add(SqlClient.SqlClient, client as unknown as SqlClient.SqlClient),
-    Context.add(PgClient.PgClient, client)
+    Context.add(PgClient.PgClient, client as PgClient.PgClient & SqlClient.SqlClient)
   )
