@@ -15,11 +15,11 @@ describe("Cdc types", () => {
   })
 
   it("the rule schema names the bad field", () => {
-    const decode = Schema.decodeUnknownEither(Cdc.Rule)
-    expect(decode({ name: "ok_1", tables: ["a", "s.b"], target: "t" })._tag).toBe("Right")
-    expect(decode({ name: "1bad", tables: ["a"], target: "t" })._tag).toBe("Left")
-    expect(decode({ name: "ok", tables: ["a;drop"], target: "t" })._tag).toBe("Left")
-    expect(decode({ name: "ok", tables: ["a"], target: "t", slot: "Upper" })._tag).toBe("Left")
-    expect(decode({ name: "ok", tables: ["a"], target: "t", maxRetainedWalBytes: 0 })._tag).toBe("Left")
+    const decode = Schema.decodeUnknownResult(Cdc.Rule)
+    expect(decode({ name: "ok_1", tables: ["a", "s.b"], target: "t" })._tag).toBe("Success")
+    expect(decode({ name: "1bad", tables: ["a"], target: "t" })._tag).toBe("Failure")
+    expect(decode({ name: "ok", tables: ["a;drop"], target: "t" })._tag).toBe("Failure")
+    expect(decode({ name: "ok", tables: ["a"], target: "t", slot: "Upper" })._tag).toBe("Failure")
+    expect(decode({ name: "ok", tables: ["a"], target: "t", maxRetainedWalBytes: 0 })._tag).toBe("Failure")
   })
 })
