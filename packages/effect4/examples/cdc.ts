@@ -79,7 +79,7 @@ export const runCdcExample = (options: { readonly seconds: number; readonly outp
     const mirrored = yield* analytics.unsafe<{ n: unknown; sum: unknown }>(checksum).pipe(
       Effect.filterOrFail((rows) => String(rows[0]!.n) === String(source!.n) && String(rows[0]!.sum) === String(source!.sum)),
       Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "30 seconds" }))),
-      Effect.orElse(() => analytics.unsafe<{ n: unknown; sum: unknown }>(checksum))
+      Effect.catch(() => analytics.unsafe<{ n: unknown; sum: unknown }>(checksum))
     )
     yield* report
     const stats = yield* cdc.stats("orders_to_analytics")

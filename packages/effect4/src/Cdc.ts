@@ -5,6 +5,11 @@
  * source transaction to any `effect/sql` client or to a `Sink`, at least
  * once and idempotently.
  *
+ * The replication protocol is spoken through the `pg` package (the native
+ * driver of `@effect/sql-pg` 4 does not speak it): an optional peer
+ * dependency, loaded when the first CDC connection opens. Install it to use
+ * this module; nothing else in the package needs it.
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"

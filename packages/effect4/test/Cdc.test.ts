@@ -3,8 +3,10 @@ import { expect, layer } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
+import * as FileSystem from "effect/FileSystem"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as PlatformError from "effect/PlatformError"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
@@ -14,6 +16,7 @@ import * as Sink from "effect/Sink"
 import type * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
+import * as FsP from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { createHash } from "node:crypto"
@@ -74,6 +77,28 @@ const slotExists = (cluster: PgCluster.PgCluster, slot: string) =>
     cluster.query(cluster.primary, "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]),
     (rows) => rows.length > 0
   )
+
+// effect 4.1 ships no Node FileSystem (and the line depends on no platform
+// package): node:fs behind the service, for the calls RouterConfig's save and load make.
+const nodeCall = <A>(method: string, path: string, f: () => Promise<A>) =>
+  Effect.tryPromise({
+    try: f,
+    catch: (cause) =>
+      PlatformError.systemError({
+        _tag: (cause as NodeJS.ErrnoException).code === "ENOENT" ? "NotFound" : "Unknown",
+        module: "FileSystem",
+        method,
+        pathOrDescriptor: path,
+        cause
+      })
+  })
+const NodeFileSystem = FileSystem.layerNoop({
+  readFileString: (path) => nodeCall("readFileString", path, () => FsP.readFile(path, "utf8")),
+  writeFileString: (path, data, options) =>
+    nodeCall("writeFileString", path, () => FsP.writeFile(path, data, { mode: options?.mode })),
+  rename: (from, to) => nodeCall("rename", from, () => FsP.rename(from, to)),
+  remove: (path) => nodeCall("remove", path, () => FsP.rm(path, { recursive: true, force: true }))
+})
 
 /** The fiber ended by interruption alone (no failure, no defect). */
 const interruptedOnly = <A, E>(exit: Exit.Exit<A, E>): boolean => Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
@@ -469,9 +494,9 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
 
         const file = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-config-")), "router.json")
         yield* RouterConfig.save({ primary: cluster.primary.url, cdc: yield* cdc.config }, file).pipe(
-          Effect.provide(NodeFileSystem.layer)
+          Effect.provide(NodeFileSystem)
         )
-        const loaded = yield* RouterConfig.load(file).pipe(Effect.provide(NodeFileSystem.layer))
+        const loaded = yield* RouterConfig.load(file).pipe(Effect.provide(NodeFileSystem))
         expect(loaded.cdc).toEqual({ rules: [rule] })
         const restored = yield* Cdc.make({
           primary: cluster.primary.url,
@@ -481,7 +506,7 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         expect(yield* restored.listRules).toEqual([rule])
         const badFile = `${file}.bad`
         Fs.writeFileSync(badFile, JSON.stringify({ primary: "postgres://u@h:5432/d", cdc: { rules: [{ name: "r", tables: [] }] } }))
-        expect(yield* Effect.flip(RouterConfig.load(badFile).pipe(Effect.provide(NodeFileSystem.layer)))).toMatchObject({ _tag: "InvalidConfig" })
+        expect(yield* Effect.flip(RouterConfig.load(badFile).pipe(Effect.provide(NodeFileSystem)))).toMatchObject({ _tag: "InvalidConfig" })
         Fs.rmSync(Path.dirname(file), { recursive: true, force: true })
 
         yield* cdc.removeRule("ruled")
