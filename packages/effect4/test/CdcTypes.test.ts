@@ -1,8 +1,9 @@
-import { describe, expect, it, vi } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Sink from "effect/Sink"
+import { vi } from "vitest"
 import * as Cdc from "@effect-sql-router/effect4/Cdc"
 
 // The pure parts of the public Cdc module: LSN text and the rule schema. The
