@@ -8,6 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import { errorCode } from "@effect-sql-router/core/PgErrors"
 import * as RoutedClient from "@effect-sql-router/effect4/RoutedClient"
@@ -166,7 +167,7 @@ layer(Multiplexed, { timeout: "180 seconds", excludeTestServices: true })("multi
         const operations = Array.from({ length: 300 }, (_, i) => i)
         const answers = yield* Effect.forEach(
           operations,
-          (i) =>
+          (i): Effect.Effect<Answer & { readonly i: number; readonly kind: "write" | "read" }, SqlError> =>
             i % 2 === 0
               // txid_current() cannot run on a standby: a write answered at all ran on a writable server.
               ? Effect.map(
@@ -270,12 +271,12 @@ layer(Multiplexed, { timeout: "180 seconds", excludeTestServices: true })("multi
         const sql = yield* SqlClient.SqlClient
         const outcomes = yield* Effect.forEach(
           Array.from({ length: 120 }, (_, i) => i),
-          (i) =>
+          (i): Effect.Effect<{ readonly i: number; readonly outcome: string }, SqlError> =>
             i % 10 === 3
-              ? Effect.map(
-                Effect.flip(sql`SELECT 1 / (count(*) - count(*))::int AS n FROM generate_series(1, ${i})`),
-                (error) => ({ i, outcome: `failed ${errorCode(error)}` })
-              )
+              ? Effect.match(sql`SELECT 1 / (count(*) - count(*))::int AS n FROM generate_series(1, ${i})`, {
+                onFailure: (error) => ({ i, outcome: `failed ${errorCode(error)}` }),
+                onSuccess: () => ({ i, outcome: "answered" })
+              })
               : i % 10 === 7
               ? Effect.map(
                 Effect.timeoutOption(sql`SELECT pg_sleep(0.2), ${i}::int AS i`, "20 millis"),
