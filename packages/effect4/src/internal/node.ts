@@ -164,12 +164,23 @@ export const onCommitFailure = (connection: Connection.Connection): Effect.Effec
 export const json = (value: unknown): Statement.Fragment =>
   Statement.fragment([Statement.custom<PgClient.PgCustom>("PgJson")(value, undefined, undefined)])
 
+/** Sessions whose current transaction began read-only: a write transaction must not nest into one. */
+const readOnlyTransactions = new WeakSet<Connection.Connection>()
+
+/** Whether the transaction on `connection` began read-only. @internal */
+export const isReadOnlyTransaction = (connection: Connection.Connection): boolean => readOnlyTransactions.has(connection)
+
+const readOnlyBegin = /\bREAD\s+ONLY\b/i
+
 /** Begins a transaction: `BEGIN READ ONLY` while `readOnly()`, or the fiber's `BeginTransaction`. @internal */
 export const begin = (readOnly: () => boolean) =>
-(connection: Connection.Connection, statement: string | undefined): Effect.Effect<void, SqlError> =>
-  Effect.asVoid(
-    connection.executeUnprepared(statement ?? (readOnly() ? "BEGIN READ ONLY" : "BEGIN"), [], undefined)
-  )
+(connection: Connection.Connection, statement: string | undefined): Effect.Effect<void, SqlError> => {
+  const text = statement ?? (readOnly() ? "BEGIN READ ONLY" : "BEGIN")
+  // Set (or cleared) at every top-level BEGIN: sessions are reused.
+  if (readOnlyBegin.test(text)) readOnlyTransactions.add(connection)
+  else readOnlyTransactions.delete(connection)
+  return Effect.asVoid(connection.executeUnprepared(text, [], undefined))
+}
 
 /** The options both a node's client and the routed client take from the router's. @internal */
 export interface Transforms {
