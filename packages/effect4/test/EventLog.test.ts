@@ -609,7 +609,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("EventLog"
         expect(yield* versionsOnPrimary("input_log")).toEqual([1])
         const projection = yield* cluster.query<{ version: string }>(
           cluster.primary,
-          "SELECT version FROM input_log_projection WHERE id = 7"
+          "SELECT version::text AS version FROM input_log_projection WHERE id = 7"
         )
         expect(projection).toEqual([{ version: "0" }])
       })))
