@@ -241,20 +241,20 @@ export const make = (options: EventLog.Options = {}): Effect.Effect<
       body: (reader: EventLog.Reader) => EventLog.ReadOnlyBody<A, E, R>
     ) =>
       router.readTransaction(Effect.gen(function*() {
-          const sql = yield* SqlClient.SqlClient
-          // Nested in a transaction (a savepoint) that has run statements
-          // already, the isolation level is that transaction's.
-          const level = yield* Effect.serviceOption(sql.transactionService)
-          if (Option.isNone(level) || level.value[1] === 0) yield* sql.unsafe(Sql.repeatableRead)
-          yield* raiseSessionPosition(sql)
-          const state: TransactionState = { open: true }
-          const reader = makeReader(config, sql, state)
-          // ReadOnlyBody is the effect itself whenever the call compiled.
-          const effect = Effect.suspend(() => body(reader) as Effect.Effect<A, E, R>)
-          return yield* Effect.provideService(effect, ReaderTag, reader).pipe(
-            Effect.ensuring(Effect.sync(() => state.open = false))
-          )
-        })) as Effect.Effect<A, E | EventLog.ReadError, Exclude<R, EventLog.Reader | EventLog.Provided>>
+        const sql = yield* SqlClient.SqlClient
+        // Nested in a transaction (a savepoint) that has run statements
+        // already, the isolation level is that transaction's.
+        const level = yield* Effect.serviceOption(sql.transactionService)
+        if (Option.isNone(level) || level.value[1] === 0) yield* sql.unsafe(Sql.repeatableRead)
+        yield* raiseSessionPosition(sql)
+        const state: TransactionState = { open: true }
+        const reader = makeReader(config, sql, state)
+        // ReadOnlyBody is the effect itself whenever the call compiled.
+        const effect = Effect.suspend(() => body(reader) as Effect.Effect<A, E, R>)
+        return yield* Effect.provideService(effect, ReaderTag, reader).pipe(
+          Effect.ensuring(Effect.sync(() => state.open = false))
+        )
+      })) as Effect.Effect<A, E | EventLog.ReadError, Exclude<R, EventLog.Reader | EventLog.Provided>>
 
     const readWrite: EventLog.EventLog["readWrite"] = <A, E, R>(
       body: (tx: EventLog.Reader & EventLog.Writer) => Effect.Effect<A, E, R>
