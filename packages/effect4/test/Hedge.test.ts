@@ -232,8 +232,11 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         yield* eventually(Effect.map(activeStatements(cluster, evicted, "hedge_evict_marker"), (n) => n === 1))
         yield* eventually(Effect.map(activeStatements(cluster, other, "hedge_evict_marker"), (n) => n === 1))
         yield* router.markReplicaUnhealthy(evicted.name)
-        // The count comes back with the eviction, not when the server answers.
-        expect((yield* replica(router, evicted.name)).inFlight).toBe(0)
+        // The count comes back with the eviction, not when the server answers: leaving
+        // rotation severs the replica's sockets, which fails its attempt while the
+        // server still sleeps (it notices a closed socket only when it writes).
+        yield* eventually(Effect.map(replica(router, evicted.name), (r) => r.inFlight === 0))
+        expect(yield* activeStatements(cluster, evicted, "hedge_evict_marker")).toBe(1)
         expect(yield* Fiber.join(fiber)).toBe(other.name)
         yield* eventually(Effect.map(activeStatements(cluster, evicted, "hedge_evict_marker"), (n) => n === 0))
         // Not run a third time: the other attempt was still running.
