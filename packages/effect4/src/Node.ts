@@ -1,21 +1,18 @@
 /**
- * One PostgreSQL server as the router sees it: its own `pg.Pool` (so pool
- * statistics are readable), a `PgClient` over that pool for code that wants
- * an `@effect/sql` client, and a lean per-statement connection for the routed
- * client's hot path.
+ * One PostgreSQL server as the router sees it: its own `@effect/sql-pg` 4
+ * pool and client (the native wire-protocol driver, pipelined when
+ * `multiplex` is on for its role), its pool statistics, and what the router
+ * served on it.
  *
  * @since 0.1.0
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
-import type * as Connection from "@effect/sql/SqlConnection"
-import type * as Reactivity from "@effect/experimental/Reactivity"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import type Pg from "pg"
+import type * as SqlError from "effect/sql/SqlError"
 import * as internal from "./internal/node.js"
-import type { ValidationConnection } from "./RouterConfig.js"
 
 /**
  * What a node is to the router: the primary or a replica.
@@ -26,7 +23,7 @@ import type { ValidationConnection } from "./RouterConfig.js"
 export type Role = "primary" | "replica"
 
 /**
- * Pool occupancy, as `pg.Pool` counts it.
+ * Pool occupancy, as the node's `PgPool` counts it.
  *
  * @since 0.1.0
  * @category models
@@ -40,9 +37,7 @@ export interface PoolStats {
 }
 
 /**
- * One server of the router. Logged, inspected, stringified or turned into
- * JSON, a node shows its `id`, `role` and `address` only: its pool's options
- * hold the connection string, password included.
+ * A node: its identity, its client and what the router served on it.
  *
  * @since 0.1.0
  * @category models
@@ -55,19 +50,20 @@ export interface Node {
   /** Host and port, for display; never the password. */
   readonly address: string
   readonly url: Redacted.Redacted<string>
-  readonly pool: Pg.Pool
-  /** An `@effect/sql-pg` client over this node's pool; a replica's transactions are `BEGIN READ ONLY`. */
+  /**
+   * The node's own `@effect/sql-pg` 4 client over its pool. A replica's
+   * transactions begin `BEGIN READ ONLY`. Statements on it bypass the router.
+   */
   readonly client: PgClient.PgClient
-  /** One statement, one pooled connection: no reserve/scope round trip. */
-  readonly connection: Connection.Connection
   /** Statements served through the router, by intent. */
   readonly served: { reads: number; writes: number }
-  readonly stats: () => PoolStats
+  /** The pool's occupancy now. */
+  readonly stats: Effect.Effect<PoolStats>
 }
 
 /**
- * How to build a node: its id and role, the server's URL, and the pool's size and
- * timeouts.
+ * What a node is made from: the resolved per-node settings of the router's
+ * config.
  *
  * @since 0.1.0
  * @category models
@@ -77,13 +73,16 @@ export interface Options {
   readonly role: Role
   readonly url: Redacted.Redacted<string>
   readonly maxSize: number
+  readonly minSize?: number | undefined
   readonly connectTimeout: Duration.Duration
   readonly idleTimeout: Duration.Duration
   readonly applicationName: string
-  readonly validate?: ((connection: ValidationConnection) => Promise<boolean>) | undefined
-  /** `pg` type parsers for this node's connections. */
-  readonly types?: Pg.CustomTypesConfig | undefined
-  /** As in `PgClient`: applied by the node's client (regions) and the routed client alike. */
+  /** Pipeline statements on shared connections (`@effect/sql-pg`'s `multiplex`). */
+  readonly multiplex?: boolean | undefined
+  readonly multiplexConcurrency?: number | undefined
+  /** Named prepared statements; off behind PgBouncer in transaction mode. */
+  readonly prepare?: boolean | undefined
+  /** As in `PgClient`: applied by the node's client and the routed client alike. */
   readonly transformResultNames?: ((s: string) => string) | undefined
   readonly transformQueryNames?: ((s: string) => string) | undefined
   readonly transformJson?: boolean | undefined
@@ -92,11 +91,9 @@ export interface Options {
 }
 
 /**
- * Creates the node's pool and clients; closing the scope ends the pool (time-boxed).
- * No connection is opened here: a replica that is down at start is not an error.
+ * Opens a node's pool in the current scope; closing the scope closes it.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options: Options) => Effect.Effect<Node, never, Scope.Scope | Reactivity.Reactivity> =
-  internal.make
+export const make: (options: Options) => Effect.Effect<Node, SqlError.SqlError, Scope.Scope> = internal.make

@@ -12,12 +12,11 @@
  * @since 0.1.0
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlClient from "effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Duration from "effect/Duration"
 import type * as Scope from "effect/Scope"
-import type Pg from "pg"
 import * as internal from "./internal/routedClient.js"
 import * as RouterInternal from "./internal/sqlRouter.js"
 import type * as RouterConfig from "./RouterConfig.js"
@@ -36,8 +35,6 @@ export interface Options {
   readonly transformResultNames?: ((s: string) => string) | undefined
   /** Whether the name transforms also apply inside JSON values (default `true`), as in `PgClient`. */
   readonly transformJson?: boolean | undefined
-  /** `pg` type parsers, for every node's connections. */
-  readonly types?: Pg.CustomTypesConfig | undefined
   /** Extra attributes on every `sql.execute` span. */
   readonly spanAttributes?: Record<string, unknown> | undefined
   /** `application_name` of every node's connections (default: the router configuration's). */
@@ -50,7 +47,7 @@ export interface Options {
    * `statement_timeout` it also bounds a commit waiting for a synchronous
    * standby and a server that does not answer at all. Off by default.
    */
-  readonly writeTimeout?: Duration.DurationInput | undefined
+  readonly writeTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -107,7 +104,7 @@ export const layer = (
   config: RouterConfig.RouterConfig,
   options: Options = {}
 ): Layer.Layer<SqlRouter.SqlRouter | SqlClient.SqlClient | PgClient.PgClient, SqlRouter.BuildError> =>
-  Layer.scopedContext(
+  Layer.effectContext(
     Effect.map(make(config, options), ({ client, router }) =>
       RouterInternal.context(router, client))
   )

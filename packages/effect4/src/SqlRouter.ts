@@ -8,13 +8,11 @@
  * @since 0.1.0
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
-import type * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
@@ -201,7 +199,7 @@ export interface SqlRouter {
  * @since 0.1.0
  * @category tags
  */
-export const SqlRouter: Context.Tag<SqlRouter, SqlRouter> = internal.tag
+export const SqlRouter: Context.Service<SqlRouter, SqlRouter> = internal.tag
 
 /**
  * Builds a router in the current Scope: every pool is closed when it closes.
@@ -241,7 +239,7 @@ export const make: (config: RouterConfig.RouterConfig) => Effect.Effect<SqlRoute
  * @category layers
  */
 export const layer = (config: RouterConfig.RouterConfig): Layer.Layer<SqlRouter, BuildError> =>
-  Layer.scoped(SqlRouter, make(config))
+  Layer.effect(SqlRouter, make(config))
 
 /**
  * The router as a Layer, configured from Effect `Config`: either one
@@ -264,9 +262,9 @@ export const layer = (config: RouterConfig.RouterConfig): Layer.Layer<SqlRouter,
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<RouterConfig.RouterConfig>
-): Layer.Layer<SqlRouter, BuildError | ConfigError.ConfigError> =>
-  Layer.scoped(SqlRouter, Effect.flatMap(Config.unwrap(config), make))
+  config: Config.Wrap<RouterConfig.RouterConfig>
+): Layer.Layer<SqlRouter, BuildError | Config.ConfigError> =>
+  Layer.effect(SqlRouter, Effect.flatMap(Config.unwrap(config), make))
 
 /**
  * Runs `effect` with the `SqlClient` of a replica chosen by the strategy, or of
@@ -459,7 +457,7 @@ export type Route = "auto" | "primary" | "replica"
  * @since 0.1.0
  * @category fiber refs
  */
-export const currentRoute: FiberRef.FiberRef<Route> = internal.currentRoute
+export const currentRoute: Context.Reference<Route> = internal.currentRoute
 
 /**
  * Runs `effect` with reads routed as `route` says.
@@ -470,7 +468,7 @@ export const currentRoute: FiberRef.FiberRef<Route> = internal.currentRoute
 export const withRoute: {
   (route: Route): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   <A, E, R>(effect: Effect.Effect<A, E, R>, route: Route): Effect.Effect<A, E, R>
-} = dual(2, <A, E, R>(effect: Effect.Effect<A, E, R>, route: Route) => Effect.locally(effect, internal.currentRoute, route))
+} = dual(2, <A, E, R>(effect: Effect.Effect<A, E, R>, route: Route) => Effect.provideService(effect, internal.currentRoute, route))
 
 /**
  * Sets the route for everything the layer is provided to.
@@ -478,7 +476,7 @@ export const withRoute: {
  * @since 0.1.0
  * @category layers
  */
-export const setRoute = (route: Route): Layer.Layer<never> => Layer.locallyScoped(internal.currentRoute, route)
+export const setRoute = (route: Route): Layer.Layer<never> => Layer.succeed(internal.currentRoute, route)
 
 /**
  * Every statement of the region, reads included, runs on the primary: read
@@ -532,10 +530,10 @@ export const layerClient: (
  * @category layers
  */
 export const layerClientConfig = (
-  config: Config.Config.Wrap<RouterConfig.RouterConfig>,
+  config: Config.Wrap<RouterConfig.RouterConfig>,
   options?: RoutedClient.Options
-): Layer.Layer<SqlRouter | SqlClient.SqlClient | PgClient.PgClient, BuildError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), (c) => RoutedClient.layer(c, options)))
+): Layer.Layer<SqlRouter | SqlClient.SqlClient | PgClient.PgClient, BuildError | Config.ConfigError> =>
+  Layer.unwrap(Effect.map(Config.unwrap(config), (c) => RoutedClient.layer(c, options)))
 
 /**
  * The router's metrics: `statements` (counter; tags `node`, `intent`),

@@ -1,337 +1,307 @@
 /** @internal */
-import type * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import type * as SqlClient from "@effect/sql/SqlClient"
-import type * as Connection from "@effect/sql/SqlConnection"
-import { SqlError } from "@effect/sql/SqlError"
-import * as Duration from "effect/Duration"
+import type * as PgConnection from "@effect/sql-pg/PgConnection"
+import * as PgPool from "@effect/sql-pg/PgPool"
 import * as Effect from "effect/Effect"
-import type * as Fiber from "effect/Fiber"
 import { NodeInspectSymbol } from "effect/Inspectable"
 import * as Redacted from "effect/Redacted"
+import * as Reactivity from "effect/reactivity/Reactivity"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
+import * as SqlClient from "effect/sql/SqlClient"
+import type * as Connection from "effect/sql/SqlConnection"
+import { SqlError, UnknownError } from "effect/sql/SqlError"
+import * as Statement from "effect/sql/Statement"
 import * as Stream from "effect/Stream"
-import Pg from "pg"
+import * as Net from "node:net"
+import type { Duplex } from "node:stream"
 import type * as Node from "../Node.js"
-import type { ValidationConnection } from "../RouterConfig.js"
-import { addressOf, isPostgresUrl } from "./connectionString.js"
-import { isConnectionError } from "./errors.js"
-import * as Transaction from "./transaction.js"
+import { addressOf, parseTarget } from "./connectionString.js"
 
-type Callback = (err: Error | undefined, client: Pg.PoolClient | undefined, release: (err?: Error | boolean) => void) => void
+// A node is one `PgPool` of the native driver. Its sockets are ours (the
+// driver's `stream` option), so that the router can sever them all at once:
+// a replica that leaves rotation because it stopped answering fails the reads
+// still waiting on it at once (they run again elsewhere), with no per-statement
+// registration or timer.
 
-/**
- * A pool that runs the user's `validate` on every checkout and discards the
- * connections that fail it. Subclassing keeps every consumer of the pool
- * (PgClient, the lean connection, `pool.query`) behind the same check.
- */
-class ValidatingPool extends Pg.Pool {
-  constructor(
-    config: Pg.PoolConfig,
-    private readonly check: (connection: ValidationConnection) => Promise<boolean>
-  ) {
-    super(config)
-  }
-
-  override connect(): Promise<Pg.PoolClient>
-  override connect(callback: Callback): void
-  override connect(callback?: Callback): Promise<Pg.PoolClient> | void {
-    if (!callback) {
-      return new Promise((resolve, reject) =>
-        this.connect((err, client) => (err || !client ? reject(err) : resolve(client)))
-      )
-    }
-    const attempt = (left: number): void => {
-      super.connect((err: Error | undefined, client: Pg.PoolClient | undefined, release: (err?: Error | boolean) => void) => {
-        if (err || !client) return callback(err ?? new Error("No client returned"), undefined, release)
-        this.check({ query: (sql) => client.query(sql).then((result) => result.rows) }).then(
-          (ok) => {
-            if (ok) return callback(undefined, client, release)
-            release(new Error("connection failed validation"))
-            if (left > 0) return attempt(left - 1)
-            callback(new Error("no connection passed validation"), undefined, () => {})
-          },
-          (cause: Error) => {
-            release(cause)
-            if (left > 0) return attempt(left - 1)
-            callback(cause, undefined, () => {})
-          }
-        )
-      })
-    }
-    attempt(this.options.max ?? 10)
-  }
+/** What the router keeps of a node beyond its public face. @internal */
+export interface NodeInternals {
+  readonly pool: PgPool.PgPool
+  /** Whether statements use named prepared statements. */
+  readonly prepare: boolean
+  /** Destroys every open socket of the node: statements on them fail with a connection error. */
+  readonly sever: () => void
 }
 
-const acquireFailed = (cause: unknown) => new SqlError({ cause, message: "Failed to acquire connection" })
-const executeFailed = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
+const internals = new WeakMap<Node.Node, NodeInternals>()
 
 /** @internal */
-export const failed = (error: Error, acquired: boolean): SqlError => acquired ? executeFailed(error) : acquireFailed(error)
+export const internalsOf = (node: Node.Node): NodeInternals => internals.get(node)!
+
+/** The rows of a result as `execute` returns them. @internal */
+export type Rows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
 /**
- * One statement on a pooled connection, at the driver's level: what
- * cancellation needs to find it. `abandoned` means nobody waits for the
- * answer any more (interruption, read timeout).
+ * One statement on one of the node's pooled sessions (shared when the node
+ * multiplexes): `pool.use` with no scope and no wrapper object.
  * @internal
  */
-export class Running {
-  client: Pg.PoolClient | undefined = undefined
-  settled = false
-  abandoned = false
-  /** A CancelRequest went out for it: if the statement beat it, it may hit the connection's next one. */
-  cancelSent = false
-  constructor(readonly pool: Pg.Pool) {}
-}
-
-/** @internal */
-export type Done = (error: Error | undefined, result: Pg.QueryResult | undefined, acquired: boolean) => void
-
-const abandonedBeforeStart = new Error("abandoned before it started")
-
-/**
- * Checks out a connection, runs one statement on it and gives it back when
- * the server answers; `done` is called exactly once. A connection that breaks
- * under the statement is destroyed, not returned.
- * @internal
- */
-export const start = (
-  pool: Pg.Pool,
-  text: string,
+export const query = (
+  node: Node.Node,
+  sql: string,
   params: ReadonlyArray<unknown>,
-  rowMode: boolean,
-  done: Done
-): Running => {
-  const running = new Running(pool)
-  pool.connect((err, client, release) => {
-    if (err || !client) {
-      running.settled = true
-      return done(err ?? new Error("No client returned"), undefined, false)
-    }
-    if (running.abandoned) {
-      release()
-      running.settled = true
-      return done(abandonedBeforeStart, undefined, false)
-    }
-    running.client = client
-    // A checked-out client has no listener of the pool's: without ours, a
-    // connection that dies under the query (server killed) would be an
-    // uncaught 'error'.
-    const settle = (error: Error | null, result?: Pg.QueryResult) => {
-      if (running.settled) return
-      running.settled = true
-      running.client = undefined
-      client.off("error", settle)
-      release(
-        error && isConnectionError(error)
-          ? error
-          // Cancelled, but it answered otherwise: the cancel is still on its
-          // way and would cancel whatever this connection runs next.
-          : running.cancelSent && (error as { code?: string } | null)?.code !== "57014"
-          ? true
-          : undefined
-      )
-      done(error ?? undefined, result, true)
-    }
-    client.on("error", settle)
-    if (rowMode) client.query({ text, values: params as Array<unknown>, rowMode: "array" }, settle)
-    else client.query(text, params as Array<unknown>, settle)
-  })
-  return running
+  rows: Rows
+): Effect.Effect<ReadonlyArray<any>, SqlError> => {
+  const { pool, prepare } = internals.get(node)!
+  return rows === undefined
+    ? pool.use((connection) => Effect.map(connection.query(sql, params, prepare), resultRows))
+    : pool.use((connection) => Effect.map(connection.query(sql, params, prepare), (result) => rows(result.rows)))
 }
 
-/**
- * Nobody waits for the statement any more: ask the server to cancel it, with
- * the protocol's CancelRequest on a connection of its own (so it works when
- * the pool is exhausted). Best effort; the connection goes back to the pool
- * when the server answers (with 57014 query_canceled).
- * @internal
- */
-export const abandon = (running: Running): void => {
-  running.abandoned = true
-  const client = running.client
-  if (client === undefined || running.settled || running.pool.ending) return
-  const target = client as unknown as {
-    _getActiveQuery?: () => unknown
-    _activeQuery?: unknown
-    processID: number
-    secretKey: number
-  }
-  // (`activeQuery` itself is deprecated in pg 8.23; pg's own `cancel` reads it.)
-  const active = target._getActiveQuery ? target._getActiveQuery() : target._activeQuery
-  // A query still queued would be dropped from the queue, and its callback with it.
-  if (active === undefined || active === null) return
-  // A Client only to parse the pool's options into host and port; its
-  // connection sends the CancelRequest, which the server answers by closing.
-  const canceller = new Pg.Client(running.pool.options) as unknown as {
-    host: string
-    port: number
-    connection: {
-      on: (event: string, f: () => void) => void
-      connect: (portOrPath: number | string, host?: string) => void
-      cancel: (processID: number, secretKey: number) => void
-    }
-  }
-  const connection = canceller.connection
-  running.cancelSent = true
-  connection.on("error", () => {})
-  connection.on("connect", () => connection.cancel(target.processID, target.secretKey))
-  if (canceller.host && canceller.host.startsWith("/")) connection.connect(`${canceller.host}/.s.PGSQL.${canceller.port}`)
-  else connection.connect(canceller.port, canceller.host)
+/** The driver's full result (`executeRaw`). @internal */
+export const queryRaw = (node: Node.Node, sql: string, params: ReadonlyArray<unknown>): Effect.Effect<unknown, SqlError> => {
+  const { pool, prepare } = internals.get(node)!
+  return pool.use((connection) => connection.query(sql, params, prepare))
 }
 
-/**
- * What each fiber is waiting for, so that its interruption can cancel it: a
- * slot on the fiber itself (a WeakMap keyed by short-lived fibers costs the
- * garbage collector an ephemeron per statement).
- */
-const slotKey = Symbol.for("effect-sql-router/Node/waiting")
-
-interface Slot {
-  current: Running | undefined
-}
-
-type Watched = Fiber.RuntimeFiber<unknown, unknown> & { [slotKey]?: Slot }
-
-/**
- * Registers `running` as what `fiber` waits for. No per-statement canceler
- * (Effect would wrap each statement in `onInterrupt`): one observer per fiber
- * cancels what it still waits for when it exits, and a fiber that starts a
- * statement while an earlier one never answered it was interrupted out of it.
- * @internal
- */
-export const watch = (fiber: Fiber.RuntimeFiber<unknown, unknown>, running: Running): void => {
-  const watched = fiber as Watched
-  const slot = watched[slotKey]
-  if (slot === undefined) {
-    const created: Slot = { current: running }
-    watched[slotKey] = created
-    fiber.addObserver(() => {
-      const left = created.current
-      if (left !== undefined && !left.settled) abandon(left)
-    })
-    return
-  }
-  const previous = slot.current
-  if (previous !== undefined && !previous.settled && !previous.abandoned) abandon(previous)
-  slot.current = running
-}
-
-/**
- * One statement as one `Effect.async` with no canceler; interruption cancels
- * it on the server through `watch`.
- * @internal
- */
-export const runQuery = <A>(
-  pool: Pg.Pool,
-  text: string,
+/** Positional rows (`executeValues`). @internal */
+export const queryValues = (
+  node: Node.Node,
+  sql: string,
   params: ReadonlyArray<unknown>,
-  rowMode: boolean,
-  map: (result: Pg.QueryResult) => A
-): Effect.Effect<A, SqlError> =>
-  Effect.withFiberRuntime<A, SqlError>((fiber) =>
-    Effect.async<A, SqlError>((resume) => {
-      watch(
-        fiber,
-        start(pool, text, params, rowMode, (error, result, acquired) =>
-          resume(error ? Effect.fail(failed(error, acquired)) : Effect.succeed(map(result!))))
-      )
-    })
+  prepare?: boolean
+): Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError> => {
+  const own = internals.get(node)!
+  return own.pool.use((connection) => connection.queryValues(sql, params, prepare ?? own.prepare))
+}
+
+/** Without a prepared statement (`executeUnprepared`). @internal */
+export const queryUnprepared = (
+  node: Node.Node,
+  sql: string,
+  params: ReadonlyArray<unknown>,
+  rows: Rows
+): Effect.Effect<ReadonlyArray<any>, SqlError> =>
+  internals.get(node)!.pool.use((connection) =>
+    Effect.map(connection.query(sql, params, false), (result) => rows === undefined ? result.rows : rows(result.rows))
   )
 
-/** @internal */
-export const rowsOf = (result: Pg.QueryResult): ReadonlyArray<any> =>
-  // Several statements in one text give an array of results.
-  Array.isArray(result) ? result.map((r: Pg.QueryResult) => r.rows ?? []) : result.rows ?? []
-const resultOf = (result: Pg.QueryResult) => result
-const valuesOf = (result: Pg.QueryResult): ReadonlyArray<ReadonlyArray<unknown>> => result.rows
+const resultRows = (result: PgConnection.Result): ReadonlyArray<any> => result.rows
 
-/** @internal */
-export const leanConnection = (pool: Pg.Pool, client: SqlClient.SqlClient): Connection.Connection => {
-  const execute = (
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
-  ) =>
-    transformRows
-      ? runQuery(pool, sql, params, false, (r) => transformRows(rowsOf(r)))
-      : runQuery(pool, sql, params, false, rowsOf)
-  return {
-    execute,
-    executeUnprepared: execute,
-    executeRaw: (sql, params) => runQuery(pool, sql, params, false, resultOf),
-    executeValues: (sql, params) => runQuery(pool, sql, params, true, valuesOf),
-    // Streams hold a connection for their whole life: use the client's cursor support.
-    executeStream: (sql, params, transformRows) =>
-      Stream.unwrapScoped(
-        Effect.map(client.reserve, (connection) => connection.executeStream(sql, params, transformRows))
-      )
+/** A stream holds a session of its own for its whole life. @internal */
+export const stream = (node: Node.Node, sql: string, params: ReadonlyArray<unknown>, rows: Rows): Stream.Stream<any, SqlError> => {
+  const rowsOf = Stream.unwrap(Effect.map(internals.get(node)!.pool.reserve, (connection) => connection.stream(sql, params)))
+  return rows === undefined
+    ? rowsOf
+    : Stream.mapArray(rowsOf, (chunk) => rows(chunk) as any)
+}
+
+/**
+ * A session of the driver as `effect/sql` sees it. One per session, made
+ * once: a statement borrowed through the client's `borrower` allocates no
+ * wrapper.
+ */
+class SessionConnection implements Connection.Connection {
+  constructor(readonly session: PgConnection.PgConnection, readonly prepare: boolean) {}
+  execute(sql: string, params: ReadonlyArray<unknown>, rows: Rows) {
+    const result = this.session.query(sql, params, this.prepare)
+    return rows === undefined ? Effect.map(result, resultRows) : Effect.map(result, (r) => rows(r.rows))
+  }
+  executeRaw(sql: string, params: ReadonlyArray<unknown>) {
+    return this.session.query(sql, params, this.prepare)
+  }
+  executeValues(sql: string, params: ReadonlyArray<unknown>) {
+    return this.session.queryValues(sql, params, this.prepare)
+  }
+  executeValuesUnprepared(sql: string, params: ReadonlyArray<unknown>) {
+    return this.session.queryValues(sql, params, false)
+  }
+  executeUnprepared(sql: string, params: ReadonlyArray<unknown>, rows: Rows) {
+    const result = this.session.query(sql, params, false)
+    return rows === undefined ? Effect.map(result, resultRows) : Effect.map(result, (r) => rows(r.rows))
+  }
+  executeStream(sql: string, params: ReadonlyArray<unknown>, rows: Rows) {
+    const rowsOf = this.session.stream(sql, params)
+    return rows === undefined ? rowsOf : Stream.mapArray(rowsOf, (chunk) => rows(chunk) as any)
   }
 }
 
-/** Connection strings are parsed in one place. @internal */
-export { addressOf, isPostgresUrl }
+/** The session a `Connection` of ours runs on (for transactions that pin one). @internal */
+export const sessionOf = (connection: Connection.Connection): PgConnection.PgConnection | undefined =>
+  connection instanceof SessionConnection ? connection.session : undefined
 
 /** @internal */
-export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Scope.Scope | Reactivity.Reactivity> =>
+const connections = new WeakMap<PgConnection.PgConnection, SessionConnection>()
+export const connectionOf = (session: PgConnection.PgConnection, prepare: boolean): SessionConnection => {
+  let connection = connections.get(session)
+  if (connection === undefined) {
+    connection = new SessionConnection(session, prepare)
+    connections.set(session, connection)
+  }
+  return connection
+}
+
+/** `COMMIT` of an aborted transaction answers `ROLLBACK`: that is a failed commit. @internal */
+export const commit = (connection: Connection.Connection): Effect.Effect<void, SqlError> =>
+  Effect.flatMap(connection.executeRaw("COMMIT", []) as Effect.Effect<PgConnection.Result, SqlError>, (result) =>
+    result.command === "ROLLBACK"
+      ? Effect.fail(
+        new SqlError({
+          reason: new UnknownError({
+            cause: new Error("COMMIT rolled back an aborted transaction"),
+            message: "COMMIT rolled back an aborted transaction",
+            operation: "commit"
+          })
+        })
+      )
+      : Effect.void)
+
+/** A COMMIT the server refused before running it leaves the transaction open: roll it back. @internal */
+export const onCommitFailure = (connection: Connection.Connection): Effect.Effect<void> =>
+  Effect.ignore(connection.executeUnprepared("ROLLBACK", [], undefined))
+
+/** PostgreSQL's JSON fragment, as `PgClient.json` makes it (the pg compiler knows its kind). @internal */
+export const json = (value: unknown): Statement.Fragment =>
+  Statement.fragment([Statement.custom<PgClient.PgCustom>("PgJson")(value, undefined, undefined)])
+
+/** Sessions whose current transaction began read-only: a write transaction must not nest into one. */
+const readOnlyTransactions = new WeakSet<Connection.Connection>()
+
+/** Whether the transaction on `connection` began read-only. @internal */
+export const isReadOnlyTransaction = (connection: Connection.Connection): boolean => readOnlyTransactions.has(connection)
+
+const readOnlyBegin = /\bREAD\s+ONLY\b/i
+
+/** Begins a transaction: `BEGIN READ ONLY` while `readOnly()`, or the fiber's `BeginTransaction`. @internal */
+export const begin = (readOnly: () => boolean) =>
+(connection: Connection.Connection, statement: string | undefined): Effect.Effect<void, SqlError> => {
+  const text = statement ?? (readOnly() ? "BEGIN READ ONLY" : "BEGIN")
+  // Set (or cleared) at every top-level BEGIN: sessions are reused.
+  if (readOnlyBegin.test(text)) readOnlyTransactions.add(connection)
+  else readOnlyTransactions.delete(connection)
+  return Effect.asVoid(connection.executeUnprepared(text, [], undefined))
+}
+
+/** The options both a node's client and the routed client take from the router's. @internal */
+export interface Transforms {
+  readonly transformResultNames?: ((s: string) => string) | undefined
+  readonly transformQueryNames?: ((s: string) => string) | undefined
+  readonly transformJson?: boolean | undefined
+}
+
+/** The compiler and row transform of a client's options, as `PgClient` makes them. @internal */
+export const transformsOf = (options: Transforms) => ({
+  compiler: PgClient.makeCompiler(options.transformQueryNames, options.transformJson),
+  transformRows: options.transformResultNames
+    ? Statement.defaultTransforms(options.transformResultNames, options.transformJson).array
+    : undefined
+})
+
+/** What makes the socket the driver connects with: ours, so that we can sever it. */
+const socketFactory = (url: Redacted.Redacted<string>, sockets: Set<Duplex>): (() => Duplex) | undefined => {
+  const target = parseTarget(Redacted.value(url))
+  if (Result.isFailure(target)) return undefined
+  const { host, port } = target.success
+  const connect = host.startsWith("/")
+    ? () => Net.connect({ path: `${host}/.s.PGSQL.${port}` })
+    : () => Net.connect({ host, port, noDelay: true })
+  return () => {
+    const socket = connect()
+    sockets.add(socket)
+    socket.once("close", () => sockets.delete(socket))
+    return socket
+  }
+}
+
+/** @internal */
+export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, Scope.Scope> =>
   Effect.gen(function*() {
-    const config: Pg.PoolConfig = {
-      connectionString: Redacted.value(options.url),
-      max: options.maxSize,
-      connectionTimeoutMillis: Duration.toMillis(options.connectTimeout),
-      idleTimeoutMillis: Duration.toMillis(options.idleTimeout),
-      application_name: options.applicationName,
-      ...(options.types ? { types: options.types } : {})
+    const sockets = new Set<Duplex>()
+    const prepare = options.prepare ?? true
+    const spanAttributes = {
+      ...options.spanAttributes,
+      "effect_sql_router.node": options.id,
+      "effect_sql_router.role": options.role
     }
-    const pool = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const pool = options.validate ? new ValidatingPool(config, options.validate) : new Pg.Pool(config)
-        // Idle connections that die (server restart) emit here; the pool drops them.
-        pool.on("error", () => {})
-        return pool
-      }),
-      (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption("2 seconds"))
-    )
-    const client = yield* PgClient.fromPool({
-      acquire: Effect.succeed(pool),
+    const config: PgPool.Config & PgClient.PgClientConfig = {
+      url: options.url,
       applicationName: options.applicationName,
-      spanAttributes: {
-        ...options.spanAttributes,
-        "effect_sql_router.node": options.id,
-        "effect_sql_router.role": options.role
-      },
+      connectTimeout: options.connectTimeout,
+      idleTimeout: options.idleTimeout,
+      // Waiting for a session is bounded like opening one: a full pool is an error, not a hang.
+      maxConnections: options.maxSize,
+      minConnections: options.minSize ?? 0,
+      multiplex: options.multiplex ?? false,
+      ...(options.multiplexConcurrency !== undefined ? { multiplexConcurrency: options.multiplexConcurrency } : {}),
+      prepare,
+      ...(socketFactory(options.url, sockets) !== undefined ? { stream: socketFactory(options.url, sockets) } : {}),
+      spanAttributes,
       transformResultNames: options.transformResultNames,
       transformQueryNames: options.transformQueryNames,
-      transformJson: options.transformJson,
-      types: options.types
-    }).pipe(Effect.orDie)
-    // Our transactions: typed COMMIT failures, and BEGIN READ ONLY on replicas so
-    // a replica can never hold a writable transaction connection.
-    ;(client as { withTransaction: SqlClient.SqlClient["withTransaction"] }).withTransaction = Transaction
-      .asSqlClientTransaction({
-        node: () => options.id,
-        readOnly: () => node.role === "replica",
-        reserve: client.reserve
-      })
+      transformJson: options.transformJson
+    }
+    const pool = yield* PgPool.make(config)
+    const readOnly = () => node.role === "replica"
+    const { compiler, transformRows } = transformsOf(options)
+    const borrow: Connection.Borrower = (f) => pool.use((session) => f(connectionOf(session, prepare)))
+    const acquirer = Effect.map(pool.get, (session) => connectionOf(session, prepare))
+    const transactionAcquirer = Effect.map(pool.reserve, (session) => connectionOf(session, prepare))
+    const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity)
+    const sqlClient = yield* SqlClient.make({
+      driver: "pg",
+      acquirer,
+      borrower: borrow,
+      transactionAcquirer,
+      compiler,
+      transformRows,
+      prepareTransactionControls: prepare,
+      begin: begin(readOnly),
+      commit,
+      onCommitFailure,
+      releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`,
+      spanAttributes: [
+        ...Object.entries(spanAttributes),
+        ["db.system.name", "postgresql"]
+      ]
+    }).pipe(
+      reactivity._tag === "Some"
+        ? Effect.provideService(Reactivity.Reactivity, reactivity.value)
+        : Effect.provide(Reactivity.layer)
+    )
+    const client: PgClient.PgClient = Object.assign(sqlClient, {
+      [PgClient.TypeId]: PgClient.TypeId,
+      config,
+      poolStats: pool.stats,
+      json,
+      listen: (channel: string) => Effect.flatMap(pool.reserve, (session) => session.listen(channel)),
+      notify: (channel: string, payload: string) =>
+        Effect.asVoid(pool.use((session) => session.query("SELECT pg_notify($1, $2)", [channel, payload], false)))
+    }) as unknown as PgClient.PgClient
     const served = { reads: 0, writes: 0 }
+    const max = options.maxSize
     const node: Node.Node = {
       id: options.id,
       role: options.role,
       address: addressOf(options.url),
       url: options.url,
-      pool,
       client,
-      connection: leanConnection(pool, client),
       served,
-      stats: () => ({
-        total: pool.totalCount,
-        idle: pool.idleCount,
-        inUse: pool.totalCount - pool.idleCount,
-        waiting: pool.waitingCount,
-        max: pool.options.max ?? options.maxSize
-      })
+      stats: Effect.map(pool.stats, (stats) => ({
+        total: stats.idle + stats.used,
+        idle: stats.idle,
+        inUse: stats.used,
+        waiting: stats.pending,
+        max
+      }))
     }
     Object.defineProperties(node, display)
+    internals.set(node, {
+      pool,
+      prepare,
+      sever: () => {
+        for (const socket of sockets) socket.destroy()
+      }
+    })
     return node
   })
 
@@ -341,11 +311,15 @@ export const setRole = (node: Node.Node, role: Node.Role): void => {
 }
 
 // What a node shows when logged, inspected, stringified or turned into JSON:
-// never its pool or clients, whose options hold the connection string (and
-// so the password) in plain text.
+// never its pool or client, whose options hold the connection string (and so
+// the password).
 const shown = (node: Node.Node) => ({ _id: "Node", id: node.id, role: node.role, address: node.address })
 const display: PropertyDescriptorMap = {
   toJSON: { value(this: Node.Node) { return shown(this) } },
   toString: { value(this: Node.Node) { return `Node(${this.id}, ${this.role}, ${this.address})` } },
   [NodeInspectSymbol]: { value(this: Node.Node) { return shown(this) } }
 }
+
+/** Whether the node's pool has no session to spare (`primaryReads: "overflow"`). @internal */
+export const isBusy = (node: Node.Node): Effect.Effect<boolean> =>
+  Effect.map(internals.get(node)!.pool.stats, (stats) => stats.idle === 0 && stats.used >= stats.max)

@@ -1,52 +1,190 @@
 /** @internal */
 import * as PgClient from "@effect/sql-pg/PgClient"
-import type * as Connection from "@effect/sql/SqlConnection"
-import type { SqlError } from "@effect/sql/SqlError"
-import * as SqlStatement from "@effect/sql/Statement"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import * as SqlClient from "effect/sql/SqlClient"
+import type * as Connection from "effect/sql/SqlConnection"
+import { SqlError, UnknownError } from "effect/sql/SqlError"
+import type * as SqlStatement from "effect/sql/Statement"
 import * as Classifier from "../Classifier.js"
 import type * as Node from "../Node.js"
-import * as Catalog from "./health/catalog.js"
+import { CommitFailed } from "../RouterError.js"
+import * as Catalog from "@effect-sql-router/core/Catalog"
 import * as Consistency from "./consistency.js"
+import { describe, errorCode } from "./errors.js"
 import * as Membership from "./health/membership.js"
 import * as NodeInternal from "./node.js"
+import type { ClientOptions, RouterState } from "./routerState.js"
 import * as Routing from "./routing.js"
-import { field, getter, makeClient } from "./routedClient/assembly.js"
-import { makeRouter, type Router } from "./routedClient/execution.js"
-import { intentCompiler } from "./routedClient/integration.js"
+import { makeRouter } from "./routedClient/execution.js"
 import * as Statement from "./routedClient/statement.js"
 import { afterWriteOn } from "./routedClient/writes.js"
-import { annotate } from "./routedClient/tracing.js"
-import type { ClientOptions, RouterState } from "./routerState.js"
 
-// The routed client owns its hot path: a statement compiles, is classified
-// (cached), picks its node (at most one STM commit, pick and in-flight
-// together) and runs as one `Effect.async` on that node's pg.Pool, without a
-// per-statement canceler, scope or span. The general path (@effect/sql's
-// Statement machinery over a routing Connection) remains for what the fast
-// path does not cover: streams and a `Statement.withTransformer` in scope.
+// The routed client is `effect/sql`'s own client (`SqlClient.make`) over the
+// router: every statement outside a transaction borrows the routing
+// `Connection`, whose operations classify the statement (cached), pick its
+// node (at most one transactional step, pick and in-flight together) and run
+// it on that node's pool, pipelined when the node multiplexes. Transactions
+// take a reserved session on the primary. No statement prototype is touched.
 //
 // Its parts, under ./routedClient/: `statement` (a statement's facts),
 // `execution` with `writes`, `reads` and `hedging` (where it runs and the
-// safety net), `integration` (the statement class over @effect/sql's),
-// `tracing` (metrics and span facts) and `assembly` (the one client maker).
-// This module makes the two clients from them: the routed one and a node's.
+// safety net) and `tracing` (metrics and span facts). This module makes the
+// two kinds of client from them: the routed one and a node's (regions).
 
 /** The options of `RoutedClient.make`. @internal */
 export interface Options extends ClientOptions {
-  readonly writeTimeout?: Duration.DurationInput | undefined
+  readonly writeTimeout?: Duration.Input | undefined
 }
 
-/** The compiler and row transform of a client's `PgClient` options. */
-const transformsOf = (options: ClientOptions) => ({
-  compiler: PgClient.makeCompiler(options.transformQueryNames, options.transformJson),
-  transformRows: options.transformResultNames
-    ? SqlStatement.defaultTransforms(options.transformResultNames, options.transformJson).array
-    : undefined
-})
+/**
+ * Classifies at compile time too, so that the statement's `sql.execute` span
+ * carries its intent: `effect/sql` reads a client's span attributes right
+ * after compiling, in the same synchronous step, and we fill the slot in
+ * between.
+ * @internal
+ */
+export const intentCompiler = (
+  base: SqlStatement.Compiler,
+  classifier: Classifier.Classifier,
+  slot: [string, unknown]
+): SqlStatement.Compiler => {
+  const wrap = (compiler: SqlStatement.Compiler): SqlStatement.Compiler => {
+    const wrapped: SqlStatement.Compiler = Object.assign(Object.create(compiler) as SqlStatement.Compiler, {
+      compile: (statement: SqlStatement.Fragment, withoutTransform: boolean, placeholderOverride?: any) => {
+        const compiled = (compiler.compile as any)(statement, withoutTransform, placeholderOverride)
+        slot[1] = classifier.classify(compiled[0])
+        return compiled
+      }
+    })
+    Object.defineProperty(wrapped, "withoutTransform", { get: () => wrap(compiler.withoutTransform) })
+    return wrapped
+  }
+  return wrap(base)
+}
+
+/**
+ * A transaction's session, as `effect/sql` sees it: its statements run on it
+ * as they are; a schema change among them raises the DDL barrier at COMMIT.
+ */
+class TransactionConnection implements Connection.Connection {
+  constructor(
+    readonly inner: Connection.Connection,
+    readonly node: Node.Node,
+    readonly classifier: Classifier.Classifier | undefined
+  ) {}
+  private mark(sql: string) {
+    if (this.classifier !== undefined && this.classifier.kind(sql) === "schema-change") {
+      Consistency.markSchemaChange(this)
+    }
+  }
+  execute(sql: string, params: ReadonlyArray<unknown>, rows: Statement.Rows) {
+    this.mark(sql)
+    return this.inner.execute(sql, params, rows)
+  }
+  executeRaw(sql: string, params: ReadonlyArray<unknown>) {
+    this.mark(sql)
+    return this.inner.executeRaw(sql, params)
+  }
+  executeValues(sql: string, params: ReadonlyArray<unknown>) {
+    this.mark(sql)
+    return this.inner.executeValues(sql, params)
+  }
+  executeValuesUnprepared(sql: string, params: ReadonlyArray<unknown>) {
+    this.mark(sql)
+    return this.inner.executeValuesUnprepared(sql, params)
+  }
+  executeUnprepared(sql: string, params: ReadonlyArray<unknown>, rows: Statement.Rows) {
+    this.mark(sql)
+    return this.inner.executeUnprepared(sql, params, rows)
+  }
+  executeStream(sql: string, params: ReadonlyArray<unknown>, rows: Statement.Rows) {
+    this.mark(sql)
+    return this.inner.executeStream(sql, params, rows)
+  }
+}
+
+/** The node a transaction's connection is on. @internal */
+export const nodeOfTransaction = (connection: Connection.Connection): Node.Node | undefined =>
+  connection instanceof TransactionConnection ? connection.node : undefined
+
+/** A reserved session on `node` for a transaction (or `reserve`). */
+const reserveOn = (node: Node.Node, classifier: Classifier.Classifier | undefined) =>
+  Effect.map(
+    NodeInternal.internalsOf(node).pool.reserve,
+    (session) => new TransactionConnection(NodeInternal.connectionOf(session, NodeInternal.internalsOf(node).prepare), node, classifier)
+  )
+
+/**
+ * A refused COMMIT as `effect/sql` reports it (SqlError), with the router's
+ * typed `CommitFailed` as its cause: `SqlRouter.transaction` fails with that.
+ * @internal
+ */
+export const commitFailed = (connection: Connection.Connection, error: SqlError): SqlError => {
+  const code = errorCode(error)
+  const failed = new CommitFailed({
+    node: nodeOfTransaction(connection)?.id ?? "primary",
+    reason: describe(error),
+    cause: error,
+    ...(code !== undefined ? { sqlState: code } : {})
+  })
+  return new SqlError({ reason: new UnknownError({ cause: failed, message: failed.message, operation: "commit" }) })
+}
+
+/** The typed `CommitFailed` inside a SqlError made by `commitFailed`, if it is one. @internal */
+export const commitFailure = (error: unknown): CommitFailed | undefined => {
+  const cause = (error as SqlError | undefined)?.reason?.cause
+  return cause instanceof CommitFailed ? cause : undefined
+}
+
+const withCommitFailed = (commit: (connection: Connection.Connection) => Effect.Effect<void, SqlError>) =>
+(connection: Connection.Connection): Effect.Effect<void, SqlError> =>
+  Effect.mapError(commit(connection), (error) => commitFailure(error) ? error : commitFailed(connection, error))
+
+/** What a client of either kind is made of. */
+interface ClientSpec {
+  readonly reactivity: Reactivity.Reactivity
+  readonly connection: Connection.Connection
+  readonly reserve: Effect.Effect<Connection.Connection, SqlError, Scope.Scope>
+  readonly compiler: SqlStatement.Compiler
+  readonly transformRows: Statement.Rows
+  readonly spanAttributes: ReadonlyArray<readonly [string, unknown]>
+  readonly readOnly: () => boolean
+  readonly commit: (connection: Connection.Connection) => Effect.Effect<void, SqlError>
+  /** `PgClient`'s own members, read when asked (the primary's may change). */
+  readonly pg: () => Node.Node
+}
+
+/** The one client maker: the routed client and each node's region client. */
+const makeClient = (spec: ClientSpec): Effect.Effect<PgClient.PgClient> =>
+  Effect.map(
+    SqlClient.make({
+      driver: "pg",
+      acquirer: Effect.succeed(spec.connection),
+      borrower: (f) => f(spec.connection),
+      transactionAcquirer: spec.reserve,
+      compiler: spec.compiler,
+      transformRows: spec.transformRows,
+      spanAttributes: spec.spanAttributes,
+      begin: NodeInternal.begin(spec.readOnly),
+      commit: withCommitFailed(spec.commit),
+      onCommitFailure: NodeInternal.onCommitFailure,
+      releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`
+    }).pipe(Effect.provideService(Reactivity.Reactivity, spec.reactivity)),
+    (client) => {
+      const pg = {
+        [PgClient.TypeId]: PgClient.TypeId,
+        json: NodeInternal.json,
+        listen: (channel: string) => Effect.suspend(() => spec.pg().client.listen(channel)),
+        notify: (channel: string, payload: string) => Effect.suspend(() => spec.pg().client.notify(channel, payload)),
+        poolStats: Effect.suspend(() => spec.pg().client.poolStats)
+      }
+      Object.defineProperty(client, "config", { get: () => spec.pg().client.config, enumerable: true })
+      return Object.assign(client, pg) as unknown as PgClient.PgClient
+    }
+  )
 
 /** @internal */
 export const make = (
@@ -60,109 +198,77 @@ export const make = (
     // start and after each routed schema change. A failed read keeps the list.
     const readCatalog = state.config.sideEffectCatalog
       ? Effect.ignore(Effect.flatMap(
-        Effect.tryPromise(() =>
-          Routing.peek(topology.primary).pool.query<{ name: string }>(Catalog.volatileFunctionsSql)
-        ),
-        (result) => Effect.sync(() => classifier.setDiscoveredFunctions(result.rows.map((row) => row.name)))
+        NodeInternal.query(Routing.peek(topology.primary), Catalog.volatileFunctionsSql, [], undefined),
+        (rows) => Effect.sync(() => classifier.setDiscoveredFunctions(rows.map((row: { name: string }) => row.name)))
       ))
       : undefined
     if (readCatalog !== undefined) yield* readCatalog
     const router = makeRouter(state, classifier, { writeTimeout: options.writeTimeout, onSchemaChange: readCatalog })
-    const currentPrimary = Effect.sync(() => Routing.peek(topology.primary))
     const intentSlot: [string, unknown] = ["effect_sql_router.intent", "write"]
-    const spanAttributes: ReadonlyArray<readonly [string, unknown]> = [
-      ...Object.entries(options.spanAttributes ?? {}),
-      ["db.system.name", "postgresql"],
-      ["effect_sql_router.routed", true]
-    ]
-    // Each transaction's own node, by its connection: fibers never share it.
-    const nodeOfConnection = new WeakMap<Connection.Connection, string>()
+    const { compiler, transformRows } = NodeInternal.transformsOf(options)
     const reserve = Effect.flatMap(
       Effect.mapError(Membership.primaryForWrite(state), Statement.asSqlError),
-      (primary) =>
-        Effect.map(primary.client.reserve, (connection) => {
-          nodeOfConnection.set(connection, primary.id)
-          return connection
-        })
+      (primary) => reserveOn(primary, classifier)
     )
-    const { compiler, transformRows } = transformsOf(options)
-    return makeClient({
+    return yield* makeClient({
       reactivity: state.reactivity,
-      acquirer: Effect.succeed(router.connection),
+      connection: router.connection,
       reserve,
       compiler: intentCompiler(compiler, classifier, intentSlot),
       transformRows,
-      spanAttributes: [...spanAttributes, intentSlot],
-      transactions: {
-        node: (connection) => nodeOfConnection.get(connection) ?? "primary",
-        readOnly: false,
-        reserve,
-        commit: Consistency.commitRecording(state)
-      },
-      fastPath: { router, classifier, spanAttributes, nodeOfConnection },
-      pg: {
-        // The primary's, read when asked: after a failover it is the new primary's.
-        config: getter(() => Routing.peek(topology.primary).client.config),
-        json: getter(() => Routing.peek(topology.primary).client.json),
-        listen: field((channel: string) =>
-          Stream.unwrap(Effect.map(currentPrimary, (primary) => primary.client.listen(channel)))),
-        // @effect/sql-pg 0.53 sends NOTIFY with a bind parameter, which PostgreSQL rejects.
-        notify: field((channel: string, payload: string) =>
-          Effect.flatMap(currentPrimary, (primary) =>
-            Effect.asVoid(primary.connection.execute("SELECT pg_notify($1, $2)", [channel, payload], undefined))))
-      }
+      spanAttributes: [
+        ...Object.entries(options.spanAttributes ?? {}),
+        ["db.system.name", "postgresql"],
+        ["effect_sql_router.routed", true],
+        intentSlot
+      ],
+      readOnly: () => false,
+      commit: Consistency.commitRecording(state),
+      pg: () => Routing.peek(topology.primary)
     })
   })
 
 /**
- * A node's own client on the same lean machinery, for regions (`withRead`,
- * `withWrite`, …): every statement runs on this node as one operation on its
- * pool; inside a transaction, on the transaction's connection. Transactions,
- * `reserve`, LISTEN/NOTIFY and `config` are the node's `PgClient`'s.
+ * A node's own client for regions (`withRead`, `withWrite`, …): every
+ * statement runs on this node; transactions on a reserved session of it,
+ * `BEGIN READ ONLY` while the node is a replica. A schema change in a
+ * primary region raises the DDL barrier too; a write there while it is up
+ * moves it.
  * @internal
  */
-export const makePinned = (state: RouterState, node: Node.Node): PgClient.PgClient => {
+export const makePinned = (state: RouterState, node: Node.Node): Effect.Effect<PgClient.PgClient> => {
   const options = state.clientOptions ?? {}
   const classifier = Classifier.make({ sideEffectFunctions: state.config.sideEffectFunctions })
-  // A schema change in a primary region raises the DDL barrier too; a write there while it is up moves it.
   const afterWrite = afterWriteOn(state)
-  const route: Router["route"] = (facts) => {
-    annotate(facts.span, node)
-    const kind = node.role === "primary" ? classifier.kind(facts.sql) : "read"
-    return Effect.async<any, SqlError>((resume) => {
-      NodeInternal.watch(
-        facts.fiber,
-        Statement.start(facts, node.pool, (error, result, acquired) => {
-          if (error !== undefined) return resume(Effect.fail(NodeInternal.failed(error, acquired)))
-          const value = Statement.finish(facts, result!)
-          resume(kind === "read" ? value : afterWrite(node, kind === "schema-change", value))
-        })
-      )
-    })
+  const run = <A>(sql: string, statement: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> => {
+    if (node.role !== "primary") return statement
+    const kind = classifier.kind(sql)
+    return kind === "read" ? statement : afterWrite(node, kind === "schema-change", statement)
   }
-  const spanAttributes: ReadonlyArray<readonly [string, unknown]> = [
-    ...Object.entries(options.spanAttributes ?? {}),
-    ["db.system.name", "postgresql"]
-  ]
+  const connection: Connection.Connection = {
+    execute: (sql, params, rows) => run(sql, NodeInternal.query(node, sql, params, rows)),
+    executeUnprepared: (sql, params, rows) => run(sql, NodeInternal.queryUnprepared(node, sql, params, rows)),
+    executeRaw: (sql, params) => run(sql, NodeInternal.queryRaw(node, sql, params)),
+    executeValues: (sql, params) => run(sql, NodeInternal.queryValues(node, sql, params)),
+    executeValuesUnprepared: (sql, params) => run(sql, NodeInternal.queryValues(node, sql, params, false)),
+    executeStream: (sql, params, rows) => NodeInternal.stream(node, sql, params, rows)
+  }
+  const { compiler, transformRows } = NodeInternal.transformsOf(options)
   return makeClient({
     reactivity: state.reactivity,
-    acquirer: Effect.succeed(node.connection),
-    reserve: node.client.reserve,
-    ...transformsOf(options),
-    spanAttributes: [...spanAttributes, ["effect_sql_router.node", node.id]],
-    // As the node's own client's: BEGIN READ ONLY while the node is a replica.
-    transactions: { node: () => node.id, readOnly: () => node.role === "replica", reserve: node.client.reserve },
-    fastPath: {
-      router: { route, connection: node.connection },
-      classifier,
-      spanAttributes,
-      nodeOfConnection: new WeakMap()
-    },
-    pg: {
-      config: field(node.client.config),
-      json: field(node.client.json),
-      listen: field(node.client.listen),
-      notify: field(node.client.notify)
-    }
+    connection,
+    reserve: reserveOn(node, node.role === "primary" ? classifier : undefined),
+    compiler,
+    transformRows,
+    spanAttributes: [
+      ...Object.entries(options.spanAttributes ?? {}),
+      ["db.system.name", "postgresql"],
+      ["effect_sql_router.node", node.id]
+    ],
+    readOnly: () => node.role === "replica",
+    commit: (connection) =>
+      node.role === "primary" ? Consistency.commitRecording(state)(connection) : NodeInternal.commit(connection),
+    pg: () => node
   })
 }
+

@@ -1,7 +1,7 @@
 /** @internal */
-import type * as Reactivity from "@effect/experimental/Reactivity"
+import type * as Reactivity from "effect/reactivity/Reactivity"
 import type * as Scope from "effect/Scope"
-import type * as TRef from "effect/TRef"
+import type * as TxRef from "effect/TxRef"
 import type * as Node from "../Node.js"
 import type * as RouterConfig from "../RouterConfig.js"
 import type * as Selection from "../Selection.js"
@@ -16,7 +16,6 @@ export interface ClientOptions {
   readonly transformResultNames?: ((s: string) => string) | undefined
   readonly transformQueryNames?: ((s: string) => string) | undefined
   readonly transformJson?: boolean | undefined
-  readonly types?: import("pg").CustomTypesConfig | undefined
   readonly spanAttributes?: Record<string, unknown> | undefined
   readonly applicationName?: string | undefined
 }
@@ -26,20 +25,20 @@ export interface RouterState {
   readonly topology: Topology.Topology
   readonly config: RouterConfig.Resolved
   readonly requirement: Selection.Requirement
-  readonly reactivity: Reactivity.Reactivity["Type"]
+  readonly reactivity: Reactivity.Reactivity
   /** The router's scope: node pools and probe fibers added later live here. */
   readonly scope: Scope.Scope
   /** Each node's pool in a scope of its own, closed when the node is removed. */
-  readonly nodeScopes: Map<Node.Node, Scope.CloseableScope>
+  readonly nodeScopes: Map<Node.Node, Scope.Closeable>
   readonly probes: HealthMonitorInternal.Probes
   /** `pg_control_system().system_identifier` of the primary: causal tokens name their cluster. */
   readonly systemIdentifier: string
-  /** Client options applied on every node's `PgClient` and pool. */
+  /** Client options applied on every node's client. */
   readonly clientOptions?: ClientOptions | undefined
   /**
    * The DDL barrier: the primary's position after the last schema change the
    * router routed, until every healthy replica has replayed it. While set,
    * reads go only to replicas at or past it (or to the primary).
    */
-  readonly schemaBarrier: TRef.TRef<bigint | undefined>
+  readonly schemaBarrier: TxRef.TxRef<bigint | undefined>
 }

@@ -8,27 +8,25 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
-import { globalValue } from "effect/GlobalValue"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
-import * as STM from "effect/STM"
-import * as TRef from "effect/TRef"
+import * as TxRef from "effect/TxRef"
 import type * as Consistency from "../Consistency.js"
-import type * as Node from "../Node.js"
 import type * as RouterConfig from "../RouterConfig.js"
 import { ReplicaNotCaughtUp } from "../RouterError.js"
 import type * as Selection from "../Selection.js"
 import * as Topology from "../Topology.js"
 import { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "./consistency.js"
 import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "./errors.js"
-import { formatLsn, parseLsn } from "./health/monitor.js"
+import { formatLsn } from "./health/monitor.js"
 import { healthTransitions } from "./metrics.js"
 import type { RouterState } from "./routerState.js"
 import * as SelectionInternal from "./selection.js"
 import * as Waiting from "./health/waiting.js"
+import * as Catalog from "@effect-sql-router/core/Catalog"
+import * as NodeInternal from "./node.js"
 
 // The one home of the read decision: where a read goes (route, strategy,
 // session and staleness filters, the DDL barrier, `primaryReads: "overflow"`),
@@ -40,10 +38,9 @@ import * as Waiting from "./health/waiting.js"
 export type Route = "auto" | "primary" | "replica"
 
 /** @internal */
-export const currentRoute = globalValue(
-  Symbol.for("effect-sql-router/SqlRouter/currentRoute"),
-  () => FiberRef.unsafeMake<Route>("auto")
-)
+export const currentRoute = Context.Reference<Route>("effect-sql-router/SqlRouter/currentRoute", {
+  defaultValue: () => "auto"
+})
 
 /** The requirement a read carries from the configuration's `maxLag`. @internal */
 export const configRequirement = (config: RouterConfig.Resolved): Selection.Requirement =>
@@ -64,7 +61,7 @@ export const configRequirement = (config: RouterConfig.Resolved): Selection.Requ
  * internal/selection.ts: one STM commit runs at a time, synchronously).
  * @internal
  */
-export const peek: <A>(ref: TRef.TRef<A>) => A = SelectionInternal.peek
+export const peek: <A>(ref: TxRef.TxRef<A>) => A = SelectionInternal.peek
 
 /**
  * Gives back a read's in-flight count from a driver callback, where no fiber
@@ -113,8 +110,8 @@ export const pickReplica = (
   const slowStart = state.config.health.slowStart !== undefined
   return strategy.usesRandom
     ? Effect.map(Random.next, (draw) =>
-      Option.fromNullable(SelectionInternal.unsafeAcquire(strategy, state.topology, requirement, draw, slowStart)))
-    : Effect.sync(() => Option.fromNullable(SelectionInternal.unsafeAcquire(strategy, state.topology, requirement, 0, slowStart)))
+      Option.fromNullishOr(SelectionInternal.unsafeAcquire(strategy, state.topology, requirement, draw, slowStart)))
+    : Effect.sync(() => Option.fromNullishOr(SelectionInternal.unsafeAcquire(strategy, state.topology, requirement, 0, slowStart)))
 }
 
 const none = Effect.succeed(Option.none<Topology.Replica>())
@@ -170,7 +167,7 @@ export const raiseSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Effe
       refreshedAt: 0,
       extendMillis: Duration.toMillis(state.config.consistency.afterSchemaChange)
     })
-    return STM.commit(TRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
+    return Effect.tx(TxRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
   })
 
 /**
@@ -188,7 +185,7 @@ export const extendSchemaBarrier = (state: RouterState, lsn: bigint): Effect.Eff
   Effect.suspend(() => {
     if (!extendsSchemaBarrier(state)) return Effect.void
     barrierClocks.get(state)!.refreshedAt = 0
-    return STM.commit(TRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
+    return Effect.tx(TxRef.update(state.schemaBarrier, (current) => Barrier.maxLsn(current, lsn)))
   })
 
 /** Whether a write now would move the barrier: within the window after a schema change. @internal */
@@ -215,7 +212,7 @@ export const pickUnderBarrier = (
   state: RouterState,
   requirement: (state: RouterState) => Selection.Requirement
 ): Effect.Effect<Option.Option<Topology.Replica>> =>
-  Effect.zipRight(refreshBarrier(state), Effect.suspend(() => pickReplica(state, requirement(state))))
+  Effect.andThen(refreshBarrier(state), Effect.suspend(() => pickReplica(state, requirement(state))))
 
 /**
  * At most once per few milliseconds while the DDL barrier is up: ask the
@@ -232,7 +229,7 @@ const refreshBarrier = (state: RouterState): Effect.Effect<void> =>
     }
     clock.refreshedAt = now
     // Judged on the positions just read, not on the ones before them.
-    return Effect.zipRight(
+    return Effect.andThen(
       refreshReplayPositions(state),
       Effect.suspend(() => lowerIfReplayed(state, barrier, now - clock.raisedAt))
     )
@@ -248,7 +245,7 @@ function* replaysOfUp(state: RouterState): Iterable<bigint | undefined> {
 const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: number): Effect.Effect<void> => {
   if (!Barrier.lowers(barrier, upForMillis, replaysOfUp(state))) return Effect.void
   // Lowered only if no newer schema change raised it meanwhile.
-  return STM.commit(TRef.update(state.schemaBarrier, (current) => current === barrier ? undefined : current))
+  return Effect.tx(TxRef.update(state.schemaBarrier, (current) => current === barrier ? undefined : current))
 }
 
 /**
@@ -257,18 +254,20 @@ const lowerIfReplayed = (state: RouterState, barrier: bigint, upForMillis: numbe
  */
 const refreshReplayPositions = (state: RouterState) =>
   Effect.gen(function*() {
-    const replicas = yield* STM.commit(TRef.get(state.topology.replicas))
+    const replicas = peek(state.topology.replicas)
     const timeout = state.config.connectTimeout
     yield* Effect.forEach(replicas, (replica) =>
       Effect.gen(function*() {
-        if (!(yield* STM.commit(Topology.isHealthy(replica)))) return
-        const row = yield* Effect.tryPromise(() =>
-          replica.node.pool.query<{ lsn: string | null }>("SELECT pg_last_wal_replay_lsn()::text AS lsn")
-        ).pipe(Effect.timeout(timeout), Effect.option)
-        const lsn = Option.flatMap(row, (r) => Option.fromNullable(parseLsn(r.rows[0]?.lsn)))
+        if (!(yield* Effect.tx(Topology.isHealthy(replica)))) return
+        const row = yield* NodeInternal.query(replica.node, Catalog.replayLsn.sql, [], undefined).pipe(
+          Effect.timeoutOption(timeout),
+          Effect.catch(() => Effect.succeedNone)
+        )
+        const lsn = Option.flatMap(row, (rows) =>
+          Option.fromNullishOr(rows[0] === undefined ? undefined : Catalog.replayLsn.decode(rows[0]).replay))
         if (Option.isNone(lsn)) return
         const at = yield* Clock.currentTimeMillis
-        yield* STM.commit(TRef.update(replica.probe, (probe): Topology.Probe =>
+        yield* Effect.tx(TxRef.update(replica.probe, (probe): Topology.Probe =>
           probe === undefined
             ? { at, ok: true, replayLsn: lsn.value, lagBytes: undefined, lagMillis: undefined, error: undefined }
             : { ...probe, replayLsn: probe.replayLsn !== undefined && probe.replayLsn > lsn.value ? probe.replayLsn : lsn.value }))
@@ -309,7 +308,7 @@ const sessionRequirement = (
 /** A session or a staleness bound narrows the choice: the sticky window, the position, the bound. */
 const chooseInSession = (
   state: RouterState,
-  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  fiber: Fiber.Fiber<unknown, unknown>,
   route: Route,
   session: Option.Option<Ref.Ref<Consistency.SessionState>>,
   staleness: Option.Option<Duration.Duration>
@@ -328,7 +327,7 @@ const chooseInSession = (
       ? yield* pickReplica(state, requirement)
       : yield* pickUnderBarrier(state, (state) => withBarrier(state, requirement))
     if (Option.isSome(chosen) || current.lsn === undefined) return chosen
-    const policy = Option.getOrElse(fiber.getFiberRef(currentReadPolicy), () => state.config.consistency)
+    const policy = Option.getOrElse(fiber.getRef(currentReadPolicy), () => state.config.consistency)
     return yield* awaitCaughtUp(state, withBarrier(state, requirement), policy)
   })
 
@@ -343,16 +342,16 @@ const chooseInSession = (
  */
 export const decideRead = (
   state: RouterState,
-  fiber: Fiber.RuntimeFiber<unknown, unknown>
+  fiber: Fiber.Fiber<unknown, unknown>
 ): Topology.Replica | undefined | Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
-  const route = fiber.getFiberRef(currentRoute)
+  const route = fiber.getRef(currentRoute)
   if (route === "primary") return undefined
-  const staleness = fiber.getFiberRef(currentMaxStaleness)
-  if (!fiber.currentContext.unsafeMap.has(SessionTag.key) && staleness._tag === "None") {
+  const staleness = fiber.getRef(currentMaxStaleness)
+  if (Context.getOrUndefined(fiber.context, SessionTag) === undefined && staleness._tag === "None") {
     if (peek(state.schemaBarrier) !== undefined) return pickUnderBarrier(state, plainRequirement)
     return picksNow(state) ? pickNow(state, state.requirement) : pickReplica(state, state.requirement)
   }
-  return chooseInSession(state, fiber, route, Context.getOption(fiber.currentContext, SessionTag), staleness)
+  return chooseInSession(state, fiber, route, Context.getOption(fiber.context, SessionTag), staleness)
 }
 
 /**
@@ -361,7 +360,7 @@ export const decideRead = (
  */
 export const decideReplica = (
   state: RouterState,
-  fiber: Fiber.RuntimeFiber<unknown, unknown>
+  fiber: Fiber.Fiber<unknown, unknown>
 ): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => {
   const decision = decideRead(state, fiber)
   return decision === undefined ? none : isPending(decision) ? decision : Effect.succeed(Option.some(decision))
@@ -374,7 +373,7 @@ export const decideReplica = (
  */
 export const isPending = <A extends object>(
   decision: A | Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp>
-): decision is Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => Effect.EffectTypeId in decision
+): decision is Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> => Effect.TypeId in decision
 
 // -----------------------------------------------------------------------------
 // Hedged reads
@@ -413,11 +412,11 @@ const acquireOther = (
  */
 export const pickHedge = (
   state: RouterState,
-  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  fiber: Fiber.Fiber<unknown, unknown>,
   first: Topology.Replica
 ): Effect.Effect<Option.Option<Topology.Replica>> => {
-  const staleness = fiber.getFiberRef(currentMaxStaleness)
-  const session = Context.getOption(fiber.currentContext, SessionTag)
+  const staleness = fiber.getRef(currentMaxStaleness)
+  const session = Context.getOption(fiber.context, SessionTag)
   if (session._tag === "None" && staleness._tag === "None") {
     return Effect.sync(() => acquireOther(state.topology, plainRequirement(state), first))
   }
@@ -427,36 +426,50 @@ export const pickHedge = (
   )
 }
 
-const busy = (node: Node.Node): boolean => {
-  const pool = node.pool
-  return pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
-}
-
 /**
- * `primaryReads: "overflow"`: a read whose replica pool is busy goes to the
- * primary when the primary has a spare connection. Synchronous: it gives the
- * replica's in-flight count back itself.
+ * `primaryReads: "overflow"`: a read whose replica pool has no session to
+ * spare goes to the primary when the primary has one. It gives the replica's
+ * in-flight count back itself. Only this setting pays for reading the pools'
+ * occupancy.
  * @internal
  */
-export const overflowNow = (state: RouterState, chosen: Topology.Replica | undefined): Topology.Replica | undefined => {
-  if (state.config.primaryReads !== "overflow" || chosen === undefined || !busy(chosen.node)) return chosen
-  if (busy(peek(state.topology.primary))) return chosen
-  unsafeRelease(chosen)
-  return undefined
+export const overflowNow = (
+  state: RouterState,
+  chosen: Topology.Replica | undefined
+): Topology.Replica | undefined | Effect.Effect<Topology.Replica | undefined> => {
+  if (state.config.primaryReads !== "overflow" || chosen === undefined) return chosen
+  return Effect.map(
+    Effect.zip(NodeInternal.isBusy(chosen.node), NodeInternal.isBusy(peek(state.topology.primary))),
+    ([replicaBusy, primaryBusy]) => {
+      if (!replicaBusy || primaryBusy) return chosen
+      unsafeRelease(chosen)
+      return undefined
+    }
+  )
 }
 
 /** `overflowNow` over an optional choice. @internal */
-export const overflow = (state: RouterState, chosen: Option.Option<Topology.Replica>): Option.Option<Topology.Replica> =>
-  Option.isNone(chosen) || overflowNow(state, chosen.value) !== undefined ? chosen : Option.none()
+export const overflow = (
+  state: RouterState,
+  chosen: Option.Option<Topology.Replica>
+): Effect.Effect<Option.Option<Topology.Replica>> => {
+  if (Option.isNone(chosen)) return Effect.succeed(chosen)
+  const after = overflowNow(state, chosen.value)
+  return after === undefined
+    ? Effect.succeedNone
+    : Effect.isEffect(after)
+    ? Effect.map(after, Option.fromNullishOr)
+    : Effect.succeed(chosen)
+}
 
 /**
  * Where a read goes: `none` means the primary.
  * @internal
  */
 export const chooseRead = (state: RouterState): Effect.Effect<Option.Option<Topology.Replica>, ReplicaNotCaughtUp> =>
-  Effect.withFiberRuntime((fiber) =>
+  Effect.withFiber((fiber) =>
     state.config.primaryReads === "overflow"
-      ? Effect.map(decideReplica(state, fiber), (chosen) => overflow(state, chosen))
+      ? Effect.flatMap(decideReplica(state, fiber), (chosen) => overflow(state, chosen))
       : decideReplica(state, fiber)
   )
 
@@ -511,7 +524,7 @@ export const observeFailure = (replica: Topology.Replica, failure: unknown): Eff
   const error = Cause.isCause(failure) ? Cause.squash(failure) : failure
   return isConnectionError(error)
     ? Effect.flatMap(
-      STM.commit(TRef.modify(replica.health, (health) =>
+      Effect.tx(TxRef.modify(replica.health, (health) =>
         health.member
           ? [health.up, { ...health, up: false, streak: 0 }] as const
           : [false, health] as const
@@ -519,10 +532,14 @@ export const observeFailure = (replica: Topology.Replica, failure: unknown): Eff
       (wasHealthy) =>
         wasHealthy
           ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
-            Effect.zipLeft(Effect.sync(() => Waiting.releaseWaiting(replica))),
-            Effect.zipRight(Metric.increment(Metric.tagged(healthTransitions, "to", "unhealthy")))
+            Effect.andThen(Effect.sync(() => Waiting.releaseWaiting(replica))),
+            Effect.andThen(Metric.update(Metric.withAttributes(healthTransitions, { to: "unhealthy" }), 1))
           )
           : Effect.void
     )
     : Effect.void
 }
+
+/** Whether `fiber` runs in a causal session. @internal */
+export const inSession = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  Context.getOrUndefined(fiber.context, SessionTag) !== undefined

@@ -1,13 +1,12 @@
 /** @internal */
-import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import * as SqlClient from "@effect/sql/SqlClient"
+import * as Reactivity from "effect/reactivity/Reactivity"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import * as STM from "effect/STM"
-import * as TRef from "effect/TRef"
+import * as TxRef from "effect/TxRef"
 import * as RouterConfig from "../RouterConfig.js"
 import type * as SqlRouter from "../SqlRouter.js"
 import * as Topology from "../Topology.js"
@@ -24,7 +23,7 @@ import * as Regions from "./sqlRouter/regions.js"
 // under ./sqlRouter/).
 
 /** @internal */
-export const tag = Context.GenericTag<SqlRouter.SqlRouter>("effect-sql-router/SqlRouter")
+export const tag = Context.Service<SqlRouter.SqlRouter>("effect-sql-router/SqlRouter")
 
 /** @internal */
 export { healthTransitions, statements } from "./metrics.js"
@@ -44,13 +43,13 @@ export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {
     systemIdentifier: internals.systemIdentifier,
     topology,
     primary: Regions.currentPrimary(topology),
-    replicas: Effect.map(STM.commit(TRef.get(topology.replicas)), (rs) => rs.map((r) => r.node)),
+    replicas: Effect.map(Effect.tx(TxRef.get(topology.replicas)), (rs) => rs.map((r) => r.node)),
     ...regions,
     withPrimary: regions.withWrite,
     ...Leases.makeLeases(internals),
     ...Admin.makeAdmin(internals),
-    countHealthyReplicas: STM.commit(Topology.countHealthy(topology)),
-    hasReplicas: Effect.map(STM.commit(TRef.get(topology.replicas)), (rs) => rs.length > 0)
+    countHealthyReplicas: Effect.tx(Topology.countHealthy(topology)),
+    hasReplicas: Effect.map(Effect.tx(TxRef.get(topology.replicas)), (rs) => rs.length > 0)
   }
 }
 
@@ -67,9 +66,9 @@ export const makeState = (
     const scope = yield* Effect.scope
     const factory: Membership.NodeFactory = { config, reactivity, scope, nodeScopes: new Map(), clientOptions }
     const start = yield* Membership.startTopology(factory)
-    const topology = yield* STM.commit(
-      STM.flatMap(
-        STM.forEach(start.replicas, ([node, healthy]) => Topology.makeReplica(node, healthy)),
+    const topology = yield* Effect.tx(
+      Effect.flatMap(
+        Effect.forEach(start.replicas, ([node, healthy]) => Topology.makeReplica(node, healthy)),
         (replicas) => Topology.make(start.primary, replicas)
       )
     )
@@ -94,7 +93,7 @@ export const makeState = (
       requirement: configRequirement(config),
       probes,
       systemIdentifier: start.systemIdentifier,
-      schemaBarrier: yield* TRef.make<bigint | undefined>(undefined)
+      schemaBarrier: yield* TxRef.make<bigint | undefined>(undefined)
     }
     if (config.health.enabled) {
       // First entry: a replica is in rotation only if it follows the primary.
@@ -117,6 +116,6 @@ export const make = (input: RouterConfig.RouterConfig) =>
 /** @internal */
 export const context = (router: SqlRouter.SqlRouter, client: PgClient.PgClient) =>
   Context.make(tag, router).pipe(
-    Context.add(SqlClient.SqlClient, client as SqlClient.SqlClient),
-    Context.add(PgClient.PgClient, client)
+    Context.add(SqlClient.SqlClient, client as unknown as SqlClient.SqlClient),
+    Context.add(PgClient.PgClient, client as PgClient.PgClient & SqlClient.SqlClient)
   )

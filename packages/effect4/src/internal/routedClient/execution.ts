@@ -1,30 +1,34 @@
 /** @internal */
-import type * as Connection from "@effect/sql/SqlConnection"
-import type { SqlError } from "@effect/sql/SqlError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as Connection from "effect/sql/SqlConnection"
+import type { SqlError } from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import type * as Classifier from "../../Classifier.js"
+import * as NodeInternal from "../node.js"
+import type { RouterState } from "../routerState.js"
 import * as Routing from "../routing.js"
 import * as Reads from "./reads.js"
 import * as Statement from "./statement.js"
 import { count } from "./tracing.js"
 import * as Writes from "./writes.js"
-import type { RouterState } from "../routerState.js"
 
 // Where a routed statement runs and what happens when that node does not
 // answer: writes on the primary (once, with `writeTimeout`), reads on the
 // replica `Routing.decideRead` chose, with the safety net (25006, eviction,
-// `readTimeout`, hedging). Each runs as one `Effect.async` on the node's
-// pg.Pool, without a per-statement canceler, scope, span or fiber.
+// `readTimeout`, hedging). The routed client lends one `Connection` to every
+// statement (`SqlClient.make`'s `borrower`): its operations classify the
+// statement and run it on the chosen node's pool.
 
 /** @internal */
 export interface Router {
-  /** Routes one compiled statement: the fast path's core, and the general path's. */
+  /** Routes one compiled statement. */
   readonly route: (facts: Statement.Facts) => Effect.Effect<any, SqlError>
-  /** The general path's `Connection`: @effect/sql uses it outside transactions. */
+  /** The routing `Connection`, lent to every statement outside a transaction. */
   readonly connection: Connection.Connection
+  /** The primary for a write, or the split brain that forbids one. */
+  readonly primaryForWrite: Effect.Effect<import("../../Node.js").Node, SqlError>
 }
 
 /**
@@ -35,7 +39,7 @@ export const makeRouter = (
   state: RouterState,
   classifier: Classifier.Classifier,
   options: {
-    readonly writeTimeout?: Duration.DurationInput | undefined
+    readonly writeTimeout?: Duration.Input | undefined
     /** After a routed schema change: e.g. read the catalog's functions again. */
     readonly onSchemaChange?: Effect.Effect<void> | undefined
   } = {}
@@ -50,19 +54,15 @@ export const makeRouter = (
     return kind === "read" ? read(facts) : write(facts, kind === "schema-change")
   }
 
-  const routed = (sql: string, params: ReadonlyArray<unknown>, op: Statement.Op, rows: Statement.Rows | undefined) =>
-    Effect.withFiberRuntime<any, SqlError>((fiber) => route(Statement.make(fiber, sql, params, op, rows, undefined)))
+  const routed = (sql: string, params: ReadonlyArray<unknown>, op: Statement.Op, rows: Statement.Rows) =>
+    Effect.withFiber<any, SqlError>((fiber) => route(Statement.make(fiber, sql, params, op, rows)))
 
-  const routeStream = <A>(
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    rows: Statement.Rows | undefined
-  ): Stream.Stream<A, SqlError> =>
-    Stream.unwrapScoped(
+  const routeStream = (sql: string, params: ReadonlyArray<unknown>, rows: Statement.Rows): Stream.Stream<any, SqlError> =>
+    Stream.unwrap(Effect.withFiber((fiber) =>
       classifier.classify(sql) === "write"
         ? Effect.map(primaryForWrite, (primary) => {
-          count(primary, "write")
-          return primary.connection.executeStream(sql, params, rows) as Stream.Stream<A, SqlError>
+          count(fiber, primary, "write")
+          return NodeInternal.stream(primary, sql, params, rows)
         })
         : Effect.map(
           Effect.acquireRelease(
@@ -71,19 +71,19 @@ export const makeRouter = (
           ),
           (chosen) => {
             const node = Option.isSome(chosen) ? chosen.value.node : Routing.peek(topology.primary)
-            count(node, "read")
-            return node.connection.executeStream(sql, params, rows) as Stream.Stream<A, SqlError>
+            count(fiber, node, "read")
+            return NodeInternal.stream(node, sql, params, rows)
           }
         )
-    )
+    ))
 
   const connection: Connection.Connection = {
     execute: (sql, params, rows) => routed(sql, params, "execute", rows),
     executeUnprepared: (sql, params, rows) => routed(sql, params, "executeUnprepared", rows),
     executeRaw: (sql, params) => routed(sql, params, "executeRaw", undefined),
     executeValues: (sql, params) => routed(sql, params, "executeValues", undefined),
-    executeStream: (sql, params, rows) => routeStream(sql, params, rows)
+    executeValuesUnprepared: (sql, params) => routed(sql, params, "executeValuesUnprepared", undefined),
+    executeStream: routeStream
   }
-  return { route, connection }
+  return { route, connection, primaryForWrite }
 }
-

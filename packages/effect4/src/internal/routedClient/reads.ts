@@ -1,160 +1,134 @@
 /** @internal */
-import type { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type { SqlError } from "effect/sql/SqlError"
 import type * as Topology from "../../Topology.js"
-import * as NodeInternal from "../node.js"
+import type { RouterState } from "../routerState.js"
 import * as Routing from "../routing.js"
-import * as Waiting from "../health/waiting.js"
 import * as Hedging from "./hedging.js"
 import * as Statement from "./statement.js"
 import { annotate, count } from "./tracing.js"
 import type { Writes } from "./writes.js"
-import type { RouterState } from "../routerState.js"
 
 // A read goes where `Routing.decideRead` sends it, with the safety net:
 // 25006, eviction, `readTimeout`, and hedging when `hedgeAfter` is set.
 
 /**
- * What the read paths share: the settings in milliseconds, and the safety
- * net's steps, which the hedged read takes too.
+ * What the read paths share: the settings, and the safety net's steps,
+ * which the hedged read takes too.
  * @internal
  */
 export interface Reads {
   readonly state: RouterState
-  readonly readTimeout: number | undefined
-  readonly timedOut: () => Error
+  readonly readTimeout: Duration.Duration | undefined
   /** The read once more, decided now (the replica left rotation under it). */
   readonly again: (facts: Statement.Facts) => Effect.Effect<any, SqlError>
-  /** The safety net for a read that failed on `replica`. */
-  readonly afterFailureOn: (
-    facts: Statement.Facts,
-    replica: Topology.Replica,
-    error: Error,
-    acquired: boolean
-  ) => Effect.Effect<any, SqlError>
-  /** A read that `replica` did not answer within `readTimeout`. */
-  readonly afterTimeoutOn: (facts: Statement.Facts, replica: Topology.Replica, error: Error) => Effect.Effect<any, SqlError>
+  /** One attempt on `replica`: the statement, bounded by `readTimeout`, its in-flight count given back on exit. */
+  readonly attempt: (facts: Statement.Facts, replica: Topology.Replica) => Effect.Effect<any, SqlError | TimedOut>
+  /** The safety net for a read that failed (or timed out) on `replica`. */
+  readonly afterFailureOn: (facts: Statement.Facts, replica: Topology.Replica, error: SqlError | TimedOut) => Effect.Effect<any, SqlError>
+}
+
+/** A replica did not answer within `readTimeout`. @internal */
+export class TimedOut extends Error {
+  readonly _tag = "TimedOut"
 }
 
 /** The statement as a read. @internal */
 export const makeRead = (state: RouterState, { write }: Writes): (facts: Statement.Facts) => Effect.Effect<any, SqlError> => {
   const { topology } = state
-  const readTimeout = state.config.readTimeout === undefined ? undefined : Duration.toMillis(state.config.readTimeout)
-  const hedgeAfter = state.config.hedgeAfter === undefined ? undefined : Duration.toMillis(state.config.hedgeAfter)
+  const readTimeout = state.config.readTimeout
+  const hedgeAfter = state.config.hedgeAfter
+  const timedOut = () =>
+    Effect.fail(new TimedOut(`router read timeout: no answer within ${Duration.format(readTimeout!)}`))
 
   /** A read on the primary: no replica fits, or the region forces the primary. */
   const readOnPrimary = (facts: Statement.Facts): Effect.Effect<any, SqlError> => {
     const primary = Routing.peek(topology.primary)
-    count(primary, "read")
-    annotate(facts.span, primary)
-    return Effect.async<any, SqlError>((resume) => {
-      NodeInternal.watch(
-        facts.fiber,
-        Statement.start(facts, primary.pool, (error, result, acquired) =>
-          resume(error === undefined ? Statement.finish(facts, result!) : Effect.fail(NodeInternal.failed(error, acquired))))
-      )
-    })
+    count(facts.fiber, primary, "read")
+    annotate(facts.fiber, primary)
+    return Statement.run(facts, primary)
+  }
+
+  const attempt = (facts: Statement.Facts, replica: Topology.Replica): Effect.Effect<any, SqlError | TimedOut> => {
+    const statement = Statement.run(facts, replica.node)
+    const bounded = readTimeout === undefined
+      ? statement
+      : Effect.timeoutOrElse(statement, { duration: readTimeout, orElse: timedOut })
+    return Effect.onExit(bounded, () => Routing.releaseReplica(replica))
   }
 
   /**
    * A read on a replica, with the safety net: refused as a write (25006) it
-   * runs on the primary; a replica that is gone or does not answer within
-   * `readTimeout` leaves rotation and the read runs once more elsewhere. The
-   * in-flight count is given back when the server answers.
+   * runs on the primary; a replica that is gone, leaves rotation under it or
+   * does not answer within `readTimeout` leaves rotation (if gone) and the
+   * read runs once more elsewhere.
    */
   const readOnReplica = (facts: Statement.Facts, replica: Topology.Replica): Effect.Effect<any, SqlError> => {
-    count(replica.node, "read")
-    annotate(facts.span, replica.node)
-    return Effect.async<any, SqlError>((resume) => {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      // The replica left rotation (Waiting.releaseWaiting took this entry out):
-      // the count goes back now, and a read still waiting runs once more elsewhere.
-      const evicted = () => {
-        Routing.unsafeRelease(replica)
-        if (running.settled || running.abandoned) return
-        if (timer !== undefined) clearTimeout(timer)
-        NodeInternal.abandon(running)
-        resume(again(facts))
-      }
-      Waiting.readsWaitingOn(replica).add(evicted)
-      const running: NodeInternal.Running = Statement.start(facts, replica.node.pool, (error, result, acquired) => {
-        if (Waiting.readsWaitingOn(replica).delete(evicted)) Routing.unsafeRelease(replica)
-        if (timer !== undefined) clearTimeout(timer)
-        if (running.abandoned) return
-        if (error === undefined) return resume(Statement.finish(facts, result!))
-        resume(afterFailureOn(facts, replica, error, acquired))
-      })
-      NodeInternal.watch(facts.fiber, running)
-      if (readTimeout !== undefined) {
-        timer = setTimeout(() => {
-          timer = undefined
-          if (running.settled || running.abandoned) return
-          NodeInternal.abandon(running)
-          resume(afterTimeoutOn(facts, replica, reads.timedOut()))
-        }, readTimeout)
-      }
-    })
+    count(facts.fiber, replica.node, "read")
+    annotate(facts.fiber, replica.node)
+    return Effect.catch(attempt(facts, replica), (error) => afterFailureOn(facts, replica, error))
   }
-
-  /** A read that `replica` did not answer within `readTimeout`: once more elsewhere, or the timeout's error. */
-  const afterTimeoutOn = (facts: Statement.Facts, replica: Topology.Replica, error: Error): Effect.Effect<any, SqlError> =>
-    facts.retry ? elsewhere(facts, replica, error) : Effect.fail(Statement.asSqlError(error))
 
   /** The safety net for a read that failed on a replica: readOnReplica's and each hedged attempt's. */
   const afterFailureOn = (
     facts: Statement.Facts,
     replica: Topology.Replica,
-    error: Error,
-    acquired: boolean
+    error: SqlError | TimedOut
   ): Effect.Effect<any, SqlError> => {
+    if (error instanceof TimedOut) {
+      return facts.retry ? elsewhere(facts, replica, error) : Effect.fail(Statement.asSqlError(error))
+    }
     switch (Routing.afterReadFailure(state, replica, error)) {
       case "primary":
         return write(facts, false)
       case "primary-read":
         return readOnPrimary(facts)
       case "elsewhere":
-        return facts.retry ? elsewhere(facts, replica, error) : Effect.fail(NodeInternal.failed(error, acquired))
+        // Severed because the replica left rotation (eviction): its reads run
+        // elsewhere without spending their retry, as if never started there.
+        if (!Routing.peek(replica.health).up) return again(facts)
+        return facts.retry ? elsewhere(facts, replica, error) : Effect.fail(error)
       case "fail":
-        return Effect.fail(NodeInternal.failed(error, acquired))
+        return Effect.fail(error)
     }
   }
 
-  /** The replica left rotation under the read: the read runs on the node chosen now. */
+  /** The read runs on the node chosen now. */
   const again = (facts: Statement.Facts): Effect.Effect<any, SqlError> => Effect.suspend(() => read(facts))
 
   /** The replica is gone: out of rotation, and the read once more on another node, its last try. */
   const elsewhere = (facts: Statement.Facts, replica: Topology.Replica, error: unknown): Effect.Effect<any, SqlError> => {
     facts.retry = false
-    return Effect.zipRight(Routing.observeFailure(replica, error), again(facts))
+    return Effect.andThen(Routing.observeFailure(replica, error), again(facts))
   }
 
-  const reads: Reads = {
-    state,
-    readTimeout,
-    timedOut: () => new Error(`router read timeout: no answer within ${Duration.format(state.config.readTimeout!)}`),
-    again,
-    afterFailureOn,
-    afterTimeoutOn
-  }
+  const reads: Reads = { state, readTimeout, again, attempt, afterFailureOn }
 
   /** The read on the replica chosen (after overflow), or on the primary. */
-  const readOn = (facts: Statement.Facts, chosen: Topology.Replica | undefined) =>
+  const readOn = (facts: Statement.Facts, chosen: Topology.Replica | undefined): Effect.Effect<any, SqlError> =>
     chosen === undefined
       ? readOnPrimary(facts)
       : hedgeAfter === undefined
       ? readOnReplica(facts, chosen)
       : Hedging.hedgedRead(reads, facts, chosen, hedgeAfter)
 
+  const readOnAfterOverflow = (facts: Statement.Facts, chosen: Topology.Replica | undefined) => {
+    const after = Routing.overflowNow(state, chosen)
+    return after === undefined || !Effect.isEffect(after)
+      ? readOn(facts, after)
+      : Effect.flatMap(after, (replica) => readOn(facts, replica))
+  }
+
   /** A read: where `Routing.decideRead` sends it, now when it can, else when its decision is made. */
   const read = (facts: Statement.Facts): Effect.Effect<any, SqlError> => {
     const decision = Routing.decideRead(state, facts.fiber)
     return decision === undefined || !Routing.isPending(decision)
-      ? readOn(facts, Routing.overflowNow(state, decision))
+      ? readOnAfterOverflow(facts, decision)
       : Effect.flatMap(
         Effect.mapError(decision, Statement.asSqlError),
-        (chosen) => readOn(facts, Option.isSome(chosen) ? Routing.overflowNow(state, chosen.value) : undefined)
+        (chosen) => readOnAfterOverflow(facts, Option.getOrUndefined(chosen))
       )
   }
 

@@ -1,21 +1,18 @@
 /** @internal */
-import type * as Connection from "@effect/sql/SqlConnection"
-import { SqlError } from "@effect/sql/SqlError"
-import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import type * as Tracer from "effect/Tracer"
-import type Pg from "pg"
+import * as Effect from "effect/Effect"
+import { SqlError, UnknownError } from "effect/sql/SqlError"
+import type * as Node from "../../Node.js"
 import * as NodeInternal from "../node.js"
 
 // What a routed statement is: its facts, made once per statement and handed
-// whole from the client's statement to the node that answers, and how its
-// result becomes what @effect/sql's operation returns.
+// whole from the routing connection to the node that answers.
 
 /** @internal */
-export type Rows = <A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>
+export type Rows = NodeInternal.Rows
 
-/** What a statement is asked for: @effect/sql's operation names, as on its spans. @internal */
-export type Op = "execute" | "executeValues" | "executeRaw" | "executeUnprepared" | "executeWithoutTransform"
+/** What a statement is asked for: `effect/sql`'s connection operations. @internal */
+export type Op = "execute" | "executeValues" | "executeValuesUnprepared" | "executeRaw" | "executeUnprepared"
 
 /**
  * One statement's facts, allocated once per statement: every step of its
@@ -23,73 +20,41 @@ export type Op = "execute" | "executeValues" | "executeRaw" | "executeUnprepared
  * @internal
  */
 export interface Facts {
-  /** The fiber the statement runs in: its route, session and staleness bound, and who waits. */
-  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+  /** The fiber the statement runs in: its route, session and staleness bound. */
+  readonly fiber: Fiber.Fiber<unknown, unknown>
   readonly sql: string
   readonly params: ReadonlyArray<unknown>
   readonly op: Op
-  readonly rows: Rows | undefined
-  /** The statement's span, only when a tracer listens. */
-  readonly span: Tracer.Span | undefined
+  readonly rows: Rows
   /** Whether the safety net may still run the read once more elsewhere: spent by the first retry. */
   retry: boolean
 }
 
 /** @internal */
 export const make = (
-  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  fiber: Fiber.Fiber<unknown, unknown>,
   sql: string,
   params: ReadonlyArray<unknown>,
   op: Op,
-  rows: Rows | undefined,
-  span: Tracer.Span | undefined
-): Facts => ({ fiber, sql, params, op, rows, span, retry: true })
+  rows: Rows
+): Facts => ({ fiber, sql, params, op, rows, retry: true })
 
 /** Statements fail with SqlError; the router's reason travels as its cause. @internal */
-export const asSqlError = (error: { readonly message: string }) => new SqlError({ cause: error, message: error.message })
+export const asSqlError = (error: { readonly message: string }): SqlError =>
+  new SqlError({ reason: new UnknownError({ cause: error, message: error.message }) })
 
-/** Starts the statement on a pool (see `NodeInternal.start`). @internal */
-export const start = (
-  facts: Facts,
-  pool: Pg.Pool,
-  done: NodeInternal.Done
-): NodeInternal.Running => NodeInternal.start(pool, facts.sql, facts.params, facts.op === "executeValues", done)
-
-/** The driver's result as the statement's operation returns it. @internal */
-export const finish = (facts: Facts, result: Pg.QueryResult): Effect.Effect<any> => {
+/** The statement on `node`, as its operation asks. @internal */
+export const run = (facts: Facts, node: Node.Node): Effect.Effect<any, SqlError> => {
   switch (facts.op) {
+    case "execute":
+      return NodeInternal.query(node, facts.sql, facts.params, facts.rows)
     case "executeRaw":
-      return Effect.succeed(result)
+      return NodeInternal.queryRaw(node, facts.sql, facts.params)
     case "executeValues":
-      return Effect.succeed(result.rows)
-    case "executeWithoutTransform":
-      return Effect.succeed(NodeInternal.rowsOf(result))
-    default: {
-      // A transform that throws is a defect of the fiber, not of the driver's callback.
-      const rows = facts.rows
-      return rows === undefined ? Effect.succeed(NodeInternal.rowsOf(result)) : Effect.sync(() => rows(NodeInternal.rowsOf(result)))
-    }
-  }
-}
-
-/** The statement on a given connection (a transaction's): @effect/sql's own operation. @internal */
-export const onConnection = (
-  connection: Connection.Connection,
-  sql: string,
-  params: ReadonlyArray<unknown>,
-  op: Op,
-  rows: Rows | undefined
-): Effect.Effect<any, SqlError> => {
-  switch (op) {
-    case "executeRaw":
-      return connection.executeRaw(sql, params)
-    case "executeValues":
-      return connection.executeValues(sql, params)
+      return NodeInternal.queryValues(node, facts.sql, facts.params)
+    case "executeValuesUnprepared":
+      return NodeInternal.queryValues(node, facts.sql, facts.params, false)
     case "executeUnprepared":
-      return connection.executeUnprepared(sql, params, rows)
-    case "executeWithoutTransform":
-      return connection.execute(sql, params, undefined)
-    default:
-      return connection.execute(sql, params, rows)
+      return NodeInternal.queryUnprepared(node, facts.sql, facts.params, facts.rows)
   }
 }

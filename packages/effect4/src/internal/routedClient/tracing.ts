@@ -1,10 +1,9 @@
 /** @internal */
-import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
-import * as MetricLabel from "effect/MetricLabel"
-import type * as Tracer from "effect/Tracer"
-import type Pg from "pg"
+import * as Metric from "effect/Metric"
+import * as Tracer from "effect/Tracer"
+import * as Context from "effect/Context"
+import * as SqlStatement from "effect/sql/Statement"
 import type * as Classifier from "../../Classifier.js"
 import type * as Node from "../../Node.js"
 import { hedgedReads, statements } from "../metrics.js"
@@ -13,34 +12,25 @@ import { hedgedReads, statements } from "../metrics.js"
 // attributes, from facts made once per node so that the hot path allocates
 // none of them.
 
-/** Per node, made once: metric labels and span attributes. */
+/** Per node, made once: the metrics with its attributes, and its address. */
 interface NodeFacts {
-  readonly read: ReadonlyArray<MetricLabel.MetricLabel>
-  readonly write: ReadonlyArray<MetricLabel.MetricLabel>
-  readonly node: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly read: Metric.Metric<number, unknown>
+  readonly write: Metric.Metric<number, unknown>
+  readonly hedge: Metric.Metric<number, unknown>
   readonly host: string
   readonly port: number
-  readonly database: string
 }
 const factsCache = new WeakMap<Node.Node, NodeFacts>()
 const factsOf = (node: Node.Node): NodeFacts => {
   let facts = factsCache.get(node)
   if (facts === undefined) {
-    const options = node.pool.options as Pg.PoolConfig & { connectionString?: string }
-    let database = options.database ?? ""
-    try {
-      if (options.connectionString) database = decodeURIComponent(new URL(options.connectionString).pathname.slice(1))
-    } catch {
-      // an address we cannot parse names no database
-    }
     const colon = node.address.lastIndexOf(":")
     facts = {
-      read: [MetricLabel.make("node", node.id), MetricLabel.make("intent", "read")],
-      write: [MetricLabel.make("node", node.id), MetricLabel.make("intent", "write")],
-      node: [MetricLabel.make("node", node.id)],
+      read: Metric.withAttributes(statements, { node: node.id, intent: "read" }) as Metric.Metric<number, unknown>,
+      write: Metric.withAttributes(statements, { node: node.id, intent: "write" }) as Metric.Metric<number, unknown>,
+      hedge: Metric.withAttributes(hedgedReads, { node: node.id }) as Metric.Metric<number, unknown>,
       host: node.address.slice(0, colon),
-      port: Number(node.address.slice(colon + 1)),
-      database
+      port: Number(node.address.slice(colon + 1))
     }
     factsCache.set(node, facts)
   }
@@ -48,32 +38,30 @@ const factsOf = (node: Node.Node): NodeFacts => {
 }
 
 /** A statement served by `node`: its counter and the statements metric. @internal */
-export const count = (node: Node.Node, intent: Classifier.Intent) => {
+export const count = (fiber: Fiber.Fiber<unknown, unknown>, node: Node.Node, intent: Classifier.Intent): void => {
   if (intent === "read") node.served.reads++
   else node.served.writes++
-  statements.unsafeUpdate(1, factsOf(node)[intent])
+  factsOf(node)[intent === "read" ? "read" : "write"].updateUnsafe(1, fiber.context)
 }
 
 /** A hedge started on `node`. @internal */
-export const countHedge = (node: Node.Node) => hedgedReads.unsafeUpdate(1, factsOf(node).node)
+export const countHedge = (fiber: Fiber.Fiber<unknown, unknown>, node: Node.Node): void =>
+  factsOf(node).hedge.updateUnsafe(1, fiber.context)
 
-/** The node that served a statement, on its span (only when a tracer listens). @internal */
-export const annotate = (span: Tracer.Span | undefined, node: Node.Node) => {
-  if (span === undefined) return
+/**
+ * The node that served a statement, on the statement's span: `effect/sql`
+ * hands its span to the connection only with `SpanPropagationEnabled` on
+ * (as the parent span); otherwise the span carries the intent alone.
+ * @internal
+ */
+export const annotate = (fiber: Fiber.Fiber<unknown, unknown>, node: Node.Node): void => {
+  // Without propagation the parent span is the caller's, not the statement's.
+  if (!fiber.getRef(SqlStatement.SpanPropagationEnabled)) return
+  const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+  if (span === undefined || span._tag !== "Span") return
   const facts = factsOf(node)
   span.attribute("effect_sql_router.node", node.id)
   span.attribute("effect_sql_router.role", node.role)
   span.attribute("server.address", facts.host)
   span.attribute("server.port", facts.port)
-  span.attribute("db.namespace", facts.database)
-}
-
-/** The native tracer makes spans nobody reads: with it installed we make none. */
-let nativeTracer: Tracer.Tracer | undefined
-
-/** Whether a statement in `fiber` gets a span. @internal */
-export const isTracing = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => {
-  if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return false
-  if (nativeTracer === undefined) nativeTracer = Effect.runSync(Effect.tracer)
-  return fiber.currentTracer !== nativeTracer
 }

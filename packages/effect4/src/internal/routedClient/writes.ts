@@ -1,18 +1,17 @@
 /** @internal */
-import type { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type { SqlError } from "effect/sql/SqlError"
 import type * as Node from "../../Node.js"
 import { WriteOutcomeUnknown } from "../../RouterError.js"
 import * as Consistency from "../consistency.js"
 import { isReadOnlyViolation } from "../errors.js"
 import * as Membership from "../health/membership.js"
 import * as NodeInternal from "../node.js"
+import type { RouterState } from "../routerState.js"
 import * as Routing from "../routing.js"
 import * as Statement from "./statement.js"
 import { annotate, count } from "./tracing.js"
-import type { RouterState } from "../routerState.js"
-import { SessionTag } from "../consistency.js"
 
 // A write goes to the primary, never anywhere else and never twice.
 
@@ -28,54 +27,49 @@ export interface Writes {
 export const makeWrites = (
   state: RouterState,
   options: {
-    readonly writeTimeout?: Duration.DurationInput | undefined
+    readonly writeTimeout?: Duration.Input | undefined
     readonly onSchemaChange?: Effect.Effect<void> | undefined
   }
 ): Writes => {
   const { topology } = state
-  const writeTimeout = options.writeTimeout === undefined ? undefined : Duration.toMillis(Duration.decode(options.writeTimeout))
+  const writeTimeout = options.writeTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.writeTimeout)
   const primaryForWrite = Effect.mapError(Membership.primaryForWrite(state), Statement.asSqlError)
   const afterWrite = afterWriteOn(state, options.onSchemaChange)
 
   /**
-   * The write on `primary`: a primary that turned read-only (failover) triggers re-discovery and fails
-   * the statement. In a causal session it records the position reads need.
+   * The write on `primary`: a primary that turned read-only (failover)
+   * triggers re-discovery and fails the statement. In a causal session it
+   * records the position reads need.
    */
   const writeOn = (facts: Statement.Facts, primary: Node.Node, schemaChange: boolean): Effect.Effect<any, SqlError> => {
-    count(primary, "write")
-    annotate(facts.span, primary)
-    return Effect.async<any, SqlError>((resume) => {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const running = Statement.start(facts, primary.pool, (error, result, acquired) => {
-        if (timer !== undefined) clearTimeout(timer)
-        if (running.abandoned) return
-        if (error === undefined) {
-          const value = Statement.finish(facts, result!)
-          // Asked at the answer, not before the statement: the waiting fiber's context is the same, and the closure keeps one local fewer.
-          const session = facts.fiber.currentContext.unsafeMap.has(SessionTag.key)
-          const recorded = session ? Effect.zipRight(Consistency.recordCommitOnNode(state, primary), value) : value
-          return resume(afterWrite(primary, schemaChange, recorded))
-        }
-        if (isReadOnlyViolation(error)) {
-          return resume(Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), Statement.asSqlError))
-        }
-        resume(Effect.fail(NodeInternal.failed(error, acquired)))
-      })
-      NodeInternal.watch(facts.fiber, running)
-      if (writeTimeout !== undefined) {
-        // The same timer as a read's, but a write is never run again: its outcome is unknown.
-        timer = setTimeout(() => {
-          timer = undefined
-          if (running.settled || running.abandoned) return
-          NodeInternal.abandon(running)
-          resume(Effect.fail(Statement.asSqlError(new WriteOutcomeUnknown({ node: primary.id, timeoutMillis: writeTimeout }))))
-        }, writeTimeout)
+    count(facts.fiber, primary, "write")
+    annotate(facts.fiber, primary)
+    const statement = Statement.run(facts, primary)
+    const bounded = writeTimeout === undefined ? statement : Effect.timeoutOrElse(statement, {
+      duration: writeTimeout,
+      // A write is never run again: its outcome is unknown.
+      orElse: () =>
+        Effect.fail(Statement.asSqlError(
+          new WriteOutcomeUnknown({ node: primary.id, timeoutMillis: Duration.toMillis(writeTimeout) })
+        ))
+    })
+    return Effect.matchEffect(bounded, {
+      onFailure: (error) =>
+        isReadOnlyViolation(error)
+          ? Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), Statement.asSqlError)
+          : Effect.fail(error),
+      onSuccess: (value) => {
+        const done = Effect.succeed(value)
+        const recorded = Routing.inSession(facts.fiber)
+          ? Effect.andThen(Consistency.recordCommitOnNode(state, primary), done)
+          : done
+        return afterWrite(primary, schemaChange, recorded)
       }
     })
   }
 
   const write = (facts: Statement.Facts, schemaChange: boolean): Effect.Effect<any, SqlError> =>
-    // A split brain forbids writes: the STM check says why. Otherwise the primary, read as is.
+    // A split brain forbids writes: membership says why. Otherwise the primary, read as is.
     Routing.peek(topology.conflict).length > 0
       ? Effect.flatMap(primaryForWrite, (primary) => writeOn(facts, primary, schemaChange))
       : writeOn(facts, Routing.peek(topology.primary), schemaChange)
@@ -90,14 +84,14 @@ export const makeWrites = (
  * @internal
  */
 export const afterWriteOn = (state: RouterState, onSchemaChange?: Effect.Effect<void> | undefined) => {
-  const schemaLsn = (primary: Node.Node) => primary.connection.execute(Consistency.schemaLsnQuery, [], undefined)
+  const schemaLsn = (primary: Node.Node) => NodeInternal.query(primary, Consistency.schemaLsnQuery, [], undefined)
   return <A, E>(primary: Node.Node, schemaChange: boolean, value: Effect.Effect<A, E>): Effect.Effect<A, E> => {
     if (schemaChange) {
       const raised = Consistency.recordSchemaChange(state, schemaLsn(primary))
-      return Effect.zipRight(onSchemaChange === undefined ? raised : Effect.zipRight(raised, onSchemaChange), value)
+      return Effect.andThen(onSchemaChange === undefined ? raised : Effect.andThen(raised, onSchemaChange), value)
     }
     return Routing.extendsSchemaBarrier(state)
-      ? Effect.zipRight(Consistency.extendSchemaBarrier(state, schemaLsn(primary)), value)
+      ? Effect.andThen(Consistency.extendSchemaBarrier(state, schemaLsn(primary)), value)
       : value
   }
 }

@@ -1,8 +1,7 @@
 /** @internal */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as STM from "effect/STM"
-import * as TRef from "effect/TRef"
+import * as TxRef from "effect/TxRef"
 import type * as HealthMonitor from "../../HealthMonitor.js"
 import type * as Node from "../../Node.js"
 import type * as RouterConfig from "../../RouterConfig.js"
@@ -17,13 +16,14 @@ import type { RouterState } from "../routerState.js"
 // Administration: what the router reports (stats, status, configuration)
 // and what an operator changes by hand (replicas in and out, promotion).
 
-const nodeStats = (node: Node.Node): SqlRouter.NodeStats => ({
-  id: node.id,
-  role: node.role,
-  address: node.address,
-  pool: node.stats(),
-  served: { reads: node.served.reads, writes: node.served.writes }
-})
+const nodeStats = (node: Node.Node): Effect.Effect<SqlRouter.NodeStats> =>
+  Effect.map(node.stats, (pool) => ({
+    id: node.id,
+    role: node.role,
+    address: node.address,
+    pool,
+    served: { reads: node.served.reads, writes: node.served.writes }
+  }))
 
 /** @internal */
 export type Admin = Pick<
@@ -44,7 +44,7 @@ export const makeAdmin = (internals: RouterState): Admin => {
   const slowStartMillis = config.health.slowStart === undefined ? undefined : Duration.toMillis(config.health.slowStart)
 
   const findReplica = (replica: number | string) =>
-    Effect.flatMap(STM.commit(TRef.get(topology.replicas)), (replicas) => {
+    Effect.flatMap(Effect.tx(TxRef.get(topology.replicas)), (replicas) => {
       const found = typeof replica === "number" ? replicas[replica] : replicas.find((r) => r.node.id === replica)
       return found ? Effect.succeed(found) : Effect.fail(new UnknownReplica({ replica }))
     })
@@ -52,7 +52,7 @@ export const makeAdmin = (internals: RouterState): Admin => {
   const setManual = (replica: number | string, down: boolean) =>
     Effect.flatMap(findReplica(replica), (found) =>
       // A manual "healthy" is taken at its word now; probes may disagree later.
-      STM.commit(TRef.update(found.health, (health) =>
+      Effect.tx(TxRef.update(found.health, (health) =>
         down
           ? { ...health, markedDown: true }
           : Topology.inRotation(health)
@@ -61,32 +61,39 @@ export const makeAdmin = (internals: RouterState): Admin => {
           : Topology.withRamp({ ...health, markedDown: false, up: true, streak: 0 }, slowStartMillis, Date.now())
       )).pipe(
         // Marked out: the reads waiting on it run elsewhere now.
-        Effect.zipRight(Effect.sync(() => down && Waiting.releaseWaiting(found))),
-        Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))
+        Effect.andThen(Effect.sync(() => down && Waiting.releaseWaiting(found))),
+        Effect.andThen(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))
       ))
 
   const stats: Effect.Effect<SqlRouter.Stats> = Effect.flatMap(
-    STM.commit(STM.gen(function*() {
-      const primary = yield* TRef.get(topology.primary)
-      const replicas = yield* TRef.get(topology.replicas)
-      const states = yield* STM.forEach(replicas, (replica) =>
-        STM.all({ healthy: Topology.isHealthy(replica), inFlight: TRef.get(replica.inFlight) }))
-      const barrier = yield* TRef.get(internals.schemaBarrier)
+    Effect.tx(Effect.gen(function*() {
+      const primary = yield* TxRef.get(topology.primary)
+      const replicas = yield* TxRef.get(topology.replicas)
+      const states = yield* Effect.forEach(replicas, (replica) =>
+        Effect.all({ healthy: Topology.isHealthy(replica), inFlight: TxRef.get(replica.inFlight) }))
+      const barrier = yield* TxRef.get(internals.schemaBarrier)
       return { primary, replicas, states, barrier }
     })),
     ({ barrier, primary, replicas, states }) =>
-      Effect.succeed({
-        primary: nodeStats(primary),
-        replicas: replicas.map((replica, i) => ({ ...nodeStats(replica.node), ...states[i]! })),
-        healthyReplicaCount: states.filter((s) => s.healthy).length,
-        schemaBarrier: barrier === undefined ? undefined : HealthMonitorInternal.formatLsn(barrier)
-      })
+      Effect.map(
+        Effect.all({
+          primary: nodeStats(primary),
+          replicas: Effect.forEach(replicas, (replica, i) =>
+            Effect.map(nodeStats(replica.node), (node) => ({ ...node, ...states[i]! })))
+        }),
+        ({ primary, replicas }) => ({
+          primary,
+          replicas,
+          healthyReplicaCount: states.filter((s) => s.healthy).length,
+          schemaBarrier: barrier === undefined ? undefined : HealthMonitorInternal.formatLsn(barrier)
+        })
+      )
   )
 
-  const replicaStatus: Effect.Effect<ReadonlyArray<HealthMonitor.NodeStatus>> = STM.commit(STM.gen(function*() {
-    const primary = yield* TRef.get(topology.primary)
-    const primaryLsn = yield* TRef.get(topology.primaryLsn)
-    const replicas = yield* TRef.get(topology.replicas)
+  const replicaStatus: Effect.Effect<ReadonlyArray<HealthMonitor.NodeStatus>> = Effect.tx(Effect.gen(function*() {
+    const primary = yield* TxRef.get(topology.primary)
+    const primaryLsn = yield* TxRef.get(topology.primaryLsn)
+    const replicas = yield* TxRef.get(topology.replicas)
     const statuses: Array<HealthMonitor.NodeStatus> = [{
       id: primary.id,
       role: "primary",
@@ -102,17 +109,17 @@ export const makeAdmin = (internals: RouterState): Admin => {
       state: "Primary"
     }]
     for (const replica of replicas) {
-      const probe = yield* TRef.get(replica.probe)
+      const probe = yield* TxRef.get(replica.probe)
       statuses.push({
         id: replica.node.id,
         role: "replica",
         address: replica.node.address,
         healthy: yield* Topology.isHealthy(replica),
-        markedDown: (yield* TRef.get(replica.health)).markedDown,
+        markedDown: (yield* TxRef.get(replica.health)).markedDown,
         lagBytes: probe?.lagBytes,
         lagMillis: probe?.lagMillis,
         lsn: probe?.replayLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(probe.replayLsn),
-        inFlight: yield* TRef.get(replica.inFlight),
+        inFlight: yield* TxRef.get(replica.inFlight),
         lastError: probe?.error,
         lastProbeAt: probe?.at,
         state: probe?.state?._tag
