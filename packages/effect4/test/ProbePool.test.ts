@@ -72,9 +72,11 @@ describe("probes over the pool", () => {
   it.live("a replica whose pool is saturated by long statements stays in rotation: the probe does not queue behind them", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 1 })
+      const app = "probe-busy"
       const router = yield* SqlRouter.make({
         primary: cluster.primary.url,
         replicas: cluster.replicas.map((r) => r.url),
+        applicationName: app,
         replicaMaxSizeEach: 2,
         connectTimeout: "1 second",
         health: { interval: "100 millis", timeout: "300 millis" }
@@ -90,5 +92,11 @@ describe("probes over the pool", () => {
       expect(status.healthy).toBe(true)
       expect(status.state).toBe("Following")
       yield* Fiber.join(fiber)
+      // The probes' own connections were closed after each probe: none is left on the server.
+      const left = yield* waitFor(
+        connectionsOf(cluster, cluster.replicas[0]!, app),
+        (names) => names.every((name) => name === app)
+      )
+      expect(left.filter((name) => name !== app)).toEqual([])
     }))
 })
