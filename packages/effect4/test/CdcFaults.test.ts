@@ -174,10 +174,18 @@ const halfApplyMarker = (s: Scenario) =>
     const locker = new Pg.Client({ connectionString: Redacted.value(s.target.primary.url) })
     yield* Effect.promise(() => locker.connect())
     yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE cdc_a IN ACCESS EXCLUSIVE MODE"))
-    yield* s.source.query(
-      s.source.primary,
-      "BEGIN; INSERT INTO cdc_b VALUES (999999, 1.50, '{\"marker\": true}'); INSERT INTO cdc_a VALUES (100000, 1, 'marker'); COMMIT"
-    )
+    // One source transaction (the harness runs one statement per call).
+    yield* Effect.promise(async () => {
+      const writer = new Pg.Client({ connectionString: Redacted.value(s.source.primary.url) })
+      await writer.connect()
+      try {
+        await writer.query(
+          "BEGIN; INSERT INTO cdc_b VALUES (999999, 1.50, '{\"marker\": true}'); INSERT INTO cdc_a VALUES (100000, 1, 'marker'); COMMIT"
+        )
+      } finally {
+        await writer.end()
+      }
+    })
     yield* s.target.query(
       s.target.primary,
       "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cdc_a%'"
