@@ -198,7 +198,7 @@ const halfApplyMarker = (s: Scenario) =>
   })
 
 /** How many of the marker transaction's two rows the target has. */
-const markerRows = "SELECT (SELECT count(*) FROM cdc_a WHERE id = 100000) + (SELECT count(*) FROM cdc_b WHERE id = 999999) AS n"
+const markerRows = "SELECT ((SELECT count(*) FROM cdc_a WHERE id = 100000) + (SELECT count(*) FROM cdc_b WHERE id = 999999))::int AS n"
 
 /**
  * After the half-applied marker transaction was rolled back: none of it is on
@@ -207,11 +207,11 @@ const markerRows = "SELECT (SELECT count(*) FROM cdc_a WHERE id = 100000) + (SEL
  */
 const rerunAfterRollback = (s: Scenario) =>
   Effect.gen(function*() {
-    expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: "0" }])
+    expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: 0 }])
     yield* workload(s, half, total)
     yield* s.cdc.run("mirror")
     yield* expectConverged(s)
-    expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: "2" }])
+    expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: 2 }])
   })
 
 const expectConverged = (s: Scenario, minimumChanges = 10_000) =>
