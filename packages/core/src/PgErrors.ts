@@ -33,17 +33,30 @@ const connectionMessages = [
 ]
 
 /**
- * Follows `cause` links: SqlError wraps the driver's error.
+ * The next link of a failure's chain: its `cause`, or, for an Effect 4
+ * `SqlError` (whose driver error sits under a `reason`), its reason.
+ */
+const next = (error: unknown): unknown => {
+  if (error === null || typeof error !== "object") return undefined
+  const cause = (error as { cause?: unknown }).cause
+  if (cause !== undefined && cause !== null) return cause
+  const reason = (error as { reason?: unknown }).reason
+  return reason !== null && typeof reason === "object" ? reason : undefined
+}
+
+/**
+ * Follows `cause` links (and an Effect 4 `SqlError`'s `reason`): SqlError
+ * wraps the driver's error.
  *
  * @since 0.1.0
  * @category classification
  */
 export const rootCause = (error: unknown): unknown => {
   let current = error
-  for (let i = 0; i < 5; i++) {
-    const next = (current as { cause?: unknown } | null | undefined)?.cause
-    if (next === undefined || next === null || next === current) return current
-    current = next
+  for (let i = 0; i < 6; i++) {
+    const link = next(current)
+    if (link === undefined || link === current) return current
+    current = link
   }
   return current
 }
@@ -56,10 +69,10 @@ export const rootCause = (error: unknown): unknown => {
  */
 export const errorCode = (error: unknown): string | undefined => {
   let current: unknown = error
-  for (let i = 0; i < 6 && current !== undefined && current !== null; i++) {
+  for (let i = 0; i < 7 && current !== undefined && current !== null; i++) {
     const code = (current as { code?: unknown }).code
     if (typeof code === "string") return code
-    current = (current as { cause?: unknown }).cause
+    current = next(current)
   }
   return undefined
 }
@@ -74,12 +87,12 @@ export const errorCode = (error: unknown): string | undefined => {
  */
 export const isConnectionError = (error: unknown): boolean => {
   let current: unknown = error
-  for (let i = 0; i < 6 && current !== undefined && current !== null; i++) {
+  for (let i = 0; i < 7 && current !== undefined && current !== null; i++) {
     const code = (current as { code?: unknown }).code
     if (typeof code === "string" && (code.startsWith("08") || connectionCodes.has(code))) return true
     const message = (current as { message?: unknown }).message
     if (typeof message === "string" && connectionMessages.some((m) => message.includes(m))) return true
-    current = (current as { cause?: unknown }).cause
+    current = next(current)
   }
   return false
 }

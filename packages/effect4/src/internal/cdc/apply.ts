@@ -3,7 +3,6 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Sink from "effect/Sink"
 import type * as SqlClient from "effect/sql/SqlClient"
-import * as SqlError from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
 import { formatLsn, parseLsn } from "@effect-sql-router/core/cdc/Changes"
@@ -30,9 +29,9 @@ export interface Applier {
 /** @internal */
 export type Open = (rule: string, tables: ReadonlyArray<TableInfo>) => Effect.Effect<Applier, TargetError, Scope.Scope>
 
-// An effect/sql failure keeps the driver's error under its reason.
+// `describe` finds the driver's error under an effect/sql failure's reason.
 const targetError = (operation: string) => (cause: unknown) =>
-  new TargetError({ operation, reason: describe(SqlError.isSqlError(cause) ? cause.reason : cause), cause })
+  new TargetError({ operation, reason: describe(cause), cause })
 
 /** @internal */
 export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>): Target => ({
