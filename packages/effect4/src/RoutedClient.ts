@@ -63,7 +63,7 @@ export const make = (
   config: RouterConfig.RouterConfig,
   options: Options = {}
 ): Effect.Effect<
-  { readonly router: SqlRouter.SqlRouter; readonly client: PgClient.PgClient },
+  { readonly router: SqlRouter.SqlRouter; readonly client: PgClient.PgClient & SqlClient.SqlClient },
   SqlRouter.BuildError,
   Scope.Scope
 > =>

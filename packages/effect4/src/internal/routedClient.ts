@@ -170,7 +170,10 @@ interface ClientSpec {
 }
 
 /** The one client maker: the routed client and each node's region client. */
-const makeClient = (spec: ClientSpec): Effect.Effect<PgClient.PgClient> =>
+/** A client as `PgClient.make` types it: both services in one. @internal */
+export type RoutedPgClient = PgClient.PgClient & SqlClient.SqlClient
+
+const makeClient = (spec: ClientSpec): Effect.Effect<RoutedPgClient> =>
   Effect.map(
     SqlClient.make({
       driver: "pg",
@@ -194,7 +197,7 @@ const makeClient = (spec: ClientSpec): Effect.Effect<PgClient.PgClient> =>
         poolStats: Effect.suspend(() => spec.pg().client.poolStats)
       }
       Object.defineProperty(client, "config", { get: () => spec.pg().client.config, enumerable: true })
-      return Object.assign(client, pg) as unknown as PgClient.PgClient
+      return Object.assign(client, pg) as unknown as RoutedPgClient
     }
   )
 
@@ -202,7 +205,7 @@ const makeClient = (spec: ClientSpec): Effect.Effect<PgClient.PgClient> =>
 export const make = (
   state: RouterState,
   options: Options = {}
-): Effect.Effect<PgClient.PgClient, never, Scope.Scope> =>
+): Effect.Effect<RoutedPgClient, never, Scope.Scope> =>
   Effect.gen(function*() {
     const classifier = Classifier.make({ sideEffectFunctions: state.config.sideEffectFunctions })
     const { topology } = state
@@ -248,7 +251,7 @@ export const make = (
  * moves it.
  * @internal
  */
-export const makePinned = (state: RouterState, node: Node.Node): Effect.Effect<PgClient.PgClient> => {
+export const makePinned = (state: RouterState, node: Node.Node): Effect.Effect<RoutedPgClient> => {
   const options = state.clientOptions ?? {}
   const classifier = Classifier.make({ sideEffectFunctions: state.config.sideEffectFunctions })
   const afterWrite = afterWriteOn(state)

@@ -114,8 +114,8 @@ export const make = (input: RouterConfig.RouterConfig) =>
   Effect.map(makeState(input), fromState)
 
 /** @internal */
-export const context = (router: SqlRouter.SqlRouter, client: PgClient.PgClient) =>
+export const context = (router: SqlRouter.SqlRouter, client: PgClient.PgClient & SqlClient.SqlClient) =>
   Context.make(tag, router).pipe(
-    Context.add(SqlClient.SqlClient, client as unknown as SqlClient.SqlClient),
-    Context.add(PgClient.PgClient, client as PgClient.PgClient & SqlClient.SqlClient)
+    Context.add(SqlClient.SqlClient, client),
+    Context.add(PgClient.PgClient, client)
   )

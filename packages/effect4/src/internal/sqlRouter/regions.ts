@@ -33,9 +33,7 @@ const contextOf = (state: RouterState, node: Node.Node): Context.Context<Provide
   if (context === undefined) {
     // `SqlClient.make` only reads the Reactivity service it is given: synchronous.
     const client = Effect.runSync(RoutedClientInternal.makePinned(state, node))
-    context = Context.make(SqlClient.SqlClient, client as unknown as SqlClient.SqlClient).pipe(
-      Context.add(PgClient.PgClient, client as PgClient.PgClient & SqlClient.SqlClient)
-    )
+    context = Context.make(SqlClient.SqlClient, client).pipe(Context.add(PgClient.PgClient, client))
     nodeContexts.set(node, context)
   }
   return context
