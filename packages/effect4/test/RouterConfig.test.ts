@@ -80,7 +80,11 @@ describe("SqlRouter.layerConfig", () => {
           primary: Config.Redacted("DATABASE_URL"),
           replicas: Config.Array(Schema.Redacted(Schema.String), "R"),
           primaryMaxSize: Config.Int("POOL")
-        })).pipe(Effect.scoped, withEnv({ DATABASE_URL: `postgres://app:${secret}@db/app`, R: "", POOL: "0" }))
+        })).pipe(
+          Effect.scoped,
+          // Effect 4's Config.Array reads "" as a missing value (a ConfigError), not []: one replica.
+          withEnv({ DATABASE_URL: `postgres://app:${secret}@db/app`, R: "postgres://app@replica/app", POOL: "0" })
+        )
       )
       expect(error._tag).toBe("InvalidConfig")
       expect(error._tag === "InvalidConfig" && error.field).toBe("primaryMaxSize")
