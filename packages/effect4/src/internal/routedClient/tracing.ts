@@ -21,14 +21,27 @@ interface NodeFacts {
   readonly port: number
 }
 const factsCache = new WeakMap<Node.Node, NodeFacts>()
+
+/** The series of an incremental counter with fixed attributes: the same series `withAttributes` would name. */
+const seriesOf = (
+  counter: Metric.Metric<number, unknown>,
+  attributes: Record<string, string>
+): Metric.Metric<number, unknown> =>
+  Metric.counter(counter.id, {
+    ...(counter.description !== undefined ? { description: counter.description } : {}),
+    incremental: true,
+    attributes
+  }) as Metric.Metric<number, unknown>
 const factsOf = (node: Node.Node): NodeFacts => {
   let facts = factsCache.get(node)
   if (facts === undefined) {
     const colon = node.address.lastIndexOf(":")
+    // Series of their own, not `Metric.withAttributes` (which adds the
+    // attributes to the context, and so re-keys the series, on every update).
     facts = {
-      read: Metric.withAttributes(statements, { node: node.id, intent: "read" }) as Metric.Metric<number, unknown>,
-      write: Metric.withAttributes(statements, { node: node.id, intent: "write" }) as Metric.Metric<number, unknown>,
-      hedge: Metric.withAttributes(hedgedReads, { node: node.id }) as Metric.Metric<number, unknown>,
+      read: seriesOf(statements, { node: node.id, intent: "read" }),
+      write: seriesOf(statements, { node: node.id, intent: "write" }),
+      hedge: seriesOf(hedgedReads, { node: node.id }),
       host: node.address.slice(0, colon),
       port: Number(node.address.slice(colon + 1))
     }
