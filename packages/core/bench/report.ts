@@ -380,8 +380,8 @@ export const machineSection = (
   return parts
 }
 
-/** How the figures were made: pools, warm-up, rounds and rotation, verdicts, CPU and GC, runtimes. */
-export const methodSection = (data: RunData): ReadonlyArray<string> => {
+/** How the figures were made: pools, warm-up, rounds and rotation, verdicts, CPU and GC, runtimes; then the line's `extra` bullets. */
+export const methodSection = (data: RunData, extra: ReadonlyArray<string> = []): ReadonlyArray<string> => {
   const { settings } = data
   return [
     "## Method",
@@ -408,6 +408,7 @@ export const methodSection = (data: RunData): ReadonlyArray<string> => {
       : "- No garbage collection is forced between cells (`--expose-gc` could not be switched on).",
     "- Effect systems build their layer once in a `ManagedRuntime`; each query is one `runtime.runPromise` of a statement " +
     "built for that call (the fibers workloads: long-lived fibers in one runtime instead).",
+    ...extra.map((bullet) => `- ${bullet}`),
     ""
   ]
 }

@@ -223,6 +223,7 @@ describe("bench report sections", () => {
     expect(systems).toContain("| routed | routed |  | ran; r0 5 reads |")
     expect(systems).toContain("| other | other |  | **skipped**: no module |")
     expect(Report.methodSection(data).join("\n")).toContain("round r of workload w starts at system (r + w) mod n")
+    expect(Report.methodSection(data, ["line's own bullet"]).slice(-2)).toEqual(["- line's own bullet", ""])
   })
 })
 

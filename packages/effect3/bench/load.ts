@@ -4,6 +4,7 @@
  * adds the fibers harness on Effect 3.
  */
 import * as Effect from "effect/Effect"
+import { performance } from "node:perf_hooks"
 import { type LoadOptions, type LoadResult, Recorder } from "../../core/bench/load.js"
 
 export { type LoadOptions, type LoadResult, percentile, run } from "../../core/bench/load.js"

@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest"
+import type { LoadResult } from "../../core/bench/load.js"
+import * as Report from "../bench/report.js"
+import * as Systems from "../bench/systems.js"
+
+// The Effect 4 benchmark's own pure parts: issue 22's targets and the report
+// around them. The shared method is tested in packages/core/test/Bench.test.ts.
+// No servers, no timing.
+const fakeResult = (qps: number, cpuUsPerOp = 20): LoadResult => ({
+  concurrency: 32,
+  completed: qps,
+  errors: 0,
+  firstError: undefined,
+  windowMs: 1000,
+  qps,
+  p50Ms: 1,
+  p99Ms: 2,
+  cpuUsPerOp,
+  gcUsPerOp: 1
+})
+
+const rounds = [0, 1, 2, 3, 4]
+// Per round, × raw pg: PgClient multiplex 2.6–2.8, our multiplexed routed client 2.2–2.7.
+const pgClientMx = [2.6, 2.7, 2.8, 2.7, 2.6]
+const routedMx = [2.5, 2.2, 2.7, 2.6, 2.4]
+
+const data = (withRouted: boolean): Report.RunData => ({
+  date: new Date("2026-01-01T00:00:00Z"),
+  command: "test",
+  elapsedMs: 60_000,
+  machine: {
+    cpu: "test CPU",
+    cores: 2,
+    memoryGiB: 4,
+    os: "test",
+    node: "v20",
+    postgres: "18",
+    load: { start: 0.1, end: 1.1 },
+    busyCoresBefore: 0.1,
+    libraries: []
+  },
+  settings: { mode: "full", quick: false, rounds: 5, durationMs: 3000, warmupMs: 500, systemWarmupMs: 500, poolSize: 10, replicas: 2 },
+  baseline: "pg",
+  systems: [
+    { key: "pg", name: "raw pg (primary)", routing: "", readConnections: 10, status: { _tag: "Ran" } },
+    { key: "pgclient-mx", name: "PgClient mx", routing: "", readConnections: 10, status: { _tag: "Ran" } },
+    withRouted
+      ? { key: "routed-mx", name: "Routed mx", routing: "", readConnections: 20, status: { _tag: "Ran" } }
+      : { key: "routed-mx", name: "Routed mx", routing: "", readConnections: 20, status: { _tag: "Skipped", reason: "not loaded" } }
+  ],
+  workloads: [{ key: "select1-c32", title: "`SELECT 1`, concurrency 32", concurrency: 32 }],
+  cells: rounds.flatMap((round) => [
+    { system: "pg", workload: "select1-c32", round, result: fakeResult(10_000, 40) },
+    { system: "pgclient-mx", workload: "select1-c32", round, result: fakeResult(10_000 * pgClientMx[round]!, 14) },
+    ...(withRouted
+      ? [{ system: "routed-mx", workload: "select1-c32", round, result: fakeResult(10_000 * routedMx[round]!, 16) }]
+      : [])
+  ])
+})
+
+describe("Effect 4 bench report", () => {
+  it("judges issue 22's targets on the whole range of the per-round ratios", () => {
+    const [twice, stretch, vsPgClient] = Report.targets(data(true))
+    expect(twice).toMatchObject({ measured: "2.50× (2.20–2.70)", status: "met" })
+    expect(stretch).toMatchObject({ measured: "2.50× (2.20–2.70)", status: "not met: median clears, range does not" })
+    // Paired by round: 2.5/2.6, 2.2/2.7, 2.7/2.8, 2.6/2.7, 2.4/2.6.
+    expect(vsPgClient!.status).toBe("not met: median clears, range does not")
+    expect(vsPgClient!.measured).toBe("0.96× (0.81–0.96)")
+  })
+
+  it("reports the targets of a system that did not run as not measured, with the reason", () => {
+    const verdicts = Report.targets(data(false))
+    for (const target of verdicts) {
+      expect(target.status).toBe("not measured")
+      expect(target.detail).toBe("Routed mx skipped: not loaded")
+    }
+    const markdown = Report.render({ ...data(false), notes: Report.notes(data(false)) })
+    expect(markdown).toContain("Not measured in this run: Routed mx")
+    expect(markdown).toContain("3 not measured")
+  })
+
+  it("renders the summary, the same-mode comparison and the notes from the numbers", () => {
+    const run = data(true)
+    const markdown = Report.render({ ...run, notes: Report.notes(run) })
+    expect(markdown).toContain("# Benchmarks: the Effect 4 line")
+    expect(markdown).toContain("Routed mx 2.50× (2.20–2.70); PgClient mx 2.70× (2.60–2.80)")
+    expect(markdown).toContain("Routed mx was behind PgClient mx in every round (5) (0.96× (0.81–0.96) of its qps)")
+    expect(markdown).toContain("| Routed mx ÷ PgClient mx | 0.96× (0.81–0.96) |")
+    expect(markdown).toContain("Routed mx spends 16.0 µs of client CPU per `SELECT 1` at c=32 against 14.0 µs for PgClient mx")
+    expect(markdown).toContain("- Not met:")
+  })
+})
+
+describe("Effect 4 bench harness", () => {
+  it("has raw pg as its baseline, issue 22's systems, and concurrency 1, 8, 32 and 128", () => {
+    expect(Systems.baselineKey).toBe("pg")
+    expect(Systems.all.map((s) => s.key)).toEqual(["pg", "pgclient", "pgclient-mx", "routed", "routed-mx"])
+    expect(Systems.workloads.map((w) => w.concurrency)).toEqual([1, 8, 32, 128, 32, 32, 32])
+  })
+})
