@@ -1,6 +1,28 @@
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
+// Effect 4 and vitest 5 declare Node >= 22; this line's tests also run on the
+// Node 20 this repository supports. Vitest's reporter calls `Map.groupBy`
+// (Node >= 21) when it prints a failure; the config file runs in the
+// reporter's process, so the one missing function is supplied here.
+if (typeof (Map as { groupBy?: unknown }).groupBy !== "function") {
+  Object.defineProperty(Map, "groupBy", {
+    configurable: true,
+    writable: true,
+    value: <K, V>(items: Iterable<V>, key: (item: V, index: number) => K): Map<K, Array<V>> => {
+      const groups = new Map<K, Array<V>>()
+      let index = 0
+      for (const item of items) {
+        const k = key(item, index++)
+        const group = groups.get(k)
+        if (group === undefined) groups.set(k, [item])
+        else group.push(item)
+      }
+      return groups
+    }
+  })
+}
+
 const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url))
 const core = (path: string) => fileURLToPath(new URL(`../core/src/${path}`, import.meta.url))
 
@@ -22,7 +44,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     pool: "forks",
-    poolOptions: { forks: { minForks: 1, maxForks: 1 } },
+    maxWorkers: 1,
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 120_000,

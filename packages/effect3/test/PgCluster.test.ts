@@ -222,6 +222,8 @@ layer(PgCluster.layer({ replicas: 2 }), { timeout: "120 seconds", excludeTestSer
       yield* cluster.awaitReplication()
       const before = yield* countRows(cluster, paused)
       yield* cluster.pauseReplay(paused)
+      // pauseReplay returns once replay has stopped, not merely been asked to.
+      expect(yield* cluster.query(paused, "SELECT pg_get_wal_replay_pause_state() AS state")).toEqual([{ state: "paused" }])
       yield* cluster.query(cluster.primary, "INSERT INTO harness_t VALUES (100), (101)")
       yield* cluster.awaitReplication() // waits for the replicas still replaying
       expect(yield* countRows(cluster, other)).toBe(before + 2)

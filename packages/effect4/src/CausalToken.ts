@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import type { SessionState } from "./Consistency.js"
 import * as internal from "./internal/consistency.js"
 import { tag as SqlRouterTag } from "./internal/sqlRouter.js"
@@ -22,7 +22,7 @@ import type * as SqlRouter from "./SqlRouter.js"
  * @category encoding
  */
 export const encode = (state: SessionState): Effect.Effect<string, never, SqlRouter.SqlRouter> =>
-  Effect.map(SqlRouterTag, (router) => internal.encodeToken(router, state))
+  SqlRouterTag.useSync((router) => internal.encodeToken(router, state))
 
 /**
  * The session state of a token, after checking its format, signature and
@@ -34,4 +34,4 @@ export const encode = (state: SessionState): Effect.Effect<string, never, SqlRou
  * @category encoding
  */
 export const decode = (token: string): Effect.Effect<SessionState, InvalidToken, SqlRouter.SqlRouter> =>
-  Effect.flatMap(SqlRouterTag, (router) => internal.decodeToken(router, token))
+  SqlRouterTag.use((router) => internal.decodeToken(router, token))

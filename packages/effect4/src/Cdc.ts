@@ -2,12 +2,16 @@
  * Change data capture from the current primary over PostgreSQL's logical
  * replication (`pgoutput`): a typed change stream, and the seed's CDC rules
  * (`addRule`, `removeRule`, `listRules`, `sync`, `stats`) that apply each
- * source transaction to any `@effect/sql` client or to a `Sink`, at least
+ * source transaction to any `effect/sql` client or to a `Sink`, at least
  * once and idempotently.
+ *
+ * The replication protocol is spoken through the `pg` package (the native
+ * driver of `@effect/sql-pg` 4 does not speak it): an optional peer
+ * dependency, loaded when the first CDC connection opens. Install it to use
+ * this module; nothing else in the package needs it.
  *
  * @since 0.1.0
  */
-import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -17,6 +21,7 @@ import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Sink from "effect/Sink"
+import type * as SqlClient from "effect/sql/SqlClient"
 import type * as Stream from "effect/Stream"
 import * as internal from "./internal/cdc/make.js"
 import * as source from "./internal/cdc/source.js"
@@ -58,7 +63,7 @@ export class ReplicationError extends Schema.TaggedError<ReplicationError>("effe
   {
     operation: Schema.String,
     reason: Schema.String,
-    cause: Schema.optional(Schema.Defect)
+    cause: Schema.optional(Schema.Defect())
   }
 ) {
   /**
@@ -81,7 +86,7 @@ export class TargetError extends Schema.TaggedError<TargetError>("effect-sql-rou
   {
     operation: Schema.String,
     reason: Schema.String,
-    cause: Schema.optional(Schema.Defect)
+    cause: Schema.optional(Schema.Defect())
   }
 ) {
   /**
@@ -240,7 +245,7 @@ export interface StreamOptions {
   /** Create the slot with `failover` (PostgreSQL 17+: standbys with `sync_replication_slots` keep a copy). */
   readonly failover?: boolean | undefined
   /** How often the position is reported to the server; default 1 second. */
-  readonly statusInterval?: Duration.DurationInput | undefined
+  readonly statusInterval?: Duration.Input | undefined
   /** Default `effect-sql-router-cdc`. */
   readonly applicationName?: string | undefined
 }
@@ -337,7 +342,7 @@ export interface SqlTargetOptions {
 }
 
 /**
- * Any `@effect/sql` client (PostgreSQL and SQLite dialects): each source
+ * Any `effect/sql` client (PostgreSQL and SQLite dialects): each source
  * transaction is one target transaction; inserts and updates are upserts on
  * the primary key, deletes are by key, a truncate deletes every row. The
  * target's own record of the last applied LSN makes a replay skip what is
@@ -463,7 +468,7 @@ export interface Cdc {
    * `stats`); the fiber fails only on what a retry cannot fix (unsupported
    * type, missing key, unknown table).
    */
-  readonly run: (name: string) => Effect.Effect<Fiber.RuntimeFiber<never, CdcError>, UnknownRule | InvalidRule, Scope.Scope>
+  readonly run: (name: string) => Effect.Effect<Fiber.Fiber<never, CdcError>, UnknownRule | InvalidRule, Scope.Scope>
   readonly stats: (name: string) => Effect.Effect<Stats, UnknownRule>
   /**
    * Drops the slot of every rule whose slot holds more WAL than its
@@ -479,7 +484,7 @@ export interface Cdc {
  * @since 0.1.0
  * @category tags
  */
-export const Cdc: Context.Tag<Cdc, Cdc> = Context.GenericTag<Cdc>("effect-sql-router/Cdc")
+export const Cdc: Context.Service<Cdc, Cdc> = Context.Service<Cdc>("effect-sql-router/Cdc")
 
 /**
  * Options of {@link make} and {@link layer}: the source, the targets by name and the rules.
@@ -503,13 +508,13 @@ export interface Options {
   /** Rules run at layer start (default: none; call `run`). */
   readonly autoRun?: boolean | undefined
   /** First retry delay; doubles up to `maxRetryDelay`. Default 100 millis. */
-  readonly retryDelay?: Duration.DurationInput | undefined
+  readonly retryDelay?: Duration.Input | undefined
   /** Default 5 seconds. */
-  readonly maxRetryDelay?: Duration.DurationInput | undefined
+  readonly maxRetryDelay?: Duration.Input | undefined
   /** How often the position is reported to the server; default 1 second. */
-  readonly statusInterval?: Duration.DurationInput | undefined
+  readonly statusInterval?: Duration.Input | undefined
   /** Default 30 seconds. */
-  readonly retentionCheckInterval?: Duration.DurationInput | undefined
+  readonly retentionCheckInterval?: Duration.Input | undefined
   /** Default `effect-sql-router-cdc`. */
   readonly applicationName?: string | undefined
 }
@@ -527,11 +532,11 @@ export const make: (options: Options) => Effect.Effect<Cdc, InvalidRule, Scope.S
  *
  * @example
  * ```ts
- * import { SqlClient } from "@effect/sql"
+ * import { SqlClient } from "effect/sql"
  * import { Effect, Layer, Redacted } from "effect"
  * import { Cdc } from "@effect-sql-router/effect4"
  *
- * const CdcLive = Layer.unwrapEffect(Effect.map(SqlClient.SqlClient, (analytics) =>
+ * const CdcLive = Layer.unwrap(Effect.map(SqlClient.SqlClient, (analytics) =>
  *   Cdc.layer({
  *     primary: Redacted.make("postgres://app@db:5432/app"),
  *     targets: { analytics: Cdc.sqlTarget(analytics) },
@@ -542,7 +547,7 @@ export const make: (options: Options) => Effect.Effect<Cdc, InvalidRule, Scope.S
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Cdc, InvalidRule> => Layer.scoped(Cdc, make(options))
+export const layer = (options: Options): Layer.Layer<Cdc, InvalidRule> => Layer.effect(Cdc, make(options))
 
 /**
  * The primary as the router knows it now (it follows `SqlRouter.promote` and
@@ -560,10 +565,10 @@ export const primaryFromRouter: Effect.Effect<Redacted.Redacted<string>, never, 
  * @category layers
  */
 export const layerRouter = (options: Omit<Options, "primary">): Layer.Layer<Cdc, InvalidRule, SqlRouter> =>
-  Layer.scoped(
+  Layer.effect(
     Cdc,
     Effect.flatMap(Effect.context<SqlRouter>(), (context) =>
-      make({ ...options, primary: Effect.provide(primaryFromRouter, context) }))
+      make({ ...options, primary: Effect.provideContext(primaryFromRouter, context) }))
   )
 
 /**
@@ -572,7 +577,7 @@ export const layerRouter = (options: Omit<Options, "primary">): Layer.Layer<Cdc,
  * @since 0.1.0
  * @category accessors
  */
-export const addRule = (rule: Rule): Effect.Effect<void, InvalidRule, Cdc> => Effect.flatMap(Cdc, (cdc) => cdc.addRule(rule))
+export const addRule = (rule: Rule): Effect.Effect<void, InvalidRule, Cdc> => Cdc.use((cdc) => cdc.addRule(rule))
 
 /**
  * Stops a rule and drops its slot (and the publication it created).
@@ -583,7 +588,7 @@ export const addRule = (rule: Rule): Effect.Effect<void, InvalidRule, Cdc> => Ef
 export const removeRule = (
   name: string,
   options?: { readonly keepSlot?: boolean | undefined }
-): Effect.Effect<void, UnknownRule | ReplicationError, Cdc> => Effect.flatMap(Cdc, (cdc) => cdc.removeRule(name, options))
+): Effect.Effect<void, UnknownRule | ReplicationError, Cdc> => Cdc.use((cdc) => cdc.removeRule(name, options))
 
 /**
  * The rules the service holds.
@@ -591,7 +596,7 @@ export const removeRule = (
  * @since 0.1.0
  * @category accessors
  */
-export const listRules: Effect.Effect<ReadonlyArray<Rule>, never, Cdc> = Effect.flatMap(Cdc, (cdc) => cdc.listRules)
+export const listRules: Effect.Effect<ReadonlyArray<Rule>, never, Cdc> = Cdc.use((cdc) => cdc.listRules)
 
 /**
  * Catches a rule up to the primary's current LSN once, then stops.
@@ -599,7 +604,7 @@ export const listRules: Effect.Effect<ReadonlyArray<Rule>, never, Cdc> = Effect.
  * @since 0.1.0
  * @category accessors
  */
-export const sync = (name: string): Effect.Effect<SyncResult, CdcError, Cdc> => Effect.flatMap(Cdc, (cdc) => cdc.sync(name))
+export const sync = (name: string): Effect.Effect<SyncResult, CdcError, Cdc> => Cdc.use((cdc) => cdc.sync(name))
 
 /**
  * Follows a rule for ever, as a fiber of the current scope.
@@ -609,8 +614,8 @@ export const sync = (name: string): Effect.Effect<SyncResult, CdcError, Cdc> => 
  */
 export const run = (
   name: string
-): Effect.Effect<Fiber.RuntimeFiber<never, CdcError>, UnknownRule | InvalidRule, Cdc | Scope.Scope> =>
-  Effect.flatMap(Cdc, (cdc) => cdc.run(name))
+): Effect.Effect<Fiber.Fiber<never, CdcError>, UnknownRule | InvalidRule, Cdc | Scope.Scope> =>
+  Cdc.use((cdc) => cdc.run(name))
 
 /**
  * A rule's statistics: changes and transactions applied, last LSN, lag, retries, errors and restarts.
@@ -618,4 +623,4 @@ export const run = (
  * @since 0.1.0
  * @category accessors
  */
-export const stats = (name: string): Effect.Effect<Stats, UnknownRule, Cdc> => Effect.flatMap(Cdc, (cdc) => cdc.stats(name))
+export const stats = (name: string): Effect.Effect<Stats, UnknownRule, Cdc> => Cdc.use((cdc) => cdc.stats(name))

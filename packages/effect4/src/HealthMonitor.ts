@@ -1,12 +1,16 @@
 /**
  * Background health and lag probes. Every node is probed on a `Schedule`
  * (one fiber each, forked into the router's scope, each probe bounded by a
- * timeout) over a connection of the node's own pool: an idle one, or a short
- * checkout. No connection is held for probes alone. A probe that hangs (a
- * frozen server) fails at its timeout and its connection is destroyed, so the
- * pool never waits on it. When every connection of the pool is busy and the
- * pool keeps completing statements, the probe reports `Busy` and changes
- * nothing.
+ * timeout in real time) over a session of the node's own `@effect/sql-pg`
+ * pool: an idle one, or a short checkout. No connection is held for probes
+ * alone. A probe that hangs (a frozen server) fails at its timeout without
+ * waiting for its statement, which the driver cancels in the background. When
+ * the pool is crowded (every session taken and no room for another, checkouts
+ * waiting, or, on a multiplexed pool, any session carrying statements), the
+ * probe asks on a connection of its own, closed at once, so that long
+ * statements on every pooled session never make a healthy server look dead; a
+ * checkout that waited its whole timeout in a pool that stayed crowded
+ * reports `Busy` and changes nothing.
  *
  * Admission follows the primary: a replica enters rotation (first entry and
  * every return) only when it is `Following` — its WAL receiver streams from

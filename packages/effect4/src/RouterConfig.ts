@@ -5,10 +5,10 @@
  *
  * @since 0.1.0
  */
-import type * as PlatformError from "@effect/platform/Error"
-import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Config from "effect/Config"
 import type * as Effect from "effect/Effect"
+import type * as FileSystem from "effect/FileSystem"
+import type * as PlatformError from "effect/PlatformError"
 import type * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
 import * as internal from "./internal/routerConfig.js"
@@ -31,16 +31,6 @@ export const selections: readonly ["round-robin", "random", "least-connections",
  * @category models
  */
 export type Selection = typeof selections[number]
-
-/**
- * A connection offered to `validate` at checkout.
- *
- * @since 0.1.0
- * @category models
- */
-export interface ValidationConnection {
-  readonly query: (sql: string) => Promise<ReadonlyArray<Record<string, unknown>>>
-}
 
 /**
  * Health probing and hysteresis. A replica leaves rotation after
@@ -69,6 +59,18 @@ export interface MaxLag extends Schema.Schema.Type<typeof internal.routerOptions
 export interface ConsistencyConfig extends Schema.Schema.Type<typeof internal.routerOptions.consistency.schema> {}
 
 /**
+ * How one role's pools use their connections with the native driver:
+ * `multiplex` (pipelining, default false), `multiplexConcurrency` (default
+ * 32), `prepare` (named prepared statements, default true; false behind
+ * PgBouncer in transaction mode) and `minConnections` (default 0, at most the
+ * role's pool size). Set per role with `primaryPool` and `replicaPool`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PoolConfig extends Schema.Schema.Type<typeof internal.routerOptions.primaryPool.schema> {}
+
+/**
  * The router's configuration, as written by users. Only `primary` is required.
  *
  * @example
@@ -79,20 +81,15 @@ export interface ConsistencyConfig extends Schema.Schema.Type<typeof internal.ro
  * const config: RouterConfig.RouterConfig = {
  *   primary: Redacted.make("postgres://app@db-primary:5432/app"),
  *   replicas: [Redacted.make("postgres://app@db-replica-1:5432/app")],
- *   selection: "least-connections"
+ *   selection: "least-connections",
+ *   replicaPool: { multiplex: true }
  * }
  * ```
  *
  * @since 0.1.0
  * @category models
  */
-export interface RouterConfig extends internal.Input {
-  /**
-   * A check run on a connection each time it is taken from a pool; a
-   * connection that fails it is discarded and another one taken.
-   */
-  readonly validate?: ((connection: ValidationConnection) => Promise<boolean>) | undefined
-}
+export interface RouterConfig extends internal.Input {}
 
 /**
  * The validated configuration with every default filled in.
@@ -107,7 +104,6 @@ export interface Resolved
   readonly primary: Redacted.Redacted<string>
   /** Manual: the replicas. Auto: the other hosts. */
   readonly replicas: ReadonlyArray<Redacted.Redacted<string>>
-  readonly validate: ((connection: ValidationConnection) => Promise<boolean>) | undefined
   readonly sideEffectFunctions: ReadonlyArray<string>
   /** `sideEffectFunctions: "catalog"`: the user's volatile functions are read from `pg_proc`. */
   readonly sideEffectCatalog: boolean
@@ -151,15 +147,15 @@ export const fromEnv: Config.Config<RouterConfig> = internal.fromEnv
  * @since 0.1.0
  * @category persistence
  */
-export type Json = Schema.Schema.Encoded<typeof internal.Json>
+export type Json = typeof internal.Json.Encoded
 
 /**
- * The configuration as saved: every option except `validate`.
+ * The configuration as saved: every option (the whole `RouterConfig`).
  *
  * @since 0.1.0
  * @category persistence
  */
-export type Stored = Omit<RouterConfig, "validate">
+export type Stored = RouterConfig
 
 /**
  * The one Schema between a configuration and its JSON form: `save`/`toJson`
@@ -169,11 +165,11 @@ export type Stored = Omit<RouterConfig, "validate">
  * @since 0.1.0
  * @category persistence
  */
-export const JsonSchema: Schema.Schema<Stored, Json> = internal.Json
+export const JsonSchema: Schema.Codec<Stored, Json> = internal.Json
 
 /**
- * Reads a configuration saved as JSON with the caller's `FileSystem` (e.g.
- * `NodeFileSystem.layer` from `@effect/platform-node`), and validates it
+ * Reads a configuration saved as JSON with the caller's `effect/FileSystem`
+ * (e.g. `NodeFileSystem.layer` from `@effect/platform-node`), and validates it
  * like the layer does: errors name the field. A file that cannot be read
  * fails with the `PlatformError`; a file that is not JSON with
  * `InvalidConfig` at `file`.
@@ -201,8 +197,8 @@ export const load: (
  * Writes a configuration as JSON, e.g. the live topology from
  * `SqlRouter.currentConfig`, so it can be restored on restart. Passwords in
  * URLs (user part or `password=` parameter) and the token secret are left
- * out unless `includeSecrets` is true; `validate` (a function) is never
- * written. The file is written whole (mode 0600) and then renamed into place.
+ * out unless `includeSecrets` is true. The file is written whole (mode 0600)
+ * and then renamed into place.
  *
  * @since 0.1.0
  * @category persistence

@@ -49,7 +49,7 @@ export class PrimaryUnavailable extends Schema.TaggedError<PrimaryUnavailable>(
   reason: Schema.String,
   /** Split brain: every node that accepts writes. */
   conflicting: Schema.optional(Schema.Array(Schema.String)),
-  cause: Schema.optional(Schema.Defect)
+  cause: Schema.optional(Schema.Defect())
 }) {
   /**
    * Always true: the operation may succeed later, on the same primary once it
@@ -104,7 +104,7 @@ export class CommitFailed extends Schema.TaggedError<CommitFailed>("effect-sql-r
     node: Schema.String,
     sqlState: Schema.optional(Schema.String),
     reason: Schema.String,
-    cause: Schema.optional(Schema.Defect)
+    cause: Schema.optional(Schema.Defect())
   }
 ) {
   /**
@@ -133,7 +133,7 @@ export class CommitFailed extends Schema.TaggedError<CommitFailed>("effect-sql-r
 export class UnknownReplica extends Schema.TaggedError<UnknownReplica>("effect-sql-router/UnknownReplica")(
   "UnknownReplica",
   {
-    replica: Schema.Union(Schema.String, Schema.Number)
+    replica: Schema.Union([Schema.String, Schema.Number])
   }
 ) {
   /**
@@ -200,7 +200,7 @@ export class PromotionRefused extends Schema.TaggedError<PromotionRefused>("effe
     replica: Schema.String,
     reason: Schema.String,
     behindBytes: Schema.optional(Schema.Number),
-    cause: Schema.optional(Schema.Defect)
+    cause: Schema.optional(Schema.Defect())
   }
 ) {
   /**

@@ -1,16 +1,16 @@
 /**
- * Replica selection strategies as pure STM functions over the topology. Each
- * looks only at eligible replicas (healthy, within the lag bound, caught up
- * with the caller's causal position) and returns one of them, or none.
+ * Replica selection strategies as transactions over the topology's `TxRef`s.
+ * Each looks only at eligible replicas (healthy, within the lag bound, caught
+ * up with the caller's causal position) and returns one of them, or none.
+ * Every function here is one `Effect.tx` transaction on its own and joins the
+ * caller's when run inside one.
  *
  * @since 0.1.0
  */
 import * as CoreSelection from "@effect-sql-router/core/Selection"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as STM from "effect/STM"
-import * as TRef from "effect/TRef"
-import * as RouterConfig from "./RouterConfig.js"
-import type { Selection } from "./RouterConfig.js"
+import * as TxRef from "effect/TxRef"
 import * as internal from "./internal/selection.js"
 import type * as Topology from "./Topology.js"
 
@@ -40,15 +40,17 @@ export const anyHealthy: Requirement = CoreSelection.anyHealthy
  */
 export const ignoringRamp: (requirement: Requirement) => Requirement = CoreSelection.ignoringRamp
 
-// The STM driver of the strategies (the core's `Selection` holds the choices
-// themselves): one snapshot of the replicas' references, then the pure choice.
+// The transactional driver of the strategies (the core's `Selection` holds
+// the choices themselves): one snapshot of the replicas' references, then the
+// pure choice.
 
-const see = (replica: Topology.Replica): STM.STM<CoreSelection.Seen> =>
-  STM.zipWith(
-    TRef.get(replica.health),
-    STM.zip(TRef.get(replica.probe), TRef.get(replica.inFlight)),
-    (health, [probe, inFlight]) => ({ health, probe, inFlight })
-  )
+const see = (replica: Topology.Replica): Effect.Effect<CoreSelection.Seen> =>
+  Effect.tx(Effect.gen(function*() {
+    const health = yield* TxRef.get(replica.health)
+    const probe = yield* TxRef.get(replica.probe)
+    const inFlight = yield* TxRef.get(replica.inFlight)
+    return { health, probe, inFlight }
+  }))
 
 /**
  * In rotation and, when the requirement bounds lag or position, within them
@@ -57,25 +59,24 @@ const see = (replica: Topology.Replica): STM.STM<CoreSelection.Seen> =>
  * @since 0.1.0
  * @category combinators
  */
-export const isEligible = (replica: Topology.Replica, requirement: Requirement): STM.STM<boolean> =>
-  STM.map(see(replica), (seen) => CoreSelection.isEligible(internal.seen, seen, 0, requirement))
+export const isEligible = (replica: Topology.Replica, requirement: Requirement): Effect.Effect<boolean> =>
+  Effect.map(see(replica), (seen) => CoreSelection.isEligible(internal.seen, seen, 0, requirement))
 
 const run = (
   strategy: CoreSelection.Strategy,
   topology: Topology.Topology,
   requirement: Requirement,
   random: number
-): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
-    STM.flatMap(TRef.get(topology.cursor), (cursor) =>
-      STM.flatMap(STM.forEach(replicas, see), (seen) => {
-        const position = strategy.choose(seen, cursor, requirement, random, internal.seen)
-        if (position === undefined) return none
-        const chosen = Option.some(replicas[position]!)
-        return strategy.movesCursor ? STM.as(TRef.set(topology.cursor, position + 1), chosen) : STM.succeed(chosen)
-      })))
-
-const none = STM.succeed(Option.none<Topology.Replica>())
+): Effect.Effect<Option.Option<Topology.Replica>> =>
+  Effect.tx(Effect.gen(function*() {
+    const replicas = yield* TxRef.get(topology.replicas)
+    const cursor = yield* TxRef.get(topology.cursor)
+    const seen = yield* Effect.forEach(replicas, see)
+    const position = strategy.choose(seen, cursor, requirement, random, internal.seen)
+    if (position === undefined) return Option.none<Topology.Replica>()
+    if (strategy.movesCursor) yield* TxRef.set(topology.cursor, position + 1)
+    return Option.some(replicas[position]!)
+  }))
 
 /**
  * The next eligible replica from the round-robin cursor, which moves past it.
@@ -86,7 +87,7 @@ const none = STM.succeed(Option.none<Topology.Replica>())
 export const roundRobin = (
   topology: Topology.Topology,
   requirement: Requirement
-): STM.STM<Option.Option<Topology.Replica>> => run(CoreSelection.strategies["round-robin"], topology, requirement, 0)
+): Effect.Effect<Option.Option<Topology.Replica>> => run(CoreSelection.strategies["round-robin"], topology, requirement, 0)
 
 /**
  * A uniformly chosen eligible replica. `random` is a number in [0, 1) drawn
@@ -100,7 +101,7 @@ export const random = (
   topology: Topology.Topology,
   requirement: Requirement,
   random: number
-): STM.STM<Option.Option<Topology.Replica>> => run(CoreSelection.strategies.random, topology, requirement, random)
+): Effect.Effect<Option.Option<Topology.Replica>> => run(CoreSelection.strategies.random, topology, requirement, random)
 
 /**
  * The eligible replica with the fewest reads and leases in flight; ties go to
@@ -112,7 +113,8 @@ export const random = (
 export const leastConnections = (
   topology: Topology.Topology,
   requirement: Requirement
-): STM.STM<Option.Option<Topology.Replica>> => run(CoreSelection.strategies["least-connections"], topology, requirement, 0)
+): Effect.Effect<Option.Option<Topology.Replica>> =>
+  run(CoreSelection.strategies["least-connections"], topology, requirement, 0)
 
 /**
  * The eligible replica with the least replay lag (bytes) at its last probe;
@@ -124,16 +126,17 @@ export const leastConnections = (
 export const leastLag = (
   topology: Topology.Topology,
   requirement: Requirement
-): STM.STM<Option.Option<Topology.Replica>> => run(CoreSelection.strategies["least-lag"], topology, requirement, 0)
+): Effect.Effect<Option.Option<Topology.Replica>> => run(CoreSelection.strategies["least-lag"], topology, requirement, 0)
 
 /**
- * The strategy names: the configuration's tuple (`RouterConfig.selections`),
- * from which the `Name` type and the configuration's Schema literal are built.
+ * The strategy names: the core's tuple (`RouterConfig.selections` is the
+ * same), from which the `Name` type and the configuration's Schema literal
+ * are built.
  *
  * @since 0.1.0
  * @category models
  */
-export const names: typeof RouterConfig.selections = RouterConfig.selections
+export const names: typeof CoreSelection.names = CoreSelection.names
 
 /**
  * A strategy's name.
@@ -141,7 +144,7 @@ export const names: typeof RouterConfig.selections = RouterConfig.selections
  * @since 0.1.0
  * @category models
  */
-export type Name = RouterConfig.Selection
+export type Name = CoreSelection.Name
 
 /**
  * One way to choose a replica. `random` is a number in [0, 1) drawn outside
@@ -150,18 +153,18 @@ export type Name = RouterConfig.Selection
  * @since 0.1.0
  * @category models
  */
-export interface Strategy {
-  readonly name: Name
+export interface Strategy<K extends Name = Name> {
+  readonly name: K
   /** Whether `select` reads its `random` argument (the router draws one per pick only then). */
   readonly usesRandom: boolean
   readonly select: (
     topology: Topology.Topology,
     requirement: Requirement,
     random: number
-  ) => STM.STM<Option.Option<Topology.Replica>>
+  ) => Effect.Effect<Option.Option<Topology.Replica>>
 }
 
-const strategy = <K extends Name>(name: K): Strategy & { readonly name: K } => {
+const strategy = <K extends Name>(name: K): Strategy<K> => {
   const choice = CoreSelection.strategies[name]
   return {
     name,
@@ -171,20 +174,17 @@ const strategy = <K extends Name>(name: K): Strategy & { readonly name: K } => {
 }
 
 /**
- * Every strategy, by name, as STM. The choices themselves live in one record
- * (the core's `Selection.strategies`), which the read path runs outside a
- * transaction: a new strategy is one entry there, one here, and its name in
- * the core's `Selection.names`.
+ * Every strategy, by name, as a transaction. The choices themselves live in
+ * one record (the core's `Selection.strategies`), which the read path runs
+ * outside a transaction; this record is built from the core's names, so a
+ * new strategy is one entry in the core and its name in `Selection.names`.
  *
  * @since 0.1.0
  * @category selection
  */
-export const strategies: { readonly [K in Name]: Strategy & { readonly name: K } } = {
-  "round-robin": strategy("round-robin"),
-  "random": strategy("random"),
-  "least-connections": strategy("least-connections"),
-  "least-lag": strategy("least-lag")
-}
+export const strategies: { readonly [K in Name]: Strategy<K> } = Object.fromEntries(
+  names.map((name) => [name, strategy(name)])
+) as { readonly [K in Name]: Strategy<K> }
 
 /**
  * Picks by the configured strategy.
@@ -193,11 +193,14 @@ export const strategies: { readonly [K in Name]: Strategy & { readonly name: K }
  * @category selection
  */
 export const select = (
-  strategy: Selection,
+  strategy: Name,
   topology: Topology.Topology,
   requirement: Requirement,
   randomValue: number
-): STM.STM<Option.Option<Topology.Replica>> => strategies[strategy].select(topology, requirement, randomValue)
+): Effect.Effect<Option.Option<Topology.Replica>> => strategies[strategy].select(topology, requirement, randomValue)
+
+const countInFlight = (chosen: Option.Option<Topology.Replica>): Effect.Effect<void> =>
+  Option.isSome(chosen) ? TxRef.update(chosen.value.inFlight, (n) => n + 1) : Effect.void
 
 /**
  * Selects and counts the read as in flight, in one transaction.
@@ -206,14 +209,12 @@ export const select = (
  * @category selection
  */
 export const acquire = (
-  strategy: Selection,
+  strategy: Name,
   topology: Topology.Topology,
   requirement: Requirement,
   randomValue: number
-): STM.STM<Option.Option<Topology.Replica>> => STM.tap(select(strategy, topology, requirement, randomValue), countInFlight)
-
-const countInFlight = (chosen: Option.Option<Topology.Replica>): STM.STM<void> =>
-  Option.isSome(chosen) ? TRef.update(chosen.value.inFlight, (n) => n + 1) : STM.void
+): Effect.Effect<Option.Option<Topology.Replica>> =>
+  Effect.tx(Effect.tap(select(strategy, topology, requirement, randomValue), countInFlight))
 
 /**
  * `acquire` with `health.slowStart` on: when replicas within their ramp were
@@ -224,16 +225,16 @@ const countInFlight = (chosen: Option.Option<Topology.Replica>): STM.STM<void> =
  * @category selection
  */
 export const acquireWithSlowStart = (
-  strategy: Selection,
+  strategy: Name,
   topology: Topology.Topology,
   requirement: Requirement,
   randomValue: number
-): STM.STM<Option.Option<Topology.Replica>> =>
-  STM.tap(
-    STM.flatMap(select(strategy, topology, requirement, randomValue), (chosen) =>
-      Option.isSome(chosen) ? STM.succeed(chosen) : select(strategy, topology, ignoringRamp(requirement), randomValue)),
+): Effect.Effect<Option.Option<Topology.Replica>> =>
+  Effect.tx(Effect.tap(
+    Effect.flatMap(select(strategy, topology, requirement, randomValue), (chosen) =>
+      Option.isSome(chosen) ? Effect.succeed(chosen) : select(strategy, topology, ignoringRamp(requirement), randomValue)),
     countInFlight
-  )
+  ))
 
 /**
  * Counts a read chosen by `acquire` as no longer in flight.
@@ -241,4 +242,4 @@ export const acquireWithSlowStart = (
  * @since 0.1.0
  * @category selection
  */
-export const release = (replica: Topology.Replica): STM.STM<void> => TRef.update(replica.inFlight, (n) => n - 1)
+export const release = (replica: Topology.Replica): Effect.Effect<void> => TxRef.update(replica.inFlight, (n) => n - 1)

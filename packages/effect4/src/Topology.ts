@@ -1,18 +1,17 @@
 /**
- * The router's shared state, in STM: the current primary, the replicas with
- * their health, in-flight counts and last probe, and the round-robin cursor.
- * Every health change is one STM transaction over these references (the
- * repodb Cqrs module keeps the same state in kcas `Loc`s). A routed read's
- * pick reads them outside a transaction and writes the cursor and its
- * in-flight count the way a commit does, in one synchronous step, so no
- * transaction sees half of it; `Selection`'s STM functions make the same
- * choices inside a transaction of your own.
+ * The router's shared state, in `TxRef`s: the current primary, the replicas
+ * with their health, in-flight counts and last probe, and the round-robin
+ * cursor. Every health change is one transaction (`Effect.tx`) over these
+ * references. A routed read's pick reads them outside a transaction and
+ * writes the cursor and its in-flight count the way a commit does, in one
+ * synchronous step, so no transaction sees half of it; `Selection`'s
+ * functions make the same choices inside a transaction of your own.
  *
  * @since 0.1.0
  */
 import * as ReplicaHealth from "@effect-sql-router/core/Health"
-import * as STM from "effect/STM"
-import * as TRef from "effect/TRef"
+import * as Effect from "effect/Effect"
+import * as TxRef from "effect/TxRef"
 import type * as Node from "./Node.js"
 
 /**
@@ -74,10 +73,10 @@ export const withRamp = (health: Health, millis: number | undefined, now: number
  */
 export interface Replica {
   readonly node: Node.Node
-  readonly health: TRef.TRef<Health>
+  readonly health: TxRef.TxRef<Health>
   /** Reads and leases running on this replica now (least-connections reads it). */
-  readonly inFlight: TRef.TRef<number>
-  readonly probe: TRef.TRef<Probe | undefined>
+  readonly inFlight: TxRef.TxRef<number>
+  readonly probe: TxRef.TxRef<Probe | undefined>
 }
 
 /**
@@ -88,14 +87,14 @@ export interface Replica {
  * @category models
  */
 export interface Topology {
-  readonly primary: TRef.TRef<Node.Node>
-  readonly replicas: TRef.TRef<ReadonlyArray<Replica>>
+  readonly primary: TxRef.TxRef<Node.Node>
+  readonly replicas: TxRef.TxRef<ReadonlyArray<Replica>>
   /** The next round-robin position. */
-  readonly cursor: TRef.TRef<number>
+  readonly cursor: TxRef.TxRef<number>
   /** The primary's WAL position at its last probe (for lag and promotion checks). */
-  readonly primaryLsn: TRef.TRef<bigint | undefined>
+  readonly primaryLsn: TxRef.TxRef<bigint | undefined>
   /** Nodes that all accept writes (split brain): writes fail while it is not empty. */
-  readonly conflict: TRef.TRef<ReadonlyArray<string>>
+  readonly conflict: TxRef.TxRef<ReadonlyArray<string>>
 }
 
 /**
@@ -104,13 +103,13 @@ export interface Topology {
  * @since 0.1.0
  * @category constructors
  */
-export const makeReplica = (node: Node.Node, healthy: boolean): STM.STM<Replica> =>
-  STM.all({
-    node: STM.succeed(node),
-    health: TRef.make<Health>({ up: healthy, markedDown: false, streak: 0, member: true }),
-    inFlight: TRef.make(0),
-    probe: TRef.make<Probe | undefined>(undefined)
-  })
+export const makeReplica = (node: Node.Node, healthy: boolean): Effect.Effect<Replica> =>
+  Effect.sync(() => ({
+    node,
+    health: TxRef.makeUnsafe<Health>({ up: healthy, markedDown: false, streak: 0, member: true }),
+    inFlight: TxRef.makeUnsafe(0),
+    probe: TxRef.makeUnsafe<Probe | undefined>(undefined)
+  }))
 
 /**
  * The topology of a primary and its replicas, with the cursor at the first
@@ -119,14 +118,14 @@ export const makeReplica = (node: Node.Node, healthy: boolean): STM.STM<Replica>
  * @since 0.1.0
  * @category constructors
  */
-export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): STM.STM<Topology> =>
-  STM.all({
-    primary: TRef.make(primary),
-    replicas: TRef.make(replicas),
-    cursor: TRef.make(0),
-    primaryLsn: TRef.make<bigint | undefined>(undefined),
-    conflict: TRef.make<ReadonlyArray<string>>([])
-  })
+export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): Effect.Effect<Topology> =>
+  Effect.sync(() => ({
+    primary: TxRef.makeUnsafe(primary),
+    replicas: TxRef.makeUnsafe(replicas),
+    cursor: TxRef.makeUnsafe(0),
+    primaryLsn: TxRef.makeUnsafe<bigint | undefined>(undefined),
+    conflict: TxRef.makeUnsafe<ReadonlyArray<string>>([])
+  }))
 
 /**
  * In rotation: a member, healthy by probes, and not marked down by hand.
@@ -137,19 +136,21 @@ export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): STM.
 export const inRotation: (health: Health) => boolean = ReplicaHealth.inRotation
 
 /**
- * Whether the replica is in rotation now.
+ * Whether the replica is in rotation now (inside `Effect.tx`, as the
+ * transaction sees it).
  *
  * @since 0.1.0
  * @category combinators
  */
-export const isHealthy = (replica: Replica): STM.STM<boolean> => STM.map(TRef.get(replica.health), inRotation)
+export const isHealthy = (replica: Replica): Effect.Effect<boolean> => Effect.map(TxRef.get(replica.health), inRotation)
 
 /**
- * The number of replicas in rotation now.
+ * The number of replicas in rotation now: one transaction, or part of the
+ * caller's.
  *
  * @since 0.1.0
  * @category combinators
  */
-export const countHealthy = (topology: Topology): STM.STM<number> =>
-  STM.flatMap(TRef.get(topology.replicas), (replicas) =>
-    STM.map(STM.forEach(replicas, isHealthy), (flags) => flags.filter(Boolean).length))
+export const countHealthy = (topology: Topology): Effect.Effect<number> =>
+  Effect.tx(Effect.flatMap(TxRef.get(topology.replicas), (replicas) =>
+    Effect.map(Effect.forEach(replicas, isHealthy), (flags) => flags.filter(Boolean).length)))

@@ -1,9 +1,10 @@
-import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -104,6 +105,9 @@ const workload = (s: Pick<Scenario, "source" | "random" | "committed">, from: nu
     await client?.end().catch(() => {})
   })
 
+/** The fiber ended by interruption alone (no failure, no defect). */
+const interruptedOnly = <A, E>(exit: Exit.Exit<A, E>): boolean => Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+
 const contents = (cluster: PgCluster.PgCluster) =>
   Effect.forEach(tables, (table) =>
     Effect.map(
@@ -122,8 +126,8 @@ const awaitConverged = (
   Effect.all([contents(source), contents(target)]).pipe(
     Effect.orElseSucceed((): readonly [ReadonlyArray<string>, ReadonlyArray<string>] => [[], ["unreachable"]]),
     Effect.filterOrFail(([a, b]) => a.join("\n") === b.join("\n"), (last) => last),
-    Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.upTo("90 seconds"))),
-    Effect.catchAll((last) => Effect.succeed(last))
+    Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "90 seconds" }))),
+    Effect.catch((last) => Effect.succeed(last))
   )
 
 interface Scenario {
@@ -253,9 +257,10 @@ describe("Cdc faults", () => {
         const locker = yield* halfApplyMarker(s)
         const applied = (yield* s.cdc.stats("mirror")).transactionsApplied
         // The interruption's rollback waits behind the blocked statement: release the lock after it started.
-        const interrupting = yield* Effect.fork(Fiber.interrupt(fiber))
+        const interrupting = yield* Effect.forkChild(Fiber.interrupt(fiber), { startImmediately: true })
         yield* Effect.promise(() => locker.query("COMMIT").then(() => locker.end()))
-        expect(Exit.isInterrupted(yield* Fiber.join(interrupting))).toBe(true)
+        yield* Fiber.join(interrupting)
+        expect(interruptedOnly(yield* Fiber.await(fiber))).toBe(true)
         expect((yield* s.cdc.stats("mirror")).transactionsApplied).toBe(applied)
         yield* rerunAfterRollback(s)
       })), { timeout: 240_000 })
@@ -272,11 +277,11 @@ describe("Cdc faults", () => {
           }
         })
         yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-        const exited = Effect.async<void>((resume) => {
+        const exited = Effect.callback<void>((resume) => {
           if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
           child.once("exit", () => resume(Effect.void))
         })
-        yield* Effect.async<void>((resume) => void child.stdout.once("data", () => resume(Effect.void)))
+        yield* Effect.callback<void>((resume) => void child.stdout.once("data", () => resume(Effect.void)))
         yield* workload(s, 200, half)
         yield* expectConverged(s, 0)
         const locker = yield* halfApplyMarker(s)

@@ -1,13 +1,13 @@
 import { describe, expect, layer } from "@effect/vitest"
-import * as HttpApp from "@effect/platform/HttpApp"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as HttpEffect from "effect/http/HttpEffect"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as CausalToken from "@effect-sql-router/effect4/CausalToken"
 import * as Consistency from "@effect-sql-router/effect4/Consistency"
 import * as RoutedClient from "@effect-sql-router/effect4/RoutedClient"
@@ -27,7 +27,7 @@ const routerConfig = (cluster: PgCluster.PgCluster, extra: Partial<RouterConfig.
     ...extra
   })
 
-const Routed = Layer.unwrapScoped(
+const Routed = Layer.unwrap(
   Effect.map(PgCluster.PgCluster, (cluster) => RoutedClient.layer(routerConfig(cluster)))
 ).pipe(Layer.provideMerge(PgCluster.layer({ replicas: 2 })))
 
@@ -45,7 +45,7 @@ const insert = (label: string) =>
 
 const pauseAll = Effect.flatMap(PgCluster.PgCluster, (c) => Effect.forEach(c.replicas, c.pauseReplay))
 const resumeAll = Effect.flatMap(PgCluster.PgCluster, (c) =>
-  Effect.zipRight(Effect.forEach(c.replicas, c.resumeReplay), c.awaitReplication()))
+  Effect.andThen(Effect.forEach(c.replicas, c.resumeReplay), c.awaitReplication()))
 
 /** With every replica paused, runs `body` and resumes them whatever happens. */
 const whilePaused = <A, E, R>(body: Effect.Effect<A, E, R>) =>
@@ -67,7 +67,7 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
   describe("causal sessions", () => {
     it.effect("with replay paused everywhere, a session reads its own write; outside a session the read is stale", () =>
       whilePaused(Effect.gen(function*() {
-        const inSession = yield* SqlRouter.session(Effect.zipRight(insert("s1"), readBack("s1")))
+        const inSession = yield* SqlRouter.session(Effect.andThen(insert("s1"), readBack("s1")))
         expect(inSession).toEqual({ n: 1, node: "primary" })
         // No session: a replica answers, and it has not replayed the insert.
         const stale = yield* readBack("s1")
@@ -79,15 +79,15 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
       whilePaused(Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const viaTransaction = yield* SqlRouter.session(
-          Effect.zipRight(sql.withTransaction(insert("tx")), readBack("tx"))
+          Effect.andThen(sql.withTransaction(insert("tx")), readBack("tx"))
         )
         expect(viaTransaction).toEqual({ n: 1, node: "primary" })
         const viaRouterTransaction = yield* SqlRouter.session(
-          Effect.zipRight(SqlRouter.transaction(insert("rtx")), readBack("rtx"))
+          Effect.andThen(SqlRouter.transaction(insert("rtx")), readBack("rtx"))
         )
         expect(viaRouterTransaction).toEqual({ n: 1, node: "primary" })
         const viaRegion = yield* SqlRouter.session(
-          Effect.zipRight(SqlRouter.withWrite(insert("region")), SqlRouter.withRead(readBack("region")))
+          Effect.andThen(SqlRouter.withWrite(insert("region")), SqlRouter.withRead(readBack("region")))
         )
         expect(viaRegion).toEqual({ n: 1, node: "primary" })
         // A session that has not written reads from replicas.
@@ -100,7 +100,7 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
         yield* pauseAll
         const result = yield* SqlRouter.session(Effect.gen(function*() {
           yield* insert("waited")
-          const reader = yield* Effect.fork(
+          const reader = yield* Effect.forkChild(
             readBack("waited").pipe(Consistency.withReadPolicy({ maxWait: "20 seconds", onNotCaughtUp: "fail" }))
           )
           yield* cluster.resumeReplay(cluster.replicas[1]!)
@@ -114,18 +114,18 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
       whilePaused(Effect.gen(function*() {
         const policy = Consistency.withReadPolicy({ maxWait: "100 millis", onNotCaughtUp: "fail" })
         // A routed statement fails as a statement does, with the reason inside.
-        const error = yield* SqlRouter.session(Effect.zipRight(
+        const error = yield* SqlRouter.session(Effect.andThen(
           insert("fails"),
           readBack("fails").pipe(policy, Effect.flip)
         ))
         expect(error._tag).toBe("SqlError")
-        expect(JSON.stringify(error.cause)).toContain("ReplicaNotCaughtUp")
-        const region = yield* SqlRouter.session(Effect.zipRight(
+        expect((error.reason.cause as { readonly _tag?: string })._tag).toBe("ReplicaNotCaughtUp")
+        const region = yield* SqlRouter.session(Effect.andThen(
           insert("fails-1"),
           SqlRouter.withRead(readBack("fails-1")).pipe(policy, Effect.flip)
         ))
         expect(region._tag).toBe("ReplicaNotCaughtUp")
-        const direct = yield* SqlRouter.session(Effect.zipRight(
+        const direct = yield* SqlRouter.session(Effect.andThen(
           insert("fails-2"),
           SqlRouter.withReplica(Effect.void).pipe(
             Consistency.withReadPolicy({ maxWait: 0, onNotCaughtUp: "fail" }),
@@ -133,6 +133,15 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
           )
         ))
         expect(direct._tag).toBe("ReplicaNotCaughtUp")
+        // The same policy as a layer, for everything it is provided to.
+        const layered = yield* SqlRouter.session(Effect.andThen(
+          insert("fails-3"),
+          SqlRouter.withRead(readBack("fails-3")).pipe(
+            Effect.provide(Consistency.setReadPolicy({ maxWait: "100 millis", onNotCaughtUp: "fail" })),
+            Effect.flip
+          )
+        ))
+        expect(layered._tag).toBe("ReplicaNotCaughtUp")
       })))
   })
 
@@ -141,7 +150,7 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
       Effect.gen(function*() {
         const cluster = yield* PgCluster.PgCluster
         const token = yield* whilePaused(Effect.gen(function*() {
-          const token = yield* SqlRouter.session(Effect.zipRight(insert("crossed"), Consistency.currentToken))
+          const token = yield* SqlRouter.session(Effect.andThen(insert("crossed"), Consistency.currentToken))
           expect(token.length).toBeLessThan(80)
           const other = yield* RoutedClient.make(routerConfig(cluster))
           const seen = yield* readBack("crossed").pipe(
@@ -160,7 +169,7 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
     it.effect("a tampered, foreign-key or malformed token is rejected, never used", () =>
       Effect.gen(function*() {
         const cluster = yield* PgCluster.PgCluster
-        const token = yield* SqlRouter.session(Effect.zipRight(insert("t"), Consistency.currentToken))
+        const token = yield* SqlRouter.session(Effect.andThen(insert("t"), Consistency.currentToken))
         const [version, lsn, system, mac] = token.split(".") as [string, string, string, string]
         const biggerLsn = `${version}.${(BigInt(`0x${lsn}`) + 1n).toString(16)}.${system}.${mac}`
         const flippedMac = `${version}.${lsn}.${system}.${mac.startsWith("A") ? "B" : "A"}${mac.slice(1)}`
@@ -196,6 +205,10 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
         )
         expect(bounded.map((r) => r.node)).not.toContain("replica-0")
         expect(bounded.every((r) => r.n === 1)).toBe(true)
+        const layered = yield* Effect.forEach([1, 2, 3, 4, 5, 6], () => readBack("lagging")).pipe(
+          Effect.provide(Consistency.setMaxStaleness("300 millis"))
+        )
+        expect(layered.map((r) => r.node)).not.toContain("replica-0")
         const unbounded = yield* Effect.forEach([1, 2, 3, 4], () => readBack("lagging"))
         expect(unbounded.map((r) => r.node)).toContain("replica-0")
         yield* cluster.resumeReplay(cluster.replicas[0]!)
@@ -222,7 +235,7 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
           // After the window the session reads from replicas again.
           const later = yield* readBack("sticky").pipe(
             Effect.repeat({ until: (r) => r.node !== "primary", schedule: Schedule.spaced("100 millis") }),
-            Effect.zipRight(readBack("sticky")),
+            Effect.andThen(readBack("sticky")),
             Effect.timeout("20 seconds")
           )
           return [first, later] as const
@@ -243,8 +256,11 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
           }
           return yield* HttpServerResponse.json(yield* readBack("http"))
         })
-        const runtime = yield* Effect.runtime<SqlRouter.SqlRouter | SqlClient.SqlClient>()
-        const handler = HttpApp.toWebHandlerRuntime(runtime)(Consistency.middleware()(app) as never)
+        type Provided = SqlRouter.SqlRouter | SqlClient.SqlClient
+        const context = yield* Effect.context<Provided>()
+        const handler = HttpEffect.toWebHandlerWith<Provided, Provided | HttpServerRequest.HttpServerRequest>(context)(
+          Consistency.middleware()(app)
+        )
         const created = yield* Effect.promise(() => handler(new Request("http://test/notes", { method: "POST" })))
         expect(created.status).toBe(201)
         const token = created.headers.get("x-causal-token")

@@ -1,24 +1,27 @@
+import * as PgConnection from "@effect/sql-pg/PgConnection"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
-import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
-import Pg from "pg"
+import * as PgErrors from "@effect-sql-router/core/PgErrors"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
 import { postgresProcessesUnder } from "./utils.js"
 
 const countRows = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
   cluster.query<{ n: number }>(node, "SELECT count(*)::int AS n FROM harness_t").pipe(Effect.map((rows) => rows[0]!.n))
 
-const errorCode = (error: PgCluster.ClusterError): unknown => (error.cause as { code?: unknown } | undefined)?.code
+/** The SQLSTATE or socket error code under the driver's `SqlError`. */
+const errorCode = (error: PgCluster.ClusterError): unknown => PgErrors.errorCode(error.cause)
 
 describe("PgCluster", () => {
   it.live("stops every server and removes its directory when the scope closes", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const cluster = yield* PgCluster.make({ replicas: 1 }).pipe(Scope.extend(scope))
+      const cluster = yield* PgCluster.make({ replicas: 1 }).pipe(Scope.provide(scope))
       const directory = cluster.directory!
       expect(Fs.existsSync(directory)).toBe(true)
       expect(postgresProcessesUnder(directory).length).toBeGreaterThanOrEqual(2)
@@ -35,12 +38,12 @@ describe("PgCluster", () => {
       const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", "test/fixtures/orphan.ts"], {
         stdio: ["ignore", "pipe", "inherit"]
       })
-      const directory = yield* Effect.async<string>((resume) => {
+      const directory = yield* Effect.callback<string>((resume) => {
         child.stdout.once("data", (chunk) => resume(Effect.succeed(String(chunk).trim())))
       })
       expect(postgresProcessesUnder(directory).length).toBeGreaterThanOrEqual(2)
       child.kill("SIGKILL")
-      yield* Effect.async<void>((resume) => void child.once("exit", () => resume(Effect.void)))
+      yield* Effect.callback<void>((resume) => void child.once("exit", () => resume(Effect.void)))
       // The owner is gone without cleaning up: its servers still run.
       expect(postgresProcessesUnder(directory).length).toBeGreaterThanOrEqual(2)
       yield* PgCluster.make({ replicas: 0 }).pipe(Effect.scoped)
@@ -198,22 +201,17 @@ layer(PgCluster.layer({ replicas: 2 }), { timeout: "120 seconds", excludeTestSer
       const replica = cluster.replicas[0]!
       // A connection opened before the freeze: its backend must stop too
       // (PostgreSQL gives every backend a session of its own).
-      const existing = new Pg.Client({ connectionString: Redacted.value(replica.url) })
-      yield* Effect.promise(() => existing.connect())
+      const existing = yield* PgConnection.make({ url: replica.url })
       yield* cluster.freeze(replica)
       const frozen = yield* cluster.query(replica, "SELECT 1").pipe(Effect.timeout("1 second"), Effect.flip)
-      expect(frozen._tag).toBe("TimeoutException")
-      const onExisting = yield* Effect.promise(() => existing.query("SELECT 2 AS two")).pipe(
-        Effect.timeout("1 second"),
-        Effect.either
-      )
-      expect(onExisting._tag).toBe("Left")
+      expect(frozen._tag).toBe("TimeoutError")
+      const onExisting = yield* Effect.forkChild(existing.query("SELECT 2 AS two"))
+      expect(yield* Effect.timeoutOption(Fiber.await(onExisting), "1 second")).toEqual(Option.none())
       yield* cluster.thaw(replica)
       expect(yield* cluster.query(replica, "SELECT 1 AS one")).toEqual([{ one: 1 }])
       // The query sent while frozen is answered after the thaw.
-      expect((yield* Effect.promise(() => existing.query("SELECT 3 AS three"))).rows).toEqual([{ three: 3 }])
-      yield* Effect.promise(() => existing.end())
-    }))
+      expect((yield* Fiber.join(onExisting)).rows).toEqual([{ two: 2 }])
+    }).pipe(Effect.scoped))
 
   it.effect("paused replay keeps a replica behind while the primary moves on; resume catches up", () =>
     Effect.gen(function*() {
@@ -222,6 +220,8 @@ layer(PgCluster.layer({ replicas: 2 }), { timeout: "120 seconds", excludeTestSer
       yield* cluster.awaitReplication()
       const before = yield* countRows(cluster, paused)
       yield* cluster.pauseReplay(paused)
+      // pauseReplay returns once replay has stopped, not merely been asked to.
+      expect(yield* cluster.query(paused, "SELECT pg_get_wal_replay_pause_state() AS state")).toEqual([{ state: "paused" }])
       yield* cluster.query(cluster.primary, "INSERT INTO harness_t VALUES (100), (101)")
       yield* cluster.awaitReplication() // waits for the replicas still replaying
       expect(yield* countRows(cluster, other)).toBe(before + 2)

@@ -1,12 +1,16 @@
-import * as FileSystem from "@effect/platform/FileSystem"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { describe, expect, it } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
+import * as PlatformError from "effect/PlatformError"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Fs from "node:fs"
+import * as FsP from "node:fs/promises"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
@@ -19,7 +23,34 @@ const secret = "hunter2-Secret"
 const url = (s: string) => Redacted.make(s)
 const ok = url("postgres://app@db-1:5432/app")
 
-const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+const withEnv = (env: Record<string, string>) =>
+  Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
+
+// The Effect 4 line has no Node platform package among its dependencies:
+// node:fs behind the FileSystem service, for the calls `save` and `load` make.
+const attempt = <A>(method: string, path: string, f: () => Promise<A>) =>
+  Effect.tryPromise({
+    try: f,
+    catch: (cause) =>
+      PlatformError.systemError({
+        _tag: (cause as NodeJS.ErrnoException).code === "ENOENT" ? "NotFound" : "Unknown",
+        module: "FileSystem",
+        method,
+        pathOrDescriptor: path,
+        cause
+      })
+  })
+const NodeFileSystem = FileSystem.layerNoop({
+  readFileString: (path) => attempt("readFileString", path, () => FsP.readFile(path, "utf8")),
+  writeFileString: (path, data, options) =>
+    attempt("writeFileString", path, () => FsP.writeFile(path, data, { mode: options?.mode })),
+  rename: (from, to) => attempt("rename", from, () => FsP.rename(from, to)),
+  remove: (path) => attempt("remove", path, () => FsP.rm(path, { recursive: true, force: true }))
+})
+const tempDirectory = Effect.acquireRelease(
+  Effect.promise(() => FsP.mkdtemp(Path.join(Os.tmpdir(), "router-config-"))),
+  (dir) => Effect.promise(() => FsP.rm(dir, { recursive: true, force: true }))
+)
 
 /** Never the secret, in the message, the reason, or the error as JSON. */
 const expectNoSecret = (error: unknown) => {
@@ -31,12 +62,13 @@ const expectNoSecret = (error: unknown) => {
 describe("SqlRouter.layerConfig", () => {
   it("takes a Config for each field, as PgClient.layerConfig does (typecheck)", () => {
     const layer: Layer.Layer<SqlRouter.SqlRouter, unknown> = SqlRouter.layerConfig({
-      primary: Config.redacted("DATABASE_URL"),
-      replicas: Config.array(Config.redacted("R")),
-      selection: Config.literal("round-robin", "least-lag")("SELECTION"),
-      health: { interval: Config.duration("HEALTH_INTERVAL"), enabled: Config.boolean("HEALTH") }
+      primary: Config.Redacted("DATABASE_URL"),
+      replicas: Config.Array(Schema.Redacted(Schema.String), "R"),
+      selection: Config.Literals(["round-robin", "least-lag"], "SELECTION"),
+      health: { interval: Config.Duration("HEALTH_INTERVAL"), enabled: Config.Boolean("HEALTH") },
+      replicaPool: { multiplex: Config.Boolean("MULTIPLEX") }
     })
-    const client = SqlRouter.layerClientConfig({ primary: Config.redacted("DATABASE_URL") })
+    const client = SqlRouter.layerClientConfig({ primary: Config.Redacted("DATABASE_URL") })
     const whole = SqlRouter.layerConfig(RouterConfig.fromEnv)
     expect([layer, client, whole].every(Layer.isLayer)).toBe(true)
   })
@@ -45,9 +77,9 @@ describe("SqlRouter.layerConfig", () => {
     Effect.gen(function*() {
       const error = yield* Effect.flip(
         Layer.build(SqlRouter.layerConfig({
-          primary: Config.redacted("DATABASE_URL"),
-          replicas: Config.array(Config.redacted("R")),
-          primaryMaxSize: Config.integer("POOL")
+          primary: Config.Redacted("DATABASE_URL"),
+          replicas: Config.Array(Schema.Redacted(Schema.String), "R"),
+          primaryMaxSize: Config.Int("POOL")
         })).pipe(Effect.scoped, withEnv({ DATABASE_URL: `postgres://app:${secret}@db/app`, R: "", POOL: "0" }))
       )
       expect(error._tag).toBe("InvalidConfig")
@@ -58,9 +90,9 @@ describe("SqlRouter.layerConfig", () => {
   it.effect("a missing variable is a ConfigError naming it", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        Layer.build(SqlRouter.layerConfig({ primary: Config.redacted("DATABASE_URL") })).pipe(Effect.scoped, withEnv({}))
+        Layer.build(SqlRouter.layerConfig({ primary: Config.Redacted("DATABASE_URL") })).pipe(Effect.scoped, withEnv({}))
       )
-      expect(error._tag === "ConfigError" && error._op).toBe("MissingData")
+      expect(error._tag).toBe("ConfigError")
       expect(String(error)).toContain("DATABASE_URL")
     }))
 })
@@ -105,7 +137,7 @@ describe("RouterConfig.fromEnv", () => {
     it.effect(`${name}: a ConfigError when read, naming it and what is allowed, not the value`, () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(RouterConfig.fromEnv.pipe(withEnv({ ...base, [name]: value })))
-        expect(error._op).toBe("InvalidData")
+        expect(error.cause._tag).toBe("SchemaError")
         const text = String(error)
         expect(text).toContain(name)
         for (const word of allowed) expect(text).toContain(word)
@@ -152,7 +184,7 @@ describe("connection strings (parsed as pg parses them)", () => {
 
 describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
   // A wrong value for a field: an object when the field is a scalar, a text when it is an object.
-  const objects = new Set(["", "health", "maxLag", "consistency", "cdc"])
+  const objects = new Set(["", "primaryPool", "replicaPool", "health", "maxLag", "consistency", "cdc"])
   const wrong = (key: string) => objects.has(key) ? `postgres://app:${secret}@db/app` : { password: secret }
   const configWith = (key: string, value: unknown): unknown => {
     if (key === "") return value
@@ -207,10 +239,11 @@ describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
       const pasted = yield* Effect.flip(RouterConfig.resolve({ primary: ok, [`app:${secret}@db`]: 1 } as never))
       expect(pasted.field).toBe("config")
       expectNoSecret(pasted)
-      expect((yield* Effect.flip(RouterConfig.resolve({ primary: ok, replica: [] } as never))).reason).toContain("validate")
+      expect((yield* Effect.flip(RouterConfig.resolve({ primary: ok, replica: [] } as never))).reason).toContain("replicas")
+      // `validate` was an option of the Effect 3 line only (the native pool has no checkout hook that sees the connection).
       const inJson = yield* Effect.flip(RouterConfig.fromJson({ primary: "postgres://db/app", validate: "x" }))
       expect(inJson.field).toBe("validate")
-      expect(inJson.reason).toContain("replicas")
+      expect(inJson.reason).toContain("replicaPool")
       expect(inJson.reason).not.toContain("validate")
     }))
 
@@ -237,7 +270,7 @@ describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
 describe("one declaration per option", () => {
   it("the JSON Schema, the options and the reasons come from one table", () => {
     expect(Object.keys(Internal.Json.fields)).toEqual(Object.keys(Internal.routerOptions))
-    expect(Internal.optionsAt[""]).toEqual([...Object.keys(Internal.routerOptions), "validate"])
+    expect(Internal.optionsAt[""]).toEqual(Object.keys(Internal.routerOptions))
     expect(Internal.optionsAt["health"]).toEqual(Object.keys(Internal.routerOptions.health.options!))
     for (const name of Object.keys(Internal.routerOptions)) expect(Internal.reasons[name]).toBeDefined()
   })
@@ -261,6 +294,71 @@ describe("one declaration per option", () => {
     }))
 })
 
+describe("per-role pool settings of the native driver", () => {
+  it.effect("defaults: no multiplexing, 32 per connection when on, prepared statements, no idle minimum", () =>
+    Effect.gen(function*() {
+      const resolved = yield* RouterConfig.resolve({ primary: ok })
+      const defaults = { multiplex: false, multiplexConcurrency: 32, prepare: true, minConnections: 0 }
+      expect(resolved.primaryPool).toEqual(defaults)
+      expect(resolved.replicaPool).toEqual(defaults)
+      expect(Internal.poolFor(resolved, "replica")).toEqual({
+        maxSize: 10,
+        minSize: 0,
+        multiplex: false,
+        multiplexConcurrency: 32,
+        prepare: true
+      })
+    }))
+
+  it.effect("each role is set on its own, and a node's pool is made from its role's", () =>
+    Effect.gen(function*() {
+      const resolved = yield* RouterConfig.resolve({
+        primary: ok,
+        primaryMaxSize: 4,
+        primaryPool: { minConnections: 4, prepare: false },
+        replicaPool: { multiplex: true, multiplexConcurrency: 8 }
+      })
+      expect(Internal.poolFor(resolved, "primary")).toEqual({
+        maxSize: 4,
+        minSize: 4,
+        multiplex: false,
+        multiplexConcurrency: 32,
+        prepare: false
+      })
+      expect(resolved.replicaPool).toEqual({ multiplex: true, multiplexConcurrency: 8, prepare: true, minConnections: 0 })
+    }))
+
+  const bad: ReadonlyArray<readonly [RouterConfig.RouterConfig, string, string]> = [
+    [{ primary: ok, replicaPool: { multiplex: "yes" as never } }, "replicaPool.multiplex", "true or false"],
+    [{ primary: ok, primaryPool: { multiplexConcurrency: 0 } }, "primaryPool.multiplexConcurrency", "at least 1"],
+    [{ primary: ok, replicaPool: { multiplexConcurrency: 2.5 } }, "replicaPool.multiplexConcurrency", "whole number"],
+    [{ primary: ok, primaryPool: { prepare: 0 as never } }, "primaryPool.prepare", "true or false"],
+    [{ primary: ok, replicaPool: { minConnections: -1 } }, "replicaPool.minConnections", "0 or more"],
+    [{ primary: ok, primaryMaxSize: 5, primaryPool: { minConnections: 6 } }, "primaryPool.minConnections", "primaryMaxSize"],
+    [{ primary: ok, replicaPool: { minConnections: 11 } }, "replicaPool.minConnections", "replicaMaxSizeEach"],
+    [{ primary: ok, replicaPool: { multiplexing: true } as never }, "replicaPool.multiplexing", "multiplexConcurrency"]
+  ]
+  for (const [config, field, reason] of bad) {
+    it.effect(`${field}: refused, named, with what it must be`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(RouterConfig.resolve(config))
+        expect(error._tag).toBe("InvalidConfig")
+        expect(error.field).toBe(field)
+        expect(error.reason).toContain(reason)
+      }))
+  }
+
+  it.effect("saved and loaded with the rest; an unset one is not written", () =>
+    Effect.gen(function*() {
+      const json = yield* RouterConfig.toJson({ primary: ok, replicaPool: { multiplex: true, prepare: false } })
+      expect(json).toEqual({ primary: "postgres://app@db-1:5432/app", replicaPool: { multiplex: true, prepare: false } })
+      const resolved = yield* RouterConfig.resolve(yield* RouterConfig.fromJson(json))
+      expect(resolved.replicaPool).toEqual({ multiplex: true, multiplexConcurrency: 32, prepare: false, minConnections: 0 })
+      const fromFile = yield* Effect.flip(RouterConfig.fromJson({ primary: "postgres://db/app", primaryPool: { minConnections: "2" } }))
+      expect(fromFile.field).toBe("primaryPool.minConnections")
+    }))
+})
+
 describe("toJson / fromJson: one Schema", () => {
   const config: RouterConfig.RouterConfig = {
     primary: url(`postgres://app:${secret}@db-1:5432/app`),
@@ -272,8 +370,7 @@ describe("toJson / fromJson: one Schema", () => {
     connectTimeout: "2 seconds",
     health: { interval: Duration.millis(500), failureThreshold: 2 },
     maxLag: { time: 5000 },
-    consistency: { maxWait: "50 millis", tokenSecret: url("0123456789abcdef0123") },
-    validate: () => Promise.resolve(true)
+    consistency: { maxWait: "50 millis", tokenSecret: url("0123456789abcdef0123") }
   }
 
   it.effect("durations become milliseconds, URLs strings without passwords, secrets dropped", () =>
@@ -363,10 +460,9 @@ describe("toJson / fromJson: one Schema", () => {
 
   it.effect("JsonSchema is the Schema both ways", () =>
     Effect.gen(function*() {
-      const { Schema } = yield* Effect.promise(() => import("effect"))
-      const decoded = yield* Schema.decodeUnknown(RouterConfig.JsonSchema)({ primary: "postgres://db/app", idleTimeout: 100 })
+      const decoded = yield* Schema.decodeUnknownEffect(RouterConfig.JsonSchema)({ primary: "postgres://db/app", idleTimeout: 100 })
       expect(Redacted.isRedacted(decoded.primary)).toBe(true)
-      expect(yield* Schema.encode(RouterConfig.JsonSchema)(decoded)).toEqual({ primary: "postgres://db/app", idleTimeout: 100 })
+      expect(yield* Schema.encodeEffect(RouterConfig.JsonSchema)(decoded)).toEqual({ primary: "postgres://db/app", idleTimeout: 100 })
     }))
 })
 
@@ -381,16 +477,16 @@ describe("save / load with FileSystem", () => {
     consistency: { tokenSecret: url("0123456789abcdef0123") }
   }
 
-  it.scoped("round trip: secrets left out by default, kept when asked", () =>
+  it.effect("round trip: secrets left out by default, kept when asked", () =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
-      const dir = yield* fs.makeTempDirectoryScoped({ prefix: "router-config-" })
+      const dir = yield* tempDirectory
       const file = Path.join(dir, "router.json")
       yield* RouterConfig.save(config, file)
       const text = yield* fs.readFileString(file)
       expect(text).not.toContain(secret)
       expect(text).not.toContain("0123456789abcdef0123")
-      expect(((yield* fs.stat(file)).mode & 0o777).toString(8)).toBe("600")
+      expect((Fs.statSync(file).mode & 0o777).toString(8)).toBe("600")
       const loaded = yield* RouterConfig.load(file)
       expect(Redacted.value(loaded.primary!)).toBe("postgres://app@db-1:5432/app")
       expect(loaded.selection).toBe("least-lag")
@@ -405,22 +501,22 @@ describe("save / load with FileSystem", () => {
       expect(Redacted.value(full.replicas![0]!)).toContain(secret)
       expect(Redacted.value(full.consistency!.tokenSecret!)).toBe("0123456789abcdef0123")
       // Only the file itself: no staging file left behind.
-      expect(yield* fs.readDirectory(dir)).toEqual(["router.json"])
-    }).pipe(Effect.provide(NodeFileSystem.layer)))
+      expect(Fs.readdirSync(dir)).toEqual(["router.json"])
+    }).pipe(Effect.scoped, Effect.provide(NodeFileSystem)))
 
-  it.scoped("a file that is not JSON is InvalidConfig at file, without quoting it; a missing one a PlatformError", () =>
+  it.effect("a file that is not JSON is InvalidConfig at file, without quoting it; a missing one a PlatformError", () =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
-      const dir = yield* fs.makeTempDirectoryScoped({ prefix: "router-config-" })
+      const dir = yield* tempDirectory
       const file = Path.join(dir, "broken.json")
       yield* fs.writeFileString(file, `{ "primary": "postgres://app:${secret}@db/app" `)
       const broken = yield* Effect.flip(RouterConfig.load(file))
       expect(broken._tag === "InvalidConfig" && broken.field).toBe("file")
       expectNoSecret(broken)
       const missing = yield* Effect.flip(RouterConfig.load(Path.join(dir, "missing.json")))
-      expect(missing._tag).toBe("SystemError")
-      expect(missing._tag === "SystemError" && missing.reason).toBe("NotFound")
+      expect(missing._tag).toBe("PlatformError")
+      expect(missing._tag === "PlatformError" && missing.reason._tag).toBe("NotFound")
       const unwritable = yield* Effect.flip(RouterConfig.save(config, Path.join(dir, "no-such-dir", "x.json")))
-      expect(unwritable._tag).toBe("SystemError")
-    }).pipe(Effect.provide(NodeFileSystem.layer)))
+      expect(unwritable._tag).toBe("PlatformError")
+    }).pipe(Effect.scoped, Effect.provide(NodeFileSystem)))
 })

@@ -116,7 +116,11 @@ export interface PgCluster {
   readonly freeze: (node: ClusterNode) => Effect.Effect<void, ClusterError>
   /** SIGCONT after `freeze`. */
   readonly thaw: (node: ClusterNode) => Effect.Effect<void, ClusterError>
-  /** `pg_wal_replay_pause()` on a replica: it stays behind while the primary moves on. */
+  /**
+   * `pg_wal_replay_pause()` on a replica, waiting until replay has stopped
+   * (`pg_get_wal_replay_pause_state()` is `paused`): it stays behind while
+   * the primary moves on.
+   */
   readonly pauseReplay: (node: ClusterNode) => Effect.Effect<void, ClusterError>
   /** `pg_wal_replay_resume()`. */
   readonly resumeReplay: (node: ClusterNode) => Effect.Effect<void, ClusterError>

@@ -1,5 +1,5 @@
 /** @internal */
-import * as Either from "effect/Either"
+import * as Result from "effect/Result"
 import * as Redacted from "effect/Redacted"
 import { parse } from "pg-connection-string"
 
@@ -23,32 +23,32 @@ export const expected =
 const scheme = /^(?:postgres(?:ql)?|socket):/i
 
 /** The target of a connection string, or a fixed reason why it has none. @internal */
-export const parseTarget = (value: string): Either.Either<Target, string> => {
-  if (!scheme.test(value)) return Either.left(`${expected} (it does not start with postgres:// or postgresql://)`)
+export const parseTarget = (value: string): Result.Result<Target, string> => {
+  if (!scheme.test(value)) return Result.fail(`${expected} (it does not start with postgres:// or postgresql://)`)
   let options: ReturnType<typeof parse>
   try {
     options = parse(value)
   } catch {
     // pg-connection-string also reads the files named by sslcert, sslkey and sslrootcert.
-    return Either.left(`${expected} (pg cannot parse it, or cannot read a file it names)`)
+    return Result.fail(`${expected} (pg cannot parse it, or cannot read a file it names)`)
   }
   const host = options.host ?? ""
-  if (host === "") return Either.left(`${expected} (it names no host)`)
+  if (host === "") return Result.fail(`${expected} (it names no host)`)
   const port = options.port === undefined || options.port === null || options.port === "" ? "5432" : options.port
   if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-    return Either.left(`${expected} (its port is not a number from 1 to 65535)`)
+    return Result.fail(`${expected} (its port is not a number from 1 to 65535)`)
   }
-  return Either.right({ host, port: Number(port), database: options.database ?? undefined })
+  return Result.succeed({ host, port: Number(port), database: options.database ?? undefined })
 }
 
 /** @internal */
-export const isPostgresUrl = (value: string): boolean => Either.isRight(parseTarget(value))
+export const isPostgresUrl = (value: string): boolean => Result.isSuccess(parseTarget(value))
 
 /** Host and port, for display; never the user or password. @internal */
 export const addressOf = (url: Redacted.Redacted<string>): string =>
-  Either.match(parseTarget(Redacted.value(url)), {
-    onLeft: () => "(unparsable address)",
-    onRight: ({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`
+  Result.match(parseTarget(Redacted.value(url)), {
+    onFailure: () => "(unparsable address)",
+    onSuccess: ({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`
   })
 
 // pg's own trick for `postgres://user:password@/db?host=/socket`: the URL
@@ -60,8 +60,8 @@ const dummyHost = "___DUMMY___"
  * `password=` parameter), or a fixed reason why it cannot be rewritten.
  * @internal
  */
-export const withoutPassword = (value: string): Either.Either<string, string> => {
-  if (Either.isLeft(parseTarget(value))) return Either.left(expected)
+export const withoutPassword = (value: string): Result.Result<string, string> => {
+  if (Result.isFailure(parseTarget(value))) return Result.fail(expected)
   let url: URL
   let dummy = false
   try {
@@ -71,7 +71,7 @@ export const withoutPassword = (value: string): Either.Either<string, string> =>
       url = new URL(value.replace("@/", `@${dummyHost}/`))
       dummy = true
     } catch {
-      return Either.left(`${expected} (it cannot be rewritten without its password)`)
+      return Result.fail(`${expected} (it cannot be rewritten without its password)`)
     }
   }
   url.password = ""
@@ -79,5 +79,5 @@ export const withoutPassword = (value: string): Either.Either<string, string> =>
     if (url.searchParams.has(key)) url.searchParams.delete(key)
   }
   const text = url.toString()
-  return Either.right(dummy ? text.replace(`@${dummyHost}/`, "@/") : text)
+  return Result.succeed(dummy ? text.replace(`@${dummyHost}/`, "@/") : text)
 }

@@ -1,20 +1,21 @@
 /** @internal */
-import type * as PlatformError from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as Selection from "@effect-sql-router/core/Selection"
 import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
+import type * as PlatformError from "effect/PlatformError"
 import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as SchemaGetter from "effect/SchemaGetter"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as SchemaParser from "effect/SchemaParser"
+import * as Crypto from "node:crypto"
 import type { Resolved, RouterConfig } from "../RouterConfig.js"
 import { InvalidConfig } from "../RouterError.js"
 import * as CdcSchema from "./cdc/schema.js"
-import * as Crypto from "node:crypto"
 import * as ConnectionString from "./connectionString.js"
 
 // -----------------------------------------------------------------------------
@@ -29,6 +30,8 @@ export const discoveries = ["manual", "auto"] as const
 export const primaryReadModes = ["fallback", "overflow"] as const
 /** @internal */
 export const notCaughtUpPolicies = ["primary", "fail"] as const
+/** @internal */
+export const healthClocks = ["live", "ambient"] as const
 
 const oneOf = (values: ReadonlyArray<string>) => `must be one of ${values.map((v) => `"${v}"`).join(", ")}`
 
@@ -37,62 +40,80 @@ const oneOf = (values: ReadonlyArray<string>) => `must be one of ${values.map((v
 // reads; its type side is what users write and `resolve` validates.
 // -----------------------------------------------------------------------------
 
-const Url = Schema.Redacted(Schema.String).pipe(
-  Schema.filter((url) => ConnectionString.isPostgresUrl(Redacted.value(url)))
+const holds = <A>(predicate: (a: A) => boolean) => Schema.makeFilter<A>((a) => predicate(a))
+
+/** A connection string: a string in JSON, `Redacted` on the type side. */
+const Url = Schema.RedactedFromValue(Schema.String).check(
+  holds((url) => ConnectionString.isPostgresUrl(Redacted.value(url)))
 )
 
-const DurationInput = Schema.declare(
-  (u: unknown): u is Duration.DurationInput => Option.isSome(Duration.decodeUnknown(u)),
-  { identifier: "DurationInput" }
-)
+const durationUnits = new Set(["weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "nanoseconds"])
 
-/** JSON holds milliseconds (or a text such as "5 seconds"); the type side any `DurationInput`. */
-const durationField = (isValid: (d: Duration.Duration) => boolean) =>
-  Schema.transformOrFail(
-    Schema.Union(Schema.Number, Schema.String),
-    DurationInput.pipe(Schema.filter((input) => isValid(Duration.decode(input)))),
-    {
-      strict: true,
-      decode: (json, _, ast) =>
-        typeof json === "number"
-          ? ParseResult.succeed(Duration.millis(json))
-          : Option.match(Duration.decodeUnknown(json), {
-            onNone: () => ParseResult.fail(new ParseResult.Type(ast, json)),
-            onSome: ParseResult.succeed
-          }),
-      encode: (input) => ParseResult.succeed(Duration.toMillis(Duration.decode(input)))
+/**
+ * What `Duration.fromInput` reads, without its leniency for objects: an
+ * object is read only when it has duration units and nothing else, so that
+ * `{ password: ... }` put in a duration's place is refused, not read as zero.
+ */
+const isDurationInput = (u: unknown): u is Duration.Input => {
+  if (Duration.isDuration(u)) return true
+  if (typeof u === "object" && u !== null && !Array.isArray(u)) {
+    const entries = Object.entries(u)
+    if (entries.length === 0 || !entries.every(([key, value]) => durationUnits.has(key) && typeof value === "number")) {
+      return false
     }
+  } else if (!["number", "bigint", "string"].includes(typeof u) && !Array.isArray(u)) {
+    return false
+  }
+  return Option.isSome(Duration.fromInput(u as Duration.Input))
+}
+
+const DurationInput = Schema.declare(isDurationInput, { identifier: "DurationInput" })
+
+/** JSON holds milliseconds (or a text such as "5 seconds"); the type side any `Duration.Input`. */
+const durationField = (isValid: (d: Duration.Duration) => boolean) =>
+  Schema.Union([Schema.Number, Schema.String]).pipe(
+    Schema.decodeTo(DurationInput.check(holds((input) => isValid(Duration.fromInputUnsafe(input)))), {
+      decode: SchemaGetter.transformEffect((json: number | string) =>
+        typeof json === "number"
+          ? Effect.succeed<Duration.Input>(Duration.millis(json))
+          : Option.match(isDurationInput(json) ? Duration.fromInput(json) : Option.none(), {
+            onNone: () => Effect.fail(new SchemaIssue.InvalidValue({ message: "is not a duration" })),
+            onSome: (duration) => Effect.succeed<Duration.Input>(duration)
+          })
+      ),
+      encode: SchemaGetter.transform((input: Duration.Input) => Duration.toMillis(Duration.fromInputUnsafe(input)))
+    })
   )
 
-const PositiveDuration = durationField((d) => Duration.greaterThan(d, Duration.zero) && Duration.isFinite(d))
-const NonNegativeDuration = durationField(Duration.isFinite)
+const PositiveDuration = durationField((d) => Duration.isPositive(d) && Duration.isFinite(d))
+const NonNegativeDuration = durationField((d) => !Duration.isNegative(d) && Duration.isFinite(d))
 
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  Schema.Number.pipe(Schema.filter((n) => Number.isInteger(n) && n >= min && n <= max))
+  Schema.Number.check(holds((n) => Number.isInteger(n) && n >= min && n <= max))
 
 const PoolSize = wholeNumber(1, 10_000)
 
-const Secret = Schema.Redacted(Schema.String).pipe(Schema.filter((secret) => Redacted.value(secret).length >= 16))
+const Secret = Schema.RedactedFromValue(Schema.String).check(holds((secret) => Redacted.value(secret).length >= 16))
 
 // -----------------------------------------------------------------------------
 // One declaration per option: its Schema (the type side is what users write,
 // the encoded side the JSON that `save` writes and `load` reads), what it must
 // be (the reason an InvalidConfig gives: chosen by the option, never taken
-// from Schema, whose messages quote the value, and a value may be a password),
-// and how it resolves (its default). The Schema of the whole, the public input
-// and resolved types, the reasons and the defaults all derive from the tables
-// below, and each option's JSDoc there is the one users read.
+// from Schema, whose messages can quote the value, and a value may be a
+// password), and how it resolves (its default). The Schema of the whole, the
+// public input and resolved types, the reasons and the defaults all derive
+// from the tables below, and each option's JSDoc there is the one users read.
 // -----------------------------------------------------------------------------
 
 /** @internal */
-export interface Setting<S extends Schema.Schema.All, R> {
+export interface Setting<S extends Schema.Top, R> {
   readonly schema: S
   /** What the option must be. */
   readonly reason: string
   /** What each element must be, for an array. */
   readonly elements?: string | undefined
   /** The resolved value: the input, or the default. */
-  readonly resolve: (input: Schema.Schema.Type<S> | undefined) => R
+  readonly resolve: (input: S["Type"] | undefined) => R
   /** For an object of options: its options. */
   readonly options?: Settings | undefined
 }
@@ -100,10 +121,10 @@ export interface Setting<S extends Schema.Schema.All, R> {
 /** @internal */
 export type Settings = { readonly [name: string]: Setting<any, unknown> }
 
-const option = <S extends Schema.Schema.All, R>(
+const option = <S extends Schema.Top, R>(
   schema: S,
   reason: string,
-  resolve: (input: Schema.Schema.Type<S> | undefined) => R,
+  resolve: (input: S["Type"] | undefined) => R,
   elements?: string
 ): Setting<S, R> => ({ schema, reason, resolve, elements })
 
@@ -137,12 +158,13 @@ const group = <O extends Settings>(options: O): Setting<StructOf<O>, ResolvedOf<
 })
 
 const positive = "must be a positive, finite duration (e.g. \"5 seconds\", or a number of milliseconds)"
-const durationOr = (fallback: Duration.DurationInput) => (input: Duration.DurationInput | undefined) =>
-  Duration.decode(input ?? fallback)
-const durationIfSet = (input: Duration.DurationInput | undefined) =>
-  input === undefined ? undefined : Duration.decode(input)
+const durationOr = (fallback: Duration.Input) => (input: Duration.Input | undefined) =>
+  Duration.fromInputUnsafe(input ?? fallback)
+const durationIfSet = (input: Duration.Input | undefined) =>
+  input === undefined ? undefined : Duration.fromInputUnsafe(input)
 const asGiven = <A>(input: A | undefined): A | undefined => input
 const poolSize = "must be a whole number from 1 to 10000"
+const trueOrFalse = "must be true or false"
 
 const healthOptions = {
   /** Time between probes of each node; default 1 second. */
@@ -154,7 +176,7 @@ const healthOptions = {
   /** Default 2. */
   successThreshold: option(wholeNumber(1), "must be a whole number of at least 1", (input) => input ?? 2),
   /** Set false to run no background probes (tests, or health driven by hand); default true. */
-  enabled: option(Schema.Boolean, "must be true or false", (input) => input ?? true),
+  enabled: option(Schema.Boolean, trueOrFalse, (input) => input ?? true),
   /**
    * The clock the probe schedule runs on. `"live"` (default): real time, also
    * under `TestClock`, so an `it.effect` test against a real cluster sees
@@ -162,7 +184,7 @@ const healthOptions = {
    * probes driven by `TestClock.adjust` (a real probe's I/O does not wait for
    * `TestClock`). Probe timeouts are always real time.
    */
-  clock: option(Schema.Literal("live", "ambient"), oneOf(["live", "ambient"]), (input) => input ?? "live"),
+  clock: option(Schema.Literals(healthClocks), oneOf(healthClocks), (input) => input ?? "live"),
   /**
    * Slow start: a replica that returns to rotation after a failure (probes,
    * or `markReplicaHealthy` after a mark) gets a share of reads that grows
@@ -191,7 +213,7 @@ const consistencyOptions = {
   ),
   /** When no replica has caught up: read from the primary (default) or fail with `ReplicaNotCaughtUp`. */
   onNotCaughtUp: option(
-    Schema.Literal(...notCaughtUpPolicies),
+    Schema.Literals(notCaughtUpPolicies),
     oneOf(notCaughtUpPolicies),
     (input) => input ?? "primary"
   ),
@@ -223,7 +245,37 @@ const consistencyOptions = {
   )
 }
 
-/** Every option of the router but `validate` (a function has no JSON form). @internal */
+/** How the driver uses the connections of one role's pools (the native driver's settings). */
+const poolOptions = {
+  /**
+   * Pipeline statements from many fibers on each pooled connection
+   * (`@effect/sql-pg`'s `multiplex`): far more throughput at high
+   * concurrency, but statements sharing a connection queue behind the slowest
+   * of them. Transactions, streams and LISTEN still reserve a connection.
+   * Default false.
+   */
+  multiplex: option(Schema.Boolean, trueOrFalse, (input) => input ?? false),
+  /** With `multiplex`: how many statements may share one connection; default 32. */
+  multiplexConcurrency: option(wholeNumber(1), "must be a whole number of at least 1", (input) => input ?? 32),
+  /**
+   * Named prepared statements, cached per connection; default true. Set false
+   * behind a pooler that cannot keep them between statements (PgBouncer in
+   * transaction mode with `max_prepared_statements = 0`).
+   */
+  prepare: option(Schema.Boolean, trueOrFalse, (input) => input ?? true),
+  /**
+   * Connections each pool of this role keeps open even when idle; default 0
+   * (a pool shrinks to nothing). At most the role's pool size
+   * (`primaryMaxSize`, `replicaMaxSizeEach`).
+   */
+  minConnections: option(
+    wholeNumber(0),
+    "must be a whole number, 0 or more, not above the role's pool size",
+    (input) => input ?? 0
+  )
+}
+
+/** Every option of the router. @internal */
 export const routerOptions = {
   /**
    * URL of the primary (`postgres://user:password@host:port/db`). Required
@@ -236,21 +288,25 @@ export const routerOptions = {
    * start and on every probe; the one that accepts writes is the primary, so
    * the router follows an external failover.
    */
-  discovery: option(Schema.Literal(...discoveries), oneOf(discoveries), (input) => input ?? "manual"),
+  discovery: option(Schema.Literals(discoveries), oneOf(discoveries), (input) => input ?? "manual"),
   /** With `discovery: "auto"`: the servers, in any order. */
   hosts: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected),
   /** Default 10. */
   primaryMaxSize: option(PoolSize, poolSize, (input) => input ?? 10),
+  /** How the primary's pool uses its connections: `multiplex`, `prepare`, `minConnections`. */
+  primaryPool: group(poolOptions),
   /** URLs of the replicas; empty or absent: every query goes to the primary. */
   replicas: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected),
   /** Default 10. */
   replicaMaxSizeEach: option(PoolSize, poolSize, (input) => input ?? 10),
+  /** How each replica's pool uses its connections: `multiplex`, `prepare`, `minConnections`. */
+  replicaPool: group(poolOptions),
   /**
    * How `withRead` picks among eligible replicas (default `round-robin`).
    * `least-lag` prefers the replica that has replayed the most WAL (see the
    * health monitor).
    */
-  selection: option(Schema.Literal(...selections), oneOf(selections), (input) => input ?? "round-robin"),
+  selection: option(Schema.Literals(selections), oneOf(selections), (input) => input ?? "round-robin"),
   /**
    * `fallback` (default): the primary serves reads only when no replica is
    * eligible. `overflow`: also when the chosen replica's pool is busy (no idle
@@ -258,7 +314,7 @@ export const routerOptions = {
    * reads uses the primary's spare connections instead of queueing. Writes
    * keep priority only as far as the primary's pool size allows.
    */
-  primaryReads: option(Schema.Literal(...primaryReadModes), oneOf(primaryReadModes), (input) => input ?? "fallback"),
+  primaryReads: option(Schema.Literals(primaryReadModes), oneOf(primaryReadModes), (input) => input ?? "fallback"),
   /** Time to open a connection or wait for a free one; default 5 seconds. */
   connectTimeout: option(PositiveDuration, positive, durationOr("5 seconds")),
   /** Idle connections are closed after this; default 30 seconds. */
@@ -295,7 +351,7 @@ export const routerOptions = {
    * text not yet classified).
    */
   sideEffectFunctions: option(
-    Schema.Union(Schema.Literal("catalog"), Schema.Array(Schema.String)),
+    Schema.Union([Schema.Literal("catalog"), Schema.Array(Schema.String)]),
     "must be an array of function names, or \"catalog\"",
     asGiven
   ),
@@ -313,18 +369,21 @@ export const routerOptions = {
   cdc: option(CdcSchema.Config, "must be an object { rules: [...] } of CDC rules (see Cdc.Rule)", asGiven)
 }
 
-/** Every option except `validate`: users' side as its type, the JSON form as its encoded side. @internal */
+/** Every option: users' side as its type, the JSON form as its encoded side. @internal */
 export const Json = structOf(routerOptions)
 
-/** What users write, but `validate`. @internal */
-export type Input = Schema.Schema.Type<typeof Json>
+/** What users write. @internal */
+export type Input = typeof Json.Type
 
 /** The options resolved one by one (before the ones that depend on each other). @internal */
 export type ResolvedOptions = ResolvedOf<typeof routerOptions>
 
+/** The resolved settings of one role's pools. @internal */
+export type PoolOptions = ResolvedOf<typeof poolOptions>
+
 /** The options of each object of the configuration, by its path. @internal */
 export const optionsAt: Record<string, ReadonlyArray<string>> = (() => {
-  const at: Record<string, ReadonlyArray<string>> = { "": [...Object.keys(routerOptions), "validate"] }
+  const at: Record<string, ReadonlyArray<string>> = { "": Object.keys(routerOptions) }
   for (const [name, option] of Object.entries(routerOptions as Settings)) {
     if (option.options) at[name] = Object.keys(option.options)
   }
@@ -333,10 +392,7 @@ export const optionsAt: Record<string, ReadonlyArray<string>> = (() => {
 
 /** What each field must be, by its path (array elements as `[]`), derived from the options. @internal */
 export const reasons: Record<string, string> = (() => {
-  const out: Record<string, string> = {
-    "": "must be an object",
-    validate: "must be a function (connection) => Promise<boolean>"
-  }
+  const out: Record<string, string> = { "": "must be an object" }
   const visit = (prefix: string, options: Settings) => {
     for (const [name, option] of Object.entries(options)) {
       const path = prefix === "" ? name : `${prefix}.${name}`
@@ -378,27 +434,54 @@ const urlReason = (value: unknown, side: Side): string => {
       ? ConnectionString.expected
       : "must be a Redacted PostgreSQL connection string (Redacted.make(\"postgres://...\"))"
   }
-  return Either.match(ConnectionString.parseTarget(text), { onLeft: (reason) => reason, onRight: () => "is invalid" })
+  return Result.match(ConnectionString.parseTarget(text), { onFailure: (reason) => reason, onSuccess: () => "is invalid" })
 }
 
 const invalid = (path: ReadonlyArray<PropertyKey>, reason: string) =>
   new InvalidConfig({ field: pathOf(path) || "config", reason })
 
+/** The first leaf of an issue tree, with the path to it. */
+const firstLeaf = (
+  issue: SchemaIssue.Issue,
+  path: ReadonlyArray<PropertyKey> = []
+): { readonly issue: SchemaIssue.Issue; readonly path: ReadonlyArray<PropertyKey> } => {
+  switch (issue._tag) {
+    case "Pointer":
+      return firstLeaf(issue.issue, [...path, ...issue.path])
+    case "Filter":
+    case "Encoding":
+      return firstLeaf(issue.issue, path)
+    case "Composite":
+    case "AnyOf":
+      return issue.issues.length > 0 ? firstLeaf(issue.issues[0]!, path) : { issue, path }
+    default:
+      return { issue, path }
+  }
+}
+
+/** The key of `reasons` for a path (array indexes as `[]`). */
+const keyOf = (path: ReadonlyArray<PropertyKey>) => pathOf(path).replace(/\[\d+\]/g, "[]")
+
+/** A `Redacted` reports a bad content at its `value`: the option is the one holding it. */
+const optionPath = (path: ReadonlyArray<PropertyKey>): ReadonlyArray<PropertyKey> =>
+  path.length > 1 && path[path.length - 1] === "value" && reasons[keyOf(path.slice(0, -1))] !== undefined
+    ? path.slice(0, -1)
+    : path
+
 /** An InvalidConfig for the first issue of a failed decode or encode. @internal */
-export const fromParseError = (input: unknown, side: Side) => (error: ParseResult.ParseError): InvalidConfig => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  const path = issue?.path ?? []
-  const key = pathOf(path).replace(/\[\d+\]/g, "[]")
-  if (issue?._tag === "Unexpected") {
-    const parent = path.slice(0, -1)
-    // A function has no JSON form: `validate` is an option of the type side only.
-    const known = (optionsAt[pathOf(parent)] ?? []).filter((option) => side === "type" || option !== "validate")
-    const name = path[path.length - 1]
+export const fromIssue = (input: unknown, side: Side) => (error: SchemaIssue.Issue): InvalidConfig => {
+  const leaf = firstLeaf(error)
+  if (leaf.issue._tag === "UnexpectedKey") {
+    const parent = leaf.path.slice(0, -1)
+    const known = optionsAt[pathOf(parent)] ?? []
+    const name = leaf.path[leaf.path.length - 1]
     // An unknown key is named only when it looks like a name, not a value put in the wrong place.
     return typeof name === "string" && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name)
-      ? invalid(path, `is not a known option; the options here are ${known.join(", ")}`)
+      ? invalid(leaf.path, `is not a known option; the options here are ${known.join(", ")}`)
       : invalid(parent, `has an option that is not known; the options here are ${known.join(", ")}`)
   }
+  const path = optionPath(leaf.path)
+  const key = keyOf(path)
   if (urlFields.has(key)) return invalid(path, urlReason(valueAt(input, path), side))
   return invalid(path, reasons[key] ?? "is invalid")
 }
@@ -407,7 +490,21 @@ export const fromParseError = (input: unknown, side: Side) => (error: ParseResul
 // resolve
 // -----------------------------------------------------------------------------
 
-const decodeInput = Schema.decodeUnknownEither(Schema.typeSchema(Json), { errors: "first", onExcessProperty: "error" })
+const parseOptions = { errors: "first", onExcessProperty: "error" } as const
+
+const decodeInput = SchemaParser.decodeUnknownResult(Schema.toType(Json), parseOptions)
+
+/** The resolved settings of one role's pools, as a node is made from them. @internal */
+export const poolFor = (config: Resolved, role: "primary" | "replica") => {
+  const pool = role === "primary" ? config.primaryPool : config.replicaPool
+  return {
+    maxSize: role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach,
+    minSize: pool.minConnections,
+    multiplex: pool.multiplex,
+    multiplexConcurrency: pool.multiplexConcurrency,
+    prepare: pool.prepare
+  }
+}
 
 /** @internal */
 export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidConfig> =>
@@ -415,14 +512,10 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
     if (typeof config !== "object" || config === null || Array.isArray(config)) {
       return Effect.fail(invalid([], reasons[""]!))
     }
-    const { validate, ...rest } = config
-    if (validate !== undefined && typeof validate !== "function") {
-      return Effect.fail(invalid(["validate"], reasons["validate"]!))
-    }
-    const result = decodeInput(rest)
-    if (Either.isLeft(result)) return Effect.fail(fromParseError(rest, "type")(result.left))
-    const { cdc: _, hosts: given, sideEffectFunctions, ...options } = resolveAll(routerOptions, result.right)
-    // The options that depend on each other: who the servers are.
+    const result = decodeInput(config)
+    if (Result.isFailure(result)) return Effect.fail(fromIssue(config, "type")(result.failure))
+    const { cdc: _, hosts: given, sideEffectFunctions, ...options } = resolveAll(routerOptions, result.success)
+    // The options that depend on each other: who the servers are, and pool bounds.
     const discovery = options.discovery
     const hosts = discovery === "auto"
       ? given ?? (options.primary ? [options.primary, ...(options.replicas ?? [])] : [])
@@ -441,11 +534,20 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
     if (discovery === "auto" && given && (options.primary || options.replicas)) {
       return Effect.fail(new InvalidConfig({ field: "hosts", reason: "cannot be combined with primary/replicas" }))
     }
+    if (options.primaryPool.minConnections > options.primaryMaxSize) {
+      return Effect.fail(
+        new InvalidConfig({ field: "primaryPool.minConnections", reason: "must not be above primaryMaxSize" })
+      )
+    }
+    if (options.replicaPool.minConnections > options.replicaMaxSizeEach) {
+      return Effect.fail(
+        new InvalidConfig({ field: "replicaPool.minConnections", reason: "must not be above replicaMaxSizeEach" })
+      )
+    }
     return Effect.succeed<Resolved>({
       ...options,
       primary: discovery === "auto" ? hosts[0]! : options.primary!,
       replicas: discovery === "auto" ? hosts.slice(1) : options.replicas ?? [],
-      validate,
       sideEffectFunctions: sideEffectFunctions === "catalog" ? [] : sideEffectFunctions ?? [],
       sideEffectCatalog: sideEffectFunctions === "catalog"
     })
@@ -459,51 +561,53 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
 export const splitUrls = (list: string): ReadonlyArray<Redacted.Redacted<string>> =>
   list.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map((s) => Redacted.make(s))
 
-// Config's own primitives quote the value they reject; these say what is allowed.
-
-/** @internal */
-export const envEnum = <const A extends ReadonlyArray<string>>(name: string, values: A): Config.Config<A[number]> =>
-  Config.string(name).pipe(
-    Config.mapOrFail((text) =>
-      values.includes(text)
-        ? Either.right(text as A[number])
-        : Either.left(ConfigError.InvalidData([], oneOf(values)))
-    )
-  )
-
-/** @internal */
-export const envPoolSize = (name: string): Config.Config<number> =>
-  Config.string(name).pipe(
-    Config.mapOrFail((text) => {
-      const n = Number(text.trim())
-      return /^\s*\d+\s*$/.test(text) && n >= 1 && n <= 10_000
-        ? Either.right(n)
-        : Either.left(ConfigError.InvalidData([], reasons["primaryMaxSize"]!))
+/**
+ * A variable read as text and checked by `parse`, whose failure is a fixed
+ * reason: Config's own schemas would say "got <the value>" with input
+ * reporting on, and a value may be a password. The error names the variable
+ * (its path) and the reason.
+ */
+const fromText = <A>(parse: (text: string) => Result.Result<A, string>) =>
+  Schema.String.pipe(
+    Schema.decodeTo(Schema.Any as Schema.Codec<A, A>, {
+      decode: SchemaGetter.transformEffect((text: string) =>
+        Result.match(parse(text), {
+          onFailure: (message) => Effect.fail(new SchemaIssue.InvalidValue({ message })),
+          onSuccess: (value) => Effect.succeed(value)
+        })
+      ),
+      encode: SchemaGetter.forbidden(() => "a setting read from the environment is not written back")
     })
   )
 
-const checkUrl = (text: string) =>
-  Either.mapLeft(ConnectionString.parseTarget(text), (reason) => ConfigError.InvalidData([], reason))
+const env = <A>(name: string, parse: (text: string) => Result.Result<A, string>): Config.Config<A> =>
+  Config.schema(fromText(parse), name)
+
+/** @internal */
+export const envEnum = <const A extends ReadonlyArray<string>>(name: string, values: A): Config.Config<A[number]> =>
+  env(name, (text) => values.includes(text) ? Result.succeed(text as A[number]) : Result.fail(oneOf(values)))
+
+/** @internal */
+export const envPoolSize = (name: string): Config.Config<number> =>
+  env(name, (text) => {
+    const n = Number(text.trim())
+    return /^\s*\d+\s*$/.test(text) && n >= 1 && n <= 10_000 ? Result.succeed(n) : Result.fail(poolSize)
+  })
 
 /** @internal */
 export const envUrl = (name: string): Config.Config<Redacted.Redacted<string>> =>
-  Config.string(name).pipe(Config.mapOrFail((text) => Either.map(checkUrl(text), () => Redacted.make(text))))
+  env(name, (text) => Result.map(ConnectionString.parseTarget(text), () => Redacted.make(text)))
 
 /** @internal */
 export const envUrls = (name: string): Config.Config<ReadonlyArray<Redacted.Redacted<string>>> =>
-  Config.string(name).pipe(
-    Config.mapOrFail((list) => {
-      const urls = splitUrls(list)
-      for (const [i, url] of urls.entries()) {
-        const checked = checkUrl(Redacted.value(url))
-        if (Either.isLeft(checked)) {
-          return Either.left(ConfigError.InvalidData([], `entry ${i + 1}: ${checked.left.message}`))
-        }
-      }
-      return Either.right(urls)
-    }),
-    Config.withDefault<ReadonlyArray<Redacted.Redacted<string>>>([])
-  )
+  env(name, (list) => {
+    const urls = splitUrls(list)
+    for (const [i, url] of urls.entries()) {
+      const checked = ConnectionString.parseTarget(Redacted.value(url))
+      if (Result.isFailure(checked)) return Result.fail(`entry ${i + 1}: ${checked.failure}`)
+    }
+    return Result.succeed(urls)
+  }).pipe(Config.withDefault<ReadonlyArray<Redacted.Redacted<string>>>([]))
 
 /** @internal */
 export const fromEnv: Config.Config<RouterConfig> = Config.all({
@@ -523,9 +627,9 @@ export const fromEnv: Config.Config<RouterConfig> = Config.all({
 const scrubUrl = (field: ReadonlyArray<PropertyKey>, url: Redacted.Redacted<string>) =>
   !Redacted.isRedacted(url)
     ? Effect.fail(invalid(field, urlReason(url, "type")))
-    : Either.match(ConnectionString.withoutPassword(Redacted.value(url)), {
-      onLeft: () => Effect.fail(invalid(field, urlReason(url, "type"))),
-      onRight: (text) => Effect.succeed(Redacted.make(text))
+    : Result.match(ConnectionString.withoutPassword(Redacted.value(url)), {
+      onFailure: () => Effect.fail(invalid(field, urlReason(url, "type"))),
+      onSuccess: (text) => Effect.succeed(Redacted.make(text))
     })
 
 const scrubUrls = (field: string, urls: ReadonlyArray<Redacted.Redacted<string>> | undefined) =>
@@ -546,8 +650,8 @@ const withoutSecrets = (config: RouterConfig): Effect.Effect<RouterConfig, Inval
     }
   })
 
-const encodeJson = Schema.encodeEither(Json, { errors: "first" })
-const decodeJson = Schema.decodeUnknownEither(Json, { errors: "first", onExcessProperty: "error" })
+const encodeJson = SchemaParser.encodeUnknownResult(Json, parseOptions)
+const decodeJson = SchemaParser.decodeUnknownResult(Json, parseOptions)
 
 /** @internal */
 export const toJson = (
@@ -556,18 +660,22 @@ export const toJson = (
 ): Effect.Effect<typeof Json.Encoded, InvalidConfig> =>
   Effect.flatMap(
     options.includeSecrets ? Effect.succeed(config) : withoutSecrets(config),
-    (input) => Either.mapLeft(encodeJson(input), fromParseError(input, "type"))
+    (input) =>
+      Result.match(encodeJson(input), {
+        onFailure: (issue) => Effect.fail(fromIssue(input, "type")(issue)),
+        onSuccess: Effect.succeed
+      })
   )
 
 /** @internal */
 export const fromJson = (json: unknown): Effect.Effect<RouterConfig, InvalidConfig> =>
   Effect.suspend(() => {
     const decoded = decodeJson(json)
-    if (Either.isLeft(decoded)) return Effect.fail(fromParseError(json, "json")(decoded.left))
-    return Effect.as(resolve(decoded.right), decoded.right)
+    if (Result.isFailure(decoded)) return Effect.fail(fromIssue(json, "json")(decoded.failure))
+    return Effect.as(resolve(decoded.success), decoded.success)
   })
 
-const decodeText = Schema.decodeEither(Schema.parseJson())
+const decodeText = SchemaParser.decodeUnknownResult(Schema.fromJsonString(Schema.Unknown))
 
 /** @internal */
 export const load = (
@@ -577,11 +685,11 @@ export const load = (
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path)
     // JSON.parse's message quotes the text around the error: not shown.
-    const json = yield* Either.mapLeft(
-      decodeText(text),
-      () => new InvalidConfig({ field: "file", reason: `${path} is not valid JSON` })
-    )
-    return yield* fromJson(json)
+    const json = decodeText(text)
+    if (Result.isFailure(json)) {
+      return yield* new InvalidConfig({ field: "file", reason: `${path} is not valid JSON` })
+    }
+    return yield* fromJson(json.success)
   })
 
 /** @internal */
@@ -596,7 +704,7 @@ export const save = (
     // Written whole, then renamed: a crash never leaves half a file.
     const staging = `${path}.${Crypto.randomBytes(6).toString("hex")}.tmp`
     yield* fs.writeFileString(staging, JSON.stringify(json, null, 2) + "\n", { mode: 0o600 }).pipe(
-      Effect.zipRight(fs.rename(staging, path)),
+      Effect.andThen(fs.rename(staging, path)),
       Effect.onError(() => Effect.ignore(fs.remove(staging)))
     )
   })

@@ -116,6 +116,6 @@ export const make = (input: RouterConfig.RouterConfig) =>
 /** @internal */
 export const context = (router: SqlRouter.SqlRouter, client: PgClient.PgClient) =>
   Context.make(tag, router).pipe(
-    Context.add(SqlClient.SqlClient, client as SqlClient.SqlClient),
-    Context.add(PgClient.PgClient, client)
+    Context.add(SqlClient.SqlClient, client as unknown as SqlClient.SqlClient),
+    Context.add(PgClient.PgClient, client as PgClient.PgClient & SqlClient.SqlClient)
   )

@@ -65,7 +65,7 @@ export class ClusterError extends Schema.TaggedError<ClusterError>("effect-sql-r
     /** The `settings` entry refused before anything started. */
     setting: Schema.optional(Schema.String),
     reason: Schema.String,
-    cause: Schema.optional(Schema.Defect)
+    cause: Schema.optional(Schema.Defect())
   }
 ) {
   /**
@@ -86,7 +86,7 @@ export interface AwaitReplicationOptions {
   /** Replicas to wait for; default: every replica that is running, not frozen and not paused. */
   readonly replicas?: ReadonlyArray<ClusterNode> | undefined
   /** Default 30 seconds. */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
 }
 
 /**
@@ -116,7 +116,11 @@ export interface PgCluster {
   readonly freeze: (node: ClusterNode) => Effect.Effect<void, ClusterError>
   /** SIGCONT after `freeze`. */
   readonly thaw: (node: ClusterNode) => Effect.Effect<void, ClusterError>
-  /** `pg_wal_replay_pause()` on a replica: it stays behind while the primary moves on. */
+  /**
+   * `pg_wal_replay_pause()` on a replica, waiting until replay has stopped
+   * (`pg_get_wal_replay_pause_state()` is `paused`): it stays behind while
+   * the primary moves on.
+   */
   readonly pauseReplay: (node: ClusterNode) => Effect.Effect<void, ClusterError>
   /** `pg_wal_replay_resume()`. */
   readonly resumeReplay: (node: ClusterNode) => Effect.Effect<void, ClusterError>
@@ -183,7 +187,7 @@ export interface PgCluster {
  * @since 0.1.0
  * @category tags
  */
-export const PgCluster: Context.Tag<PgCluster, PgCluster> = Context.GenericTag<PgCluster>(
+export const PgCluster: Context.Service<PgCluster, PgCluster> = Context.Service<PgCluster>(
   "effect-sql-router/testing/PgCluster"
 )
 
@@ -213,7 +217,7 @@ export interface Options {
    */
   readonly settings?: Readonly<Record<string, string>> | undefined
   /** How long a server may take to accept connections; default 60 seconds. */
-  readonly startTimeout?: Duration.DurationInput | undefined
+  readonly startTimeout?: Duration.Input | undefined
   /** Docker image for the testcontainers backend; default `postgres:17-alpine`. */
   readonly image?: string | undefined
 }
@@ -247,4 +251,4 @@ export const make: (options?: Options) => Effect.Effect<PgCluster, ClusterError,
  * @category layers
  */
 export const layer = (options?: Options): Layer.Layer<PgCluster, ClusterError> =>
-  Layer.scoped(PgCluster, make(options))
+  Layer.effect(PgCluster, make(options))

@@ -97,6 +97,25 @@ const streamFrom = (node: ClusterNode, upstream: ClusterNode) =>
     }
   })
 
+/**
+ * Waits until replay on `node` has actually stopped: `pg_wal_replay_pause()`
+ * only requests it, and a record being replayed finishes first
+ * (`pg_get_wal_replay_pause_state()` goes from 'pause requested' to 'paused').
+ */
+const awaitPaused = (node: ClusterNode) =>
+  Effect.gen(function*() {
+    for (;;) {
+      const rows = yield* queryNode<{ state: string }>(node, "SELECT pg_get_wal_replay_pause_state() AS state")
+      if (rows[0]?.state === "paused") return
+      yield* Effect.sleep("10 millis")
+    }
+  }).pipe(
+    Effect.timeoutFail({
+      duration: "30 seconds",
+      onTimeout: () => fail("pauseReplay", node, "replay did not pause within 30s")
+    })
+  )
+
 /** Waits until each of `targets` has replayed what `primary` had written when it began. */
 const awaitReplayed = (primary: ClusterNode, targets: ReadonlyArray<ClusterNode>, timeout: Duration.DurationInput) =>
   Effect.gen(function*() {
@@ -166,10 +185,11 @@ export const fromDriver = (driver: Driver): PgCluster => {
     isInRecovery: (node) =>
       queryNode<{ r: boolean }>(node, "SELECT pg_is_in_recovery() AS r").pipe(Effect.map((rows) => rows[0]!.r)),
     pauseReplay: (node) =>
-      requireReplica("pauseReplay", node).pipe(
+      live(requireReplica("pauseReplay", node).pipe(
         Effect.zipRight(queryNode(node, "SELECT pg_wal_replay_pause()")),
+        Effect.zipRight(awaitPaused(node)),
         Effect.zipRight(Effect.sync(() => paused.add(node.name)))
-      ),
+      )),
     resumeReplay: (node) =>
       requireReplica("resumeReplay", node).pipe(
         Effect.zipRight(queryNode(node, "SELECT pg_wal_replay_resume()")),

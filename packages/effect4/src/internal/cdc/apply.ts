@@ -1,8 +1,9 @@
 /** @internal */
-import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Sink from "effect/Sink"
+import type * as SqlClient from "effect/sql/SqlClient"
+import * as SqlError from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
 import { formatLsn, parseLsn } from "@effect-sql-router/core/cdc/Changes"
@@ -29,8 +30,9 @@ export interface Applier {
 /** @internal */
 export type Open = (rule: string, tables: ReadonlyArray<TableInfo>) => Effect.Effect<Applier, TargetError, Scope.Scope>
 
+// An effect/sql failure keeps the driver's error under its reason.
 const targetError = (operation: string) => (cause: unknown) =>
-  new TargetError({ operation, reason: describe(cause), cause })
+  new TargetError({ operation, reason: describe(SqlError.isSqlError(cause) ? cause.reason : cause), cause })
 
 /** @internal */
 export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>): Target => ({
@@ -43,7 +45,7 @@ export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>)
         Stream.run(Stream.succeed(transaction), sink).pipe(
           Effect.asVoid,
           Effect.mapError(targetError("sink")),
-          Effect.catchAllDefect((defect) => Effect.fail(targetError("sink")(defect)))
+          Effect.catchDefect((defect) => Effect.fail(targetError("sink")(defect)))
         )
     })
 })
@@ -93,11 +95,11 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
         durableState: true,
         apply: (transaction) =>
           Effect.forEach(plan.changes(transaction.changes), run, { discard: true }).pipe(
-            Effect.zipRight(run(plan.recordState(formatLsn(parseLsn(transaction.endLsn))))),
+            Effect.andThen(run(plan.recordState(formatLsn(parseLsn(transaction.endLsn))))),
             sql.withTransaction,
             Effect.mapError(targetError("apply")),
-            // @effect/sql turns a failed COMMIT into a defect: it is a target failure.
-            Effect.catchAllDefect((defect) => Effect.fail(targetError("commit")(defect)))
+            // A failed COMMIT whose cleanup failed too is a defect in effect/sql: still a target failure.
+            Effect.catchDefect((defect) => Effect.fail(targetError("commit")(defect)))
           )
       } satisfies Applier
     })

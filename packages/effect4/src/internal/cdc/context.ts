@@ -35,9 +35,11 @@ export const makeContext = (options: Options): CdcContext => {
     options,
     states: new Map(),
     statusInterval: Duration.toMillis(options.statusInterval ?? "1 second"),
-    backoff: Schedule.exponential(options.retryDelay ?? "100 millis").pipe(
-      Schedule.union(Schedule.spaced(options.maxRetryDelay ?? "5 seconds"))
-    ),
+    // The shorter of the two delays, for as long as either recurs: doubling, capped.
+    backoff: Schedule.min([
+      Schedule.exponential(options.retryDelay ?? "100 millis"),
+      Schedule.spaced(options.maxRetryDelay ?? "5 seconds")
+    ]),
     connect: Effect.map(resolvePrimary(options.primary), (url) => ({ url, applicationName })),
     noteError: (state) => (error) =>
       Effect.sync(() => {

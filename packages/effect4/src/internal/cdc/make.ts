@@ -21,7 +21,7 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
   Effect.gen(function*() {
     const context = makeContext(options)
     const cdc: Cdc = {
-      addRule: (rule) => Effect.zipRight(Rules.add(context, rule), Rules.persist(context)),
+      addRule: (rule) => Effect.andThen(Rules.add(context, rule), Rules.persist(context)),
       removeRule: (name, removeOptions) => Rules.remove(context, name, removeOptions),
       listRules: Effect.sync(() => Rules.rules(context)),
       config: Effect.sync(() => ({ rules: Rules.rules(context) })),

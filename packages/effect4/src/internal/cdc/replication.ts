@@ -1,11 +1,11 @@
 /** @internal */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import Pg from "pg"
+import type * as Pg from "pg"
 import type { Column } from "../../Cdc.js"
 import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../../Cdc.js"
 import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
@@ -16,11 +16,22 @@ import { describe } from "../errors.js"
 
 // Everything said to the source server: the control connection (catalog,
 // publications, slots), the exported snapshot, and the replication session.
+//
+// The native driver of @effect/sql-pg 4 does not speak the replication
+// protocol, so these connections are `pg` Clients. `pg` is an optional peer
+// of the package: it is imported here, lazily, when the first CDC connection
+// opens, so that an application without Cdc needs no `pg` (only types are
+// imported statically, and none of them reaches a public declaration).
 
 /** @internal */
 export interface Connect {
   readonly url: Redacted.Redacted<string>
   readonly applicationName: string
+}
+
+/** A connection to the source: what this module asks of a `pg` Client. @internal */
+export interface Client {
+  readonly query: (text: string, values?: Array<unknown>) => Promise<{ readonly rows: Array<unknown> }>
 }
 
 // One session format for every connection we open, so that the snapshot
@@ -30,39 +41,56 @@ const sessionOptions = "-c TimeZone=UTC -c DateStyle=ISO -c bytea_output=hex -c 
 const fail = (operation: string, cause: unknown) =>
   new ReplicationError({ operation, reason: describe(cause), cause })
 
+let pgModule: Promise<typeof Pg> | undefined
+
+/** The `pg` package, loaded on first use. */
+const loadPg = Effect.tryPromise({
+  try: () => pgModule ??= import("pg").catch((error) => {
+    pgModule = undefined
+    throw error
+  }),
+  catch: (cause) =>
+    new ReplicationError({
+      operation: "connect",
+      reason: `CDC needs the optional peer dependency pg (npm install pg): ${describe(cause)}`,
+      cause
+    })
+})
+
 const openClient = (connect: Connect, operation: string, replication: boolean) =>
   Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const client = new Pg.Client({
-          connectionString: Redacted.value(connect.url),
-          application_name: connect.applicationName,
-          connectionTimeoutMillis: 5_000,
-          options: sessionOptions,
-          types: { getTypeParser: ((oid: number) => Types.decoderFor(oid)) as never },
-          ...(replication ? { replication: "database" } : {})
-        } as Pg.ClientConfig)
-        client.on("error", () => {})
-        try {
-          await client.connect()
-        } catch (error) {
-          void client.end().catch(() => {})
-          throw error
-        }
-        return client
-      },
-      catch: (cause) => fail(operation, cause)
-    }),
+    Effect.flatMap(loadPg, (pg) =>
+      Effect.tryPromise({
+        try: async () => {
+          const client = new pg.Client({
+            connectionString: Redacted.value(connect.url),
+            application_name: connect.applicationName,
+            connectionTimeoutMillis: 5_000,
+            options: sessionOptions,
+            types: { getTypeParser: ((oid: number) => Types.decoderFor(oid)) as never },
+            ...(replication ? { replication: "database" } : {})
+          } as Pg.ClientConfig)
+          client.on("error", () => {})
+          try {
+            await client.connect()
+          } catch (error) {
+            void client.end().catch(() => {})
+            throw error
+          }
+          return client
+        },
+        catch: (cause) => fail(operation, cause)
+      })),
     (client) => Effect.promise(() => client.end().catch(() => {})).pipe(Effect.timeout("2 seconds"), Effect.ignore)
   )
 
 /** A plain connection to the source, for catalog and slot management. @internal */
-export const control = (connect: Connect): Effect.Effect<Pg.Client, ReplicationError, Scope.Scope> =>
+export const control = (connect: Connect): Effect.Effect<Client, ReplicationError, Scope.Scope> =>
   openClient(connect, "connect", false)
 
 /** @internal */
 export const query = <A = Record<string, unknown>>(
-  client: Pg.Client,
+  client: Client,
   operation: string,
   sql: string,
   params: ReadonlyArray<unknown> = []
@@ -95,7 +123,7 @@ export interface TableInfo {
  * @internal
  */
 export const describeTables = (
-  client: Pg.Client,
+  client: Client,
   tables: ReadonlyArray<string>,
   options: { readonly checkTypes: boolean } = { checkTypes: true }
 ): Effect.Effect<
@@ -176,7 +204,7 @@ const ownerComment = (rule: string) => `effect-sql-router/Cdc rule ${rule}`
  * @internal
  */
 export const ensurePublication = (
-  client: Pg.Client,
+  client: Client,
   name: string,
   rule: string,
   tables: ReadonlyArray<TableInfo>
@@ -217,7 +245,7 @@ export const ensurePublication = (
   })
 
 /** Drops the publication if this library created it for the rule. @internal */
-export const dropPublication = (client: Pg.Client, name: string, rule: string): Effect.Effect<void, ReplicationError> =>
+export const dropPublication = (client: Client, name: string, rule: string): Effect.Effect<void, ReplicationError> =>
   Effect.gen(function*() {
     const [existing] = yield* query<{ comment: string | null }>(
       client,
@@ -241,7 +269,7 @@ export interface SlotInfo {
 }
 
 /** @internal */
-export const slotInfo = (client: Pg.Client, slot: string): Effect.Effect<SlotInfo | undefined, ReplicationError> =>
+export const slotInfo = (client: Client, slot: string): Effect.Effect<SlotInfo | undefined, ReplicationError> =>
   Effect.map(
     query<SlotInfo>(
       client,
@@ -256,7 +284,7 @@ export const slotInfo = (client: Pg.Client, slot: string): Effect.Effect<SlotInf
   )
 
 /** @internal */
-export const currentLsn = (client: Pg.Client): Effect.Effect<bigint, ReplicationError> =>
+export const currentLsn = (client: Client): Effect.Effect<bigint, ReplicationError> =>
   Effect.map(
     query<{ lsn: string }>(client, "lsn", "SELECT pg_current_wal_lsn()::text AS lsn"),
     (rows) => parseLsn(rows[0]!.lsn)
@@ -267,14 +295,14 @@ export const currentLsn = (client: Pg.Client): Effect.Effect<bigint, Replication
  * that just stopped may not have left the server yet).
  * @internal
  */
-export const dropSlot = (client: Pg.Client, slot: string): Effect.Effect<void, ReplicationError> =>
+export const dropSlot = (client: Client, slot: string): Effect.Effect<void, ReplicationError> =>
   query(
     client,
     "drop slot",
     `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`,
     [slot]
   ).pipe(
-    Effect.zipRight(
+    Effect.andThen(
       query(client, "drop slot", "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot])
     ),
     // The terminated walsender may hold the slot for a moment longer.
@@ -372,7 +400,8 @@ export const startSession = (
 ): Effect.Effect<Session, ReplicationError, Scope.Scope> =>
   Effect.gen(function*() {
     const queue = yield* Effect.acquireRelease(
-      Queue.unbounded<Message | { readonly _tag: "Failure"; readonly error: ReplicationError }>(),
+      // A failure ends the queue after the messages that came before it.
+      Queue.unbounded<Message, ReplicationError>(),
       Queue.shutdown
     )
     const client = yield* openClient(connect, "start replication", true)
@@ -397,19 +426,19 @@ export const startSession = (
     }
 
     const failWith = (operation: string, cause: unknown) =>
-      Queue.unsafeOffer(queue, { _tag: "Failure", error: fail(operation, cause) })
+      Queue.failCauseUnsafe(queue, Cause.fail(fail(operation, cause)))
 
     connection.on("copyData", ({ chunk }: { chunk: Buffer }) => {
       try {
         if (chunk[0] === 0x77) {
           const message = parser.parse(chunk.subarray(25))
-          Queue.unsafeOffer(queue, { _tag: "Data", lsn: chunk.readBigUInt64BE(1), message })
-          if (!paused && Option.getOrElse(queue.unsafeSize(), () => 0) > highWater) {
+          Queue.offerUnsafe(queue, { _tag: "Data", lsn: chunk.readBigUInt64BE(1), message })
+          if (!paused && Queue.sizeUnsafe(queue) > highWater) {
             paused = true
             connection.stream.pause()
           }
         } else if (chunk[0] === 0x6b) {
-          Queue.unsafeOffer(queue, { _tag: "Keepalive", lsn: chunk.readBigUInt64BE(1) })
+          Queue.offerUnsafe(queue, { _tag: "Keepalive", lsn: chunk.readBigUInt64BE(1) })
           if (chunk[17] === 1) sendStatus(false)
         }
       } catch (cause) {
@@ -433,13 +462,13 @@ export const startSession = (
       Effect.forkScoped
     )
 
-    const take = Effect.flatMap(Queue.take(queue), (item) => {
-      if (paused && Option.getOrElse(queue.unsafeSize(), () => 0) < lowWater) {
-        paused = false
-        connection.stream.resume()
-      }
-      return item._tag === "Failure" ? Effect.fail(item.error) : Effect.succeed(item)
-    })
+    const take = Effect.tap(Queue.take(queue), () =>
+      Effect.sync(() => {
+        if (paused && Queue.sizeUnsafe(queue) < lowWater) {
+          paused = false
+          connection.stream.resume()
+        }
+      }))
 
     return {
       take,

@@ -31,5 +31,5 @@ export const enforceRetention = (context: CdcContext): Effect.Effect<ReadonlyArr
       return dropped
     }))
   }).pipe(
-    Effect.catchAll((error) => Effect.logWarning(`CDC retention check failed: ${describe(error)}`).pipe(Effect.as([])))
+    Effect.catch((error) => Effect.logWarning(`CDC retention check failed: ${describe(error)}`).pipe(Effect.as([])))
   )

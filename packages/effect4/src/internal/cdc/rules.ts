@@ -1,9 +1,9 @@
 /** @internal */
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
-import * as ParseResult from "effect/ParseResult"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 import type { CdcError, Rule, Target } from "../../Cdc.js"
 import { InvalidRule, UnknownRule } from "../../Cdc.js"
 import type { CdcContext } from "./context.js"
@@ -18,7 +18,7 @@ export interface RuleState {
   rule: Rule
   running: boolean
   /** The `run` fiber, so that `removeRule` can stop it. */
-  fiber: Fiber.RuntimeFiber<never, CdcError> | undefined
+  fiber: Fiber.Fiber<never, CdcError> | undefined
   changesApplied: number
   transactionsApplied: number
   lastAppliedLsn: bigint | undefined
@@ -35,37 +35,58 @@ export const slotOf = (rule: Rule) => rule.slot ?? `cdc_${rule.name}`
 /** @internal */
 export const publicationOf = (rule: Rule) => rule.publication ?? `cdc_${rule.name}`
 
-const decodeRule = Schema.decodeUnknownEither(CdcSchema.Rule, { errors: "first", onExcessProperty: "error" })
+const decodeRule = Schema.decodeUnknownResult(CdcSchema.Rule, { errors: "first", onExcessProperty: "error" })
 
-const validateRule = (rule: unknown, targets: Readonly<Record<string, Target>>): Either.Either<Rule, InvalidRule> => {
+// Each issue as the field it is about and what is wrong with it; the
+// schema's own messages, in the words of the other errors.
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1({
+  leafHook: (issue) => {
+    switch (issue._tag) {
+      case "UnexpectedKey":
+        return "is not a known option"
+      case "MissingKey":
+        return "is missing"
+      default:
+        return SchemaIssue.defaultLeafHook(issue)
+    }
+  }
+})
+
+const validateRule = (rule: unknown, targets: Readonly<Record<string, Target>>): Result.Result<Rule, InvalidRule> => {
   const name = typeof (rule as { name?: unknown })?.name === "string" ? (rule as { name: string }).name : "(unnamed)"
   const result = decodeRule(rule)
-  if (Either.isLeft(result)) {
-    const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
-    return Either.left(
+  if (Result.isFailure(result)) {
+    const issue = formatIssue(result.failure.issue).issues[0]
+    return Result.fail(
       new InvalidRule({
         name,
-        field: issue?.path.map(String).join(".") || "rule",
-        reason: issue?._tag === "Unexpected" ? "is not a known option" : issue?.message ?? "is invalid"
+        field: issue?.path?.map((key) => String(typeof key === "object" ? key.key : key)).join(".") || "rule",
+        reason: issue?.message ?? "is invalid"
       })
     )
   }
-  if (!(result.right.target in targets)) {
-    return Either.left(new InvalidRule({ name, field: "target", reason: `names no target (known: ${Object.keys(targets).join(", ") || "none"})` }))
+  if (!(result.success.target in targets)) {
+    return Result.fail(
+      new InvalidRule({
+        name,
+        field: "target",
+        reason: `names no target (known: ${Object.keys(targets).join(", ") || "none"})`
+      })
+    )
   }
-  return Either.right(result.right)
+  return Result.succeed(result.success)
 }
 
 /** Registers a valid rule under a free name. @internal */
 export const add = (context: CdcContext, rule: unknown): Effect.Effect<void, InvalidRule> =>
   Effect.suspend(() => {
     const result = validateRule(rule, context.options.targets)
-    if (Either.isLeft(result)) return Effect.fail(result.left)
-    if (context.states.has(result.right.name)) {
-      return Effect.fail(new InvalidRule({ name: result.right.name, field: "name", reason: "is taken by another rule" }))
+    if (Result.isFailure(result)) return Effect.fail(result.failure)
+    if (context.states.has(result.success.name)) {
+      return Effect.fail(new InvalidRule({ name: result.success.name, field: "name", reason: "is taken by another rule" }))
     }
-    context.states.set(result.right.name, {
-      rule: result.right,
+    context.states.set(result.success.name, {
+      rule: result.success,
       running: false,
       fiber: undefined,
       changesApplied: 0,
@@ -89,7 +110,7 @@ export const persist = (context: CdcContext): Effect.Effect<void> =>
   Effect.suspend(() =>
     context.options.persist
       ? context.options.persist({ rules: rules(context) }).pipe(
-        Effect.catchAllCause((cause) => Effect.logWarning("CDC rules were not persisted", cause))
+        Effect.catchCause((cause) => Effect.logWarning("CDC rules were not persisted", cause))
       )
       : Effect.void
   )

@@ -5,39 +5,41 @@ import * as Schema from "effect/Schema"
 // RouterConfig can embed it without importing the CDC runtime. Every field is
 // plain JSON: encoding is the identity.
 
+const matching = (pattern: RegExp, message: string) =>
+  Schema.String.check(Schema.makeFilter((s: string) => pattern.test(s), { message }))
+
 const identifier = (what: string) =>
-  Schema.String.pipe(
-    Schema.filter((s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s), {
-      message: () => `${what} must be 1 to 63 lowercase letters, digits or underscores, not starting with a digit`
-    })
+  matching(
+    /^[a-z_][a-z0-9_]{0,62}$/,
+    `${what} must be 1 to 63 lowercase letters, digits or underscores, not starting with a digit`
   )
 
-const RuleName = Schema.String.pipe(
-  Schema.filter((s) => /^[a-z_][a-z0-9_]{0,39}$/.test(s), {
-    message: () => "must be 1 to 40 lowercase letters, digits or underscores, not starting with a digit"
-  })
+const RuleName = matching(
+  /^[a-z_][a-z0-9_]{0,39}$/,
+  "must be 1 to 40 lowercase letters, digits or underscores, not starting with a digit"
 )
 
-const TableName = Schema.String.pipe(
-  Schema.filter((s) => /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/.test(s), {
-    message: () => "must be a table name, optionally schema-qualified (\"users\", \"sales.orders\")"
-  })
+const TableName = matching(
+  /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/,
+  "must be a table name, optionally schema-qualified (\"users\", \"sales.orders\")"
 )
 
 /** @internal */
 export const Rule = Schema.Struct({
   name: RuleName,
-  tables: Schema.Array(TableName).pipe(Schema.minItems(1, { message: () => "must list at least one table" })),
-  target: Schema.String.annotations({ message: () => "must be the name of a target given to the Cdc layer" }),
+  tables: Schema.Array(TableName).check(Schema.isMinLength(1, { message: "must list at least one table" })),
+  target: Schema.String.annotate({ message: "must be the name of a target given to the Cdc layer" }),
   conflictResolution: Schema.optional(
-    Schema.Literal("source-wins").annotations({ message: () => "must be \"source-wins\"" })
+    Schema.Literal("source-wins").annotate({ message: "must be \"source-wins\"" })
   ),
   slot: Schema.optional(identifier("slot")),
   publication: Schema.optional(identifier("publication")),
   snapshot: Schema.optional(Schema.Boolean),
   failover: Schema.optional(Schema.Boolean),
   maxRetainedWalBytes: Schema.optional(
-    Schema.Number.pipe(Schema.filter((n) => Number.isInteger(n) && n > 0, { message: () => "must be a whole number of bytes above 0" }))
+    Schema.Number.check(
+      Schema.makeFilter((n: number) => Number.isInteger(n) && n > 0, { message: "must be a whole number of bytes above 0" })
+    )
   ),
   enabled: Schema.optional(Schema.Boolean)
 })

@@ -27,7 +27,7 @@ interface Progress {
 /** The session's open connection, tables and target. */
 interface Source {
   readonly connect: Replication.Connect
-  readonly client: import("pg").Client
+  readonly client: Replication.Client
   readonly tables: ReadonlyArray<TableInfo>
   readonly applier: Applier
 }
@@ -59,7 +59,7 @@ const apply = (session: Session, transaction: Transaction): Effect.Effect<void, 
   const { progress, state } = session
   return session.source.applier.apply(transaction).pipe(
     Effect.tapError(session.context.noteError(state)),
-    Effect.retry(session.applyRetry.pipe(Schedule.tapOutput(() => Effect.sync(() => state.retries++)))),
+    Effect.retry(session.applyRetry.pipe(Schedule.tap(() => Effect.sync(() => state.retries++)))),
     Effect.tap(() =>
       Effect.sync(() => {
         state.transactionsApplied++
@@ -175,7 +175,7 @@ const runSession = (context: CdcContext, state: RuleState, mode: Mode) =>
       context,
       state,
       source,
-      applyRetry: mode === "run" ? context.backoff : Schedule.intersect(context.backoff, Schedule.recurs(10)),
+      applyRetry: mode === "run" ? context.backoff : Schedule.max([context.backoff, Schedule.recurs(10)]),
       progress: { transactions: 0, changes: 0, snapshot: false }
     }
     const { skipUpTo, startLsn } = yield* startPosition(session)
@@ -219,7 +219,7 @@ export const run = (context: CdcContext, name: string) =>
     const following = runSession(context, state, "run").pipe(
       Effect.tapError(context.noteError(state)),
       Effect.retry({
-        schedule: context.backoff.pipe(Schedule.tapOutput(() => Effect.sync(() => state.restarts++))),
+        schedule: context.backoff.pipe(Schedule.tap(() => Effect.sync(() => state.restarts++))),
         while: isRetriable
       }),
       Effect.flatMap(() => Effect.never),

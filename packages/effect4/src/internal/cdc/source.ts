@@ -2,7 +2,7 @@
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type { Primary } from "../../Cdc.js"
-import * as SqlRouterInternal from "../sqlRouter.js"
+import { SqlRouter } from "../../SqlRouter.js"
 
 // Where the source is: a fixed address, or an effect asked at each connection
 // (it may follow the router's primary).
@@ -15,4 +15,4 @@ export const resolvePrimary = (primary: Primary): Effect.Effect<Redacted.Redacte
   Redacted.isRedacted(primary) ? Effect.succeed(primary) : primary
 
 /** @internal */
-export const primaryFromRouter = Effect.flatMap(SqlRouterInternal.tag, (router) => Effect.map(router.primary, (node) => node.url))
+export const primaryFromRouter = SqlRouter.use((router) => Effect.map(router.primary, (node) => node.url))

@@ -15,7 +15,7 @@ import { defaultApplicationName, resolvePrimary } from "./source.js"
 /** Slot and publication in place: adopted if present, else created. */
 const prepareSource = (
   connect: Replication.Connect,
-  client: import("pg").Client,
+  client: Replication.Client,
   options: {
     readonly slot: string
     readonly publication: string
@@ -39,7 +39,7 @@ const prepareSource = (
 
 /** @internal */
 export const changes = (options: StreamOptions) =>
-  Stream.unwrapScoped(Effect.gen(function*() {
+  Stream.unwrap(Effect.gen(function*() {
     const connect = {
       url: yield* resolvePrimary(options.primary),
       applicationName: options.applicationName ?? defaultApplicationName
@@ -89,7 +89,7 @@ export const changes = (options: StreamOptions) =>
         return change
       }
     })
-    return Stream.repeatEffect(pull)
+    return Stream.fromEffectRepeat(pull)
   }))
 
 /** @internal */

@@ -1,98 +1,84 @@
 /** @internal */
-import * as Reactivity from "@effect/experimental/Reactivity"
+import { newestTimeline } from "@effect-sql-router/core/Discovery"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
+import type * as Reactivity from "effect/reactivity/Reactivity"
+import * as ReactivityService from "effect/reactivity/Reactivity"
 import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import * as Scope from "effect/Scope"
-import * as STM from "effect/STM"
-import * as TRef from "effect/TRef"
+import * as TxRef from "effect/TxRef"
 import type * as Node from "../../Node.js"
 import type * as RouterConfig from "../../RouterConfig.js"
 import { InvalidConfig, PrimaryUnavailable, PromotionRefused, UnknownReplica } from "../../RouterError.js"
 import * as Topology from "../../Topology.js"
-import { newestTimeline } from "@effect-sql-router/core/Discovery"
-import * as Catalog from "./catalog.js"
+import { addressOf, isPostgresUrl } from "../connectionString.js"
 import { describe } from "../errors.js"
-import * as HealthMonitor from "./monitor.js"
 import * as NodeInternal from "../node.js"
+import { poolFor } from "../routerConfig.js"
 import type { ClientOptions, RouterState } from "../routerState.js"
+import * as Catalog from "./catalog.js"
+import * as HealthMonitor from "./monitor.js"
 import * as Waiting from "./waiting.js"
 
 // Live topology: nodes joining and leaving, the primary changing. Every
-// change of the topology is one STM transaction; the pools of nodes that
-// leave are closed only after their in-flight work has finished.
+// change of the topology is one transaction (`Effect.tx`); the pools of nodes
+// that leave are closed only after their in-flight work has finished.
 
 /** What building a node needs from the router. @internal */
 export interface NodeFactory {
   readonly config: RouterConfig.Resolved
-  readonly reactivity: Reactivity.Reactivity["Type"]
+  readonly reactivity: Reactivity.Reactivity
   readonly scope: Scope.Scope
   /** Each node's pool lives in a scope of its own, closed when it is removed. */
-  readonly nodeScopes: Map<Node.Node, Scope.CloseableScope>
+  readonly nodeScopes: Map<Node.Node, Scope.Closeable>
   /** PgClient options of the routed client, applied on every node. */
   readonly clientOptions?: ClientOptions | undefined
 }
 
-/** @internal */
-export const makeNode = (factory: NodeFactory, id: string, role: Node.Role, url: Redacted.Redacted<string>) =>
+/**
+ * A node with its pool sized and set up for `role` (`primaryMaxSize` and
+ * `primaryPool`, or `replicaMaxSizeEach` and `replicaPool`), in a scope of
+ * its own under the router's.
+ * @internal
+ */
+export const makeNode = (
+  factory: NodeFactory,
+  id: string,
+  role: Node.Role,
+  url: Redacted.Redacted<string>
+): Effect.Effect<Node.Node> =>
   Effect.gen(function*() {
-    const scope = yield* Scope.fork(factory.scope, ExecutionStrategy.sequential)
+    const scope = yield* Scope.fork(factory.scope, "sequential")
     const { config } = factory
     const node = yield* NodeInternal.make({
       id,
       role,
       url,
-      maxSize: role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach,
+      ...poolFor(config, role),
       connectTimeout: config.connectTimeout,
       idleTimeout: config.idleTimeout,
-      validate: config.validate,
       ...factory.clientOptions,
       applicationName: factory.clientOptions?.applicationName ?? config.applicationName
-    }).pipe(Scope.extend(scope), Effect.provideService(Reactivity.Reactivity, factory.reactivity))
+    }).pipe(
+      Scope.provide(scope),
+      Effect.provideService(ReactivityService.Reactivity, factory.reactivity),
+      // The pool connects lazily: making it opens no connection, so it has nothing to fail on.
+      Effect.orDie
+    )
     factory.nodeScopes.set(node, scope)
     return node
   })
 
-type PoolInternals = {
-  readonly _idle: ReadonlyArray<{ readonly client: unknown }>
-  readonly _clients: ReadonlyArray<unknown>
-  readonly _remove: (client: unknown) => void
-  readonly _pulseQueue: () => void
-}
-
 /**
- * Sets the pool's size on a live pool: pg-pool reads `options.max` at every
- * checkout. Growing serves waiting checkouts at once; shrinking closes idle
- * connections beyond the new size, and busy ones leave as they come back idle.
+ * A node's role as last known: with discovery, and after a failover or a
+ * promotion, it follows what the servers say.
  * @internal
  */
-export const resizePool = (pool: Node.Node["pool"], max: number): void => {
-  if (pool.options.max === max) return
-  pool.options.max = max
-  const internals = pool as unknown as PoolInternals
-  for (const idle of internals._idle.slice()) {
-    if (internals._clients.length <= max) break
-    internals._remove(idle.client)
-  }
-  internals._pulseQueue()
-}
-
-/**
- * A node's role, and its pool sized for it (`primaryMaxSize` or
- * `replicaMaxSizeEach`): with discovery, and after a failover, the pool
- * follows the role.
- * @internal
- */
-export const setRole = (config: RouterConfig.Resolved, node: Node.Node, role: Node.Role): void => {
-  NodeInternal.setRole(node, role)
-  resizePool(node.pool, role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach)
-}
+export const setRole = (node: Node.Node, role: Node.Role): void => NodeInternal.setRole(node, role)
 
 /** Starts probing a replica (when the monitor runs), in the router's scope. @internal */
 export const watch = (internals: RouterState, replica: Topology.Replica): Effect.Effect<void> =>
@@ -117,7 +103,7 @@ export const addReplica = (
   id?: string
 ): Effect.Effect<Node.Node, InvalidConfig> =>
   Effect.gen(function*() {
-    if (!Redacted.isRedacted(url) || !NodeInternal.isPostgresUrl(Redacted.value(url))) {
+    if (!Redacted.isRedacted(url) || !isPostgresUrl(Redacted.value(url))) {
       return yield* new InvalidConfig({ field: "url", reason: "must be a Redacted postgres:// URL" })
     }
     const existing = yield* allNodes(internals.topology)
@@ -126,19 +112,19 @@ export const addReplica = (
       return yield* new InvalidConfig({ field: "id", reason: `${name} is already a node of this router` })
     }
     const node = yield* makeNode(internals, name, "replica", url)
-    const first = yield* Effect.either(internals.probes.replica(node))
-    const following = first._tag === "Right" && first.right.state?._tag === "Following"
-    const replica = yield* STM.commit(STM.gen(function*() {
-      const replica = yield* Topology.makeReplica(node, following)
-      if (first._tag === "Right") yield* TRef.set(replica.probe, { ...first.right, at: Date.now() })
-      yield* TRef.update(internals.topology.replicas, (replicas) => [...replicas, replica])
-      return replica
-    }))
+    const first = yield* Effect.result(internals.probes.replica(node))
+    const following = first._tag === "Success" && first.success.state?._tag === "Following"
+    const replica = yield* Topology.makeReplica(node, following)
+    const at = Date.now()
+    yield* Effect.tx(Effect.andThen(
+      first._tag === "Success" ? TxRef.set(replica.probe, { ...first.success, at }) : Effect.void,
+      TxRef.update(internals.topology.replicas, (replicas) => [...replicas, replica])
+    ))
     yield* following
       ? Effect.logInfo(`replica ${name} (${node.address}) added and in rotation`)
       : Effect.logWarning(
         `replica ${name} (${node.address}) added, not yet in rotation: ${
-          first._tag === "Left" ? describe(first.left) : first.right.error
+          first._tag === "Failure" ? describe(first.failure) : first.success.error
         }`
       )
     yield* watch(internals, replica)
@@ -151,35 +137,35 @@ const nextReplicaId = (nodes: ReadonlyArray<Node.Node>): string => {
   return `replica-${i}`
 }
 
-/** @internal */
-export const allNodes = (topology: Topology.Topology) =>
-  STM.commit(STM.zipWith(
-    TRef.get(topology.primary),
-    TRef.get(topology.replicas),
+/** The primary and the replicas' nodes, as one snapshot. @internal */
+export const allNodes = (topology: Topology.Topology): Effect.Effect<Array<Node.Node>> =>
+  Effect.tx(Effect.zipWith(
+    TxRef.get(topology.primary),
+    TxRef.get(topology.replicas),
     (primary, replicas) => [primary, ...replicas.map((r) => r.node)]
   ))
 
 /**
- * Leaves rotation at once; its in-flight reads and leases finish; then its
- * pool is closed.
+ * Leaves rotation at once; what still runs on it is released (see
+ * `Waiting`); once its in-flight count is back to 0, its pool is closed.
  * @internal
  */
 export const removeReplica = (internals: RouterState, which: number | string): Effect.Effect<void, UnknownReplica> =>
   Effect.gen(function*() {
-    const removed = yield* STM.commit(STM.gen(function*() {
-      const replicas = yield* TRef.get(internals.topology.replicas)
+    const removed = yield* Effect.tx(Effect.gen(function*() {
+      const replicas = yield* TxRef.get(internals.topology.replicas)
       const found = typeof which === "number" ? replicas[which] : replicas.find((r) => r.node.id === which)
       if (found === undefined) return Option.none<Topology.Replica>()
-      yield* TRef.set(internals.topology.replicas, replicas.filter((r) => r !== found))
-      yield* TRef.update(found.health, (health) => ({ ...health, member: false }))
+      yield* TxRef.set(internals.topology.replicas, replicas.filter((r) => r !== found))
+      yield* TxRef.update(found.health, (health) => ({ ...health, member: false }))
       return Option.some(found)
     }))
     if (Option.isNone(removed)) return yield* new UnknownReplica({ replica: which })
     const replica = removed.value
-    // Routed reads waiting on it run elsewhere now; regions and leases finish.
+    // Routed reads waiting on it run elsewhere now.
     Waiting.releaseWaiting(replica)
-    // Retries (blocks) until nothing runs on it any more.
-    yield* STM.commit(STM.flatMap(TRef.get(replica.inFlight), (n) => n > 0 ? STM.retry : STM.void))
+    // Waits (the transaction retries when the count changes) until nothing runs on it any more.
+    yield* Effect.tx(Effect.flatMap(TxRef.get(replica.inFlight), (n) => n > 0 ? Effect.txRetry : Effect.void))
     yield* internals.probes.forget(replica.node)
     yield* closeNode(internals, replica.node)
     yield* Effect.logInfo(`replica ${replica.node.id} removed`)
@@ -195,30 +181,33 @@ const closeNode = (internals: RouterState, node: Node.Node) =>
 /**
  * Makes `next` the primary: its replica state leaves the topology, the old
  * primary becomes a replica (out of rotation until its probes say it follows
- * the new primary). One STM transaction; both pools are resized for their new
- * roles; probing of the old primary starts after it.
+ * the new primary). One transaction; probing of the old primary starts after
+ * it.
  * @internal
  */
 export const switchPrimary = (internals: RouterState, next: Node.Node, why: string): Effect.Effect<void> =>
   Effect.gen(function*() {
-    const previous = yield* STM.commit(STM.gen(function*() {
-      const current = yield* TRef.get(internals.topology.primary)
-      if (current === next) return Option.none<Topology.Replica>()
-      const replicas = yield* TRef.get(internals.topology.replicas)
+    const current = yield* TxRef.get(internals.topology.primary)
+    if (current === next) return
+    // Made outside the transaction: a retry must not make another.
+    const demoted = yield* Topology.makeReplica(current, false)
+    const switched = yield* Effect.tx(Effect.gen(function*() {
+      if ((yield* TxRef.get(internals.topology.primary)) !== current) return false
+      const replicas = yield* TxRef.get(internals.topology.replicas)
       for (const replica of replicas) {
-        if (replica.node === next) yield* TRef.update(replica.health, (health) => ({ ...health, member: false }))
+        if (replica.node === next) yield* TxRef.update(replica.health, (health) => ({ ...health, member: false }))
       }
-      const demoted = yield* Topology.makeReplica(current, false)
-      yield* TRef.set(internals.topology.replicas, [...replicas.filter((r) => r.node !== next), demoted])
-      yield* TRef.set(internals.topology.primary, next)
-      yield* TRef.set(internals.topology.primaryLsn, undefined)
-      return Option.some(demoted)
+      yield* TxRef.set(internals.topology.replicas, [...replicas.filter((r) => r.node !== next), demoted])
+      yield* TxRef.set(internals.topology.primary, next)
+      yield* TxRef.set(internals.topology.primaryLsn, undefined)
+      return true
     }))
-    if (Option.isNone(previous)) return
-    setRole(internals.config, next, "primary")
-    setRole(internals.config, previous.value.node, "replica")
-    yield* Effect.logWarning(`primary is now ${next.id} (${next.address}), was ${previous.value.node.id}: ${why}`)
-    yield* watch(internals, previous.value)
+    // Another switch came first: judge again from what it left.
+    if (!switched) return yield* switchPrimary(internals, next, why)
+    setRole(next, "primary")
+    setRole(current, "replica")
+    yield* Effect.logWarning(`primary is now ${next.id} (${next.address}), was ${current.id}: ${why}`)
+    yield* watch(internals, demoted)
   })
 
 interface Role {
@@ -230,7 +219,7 @@ interface Role {
 const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.Option<Role>> =>
   internals.probes.role(node).pipe(
     Effect.map((answer) => Option.some({ node, writable: !answer.standby, answer })),
-    Effect.catchAll(() => Effect.succeed(Option.none<Role>()))
+    Effect.catch(() => Effect.succeed(Option.none<Role>()))
   )
 
 /**
@@ -238,10 +227,10 @@ const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.
  * Exactly one writable node is the primary; none keeps the last one (writes
  * fail until a node is promoted); more than one is split brain, and writes
  * fail naming them rather than guessing. Reads, though, follow the newest
- * timeline: the writable node on it becomes the router's primary (for reads
- * and as what replicas must follow, so its standbys serve), and a writable
- * node on an older timeline serves none (it is a replica that is `Writable`,
- * out of rotation).
+ * timeline (`newestTimeline` in the core): the writable node on it becomes
+ * the router's primary (for reads and as what replicas must follow, so its
+ * standbys serve), and a writable node on an older timeline serves none (it
+ * is a replica that is `Writable`, out of rotation).
  * @internal
  */
 export const discover = (internals: RouterState): Effect.Effect<void> =>
@@ -254,7 +243,7 @@ export const discover = (internals: RouterState): Effect.Effect<void> =>
     const newest = writable.length > 1
       ? newestTimeline(writable.map((role) => ({ role, timeline: role.answer.timeline })))?.role
       : undefined
-    const before = yield* STM.commit(TRef.getAndSet(internals.topology.conflict, conflict))
+    const before = yield* TxRef.modify(internals.topology.conflict, (before) => [before, conflict])
     if (conflict.length > 0 && before.length === 0) {
       yield* Effect.logError(
         `split brain: ${conflict.join(" and ")} all accept writes; writes fail until one is fenced; ${
@@ -268,7 +257,7 @@ export const discover = (internals: RouterState): Effect.Effect<void> =>
     const leader = writable.length === 1 ? writable[0]! : newest
     if (leader === undefined) {
       // What replicas follow: the current primary's own answer, if it gave one.
-      const current = yield* STM.commit(TRef.get(internals.topology.primary))
+      const current = yield* TxRef.get(internals.topology.primary)
       const answered = writable.find((role) => role.node === current)
       return yield* internals.probes.recordPrimary(current, answered?.answer)
     }
@@ -280,7 +269,7 @@ export const discover = (internals: RouterState): Effect.Effect<void> =>
         : `split brain: it is on the newest timeline (${leader.answer.timeline}); writes fail until the others are fenced`
     )
     yield* internals.probes.recordPrimary(leader.node, leader.answer)
-    yield* STM.commit(TRef.set(internals.topology.primaryLsn, leader.answer.lsn))
+    yield* TxRef.set(internals.topology.primaryLsn, leader.answer.lsn)
   })
 
 /** The discovery round running now, per router: at most one at a time. */
@@ -296,9 +285,9 @@ export const discoverOnce = (internals: RouterState): Effect.Effect<void> =>
   Effect.suspend(() => {
     const running = rounds.get(internals.topology)
     if (running !== undefined) return Deferred.await(running)
-    const done = Deferred.unsafeMake<void>(FiberId.none)
+    const done = Deferred.makeUnsafe<void>()
     rounds.set(internals.topology, done)
-    return Effect.zipRight(
+    return Effect.andThen(
       Effect.forkIn(
         discover(internals).pipe(
           Effect.ensuring(Effect.suspend(() => {
@@ -319,8 +308,12 @@ export const discoverOnce = (internals: RouterState): Effect.Effect<void> =>
  * and tell the caller; never retry the write.
  * @internal
  */
-export const primaryTurnedReadOnly = (internals: RouterState, node: Node.Node, cause: unknown) =>
-  Effect.zipRight(
+export const primaryTurnedReadOnly = (
+  internals: RouterState,
+  node: Node.Node,
+  cause: unknown
+): Effect.Effect<never, PrimaryUnavailable> =>
+  Effect.andThen(
     internals.config.discovery === "auto"
       ? Effect.ignore(Effect.timeout(
         discoverOnce(internals),
@@ -338,19 +331,19 @@ export const primaryTurnedReadOnly = (internals: RouterState, node: Node.Node, c
 
 /** The primary for a write, or the split brain that forbids one. @internal */
 export const primaryForWrite = (internals: RouterState): Effect.Effect<Node.Node, PrimaryUnavailable> =>
-  STM.commit(STM.gen(function*() {
-    const conflict = yield* TRef.get(internals.topology.conflict)
-    if (conflict.length > 0) {
-      return yield* STM.fail(
-        new PrimaryUnavailable({
-          node: conflict.join(", "),
-          reason: `split brain: ${conflict.join(" and ")} all accept writes`,
-          conflicting: conflict
-        })
-      )
-    }
-    return yield* TRef.get(internals.topology.primary)
-  }))
+  Effect.flatMap(
+    Effect.tx(Effect.zip(TxRef.get(internals.topology.conflict), TxRef.get(internals.topology.primary))),
+    ([conflict, primary]) =>
+      conflict.length > 0
+        ? Effect.fail(
+          new PrimaryUnavailable({
+            node: conflict.join(", "),
+            reason: `split brain: ${conflict.join(" and ")} all accept writes`,
+            conflicting: conflict
+          })
+        )
+        : Effect.succeed(primary)
+  )
 
 /**
  * Promotes a replica: refuses when it is behind the primary by more than
@@ -365,24 +358,20 @@ export const promote = (
   maxLag: number
 ): Effect.Effect<Node.Node, UnknownReplica | PromotionRefused> =>
   Effect.gen(function*() {
-    const replicas = yield* STM.commit(TRef.get(internals.topology.replicas))
+    const replicas = yield* TxRef.get(internals.topology.replicas)
     const replica = typeof which === "number" ? replicas[which] : replicas.find((r) => r.node.id === which)
     if (replica === undefined) return yield* new UnknownReplica({ replica: which })
     const node = replica.node
     const refuse = (reason: string, extra: { behindBytes?: number; cause?: unknown } = {}) =>
       new PromotionRefused({ replica: node.id, reason, ...extra })
-    const timeout = internals.config.connectTimeout
-    const query = (target: Node.Node): Catalog.Query => <A>(sql: string) =>
-      Effect.tryPromise(() => target.pool.query(sql).then((r) => r.rows[0] as A)).pipe(
-        Effect.timeoutFail({ duration: Duration.sum(timeout, timeout), onTimeout: () => new Error("no answer") })
-      )
-    const primary = yield* STM.commit(TRef.get(internals.topology.primary))
+    const timeout = Duration.sum(internals.config.connectTimeout, internals.config.connectTimeout)
+    const primary = yield* TxRef.get(internals.topology.primary)
     // The primary's position now if it answers, else the last one we saw.
-    const primaryLsn = yield* Catalog.currentLsn(query(primary)).pipe(
-      Effect.orElse(() => STM.commit(TRef.get(internals.topology.primaryLsn)))
+    const primaryLsn = yield* Catalog.currentLsn(HealthMonitor.nodeQuery(primary, timeout)).pipe(
+      Effect.catch(() => TxRef.get(internals.topology.primaryLsn))
     )
     if (primaryLsn === undefined) return yield* refuse("the primary's WAL position is unknown (no probe has seen it)")
-    const row = yield* Catalog.replayLsn(query(node)).pipe(
+    const row = yield* Catalog.replayLsn(HealthMonitor.nodeQuery(node, timeout)).pipe(
       Effect.mapError((cause) => refuse(`it does not answer: ${describe(cause)}`, { cause }))
     )
     if (!row.standby) return yield* refuse("it is not a standby")
@@ -391,10 +380,12 @@ export const promote = (
     if (behind > maxLag) {
       return yield* refuse(`it is ${behind} bytes behind the primary (maxLag ${maxLag})`, { behindBytes: behind })
     }
-    const done = yield* query(node)<{ ok: boolean }>(Catalog.promoteSql).pipe(
-      Effect.timeoutFail({ duration: "65 seconds", onTimeout: () => new Error("pg_promote did not return") }),
-      Effect.mapError((cause) => refuse(`pg_promote failed: ${describe(cause)}`, { cause }))
-    )
+    // pg_promote waits up to 60 seconds for the node to leave recovery.
+    const done = yield* HealthMonitor.within(
+      Effect.map(NodeInternal.query(node, Catalog.promoteSql, [], undefined), (rows) => rows[0] as { ok: boolean }),
+      Duration.seconds(65),
+      () => Effect.fail(new Error("pg_promote did not return"))
+    ).pipe(Effect.mapError((cause) => refuse(`pg_promote failed: ${describe(cause)}`, { cause })))
     if (!done.ok) return yield* refuse("pg_promote did not finish within 60 seconds")
     yield* switchPrimary(internals, node, "promoted")
     return node
@@ -404,20 +395,24 @@ export const promote = (
 // Start-up discovery
 // -----------------------------------------------------------------------------
 
-/** Asks a node at start whether it is a standby, and its cluster's identity. */
-const askAtStart = (node: Node.Node, timeout: Duration.Duration) =>
-  Effect.tryPromise(() =>
-    node.pool.query<{ standby: boolean; system: string }>(Catalog.identitySql)
-  ).pipe(
-    Effect.timeoutFail({
-      duration: Duration.sum(timeout, Duration.millis(500)),
-      onTimeout: () => new Error(`no answer within ${Duration.format(timeout)}`)
-    }),
-    Effect.map((result) => result.rows[0]!)
+interface Identity {
+  readonly standby: boolean
+  readonly system: string
+}
+
+/** How long a node may take to answer at start: the connect timeout and a little. */
+const startTimeout = (config: RouterConfig.Resolved) => Duration.sum(config.connectTimeout, Duration.millis(500))
+
+/** Asks a node at start whether it is a standby, and its cluster's identity, over its own pool. */
+const askAtStart = (node: Node.Node, config: RouterConfig.Resolved): Effect.Effect<Identity, unknown> =>
+  HealthMonitor.within(
+    Effect.map(NodeInternal.query(node, Catalog.identitySql, [], undefined), (rows) => rows[0] as Identity),
+    startTimeout(config),
+    () => Effect.fail(new Error(`no answer within ${Duration.format(config.connectTimeout)}`))
   )
 
-const checkPrimary = (node: Node.Node, timeout: Duration.Duration) =>
-  askAtStart(node, timeout).pipe(
+const checkPrimary = (node: Node.Node, config: RouterConfig.Resolved) =>
+  askAtStart(node, config).pipe(
     Effect.mapError((cause) => new PrimaryUnavailable({ node: node.address, reason: describe(cause), cause })),
     Effect.flatMap((row) =>
       row.standby
@@ -426,10 +421,10 @@ const checkPrimary = (node: Node.Node, timeout: Duration.Duration) =>
     )
   )
 
-const probeAtStart = (node: Node.Node, timeout: Duration.Duration) =>
-  askAtStart(node, timeout).pipe(
+const probeAtStart = (node: Node.Node, config: RouterConfig.Resolved) =>
+  askAtStart(node, config).pipe(
     Effect.map((row) => row.standby),
-    Effect.catchAll((error) =>
+    Effect.catch((error) =>
       Effect.as(Effect.logWarning(`replica ${node.id} (${node.address}) is unavailable at start: ${describe(error)}`), false)
     )
   )
@@ -439,48 +434,59 @@ const manualTopology = (factory: NodeFactory) =>
   Effect.gen(function*() {
     const { config } = factory
     const primary = yield* makeNode(factory, "primary", "primary", config.primary)
-    const replicas = yield* Effect.forEach(config.replicas, (url, i) =>
-      makeNode(factory, `replica-${i}`, "replica", url))
+    const replicas = yield* Effect.forEach(config.replicas, (url, i) => makeNode(factory, `replica-${i}`, "replica", url))
     const [systemIdentifier, healthy] = yield* Effect.all([
-      checkPrimary(primary, config.connectTimeout),
-      Effect.forEach(replicas, (node) => probeAtStart(node, config.connectTimeout), { concurrency: "unbounded" })
+      checkPrimary(primary, config),
+      Effect.forEach(replicas, (node) => probeAtStart(node, config), { concurrency: "unbounded" })
     ], { concurrency: "unbounded" })
     return { primary, replicas: replicas.map((node, i) => [node, healthy[i]!] as const), systemIdentifier }
   })
 
 /** Per host, why discovery found no primary there (scrubbed of secrets by `describe`). */
-const whyNotWritable = (answer: Either.Either<{ readonly standby: boolean }, unknown>): string =>
-  Either.isRight(answer) ? "is in recovery (a standby)" : `failed: ${describe(answer.left)}`
+const whyNotWritable = (answer: Result.Result<Identity, unknown>): string =>
+  Result.isSuccess(answer) ? "is in recovery (a standby)" : `failed: ${describe(answer.failure)}`
 
-/** Auto topology: every host is asked; exactly one must accept writes. */
+/**
+ * Auto topology: every host is asked, each on a connection of its own, before
+ * any pool is made, so that each node's pool is made for its role; exactly
+ * one must accept writes.
+ */
 const discoveredTopology = (factory: NodeFactory) =>
   Effect.gen(function*() {
     const { config } = factory
-    const nodes = yield* Effect.forEach([config.primary, ...config.replicas], (url, i) =>
-      makeNode(factory, `node-${i}`, "replica", url))
-    const answers = yield* Effect.forEach(nodes, (node) => Effect.either(askAtStart(node, config.connectTimeout)), {
-      concurrency: "unbounded"
+    const hosts = [config.primary, ...config.replicas]
+    const answers = yield* Effect.forEach(hosts, (url) =>
+      Effect.result(HealthMonitor.connectionQuery<Identity>(
+        { url, applicationName: factory.clientOptions?.applicationName ?? config.applicationName },
+        startTimeout(config),
+        Catalog.identitySql
+      )), { concurrency: "unbounded" })
+    const writable = hosts.flatMap((_, i) => {
+      const answer = answers[i]!
+      return Result.isSuccess(answer) && !answer.success.standby ? [i] : []
     })
-    const writable = nodes.filter((_, i) => Either.isRight(answers[i]!) && !answers[i]!.right.standby)
     if (writable.length !== 1) {
-      const names = writable.map((node) => node.id)
+      const names = writable.map((i) => `node-${i}`)
       return yield* new PrimaryUnavailable({
-        node: names.join(", ") || nodes.map((node) => node.address).join(", "),
+        node: names.join(", ") || hosts.map(addressOf).join(", "),
         reason: writable.length === 0
-          ? `no host accepts writes: ${nodes.map((node, i) => `${node.address} ${whyNotWritable(answers[i]!)}`).join("; ")}`
+          ? `no host accepts writes: ${
+            hosts.map((url, i) => `${addressOf(url)} ${whyNotWritable(answers[i]!)}`).join("; ")
+          }`
           : `split brain: ${names.join(" and ")} all accept writes`,
         ...(writable.length > 1 ? { conflicting: names } : {})
       })
     }
-    const primary = writable[0]!
-    setRole(factory.config, primary, "primary")
-    const system = Either.getOrThrow(answers[nodes.indexOf(primary)]!).system
+    const primaryAt = writable[0]!
+    const system = (answers[primaryAt] as Result.Success<Identity, unknown>).success.system
+    const nodes = yield* Effect.forEach(hosts, (url, i) =>
+      makeNode(factory, `node-${i}`, i === primaryAt ? "primary" : "replica", url))
     const replicas = nodes.flatMap((node, i) => {
-      if (node === primary) return []
+      if (i === primaryAt) return []
       const answer = answers[i]!
-      return [[node, Either.isRight(answer) && answer.right.standby && answer.right.system === system] as const]
+      return [[node, Result.isSuccess(answer) && answer.success.standby && answer.success.system === system] as const]
     })
-    return { primary, replicas, systemIdentifier: system }
+    return { primary: nodes[primaryAt]!, replicas, systemIdentifier: system }
   })
 
 /**
@@ -489,5 +495,11 @@ const discoveredTopology = (factory: NodeFactory) =>
  * whether it answered as a standby of the same cluster.
  * @internal
  */
-export const startTopology = (factory: NodeFactory) =>
-  factory.config.discovery === "auto" ? discoveredTopology(factory) : manualTopology(factory)
+export const startTopology = (factory: NodeFactory): Effect.Effect<
+  {
+    readonly primary: Node.Node
+    readonly replicas: ReadonlyArray<readonly [Node.Node, boolean]>
+    readonly systemIdentifier: string
+  },
+  PrimaryUnavailable
+> => factory.config.discovery === "auto" ? discoveredTopology(factory) : manualTopology(factory)

@@ -1,23 +1,25 @@
 /** @internal */
 import * as Health from "@effect-sql-router/core/Health"
+import * as PgConnection from "@effect/sql-pg/PgConnection"
+import type * as PgPool from "@effect/sql-pg/PgPool"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberId from "effect/FiberId"
+import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
+import type * as Pool from "effect/Pool"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
-import * as STM from "effect/STM"
-import * as TRef from "effect/TRef"
-import Pg from "pg"
+import * as Scope from "effect/Scope"
+import * as TxRef from "effect/TxRef"
 import type * as HealthMonitor from "../../HealthMonitor.js"
 import type * as Node from "../../Node.js"
 import type * as RouterConfig from "../../RouterConfig.js"
 import * as Topology from "../../Topology.js"
-import * as Catalog from "./catalog.js"
-import { describe, isConnectionError } from "../errors.js"
+import { describe } from "../errors.js"
 import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "../metrics.js"
+import * as NodeInternal from "../node.js"
+import * as Catalog from "./catalog.js"
 import * as Waiting from "./waiting.js"
 
 /** @internal */
@@ -26,138 +28,131 @@ export const parseLsn = Catalog.parseLsn
 /** @internal */
 export const formatLsn = Catalog.formatLsn
 
-/** A probe's checkout waited its whole timeout in a pool whose connections all kept working. @internal */
+// -----------------------------------------------------------------------------
+// One probe statement
+// -----------------------------------------------------------------------------
+
+/** A probe's checkout waited its whole timeout in a pool whose sessions other work holds. @internal */
 export class PoolBusy extends Error {
   constructor() {
     super("every pooled connection is busy")
   }
 }
 
-/** Completed statements per pool: a pool that completes work is alive, however busy. */
-const completed = new WeakMap<Pg.Pool, { count: number }>()
-const progressOf = (pool: Pg.Pool) => {
-  let progress = completed.get(pool)
-  if (progress === undefined) {
-    const counter = { count: 0 }
-    progress = counter
-    pool.on("release", (error: unknown) => {
-      if (!error) counter.count++
-    })
-    completed.set(pool, progress)
+/** A probe that got no answer within its timeout. @internal */
+export class ProbeTimedOut extends Error {
+  constructor(timeout: Duration.Duration) {
+    super(`probe timed out after ${Duration.format(timeout)}`)
   }
-  return progress
 }
 
-const destroy = (client: Pg.PoolClient) => {
-  // end() waits for the server; a frozen one never answers.
-  ;(client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
-}
+/** Real time, whatever clock the fiber runs on (`TestClock` included). */
+const liveClock = Clock.Clock.defaultValue()
 
 /**
- * One statement on a connection of its own, closed at once: only for a
- * probe of a node whose pool is saturated, where a checkout would wait behind
- * the application (long statements on every connection look like a frozen
- * server from inside the pool).
+ * `effect` bounded by `timeout` in real time. It runs in a fiber of its own,
+ * which a timeout interrupts without waiting for it: a statement on a frozen
+ * server drains (and is cancelled) in the background, up to the driver's own
+ * bound, while the probe reports its timeout now.
+ * @internal
  */
-const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
-  Effect.async<A, unknown>((resume) => {
-    const options = pool.options as Pg.ClientConfig & { readonly application_name?: string }
-    const client = new Pg.Client({
-      ...options,
-      connectionTimeoutMillis: Duration.toMillis(timeout),
-      application_name: `${options.application_name ?? "effect-sql-router"}:probe`
-    })
-    client.on("error", () => {})
-    let done = false
-    const close = () => {
-      destroy(client as unknown as Pg.PoolClient)
-      void client.end().catch(() => {})
-    }
-    const finish = (effect: Effect.Effect<A, unknown>) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      close()
-      resume(effect)
-    }
-    const timer = setTimeout(
-      () => finish(Effect.fail(new Error(`probe timed out after ${Duration.format(timeout)}`))),
-      Duration.toMillis(timeout)
-    )
-    client.connect().then(() => client.query(sql)).then(
-      (result) => finish(Effect.succeed(result.rows[0] as A)),
-      (error) => finish(Effect.fail(error))
-    )
-    return Effect.sync(() => finish(Effect.fail(new Error("probe interrupted"))))
-  })
+export const within = <A, E>(
+  effect: Effect.Effect<A, E>,
+  timeout: Duration.Duration,
+  onTimeout: () => Effect.Effect<never, unknown>
+): Effect.Effect<A, unknown> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) =>
+      Effect.onExit(
+        restore(Effect.timeoutOrElse(Fiber.join(fiber), { duration: timeout, orElse: onTimeout })),
+        () =>
+          Effect.sync(() => {
+            if (fiber.pollUnsafe() === undefined) fiber.interruptUnsafe()
+          })
+      ))
+  ).pipe(Effect.provideService(Clock.Clock, liveClock))
 
-const saturated = (pool: Pg.Pool) => pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
+/**
+ * Whether a checkout now would wait behind the application: every session is
+ * taken and the pool cannot grow, or checkouts already wait. A multiplexed
+ * pool lends a session that carries other statements, and a statement
+ * pipelined behind a long one waits for it: any session in use counts.
+ */
+const crowded = (stats: Pool.Stats, multiplex: boolean): boolean =>
+  stats.pending > 0 || (multiplex ? stats.used > 0 : stats.idle === 0 && stats.used >= stats.max)
 
 /**
  * One statement on a connection of the node's pool (an idle one, or a short
- * checkout), bounded by a real-time timeout whatever the fiber's clock. On
- * timeout a connection whose statement hangs is destroyed and released with
- * an error, so the pool drops it instead of waiting on it; a checkout that
- * arrives late is given back unused. A saturated pool is not waited on: the
- * probe opens a connection of its own for one statement.
+ * checkout), bounded by the timeout. A checkout that did not arrive in time
+ * while the pool stayed crowded is `PoolBusy`: it says nothing of the server.
+ */
+const pooledQuery = <A>(pool: PgPool.PgPool, prepare: boolean, timeout: Duration.Duration, sql: string) =>
+  Effect.suspend(() => {
+    let checkedOut = false
+    const run = pool.use((connection) => {
+      checkedOut = true
+      return Effect.map(connection.query(sql, [], prepare), (result) => result.rows[0] as A)
+    })
+    return within(run, timeout, () =>
+      Effect.flatMap(pool.stats, (stats) =>
+        Effect.fail(
+          !checkedOut && crowded(stats, pool.config.multiplex ?? false) ? new PoolBusy() : new ProbeTimedOut(timeout)
+        )))
+  })
+
+/**
+ * One statement on a connection of its own, bounded by `timeout` (connecting
+ * included), its first row. The connection is closed when the statement
+ * ends, timeout or not: one to a frozen server is destroyed, not drained.
  * @internal
  */
-export const poolQuery = (pool: Pg.Pool, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) =>
-  saturated(pool) ? oneOffQuery<A>(pool, timeout, sql) : Effect.async<A, unknown>((resume) => {
-    const progress = progressOf(pool)
-    const before = progress.count
-    let done = false
-    let held: { readonly client: Pg.PoolClient; readonly release: (error?: Error | boolean) => void } | undefined
-    const abandon = (why: Error) => {
-      done = true
-      clearTimeout(timer)
-      const current = held
-      held = undefined
-      if (current) {
-        destroy(current.client)
-        current.release(why)
-      }
-    }
-    const timer = setTimeout(() => {
-      if (done) return
-      const waitingForCheckout = held === undefined
-      abandon(new Error("probe timed out"))
-      resume(Effect.fail(
-        waitingForCheckout && progress.count > before
-          ? new PoolBusy()
-          : new Error(`probe timed out after ${Duration.format(timeout)}`)
-      ))
-    }, Duration.toMillis(timeout))
-    pool.connect((error, client, release) => {
-      if (done) {
-        if (client) release()
-        return
-      }
-      if (error || !client) {
-        done = true
-        clearTimeout(timer)
-        return resume(Effect.fail(error ?? new Error("no connection")))
-      }
-      held = { client, release }
-      let settled = false
-      const settle = (failure: Error | null, result?: Pg.QueryResult) => {
-        if (settled) return
-        settled = true
-        client.off("error", settle)
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        held = undefined
-        release(failure && isConnectionError(failure) ? failure : undefined)
-        resume(failure ? Effect.fail(failure) : Effect.succeed(result!.rows[0] as A))
-      }
-      client.on("error", settle)
-      client.query(sql, settle)
-    })
-    return Effect.sync(() => {
-      if (!done) abandon(new Error("probe interrupted"))
-    })
-  })
+export const connectionQuery = <A>(
+  config: PgConnection.Config,
+  timeout: Duration.Duration,
+  sql: string
+): Effect.Effect<A, unknown> =>
+  Effect.scoped(Effect.flatMap(Effect.scope, (scope) =>
+    within(
+      Effect.flatMap(
+        Scope.provide(PgConnection.make({ ...config, connectTimeout: timeout, multiplex: false, prepare: false }), scope),
+        (connection) => Effect.map(connection.query(sql, [], false), (result) => result.rows[0] as A)
+      ),
+      timeout,
+      () => Effect.fail(new ProbeTimedOut(timeout))
+    )))
+
+/**
+ * A probe of a node whose pool is crowded, where a checkout would wait behind
+ * the application (long statements on every connection look like a frozen
+ * server from inside the pool): one statement on a connection of the pool's
+ * kind (same server, credentials, TLS, socket factory) named
+ * `<application>:probe`, closed at once.
+ */
+const ownQuery = <A>(pool: PgPool.PgPool, timeout: Duration.Duration, sql: string) =>
+  connectionQuery<A>(
+    { ...pool.config, applicationName: `${pool.config.applicationName ?? "effect-sql-router"}:probe` },
+    timeout,
+    sql
+  )
+
+/**
+ * A probe's `Catalog.Query` on `node`: over the node's own pool, or, when the
+ * pool is crowded, over a connection of its own for one statement, so that a
+ * pool full of long statements never makes a healthy server look dead. Every
+ * probe is bounded by `timeout` in real time.
+ * @internal
+ */
+export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) => {
+  const { pool, prepare } = NodeInternal.internalsOf(node)
+  return Effect.flatMap(pool.stats, (stats) =>
+    crowded(stats, pool.config.multiplex ?? false)
+      ? ownQuery<A>(pool, timeout, sql)
+      : pooledQuery<A>(pool, prepare, timeout, sql))
+}
+
+// -----------------------------------------------------------------------------
+// Judging a replica
+// -----------------------------------------------------------------------------
 
 /**
  * The primary as its last probe saw it: what a replica must follow.
@@ -171,7 +166,7 @@ export interface Context {
   readonly primary: Effect.Effect<PrimaryView | undefined>
   /** The primary's WAL position now (asked when a replica seems ahead of the last known one). */
   readonly primaryLsnNow: Effect.Effect<bigint | undefined>
-  /** The id of the node the router knows at this address, if any. */
+  /** The node the router knows at this address, if any. */
   readonly nodeAt: (address: string) => Effect.Effect<Node.Node | undefined>
 }
 
@@ -196,7 +191,7 @@ export const judge = (standby: Catalog.StandbyState, context: Context): Effect.E
     // With the primary's position given, a verdict needs nothing more.
     return second._tag === "Judged"
       ? second.probe
-      : yield* Effect.dieMessage("Health.judge asked for the primary's position twice")
+      : yield* Effect.die(new Error("Health.judge asked for the primary's position twice"))
   })
 
 /**
@@ -207,6 +202,10 @@ export const judge = (standby: Catalog.StandbyState, context: Context): Effect.E
 export const probeReplica = (query: Catalog.Query, context: Context): Effect.Effect<Judged, unknown> =>
   Effect.flatMap(Catalog.standbyState(query), (standby) => judge(standby, context))
 
+// -----------------------------------------------------------------------------
+// Recording a probe
+// -----------------------------------------------------------------------------
+
 /** The hysteresis thresholds, and the slow start of a replica coming back. @internal */
 export interface Thresholds extends Health.Hysteresis {
   readonly slowStart?: Duration.Duration | undefined
@@ -216,29 +215,30 @@ const slowStartMillis = (thresholds: Thresholds): number | undefined =>
   thresholds.slowStart === undefined ? undefined : Duration.toMillis(thresholds.slowStart)
 
 /**
- * Records a probe and applies hysteresis: out after `failureThreshold`
- * consecutive failures, back after `successThreshold` consecutive successes
- * (only `Following` counts as one). A diverged node is out at once; a probe
- * that learnt nothing (`Stranded`, `Busy`) changes nothing.
- * `streak` counts successes when positive, failures when negative.
+ * Records a probe and applies hysteresis (`Health.step` in the core): out
+ * after `failureThreshold` consecutive failures, back after
+ * `successThreshold` consecutive successes (only `Following` counts as one).
+ * A diverged node is out at once; a probe that learnt nothing (`Stranded`,
+ * `Busy`) changes nothing. One transaction, or part of the caller's.
  * @internal
  */
 export const applyProbe = (
   replica: Topology.Replica,
   probe: Topology.Probe,
   thresholds: Thresholds
-): STM.STM<HealthMonitor.Transition | undefined> =>
-  STM.gen(function*() {
-    const health = yield* TRef.get(replica.health)
+): Effect.Effect<HealthMonitor.Transition | undefined> =>
+  Effect.tx(Effect.gen(function*() {
+    const health = yield* TxRef.get(replica.health)
     if (!health.member) return undefined
-    yield* TRef.set(replica.probe, probe)
+    yield* TxRef.set(replica.probe, probe)
     const effect = Health.effectOf(probe)
     if (effect === "hold") return undefined
     const { streak, transition } = Health.step(health, effect, thresholds)
     const next: Topology.Health = { ...health, streak, up: transition === undefined ? health.up : transition === "up" }
+    // Slow start is in real time, as the read path's ramp draws are.
     const now = Date.now()
     // Back after a failure: slow start (if on) from now. The ramp is dropped at the first probe after it ends.
-    yield* TRef.set(
+    yield* TxRef.set(
       replica.health,
       transition === "up"
         ? Topology.withRamp(next, slowStartMillis(thresholds), now)
@@ -247,10 +247,14 @@ export const applyProbe = (
         : next
     )
     return transition
-  })
+  }))
 
 /** @internal */
-export const logTransition = (replica: Topology.Replica, transition: HealthMonitor.Transition | undefined, probe: Topology.Probe) =>
+export const logTransition = (
+  replica: Topology.Replica,
+  transition: HealthMonitor.Transition | undefined,
+  probe: Topology.Probe
+): Effect.Effect<void> =>
   transition === undefined
     ? Effect.void
     : transition === "down"
@@ -258,20 +262,44 @@ export const logTransition = (replica: Topology.Replica, transition: HealthMonit
     : Effect.logInfo(`replica ${replica.node.id} is back in rotation`)
 
 /** @internal */
-export const updateGauges = (topology: Topology.Topology) =>
+export const updateGauges = (topology: Topology.Topology): Effect.Effect<void> =>
   Effect.flatMap(
-    STM.commit(STM.zip(Topology.countHealthy(topology), TRef.get(topology.replicas))),
+    Effect.tx(Effect.zip(Topology.countHealthy(topology), TxRef.get(topology.replicas))),
     ([healthy, replicas]) =>
-      Effect.zipRight(
-        Metric.set(healthyReplicas, healthy),
+      Effect.andThen(
+        Metric.update(healthyReplicas, healthy),
         Effect.forEach(replicas, (replica) =>
-          Effect.flatMap(STM.commit(TRef.get(replica.probe)), (probe) =>
-            Effect.all([
-              Metric.set(Metric.tagged(replicaLagBytes, "node", replica.node.id), probe?.lagBytes ?? 0),
-              Metric.set(Metric.tagged(replicaLagMillis, "node", replica.node.id), probe?.lagMillis ?? 0)
-            ])), { discard: true })
+          Effect.flatMap(TxRef.get(replica.probe), (probe) => {
+            const attributes = { node: replica.node.id }
+            return Effect.andThen(
+              Metric.update(Metric.withAttributes(replicaLagBytes, attributes), probe?.lagBytes ?? 0),
+              Metric.update(Metric.withAttributes(replicaLagMillis, attributes), probe?.lagMillis ?? 0)
+            )
+          }), { discard: true })
       )
   )
+
+/** What a failed probe records: the last known position stays (lag stays known while a probe fails). */
+const failedProbe = (error: unknown, at: number, previous: Topology.Probe | undefined): Topology.Probe =>
+  error instanceof PoolBusy
+    ? {
+      at,
+      ok: false,
+      replayLsn: previous?.replayLsn,
+      lagBytes: previous?.lagBytes,
+      lagMillis: previous?.lagMillis,
+      error: previous?.error,
+      state: { _tag: "Busy" }
+    }
+    : {
+      at,
+      ok: false,
+      replayLsn: previous?.replayLsn,
+      lagBytes: previous?.lagBytes,
+      lagMillis: previous?.lagMillis,
+      error: describe(error),
+      state: { _tag: "Unreachable", error: describe(error) }
+    }
 
 /**
  * One probe of one replica, recorded: the unit the schedule repeats.
@@ -281,40 +309,38 @@ export const checkReplica = (
   replica: Topology.Replica,
   probe: HealthMonitor.ProbeFn,
   thresholds: Thresholds
-) =>
+): Effect.Effect<HealthMonitor.Transition | undefined> =>
   Effect.gen(function*() {
-    const result = yield* Effect.either(probe(replica.node))
+    const result = yield* Effect.result(probe(replica.node))
     const at = yield* Clock.currentTimeMillis
-    const previous = yield* STM.commit(TRef.get(replica.probe))
-    const recorded: Topology.Probe = result._tag === "Right"
-      ? { ...result.right, at }
-      : {
-        at,
-        ok: false,
-        // Keep the last known position: lag stays known while a probe fails.
-        replayLsn: previous?.replayLsn,
-        lagBytes: previous?.lagBytes,
-        lagMillis: previous?.lagMillis,
-        error: result.left instanceof PoolBusy ? previous?.error : describe(result.left),
-        state: result.left instanceof PoolBusy ? { _tag: "Busy" } : { _tag: "Unreachable", error: describe(result.left) }
-      }
+    const previous = yield* TxRef.get(replica.probe)
+    const recorded: Topology.Probe = result._tag === "Success"
+      ? { ...result.success, at }
+      : failedProbe(result.failure, at, previous)
     if (!recorded.ok && recorded.state?._tag !== "Busy") {
-      yield* Metric.increment(Metric.tagged(probeFailures, "node", replica.node.id))
+      yield* Metric.update(Metric.withAttributes(probeFailures, { node: replica.node.id }), 1)
     }
-    const transition = yield* STM.commit(applyProbe(replica, recorded, thresholds))
+    const transition = yield* applyProbe(replica, recorded, thresholds)
     // Out of rotation: the reads waiting on it run elsewhere now, not at their read timeout.
     if (transition === "down") Waiting.releaseWaiting(replica)
     yield* logTransition(replica, transition, recorded)
     const tag = recorded.state?._tag
     if (transition === undefined && tag !== previous?.state?._tag && (tag === "Diverged" || tag === "Detached")) {
-      const health = yield* STM.commit(TRef.get(replica.health))
+      const health = yield* TxRef.get(replica.health)
       if (!health.up) yield* Effect.logWarning(`replica ${replica.node.id} stays out of rotation: ${recorded.error}`)
     }
     if (transition !== undefined) {
-      yield* Metric.increment(Metric.tagged(healthTransitions, "to", transition === "up" ? "healthy" : "unhealthy"))
+      yield* Metric.update(
+        Metric.withAttributes(healthTransitions, { to: transition === "up" ? "healthy" : "unhealthy" }),
+        1
+      )
     }
     return transition
   })
+
+// -----------------------------------------------------------------------------
+// The loops
+// -----------------------------------------------------------------------------
 
 /**
  * The probe loop of one replica, until it is removed from the topology.
@@ -329,8 +355,8 @@ export const watchReplica = (
 ): Effect.Effect<void> =>
   Effect.repeat(
     checkReplica(replica, probe, health).pipe(
-      Effect.zipRight(updateGauges(topology)),
-      Effect.zipRight(STM.commit(STM.map(TRef.get(replica.health), (health) => health.member)))
+      Effect.andThen(updateGauges(topology)),
+      Effect.andThen(Effect.map(TxRef.get(replica.health), (health) => health.member))
     ),
     { schedule: Schedule.spaced(health.interval), while: (member) => member }
   ).pipe(Effect.asVoid)
@@ -347,10 +373,10 @@ export const watchPrimary = (
 ): Effect.Effect<void> =>
   Effect.repeat(
     Effect.gen(function*() {
-      const primary = yield* STM.commit(TRef.get(topology.primary))
-      const lsn = yield* Effect.either(probePrimary(primary))
-      if (lsn._tag === "Right") yield* STM.commit(TRef.set(topology.primaryLsn, lsn.right))
-      else yield* Effect.logWarning(`primary probe failed: ${describe(lsn.left)}`)
+      const primary = yield* TxRef.get(topology.primary)
+      const lsn = yield* Effect.result(probePrimary(primary))
+      if (lsn._tag === "Success") yield* TxRef.set(topology.primaryLsn, lsn.success)
+      else yield* Effect.logWarning(`primary probe failed: ${describe(lsn.failure)}`)
     }),
     Schedule.spaced(health.interval)
   ).pipe(Effect.asVoid)
@@ -388,7 +414,7 @@ export const makeProbes = (
   const learn = (node: Node.Node, self: string | undefined) => {
     if (self !== undefined) selves.set(node, self)
   }
-  const queryOf = (node: Node.Node) => poolQuery(node.pool, timeout)
+  const queryOf = (node: Node.Node) => nodeQuery(node, timeout)
   const record = (node: Node.Node, role: Catalog.NodeRole | undefined) =>
     Effect.sync(() => {
       if (role !== undefined && !role.standby) {
@@ -401,7 +427,7 @@ export const makeProbes = (
     })
   const role = (node: Node.Node) =>
     Effect.tap(Catalog.role(queryOf(node)), (answer) => Effect.sync(() => learn(node, answer.self)))
-  const currentPrimary = STM.commit(TRef.get(topology.primary))
+  const currentPrimary = TxRef.get(topology.primary)
   // Replica probes that need the primary's position now share one question,
   // as long as it was asked after their own read: the primary answers about
   // once per interval, not once per replica.
@@ -409,10 +435,10 @@ export const makeProbes = (
   const primaryLsnAfter = (readAt: number): Effect.Effect<bigint | undefined> =>
     Effect.suspend(() => {
       if (asked !== undefined && asked.at >= readAt) return Deferred.await(asked.lsn)
-      const lsn = Deferred.unsafeMake<bigint | undefined>(FiberId.none)
+      const lsn = Deferred.makeUnsafe<bigint | undefined>()
       asked = { at: performance.now(), lsn }
       // Uninterruptible: others may wait on it (the query has its own timeout).
-      return Effect.zipRight(
+      return Effect.andThen(
         Effect.uninterruptible(Effect.flatMap(
           Effect.flatMap(currentPrimary, (primary) =>
             Catalog.currentLsn(queryOf(primary)).pipe(Effect.orElseSucceed(() => undefined))),
@@ -424,7 +450,7 @@ export const makeProbes = (
   const context: Omit<Context, "primaryLsnNow"> = {
     primary: Effect.map(currentPrimary, (primary) => view?.node === primary ? view : undefined),
     nodeAt: (address) =>
-      Effect.map(STM.commit(STM.zip(TRef.get(topology.primary), TRef.get(topology.replicas))), ([primary, replicas]) =>
+      Effect.map(Effect.tx(Effect.zip(TxRef.get(topology.primary), TxRef.get(topology.replicas))), ([primary, replicas]) =>
         [primary, ...replicas.map((r) => r.node)].find((node) =>
           configuredAddress(node) === address || selves.get(node) === address
         ))
@@ -437,10 +463,8 @@ export const makeProbes = (
       ),
     primary: (node) =>
       role(node).pipe(
-        Effect.tapBoth({
-          onFailure: () => record(node, undefined),
-          onSuccess: (answer) => record(node, answer)
-        }),
+        Effect.tap((answer) => record(node, answer)),
+        Effect.tapError(() => record(node, undefined)),
         Effect.flatMap((answer) =>
           answer.standby ? Effect.fail(new Error("the primary is a standby (in recovery)")) : Effect.succeed(answer.lsn)
         )
@@ -451,13 +475,11 @@ export const makeProbes = (
   }
 }
 
-const liveClock = Clock.make()
-
 /** Runs on real time unless the configuration asks for the fiber's own clock. @internal */
 export const onClock = <A, E, R>(
   health: RouterConfig.Resolved["health"],
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> => health.clock === "live" ? Effect.withClock(effect, liveClock) : effect
+): Effect.Effect<A, E, R> => health.clock === "live" ? Effect.provideService(effect, Clock.Clock, liveClock) : effect
 
 /**
  * First entry: one probe of the primary, then one of each replica; a replica
@@ -466,20 +488,20 @@ export const onClock = <A, E, R>(
  */
 export const admitAtStart = (topology: Topology.Topology, probes: Probes): Effect.Effect<void> =>
   Effect.gen(function*() {
-    const primary = yield* STM.commit(TRef.get(topology.primary))
+    const primary = yield* TxRef.get(topology.primary)
     yield* Effect.ignore(probes.primary(primary))
-    const replicas = yield* STM.commit(TRef.get(topology.replicas))
+    const replicas = yield* TxRef.get(topology.replicas)
     yield* Effect.forEach(replicas, (replica) =>
       Effect.gen(function*() {
-        const result = yield* Effect.either(probes.replica(replica.node))
+        const result = yield* Effect.result(probes.replica(replica.node))
         const at = yield* Clock.currentTimeMillis
-        const following = result._tag === "Right" && result.right.state?._tag === "Following"
-        yield* STM.commit(STM.zipRight(
-          result._tag === "Right" ? TRef.set(replica.probe, { ...result.right, at }) : STM.void,
-          TRef.update(replica.health, (health) => ({ ...health, up: following, streak: following ? 1 : 0 }))
+        const following = result._tag === "Success" && result.success.state?._tag === "Following"
+        yield* Effect.tx(Effect.andThen(
+          result._tag === "Success" ? TxRef.set(replica.probe, { ...result.success, at }) : Effect.void,
+          TxRef.update(replica.health, (health) => ({ ...health, up: following, streak: following ? 1 : 0 }))
         ))
-        if (!following && result._tag === "Right") {
-          yield* Effect.logWarning(`replica ${replica.node.id} is out of rotation at start: ${result.right.error}`)
+        if (!following && result._tag === "Success") {
+          yield* Effect.logWarning(`replica ${replica.node.id} is out of rotation at start: ${result.success.error}`)
         }
       }), { concurrency: "unbounded", discard: true })
   })
@@ -506,7 +528,7 @@ export const start = (options: {
           ? Effect.asVoid(Effect.schedule(options.primaryLoop, Schedule.spaced(health.interval)))
           : watchPrimary(topology, health, options.probePrimary)
       )
-      const replicas = yield* STM.commit(TRef.get(topology.replicas))
+      const replicas = yield* TxRef.get(topology.replicas)
       for (const replica of replicas) {
         yield* Effect.forkScoped(watchReplica(topology, replica, health, options.probe))
       }

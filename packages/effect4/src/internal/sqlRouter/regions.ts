@@ -31,8 +31,8 @@ const contextOf = (state: RouterState, node: Node.Node): Context.Context<Provide
   if (context === undefined) {
     // `SqlClient.make` only reads the Reactivity service it is given: synchronous.
     const client = Effect.runSync(RoutedClientInternal.makePinned(state, node))
-    context = Context.make(SqlClient.SqlClient, client as SqlClient.SqlClient).pipe(
-      Context.add(PgClient.PgClient, client)
+    context = Context.make(SqlClient.SqlClient, client as unknown as SqlClient.SqlClient).pipe(
+      Context.add(PgClient.PgClient, client as PgClient.PgClient & SqlClient.SqlClient)
     )
     nodeContexts.set(node, context)
   }
@@ -49,8 +49,8 @@ export const currentPrimary = (topology: Topology.Topology) => Effect.tx(TxRef.g
 /** The effect with `node`'s client in its context. */
 const provideNode = <A, E, R>(state: RouterState, effect: Effect.Effect<A, E, R>, node: Node.Node) =>
   Effect.updateContext(
-    effect,
-    (previous: Context.Context<never>) => Context.merge(previous, contextOf(state, node))
+    effect as Effect.Effect<A, E, never>,
+    (previous: Context.Context<never>) => Context.merge(previous, contextOf(state, node)) as Context.Context<never>
   ) as Effect.Effect<A, E, Exclude<R, ProvidedBy>>
 
 /**

@@ -3,13 +3,13 @@
  * external) and builds the SQL half of `PgCluster` over it.
  * @internal
  */
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Backend, ClusterNode, Options, PgCluster } from "../PgCluster.js"
 import { ClusterError } from "../PgCluster.js"
 import type { Driver } from "./driver.js"
-import { fail, live, nodeFromUrl, queryNode } from "./driver.js"
+import { fail, formatDuration, live, nodeFromUrl, queryNode } from "./driver.js"
 import { embedded } from "./embedded.js"
 import * as Template from "@effect-sql-router/core/embedded/Template"
 
@@ -97,8 +97,27 @@ const streamFrom = (node: ClusterNode, upstream: ClusterNode) =>
     }
   })
 
+/**
+ * Waits until replay on `node` has actually stopped: `pg_wal_replay_pause()`
+ * only requests it, and a record being replayed finishes first
+ * (`pg_get_wal_replay_pause_state()` goes from 'pause requested' to 'paused').
+ */
+const awaitPaused = (node: ClusterNode) =>
+  Effect.gen(function*() {
+    for (;;) {
+      const rows = yield* queryNode<{ state: string }>(node, "SELECT pg_get_wal_replay_pause_state() AS state")
+      if (rows[0]?.state === "paused") return
+      yield* Effect.sleep("10 millis")
+    }
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: "30 seconds",
+      orElse: () => Effect.fail(fail("pauseReplay", node, "replay did not pause within 30s"))
+    })
+  )
+
 /** Waits until each of `targets` has replayed what `primary` had written when it began. */
-const awaitReplayed = (primary: ClusterNode, targets: ReadonlyArray<ClusterNode>, timeout: Duration.DurationInput) =>
+const awaitReplayed = (primary: ClusterNode, targets: ReadonlyArray<ClusterNode>, timeout: Duration.Input) =>
   Effect.gen(function*() {
     const [{ lsn }] = (yield* queryNode<{ lsn: string }>(primary, "SELECT pg_current_wal_lsn()::text AS lsn")) as [
       { lsn: string }
@@ -110,14 +129,15 @@ const awaitReplayed = (primary: ClusterNode, targets: ReadonlyArray<ClusterNode>
             node,
             "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS done",
             [lsn]
-          ).pipe(Effect.catchAll(() => Effect.succeed([{ done: false }])))
+          ).pipe(Effect.catch(() => Effect.succeed([{ done: false }])))
           if (rows[0]?.done) return
           yield* Effect.sleep("10 millis")
         }
       }), { concurrency: "unbounded", discard: true }).pipe(
-      Effect.timeoutFail({
+      Effect.timeoutOrElse({
         duration: timeout,
-        onTimeout: () => fail("awaitReplication", undefined, `replicas did not replay ${lsn} within ${Duration.format(timeout)}`)
+        orElse: () =>
+          Effect.fail(fail("awaitReplication", undefined, `replicas did not replay ${lsn} within ${formatDuration(timeout)}`))
       })
     )
   })
@@ -166,14 +186,15 @@ export const fromDriver = (driver: Driver): PgCluster => {
     isInRecovery: (node) =>
       queryNode<{ r: boolean }>(node, "SELECT pg_is_in_recovery() AS r").pipe(Effect.map((rows) => rows[0]!.r)),
     pauseReplay: (node) =>
-      requireReplica("pauseReplay", node).pipe(
-        Effect.zipRight(queryNode(node, "SELECT pg_wal_replay_pause()")),
-        Effect.zipRight(Effect.sync(() => paused.add(node.name)))
-      ),
+      live(requireReplica("pauseReplay", node).pipe(
+        Effect.andThen(queryNode(node, "SELECT pg_wal_replay_pause()")),
+        Effect.andThen(awaitPaused(node)),
+        Effect.andThen(Effect.sync(() => paused.add(node.name)))
+      )),
     resumeReplay: (node) =>
       requireReplica("resumeReplay", node).pipe(
-        Effect.zipRight(queryNode(node, "SELECT pg_wal_replay_resume()")),
-        Effect.zipRight(Effect.sync(() => paused.delete(node.name)))
+        Effect.andThen(queryNode(node, "SELECT pg_wal_replay_resume()")),
+        Effect.andThen(Effect.sync(() => paused.delete(node.name)))
       ),
     promote: (node) =>
       live(Effect.gen(function*() {
@@ -189,9 +210,9 @@ export const fromDriver = (driver: Driver): PgCluster => {
         yield* requireReplica("follow", node)
         yield* streamFrom(node, upstream)
       }).pipe(
-        Effect.timeoutFail({
+        Effect.timeoutOrElse({
           duration: "30 seconds",
-          onTimeout: () => fail("follow", node, `did not stream from ${upstream.name} within 30s`)
+          orElse: () => Effect.fail(fail("follow", node, `did not stream from ${upstream.name} within 30s`))
         })
       )),
     awaitReplication: (options = {}) =>

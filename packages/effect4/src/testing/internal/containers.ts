@@ -109,22 +109,23 @@ export const testcontainers = (options: Options): Effect.Effect<Driver, ClusterE
       backend: "testcontainers",
       directory: undefined,
       nodes,
-      stop: (node) => docker("stop", node, (c) => c.stop({ t: 30 })).pipe(Effect.tap(() => stopped.add(node.name))),
-      kill: (node) => docker("kill", node, (c) => c.kill({ signal: "SIGKILL" })).pipe(Effect.tap(() => stopped.add(node.name))),
+      stop: (node) => docker("stop", node, (c) => c.stop({ t: 30 })).pipe(Effect.andThen(Effect.sync(() => void stopped.add(node.name)))),
+      kill: (node) =>
+        docker("kill", node, (c) => c.kill({ signal: "SIGKILL" })).pipe(Effect.andThen(Effect.sync(() => void stopped.add(node.name)))),
       start: (node) =>
-        docker("start", node, (c) => c.start()).pipe(Effect.tap(() => {
+        docker("start", node, (c) => c.start()).pipe(Effect.andThen(Effect.sync(() => {
           stopped.delete(node.name)
           frozen.delete(node.name)
-        })),
-      freeze: (node) => docker("freeze", node, (c) => c.pause()).pipe(Effect.tap(() => frozen.add(node.name))),
-      thaw: (node) => docker("thaw", node, (c) => c.unpause()).pipe(Effect.tap(() => frozen.delete(node.name))),
+        }))),
+      freeze: (node) => docker("freeze", node, (c) => c.pause()).pipe(Effect.andThen(Effect.sync(() => void frozen.add(node.name)))),
+      thaw: (node) => docker("thaw", node, (c) => c.unpause()).pipe(Effect.andThen(Effect.sync(() => void frozen.delete(node.name)))),
       isUp: (node) => !stopped.has(node.name) && !frozen.has(node.name),
       addReplica: (current) =>
         Effect.gen(function*() {
           const node = yield* startContainer(`replica-${nodes.length - 1}`, "replica", current.name)
           nodes.push(node)
           return node
-        }).pipe(Scope.extend(scope)),
+        }).pipe(Scope.provide(scope)),
       restartAsStandby: (node) =>
         Effect.fail(fail("restartAsStandby", node, "the testcontainers backend cannot re-point a server")),
       rejoinAsStandby: (node) =>

@@ -5,15 +5,13 @@
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as FsP from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import Pg from "pg"
 import type { ClusterError, ClusterNode, Options, Role } from "../PgCluster.js"
 import type { Driver } from "./driver.js"
-import { awaitReady, fail, live, makeNode } from "./driver.js"
+import { awaitReady, connect, fail, live, makeNode } from "./driver.js"
 import * as Backup from "@effect-sql-router/core/embedded/Backup"
 import * as Binaries from "@effect-sql-router/core/embedded/Binaries"
 import * as Cleanup from "@effect-sql-router/core/embedded/Cleanup"
@@ -23,19 +21,20 @@ import * as Signal from "@effect-sql-router/core/embedded/Signal"
 import * as Template from "@effect-sql-router/core/embedded/Template"
 
 /**
- * A base backup of the running primary at `primaryUrl` into `target` (see
+ * A base backup of the running `primary` into `target` (see
  * `Backup.cloneFrom`), over a connection of its own for the length of it.
  */
-const cloneFrom = async (primaryUrl: string, primaryDataDir: string, target: string): Promise<void> => {
-  const client = new Pg.Client({ connectionString: primaryUrl, application_name: "pg-cluster-harness" })
-  client.on("error", () => {})
-  await client.connect()
-  try {
-    await Backup.cloneFrom(client, primaryDataDir, target)
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
+const cloneFrom = (operation: string, node: ClusterNode, primary: ClusterNode, primaryDataDir: string, target: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const connection = yield* connect(primary)
+    const run = Effect.runPromiseWith(yield* Effect.context<never>())
+    const session: Backup.Session = { query: (sql) => run(connection.query(sql, [], false)) }
+    yield* Effect.tryPromise(() => Backup.cloneFrom(session, primaryDataDir, target))
+  })).pipe(
+    Effect.mapError((cause) =>
+      fail(operation, node, `cloning ${primary.name}: ${String((cause as Error)?.message ?? cause)}`, cause)
+    )
+  )
 
 interface EmbeddedServer {
   readonly node: ClusterNode
@@ -55,7 +54,7 @@ interface Embedded {
   readonly runAs: RunAs.RunAs | undefined
   readonly binaries: Binaries.Binaries
   readonly template: string
-  readonly startTimeout: Duration.DurationInput
+  readonly startTimeout: Duration.Input
   readonly root: string
   readonly servers: Map<string, EmbeddedServer>
 }
@@ -174,9 +173,9 @@ const create = (cluster: Embedded, name: string, role: Role, primary: EmbeddedSe
     }
     // Registered first: the scope's release must find a server whose setup failed half-way.
     cluster.servers.set(name, server)
+    if (primary) yield* cloneFrom("setup", node, primary.node, primary.dataDir, dataDir)
     yield* promise("setup", node, async () => {
-      if (primary) await cloneFrom(Redacted.value(primary.node.url), primary.dataDir, dataDir)
-      else await Template.copyDataDir(cluster.template, dataDir)
+      if (!primary) await Template.copyDataDir(cluster.template, dataDir)
       await FsP.appendFile(Path.join(dataDir, "postgresql.conf"), Template.renderSettings(nodeSettings(cluster.options, name, port)))
       if (primary) await followPrimary(cluster, dataDir, name, primary.node)
       if (cluster.runAs) await RunAs.chownTree(dataDir, cluster.runAs)
@@ -193,7 +192,7 @@ const stop = (cluster: Embedded, node: ClusterNode) =>
     // SIGINT to the postmaster alone is PostgreSQL's "fast" shutdown.
     Signal.signalProcess(proc.pid, "SIGINT")
     yield* awaitGone(proc).pipe(
-      Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => fail("stop", node, "did not shut down in 30s") }),
+      Effect.timeoutOrElse({ duration: "30 seconds", orElse: () => Effect.fail(fail("stop", node, "did not shut down in 30s")) }),
       Effect.tapError(() => Effect.sync(() => Signal.signalServer(proc.pid, "SIGKILL")))
     )
     server.frozen = false
@@ -245,10 +244,10 @@ const rejoinAsStandby = (cluster: Embedded, node: ClusterNode, current: ClusterN
     const server = yield* serverOf(cluster, node)
     const source = yield* serverOf(cluster, current)
     yield* stop(cluster, node)
+    // The node keeps its own settings (port, name); the rest is the primary's.
+    const conf = yield* promise("rejoinAsStandby", node, () => FsP.readFile(Path.join(server.dataDir, "postgresql.conf")))
+    yield* cloneFrom("rejoinAsStandby", node, current, source.dataDir, server.dataDir)
     yield* promise("rejoinAsStandby", node, async () => {
-      // The node keeps its own settings (port, name); the rest is the primary's.
-      const conf = await FsP.readFile(Path.join(server.dataDir, "postgresql.conf"))
-      await cloneFrom(Redacted.value(current.url), source.dataDir, server.dataDir)
       await FsP.writeFile(Path.join(server.dataDir, "postgresql.conf"), conf)
       await followPrimary(cluster, server.dataDir, node.name, current)
       if (cluster.runAs) await RunAs.chownTree(server.dataDir, cluster.runAs)
