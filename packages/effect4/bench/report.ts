@@ -10,7 +10,10 @@
 import * as Shared from "../../core/bench/report.js"
 import * as Stats from "../../core/bench/stats.js"
 
-export type RunData = Shared.RunData
+export interface RunData extends Shared.RunData {
+  /** Whether the library ran as the compiled package (dist/) rather than from its TypeScript sources. */
+  readonly compiled: boolean
+}
 export const { aggregate, pairedRatios, qpsByRound, ratio } = Shared
 const { cellsOf, int, ratioText, systemName, table } = Shared
 
@@ -83,6 +86,12 @@ export const summary = (data: RunData): ReadonlyArray<string> => {
     return value === undefined || !Number.isFinite(value) ? [] : [`${systemName(data, key)} ${value.toFixed(0)} µs`]
   })
   if (cpu.length > 0) out.push(`Client CPU per query at \`SELECT 1\` c=32 (median): ${cpu.join(", ")}.`)
+  if (!data.compiled) {
+    out.push(
+      "The library ran from its TypeScript sources through tsx, not as the compiled package: its figures include " +
+        "tsx's per-call costs (DESIGN: bench the compiled JavaScript, as `npm run bench:effect4` does)."
+    )
+  }
   const missing = data.systems.filter((s) => s.status._tag === "Skipped")
   if (missing.length > 0) {
     out.push(`Not measured in this run: ${missing.map((s) => s.name).join(", ")} (see "Systems" for why).`)
@@ -105,12 +114,17 @@ export const render = (data: RunData): string => {
   const parts: Array<string> = [
     ...Shared.header(data, {
       title: "# Benchmarks: the Effect 4 line",
-      harness: "`packages/effect4/bench/`, on the method it shares with the Effect 3 line (`packages/core/bench/`)",
+      harness: "`packages/effect4/bench/` and, shared with the Effect 3 line, `packages/core/bench/`",
       rerun: "run `npm run bench:effect4` (or `-- --quick`) for those"
     })
   ]
   parts.push("## Summary", "", ...summary(data), "")
-  parts.push(...Shared.machineSection(data))
+  parts.push(...Shared.machineSection(data, [[
+    "library code",
+    data.compiled
+      ? "the compiled package (dist/, `--conditions=effect-sql-router-dist`)"
+      : "TypeScript sources through tsx (not the compiled package)"
+  ]]))
   parts.push(...Shared.methodSection(data, [
     "Every client has P connections per server: raw pg and @effect/sql-pg's PgClient on the primary alone, the " +
     "RoutedClient on each of the primary and the replicas (it sends reads to the replicas, writes to the primary). " +
@@ -167,9 +181,9 @@ export const notes = (data: RunData): ReadonlyArray<string> => {
     const t = cpuOf(data, theirs, judged)
     if (a === undefined || t === undefined) continue
     out.push(
-      `- ${systemName(data, ours)} spends ${us(a)} of client CPU per \`SELECT 1\` at c=32 against ` +
-        `${us(t)} for ${systemName(data, theirs)}: the routing (classification, the pick, the borrowed connection) ` +
-        `costs ${us(a - t)} per query in this run.`,
+      `- ${systemName(data, ours)} spent ${us(a)} of client CPU per \`SELECT 1\` at c=32 and ` +
+        `${systemName(data, theirs)} ${us(t)} (medians): a difference of ${us(a - t)} per query, which is what ` +
+        "routing (classification, the pick, the borrowed connection over the node's client) adds in this run.",
       ""
     )
   }

@@ -54,6 +54,9 @@ const t0 = performance.now()
 const log = (message: string) =>
   process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${message}\n`)
 
+/** Whether `#lib/*` resolves to the compiled package (`npm run bench` passes the condition), not to `src/`. */
+const compiled = process.execArgv.includes("--conditions=effect-sql-router-dist")
+
 /** The libraries whose versions the report names, as this package resolves them. */
 const libraries = ["effect", "@effect/sql-pg", "pg"]
 
@@ -107,6 +110,7 @@ const main = (args: Rounds.Args) =>
     const wanted = (key: string) => key === Systems.baselineKey || args.only === undefined || args.only.includes(key)
     const selected = Systems.all.filter((s) => wanted(s.key))
 
+    if (!compiled) log("the library runs from its TypeScript sources (tsx): `npm run bench` runs the compiled package")
     log("starting the cluster (primary + 2 streaming replicas)")
     const bench = yield* BenchCluster.make({ replicas: 2 })
     log(
@@ -183,7 +187,10 @@ const main = (args: Rounds.Args) =>
       date: started,
       commit,
       roundLoads: loads,
-      command: `npm run bench:effect4${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+      command: compiled
+        ? `npm run bench:effect4${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`
+        : `npx tsx bench/run.ts${process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""}`,
+      compiled,
       elapsedMs: performance.now() - t0,
       machine: Host.describeMachine({
         postgres: bench.serverVersion,

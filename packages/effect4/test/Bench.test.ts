@@ -25,6 +25,7 @@ const pgClientMx = [2.6, 2.7, 2.8, 2.7, 2.6]
 const routedMx = [2.5, 2.2, 2.7, 2.6, 2.4]
 
 const data = (withRouted: boolean): Report.RunData => ({
+  compiled: true,
   date: new Date("2026-01-01T00:00:00Z"),
   command: "test",
   elapsedMs: 60_000,
@@ -77,6 +78,8 @@ describe("Effect 4 bench report", () => {
     const markdown = Report.render({ ...data(false), notes: Report.notes(data(false)) })
     expect(markdown).toContain("Not measured in this run: Routed mx")
     expect(markdown).toContain("3 not measured")
+    const fromSources = Report.render({ ...data(false), compiled: false })
+    expect(fromSources).toContain("The library ran from its TypeScript sources through tsx, not as the compiled package")
   })
 
   it("renders the summary, the same-mode comparison and the notes from the numbers", () => {
@@ -86,7 +89,11 @@ describe("Effect 4 bench report", () => {
     expect(markdown).toContain("Routed mx 2.50× (2.20–2.70); PgClient mx 2.70× (2.60–2.80)")
     expect(markdown).toContain("Routed mx was behind PgClient mx in every round (5) (0.96× (0.81–0.96) of its qps)")
     expect(markdown).toContain("| Routed mx ÷ PgClient mx | 0.96× (0.81–0.96) |")
-    expect(markdown).toContain("Routed mx spends 16.0 µs of client CPU per `SELECT 1` at c=32 against 14.0 µs for PgClient mx")
+    expect(markdown).toContain(
+      "Routed mx spent 16.0 µs of client CPU per `SELECT 1` at c=32 and PgClient mx 14.0 µs (medians): a difference of 2.0 µs"
+    )
+    expect(markdown).toContain("| library code | the compiled package")
+    expect(markdown).not.toContain("TypeScript sources through tsx")
     expect(markdown).toContain("- Not met:")
   })
 })
