@@ -1,5 +1,9 @@
-import { describe, expect, it } from "vitest"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import type { LoadResult } from "../../core/bench/load.js"
+import * as Rounds from "../../core/bench/rounds.js"
+import * as BenchCluster from "../bench/cluster.js"
+import * as Load from "../bench/load.js"
 import * as Report from "../bench/report.js"
 import * as Systems from "../bench/systems.js"
 
@@ -104,4 +108,94 @@ describe("Effect 4 bench harness", () => {
     expect(Systems.all.map((s) => s.key)).toEqual(["pg", "pgclient", "pgclient-mx", "routed", "routed-mx"])
     expect(Systems.workloads.map((w) => w.concurrency)).toEqual([1, 8, 32, 128, 32, 32, 32])
   })
+})
+
+// A smoke test of the harness on a real cluster: raw pg and the multiplexed
+// routed client, SELECT 1 at concurrency 2 for 200 ms, both harness styles,
+// rendered. It checks that the harness runs and reports, never how fast anything is.
+describe("Effect 4 bench on a cluster", () => {
+  it.live("runs raw pg and the multiplexed RoutedClient for 200 ms each and renders them", () =>
+    Effect.gen(function*() {
+      const bench = yield* BenchCluster.make({ replicas: 1 })
+      const chosen = Systems.all.filter((s) => s.key === "pg" || s.key === "routed-mx")
+      const ready: Array<{ system: Systems.System; instance: Systems.Instance }> = []
+      for (const system of chosen) {
+        const setup = yield* Effect.acquireRelease(
+          Effect.promise(() => system.setup({ bench })),
+          (setup) => setup._tag === "Ready" ? Effect.promise(() => setup.instance.close()) : Effect.void
+        )
+        if (setup._tag !== "Ready") return expect.fail(`${system.key} did not set up: ${setup.reason}`)
+        ready.push({ system, instance: setup.instance })
+      }
+      const workloads = Systems.workloads.filter((w) => w.key === "select1-c32" || w.key === "select1-c32-fibers")
+        .map((w) => ({ ...w, concurrency: 2 }))
+      const { cells, loads } = yield* Effect.promise(() =>
+        Rounds.runRounds(ready, workloads, { rounds: 1, durationMs: 200, warmupMs: 50, systemWarmupMs: 0 }, {
+          keyOf: ({ system }) => system.key,
+          runs: ({ instance, system }, workload) => Systems.runs(system, instance, workload),
+          measure: ({ instance }, workload, options) =>
+            workload.fibers !== undefined && instance.effects !== undefined
+              ? Load.runFibers(instance.effects.runPromise, workload.fibers.operation(instance.effects), options)
+              : Load.run(workload.operation(instance), options)
+        })
+      )
+      // raw pg has no fibers: 2 cells on the promise workload, 1 on the fibers one.
+      expect(cells.map((c) => `${c.workload}:${c.system}`).sort()).toEqual([
+        "select1-c32-fibers:routed-mx",
+        "select1-c32:pg",
+        "select1-c32:routed-mx"
+      ])
+      for (const cell of cells) {
+        expect(cell.result.errors).toBe(0)
+        expect(cell.result.completed).toBeGreaterThan(0)
+      }
+      const routed = ready.find((r) => r.system.key === "routed-mx")!
+      const summary = yield* Effect.promise(() => routed.instance.summary!())
+      expect(summary).toMatch(/^primary 0 reads \/ \d+ writes, replica-0 [1-9]\d* reads \/ 0 writes$/)
+      const markdown = Report.render({
+        compiled: false,
+        date: new Date(),
+        command: "test",
+        elapsedMs: 0,
+        roundLoads: loads,
+        machine: {
+          cpu: "test",
+          cores: 2,
+          memoryGiB: 1,
+          os: "test",
+          node: process.version,
+          postgres: bench.serverVersion,
+          load: { start: 0, end: 0 },
+          libraries: []
+        },
+        settings: {
+          mode: "test",
+          quick: false,
+          rounds: 1,
+          durationMs: 200,
+          warmupMs: 50,
+          systemWarmupMs: 0,
+          poolSize: bench.poolSize,
+          replicas: 1
+        },
+        baseline: Systems.baselineKey,
+        systems: ready.map(({ system }) => ({
+          key: system.key,
+          name: system.name,
+          routing: system.routing,
+          readConnections: system.readConnections(bench.poolSize),
+          status: { _tag: "Ran" as const }
+        })),
+        workloads: workloads.map(({ concurrency, fibers, key, title }) => ({
+          key,
+          title,
+          concurrency,
+          ...(fibers ? { against: fibers.against } : {})
+        })),
+        cells
+      })
+      expect(markdown).toMatch(/\| RoutedClient, multiplex \(ours\) \| [\d,]+ \|/)
+      expect(markdown).toContain("1 round only: no target is judged.")
+      expect(markdown).toContain("not judged: fewer than 5 rounds")
+    }), { timeout: 120_000 })
 })
