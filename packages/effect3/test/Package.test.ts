@@ -6,40 +6,14 @@
  * and @arethetypeswrong/cli.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { bin, exec, installCommands, ok, pack, root } from "../../../scripts/test-support/packageCheck.js"
 
-/** This package, and the repository whose node_modules hold the tools (npm workspaces hoist them). */
+/** This package. */
 const repo = Path.resolve(import.meta.dirname, "..")
-const root = Path.resolve(repo, "../..")
 const core = Path.join(root, "packages", "core")
-const bin = (name: string) => Path.join(root, "node_modules", ".bin", name)
-
-interface Outcome {
-  readonly code: number | null
-  readonly output: string
-}
-
-const exec = (command: string, args: ReadonlyArray<string>, cwd: string): Promise<Outcome> =>
-  new Promise((resolve, reject) => {
-    const child = ChildProcess.spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: process.env })
-    let output = ""
-    child.stdout.on("data", (chunk) => (output += chunk))
-    child.stderr.on("data", (chunk) => (output += chunk))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, output }))
-  })
-
-/** Runs a command that must succeed; its output is in the failure message. */
-const ok = async (command: string, args: ReadonlyArray<string>, cwd: string): Promise<string> => {
-  const outcome = await exec(command, args, cwd)
-  if (outcome.code !== 0) {
-    throw new Error(`${Path.basename(command)} ${args.join(" ")} exited with ${outcome.code}:\n${outcome.output}`)
-  }
-  return outcome.output
-}
 
 /** The version installed here, so that the consumer's install is served from npm's cache. */
 const installed = (name: string): string =>
@@ -48,17 +22,11 @@ const installed = (name: string): string =>
 const manifest = JSON.parse(Fs.readFileSync(Path.join(repo, "package.json"), "utf8"))
 
 /**
- * The install commands of the README's "Install" section, word by word, as a
- * user copies them: a new upstream release that breaks them fails here.
+ * The install commands of the README's "Install" section for this line, word
+ * by word, as a user copies them: a new upstream release that breaks them
+ * fails here.
  */
-const readmeInstall: ReadonlyArray<ReadonlyArray<string>> = (() => {
-  const readme = Fs.readFileSync(Path.join(root, "README.md"), "utf8")
-  const start = readme.indexOf("\n## Install\n")
-  const section = readme.slice(start, readme.indexOf("\n## ", start + 1))
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)]
-    .flatMap((block) => block[1]!.trim().split("\n"))
-    .map((line) => line.trim().split(/\s+/))
-})()
+const readmeInstall = installCommands("### Effect 3")
 
 let work: string
 let consumer: string
@@ -70,12 +38,8 @@ beforeAll(async () => {
   consumer = Path.join(work, "consumer")
   Fs.mkdirSync(consumer)
   // prepack builds dist/ first (the core's too).
-  const pack = async (dir: string) => {
-    const packed = await ok("npm", ["pack", "--json", "--pack-destination", work], dir)
-    return Path.join(work, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
-  }
-  tarball = await pack(repo)
-  coreTarball = await pack(core)
+  tarball = await pack(repo, work)
+  coreTarball = await pack(core, work)
   Fs.writeFileSync(
     Path.join(consumer, "package.json"),
     JSON.stringify({ name: "consumer", private: true, type: "module" }, null, 2)

@@ -17,7 +17,7 @@ import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { pathToFileURL } from "node:url"
-import { Cdc } from "@effect-sql-router/effect4"
+import * as Cdc from "@effect-sql-router/effect4/Cdc"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
 
 /** What one run did. */

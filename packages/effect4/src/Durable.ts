@@ -197,12 +197,12 @@ export interface MakeOptions<A, E, R, EC, RC> {
    * One subscription attempt: acquires its resources in the `Scope` (they are
    * released when the attempt ends) and gives the stream of items. The source
    * must be subscribed when `connect` succeeds and buffer what arrives until
-   * the stream is pulled (a `Queue` or `Mailbox` behind the stream does).
+   * the stream is pulled (a `Queue` behind the stream does).
    * The stream failing or ending means the attempt is lost.
    */
   readonly connect: Effect.Effect<Stream.Stream<A, E, R>, EC, RC>
   /** How long to wait after a loss (or a failed attempt) before the next attempt. */
-  readonly resubscribeDelay: Duration.DurationInput
+  readonly resubscribeDelay: Duration.Input
 }
 
 /**
@@ -218,7 +218,7 @@ export interface SubscribeOptions<S, A, E, R, EC, RC, ES, RS> {
   /** One subscription attempt, as `MakeOptions.connect`. */
   readonly updates: Effect.Effect<Stream.Stream<A, E, R>, EC, RC>
   /** How long to wait after a loss (or a failed attempt) before the next attempt. */
-  readonly resubscribeDelay: Duration.DurationInput
+  readonly resubscribeDelay: Duration.Input
 }
 
 /**
@@ -282,8 +282,8 @@ export const makeOrFail: <A, E, R, EC, RC>(
  *
  * @example
  * ```ts
- * import { SqlClient } from "@effect/sql"
  * import { Effect, Stream } from "effect"
+ * import * as SqlClient from "effect/sql/SqlClient"
  * import * as Durable from "@effect-sql-router/effect4/Durable"
  * import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
  *
@@ -369,16 +369,17 @@ export interface NotificationsOptions {
  */
 export interface ListenOptions extends NotificationsOptions {
   /** How long to wait after a loss (or a failed attempt) before listening again. */
-  readonly resubscribeDelay: Duration.DurationInput
+  readonly resubscribeDelay: Duration.Input
 }
 
 /**
- * One LISTEN attempt, for `make` and `subscribe`: a dedicated connection to
- * the router's current primary (not a pooled one), held until the Scope
- * closes, with `LISTEN "channel"` active when this succeeds. The stream gives
- * the payloads sent to `channel` and fails with `ListenFailed` when the
- * connection errors or ends. Closing the Scope ends the connection (at most
- * two seconds, also when the server is gone).
+ * One LISTEN attempt, for `make` and `subscribe`: a dedicated
+ * `PgConnection` to the router's current primary (not a pooled one, and
+ * connected as the primary's pool connects), held until the Scope closes,
+ * with `LISTEN "channel"` active when this succeeds. The stream gives the
+ * payloads sent to `channel` and fails with `ListenFailed` when the
+ * connection errors or ends. Closing the Scope ends the connection (waiting
+ * at most two seconds, also when the server is gone).
  *
  * A server that stops answering without closing the socket (frozen host,
  * broken network) is only noticed when TCP gives up.

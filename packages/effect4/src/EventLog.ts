@@ -16,14 +16,14 @@
  * @since 0.1.0
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
-import type * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
 import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
+import type * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
 import type * as Stream from "effect/Stream"
 import * as internal from "./internal/eventLog.js"
 import * as errors from "./internal/eventLog/errors.js"
@@ -214,8 +214,8 @@ export interface NewEvent {
    * property, a function, a symbol, NaN, a bigint, a Date, a Map, a class
    * instance, a cycle) fails the append with {@link InvalidEvent} naming the
    * path. With a payload Schema for the type, the value is encoded with it
-   * first, so a Date or bigint can be stored through `Schema.Date` or
-   * `Schema.BigInt`.
+   * first, so a Date or bigint can be stored through `Schema.DateFromString` or
+   * `Schema.BigIntFromString`.
    *
    * A string is a JSON string: `"{\"a\":1}"` is stored as the string
    * `"{\"a\":1}"`, not as an object. To store JSON text as the JSON it holds
@@ -432,9 +432,9 @@ export interface ListenOptions {
    * delivers nothing (a transaction pooler): no version waits longer than
    * one interval.
    */
-  readonly pollInterval?: Duration.DurationInput | undefined
+  readonly pollInterval?: Duration.Input | undefined
   /** After a lost connection; default 1 second. */
-  readonly resubscribeDelay?: Duration.DurationInput | undefined
+  readonly resubscribeDelay?: Duration.Input | undefined
   /** `application_name` of the LISTEN connection; default the router's, suffixed `-listen`. */
   readonly applicationName?: string | undefined
 }
@@ -475,7 +475,7 @@ export interface Options {
   /** Stored with each append unless the event names its own. Default `""`; at most 256 characters. */
   readonly revisionVcs?: string | undefined
   /** A payload Schema per type name: appends encode with it, reads decode with it. */
-  readonly payloads?: Readonly<Record<string, Schema.Schema<any, any, never>>> | undefined
+  readonly payloads?: Readonly<Record<string, Schema.Codec<any, any, never, never>>> | undefined
   /** Run `migrate` when the service is built; default true. */
   readonly migrate?: boolean | undefined
 }
@@ -512,7 +512,7 @@ export interface EventLog {
  * @since 0.1.0
  * @category tags
  */
-export const EventLog: Context.Tag<EventLog, EventLog> = internal.EventLogTag
+export const EventLog: Context.Service<EventLog, EventLog> = internal.EventLogTag
 
 /**
  * The current read transaction's reader, for helpers that read the log
@@ -521,7 +521,7 @@ export const EventLog: Context.Tag<EventLog, EventLog> = internal.EventLogTag
  * @since 0.1.0
  * @category tags
  */
-export const Reader: Context.Tag<Reader, Reader> = internal.ReaderTag
+export const Reader: Context.Service<Reader, Reader> = internal.ReaderTag
 
 /**
  * The current read-write transaction's writer. Only `readWrite` provides it:
@@ -530,7 +530,7 @@ export const Reader: Context.Tag<Reader, Reader> = internal.ReaderTag
  * @since 0.1.0
  * @category tags
  */
-export const Writer: Context.Tag<Writer, Writer> = internal.WriterTag
+export const Writer: Context.Service<Writer, Writer> = internal.WriterTag
 
 /**
  * Builds the event log over the router; creates its tables unless

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as SqlClient from "effect/sql/SqlClient"
 import type * as HealthMonitor from "@effect-sql-router/effect4/HealthMonitor"
 import type * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
@@ -127,7 +127,7 @@ describe("admission by timeline", () => {
         yield* awaitProbes("node-2", 2)
         expect((yield* statusOf("node-2"))!.healthy).toBe(false)
       }))
-    }).pipe(Effect.scoped))
+    }))
 
   it.live("manual topology: a replica on another timeline is out from the first probe", () =>
     Effect.gen(function*() {
@@ -155,7 +155,7 @@ describe("admission by timeline", () => {
         expect((yield* statusOf("replica-1"))!.state).toBe("Writable")
         expect(yield* SqlRouter.countHealthyReplicas).toBe(0)
       }))
-    }).pipe(Effect.scoped))
+    }))
 })
 
 describe("discovery and pools follow roles", () => {
@@ -187,7 +187,7 @@ describe("discovery and pools follow roles", () => {
             yield* Deferred.await(release)
           }))
           const held = yield* Effect.forEach(Array.from({ length: 7 }), () => hold, { concurrency: "unbounded" }).pipe(
-            Effect.fork
+            Effect.forkChild
           )
           yield* Deferred.await(allIn).pipe(Effect.timeout("30 seconds"))
           expect((yield* SqlRouter.stats).primary.pool.inUse).toBe(7)
@@ -195,7 +195,7 @@ describe("discovery and pools follow roles", () => {
           yield* Fiber.join(held)
         })
       )
-    }).pipe(Effect.scoped))
+    }))
 
   it.live("writers that meet a read-only primary wait for one discovery round: the next write lands on the new primary", () =>
     Effect.gen(function*() {
@@ -217,5 +217,5 @@ describe("discovery and pools follow roles", () => {
         // No wait, no retry: the round those writers waited for has switched the primary.
         expect(yield* write).toBe("replica-0")
       }))
-    }).pipe(Effect.scoped))
+    }))
 })

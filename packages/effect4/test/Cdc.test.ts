@@ -441,7 +441,11 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         const cdc = yield* Cdc.make({ primary: cluster.primary.url, targets: { sink: Cdc.sinkTarget(sink) } })
         yield* cdc.addRule({ name: "sunk", tables: ["sunk"], target: "sink" })
         yield* cdc.sync("sunk")
-        yield* cluster.query(cluster.primary, "BEGIN; INSERT INTO sunk VALUES (2, 'a'); UPDATE sunk SET v = 'b' WHERE id = 1; COMMIT")
+        // One source transaction of two changes (the harness runs one statement per call).
+        const source = yield* PgClient.make({ url: cluster.primary.url })
+        yield* source.withTransaction(
+          Effect.andThen(source`INSERT INTO sunk VALUES (2, 'a')`, source`UPDATE sunk SET v = 'b' WHERE id = 1`)
+        )
         yield* cluster.query(cluster.primary, "DELETE FROM sunk WHERE id = 1")
         yield* cdc.sync("sunk")
         const all = yield* Ref.get(received)

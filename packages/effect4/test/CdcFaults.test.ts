@@ -174,10 +174,18 @@ const halfApplyMarker = (s: Scenario) =>
     const locker = new Pg.Client({ connectionString: Redacted.value(s.target.primary.url) })
     yield* Effect.promise(() => locker.connect())
     yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE cdc_a IN ACCESS EXCLUSIVE MODE"))
-    yield* s.source.query(
-      s.source.primary,
-      "BEGIN; INSERT INTO cdc_b VALUES (999999, 1.50, '{\"marker\": true}'); INSERT INTO cdc_a VALUES (100000, 1, 'marker'); COMMIT"
-    )
+    // One source transaction (the harness runs one statement per call).
+    yield* Effect.promise(async () => {
+      const writer = new Pg.Client({ connectionString: Redacted.value(s.source.primary.url) })
+      await writer.connect()
+      try {
+        await writer.query(
+          "BEGIN; INSERT INTO cdc_b VALUES (999999, 1.50, '{\"marker\": true}'); INSERT INTO cdc_a VALUES (100000, 1, 'marker'); COMMIT"
+        )
+      } finally {
+        await writer.end()
+      }
+    })
     yield* s.target.query(
       s.target.primary,
       "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cdc_a%'"
@@ -190,7 +198,7 @@ const halfApplyMarker = (s: Scenario) =>
   })
 
 /** How many of the marker transaction's two rows the target has. */
-const markerRows = "SELECT (SELECT count(*) FROM cdc_a WHERE id = 100000) + (SELECT count(*) FROM cdc_b WHERE id = 999999) AS n"
+const markerRows = "SELECT ((SELECT count(*) FROM cdc_a WHERE id = 100000) + (SELECT count(*) FROM cdc_b WHERE id = 999999))::int AS n"
 
 /**
  * After the half-applied marker transaction was rolled back: none of it is on
@@ -199,11 +207,11 @@ const markerRows = "SELECT (SELECT count(*) FROM cdc_a WHERE id = 100000) + (SEL
  */
 const rerunAfterRollback = (s: Scenario) =>
   Effect.gen(function*() {
-    expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: "0" }])
+    expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: 0 }])
     yield* workload(s, half, total)
     yield* s.cdc.run("mirror")
     yield* expectConverged(s)
-    expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: "2" }])
+    expect(yield* s.target.query(s.target.primary, markerRows)).toEqual([{ n: 2 }])
   })
 
 const expectConverged = (s: Scenario, minimumChanges = 10_000) =>

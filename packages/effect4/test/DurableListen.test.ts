@@ -1,10 +1,11 @@
 import { expect, layer } from "@effect/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Latch from "effect/Latch"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import * as Durable from "@effect-sql-router/effect4/Durable"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
@@ -35,7 +36,7 @@ const awaitCondition = <A, E, R>(effect: Effect.Effect<A, E, R>, predicate: (a: 
 const consume = <S, A, E, R>(stream: Stream.Stream<Durable.Update<S, A, E>, never, R>) =>
   Effect.gen(function*() {
     const queue = yield* Queue.unbounded<Durable.Update<S, A, E>>()
-    const fiber = yield* Effect.fork(Stream.runForEach(stream, (u) => Queue.offer(queue, u)))
+    const fiber = yield* Effect.forkChild(Stream.runForEach(stream, (u) => Queue.offer(queue, u)))
     return { queue, fiber }
   })
 
@@ -55,7 +56,7 @@ const takeThrough = <S, A, E>(
 
 const listenFailureOf = <S, A>(update: Durable.Update<S, A, unknown> | undefined) => {
   if (update === undefined || !Durable.isConnectionLost(update)) throw new Error(`expected ConnectionLost, got ${update?._tag}`)
-  const failure = Cause.failureOption(update.cause)
+  const failure = Cause.findErrorOption(update.cause)
   if (failure._tag === "None" || !(failure.value instanceof Durable.ListenFailed)) {
     throw new Error(`expected a ListenFailed, got ${Cause.pretty(update.cause)}`)
   }
@@ -80,9 +81,9 @@ layer(clusterWithRouter({ replicas: 0 }), { timeout: "120 seconds", excludeTestS
       const cluster = yield* PgCluster.PgCluster
       yield* cluster.query(cluster.primary, "CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL)")
       // Holds resubscription back while the test writes, so "while disconnected" is a fact, not a race.
-      const gate = yield* Effect.makeLatch(true)
+      const gate = yield* Latch.make(true)
       const { fiber, queue } = yield* consume(Durable.subscribe({
-        updates: Effect.zipRight(gate.await, Durable.notifications("items")),
+        updates: Effect.andThen(gate.await, Durable.notifications("items")),
         state: countItems,
         resubscribeDelay: "100 millis"
       }))
@@ -151,7 +152,7 @@ layer(clusterWithRouter({ replicas: 0 }), { timeout: "120 seconds", excludeTestS
       expect(yield* listenBackends).toEqual([])
     }))
 
-  it.scoped("listenOrFail: LISTEN is active before the stream runs", () =>
+  it.effect("listenOrFail: LISTEN is active before the stream runs", () =>
     Effect.gen(function*() {
       const stream = yield* Durable.listenOrFail("late", { resubscribeDelay: "200 millis" })
       expect(yield* listenBackends).toEqual([{ application_name: applicationName }])

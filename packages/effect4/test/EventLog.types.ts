@@ -2,8 +2,8 @@
 // compiles this file, and every `@ts-expect-error` below fails the build if
 // the line under it ever compiles. This proves the read/write intent is in
 // the types: no write inside `EventLog.readOnly`.
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as EventLog from "@effect-sql-router/effect4/EventLog"
 
 const event: EventLog.NewEvent = { typeName: "Deposited", payload: { amount: 1 } }
@@ -14,7 +14,7 @@ export const reads: Effect.Effect<
   EventLog.ReadError | EventLog.InvalidEvent | EventLog.UsageError,
   EventLog.EventLog
 > = EventLog.readOnly((reader) =>
-  Effect.zipRight(reader.eventAtVersion(1), EventLog.systemVersion)
+  Effect.andThen(reader.eventAtVersion(1), EventLog.systemVersion)
 )
 
 // The transaction's SqlClient is provided to the body, in readOnly and readWrite alike.
@@ -25,7 +25,7 @@ export const ownStatement: Effect.Effect<unknown, EventLog.ReadError, EventLog.E
 // Writes compile inside readWrite, through the writer or through the Writer service.
 export const writes = EventLog.readWrite((tx) =>
   Effect.flatMap(tx.systemVersion, (version) =>
-    Effect.zipRight(tx.appendEvent(version, event), EventLog.setProjectionVersion(1, version + 1)))
+    Effect.andThen(tx.appendEvent(version, event), EventLog.setProjectionVersion(1, version + 1)))
 )
 export const writesNeedOnlyTheLog: Effect.Effect<void, unknown, EventLog.EventLog> = writes
 

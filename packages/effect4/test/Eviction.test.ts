@@ -40,7 +40,10 @@ const replicaStats = (router: SqlRouter.SqlRouter, id: string) =>
 const awaitInFlight = (router: SqlRouter.SqlRouter, id: string, n: number) =>
   replicaStats(router, id).pipe(
     Effect.repeat({ until: (r) => (r?.inFlight ?? 0) >= n, schedule: pollEvery }),
-    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${id} never had ${n} reads in flight`) })
+    Effect.timeoutOrElse({
+      duration: "20 seconds",
+      orElse: () => Effect.fail(new Error(`${id} never had ${n} reads in flight`))
+    })
   )
 
 /**
@@ -52,7 +55,7 @@ const slowReads = (client: PgClient.PgClient) =>
   Effect.forEach(
     Array.from({ length: 8 }, (_, i) => i),
     () =>
-      Effect.either(
+      Effect.result(
         client.unsafe<{ name: string }>(
           sleepy
         ).pipe(Effect.map((rows) => rows[0]!.name))
@@ -67,12 +70,12 @@ describe("evict means release", () => {
       const { client, router } = yield* RoutedClient.make(config(cluster))
       const victim = cluster.replicas[0]!
       const baseline = totalReads(yield* router.stats)
-      const reads = yield* Effect.fork(slowReads(client))
+      const reads = yield* Effect.forkChild(slowReads(client))
       yield* awaitInFlight(router, "replica-0", 2)
       yield* cluster.freeze(victim)
       const results = yield* Fiber.join(reads)
       // Every read finished, none failed, and the frozen replica holds none of them any more.
-      expect(results.filter((r) => r._tag === "Left")).toEqual([])
+      expect(results.filter((r) => r._tag === "Failure")).toEqual([])
       expect(results).toHaveLength(8)
       const frozen = (yield* replicaStats(router, "replica-0"))!
       expect(frozen.healthy).toBe(false)
@@ -80,20 +83,27 @@ describe("evict means release", () => {
       // The reads given up by replica-0 (at least the two seen in flight there) ran once more elsewhere.
       expect(totalReads(yield* router.stats) - baseline - 8).toBeGreaterThanOrEqual(2)
       yield* cluster.thaw(victim)
-    }).pipe(Effect.scoped), 120_000)
+    }), 120_000)
 
   it.live("marking a replica unhealthy by hand cancels its reads there and runs them elsewhere", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 2 })
       const { client, router } = yield* RoutedClient.make(config(cluster, { health: { enabled: false } }))
-      const reads = yield* Effect.fork(slowReads(client))
+      const reads = yield* Effect.forkChild(slowReads(client))
       yield* awaitInFlight(router, "replica-0", 2)
       yield* router.markReplicaUnhealthy("replica-0")
-      expect((yield* replicaStats(router, "replica-0"))!.inFlight).toBe(0)
+      // Its sessions are severed at once; each read gives its count back as its statement fails.
+      yield* replicaStats(router, "replica-0").pipe(
+        Effect.repeat({ until: (r) => r?.inFlight === 0, schedule: pollEvery }),
+        Effect.timeoutOrElse({
+          duration: "5 seconds",
+          orElse: () => Effect.fail(new Error("replica-0 still holds reads after it was marked unhealthy"))
+        })
+      )
       const results = yield* Fiber.join(reads)
-      expect(results.filter((r) => r._tag === "Left")).toEqual([])
+      expect(results.filter((r) => r._tag === "Failure")).toEqual([])
       // Every answer came from a node still in rotation.
-      const names = results.map((r) => r._tag === "Right" ? r.right : "failed")
+      const names = results.map((r) => r._tag === "Success" ? r.success : "failed")
       expect(names.filter((name) => name === "replica-0")).toEqual([])
       // The server was asked to cancel the given-up statements: none is left running on replica-0.
       const stillRunning = yield* cluster.query<{ n: number }>(
@@ -106,7 +116,7 @@ describe("evict means release", () => {
         Effect.timeout(Duration.seconds(20))
       )
       expect(stillRunning).toBe(0)
-    }).pipe(Effect.scoped), 120_000)
+    }), 120_000)
 
   it.live("removing a replica runs its waiting reads elsewhere and completes the removal", () =>
     Effect.gen(function*() {
@@ -115,14 +125,14 @@ describe("evict means release", () => {
       const { client, router } = yield* RoutedClient.make(
         config(cluster, { readTimeout: undefined, health: { enabled: false } })
       )
-      const reads = yield* Effect.fork(slowReads(client))
+      const reads = yield* Effect.forkChild(slowReads(client))
       yield* awaitInFlight(router, "replica-0", 2)
       yield* router.removeReplica("replica-0")
       const results = yield* Fiber.join(reads)
-      expect(results.filter((r) => r._tag === "Left")).toEqual([])
-      expect(results.map((r) => r._tag === "Right" ? r.right : "failed").filter((n) => n === "replica-0")).toEqual([])
+      expect(results.filter((r) => r._tag === "Failure")).toEqual([])
+      expect(results.map((r) => r._tag === "Success" ? r.success : "failed").filter((n) => n === "replica-0")).toEqual([])
       expect((yield* router.stats).replicas.map((r) => r.id)).toEqual(["replica-1"])
-    }).pipe(Effect.scoped), 120_000)
+    }), 120_000)
 })
 
 const victim = (cluster: PgCluster.PgCluster) => cluster.replicas[0]!

@@ -1,18 +1,18 @@
-import * as FileSystem from "@effect/platform/FileSystem"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { describe, expect, it } from "@effect/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as Path from "node:path"
 import * as RoutedClient from "@effect-sql-router/effect4/RoutedClient"
 import * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
 import { loadTable, missingWrites, startLoad, strayWorker } from "./load.js"
+import { NodeFileSystem } from "./utils.js"
 
 const interval = Duration.millis(300)
 const connectTimeout = Duration.seconds(1)
@@ -32,11 +32,10 @@ const scenario = <A, E>(
     const cluster = yield* PgCluster.make({ replicas: options.replicas })
     yield* cluster.query(cluster.primary, loadTable)
     yield* cluster.awaitReplication()
-    const { client, router } = yield* RoutedClient.make(options.config(cluster))
+    // The router lives while the body runs, and closes before the cluster does.
     return yield* body.pipe(
-      Effect.provideService(PgCluster.PgCluster, cluster),
-      Effect.provideService(SqlRouter.SqlRouter, router),
-      Effect.provideService(SqlClient.SqlClient, client)
+      Effect.provide(RoutedClient.layer(options.config(cluster))),
+      Effect.provideService(PgCluster.PgCluster, cluster)
     )
   }).pipe(Effect.scoped)
 
@@ -110,7 +109,7 @@ describe("failover and live topology", () => {
       expect(error.conflicting).toEqual(["node-0", "node-1"])
       expect(error.message).toContain("split brain")
       const routed = yield* Effect.flip(writeLandsOn)
-      expect(JSON.stringify(routed.cause)).toContain("split brain")
+      expect(routed.message).toContain("split brain")
       // Reads still work.
       const sql = yield* SqlClient.SqlClient
       expect(yield* sql`SELECT 1 AS one`).toEqual([{ one: 1 }])
@@ -223,7 +222,7 @@ describe("failover and live topology", () => {
       ).pipe(
         Effect.map((rows) => rows[0]!.n),
         Effect.repeat({ until: (n) => n === 0, schedule: pollEvery }),
-        Effect.zipRight(cluster.query<{ n: number }>(
+        Effect.andThen(cluster.query<{ n: number }>(
           leaving,
           "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'membership-test'"
         )),
@@ -251,5 +250,5 @@ describe("configuration as JSON", () => {
       expect(restored.replicas).toEqual([])
       const again = yield* SqlRouter.make(restored)
       expect((yield* again.primary).address).toBe(`127.0.0.1:${cluster.primary.port}`)
-    }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer)))
+    }).pipe(Effect.scoped, Effect.provide(NodeFileSystem)))
 })

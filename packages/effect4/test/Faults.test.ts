@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as RoutedClient from "@effect-sql-router/effect4/RoutedClient"
 import type * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
@@ -37,21 +37,20 @@ const scenario = <A, E>(
     const cluster = yield* PgCluster.make({ replicas: 2 })
     yield* cluster.query(cluster.primary, loadTable)
     yield* cluster.awaitReplication()
-    const { client, router } = yield* RoutedClient.make(configFor(cluster, { ...faultConfig, ...extra }))
+    // The router lives while the body runs, and closes before the cluster does.
     return yield* body.pipe(
-      Effect.provideService(PgCluster.PgCluster, cluster),
-      Effect.provideService(SqlRouter.SqlRouter, router),
-      Effect.provideService(SqlClient.SqlClient, client)
+      Effect.provide(RoutedClient.layer(configFor(cluster, { ...faultConfig, ...extra }))),
+      Effect.provideService(PgCluster.PgCluster, cluster)
     )
   }).pipe(Effect.scoped)
 
 /** Waits (bounded) until the replica is in or out of rotation. */
-const inRotation = (id: string, expected: boolean, bound: Duration.DurationInput = detectionBound) =>
+const inRotation = (id: string, expected: boolean, bound: Duration.Input = detectionBound) =>
   SqlRouter.replicaStatus.pipe(
     Effect.repeat({ until: (all) => all.find((s) => s.id === id)?.healthy === expected, schedule: pollEvery }),
-    Effect.timeoutFail({
+    Effect.timeoutOrElse({
       duration: bound,
-      onTimeout: () => new Error(`${id} did not ${expected ? "return to" : "leave"} rotation in time`)
+      orElse: () => Effect.fail(new Error(`${id} did not ${expected ? "return to" : "leave"} rotation in time`))
     })
   )
 
@@ -64,7 +63,7 @@ const servesAgain = (load: Load, node: string) =>
   Effect.flatMap(readsOf(load, node), (before) =>
     readsOf(load, node).pipe(
       Effect.repeat({ until: (n) => n > before, schedule: pollEvery }),
-      Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${node} never served again`) })
+      Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.fail(new Error(`${node} never served again`)) })
     ))
 
 /** While 200 more reads succeed elsewhere, none reaches `node`. */
@@ -112,15 +111,16 @@ describe("failure survival", () => {
       yield* inRotation("replica-0", false)
       const status = (yield* SqlRouter.replicaStatus).find((s) => s.id === "replica-0")!
       expect(status.healthy).toBe(false)
-      const failures = yield* Metric.value(Metric.tagged(SqlRouter.metrics.probeFailures, "node", "replica-0")).pipe(
+      const probeFailures = Metric.withAttributes(SqlRouter.metrics.probeFailures, { node: "replica-0" })
+      const failures = yield* Metric.value(probeFailures).pipe(
         Effect.repeat({ until: (c) => c.count > 0, schedule: pollEvery }),
-        Effect.zipRight(Metric.value(Metric.tagged(SqlRouter.metrics.probeFailures, "node", "replica-0"))),
+        Effect.andThen(Metric.value(probeFailures)),
         Effect.timeout("10 seconds")
       )
       expect(failures.count).toBeGreaterThan(0)
       const gauge = yield* Metric.value(SqlRouter.metrics.healthyReplicas).pipe(
         Effect.repeat({ until: (g) => g.value <= 1, schedule: pollEvery }),
-        Effect.zipRight(Metric.value(SqlRouter.metrics.healthyReplicas)),
+        Effect.andThen(Metric.value(SqlRouter.metrics.healthyReplicas)),
         Effect.timeout("10 seconds")
       )
       expect(gauge.value).toBeLessThanOrEqual(1)
@@ -187,7 +187,10 @@ describe("failure survival", () => {
       yield* cluster.stop(cluster.primary)
       const attempt = yield* sql`INSERT INTO load_t (worker) VALUES (-1)`.pipe(
         Effect.flip,
-        Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("write did not fail within the connect timeout") })
+        Effect.timeoutOrElse({
+          duration: "3 seconds",
+          orElse: () => Effect.fail(new Error("write did not fail within the connect timeout"))
+        })
       )
       expect(attempt._tag).toBe("SqlError")
       // Reads keep being served by the replicas while the primary is down.
@@ -200,7 +203,7 @@ describe("failure survival", () => {
         Effect.timeout("20 seconds")
       )
       const committedBefore = (yield* load.snapshot).writes.length
-      yield* Effect.flatMap(load.snapshot, (s) => Effect.succeed(s.writes.length)).pipe(
+      yield* Effect.map(load.snapshot, (s) => s.writes.length).pipe(
         Effect.repeat({ until: (n) => n > committedBefore + 5, schedule: pollEvery }),
         Effect.timeout("20 seconds")
       )

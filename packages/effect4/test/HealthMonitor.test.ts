@@ -4,9 +4,8 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import * as STM from "effect/STM"
-import * as TestClock from "effect/TestClock"
-import * as TRef from "effect/TRef"
+import { TestClock } from "effect/testing"
+import * as TxRef from "effect/TxRef"
 import * as Duration from "effect/Duration"
 import type * as HealthMonitor from "@effect-sql-router/effect4/HealthMonitor"
 import type * as Node from "@effect-sql-router/effect4/Node"
@@ -33,33 +32,33 @@ const health = {
 const good = { ok: true, replayLsn: 100n, lagBytes: 0, lagMillis: 0, error: undefined } as const
 
 const setup = (replicaCount = 1) =>
-  STM.commit(STM.gen(function*() {
+  Effect.gen(function*() {
     const replicas: Array<Topology.Replica> = []
     for (let i = 0; i < replicaCount; i++) replicas.push(yield* Topology.makeReplica(fakeNode(`replica-${i}`), true))
     return yield* Topology.make(fakeNode("primary"), replicas)
-  }))
+  })
 
 /** A probe whose outcome the test sets, counting its calls. */
 const scriptedProbe = Effect.gen(function*() {
   const ok = yield* Ref.make(true)
   const calls = yield* Ref.make(0)
   const probe: HealthMonitor.ProbeFn = () =>
-    Effect.zipRight(
+    Effect.andThen(
       Ref.update(calls, (n) => n + 1),
       Effect.flatMap(Ref.get(ok), (up) => up ? Effect.succeed(good) : Effect.fail(new Error("connection refused")))
     )
   return { ok, calls, probe }
 })
 
-const healthy = (replica: Topology.Replica) => STM.commit(Topology.isHealthy(replica))
+const healthy = (replica: Topology.Replica) => Topology.isHealthy(replica)
 
 describe("HealthMonitor", () => {
   it.effect("probes at start and then exactly once per interval", () =>
     Effect.gen(function*() {
       const topology = yield* setup()
-      const replica = (yield* STM.commit(TRef.get(topology.replicas)))[0]!
+      const replica = (yield* TxRef.get(topology.replicas))[0]!
       const { calls, probe } = yield* scriptedProbe
-      const fiber = yield* Effect.fork(Monitor.watchReplica(topology, replica, health, probe))
+      const fiber = yield* Effect.forkChild(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust(0)
       expect(yield* Ref.get(calls)).toBe(1)
       yield* TestClock.adjust("999 millis")
@@ -71,7 +70,7 @@ describe("HealthMonitor", () => {
       yield* Fiber.interrupt(fiber)
     }))
 
-  it.scoped("clock: \"ambient\" runs the router's loops on TestClock, so adjust drives stubbed probes", () =>
+  it.effect("clock: \"ambient\" runs the router's loops on TestClock, so adjust drives stubbed probes", () =>
     Effect.gen(function*() {
       const topology = yield* setup()
       const { calls, probe } = yield* scriptedProbe
@@ -80,15 +79,15 @@ describe("HealthMonitor", () => {
       expect(yield* Ref.get(calls)).toBe(1)
       yield* TestClock.adjust("2 seconds")
       expect(yield* Ref.get(calls)).toBe(3)
-      expect(yield* STM.commit(TRef.get(topology.primaryLsn))).toBe(100n)
+      expect(yield* TxRef.get(topology.primaryLsn)).toBe(100n)
     }))
 
   it.effect("a replica leaves after failureThreshold consecutive failures and returns after successThreshold successes", () =>
     Effect.gen(function*() {
       const topology = yield* setup()
-      const replica = (yield* STM.commit(TRef.get(topology.replicas)))[0]!
+      const replica = (yield* TxRef.get(topology.replicas))[0]!
       const { ok, probe } = yield* scriptedProbe
-      const fiber = yield* Effect.fork(Monitor.watchReplica(topology, replica, health, probe))
+      const fiber = yield* Effect.forkChild(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust(0)
       expect(yield* healthy(replica)).toBe(true)
       yield* Ref.set(ok, false)
@@ -107,11 +106,11 @@ describe("HealthMonitor", () => {
   it.effect("a success between failures resets the count (no flapping out)", () =>
     Effect.gen(function*() {
       const topology = yield* setup()
-      const replica = (yield* STM.commit(TRef.get(topology.replicas)))[0]!
+      const replica = (yield* TxRef.get(topology.replicas))[0]!
       const outcomes = [false, true, false, true, false]
       const probe: HealthMonitor.ProbeFn = () =>
         Effect.suspend(() => outcomes.shift() === false ? Effect.fail(new Error("x")) : Effect.succeed(good))
-      const fiber = yield* Effect.fork(Monitor.watchReplica(topology, replica, health, probe))
+      const fiber = yield* Effect.forkChild(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust("5 seconds")
       expect(yield* healthy(replica)).toBe(true)
       yield* Fiber.interrupt(fiber)
@@ -120,14 +119,14 @@ describe("HealthMonitor", () => {
   it.effect("a manual mark holds against good probes; lifting it restores rotation", () =>
     Effect.gen(function*() {
       const topology = yield* setup()
-      const replica = (yield* STM.commit(TRef.get(topology.replicas)))[0]!
+      const replica = (yield* TxRef.get(topology.replicas))[0]!
       const { probe } = yield* scriptedProbe
-      yield* STM.commit(TRef.update(replica.health, (h) => ({ ...h, markedDown: true })))
-      const fiber = yield* Effect.fork(Monitor.watchReplica(topology, replica, health, probe))
+      yield* TxRef.update(replica.health, (h) => ({ ...h, markedDown: true }))
+      const fiber = yield* Effect.forkChild(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust("10 seconds")
       expect(yield* healthy(replica)).toBe(false)
-      expect((yield* STM.commit(TRef.get(replica.health))).up).toBe(true) // the probes' own view
-      yield* STM.commit(TRef.update(replica.health, (h) => ({ ...h, markedDown: false })))
+      expect((yield* TxRef.get(replica.health)).up).toBe(true) // the probes' own view
+      yield* TxRef.update(replica.health, (h) => ({ ...h, markedDown: false }))
       expect(yield* healthy(replica)).toBe(true)
       yield* Fiber.interrupt(fiber)
     }))
@@ -135,13 +134,13 @@ describe("HealthMonitor", () => {
   it.effect("a failed probe keeps the last known lag and records the error", () =>
     Effect.gen(function*() {
       const topology = yield* setup()
-      const replica = (yield* STM.commit(TRef.get(topology.replicas)))[0]!
+      const replica = (yield* TxRef.get(topology.replicas))[0]!
       const { ok, probe } = yield* scriptedProbe
       yield* Monitor.checkReplica(replica, probe, health)
       yield* Ref.set(ok, false)
       yield* TestClock.adjust("1 second")
       yield* Monitor.checkReplica(replica, probe, health)
-      const recorded = yield* STM.commit(TRef.get(replica.probe))
+      const recorded = yield* TxRef.get(replica.probe)
       expect(recorded).toMatchObject({ ok: false, replayLsn: 100n, lagBytes: 0, at: 1000 })
       expect(recorded!.error).toContain("connection refused")
     }))
@@ -149,11 +148,11 @@ describe("HealthMonitor", () => {
   it.effect("a removed replica stops being probed", () =>
     Effect.gen(function*() {
       const topology = yield* setup()
-      const replica = (yield* STM.commit(TRef.get(topology.replicas)))[0]!
+      const replica = (yield* TxRef.get(topology.replicas))[0]!
       const { calls, probe } = yield* scriptedProbe
-      const fiber = yield* Effect.fork(Monitor.watchReplica(topology, replica, health, probe))
+      const fiber = yield* Effect.forkChild(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust("1 second")
-      yield* STM.commit(TRef.update(replica.health, (h) => ({ ...h, member: false })))
+      yield* TxRef.update(replica.health, (h) => ({ ...h, member: false }))
       yield* TestClock.adjust("1 second")
       const after = yield* Ref.get(calls)
       yield* TestClock.adjust("5 seconds")
@@ -234,9 +233,9 @@ describe("HealthMonitor", () => {
     it.effect("a diverged probe takes a replica out at once; a stranded one changes nothing", () =>
       Effect.gen(function*() {
         const topology = yield* setup()
-        const replica = (yield* STM.commit(TRef.get(topology.replicas)))[0]!
+        const replica = (yield* TxRef.get(topology.replicas))[0]!
         const at = (state: Topology.Probe["state"], ok: boolean): Topology.Probe => ({ ...good, ok, at: 0, state })
-        const apply = (probe: Topology.Probe) => STM.commit(Monitor.applyProbe(replica, probe, health))
+        const apply = (probe: Topology.Probe) => Monitor.applyProbe(replica, probe, health)
         expect(yield* apply(at({ _tag: "Stranded" }, true))).toBeUndefined()
         expect(yield* apply(at({ _tag: "Diverged", reason: "timeline" }, false))).toBe("down")
         expect(yield* healthy(replica)).toBe(false)
@@ -257,31 +256,31 @@ describe("HealthMonitor", () => {
     it.effect("maxLag excludes a replica whose last probe is beyond the bound (or unknown)", () =>
       Effect.gen(function*() {
         const topology = yield* setup(3)
-        const [fresh, stale, unknown] = yield* STM.commit(TRef.get(topology.replicas))
-        yield* STM.commit(TRef.set(fresh!.probe, { ...good, at: 0, lagMillis: 100 }))
-        yield* STM.commit(TRef.set(stale!.probe, { ...good, at: 0, lagMillis: 5000, lagBytes: 10_000 }))
+        const [fresh, stale, unknown] = yield* TxRef.get(topology.replicas)
+        yield* TxRef.set(fresh!.probe, { ...good, at: 0, lagMillis: 100 })
+        yield* TxRef.set(stale!.probe, { ...good, at: 0, lagMillis: 5000, lagBytes: 10_000 })
         void unknown
         const requirement = { maxLagMillis: 1000, maxLagBytes: undefined, minLsn: undefined }
-        const picks = yield* Effect.forEach([1, 2, 3], () => STM.commit(Selection.roundRobin(topology, requirement)))
+        const picks = yield* Effect.forEach([1, 2, 3], () => Selection.roundRobin(topology, requirement))
         expect(picks.map((p) => Option.map(p, (r) => r.node.id))).toEqual([
           Option.some("replica-0"),
           Option.some("replica-0"),
           Option.some("replica-0")
         ])
-        const leastLag = yield* STM.commit(Selection.leastLag(topology, Selection.anyHealthy))
+        const leastLag = yield* Selection.leastLag(topology, Selection.anyHealthy)
         expect(Option.map(leastLag, (r) => r.node.id)).toEqual(Option.some("replica-0"))
       }))
   })
 
   describe("discovery", () => {
-    it.scoped("concurrent rounds coalesce: writers that meet a read-only node share one round", () =>
+    it.effect("concurrent rounds coalesce: writers that meet a read-only node share one round", () =>
       Effect.gen(function*() {
         const topology = yield* setup(1)
         const asked = yield* Ref.make(0)
         const gate = yield* Deferred.make<void>()
         const role = (node: Node.Node) =>
-          Effect.zipRight(
-            Effect.zipRight(Ref.update(asked, (n) => n + 1), Deferred.await(gate)),
+          Effect.andThen(
+            Effect.andThen(Ref.update(asked, (n) => n + 1), Deferred.await(gate)),
             Effect.succeed({ standby: node.id !== "primary", lsn: 1n, timeline: 1, self: undefined })
           )
         const internals = {
@@ -289,7 +288,7 @@ describe("HealthMonitor", () => {
           scope: yield* Effect.scope,
           probes: { role, recordPrimary: () => Effect.void }
         } as unknown as RouterState
-        const rounds = yield* Effect.fork(
+        const rounds = yield* Effect.forkChild(
           Effect.all(Array.from({ length: 8 }, () => Membership.discoverOnce(internals)), { concurrency: "unbounded" })
         )
         yield* TestClock.adjust(0)

@@ -1,64 +1,32 @@
 /**
- * The package as a user gets it: `npm pack`, then the tarball installed by
+ * The Effect 4 line as a user gets it: `npm pack`, then the tarball installed by
  * the README's own install commands (verbatim, against the registry) into a
  * fresh consumer outside this repository, then used
  * from ES modules, from CommonJS and from TypeScript, and linted by publint
  * and @arethetypeswrong/cli.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { bin, exec, installCommands, ok, pack, root } from "../../../scripts/test-support/packageCheck.js"
 
-/** This package, and the repository whose node_modules hold the tools (npm workspaces hoist them). */
+/** This package. */
 const repo = Path.resolve(import.meta.dirname, "..")
-const root = Path.resolve(repo, "../..")
 const core = Path.join(root, "packages", "core")
-const bin = (name: string) => Path.join(root, "node_modules", ".bin", name)
-
-interface Outcome {
-  readonly code: number | null
-  readonly output: string
-}
-
-const exec = (command: string, args: ReadonlyArray<string>, cwd: string): Promise<Outcome> =>
-  new Promise((resolve, reject) => {
-    const child = ChildProcess.spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: process.env })
-    let output = ""
-    child.stdout.on("data", (chunk) => (output += chunk))
-    child.stderr.on("data", (chunk) => (output += chunk))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, output }))
-  })
-
-/** Runs a command that must succeed; its output is in the failure message. */
-const ok = async (command: string, args: ReadonlyArray<string>, cwd: string): Promise<string> => {
-  const outcome = await exec(command, args, cwd)
-  if (outcome.code !== 0) {
-    throw new Error(`${Path.basename(command)} ${args.join(" ")} exited with ${outcome.code}:\n${outcome.output}`)
-  }
-  return outcome.output
-}
 
 /** The version installed here, so that the consumer's install is served from npm's cache. */
-const installed = (name: string): string =>
-  JSON.parse(Fs.readFileSync(Path.join(root, "node_modules", name, "package.json"), "utf8")).version
+const installedHere = (name: string): string =>
+  JSON.parse(Fs.readFileSync(Path.join(repo, "node_modules", name, "package.json"), "utf8")).version
 
 const manifest = JSON.parse(Fs.readFileSync(Path.join(repo, "package.json"), "utf8"))
 
 /**
- * The install commands of the README's "Install" section, word by word, as a
- * user copies them: a new upstream release that breaks them fails here.
+ * The install commands of the README's "Install" section for this line, word
+ * by word, as a user copies them: a new upstream release that breaks them
+ * fails here.
  */
-const readmeInstall: ReadonlyArray<ReadonlyArray<string>> = (() => {
-  const readme = Fs.readFileSync(Path.join(root, "README.md"), "utf8")
-  const start = readme.indexOf("\n## Install\n")
-  const section = readme.slice(start, readme.indexOf("\n## ", start + 1))
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)]
-    .flatMap((block) => block[1]!.trim().split("\n"))
-    .map((line) => line.trim().split(/\s+/))
-})()
+const readmeInstall = installCommands("### Effect 4")
 
 let work: string
 let consumer: string
@@ -66,16 +34,12 @@ let tarball: string
 let coreTarball: string
 
 beforeAll(async () => {
-  work = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sql-router-package-"))
+  work = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sql-router-effect4-package-"))
   consumer = Path.join(work, "consumer")
   Fs.mkdirSync(consumer)
   // prepack builds dist/ first (the core's too).
-  const pack = async (dir: string) => {
-    const packed = await ok("npm", ["pack", "--json", "--pack-destination", work], dir)
-    return Path.join(work, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
-  }
-  tarball = await pack(repo)
-  coreTarball = await pack(core)
+  tarball = await pack(repo, work)
+  coreTarball = await pack(core, work)
   Fs.writeFileSync(
     Path.join(consumer, "package.json"),
     JSON.stringify({ name: "consumer", private: true, type: "module" }, null, 2)
@@ -84,7 +48,7 @@ beforeAll(async () => {
   // its core dependency beside it, as neither is published yet), resolved
   // against the registry as a user's are.
   for (const [command, ...args] of readmeInstall) {
-    const words = args.flatMap((word) => word === "effect-sql-router" ? [coreTarball, tarball] : [word])
+    const words = args.flatMap((word) => word === "@effect-sql-router/effect4" ? [coreTarball, tarball] : [word])
     await ok(command!, [...words, "--no-audit", "--no-fund", "--loglevel=error"], consumer)
   }
   // What a TypeScript user of these modules adds.
@@ -95,8 +59,7 @@ beforeAll(async () => {
     "--no-audit",
     "--no-fund",
     "--loglevel=error",
-    `@types/pg@${installed("@types/pg")}`,
-    `@types/node@${installed("@types/node")}`
+    `@types/node@${installedHere("@types/node")}`
   ], consumer)
 }, 300_000)
 
@@ -131,16 +94,18 @@ Effect.runPromise(Effect.scoped(main)).then(
 const expected = { written: { n: 1, node: "primary" }, read: { node: "replica-0" }, classified: "write" }
 
 describe("the packed package", () => {
-  it("installs with the README's own commands: Effect 3 only, each peer once", async () => {
+  it("installs with the README's own commands: Effect 4 only, each peer once, no pg", async () => {
     expect(readmeInstall.map((words) => words.slice(0, 3).join(" "))).toEqual([
-      "npm install effect-sql-router",
+      "npm install @effect-sql-router/effect4",
       "npm install --save-dev"
     ])
     const version = (name: string) =>
       JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules", name, "package.json"), "utf8")).version as string
-    expect(version("effect")).toMatch(/^3\./)
-    expect(version("@effect/sql")).toMatch(/^0\.52\./)
-    expect(version("@effect/sql-pg")).toMatch(/^0\.53\./)
+    expect(version("effect")).toMatch(/^4\.1\./)
+    expect(version("@effect/sql-pg")).toMatch(/^4\.1\./)
+    // pg is an optional peer (Cdc only) and @effect/sql is Effect 3's: neither comes along.
+    expect(Fs.existsSync(Path.join(consumer, "node_modules", "pg"))).toBe(false)
+    expect(Fs.existsSync(Path.join(consumer, "node_modules", "@effect", "sql"))).toBe(false)
     // One copy of effect in the whole tree: two would mint different services.
     const tree = await ok("npm", ["ls", "effect", "--all", "--parseable"], consumer)
     const copies = tree.trim().split("\n").filter((line) => line.includes("node_modules"))
@@ -173,7 +138,7 @@ describe("the packed package", () => {
     const file = Path.join(consumer, "app.mjs")
     Fs.writeFileSync(file, program(`
 import * as Effect from "effect/Effect"
-import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "effect/sql/SqlClient"
 import { Classifier, SqlRouter } from "@effect-sql-router/effect4"
 import { PgCluster } from "@effect-sql-router/effect4/testing"`))
     const output = await ok(process.execPath, [file], consumer)
@@ -184,10 +149,10 @@ import { PgCluster } from "@effect-sql-router/effect4/testing"`))
     const file = Path.join(consumer, "app.cjs")
     Fs.writeFileSync(file, program(`
 const Effect = require("effect/Effect")
-const SqlClient = require("@effect/sql/SqlClient")
-const SqlRouter = require("effect-sql-router/SqlRouter")
-const { Classifier } = require("effect-sql-router")
-const { PgCluster } = require("effect-sql-router/testing")`))
+const SqlClient = require("effect/sql/SqlClient")
+const SqlRouter = require("@effect-sql-router/effect4/SqlRouter")
+const { Classifier } = require("@effect-sql-router/effect4")
+const { PgCluster } = require("@effect-sql-router/effect4/testing")`))
     const output = await ok(process.execPath, [file], consumer)
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(expected)
   })
@@ -196,14 +161,14 @@ const { PgCluster } = require("effect-sql-router/testing")`))
     const outcome = await exec(process.execPath, [
       "--input-type=module",
       "-e",
-      "import(\"effect-sql-router/internal/errors.js\").then(() => console.log(\"imported\"), (e) => console.log(e.code))"
+      "import(\"@effect-sql-router/effect4/internal/errors.js\").then(() => console.log(\"imported\"), (e) => console.log(e.code))"
     ], consumer)
     expect(outcome.output.trim()).toBe("ERR_PACKAGE_PATH_NOT_EXPORTED")
   })
 
   const consumerSource = `import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "effect/sql/SqlClient"
 import { RoutedClient, RouterError, SqlRouter } from "@effect-sql-router/effect4"
 import * as Selection from "@effect-sql-router/effect4/Selection"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
@@ -211,7 +176,8 @@ import { PgCluster } from "@effect-sql-router/effect4/testing"
 const layer = SqlRouter.layerClient({
   primary: Redacted.make("postgres://app@primary/app"),
   replicas: [Redacted.make("postgres://app@replica/app")],
-  selection: "least-connections"
+  selection: "least-connections",
+  replicaPool: { multiplex: true }
 })
 export const program: Effect.Effect<ReadonlyArray<{ readonly n: number }>, unknown> = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -250,34 +216,19 @@ export const kinds = [RoutedClient, RouterError, Selection, PgCluster.layer] as 
   }, 120_000)
 
   it("passes publint (strict)", async () => {
-    const dir = Path.join(consumer, "node_modules", "effect-sql-router")
+    const dir = Path.join(consumer, "node_modules", "@effect-sql-router", "effect4")
     const output = await ok(bin("publint"), ["run", "--strict", dir], consumer)
     expect(output).toContain("All good!")
   }, 60_000)
 
-  it("brings its core, which needs no Effect and runs from ES modules and CommonJS", async () => {
+  it("brings the same core as the Effect 3 line, which needs no Effect", () => {
     const coreManifest = JSON.parse(
       Fs.readFileSync(Path.join(consumer, "node_modules", "@effect-sql-router", "core", "package.json"), "utf8")
     )
     const needs = Object.keys({ ...coreManifest.dependencies, ...coreManifest.peerDependencies })
     expect(needs.filter((name) => name === "effect" || name.startsWith("@effect/"))).toEqual([])
     expect(manifest.dependencies["@effect-sql-router/core"]).toBe(coreManifest.version)
-    const esm = await ok(process.execPath, [
-      "--input-type=module",
-      "-e",
-      "import * as C from \"@effect-sql-router/core/Classifier\"; console.log(C.routeQueryType(\"SELECT 1\"), C.routeQueryType(\"SELECT nextval('s')\"))"
-    ], consumer)
-    expect(esm.trim()).toBe("read write")
-    const cjs = await ok(process.execPath, [
-      "-e",
-      "const L = require(\"@effect-sql-router/core/Lsn\"); console.log(L.formatLsn(L.parseLsn(\"16/B374D848\")))"
-    ], consumer)
-    expect(cjs.trim()).toBe("16/B374D848")
-    const lint = await ok(bin("publint"), ["run", "--strict", Path.join(consumer, "node_modules", "@effect-sql-router", "core")], consumer)
-    expect(lint).toContain("All good!")
-    const types = await ok(bin("attw"), [coreTarball, "--format", "ascii"], work)
-    expect(types).toContain("No problems found")
-  }, 120_000)
+  })
 
   it("passes @arethetypeswrong/cli for node10, node16 (CJS and ESM) and bundlers", async () => {
     const output = await ok(bin("attw"), [tarball, "--format", "ascii"], work)

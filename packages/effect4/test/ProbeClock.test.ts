@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import * as TestServices from "effect/TestServices"
+import { TestClock } from "effect/testing"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
 
@@ -11,7 +11,7 @@ import { PgCluster } from "@effect-sql-router/effect4/testing"
 
 /** Waiting in the test needs real time too: a sleep on TestClock never wakes. */
 const waitFor = <A, E, R>(effect: Effect.Effect<A, E, R>, until: (a: A) => boolean) =>
-  TestServices.provideLive(effect.pipe(
+  TestClock.withLive(effect.pipe(
     Effect.filterOrFail(until, () => "not yet" as const),
     Effect.retry({ schedule: Schedule.spaced("25 millis"), while: (e) => e === "not yet" }),
     Effect.timeout("30 seconds")
@@ -40,5 +40,5 @@ describe("probe clock", () => {
       expect(yield* router.countHealthyReplicas).toBe(1)
       // The other replica went on being probed and stays in.
       expect((yield* router.replicaStatus).find((s) => s.id === "replica-1")!.healthy).toBe(true)
-    }).pipe(Effect.scoped))
+    }))
 })

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
 
@@ -62,32 +62,41 @@ describe("probes over the pool", () => {
       expect(yield* sql).toEqual([{ one: 1 }])
       const replicaNode = (yield* router.replicas)[0]!
       yield* awaitProbes(router, "replica-0", 3)
-      expect(replicaNode.stats().waiting).toBe(0)
-      expect(replicaNode.stats().total).toBeLessThan(replicaNode.stats().max)
+      const stats = yield* replicaNode.stats
+      expect(stats.waiting).toBe(0)
+      expect(stats.total).toBeLessThan(stats.max)
       yield* cluster.thaw(replica)
       yield* waitFor(statusOf(router, "replica-0"), (s) => s.healthy)
-    }).pipe(Effect.scoped))
+    }))
 
   it.live("a replica whose pool is saturated by long statements stays in rotation: the probe does not queue behind them", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 1 })
+      const app = "probe-busy"
       const router = yield* SqlRouter.make({
         primary: cluster.primary.url,
         replicas: cluster.replicas.map((r) => r.url),
+        applicationName: app,
         replicaMaxSizeEach: 2,
         connectTimeout: "1 second",
         health: { interval: "100 millis", timeout: "300 millis" }
       })
       const long = router.withReplica(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT pg_sleep(3)`))
-      const fiber = yield* Effect.fork(Effect.all([long, long], { concurrency: "unbounded" }))
+      const fiber = yield* Effect.forkChild(Effect.all([long, long], { concurrency: "unbounded" }))
       const node = (yield* router.replicas)[0]!
-      yield* waitFor(Effect.sync(() => node.stats()), (s) => s.inUse === 2 && s.idle === 0)
+      yield* waitFor(node.stats, (s) => s.inUse === 2 && s.idle === 0)
       // Several probes, each bounded by 300 ms, while both connections are busy for 3 s.
       yield* awaitProbes(router, "replica-0", 4)
-      expect(node.stats().inUse).toBe(2)
+      expect((yield* node.stats).inUse).toBe(2)
       const status = yield* statusOf(router, "replica-0")
       expect(status.healthy).toBe(true)
       expect(status.state).toBe("Following")
       yield* Fiber.join(fiber)
-    }).pipe(Effect.scoped))
+      // The probes' own connections were closed after each probe: none is left on the server.
+      const left = yield* waitFor(
+        connectionsOf(cluster, cluster.replicas[0]!, app),
+        (names) => names.every((name) => name === app)
+      )
+      expect(left.filter((name) => name !== app)).toEqual([])
+    }))
 })

@@ -1,4 +1,3 @@
-import * as Reactivity from "@effect/experimental/Reactivity"
 import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -17,10 +16,10 @@ const secret = "hunter2-Secret"
 const logged = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const lines: Array<string> = []
-    const capture = Logger.zip(Logger.logfmtLogger, Logger.structuredLogger).pipe(
-      Logger.map(([line, structured]) => lines.push(line, JSON.stringify(structured)))
-    )
-    yield* effect.pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
+    const capture = Logger.make((options) => {
+      lines.push(Logger.formatLogFmt.log(options), JSON.stringify(Logger.formatStructured.log(options)))
+    })
+    yield* effect.pipe(Effect.provideService(Logger.CurrentLoggers, new Set([capture])))
     return lines.join("\n")
   })
 
@@ -33,13 +32,13 @@ describe("a Node never shows its password (issue 16, item 11)", () => {
     connectTimeout: Duration.seconds(1),
     idleTimeout: Duration.seconds(1),
     applicationName: "secrets-test"
-  }).pipe(Effect.provide(Reactivity.layer))
+  })
 
-  it.scoped("inspect, JSON, toString and Effect.log show id, role and address only", () =>
+  it.effect("inspect, JSON, toString and Effect.log show id, role and address only", () =>
     Effect.gen(function*() {
       const node = yield* makeNode
-      // The pool does hold the password: that is what must stay out of sight.
-      expect(node.pool.options.connectionString).toContain(secret)
+      // The node's client does hold the password: that is what must stay out of sight.
+      expect(Redacted.value(node.client.config.url!)).toContain(secret)
       const shown = { _id: "Node", id: "primary", role: "primary", address: "127.0.0.1:1" }
       expect(JSON.parse(JSON.stringify(node))).toEqual(shown)
       expect(JSON.parse(JSON.stringify({ nested: [node] }))).toEqual({ nested: [shown] })
@@ -49,18 +48,18 @@ describe("a Node never shows its password (issue 16, item 11)", () => {
       expect(inspected).toContain("127.0.0.1:1")
       expect(inspected).not.toContain(secret)
       expect(Util.inspect({ lease: { node } }, { depth: 10 })).not.toContain(secret)
-      const lines = yield* logged(Effect.zipRight(Effect.log(node), Effect.log("node", { node })))
+      const lines = yield* logged(Effect.andThen(Effect.log(node), Effect.log("node", { node })))
       expect(lines).toContain("127.0.0.1:1")
       expect(lines).not.toContain(secret)
     }))
 
-  it.scoped("the display is not data: no new enumerable keys on the node", () =>
+  it.effect("the display is not data: no new enumerable keys on the node", () =>
     Effect.gen(function*() {
       const node = yield* makeNode
       expect(Object.keys(node)).not.toContain("toJSON")
       expect(Object.keys(node)).not.toContain("toString")
-      expect(Object.keys(node)).toContain("pool")
-      expect(node.stats().max).toBe(2)
+      expect(Object.keys(node)).toContain("client")
+      expect((yield* node.stats).max).toBe(2)
     }))
 })
 
@@ -159,7 +158,7 @@ describe("on a real cluster", () => {
       const router = yield* SqlRouter.make({ primary: url, health: { enabled: false } })
       const primary = yield* router.primary
       expect(yield* primary.client`SELECT 1 AS one`).toEqual([{ one: 1 }])
-      expect(primary.pool.options.connectionString).toContain(secret)
+      expect(Redacted.value(primary.client.config.url!)).toContain(secret)
       const lines = yield* logged(Effect.gen(function*() {
         yield* Effect.log(primary)
         yield* Effect.log(yield* router.stats)

@@ -2,8 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as STM from "effect/STM"
-import * as TRef from "effect/TRef"
+import * as TxRef from "effect/TxRef"
 import type * as Node from "@effect-sql-router/effect4/Node"
 import * as RoutedClient from "@effect-sql-router/effect4/RoutedClient"
 import * as Selection from "@effect-sql-router/effect4/Selection"
@@ -17,29 +16,27 @@ import { configFor } from "./utils.js"
 const fakeNode = (id: string) => ({ id, role: "replica" }) as unknown as Node.Node
 
 const setup = (replicaCount: number) =>
-  STM.commit(STM.gen(function*() {
+  Effect.gen(function*() {
     const replicas: Array<Topology.Replica> = []
     for (let i = 0; i < replicaCount; i++) replicas.push(yield* Topology.makeReplica(fakeNode(`replica-${i}`), true))
     return yield* Topology.make(fakeNode("primary"), replicas)
-  }))
+  })
 
 /** How many of `n` picks each replica gets, by node id. */
 const tally = (topology: Topology.Topology, strategy: Selection.Name, n: number) =>
   Effect.gen(function*() {
     const counts: Record<string, number> = {}
     for (let i = 0; i < n; i++) {
-      const chosen = yield* STM.commit(
-        Selection.acquireWithSlowStart(strategy, topology, Selection.anyHealthy, (i * 0.37) % 1)
-      )
+      const chosen = yield* Selection.acquireWithSlowStart(strategy, topology, Selection.anyHealthy, (i * 0.37) % 1)
       const id = Option.isSome(chosen) ? chosen.value.node.id : "none"
       counts[id] = (counts[id] ?? 0) + 1
-      if (Option.isSome(chosen)) yield* STM.commit(Selection.release(chosen.value))
+      if (Option.isSome(chosen)) yield* Selection.release(chosen.value)
     }
     return counts
   })
 
 const rampFor = (replica: Topology.Replica, from: number, millis: number) =>
-  STM.commit(TRef.update(replica.health, (health) => ({ ...health, ramp: { from, millis } })))
+  TxRef.update(replica.health, (health) => ({ ...health, ramp: { from, millis } }))
 
 describe("slow start: the ramp", () => {
   it("admits no read at the start, a share equal to the elapsed fraction, and every read after the ramp", () => {
@@ -63,7 +60,7 @@ describe("slow start: the ramp", () => {
   it.effect("round-robin: a replica at the start of its ramp gets no reads while another fits", () =>
     Effect.gen(function*() {
       const topology = yield* setup(2)
-      const [ramping] = yield* STM.commit(TRef.get(topology.replicas))
+      const [ramping] = yield* TxRef.get(topology.replicas)
       yield* rampFor(ramping!, Date.now(), 3_600_000)
       const counts = yield* tally(topology, "round-robin", 100)
       expect(counts).toEqual({ "replica-1": 100 })
@@ -73,7 +70,7 @@ describe("slow start: the ramp", () => {
     Effect.gen(function*() {
       for (const strategy of Selection.names) {
         const topology = yield* setup(2)
-        const [ramping] = yield* STM.commit(TRef.get(topology.replicas))
+        const [ramping] = yield* TxRef.get(topology.replicas)
         // Half of a very long ramp has elapsed: the share stays at one half during the test.
         yield* rampFor(ramping!, Date.now() - 1_800_000_000, 3_600_000_000)
         const counts = yield* tally(topology, strategy, 1000)
@@ -87,7 +84,7 @@ describe("slow start: the ramp", () => {
   it.effect("the only replica in rotation is still chosen within its ramp (no fallback to none)", () =>
     Effect.gen(function*() {
       const topology = yield* setup(1)
-      const [ramping] = yield* STM.commit(TRef.get(topology.replicas))
+      const [ramping] = yield* TxRef.get(topology.replicas)
       yield* rampFor(ramping!, Date.now(), 3_600_000)
       expect(yield* tally(topology, "round-robin", 10)).toEqual({ "replica-0": 10 })
       expect(yield* tally(topology, "least-connections", 10)).toEqual({ "replica-0": 10 })
@@ -98,11 +95,11 @@ describe("slow start: the ramp", () => {
       const good = { at: 0, ok: true, replayLsn: 1n, lagBytes: 0, lagMillis: 0, error: undefined }
       for (const slowStart of [Duration.seconds(30), undefined]) {
         const topology = yield* setup(1)
-        const [replica] = yield* STM.commit(TRef.get(topology.replicas))
-        yield* STM.commit(TRef.update(replica!.health, (h) => ({ ...h, up: false, streak: -1 })))
+        const [replica] = yield* TxRef.get(topology.replicas)
+        yield* TxRef.update(replica!.health, (h) => ({ ...h, up: false, streak: -1 }))
         const thresholds = { failureThreshold: 1, successThreshold: 1, slowStart }
-        expect(yield* STM.commit(Monitor.applyProbe(replica!, good, thresholds))).toBe("up")
-        const health = yield* STM.commit(TRef.get(replica!.health))
+        expect(yield* Monitor.applyProbe(replica!, good, thresholds)).toBe("up")
+        const health = yield* TxRef.get(replica!.health)
         expect(health.up).toBe(true)
         expect(health.ramp?.millis).toBe(slowStart === undefined ? undefined : 30_000)
       }
@@ -112,10 +109,10 @@ describe("slow start: the ramp", () => {
     Effect.gen(function*() {
       const good = { at: 0, ok: true, replayLsn: 1n, lagBytes: 0, lagMillis: 0, error: undefined }
       const topology = yield* setup(1)
-      const [replica] = yield* STM.commit(TRef.get(topology.replicas))
+      const [replica] = yield* TxRef.get(topology.replicas)
       yield* rampFor(replica!, Date.now() - 10_000, 5_000)
-      yield* STM.commit(Monitor.applyProbe(replica!, good, { failureThreshold: 1, successThreshold: 1 }))
-      expect((yield* STM.commit(TRef.get(replica!.health))).ramp).toBeUndefined()
+      yield* Monitor.applyProbe(replica!, good, { failureThreshold: 1, successThreshold: 1 })
+      expect((yield* TxRef.get(replica!.health)).ramp).toBeUndefined()
     }))
 })
 

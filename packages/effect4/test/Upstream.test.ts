@@ -14,11 +14,11 @@
  */
 import { expect, layer } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import * as SqlClient from "@effect/sql/SqlClient"
 import { eq, sql as dsql } from "drizzle-orm"
 import * as D from "drizzle-orm/pg-core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as SqlClient from "effect/sql/SqlClient"
 import { type Generated, sql as ksql } from "kysely"
 import * as RoutedClient from "@effect-sql-router/effect4/RoutedClient"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
@@ -26,8 +26,8 @@ import { PgCluster } from "@effect-sql-router/effect4/testing"
 import { makeDrizzle, makeKysely } from "./fixtures/orm.js"
 import { configFor } from "./utils.js"
 
-const Routed = Layer.unwrapScoped(
-  Effect.map(PgCluster.PgCluster, (cluster) => RoutedClient.layer(configFor(cluster)))
+const Routed = Layer.unwrap(
+  Effect.map(Effect.service(PgCluster.PgCluster), (cluster) => RoutedClient.layer(configFor(cluster)))
 ).pipe(Layer.provideMerge(PgCluster.layer({ replicas: 2 })))
 
 const runs = 10
@@ -41,7 +41,7 @@ const replicaReads = Effect.map(SqlRouter.stats, (s) => s.replicas.reduce((n, r)
  * resumes replay and waits for it whatever happens.
  */
 const whileReplicasLag = <A, E, R>(body: Effect.Effect<A, E, R>, missing: string) =>
-  Effect.flatMap(PgCluster.PgCluster, (cluster) =>
+  Effect.flatMap(Effect.service(PgCluster.PgCluster), (cluster) =>
     Effect.acquireUseRelease(
       Effect.forEach(cluster.replicas, cluster.pauseReplay, { concurrency: "unbounded" }),
       () =>
@@ -55,7 +55,7 @@ const whileReplicasLag = <A, E, R>(body: Effect.Effect<A, E, R>, missing: string
           return result
         }),
       () =>
-        Effect.orDie(Effect.zipRight(
+        Effect.orDie(Effect.andThen(
           Effect.forEach(cluster.replicas, cluster.resumeReplay, { concurrency: "unbounded" }),
           cluster.awaitReplication()
         ))
@@ -75,7 +75,7 @@ const untilReplicaServes = <E, R>(read: Effect.Effect<Seen, E, R>) =>
       if (seen.node !== "primary") return seen
       yield* Effect.sleep("10 millis")
     }
-  }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("no replica served a read") }))
+  }).pipe(Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.fail(new Error("no replica served a read")) }))
 
 /** One upstream suite's flows, by phase; each phase asserts what it reads. */
 interface Flow<R> {
@@ -121,8 +121,8 @@ const usersWithEmail = (table: string) =>
   D.pgTable(table, { id: D.serial("id").primaryKey(), name: D.text("name").notNull(), email: D.text("email") })
 const drizzleNode = dsql<string>`current_setting('cluster_name')`
 
-const drizzleFlow = Effect.map(Effect.runtime<SqlClient.SqlClient>(), (runtime): Flow<never> => {
-  const db = makeDrizzle(runtime)
+const drizzleFlow = Effect.map(Effect.context<SqlClient.SqlClient>(), (services): Flow<never> => {
+  const db = makeDrizzle(services)
   return {
     create: (table) =>
       Effect.promise(async () => {
@@ -183,8 +183,8 @@ interface UsersTable {
 type Database = Record<string, UsersTable>
 const kyselyNode = ksql<string>`current_setting('cluster_name')`.as("node")
 
-const kyselyFlow = Effect.map(Effect.runtime<SqlClient.SqlClient>(), (runtime): Flow<never> => {
-  const db = makeKysely<Database>(runtime)
+const kyselyFlow = Effect.map(Effect.context<SqlClient.SqlClient>(), (services): Flow<never> => {
+  const db = makeKysely<Database>(services)
   return {
     create: (table) =>
       Effect.promise(async () => {
@@ -264,12 +264,12 @@ const pgFlow = Effect.map(PgClient.PgClient, (sql): Flow<never> => ({
     ),
   transaction: (table) =>
     Effect.gen(function*() {
-      const inside = yield* sql.withTransaction(Effect.zipRight(
+      const inside = yield* sql.withTransaction(Effect.andThen(
         sql`INSERT INTO ${sql(table)} ${sql.insert({ name: "Dave", data: sql.json({}) })}`,
         sql`SELECT name, current_setting('cluster_name') AS node FROM ${sql(table)} WHERE name = 'Dave'`
       ))
       expect(inside).toEqual([{ name: "Dave", node: "primary" }])
-      const rolledBack = yield* Effect.flip(sql.withTransaction(Effect.zipRight(
+      const rolledBack = yield* Effect.flip(sql.withTransaction(Effect.andThen(
         sql`INSERT INTO ${sql(table)} ${sql.insert({ name: "Eve", data: sql.json({}) })}`,
         Effect.fail("rolled back" as const)
       )))

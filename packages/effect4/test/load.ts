@@ -1,9 +1,14 @@
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import { describe } from "@effect-sql-router/core/PgErrors"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
+
+/** A failure as the report keeps it: the driver's message and SQLSTATE (password-free). */
+const describeFailure = (error: SqlError): string => `${error.reason._tag}: ${describe(error)}`
 
 /** What a mixed load saw: reads and writes that succeeded or failed, and the ids of committed writes. */
 export interface LoadReport {
@@ -47,9 +52,9 @@ export const startLoad = (options: { readonly readers: number; readonly writers:
         count(*) FILTER (WHERE worker = ${strayWorker})::int AS stray FROM load_t`.pipe(
         Effect.matchEffect({
           onFailure: (error) =>
-            Ref.update(state, (s) => ({ ...s, readFailures: [...s.readFailures, String(error.cause ?? error)] })).pipe(
+            Ref.update(state, (s) => ({ ...s, readFailures: [...s.readFailures, describeFailure(error)] })).pipe(
               // Never spin: a read that fails at once must not starve the event loop.
-              Effect.zipRight(Effect.sleep("10 millis"))
+              Effect.andThen(Effect.sleep("10 millis"))
             ),
           onSuccess: ([row]) =>
             Ref.update(state, (s) => ({
@@ -68,13 +73,13 @@ export const startLoad = (options: { readonly readers: number; readonly writers:
         sql<{ id: string }>`INSERT INTO load_t (worker) VALUES (${worker}) RETURNING id`.pipe(
           Effect.matchEffect({
             onFailure: (error) =>
-              Ref.update(state, (s) => ({ ...s, writeFailures: [...s.writeFailures, String(error.cause ?? error)] })).pipe(
+              Ref.update(state, (s) => ({ ...s, writeFailures: [...s.writeFailures, describeFailure(error)] })).pipe(
                 // A failing primary answers at once; do not spin.
-                Effect.zipRight(Effect.sleep("20 millis"))
+                Effect.andThen(Effect.sleep("20 millis"))
               ),
             onSuccess: ([row]) => Ref.update(state, (s) => ({ ...s, writes: [...s.writes, Number(row!.id)] }))
           }),
-          Effect.zipRight(Effect.sleep("5 millis"))
+          Effect.andThen(Effect.sleep("5 millis"))
         )
       )
     // Forked into the scope: interrupted when it closes, before the router's pools end.
@@ -90,7 +95,7 @@ export const startLoad = (options: { readonly readers: number; readonly writers:
         Effect.flatMap(Ref.get(state), (start) =>
           // Poll, never spin: a tight loop would starve the load's I/O.
           Ref.get(state).pipe(Effect.repeat({ until: (s) => s.reads >= start.reads + n, schedule: Schedule.spaced("10 millis") }))),
-      stop: Effect.zipRight(Effect.forEach(fibers, Fiber.interrupt, { discard: true }), Ref.get(state)) as Effect.Effect<
+      stop: Effect.andThen(Effect.forEach(fibers, Fiber.interrupt, { discard: true }), Ref.get(state)) as Effect.Effect<
         LoadReport
       >
     }
@@ -101,9 +106,12 @@ export const missingWrites = (report: LoadReport) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.map(
       // Count on the primary: replicas may still be replaying.
-      SqlRouter.primary(sql<{ n: number }>`SELECT count(*)::int AS n FROM load_t WHERE id = ANY(${report.writes})`),
+      // The ids as one array literal: the parameter is text, cast on the server.
+      SqlRouter.primary(
+        sql<{ n: number }>`SELECT count(*)::int AS n FROM load_t WHERE id = ANY(${`{${report.writes.join(",")}}`}::bigint[])`
+      ),
       (rows) => report.writes.length - rows[0]!.n
     ))
 
 /** A running load, as `startLoad` gives it. */
-export type Load = Effect.Effect.Success<ReturnType<typeof startLoad>>
+export type Load = Effect.Success<ReturnType<typeof startLoad>>

@@ -1,4 +1,7 @@
 import * as Fs from "node:fs"
+import * as FsP from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
 
 /** PIDs of live processes whose command line mentions `directory` (e.g. `postgres -D <dir>/primary`). */
 export const postgresProcessesUnder = (directory: string): Array<number> => {
@@ -18,10 +21,12 @@ export const postgresProcessesUnder = (directory: string): Array<number> => {
   return found
 }
 
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
+import * as PlatformError from "effect/PlatformError"
 import * as Schedule from "effect/Schedule"
+import * as SqlClient from "effect/sql/SqlClient"
 import * as Tracer from "effect/Tracer"
 import type * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
@@ -31,7 +36,6 @@ import { PgCluster } from "@effect-sql-router/effect4/testing"
 export const whoAmI = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   Effect.map(sql<{ name: string }>`SELECT current_setting('cluster_name') AS name`, (rows) => rows[0]!.name))
 
-/** Router configuration pointing at every node of a test cluster. */
 /** Statements whose text contains `marker` running on `node` now (the query asking excluded). */
 export const activeStatements = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, marker: string) =>
   Effect.map(
@@ -49,9 +53,10 @@ export const eventually = <E, R>(
 ): Effect.Effect<void, E | "not yet", R> =>
   check.pipe(
     Effect.flatMap((ok) => ok ? Effect.void : Effect.fail("not yet" as const)),
-    Effect.retry(Schedule.intersect(Schedule.spaced("50 millis"), Schedule.recurs(tries)))
+    Effect.retry({ schedule: Schedule.spaced("50 millis"), times: tries })
   )
 
+/** Router configuration pointing at every node of a test cluster. */
 export const configFor = (
   cluster: PgCluster.PgCluster,
   extra: Partial<RouterConfig.RouterConfig> = {}
@@ -68,36 +73,56 @@ export const clusterWithRouter = (
   options: PgCluster.Options = {},
   extra: Partial<RouterConfig.RouterConfig> = {}
 ) =>
-  Layer.unwrapScoped(
+  Layer.unwrap(
     Effect.map(PgCluster.PgCluster, (cluster) => SqlRouter.layer(configFor(cluster, extra)))
   ).pipe(Layer.provideMerge(PgCluster.layer(options)))
 
+/** What a recorded span kept: its name and attributes. */
+export interface RecordedSpan {
+  readonly name: string
+  readonly attributes: ReadonlyMap<string, unknown>
+}
+
 /** A tracer that keeps every span's name and attributes, for assertions. */
 export const recordingTracer = () => {
-  const spans: Array<{ name: string; attributes: Map<string, unknown> }> = []
+  const spans: Array<RecordedSpan> = []
   const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind) => {
-      const attributes = new Map<string, unknown>()
-      spans.push({ name, attributes })
-      return {
-        _tag: "Span",
-        name,
-        spanId: String(spans.length),
-        traceId: "t",
-        parent,
-        context,
-        status: { _tag: "Started", startTime },
-        attributes,
-        links,
-        sampled: true,
-        kind,
-        end: () => {},
-        attribute: (key, value) => void attributes.set(key, value),
-        event: () => {},
-        addLinks: () => {}
-      }
-    },
-    context: (f) => f()
+    span: (options) => {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    }
   })
   return { spans, tracer }
 }
+
+// The Effect 4 line has no Node platform package among its dependencies:
+// node:fs behind the FileSystem service, for what `RouterConfig.save` and
+// `load` and the tests call.
+const attempt = <A>(method: string, path: string, f: () => Promise<A>) =>
+  Effect.tryPromise({
+    try: f,
+    catch: (cause) =>
+      PlatformError.systemError({
+        _tag: (cause as NodeJS.ErrnoException).code === "ENOENT" ? "NotFound" : "Unknown",
+        module: "FileSystem",
+        method,
+        pathOrDescriptor: path,
+        cause
+      })
+  })
+
+/** `FileSystem` over `node:fs`: reading, writing, renaming and removing files, and scoped temporary directories. */
+export const NodeFileSystem: Layer.Layer<FileSystem.FileSystem> = FileSystem.layerNoop({
+  readFileString: (path) => attempt("readFileString", path, () => FsP.readFile(path, "utf8")),
+  writeFileString: (path, data, options) =>
+    attempt("writeFileString", path, () => FsP.writeFile(path, data, { mode: options?.mode })),
+  rename: (from, to) => attempt("rename", from, () => FsP.rename(from, to)),
+  remove: (path) => attempt("remove", path, () => FsP.rm(path, { recursive: true, force: true })),
+  makeTempDirectoryScoped: (options) =>
+    Effect.acquireRelease(
+      attempt("makeTempDirectoryScoped", Os.tmpdir(), () =>
+        FsP.mkdtemp(Path.join(options?.directory ?? Os.tmpdir(), options?.prefix ?? "tmp-"))),
+      (dir) => Effect.promise(() => FsP.rm(dir, { recursive: true, force: true }))
+    )
+})

@@ -1,16 +1,14 @@
 /** @internal */
+import * as PgConnection from "@effect/sql-pg/PgConnection"
 import * as Cause from "effect/Cause"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
-import * as Mailbox from "effect/Mailbox"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import Pg from "pg"
 import type * as Durable from "../Durable.js"
 import type * as SqlRouter from "../SqlRouter.js"
 import { describe } from "./errors.js"
@@ -21,17 +19,16 @@ import { tag as SqlRouterTag } from "./sqlRouter.js"
 // -----------------------------------------------------------------------------
 
 /** @internal */
-export const connectionSuccess: Durable.ConnectionSuccess = Data.struct({ _tag: "ConnectionSuccess" as const })
+export const connectionSuccess: Durable.ConnectionSuccess = { _tag: "ConnectionSuccess" }
 
 /** @internal */
-export const connectionLost = <E>(cause: Cause.Cause<E>): Durable.ConnectionLost<E> =>
-  Data.struct({ _tag: "ConnectionLost" as const, cause })
+export const connectionLost = <E>(cause: Cause.Cause<E>): Durable.ConnectionLost<E> => ({ _tag: "ConnectionLost", cause })
 
 /** @internal */
-export const state = <S>(state: S): Durable.State<S> => Data.struct({ _tag: "State" as const, state })
+export const state = <S>(state: S): Durable.State<S> => ({ _tag: "State", state })
 
 /** @internal */
-export const update = <A>(update: A): Durable.Item<A> => Data.struct({ _tag: "Update" as const, update })
+export const update = <A>(update: A): Durable.Item<A> => ({ _tag: "Update", update })
 
 /** @internal */
 export const isConnectionSuccess = <S, A, E>(self: Durable.Update<S, A, E>): self is Durable.ConnectionSuccess =>
@@ -82,7 +79,7 @@ export const match: {
  */
 type Session<S, A, E, R, EC, RC> = Effect.Effect<Stream.Stream<Durable.Update<S, A, E>, E, R>, EC, RC>
 
-const pause = (delay: Duration.DurationInput): Stream.Stream<never> => Stream.drain(Stream.fromEffect(Effect.sleep(delay)))
+const pause = (delay: Duration.Input): Stream.Stream<never> => Stream.drain(Stream.fromEffect(Effect.sleep(delay)))
 
 /**
  * Ends an attempt's updates with `ConnectionLost`: the cause of the failure,
@@ -94,17 +91,18 @@ const settle = <S, A, E, R>(
 ): Stream.Stream<Durable.Update<S, A, E>, never, R> =>
   updates.pipe(
     Stream.concat(Stream.succeed(connectionLost<E>(Cause.empty))),
-    Stream.catchAllCause((cause) => Stream.succeed(connectionLost(cause)))
+    Stream.catchCause((cause) => Stream.succeed(connectionLost(cause)))
   )
 
+/** One attempt: its Scope lives as long as its stream, and is closed before `ConnectionLost`. */
 const attempt = <S, A, E, R, EC, RC>(
   session: Session<S, A, E, R, EC, RC>
 ): Stream.Stream<Durable.Update<S, A, E | EC>, never, R | Exclude<RC, Scope.Scope>> =>
-  settle(Stream.unwrapScoped(session))
+  settle(Stream.unwrap(session))
 
 const loop = <S, A, E, R, EC, RC>(
   session: Session<S, A, E, R, EC, RC>,
-  delay: Duration.DurationInput
+  delay: Duration.Input
 ): Stream.Stream<Durable.Update<S, A, E | EC>, never, R | Exclude<RC, Scope.Scope>> =>
   Stream.forever(Stream.concat(attempt(session), pause(delay)))
 
@@ -115,16 +113,16 @@ const loop = <S, A, E, R, EC, RC>(
  */
 const loopOrFail = <S, A, E, R, EC, RC>(
   session: Session<S, A, E, R, EC, RC>,
-  delay: Duration.DurationInput
+  delay: Duration.Input
 ): Effect.Effect<
   Stream.Stream<Durable.Update<S, A, E | EC>, never, R | Exclude<RC, Scope.Scope>>,
   EC,
   Exclude<RC, Scope.Scope> | Scope.Scope
 > =>
   Effect.gen(function*() {
-    const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    const scope = yield* Scope.fork(yield* Effect.scope)
     const first = yield* session.pipe(
-      Scope.extend(scope),
+      Scope.provide(scope),
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
     )
     return settle(Stream.ensuring(first, Scope.close(scope, Exit.void))).pipe(
@@ -136,7 +134,8 @@ const loopOrFail = <S, A, E, R, EC, RC>(
 const plain = <A, E, R, EC, RC>(
   connect: Effect.Effect<Stream.Stream<A, E, R>, EC, RC>
 ): Session<never, A, E, R, EC, RC> =>
-  Effect.map(connect, (items) => Stream.concat(Stream.succeed(connectionSuccess), Stream.map(items, update)))
+  Effect.map(connect, (items) =>
+    Stream.concat(Stream.succeed<Durable.Update<never, A, E>>(connectionSuccess), Stream.map(items, update)))
 
 /**
  * The snapshot is read after `connect` succeeded, so the subscription is live
@@ -152,7 +151,7 @@ const withSnapshot = <S, A, E, R, EC, RC, ES, RS>(
     const items = yield* connect
     const current = yield* snapshot
     return Stream.concat(
-      Stream.make<[Durable.ConnectionSuccess, Durable.State<S>]>(connectionSuccess, state(current)),
+      Stream.make<[Durable.Update<S, A, E>, Durable.Update<S, A, E>]>(connectionSuccess, state(current)),
       Stream.map(items, update)
     )
   })
@@ -198,7 +197,7 @@ export class ListenFailed extends Schema.TaggedError<ListenFailed>("effect-sql-r
     channel: Schema.String,
     node: Schema.String,
     reason: Schema.String,
-    cause: Schema.optional(Schema.Defect)
+    cause: Schema.optional(Schema.Defect())
   }
 ) {
   override get message(): string {
@@ -207,22 +206,16 @@ export class ListenFailed extends Schema.TaggedError<ListenFailed>("effect-sql-r
 }
 
 /**
- * Ends a LISTEN client: a graceful Terminate when the link is up, a socket
- * destroy when it is not (pg decides); bounded, because a frozen server never
- * answers.
+ * Closes the LISTEN session's scope (UNLISTEN, then Terminate), waiting at
+ * most two seconds: a frozen server never answers, and the driver's own
+ * bounds (UNLISTEN five seconds, Terminate one) finish the job in the
+ * background.
  */
-const closeClient = (client: Pg.Client, detach: () => void): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    detach()
-    // A socket error after we stopped caring must not become an uncaught 'error'.
-    client.on("error", () => {})
-    return Effect.tryPromise(() => client.end()).pipe(
-      Effect.ignore,
-      Effect.interruptible,
-      Effect.timeoutOption("2 seconds"),
-      Effect.asVoid
-    )
-  })
+const closeBounded = (scope: Scope.Closeable): Effect.Effect<void> =>
+  Effect.forkDetach(Scope.close(scope, Exit.void)).pipe(
+    Effect.flatMap((closing) => Effect.timeoutOption(Fiber.await(closing), "2 seconds")),
+    Effect.asVoid
+  )
 
 /** @internal */
 export const notifications = (
@@ -232,49 +225,30 @@ export const notifications = (
   Effect.gen(function*() {
     const router = yield* SqlRouterTag
     const node = yield* router.primary
-    const failed = (reason: string, cause?: unknown) =>
-      new ListenFailed({ channel, node: node.id, reason, cause })
-    // Unbounded: the server does not wait for us either; what arrives is kept.
-    const mailbox = yield* Mailbox.make<string, ListenFailed>()
-    const onNotification = (message: Pg.Notification) => {
-      if (message.channel === channel) mailbox.unsafeOffer(message.payload ?? "")
-    }
-    const onError = (error: Error) => {
-      mailbox.unsafeDone(Exit.fail(failed(describe(error), error)))
-    }
-    const onEnd = () => {
-      mailbox.unsafeDone(Exit.fail(failed("connection ended")))
-    }
-    // A dedicated connection, not a pooled one: LISTEN belongs to a session
-    // and must not be handed to other statements. Options are copied, never
-    // mutated: the pool keeps its own.
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const client = new Pg.Client({
-          ...node.pool.options,
-          application_name: options.applicationName ?? `${router.config.applicationName}-listen`
-        })
-        client.on("notification", onNotification)
-        client.on("error", onError)
-        client.on("end", onEnd)
-        return client
-      }),
-      (client) =>
-        closeClient(client, () => {
-          client.off("notification", onNotification)
-          client.off("error", onError)
-          client.off("end", onEnd)
-        })
+    const failed = (reason: string, cause?: unknown) => new ListenFailed({ channel, node: node.id, reason, cause })
+    const session = yield* Scope.make()
+    yield* Effect.addFinalizer(() => closeBounded(session))
+    // A dedicated session, not a pooled one: LISTEN belongs to a session and
+    // must not be handed to other statements. It connects as the node's pool
+    // does (same URL, credentials, socket and timeouts), under its own name.
+    const connection = yield* PgConnection.make({
+      ...node.client.config,
+      applicationName: options.applicationName ?? `${router.config.applicationName}-listen`,
+      multiplex: false
+    }).pipe(
+      Scope.provide(session),
+      Effect.mapError((cause) => failed(`cannot connect: ${describe(cause)}`, cause))
     )
-    yield* Effect.tryPromise({
-      try: () => client.connect(),
-      catch: (cause) => failed(`cannot connect: ${describe(cause)}`, cause)
-    })
-    yield* Effect.tryPromise({
-      try: () => client.query(`LISTEN ${Pg.escapeIdentifier(channel)}`),
-      catch: (cause) => failed(describe(cause), cause)
-    })
-    return Mailbox.toStream(mailbox)
+    // The driver's queue is unbounded: the server does not wait for us
+    // either, what arrives is kept. A lost session fails it.
+    const queue = yield* connection.listen(channel).pipe(
+      Scope.provide(session),
+      Effect.mapError((cause) => failed(describe(cause), cause))
+    )
+    return Stream.fromQueue(queue).pipe(
+      Stream.map((notification) => notification.payload),
+      Stream.mapError((cause) => failed(describe(cause), cause))
+    )
   })
 
 /** @internal */

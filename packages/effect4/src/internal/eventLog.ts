@@ -3,13 +3,12 @@ import * as Catalog from "@effect-sql-router/core/Catalog"
 import * as Inputs from "@effect-sql-router/core/eventLog/Inputs"
 import * as Pages from "@effect-sql-router/core/eventLog/Pages"
 import * as Sql from "@effect-sql-router/core/eventLog/Sql"
-import * as SqlClient from "@effect/sql/SqlClient"
-import { SqlError } from "@effect/sql/SqlError"
-import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import * as SqlClient from "effect/sql/SqlClient"
+import * as SqlError from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as Consistency from "../Consistency.js"
 import type * as EventLog from "../EventLog.js"
@@ -32,13 +31,13 @@ export const ReaderTypeId: EventLog.ReaderTypeId = Symbol.for("effect-sql-router
 export const WriterTypeId: EventLog.WriterTypeId = Symbol.for("effect-sql-router/EventLog/Writer") as EventLog.WriterTypeId
 
 /** @internal */
-export const EventLogTag = Context.GenericTag<EventLog.EventLog>("effect-sql-router/EventLog")
+export const EventLogTag = Context.Service<EventLog.EventLog>("effect-sql-router/EventLog")
 
 /** @internal */
-export const ReaderTag = Context.GenericTag<EventLog.Reader>("effect-sql-router/EventLog/Reader")
+export const ReaderTag = Context.Service<EventLog.Reader>("effect-sql-router/EventLog/Reader")
 
 /** @internal */
-export const WriterTag = Context.GenericTag<EventLog.Writer>("effect-sql-router/EventLog/Writer")
+export const WriterTag = Context.Service<EventLog.Writer>("effect-sql-router/EventLog/Writer")
 
 // -----------------------------------------------------------------------------
 // Options
@@ -149,7 +148,7 @@ const makeReadWrite = (
       })),
     initProjectionVersion: operation(state, "initProjectionVersion", (id: number) =>
       Effect.flatMap(inputs.initProjectionVersion(id), (id) =>
-        Effect.zipRight(
+        Effect.andThen(
           sql.unsafe(q.initProjection, [id]),
           Effect.map(sql.unsafe<{ version: unknown }>(q.projectionVersion, [id]), versionOf)
         ))),
@@ -200,7 +199,7 @@ const onPrimary = <A, E, R>(
 ): Effect.Effect<A, E | PrimaryUnavailable, R> =>
   Effect.catchIf(
     effect,
-    (error) => error instanceof SqlError && isConnectionError(error),
+    (error): error is E & SqlError.SqlError => SqlError.isSqlError(error) && isConnectionError(error),
     (error) =>
       Effect.flatMap(router.primary, (node) =>
         Effect.fail(
@@ -221,10 +220,10 @@ const pages = (readOnly: EventLog.EventLog["readOnly"], options: EventLog.Stream
     reader.events({ atVersion, reverse, limit: pageSize }).pipe(
       Effect.catchTags({ InvalidInput: Effect.die, TransactionClosed: Effect.die })
     )
-  return Stream.paginateChunkEffect(paging.start, (atVersion) =>
+  return Stream.paginate(paging.start, (atVersion) =>
     Effect.map(readOnly((reader) => pageAt(reader, atVersion)), (events) => {
       const next = Pages.nextPage(paging, events.length, events[events.length - 1]?.version)
-      return [Chunk.unsafeFromArray(events), next === undefined ? Option.none<number>() : Option.some(next)] as const
+      return [events, next === undefined ? Option.none<number>() : Option.some(next)] as const
     }))
 }
 
@@ -241,21 +240,21 @@ export const make = (options: EventLog.Options = {}): Effect.Effect<
     const readOnly: EventLog.EventLog["readOnly"] = <A, E, R>(
       body: (reader: EventLog.Reader) => EventLog.ReadOnlyBody<A, E, R>
     ) =>
-      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
-        router.readTransaction(Effect.gen(function*() {
-          const sql = yield* SqlClient.SqlClient
-          // Nested in a transaction that has run statements already, the
-          // isolation level is that transaction's.
-          if (Option.isNone(outer)) yield* sql.unsafe(Sql.repeatableRead)
-          yield* raiseSessionPosition(sql)
-          const state: TransactionState = { open: true }
-          const reader = makeReader(config, sql, state)
-          // ReadOnlyBody is the effect itself whenever the call compiled.
-          const effect = Effect.suspend(() => body(reader) as Effect.Effect<A, E, R>)
-          return yield* Effect.provideService(effect, ReaderTag, reader).pipe(
-            Effect.ensuring(Effect.sync(() => state.open = false))
-          )
-        }))) as Effect.Effect<A, E | EventLog.ReadError, Exclude<R, EventLog.Reader | EventLog.Provided>>
+      router.readTransaction(Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        // Nested in a transaction (a savepoint) that has run statements
+        // already, the isolation level is that transaction's.
+        const level = yield* Effect.serviceOption(sql.transactionService)
+        if (Option.isNone(level) || level.value[1] === 0) yield* sql.unsafe(Sql.repeatableRead)
+        yield* raiseSessionPosition(sql)
+        const state: TransactionState = { open: true }
+        const reader = makeReader(config, sql, state)
+        // ReadOnlyBody is the effect itself whenever the call compiled.
+        const effect = Effect.suspend(() => body(reader) as Effect.Effect<A, E, R>)
+        return yield* Effect.provideService(effect, ReaderTag, reader).pipe(
+          Effect.ensuring(Effect.sync(() => state.open = false))
+        )
+      })) as Effect.Effect<A, E | EventLog.ReadError, Exclude<R, EventLog.Reader | EventLog.Provided>>
 
     const readWrite: EventLog.EventLog["readWrite"] = <A, E, R>(
       body: (tx: EventLog.Reader & EventLog.Writer) => Effect.Effect<A, E, R>

@@ -3,11 +3,12 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as PgConnection from "@effect/sql-pg/PgConnection"
 import * as PgPool from "@effect/sql-pg/PgPool"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import { NodeInspectSymbol } from "effect/Inspectable"
 import * as Redacted from "effect/Redacted"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Result from "effect/Result"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as Connection from "effect/sql/SqlConnection"
 import { SqlError, UnknownError } from "effect/sql/SqlError"
@@ -24,13 +25,31 @@ import { addressOf, parseTarget } from "./connectionString.js"
 // still waiting on it at once (they run again elsewhere), with no per-statement
 // registration or timer.
 
+/** A role's pool settings (`RouterConfig`'s `poolFor`). @internal */
+export interface PoolSettings {
+  readonly maxSize: number
+  readonly minSize: number
+  readonly multiplex: boolean
+  readonly multiplexConcurrency: number
+  readonly prepare: boolean
+}
+
 /** What the router keeps of a node beyond its public face. @internal */
 export interface NodeInternals {
-  readonly pool: PgPool.PgPool
+  /** The node's pool now: a role change (failover, promotion) replaces it with one of the role's size. */
+  pool: PgPool.PgPool
+  /** The pool's size now. */
+  max: number
   /** Whether statements use named prepared statements. */
-  readonly prepare: boolean
+  prepare: boolean
   /** Destroys every open socket of the node: statements on them fail with a connection error. */
   readonly sever: () => void
+  /**
+   * Replaces the pool with one made with `settings` (a role change: the new
+   * role's size, pipelining and preparation); the old one closes in the
+   * background.
+   */
+  readonly reconfigure: (settings: PoolSettings) => Effect.Effect<void, SqlError>
 }
 
 const internals = new WeakMap<Node.Node, NodeInternals>()
@@ -164,12 +183,23 @@ export const onCommitFailure = (connection: Connection.Connection): Effect.Effec
 export const json = (value: unknown): Statement.Fragment =>
   Statement.fragment([Statement.custom<PgClient.PgCustom>("PgJson")(value, undefined, undefined)])
 
+/** Sessions whose current transaction began read-only: a write transaction must not nest into one. */
+const readOnlyTransactions = new WeakSet<Connection.Connection>()
+
+/** Whether the transaction on `connection` began read-only. @internal */
+export const isReadOnlyTransaction = (connection: Connection.Connection): boolean => readOnlyTransactions.has(connection)
+
+const readOnlyBegin = /\bREAD\s+ONLY\b/i
+
 /** Begins a transaction: `BEGIN READ ONLY` while `readOnly()`, or the fiber's `BeginTransaction`. @internal */
 export const begin = (readOnly: () => boolean) =>
-(connection: Connection.Connection, statement: string | undefined): Effect.Effect<void, SqlError> =>
-  Effect.asVoid(
-    connection.executeUnprepared(statement ?? (readOnly() ? "BEGIN READ ONLY" : "BEGIN"), [], undefined)
-  )
+(connection: Connection.Connection, statement: string | undefined): Effect.Effect<void, SqlError> => {
+  const text = statement ?? (readOnly() ? "BEGIN READ ONLY" : "BEGIN")
+  // Set (or cleared) at every top-level BEGIN: sessions are reused.
+  if (readOnlyBegin.test(text)) readOnlyTransactions.add(connection)
+  else readOnlyTransactions.delete(connection)
+  return Effect.asVoid(connection.executeUnprepared(text, [], undefined))
+}
 
 /** The options both a node's client and the routed client take from the router's. @internal */
 export interface Transforms {
@@ -224,17 +254,41 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       ...(options.multiplexConcurrency !== undefined ? { multiplexConcurrency: options.multiplexConcurrency } : {}),
       prepare,
       ...(socketFactory(options.url, sockets) !== undefined ? { stream: socketFactory(options.url, sockets) } : {}),
+      // A backend whose client is gone (a severed socket) stops its statement
+      // within this interval instead of running it to the end (PostgreSQL 14+).
+      startupParameters: { client_connection_check_interval: "250" },
       spanAttributes,
       transformResultNames: options.transformResultNames,
       transformQueryNames: options.transformQueryNames,
       transformJson: options.transformJson
     }
-    const pool = yield* PgPool.make(config)
+    // Each pool in a scope of its own, under the node's: a resize closes the old one alone.
+    const nodeScope = yield* Effect.scope
+    const openPool = (settings: Partial<PoolSettings>) =>
+      Effect.flatMap(Scope.fork(nodeScope), (scope) =>
+        Effect.map(
+          Scope.provide(
+            PgPool.make({
+              ...config,
+              ...(settings.maxSize !== undefined ? { maxConnections: settings.maxSize } : {}),
+              ...(settings.minSize !== undefined ? { minConnections: settings.minSize } : {}),
+              ...(settings.multiplex !== undefined ? { multiplex: settings.multiplex } : {}),
+              ...(settings.multiplexConcurrency !== undefined ? { multiplexConcurrency: settings.multiplexConcurrency } : {}),
+              ...(settings.prepare !== undefined ? { prepare: settings.prepare } : {})
+            }),
+            scope
+          ),
+          (pool) => [pool, scope] as const
+        ))
+    const [pool, firstScope] = yield* openPool({})
+    let poolScope = firstScope
     const readOnly = () => node.role === "replica"
     const { compiler, transformRows } = transformsOf(options)
-    const borrow: Connection.Borrower = (f) => pool.use((session) => f(connectionOf(session, prepare)))
-    const acquirer = Effect.map(pool.get, (session) => connectionOf(session, prepare))
-    const transactionAcquirer = Effect.map(pool.reserve, (session) => connectionOf(session, prepare))
+    const borrow: Connection.Borrower = (f) => own.pool.use((session) => f(connectionOf(session, own.prepare)))
+    const acquirer = Effect.suspend(() => Effect.map(own.pool.get, (session) => connectionOf(session, own.prepare)))
+    const transactionAcquirer = Effect.suspend(() =>
+      Effect.map(own.pool.reserve, (session) => connectionOf(session, own.prepare))
+    )
     const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity)
     const sqlClient = yield* SqlClient.make({
       driver: "pg",
@@ -260,37 +314,50 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
     const client: PgClient.PgClient = Object.assign(sqlClient, {
       [PgClient.TypeId]: PgClient.TypeId,
       config,
-      poolStats: pool.stats,
+      poolStats: Effect.suspend(() => own.pool.stats),
       json,
-      listen: (channel: string) => Effect.flatMap(pool.reserve, (session) => session.listen(channel)),
+      listen: (channel: string) => Effect.flatMap(own.pool.reserve, (session) => session.listen(channel)),
       notify: (channel: string, payload: string) =>
-        Effect.asVoid(pool.use((session) => session.query("SELECT pg_notify($1, $2)", [channel, payload], false)))
+        Effect.asVoid(own.pool.use((session) => session.query("SELECT pg_notify($1, $2)", [channel, payload], false)))
     }) as unknown as PgClient.PgClient
     const served = { reads: 0, writes: 0 }
-    const max = options.maxSize
-    const node: Node.Node = {
+        const node: Node.Node = {
       id: options.id,
       role: options.role,
       address: addressOf(options.url),
       url: options.url,
       client,
       served,
-      stats: Effect.map(pool.stats, (stats) => ({
-        total: stats.idle + stats.used,
-        idle: stats.idle,
-        inUse: stats.used,
-        waiting: stats.pending,
-        max
-      }))
+      stats: Effect.suspend(() =>
+        Effect.map(own.pool.stats, (stats) => ({
+          total: stats.idle + stats.used,
+          idle: stats.idle,
+          inUse: stats.used,
+          waiting: stats.pending,
+          max: own.max
+        }))
+      )
     }
     Object.defineProperties(node, display)
-    internals.set(node, {
+    const own: NodeInternals = {
       pool,
+      max: options.maxSize,
       prepare,
       sever: () => {
         for (const socket of sockets) socket.destroy()
-      }
-    })
+      },
+      reconfigure: (settings) =>
+        Effect.flatMap(openPool(settings), ([next, nextScope]) => {
+          const previous = poolScope
+          own.pool = next
+          own.max = settings.maxSize
+          own.prepare = settings.prepare
+          poolScope = nextScope
+          // Statements still on the old pool finish or fail there; nobody waits for it to close.
+          return Effect.asVoid(Effect.forkDetach(Scope.close(previous, Exit.void)))
+        })
+    }
+    internals.set(node, own)
     return node
   })
 
@@ -312,3 +379,9 @@ const display: PropertyDescriptorMap = {
 /** Whether the node's pool has no session to spare (`primaryReads: "overflow"`). @internal */
 export const isBusy = (node: Node.Node): Effect.Effect<boolean> =>
   Effect.map(internals.get(node)!.pool.stats, (stats) => stats.idle === 0 && stats.used >= stats.max)
+
+/** A node's pool remade with a role's settings (a node the router did not make is left alone). @internal */
+export const reconfigure = (node: Node.Node, settings: PoolSettings): Effect.Effect<void, SqlError> => {
+  const own = internals.get(node)
+  return own === undefined ? Effect.void : own.reconfigure(settings)
+}

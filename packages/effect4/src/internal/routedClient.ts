@@ -1,6 +1,7 @@
 /** @internal */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as Duration from "effect/Duration"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import type * as Scope from "effect/Scope"
@@ -20,7 +21,9 @@ import type { ClientOptions, RouterState } from "./routerState.js"
 import * as Routing from "./routing.js"
 import { makeRouter } from "./routedClient/execution.js"
 import * as Statement from "./routedClient/statement.js"
+import { annotate, annotateSpan } from "./routedClient/tracing.js"
 import { afterWriteOn } from "./routedClient/writes.js"
+import * as Tracer from "effect/Tracer"
 
 // The routed client is `effect/sql`'s own client (`SqlClient.make`) over the
 // router: every statement outside a transaction borrows the routing
@@ -75,33 +78,35 @@ class TransactionConnection implements Connection.Connection {
     readonly node: Node.Node,
     readonly classifier: Classifier.Classifier | undefined
   ) {}
-  private mark(sql: string) {
+  /** The statement's span (with propagation on) names the node; a schema change marks the transaction. */
+  private around<A>(sql: string, statement: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> {
     if (this.classifier !== undefined && this.classifier.kind(sql) === "schema-change") {
       Consistency.markSchemaChange(this)
     }
+    return Effect.withFiber((fiber) => {
+      annotate(fiber, this.node)
+      return statement
+    })
   }
   execute(sql: string, params: ReadonlyArray<unknown>, rows: Statement.Rows) {
-    this.mark(sql)
-    return this.inner.execute(sql, params, rows)
+    return this.around(sql, this.inner.execute(sql, params, rows))
   }
   executeRaw(sql: string, params: ReadonlyArray<unknown>) {
-    this.mark(sql)
-    return this.inner.executeRaw(sql, params)
+    return this.around(sql, this.inner.executeRaw(sql, params))
   }
   executeValues(sql: string, params: ReadonlyArray<unknown>) {
-    this.mark(sql)
-    return this.inner.executeValues(sql, params)
+    return this.around(sql, this.inner.executeValues(sql, params))
   }
   executeValuesUnprepared(sql: string, params: ReadonlyArray<unknown>) {
-    this.mark(sql)
-    return this.inner.executeValuesUnprepared(sql, params)
+    return this.around(sql, this.inner.executeValuesUnprepared(sql, params))
   }
   executeUnprepared(sql: string, params: ReadonlyArray<unknown>, rows: Statement.Rows) {
-    this.mark(sql)
-    return this.inner.executeUnprepared(sql, params, rows)
+    return this.around(sql, this.inner.executeUnprepared(sql, params, rows))
   }
   executeStream(sql: string, params: ReadonlyArray<unknown>, rows: Statement.Rows) {
-    this.mark(sql)
+    if (this.classifier !== undefined && this.classifier.kind(sql) === "schema-change") {
+      Consistency.markSchemaChange(this)
+    }
     return this.inner.executeStream(sql, params, rows)
   }
 }
@@ -110,12 +115,19 @@ class TransactionConnection implements Connection.Connection {
 export const nodeOfTransaction = (connection: Connection.Connection): Node.Node | undefined =>
   connection instanceof TransactionConnection ? connection.node : undefined
 
-/** A reserved session on `node` for a transaction (or `reserve`). */
+/**
+ * A reserved session on `node` for a transaction (or `reserve`). `effect/sql`
+ * acquires it under the transaction's span, which is told the node.
+ */
 const reserveOn = (node: Node.Node, classifier: Classifier.Classifier | undefined) =>
-  Effect.map(
-    NodeInternal.internalsOf(node).pool.reserve,
-    (session) => new TransactionConnection(NodeInternal.connectionOf(session, NodeInternal.internalsOf(node).prepare), node, classifier)
-  )
+  Effect.withFiber((fiber) => {
+    annotateSpan(Context.getOrUndefined(fiber.context, Tracer.ParentSpan), node)
+    const own = NodeInternal.internalsOf(node)
+    return Effect.map(
+      own.pool.reserve,
+      (session) => new TransactionConnection(NodeInternal.connectionOf(session, own.prepare), node, classifier)
+    )
+  })
 
 /**
  * A refused COMMIT as `effect/sql` reports it (SqlError), with the router's

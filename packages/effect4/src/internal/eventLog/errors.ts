@@ -35,7 +35,7 @@ export class InvalidEvent extends Schema.TaggedError<InvalidEvent>("effect-sql-r
     /** Where in the payload: `$` is the payload itself, then `.key` and `[index]`. */
     path: Schema.optional(Schema.String),
     reason: Schema.String,
-    cause: Schema.optional(Schema.Defect)
+    cause: Schema.optional(Schema.Defect())
   }
 ) {
   override get message(): string {

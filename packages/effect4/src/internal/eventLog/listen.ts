@@ -1,11 +1,10 @@
 /** @internal */
 import * as Follower from "@effect-sql-router/core/eventLog/Follower"
-import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
+import type { SqlError } from "effect/sql/SqlError"
 import * as Stream from "effect/Stream"
 import * as Durable from "../../Durable.js"
 import type * as EventLog from "../../EventLog.js"
@@ -13,10 +12,10 @@ import type { CommitFailed, PrimaryUnavailable, ReplicaNotCaughtUp } from "../..
 import type * as SqlRouter from "../../SqlRouter.js"
 
 /** @internal */
-export const ready: EventLog.Ready = Data.struct({ _tag: "Ready" as const })
+export const ready: EventLog.Ready = { _tag: "Ready" }
 
 /** @internal */
-export const inserted = (version: number): EventLog.Inserted => Data.struct({ _tag: "Inserted" as const, version })
+export const inserted = (version: number): EventLog.Inserted => ({ _tag: "Inserted", version })
 
 type Signal = Follower.Signal
 
@@ -32,7 +31,7 @@ const follower = (from: number | undefined) => {
 }
 
 const reasonOf = (cause: Cause.Cause<unknown>): string => {
-  if (Cause.isEmpty(cause)) return "the connection ended"
+  if (cause.reasons.length === 0) return "the connection ended"
   const error = Cause.squash(cause)
   return error instanceof Error ? error.message : String(error)
 }
@@ -50,7 +49,7 @@ export const listenStream = (
 ): Stream.Stream<EventLog.ListenEvent, never, SqlRouter.SqlRouter> =>
   Stream.suspend(() => {
     const step = follower(options.from)
-    const polled: Stream.Stream<Signal> = Stream.repeatEffectWithSchedule(
+    const polled: Stream.Stream<Signal> = Stream.fromEffectSchedule(
       Effect.match(version, {
         onFailure: (error): Signal => ({ _tag: "Lost", reason: error.message }),
         onSuccess: (version): Signal => ({ _tag: "At", version })
@@ -63,12 +62,12 @@ export const listenStream = (
       state: version,
       resubscribeDelay: options.resubscribeDelay ?? "1 second"
     }).pipe(Stream.filterMap(Durable.match({
-      onConnectionSuccess: () => Option.none<Signal>(),
-      onConnectionLost: (cause) => Option.some<Signal>({ _tag: "Lost", reason: reasonOf(cause) }),
-      onState: (version) => Option.some<Signal>({ _tag: "At", version }),
+      onConnectionSuccess: () => Result.fail(undefined),
+      onConnectionLost: (cause) => Result.succeed<Signal>({ _tag: "Lost", reason: reasonOf(cause) }),
+      onState: (version) => Result.succeed<Signal>({ _tag: "At", version }),
       onUpdate: (payload) => {
         const version = Number(payload)
-        return Number.isSafeInteger(version) ? Option.some<Signal>({ _tag: "Notified", version }) : Option.none()
+        return Number.isSafeInteger(version) ? Result.succeed<Signal>({ _tag: "Notified", version }) : Result.fail(undefined)
       }
     })))
     // A poll beside LISTEN catches up where notifications never arrive
@@ -85,5 +84,6 @@ const follow = <R>(
     Stream.tap((signal) =>
       signal._tag === "Lost" ? Effect.logWarning(`event log listener on ${channel}: ${signal.reason}`) : Effect.void
     ),
-    Stream.mapConcat(step)
+    Stream.map(step),
+    Stream.flattenIterable
   )

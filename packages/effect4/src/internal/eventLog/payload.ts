@@ -1,43 +1,50 @@
 /** @internal */
 import * as Payload from "@effect-sql-router/core/eventLog/Payload"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as SchemaTransformation from "effect/SchemaTransformation"
 import type * as EventLog from "../../EventLog.js"
 import { InvalidEvent } from "./errors.js"
 
 /** @internal */
-export type Payloads = Readonly<Record<string, Schema.Schema<any, any, never>>>
+export type Payloads = Readonly<Record<string, Schema.Codec<any, any, never, never>>>
 
 // -----------------------------------------------------------------------------
 // Rows
 // -----------------------------------------------------------------------------
 
-/** int8 arrives as a string from pg unless the pool parses it. */
-const Version = Schema.Union(Schema.Number, Schema.NumberFromString)
+/** int8 arrives as a bigint from the native driver; versions stay below 2^53. */
+const Version = Schema.BigInt.pipe(
+  Schema.decodeTo(Schema.Number, SchemaTransformation.transform({ decode: Number, encode: BigInt }))
+)
 
+/** The driver gives `timestamptz` as a `Date` and `jsonb` parsed. */
 const Row = Schema.Struct({
   version: Version,
   type_name: Schema.String,
   payload: Schema.Unknown,
-  time: Schema.Union(Schema.DateFromSelf, Schema.Date),
+  time: Schema.Date,
   revision_vcs: Schema.String
 })
 
-const decodeRow = Schema.decodeUnknown(Row)
+const decodeRow = Schema.decodeUnknownEffect(Row)
 
 /** @internal */
 export const versionOf = (rows: ReadonlyArray<{ readonly version: unknown }>): number => Number(rows[0]?.version ?? 0)
 
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
 /**
- * Where a payload Schema refused, and what it expected, without Schema's
- * "actual …" part: a payload may hold secrets, and errors are logged.
+ * Where a payload Schema refused, and what it expected. Schema reports no
+ * input unless asked (`reportInput`), and we never ask: a payload may hold
+ * secrets, and errors are logged.
  */
-const schemaRefusal = (error: ParseResult.ParseError): Payload.JsonProblem => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  const expected = issue === undefined ? "" : `: ${issue.message.replace(/, actual [\s\S]*$/, "")}`
-  return { path: Payload.payloadPath(issue?.path ?? []), reason: `its payload Schema refused it${expected}` }
+const schemaRefusal = (error: Schema.SchemaError): Payload.JsonProblem => {
+  const issue = formatIssues(error.issue).issues[0]
+  const expected = issue === undefined ? "" : `: ${issue.message}`
+  const keys = (issue?.path ?? []).map((segment) => typeof segment === "object" ? segment.key : segment)
+  return { path: Payload.payloadPath(keys), reason: `its payload Schema refused it${expected}` }
 }
 
 /** @internal */
@@ -47,16 +54,16 @@ export const decodeEvent = (payloads: Payloads) => (raw: unknown): Effect.Effect
       Effect.mapError((cause) => new InvalidEvent({ typeName: "?", reason: cause.message, cause }))
     )
     const schema = payloads[row.type_name]
-    const payload = schema === undefined ? row.payload : yield* Schema.decodeUnknown(schema)(row.payload).pipe(
+    const payload = schema === undefined ? row.payload : yield* Schema.decodeUnknownEffect(schema)(row.payload).pipe(
       Effect.mapError((cause) => new InvalidEvent({ typeName: row.type_name, version: row.version, ...schemaRefusal(cause), cause }))
     )
-    return Data.struct({
+    return {
       version: row.version,
       typeName: row.type_name,
       payload,
       time: row.time,
       revisionVcs: row.revision_vcs
-    })
+    }
   })
 
 // -----------------------------------------------------------------------------
@@ -96,7 +103,7 @@ export const encodePayload = (
   if (isRawJson(payload)) {
     const raw = Payload.fromRawJson(payload.text)
     if (raw._tag === "Refused") return Effect.fail(refusal(typeName, raw))
-    return schema === undefined ? Effect.succeed(raw.text) : Schema.decodeUnknown(schema)(raw.value).pipe(
+    return schema === undefined ? Effect.succeed(raw.text) : Schema.decodeUnknownEffect(schema)(raw.value).pipe(
       Effect.mapError((cause) => new InvalidEvent({ typeName, ...schemaRefusal(cause), cause })),
       Effect.as(raw.text)
     )
@@ -105,7 +112,7 @@ export const encodePayload = (
     const result = Payload.toJson(value)
     return result._tag === "Refused" ? Effect.fail(refusal(typeName, result)) : Effect.succeed(result.text)
   }
-  return schema === undefined ? json(payload) : Schema.encodeUnknown(schema)(payload).pipe(
+  return schema === undefined ? json(payload) : Schema.encodeUnknownEffect(schema)(payload).pipe(
     Effect.mapError((cause) => new InvalidEvent({ typeName, ...schemaRefusal(cause), cause })),
     Effect.flatMap(json)
   )

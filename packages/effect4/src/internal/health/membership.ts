@@ -206,6 +206,9 @@ export const switchPrimary = (internals: RouterState, next: Node.Node, why: stri
     if (!switched) return yield* switchPrimary(internals, next, why)
     setRole(next, "primary")
     setRole(current, "replica")
+    // Each pool takes its new role's size, pipelining and preparation.
+    yield* Effect.ignore(NodeInternal.reconfigure(next, poolFor(internals.config, "primary")))
+    yield* Effect.ignore(NodeInternal.reconfigure(current, poolFor(internals.config, "replica")))
     yield* Effect.logWarning(`primary is now ${next.id} (${next.address}), was ${current.id}: ${why}`)
     yield* watch(internals, demoted)
   })

@@ -17,4 +17,8 @@ import * as NodeInternal from "../node.js"
  * replaces the severed sessions when the replica is used again.
  * @internal
  */
-export const releaseWaiting = (replica: Topology.Replica): void => NodeInternal.internalsOf(replica.node).sever()
+export const releaseWaiting = (replica: Topology.Replica): void => {
+  // A node not made by `Node.make` (a stub in a test) has no sockets to sever.
+  const internals: NodeInternal.NodeInternals | undefined = NodeInternal.internalsOf(replica.node)
+  internals?.sever()
+}

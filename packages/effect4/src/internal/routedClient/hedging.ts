@@ -34,7 +34,9 @@ export const hedgedRead = (
   Effect.gen(function*() {
     count(facts.fiber, replica.node, "read")
     annotate(facts.fiber, replica.node)
-    const first = yield* Effect.forkChild(reads.attempt(facts, replica))
+    // Started at once: an attempt interrupted before its first step would
+    // never give its in-flight count back.
+    const first = yield* Effect.forkChild(reads.attempt(facts, replica), { startImmediately: true })
     const early = yield* Effect.timeoutOption(Fiber.await(first), hedgeAfter)
     if (Option.isSome(early)) return yield* settle(reads, facts, replica, early.value)
     // Picking and starting are one step: no interruption between the count and the statement.
@@ -50,7 +52,7 @@ export const hedgedRead = (
             () => other.value
           ).pipe(
             Effect.flatMap((on) =>
-              Effect.map(Effect.forkChild(reads.attempt(facts, on)), (fiber) => ({ on, fiber }))
+              Effect.map(Effect.forkChild(reads.attempt(facts, on), { startImmediately: true }), (fiber) => ({ on, fiber }))
             )
           ))
     )
@@ -61,9 +63,17 @@ export const hedgedRead = (
       Effect.map(Fiber.join(second.fiber), (value) => [value, second.on] as const)
     ]).pipe(Effect.exit)
     if (Exit.isSuccess(winner)) {
-      yield* Fiber.interrupt(first)
-      yield* Fiber.interrupt(second.fiber)
       const [value, on] = winner.value
+      // The loser may have failed before the winner answered: its replica is
+      // observed (passive detection) as a failure of a plain read would be.
+      const [loser, loserOn] = on === replica ? [second.fiber, second.on] : [first, replica]
+      const lost = loser.pollUnsafe()
+      // The loser stops now; nobody waits for its statement to drain.
+      if (lost === undefined) loser.interruptUnsafe()
+      if (lost !== undefined && Exit.isFailure(lost)) {
+        const error = Exit.findErrorOption(lost)
+        if (Option.isSome(error)) yield* Routing.observeFailure(loserOn, error.value)
+      }
       if (on !== replica) annotate(facts.fiber, on.node)
       return value
     }

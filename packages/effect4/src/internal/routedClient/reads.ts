@@ -3,7 +3,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { SqlError } from "effect/sql/SqlError"
-import type * as Topology from "../../Topology.js"
+import * as Topology from "../../Topology.js"
 import type { RouterState } from "../routerState.js"
 import * as Routing from "../routing.js"
 import * as Hedging from "./hedging.js"
@@ -88,7 +88,7 @@ export const makeRead = (state: RouterState, { write }: Writes): (facts: Stateme
       case "elsewhere":
         // Severed because the replica left rotation (eviction): its reads run
         // elsewhere without spending their retry, as if never started there.
-        if (!Routing.peek(replica.health).up) return again(facts)
+        if (!Topology.inRotation(Routing.peek(replica.health))) return again(facts)
         return facts.retry ? elsewhere(facts, replica, error) : Effect.fail(error)
       case "fail":
         return Effect.fail(error)

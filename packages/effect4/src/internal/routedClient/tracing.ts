@@ -57,7 +57,11 @@ export const countHedge = (fiber: Fiber.Fiber<unknown, unknown>, node: Node.Node
 export const annotate = (fiber: Fiber.Fiber<unknown, unknown>, node: Node.Node): void => {
   // Without propagation the parent span is the caller's, not the statement's.
   if (!fiber.getRef(SqlStatement.SpanPropagationEnabled)) return
-  const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+  annotateSpan(Context.getOrUndefined(fiber.context, Tracer.ParentSpan), node)
+}
+
+/** The node on a span the router knows is the statement's or the transaction's. @internal */
+export const annotateSpan = (span: Tracer.AnySpan | undefined, node: Node.Node): void => {
   if (span === undefined || span._tag !== "Span") return
   const facts = factsOf(node)
   span.attribute("effect_sql_router.node", node.id)

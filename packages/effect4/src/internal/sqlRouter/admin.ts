@@ -131,7 +131,9 @@ export const makeAdmin = (internals: RouterState): Admin => {
   return {
     replicaStatus,
     currentConfig: Effect.map(Membership.allNodes(topology), ([primary, ...replicas]): RouterConfig.RouterConfig => {
-      const { discovery, primary: _p, replicas: _r, ...rest } = config
+      // The input the resolved config came from: `"catalog"` is how the catalog is asked for.
+      const { discovery, primary: _p, replicas: _r, sideEffectCatalog, sideEffectFunctions, ...resolved } = config
+      const rest = { ...resolved, sideEffectFunctions: sideEffectCatalog ? "catalog" as const : sideEffectFunctions }
       return discovery === "auto"
         ? { ...rest, discovery, hosts: [primary!, ...replicas].map((n) => n.url) }
         : { ...rest, discovery, primary: primary!.url, replicas: replicas.map((n) => n.url) }

@@ -2,6 +2,7 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
@@ -14,6 +15,7 @@ import * as Topology from "../../Topology.js"
 import * as Consistency from "../consistency.js"
 import { isReadOnlyViolation } from "../errors.js"
 import * as Membership from "../health/membership.js"
+import * as NodeInternal from "../node.js"
 import * as RoutedClientInternal from "../routedClient.js"
 import type { RouterState } from "../routerState.js"
 import { currentRoute, inSession, observeFailure, peek, releaseReplica } from "../routing.js"
@@ -108,6 +110,23 @@ const transactionOn = <A, E, R>(
   ) as Effect.Effect<A, E | SqlError | CommitFailed, Exclude<R, ProvidedBy>>
 }
 
+/**
+ * The client whose transaction the fiber is in, if any (the `SqlClient` in
+ * context and its transaction): a region transaction inside it nests as a
+ * savepoint on its connection, as `withTransaction` does, except that a
+ * write transaction never nests into a read-only one.
+ */
+const enclosing = (
+  fiber: Fiber.Fiber<unknown, unknown>,
+  write: boolean
+): SqlClient.SqlClient | undefined => {
+  const outer = Context.getOrUndefined(fiber.context, SqlClient.SqlClient)
+  if (outer === undefined) return undefined
+  const current = Context.getOrUndefined(fiber.context, outer.transactionService)
+  if (current === undefined) return undefined
+  return write && NodeInternal.isReadOnlyTransaction(current[0]) ? undefined : outer
+}
+
 /** @internal */
 export type Regions = Pick<SqlRouter.SqlRouter, "withRead" | "withReplica" | "withWrite" | "transaction" | "readTransaction">
 
@@ -163,12 +182,26 @@ export const makeRegions = (state: RouterState): Regions => {
   const transaction = <A, E, R>(
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | SqlError | CommitFailed | PrimaryUnavailable, Exclude<R, ProvidedBy>> =>
-    Effect.flatMap(Membership.primaryForWrite(state), (primary) => {
-      primary.served.writes++
-      return onWritable(state, primary, transactionOn(state, primary, false, effect))
+    Effect.withFiber((fiber) => {
+      const outer = enclosing(fiber, true)
+      if (outer !== undefined) return outer.withTransaction(effect) as Effect.Effect<A, E | SqlError, Exclude<R, ProvidedBy>>
+      return Effect.flatMap(Membership.primaryForWrite(state), (primary) => {
+        primary.served.writes++
+        return onWritable(state, primary, transactionOn(state, primary, false, effect))
+      })
     })
 
   const readTransaction = <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | SqlError | CommitFailed | ReplicaNotCaughtUp, Exclude<R, ProvidedBy>> =>
+    Effect.withFiber((fiber) => {
+      const outer = enclosing(fiber, false)
+      return outer !== undefined
+        ? outer.withTransaction(effect) as Effect.Effect<A, E | SqlError, Exclude<R, ProvidedBy>>
+        : readTransactionAnew(effect)
+    })
+
+  const readTransactionAnew = <A, E, R>(
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | SqlError | CommitFailed | ReplicaNotCaughtUp, Exclude<R, ProvidedBy>> =>
     Effect.flatMap(pickRead, (chosen) => {

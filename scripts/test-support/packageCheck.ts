@@ -1,0 +1,61 @@
+/**
+ * What both lines' packaging checks share: running commands, packing a
+ * workspace, and reading the install commands of a README section, word by
+ * word, as a user copies them.
+ */
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+
+/** The repository root (this file is scripts/test-support/packageCheck.ts). */
+export const root = Path.resolve(import.meta.dirname, "..", "..")
+
+/** A tool installed at the root (npm workspaces hoist them). */
+export const bin = (name: string): string => Path.join(root, "node_modules", ".bin", name)
+
+export interface Outcome {
+  readonly code: number | null
+  readonly output: string
+}
+
+export const exec = (command: string, args: ReadonlyArray<string>, cwd: string): Promise<Outcome> =>
+  new Promise((resolve, reject) => {
+    const child = ChildProcess.spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: process.env })
+    let output = ""
+    child.stdout.on("data", (chunk) => (output += chunk))
+    child.stderr.on("data", (chunk) => (output += chunk))
+    child.on("error", reject)
+    child.on("close", (code) => resolve({ code, output }))
+  })
+
+/** Runs a command that must succeed; its output is in the failure message. */
+export const ok = async (command: string, args: ReadonlyArray<string>, cwd: string): Promise<string> => {
+  const outcome = await exec(command, args, cwd)
+  if (outcome.code !== 0) {
+    throw new Error(`${Path.basename(command)} ${args.join(" ")} exited with ${outcome.code}:\n${outcome.output}`)
+  }
+  return outcome.output
+}
+
+/** `npm pack` of the workspace in `dir` into `destination` (prepack builds dist/ first); the tarball's path. */
+export const pack = async (dir: string, destination: string): Promise<string> => {
+  const packed = await ok("npm", ["pack", "--json", "--pack-destination", destination], dir)
+  return Path.join(destination, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
+}
+
+/**
+ * The install commands (```sh blocks) of the README section whose heading is
+ * `heading` (up to the next heading of the same or a higher level), split
+ * into words.
+ */
+export const installCommands = (heading: string): ReadonlyArray<ReadonlyArray<string>> => {
+  const readme = Fs.readFileSync(Path.join(root, "README.md"), "utf8")
+  const level = heading.match(/^#+/)![0]
+  const start = readme.indexOf(`\n${heading}\n`)
+  if (start < 0) throw new Error(`README.md has no section "${heading}"`)
+  const next = readme.slice(start + 1).search(new RegExp(`\\n#{1,${level.length}} `))
+  const section = next < 0 ? readme.slice(start) : readme.slice(start, start + 1 + next)
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((block) => block[1]!.trim().split("\n"))
+    .map((line) => line.trim().split(/\s+/))
+}
