@@ -31,14 +31,13 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import { createRequire } from "node:module"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as V8 from "node:v8"
-import * as Vm from "node:vm"
 import { performance } from "node:perf_hooks"
+import * as Host from "../../core/bench/host.js"
+import * as Rounds from "../../core/bench/rounds.js"
+import * as Stats from "../../core/bench/stats.js"
 import * as BenchCluster from "./cluster.js"
 import * as CdcBench from "./cdc.js"
 import * as EventLogBench from "./eventLog.js"
@@ -47,7 +46,6 @@ import * as Lsn from "./lsn.js"
 import * as Micro from "./micro.js"
 import * as Pgpool from "./pgpool.js"
 import * as Report from "./report.js"
-import * as Stats from "./stats.js"
 import * as Systems from "./systems.js"
 
 export interface Args {
@@ -63,80 +61,23 @@ export interface Args {
   readonly smoke: boolean
 }
 
-const positive = (flag: string, text: string): number => {
-  const n = Number(text)
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got "${text}"`)
-  return n
-}
-
-const nonNegative = (flag: string, text: string): number => {
-  const n = Number(text)
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} needs a non-negative integer, got "${text}"`)
-  return n
-}
-
+/** The shared flags (`Rounds.parseArgs`) and this line's `--no-micro` and `--no-secondary`; `--smoke` implies both. */
 export const parseArgs = (argv: ReadonlyArray<string>): Args => {
-  let quick = false
-  let out = "BENCHMARKS.md"
-  let only: Array<string> | undefined
-  let rounds: number | undefined
-  let durationMs: number | undefined
-  let warmupMs: number | undefined
-  let systemWarmupMs: number | undefined
-  let micro = true
-  let secondary = true
-  let smoke = false
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${arg} needs a value`)
-      return v
-    }
-    if (arg === "--quick") quick = true
-    else if (arg === "--out") out = value()
-    else if (arg === "--only") only = value().split(",").map((s) => s.trim()).filter(Boolean)
-    else if (arg === "--rounds") rounds = positive(arg, value())
-    else if (arg === "--duration") durationMs = positive(arg, value())
-    else if (arg === "--warmup") warmupMs = nonNegative(arg, value())
-    else if (arg === "--system-warmup") systemWarmupMs = nonNegative(arg, value())
-    else if (arg === "--no-micro") micro = false
-    else if (arg === "--no-secondary") secondary = false
-    else if (arg === "--smoke") smoke = true
-    else throw new Error(`unknown flag ${arg} (see bench/run.ts)`)
+  const { switches, ...args } = Rounds.parseArgs(argv, {
+    defaultOut: "BENCHMARKS.md",
+    switches: ["--no-micro", "--no-secondary"]
+  })
+  return {
+    ...args,
+    micro: !args.smoke && !switches.has("--no-micro"),
+    secondary: !args.smoke && !switches.has("--no-secondary")
   }
-  if (smoke) {
-    micro = false
-    secondary = false
-  }
-  return { quick, out, only, rounds, durationMs, warmupMs, systemWarmupMs, micro, secondary, smoke }
 }
 
-export interface Plan {
-  readonly rounds: number
-  readonly durationMs: number
-  readonly warmupMs: number
-  /** Unrecorded run of each system on each of its workloads before round 1 (0: none). */
-  readonly systemWarmupMs: number
-}
+export type Plan = Rounds.Plan
 
 /** The mode's defaults, overridden by the flags. Every mode runs 5 rounds unless `--rounds` says otherwise. */
-export const planOf = (args: Args): Plan & { readonly mode: string } => {
-  const base = args.smoke
-    ? { mode: "smoke", rounds: 5, durationMs: 200, warmupMs: 50, systemWarmupMs: 50 }
-    : args.quick
-    ? { mode: "quick", rounds: 5, durationMs: 1000, warmupMs: 250, systemWarmupMs: 250 }
-    : { mode: "full", rounds: 5, durationMs: 3000, warmupMs: 500, systemWarmupMs: 500 }
-  const custom = args.rounds !== undefined || args.durationMs !== undefined || args.warmupMs !== undefined ||
-    args.systemWarmupMs !== undefined
-  return {
-    mode: custom ? `${base.mode}, custom` : base.mode,
-    rounds: args.rounds ?? base.rounds,
-    durationMs: args.durationMs ?? base.durationMs,
-    warmupMs: args.warmupMs ?? base.warmupMs,
-    systemWarmupMs: args.systemWarmupMs ?? base.systemWarmupMs
-  }
-}
+export const planOf = Rounds.planOf
 
 const t0 = performance.now()
 const log = (message: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${message}\n`)
@@ -147,65 +88,23 @@ export const describeMachine = (options: {
   readonly pgpool: string | undefined
   readonly loadStart: number
   readonly busyCoresBefore?: number | undefined
-}): Report.Machine => {
-  const cpus = Os.cpus()
-  return {
-    cpu: cpus[0]?.model.trim() ?? "unknown",
-    cores: cpus.length,
-    memoryGiB: Os.totalmem() / 2 ** 30,
-    os: `${Os.type()} ${Os.release()} ${Os.arch()}`,
-    node: process.version,
+}): Report.Machine => ({
+  ...Host.describeMachine({
     postgres: options.postgres,
-    pgpool: options.pgpool,
-    load: { start: options.loadStart, end: Os.loadavg()[0] ?? 0 },
+    loadStart: options.loadStart,
     busyCoresBefore: options.busyCoresBefore,
-    libraries: libraryVersions()
-  }
-}
-
-/** `node_modules/<name>/package.json` as Node finds it from here (npm workspaces hoist to the repository's). */
-const manifestOf = (name: string): string => {
-  for (const dir of createRequire(import.meta.url).resolve.paths(name) ?? []) {
-    const file = Path.join(dir, name, "package.json")
-    if (Fs.existsSync(file)) return file
-  }
-  throw new Error(`${name} is not installed`)
-}
-
-const libraryVersions = (): ReadonlyArray<readonly [string, string]> => {
-  const names = ["effect", "@effect/sql", "@effect/sql-pg", "pg", "drizzle-orm", "kysely", "kysely-replication"]
-  return names.map((name) => {
-    try {
-      return [name, (JSON.parse(Fs.readFileSync(manifestOf(name), "utf8")) as { version: string }).version] as const
-    } catch {
-      return [name, "?"] as const
-    }
-  })
-}
-
-const loadavg = (): readonly [number, number, number] => {
-  const [a = 0, b = 0, c = 0] = Os.loadavg()
-  return [a, b, c]
-}
-
-/**
- * A full garbage collection, run between cells so that no cell pays for the
- * garbage its predecessor (another system) left. `--expose-gc` is switched on
- * at run time; when that fails, nothing is collected.
- */
-let collector: { readonly gc: (() => void) | undefined } | undefined
-const collect = (): (() => void) | undefined => {
-  if (collector === undefined) {
-    try {
-      V8.setFlagsFromString("--expose-gc")
-      const gc = Vm.runInNewContext("gc") as unknown
-      collector = { gc: typeof gc === "function" ? () => (gc as () => void)() : undefined }
-    } catch {
-      collector = { gc: undefined }
-    }
-  }
-  return collector.gc
-}
+    libraries: Host.libraryVersions(import.meta.url, [
+      "effect",
+      "@effect/sql",
+      "@effect/sql-pg",
+      "pg",
+      "drizzle-orm",
+      "kysely",
+      "kysely-replication"
+    ])
+  }),
+  pgpool: options.pgpool
+})
 
 type Ready = { readonly system: Systems.System; readonly instance: Systems.Instance }
 
@@ -214,109 +113,41 @@ const measure = (instance: Systems.Instance, workload: Systems.Workload, options
     ? Load.runFibers(instance.effects.runPromise, workload.fibers.operation(instance.effects), options)
     : Load.run(workload.operation(instance), options)
 
-export interface Rounds {
-  readonly cells: Array<Report.Cell>
-  /** One entry per round (and round -1 for the system warm-up), with the load averages around it. */
-  readonly loads: Array<Stats.RoundLoad>
-}
-
 /**
- * Runs every ready system on every workload, round after round, and returns
- * the cells and the load averages around each round. First, unless
- * `systemWarmupMs` is 0, each system runs each of its workloads once,
- * unrecorded. The order rotates with the round and the workload
- * (`Stats.rotate`), so that no system always runs first, last, or right
- * after the same neighbour; raw pg runs in every round.
+ * Runs every ready system on every workload, round after round
+ * (`Rounds.runRounds`: rotated order, raw pg in every round), and returns the
+ * cells and the load averages around each round.
  */
-export const runRounds = async (
+export const runRounds = (
   instances: ReadonlyArray<Ready>,
   workloads: ReadonlyArray<Systems.Workload>,
   plan: Plan,
   onCell: (cell: Report.Cell, system: Systems.System) => void = () => {},
   signal?: AbortSignal,
   onRound: (load: Stats.RoundLoad) => void = () => {}
-): Promise<Rounds> => {
-  const cells: Array<Report.Cell> = []
-  const loads: Array<Stats.RoundLoad> = []
-  const eligible = (workload: Systems.Workload) =>
-    instances.filter(({ instance, system }) => Systems.runs(system, instance, workload))
-  const round = async (index: number, body: () => Promise<void>) => {
-    const before = loadavg()
-    const started = performance.now()
-    await body()
-    const load = { round: index, before, after: loadavg(), elapsedMs: performance.now() - started }
-    loads.push(load)
-    onRound(load)
-  }
-  if (plan.systemWarmupMs > 0) {
-    await round(-1, async () => {
-      for (const { instance, system } of instances) {
-        for (const workload of workloads) {
-          if (signal?.aborted || !Systems.runs(system, instance, workload)) continue
-          await measure(instance, workload, {
-            concurrency: workload.concurrency,
-            durationMs: plan.systemWarmupMs,
-            warmupMs: 0,
-            signal
-          })
-        }
-      }
-    })
-  }
-  for (let r = 0; r < plan.rounds; r++) {
-    if (signal?.aborted) break
-    await round(r, async () => {
-      for (const [w, workload] of workloads.entries()) {
-        for (const { instance, system } of Stats.rotate(eligible(workload), r, w)) {
-          if (signal?.aborted) return
-          collect()?.()
-          const options = { concurrency: workload.concurrency, durationMs: plan.durationMs, warmupMs: plan.warmupMs, signal }
-          const cell = { system: system.key, workload: workload.key, round: r, result: await measure(instance, workload, options) }
-          cells.push(cell)
-          onCell(cell, system)
-        }
-      }
-    })
-  }
-  return { cells, loads }
-}
+): Promise<Rounds.Rounds> =>
+  Rounds.runRounds(
+    instances,
+    workloads,
+    plan,
+    {
+      keyOf: ({ system }) => system.key,
+      runs: ({ instance, system }, workload) => Systems.runs(system, instance, workload),
+      measure: ({ instance }, workload, options) => measure(instance, workload, options)
+    },
+    (cell, { system }) => onCell(cell, system),
+    signal,
+    onRound
+  )
 
 /** `git rev-parse --short HEAD`, marked when the tree has uncommitted changes; undefined outside a checkout. */
-export const gitCommit = (): string | undefined => {
-  try {
-    const run = (args: Array<string>) => ChildProcess.execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
-    const head = run(["rev-parse", "--short", "HEAD"])
-    const dirty = run(["status", "--porcelain", "--untracked-files=no"]) !== ""
-    return dirty ? `${head} + uncommitted changes` : head
-  } catch {
-    return undefined
-  }
-}
-
-/** The first line of /proc/stat as numbers, or undefined off Linux. */
-const cpuTimes = (): ReadonlyArray<number> | undefined => {
-  try {
-    const line = Fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!
-    return line.trim().split(/\s+/).slice(1).map(Number)
-  } catch {
-    return undefined
-  }
-}
-
-/** Cores in use on the whole host over `millis` (this process is idle meanwhile). */
-const sampleBusyCores = async (millis: number): Promise<number | undefined> => {
-  const before = cpuTimes()
-  if (before === undefined) return undefined
-  await new Promise((resolve) => setTimeout(resolve, millis))
-  const after = cpuTimes()
-  return after === undefined ? undefined : Stats.busyCores(before, after, Os.cpus().length)
-}
+export const gitCommit = Host.gitCommit
 
 const main = (args: Args) =>
   Effect.gen(function*() {
     const started = new Date()
     const loadStart = Os.loadavg()[0] ?? 0
-    const busyCoresBefore = yield* Effect.promise(() => sampleBusyCores(2000))
+    const busyCoresBefore = yield* Effect.promise(() => Host.sampleBusyCores(2000))
     const commit = gitCommit()
     const plan = planOf(args)
     if (plan.rounds < Stats.minRoundsForVerdict) {
@@ -477,7 +308,7 @@ const main = (args: Args) =>
         durationMs: plan.durationMs,
         warmupMs: plan.warmupMs,
         systemWarmupMs: plan.systemWarmupMs,
-        gcBetweenCells: collect() !== undefined,
+        gcBetweenCells: Host.collect() !== undefined,
         poolSize: bench.poolSize,
         replicas: bench.replicas.length
       },

@@ -23,7 +23,8 @@ import Pg from "pg"
 import * as RouterInternal from "#lib/internal/sqlRouter.js"
 import type * as RouterConfig from "#lib/RouterConfig.js"
 import * as SqlRouter from "#lib/SqlRouter.js"
-import { type BenchCluster, keys, urlOf } from "./cluster.js"
+import { mixStep, statements } from "../../core/bench/workload.js"
+import { type BenchCluster, urlOf } from "./cluster.js"
 import type { Pgpool } from "./pgpool.js"
 
 // ---------------------------------------------------------------------------
@@ -52,15 +53,15 @@ export interface Workload {
   readonly fibers?: { readonly operation: (effects: Effects) => () => Effect.Effect<unknown, unknown>; readonly against: WorkloadKey } | undefined
 }
 
-/** 90 % `SELECT v … WHERE k = $1`, 10 % `UPDATE … SET v = v + 1 WHERE k = $1`, k uniform in 1..keys. */
+/** 90 % `SELECT v … WHERE k = $1`, 10 % `UPDATE … SET v = v + 1 WHERE k = $1`, k uniform in 1..keys (`mixStep`). */
 const mix = (instance: Instance) => () => {
-  const k = 1 + Math.floor(Math.random() * keys)
-  return Math.random() < 0.1 ? instance.write(k) : instance.read(k)
+  const { k, write } = mixStep()
+  return write ? instance.write(k) : instance.read(k)
 }
 
 const mixEffect = (effects: Effects) => () => {
-  const k = 1 + Math.floor(Math.random() * keys)
-  return Math.random() < 0.1 ? effects.write(k) : effects.read(k)
+  const { k, write } = mixStep()
+  return write ? effects.write(k) : effects.read(k)
 }
 
 export const workloads: ReadonlyArray<Workload> = [
@@ -139,10 +140,7 @@ export interface System {
 
 const ready = (instance: Instance): Setup => ({ _tag: "Ready", instance })
 
-const SELECT_1 = "SELECT 1"
-const SLEEP = "SELECT pg_sleep(0.005)"
-const READ = "SELECT v FROM bench_kv WHERE k = $1"
-const WRITE = "UPDATE bench_kv SET v = v + 1 WHERE k = $1"
+const { read: READ, select1: SELECT_1, sleep: SLEEP, write: WRITE } = statements
 
 const pgPool = (connectionString: string, max: number, name: string): Pg.Pool => {
   const pool = new Pg.Pool({ connectionString, max, idleTimeoutMillis: 0, application_name: `bench-${name}` })

@@ -4,74 +4,12 @@ import * as BenchCluster from "../bench/cluster.js"
 import type { LoadResult } from "../bench/load.js"
 import * as Report from "../bench/report.js"
 import { describeMachine, parseArgs, planOf, runRounds } from "../bench/run.js"
-import * as Stats from "../bench/stats.js"
 import * as Systems from "../bench/systems.js"
 
-// Pure parts of the benchmark: statistics, order of systems, verdicts, report
-// layout. No servers, no timing.
-describe("bench statistics", () => {
-  it("median, min and max over rounds, ignoring non-finite values", () => {
-    expect(Stats.median([3, 1, 2])).toBe(2)
-    expect(Stats.median([4, 1, 3, 2])).toBe(2.5)
-    expect(Stats.median([])).toBeNaN()
-    expect(Stats.summarize([0.66, 0.58, Number.NaN, 0.62])).toEqual({ median: 0.62, min: 0.58, max: 0.66, n: 3 })
-    expect(Stats.summarize([Number.NaN])).toBeUndefined()
-  })
-
-  it("formats the median with its range, and says when there is one round only", () => {
-    expect(Stats.formatRange({ median: 0.62, min: 0.58, max: 0.66, n: 5 })).toBe("0.62 (0.58–0.66)")
-    expect(Stats.formatRange({ median: 0.62, min: 0.58, max: 0.66, n: 5 }, 2, "×")).toBe("0.62× (0.58–0.66)")
-    expect(Stats.formatRange({ median: 0.62, min: 0.62, max: 0.62, n: 1 })).toBe("0.62 (1 round)")
-    expect(Stats.formatRange(undefined)).toBe("–")
-  })
-
-  it("rotates the order: over n rounds every system takes every position once", () => {
-    const n = 5
-    const orders = Array.from({ length: n }, (_, round) => Stats.rotation(n, round))
-    expect(orders[0]).toEqual([0, 1, 2, 3, 4])
-    expect(orders[1]).toEqual([1, 2, 3, 4, 0])
-    for (let position = 0; position < n; position++) {
-      expect(new Set(orders.map((order) => order[position])).size).toBe(n)
-    }
-    // Every round is a permutation: the baseline (system 0) runs in every round.
-    for (const order of orders) expect([...order].sort()).toEqual([0, 1, 2, 3, 4])
-    expect(Stats.rotation(3, 1, 1)).toEqual([2, 0, 1])
-    expect(Stats.rotate(["pg", "routed", "kysely"], 4)).toEqual(["routed", "kysely", "pg"])
-    expect(Stats.rotation(0, 3)).toEqual([])
-  })
-
-  it("calls a target met only when its whole range clears the bar", () => {
-    const r = (median: number, min: number, max: number, n = 5) => ({ median, min, max, n })
-    expect(Stats.verdict(r(0.74, 0.71, 0.8), 0.7, "atLeast")).toBe("met")
-    expect(Stats.verdict(r(0.74, 0.43, 0.85), 0.7, "atLeast")).toBe("not met: median clears, range does not")
-    expect(Stats.verdict(r(0.62, 0.61, 0.62), 0.7, "atLeast")).toBe("missed")
-    expect(Stats.verdict(r(7, 6, 7.9), 8, "atMost")).toBe("met")
-    expect(Stats.verdict(r(7, 6, 9.9), 8, "atMost")).toBe("not met: median clears, range does not")
-    expect(Stats.verdict(r(9, 8.5, 9.9), 8, "atMost")).toBe("missed")
-    expect(Stats.verdict(r(0.9, 0.9, 0.9, 1), 0.7, "atLeast")).toBe("not judged: fewer than 5 rounds")
-    expect(Stats.verdict(undefined, 0.7, "atLeast")).toBe("not measured")
-  })
-
-  it("says ahead only when one system was ahead in every round", () => {
-    const a = new Map([[0, 10], [1, 10], [2, 10]])
-    const b = new Map([[0, 8], [1, 8], [2, 8]])
-    const mixed = new Map([[0, 8], [1, 12], [2, 10.1]])
-    expect(Stats.describeComparison(Stats.compareRounds(a, b), "A", "B")).toBe("A was ahead of B in every round (3)")
-    expect(Stats.describeComparison(Stats.compareRounds(b, a), "B", "A")).toBe("B was behind A in every round (3)")
-    const c = Stats.compareRounds(a, mixed)
-    expect(c).toEqual({ rounds: 3, aAhead: 1, bAhead: 1 })
-    expect(Stats.describeComparison(c, "A", "B")).toContain("no consistent order")
-  })
-
-  it("flags a host busy with other work when the run starts, not the run's own load", () => {
-    expect(Stats.busyHost(0.1, 3.5, 2)).toBe(false) // a high load average left by earlier work, the cores idle now
-    expect(Stats.busyHost(0.9, 0.2, 2)).toBe(true)
-    expect(Stats.busyHost(undefined, 1.5, 2)).toBe(true) // no /proc/stat: the load average decides
-    expect(Stats.busyHost(undefined, 0.5, 2)).toBe(false)
-    // cpu user nice system idle iowait: 2 cores, 100 ticks each, 150 of the 200 idle -> half a core in use
-    expect(Stats.busyCores([0, 0, 0, 0, 0], [40, 0, 10, 150, 0], 2)).toBeCloseTo(0.5)
-  })
-
+// Pure parts of this line's benchmark: modes, report layout. The shared
+// statistics (medians, rotation, verdicts, the busy-host rule) are tested in
+// packages/core/test/Bench.test.ts. No servers, no timing.
+describe("bench modes", () => {
   it("runs at least 5 rounds in every mode; quick and smoke shorten the cells", () => {
     const full = planOf(parseArgs([]))
     const quick = planOf(parseArgs(["--quick"]))

@@ -1,7 +1,10 @@
 /**
- * The benchmark's statistics and verdicts, as pure functions (no servers, no
+ * The benchmarks' statistics and verdicts, as pure functions (no servers, no
  * clock): medians with their range over rounds, the order in which systems run
- * in a round, and whether a target is met. `test/Bench.test.ts` tests them.
+ * in a round, whether a target is met, and whether the host was busy. Shared
+ * by both lines' benchmarks (packages/effect3/bench, packages/effect4/bench);
+ * `packages/core/test/Bench.test.ts` tests them. Not shipped: the core
+ * package's "files" hold dist and src only.
  */
 
 /** The fewest rounds a figure needs before a target is judged on it. */
