@@ -70,9 +70,18 @@ export const peek: <A>(ref: TxRef.TxRef<A>) => A = SelectionInternal.peek
  */
 export const unsafeRelease: (replica: Topology.Replica) => void = SelectionInternal.unsafeRelease
 
+/** Each replica's release, made once: a read gives its count back without allocating an effect. */
+const releases = new WeakMap<Topology.Replica, Effect.Effect<void>>()
+
 /** @internal */
-export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> =>
-  Effect.sync(() => SelectionInternal.unsafeRelease(replica))
+export const releaseReplica = (replica: Topology.Replica): Effect.Effect<void> => {
+  let release = releases.get(replica)
+  if (release === undefined) {
+    release = Effect.sync(() => SelectionInternal.unsafeRelease(replica))
+    releases.set(replica, release)
+  }
+  return release
+}
 
 // -----------------------------------------------------------------------------
 // Choosing a replica

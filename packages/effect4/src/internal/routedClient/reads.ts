@@ -56,7 +56,7 @@ export const makeRead = (state: RouterState, { write }: Writes): (facts: Stateme
     const bounded = readTimeout === undefined
       ? statement
       : Effect.timeoutOrElse(statement, { duration: readTimeout, orElse: timedOut })
-    return Effect.onExit(bounded, () => Routing.releaseReplica(replica))
+    return Effect.ensuring(bounded, Routing.releaseReplica(replica))
   }
 
   /**

@@ -50,11 +50,31 @@ const factsOf = (node: Node.Node): NodeFacts => {
   return facts
 }
 
-/** A statement served by `node`: its counter and the statements metric. @internal */
+/**
+ * Nodes whose `served` counts back the statements metric's series: the
+ * series reads the count when it is looked at, so a statement only bumps a
+ * number. Registered at a node's first statement, in the metric registry of
+ * the fiber that ran it.
+ */
+const registered = new WeakSet<Node.Node>()
+const ignore = () => {}
+const servedHooks = (count: () => number): Metric.Metric.Hooks<number, unknown> => ({
+  get: () => ({ count: count(), incremental: true }),
+  update: ignore,
+  modify: ignore
+})
+const register = (fiber: Fiber.Fiber<unknown, unknown>, node: Node.Node): void => {
+  registered.add(node)
+  const facts = factsOf(node)
+  Metric.registerUnsafe(facts.read, fiber.context, servedHooks(() => node.served.reads))
+  Metric.registerUnsafe(facts.write, fiber.context, servedHooks(() => node.served.writes))
+}
+
+/** A statement served by `node`: its `served` count, which the statements metric reads. @internal */
 export const count = (fiber: Fiber.Fiber<unknown, unknown>, node: Node.Node, intent: Classifier.Intent): void => {
   if (intent === "read") node.served.reads++
   else node.served.writes++
-  factsOf(node)[intent === "read" ? "read" : "write"].updateUnsafe(1, fiber.context)
+  if (!registered.has(node)) register(fiber, node)
 }
 
 /** A hedge started on `node`. @internal */
