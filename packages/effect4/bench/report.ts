@@ -23,6 +23,7 @@ const judged = "select1-c32"
 /** Our multiplexed routed client against the others, and the same-mode pairs the report compares. */
 const pairs: ReadonlyArray<readonly [ours: string, theirs: string]> = [
   ["routed-mx", "pgclient-mx"],
+  ["routed-mx-primary", "pgclient-mx"],
   ["routed", "pgclient"]
 ]
 
@@ -81,7 +82,7 @@ export const summary = (data: RunData): ReadonlyArray<string> => {
     ) + ` (${ratioText(ratio(data, ours, theirs, judged))} of its qps)`
   )
   if (comparisons.length > 0) out.push(`Paired by round at \`SELECT 1\` c=32: ${comparisons.join("; ")}.`)
-  const cpu = ["pg", "pgclient", "pgclient-mx", "routed", "routed-mx"].flatMap((key) => {
+  const cpu = ["pg", "pgclient", "pgclient-mx", "routed", "routed-mx", "routed-mx-primary"].flatMap((key) => {
     const value = aggregate(data, key, judged)?.cpuUsPerOp
     return value === undefined || !Number.isFinite(value) ? [] : [`${systemName(data, key)} ${value.toFixed(0)} µs`]
   })

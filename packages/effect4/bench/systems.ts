@@ -217,10 +217,14 @@ export interface PoolSettings {
  * Router configuration over the cluster with P connections per server, no
  * background probes, and `pool` for both roles when given.
  */
-export const routerConfig = (bench: BenchCluster, pool?: PoolSettings): RouterConfig.RouterConfig => {
+export const routerConfig = (
+  bench: BenchCluster,
+  pool?: PoolSettings,
+  options: { readonly primaryOnly?: boolean } = {}
+): RouterConfig.RouterConfig => {
   const config = {
     primary: bench.primary.url,
-    replicas: bench.replicas.map((node) => node.url),
+    replicas: options.primaryOnly === true ? [] : bench.replicas.map((node) => node.url),
     primaryMaxSize: bench.poolSize,
     replicaMaxSizeEach: bench.poolSize,
     idleTimeout: "1 hour",
@@ -235,7 +239,11 @@ const servedLine = (stats: SqlRouter.Stats): string =>
     .join(", ")
 
 /** Our routed client: `RoutedClient.layer`, skipped with the reason when the module cannot be loaded. */
-const routedOn = async (bench: BenchCluster, pool?: PoolSettings): Promise<Setup> => {
+const routedOn = async (
+  bench: BenchCluster,
+  pool?: PoolSettings,
+  options: { readonly primaryOnly?: boolean } = {}
+): Promise<Setup> => {
   let RoutedClient: typeof import("#lib/RoutedClient.js")
   let Router: typeof import("#lib/SqlRouter.js")
   try {
@@ -245,7 +253,7 @@ const routedOn = async (bench: BenchCluster, pool?: PoolSettings): Promise<Setup
     return { _tag: "Skipped", reason: `the router could not be loaded (${(error as Error).message.split("\n")[0]})` }
   }
   return effectSystem(
-    RoutedClient.layer(routerConfig(bench, pool)),
+    RoutedClient.layer(routerConfig(bench, pool, options)),
     (runtime) => runtime.runPromise(Effect.map(Router.stats, servedLine))
   )
 }
@@ -266,8 +274,29 @@ const routedMultiplex: System = {
   setup: ({ bench }) => routedOn(bench, { multiplex: true })
 }
 
+/**
+ * The router's own cost: the multiplexed RoutedClient configured with no
+ * replicas, so that it runs every statement on the one server PgClient uses.
+ * Against PgClient with multiplex this isolates routing (classify, decide,
+ * count) from spreading reads over three servers that share the host's cores.
+ */
+const routedMultiplexPrimaryOnly: System = {
+  key: "routed-mx-primary",
+  name: "RoutedClient, multiplex, no replicas (ours)",
+  routing: "the multiplexed RoutedClient with `replicas: []`: every statement classified and run on the primary",
+  readConnections: (p) => p,
+  setup: ({ bench }) => routedOn(bench, { multiplex: true }, { primaryOnly: true })
+}
+
 /** Every system, in report order. raw pg comes first: every ratio is against it. */
-export const all: ReadonlyArray<System> = [rawPg, pgClient, pgClientMultiplex, routed, routedMultiplex]
+export const all: ReadonlyArray<System> = [
+  rawPg,
+  pgClient,
+  pgClientMultiplex,
+  routed,
+  routedMultiplex,
+  routedMultiplexPrimaryOnly
+]
 
 /** The system every ratio is taken against. */
 export const baselineKey = rawPg.key
