@@ -261,13 +261,15 @@ export interface Middleware extends HttpMiddleware.HttpMiddleware {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { HttpEffect, HttpServerResponse } from "effect/http"
+ * import { HttpEffect, HttpServerRequest, HttpServerResponse } from "effect/http"
  * import { Consistency, SqlRouter } from "@effect-sql-router/effect4"
  *
  * const app = Effect.succeed(HttpServerResponse.text("ok"))
  * // A fetch-style handler whose requests run in causal sessions.
  * const handler = Effect.map(Effect.context<SqlRouter.SqlRouter>(), (context) =>
- *   HttpEffect.toWebHandlerWith(context)(Consistency.middleware()(app)))
+ *   HttpEffect.toWebHandlerWith<SqlRouter.SqlRouter, SqlRouter.SqlRouter | HttpServerRequest.HttpServerRequest>(
+ *     context
+ *   )(Consistency.middleware()(app)))
  * ```
  *
  * @since 0.1.0

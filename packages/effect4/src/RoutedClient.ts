@@ -79,7 +79,7 @@ export const make = (
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
- * import { SqlClient } from "@effect/sql"
+ * import { SqlClient } from "effect/sql"
  * import { RoutedClient } from "@effect-sql-router/effect4"
  *
  * const Db = RoutedClient.layer({

@@ -176,14 +176,16 @@ export const JsonSchema: Schema.Codec<Stored, Json> = internal.Json
  *
  * @example
  * ```ts
- * import { NodeFileSystem } from "@effect/platform-node"
- * import { Effect } from "effect"
+ * import { Effect, FileSystem } from "effect"
  * import { RouterConfig, SqlRouter } from "@effect-sql-router/effect4"
  *
- * const RouterLive = RouterConfig.load("router.json").pipe(
- *   Effect.map(SqlRouter.layer),
- *   Effect.provide(NodeFileSystem.layer)
- * )
+ * // The FileSystem service comes from the platform package the app runs on
+ * // (e.g. `NodeFileSystem.layer` from `@effect/platform-node`).
+ * const RouterLive = (fileSystem: FileSystem.FileSystem) =>
+ *   RouterConfig.load("router.json").pipe(
+ *     Effect.map(SqlRouter.layer),
+ *     Effect.provideService(FileSystem.FileSystem, fileSystem)
+ *   )
  * ```
  *
  * @since 0.1.0

@@ -218,7 +218,7 @@ export const make: (config: RouterConfig.RouterConfig) => Effect.Effect<SqlRoute
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
- * import { SqlClient } from "@effect/sql"
+ * import { SqlClient } from "effect/sql"
  * import { SqlRouter } from "@effect-sql-router/effect4"
  *
  * const RouterLive = SqlRouter.layer({
@@ -248,13 +248,13 @@ export const layer = (config: RouterConfig.RouterConfig): Layer.Layer<SqlRouter,
  *
  * @example
  * ```ts
- * import { Config } from "effect"
+ * import { Config, Schema } from "effect"
  * import { SqlRouter } from "@effect-sql-router/effect4"
  *
  * const RouterLive = SqlRouter.layerConfig({
- *   primary: Config.redacted("DATABASE_URL"),
- *   replicas: Config.array(Config.redacted("R"), "DATABASE_REPLICA_URLS"),
- *   selection: Config.literal("round-robin", "least-lag")("DATABASE_REPLICA_SELECTION")
+ *   primary: Config.Redacted("DATABASE_URL"),
+ *   replicas: Config.Array(Schema.Redacted(Schema.String), "DATABASE_REPLICA_URLS"),
+ *   selection: Config.Literals(["round-robin", "least-lag"], "DATABASE_REPLICA_SELECTION")
  * })
  * ```
  *
@@ -320,7 +320,7 @@ export const withPrimary = <A, E, R>(
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { SqlClient } from "@effect/sql"
+ * import { SqlClient } from "effect/sql"
  * import { SqlRouter } from "@effect-sql-router/effect4"
  *
  * const transfer = SqlRouter.transaction(Effect.gen(function* () {
@@ -485,7 +485,7 @@ export const setRoute = (route: Route): Layer.Layer<never> => Layer.succeed(inte
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { SqlClient } from "@effect/sql"
+ * import { SqlClient } from "effect/sql"
  * import { SqlRouter } from "@effect-sql-router/effect4"
  *
  * const createAndShow = Effect.gen(function* () {
