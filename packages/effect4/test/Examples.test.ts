@@ -32,7 +32,7 @@ describe("examples", () => {
       const result = yield* program.pipe(
         Effect.provide(DatabaseLive),
         // No DATABASE_URL: the example starts its own cluster whatever the environment says.
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: {} }))
       )
       expect(result.readBack).toBe("hello, replicas")
       expect(result.listing.on_replica).toBe(true)
@@ -48,7 +48,7 @@ describe("examples", () => {
     Effect.gen(function*() {
       const summary = yield* EventLogExample.program.pipe(
         Effect.provide(EventLogExample.EventLogLive),
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: {} }))
       )
       expect(summary.balances).toEqual({ ada: 70, bob: 75 })
       expect(summary.systemVersion).toBe(4)

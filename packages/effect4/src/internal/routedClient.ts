@@ -155,8 +155,32 @@ const withCommitFailed = (commit: (connection: Connection.Connection) => Effect.
 (connection: Connection.Connection): Effect.Effect<void, SqlError> =>
   Effect.mapError(commit(connection), (error) => commitFailure(error) ? error : commitFailed(connection, error))
 
+/**
+ * One transaction service per router, shared by the routed client and every
+ * region client: a statement of the routed client inside a region's
+ * transaction (`SqlRouter.transaction`, `readTransaction`) runs in that
+ * transaction, on its connection, as `@effect/sql`'s one transaction tag
+ * made it in the Effect 3 line.
+ */
+let routers = 0
+const transactionServices = new WeakMap<
+  RouterState,
+  Context.Service<SqlClient.TransactionConnection, SqlClient.TransactionConnection.Service>
+>()
+const transactionServiceOf = (state: RouterState) => {
+  let service = transactionServices.get(state)
+  if (service === undefined) {
+    service = Context.Service<SqlClient.TransactionConnection, SqlClient.TransactionConnection.Service>(
+      `effect-sql-router/SqlRouter/TransactionConnection/${routers++}`
+    )
+    transactionServices.set(state, service)
+  }
+  return service
+}
+
 /** What a client of either kind is made of. */
 interface ClientSpec {
+  readonly transactionService: Context.Service<SqlClient.TransactionConnection, SqlClient.TransactionConnection.Service>
   readonly reactivity: Reactivity.Reactivity
   readonly connection: Connection.Connection
   readonly reserve: Effect.Effect<Connection.Connection, SqlError, Scope.Scope>
@@ -180,6 +204,7 @@ const makeClient = (spec: ClientSpec): Effect.Effect<RoutedPgClient> =>
       acquirer: Effect.succeed(spec.connection),
       borrower: (f) => f(spec.connection),
       transactionAcquirer: spec.reserve,
+      transactionService: spec.transactionService,
       compiler: spec.compiler,
       transformRows: spec.transformRows,
       spanAttributes: spec.spanAttributes,
@@ -226,6 +251,7 @@ export const make = (
       (primary) => reserveOn(primary, classifier)
     )
     return yield* makeClient({
+      transactionService: transactionServiceOf(state),
       reactivity: state.reactivity,
       connection: router.connection,
       reserve,
@@ -270,6 +296,7 @@ export const makePinned = (state: RouterState, node: Node.Node): Effect.Effect<R
   }
   const { compiler, transformRows } = NodeInternal.transformsOf(options)
   return makeClient({
+    transactionService: transactionServiceOf(state),
     reactivity: state.reactivity,
     connection,
     reserve: reserveOn(node, node.role === "primary" ? classifier : undefined),
