@@ -116,6 +116,23 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("RoutedClie
         expect(result.rows[0]!.pid).toBe(result.pid)
       }))
 
+    it.effect("the routed client, taken before SqlRouter.transaction, runs in its transaction: one connection, rolled back whole", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const [backend] = yield* SqlRouter.transaction(Effect.gen(function*() {
+          yield* sql`INSERT INTO person (name) VALUES ('region-tx')`
+          const [inside] = yield* sql<{ n: number; node: string; pid: number }>`
+            SELECT count(*)::int AS n, current_setting('cluster_name') AS node, pg_backend_pid() AS pid
+            FROM person WHERE name = 'region-tx'`
+          const [region] = yield* Effect.flatMap(SqlClient.SqlClient, (own) => own<{ pid: number }>`SELECT pg_backend_pid() AS pid`)
+          expect(inside).toMatchObject({ n: 1, node: "primary", pid: region!.pid })
+          return yield* Effect.fail("roll back" as const)
+        })).pipe(Effect.flip, Effect.map((error) => [error]))
+        expect(backend).toBe("roll back")
+        const [after] = yield* SqlRouter.primary(sql<{ n: number }>`SELECT count(*)::int AS n FROM person WHERE name = 'region-tx'`)
+        expect(after!.n).toBe(0)
+      }))
+
     it.effect("a SELECT of a user function that writes succeeds and its row is on the primary", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
