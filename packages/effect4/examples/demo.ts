@@ -229,6 +229,8 @@ interface Frame {
   readonly rates: ReadonlyMap<string, number>
   readonly tally: Tally
   readonly events: ReadonlyArray<Event>
+  /** How each role's sessions are used, from the router's configuration. */
+  readonly sessions: (role: SqlRouter.NodeStats["role"]) => string
 }
 
 const ansi = {
@@ -266,26 +268,38 @@ const stateOf = (status: HealthMonitor.NodeStatus | undefined, style: typeof ans
 const formatEvent = (event: Event, style: typeof ansi) =>
   `t=${padLeft(event.at.toFixed(1), 5)}s  ${event.text.startsWith("▶") ? style.bold(event.text) : event.text}`
 
+/**
+ * How a role's sessions are used: `multiplex` pipelines the statements of
+ * many fibers on one session (at most `multiplexConcurrency` at a time),
+ * otherwise a statement has a session to itself.
+ */
+const sessionUse = (config: SqlRouter.SqlRouter["config"]) => (role: SqlRouter.NodeStats["role"]): string => {
+  const pool = role === "primary" ? config.primaryPool : config.replicaPool
+  return pool.multiplex ? `multiplex ≤${pool.multiplexConcurrency}` : "one at a time"
+}
+
 const nodesOf = (stats: SqlRouter.Stats): ReadonlyArray<SqlRouter.NodeStats> => [stats.primary, ...stats.replicas]
 
 const renderTable = (frame: Frame, style: typeof ansi): Array<string> => {
   const { stats, status, tally } = frame
   const header = `${pad("node", 10)} ${pad("role", 8)} ${pad("address", 16)} ${pad("state", 14)} ${padLeft("reads", 7)} ${
     padLeft("writes", 7)
-  } ${padLeft("q/s", 6)}  ${pad("pool use/max wait", 17)}  lag (bytes / time)`
+  } ${padLeft("q/s", 6)}  ${pad("pool use/max wait", 17)}  ${pad("sessions", 13)}  lag (bytes / time)`
   const rows = nodesOf(stats).map((node) => {
     const s = status.find((x) => x.id === node.id)
     const pool = `${padLeft(`${node.pool.inUse}/${node.pool.max}`, 8)} ${padLeft(node.pool.waiting, 4)}`
     return `${pad(node.id, 10)} ${pad(node.role, 8)} ${pad(node.address, 16)} ${stateOf(s, style)} ${
       padLeft(node.served.reads, 7)
     } ${padLeft(node.served.writes, 7)} ${padLeft(Math.round(frame.rates.get(node.id) ?? 0), 6)}  ${pad(pool, 17)}  ${
-      lagOf(s)
-    }`
+      pad(frame.sessions(node.role), 13)
+    }  ${lagOf(s)}`
   })
   const failures = tally.readFailures + tally.writeFailures
   return [
     style.bold(
-      `effect-sql-router demo (Effect 4) · primary + ${stats.replicas.length} replicas (multiplex) · ${frame.workers} workers · t=${
+      `effect-sql-router demo (Effect 4) · primary + ${stats.replicas.length} replicas (${
+        frame.sessions("replica")
+      }) · ${frame.workers} workers · t=${
         frame.elapsed.toFixed(1)
       }s of ${frame.seconds}s`
     ),
@@ -458,6 +472,10 @@ export const runDemo = (options: DemoOptions = {}) => {
           yield* router.countHealthyReplicas
         } healthy), probes every ${Duration.format(router.config.health.interval)}`
       )
+      const sessions = sessionUse(router.config)
+      output(
+        `sessions (statements per server session): replicas ${sessions("replica")}, primary ${sessions("primary")}`
+      )
       output(`running ${workers} workload fibers for ${seconds} s (Ctrl-C stops and cleans up)`)
       output("")
 
@@ -480,7 +498,7 @@ export const runDemo = (options: DemoOptions = {}) => {
         view: (stats, status) => {
           const now = Date.now()
           const elapsed = Math.min(seconds, (now - startedAt) / 1000)
-          return { elapsed, seconds, workers, stats, status, rates: rates(stats, now), tally, events }
+          return { elapsed, seconds, workers, stats, status, rates: rates(stats, now), tally, events, sessions }
         }
       })
 

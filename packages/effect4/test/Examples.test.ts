@@ -25,6 +25,8 @@ describe("examples", () => {
       // The timeline shows the router's own account of the crash.
       expect(lines.some((line) => line.includes("replica replica-1 left rotation"))).toBe(true)
       expect(lines.some((line) => line.startsWith("summary:"))).toBe(true)
+      // The replicas run pipelined, and the demo says so.
+      expect(lines).toContain("sessions (statements per server session): replicas multiplex ≤32, primary one at a time")
     }), 60_000)
 
   it.live("quickstart: writes and read-your-writes on the primary, plain reads and withRead on replicas", () =>
