@@ -9,9 +9,11 @@ import {
   publicModules
 } from "../../../scripts/test-support/codeBlocks.js"
 
-// Every TypeScript block of the READMEs for the Effect 3 line, and every one in the JSDoc of the
-// public modules (the `@example`s), is a complete program that compiles
-// against the sources, importing the package by its name as a user would.
+// Every TypeScript block of the READMEs for the Effect 3 line (fenced ```ts;
+// blocks fenced ```ts effect4 are the Effect 4 line's, checked there), and
+// every one in the JSDoc of the public modules (the `@example`s), is a
+// complete program that compiles against the sources, importing the package
+// by its name as a user would.
 // `npm run docs` (docgen) compiles and runs the examples too; this is the
 // fast check that `npm test` runs.
 
@@ -33,6 +35,13 @@ describe("code blocks in the READMEs and the JSDoc", () => {
   it("the README and the JSDoc have TypeScript blocks", () => {
     expect(readmeBlocks.length).toBeGreaterThan(0)
     expect(exampleBlocks.length).toBeGreaterThan(0)
+  })
+
+  it("the README's blocks fenced ts effect4 are not among them (they are Effect 4 code)", () => {
+    const effect4 = markdownBlocks("README.md", "effect4").map((block) => block.line)
+    expect(effect4.length).toBeGreaterThan(0)
+    const lines = readmeBlocks.filter((block) => block.document === "README.md").map((block) => block.line)
+    expect(lines.filter((line) => effect4.includes(line))).toEqual([])
   })
 
   it("the compiler options are valid", () => {

@@ -9,15 +9,20 @@ import {
   publicModules
 } from "../../../scripts/test-support/codeBlocks.js"
 
-// Every TypeScript block of the READMEs for the Effect 4 line (blocks fenced ```ts effect4), and every one in the JSDoc of the
-// public modules (the `@example`s), is a complete program that compiles
-// against the sources, importing the package by its name as a user would.
+// Every TypeScript block of the READMEs for the Effect 4 line (in the root
+// README the blocks fenced ```ts effect4, the others being the Effect 3
+// line's; every block of this line's examples README), and every one in the
+// JSDoc of the public modules (the `@example`s), is a complete program that
+// compiles against the sources, importing the package by its name as a user would.
 // `npm run docs` (docgen) compiles and runs the examples too; this is the
 // fast check that `npm test` runs.
 
 /** This package: its scratch directory sits inside it, so its node_modules and "type" apply. */
 const pkg = Path.resolve(import.meta.dirname, "..")
-const readmeBlocks = markdownBlocks("README.md", "effect4")
+const readmeBlocks = [
+  ...markdownBlocks("README.md", "effect4"),
+  ...markdownBlocks("packages/effect4/examples/README.md")
+]
 const sources = ["packages/effect4/src"]
 const exampleBlocks = sources.flatMap(publicModules).flatMap(jsDocBlocks)
 const blocks: ReadonlyArray<Block> = [...readmeBlocks, ...exampleBlocks]
@@ -31,7 +36,7 @@ describe("code blocks in the READMEs and the JSDoc", () => {
   afterAll(() => compiled?.close())
 
   it("the README and the JSDoc have TypeScript blocks", () => {
-    expect(readmeBlocks.length).toBeGreaterThan(0)
+    expect(readmeBlocks.filter((block) => block.document === "README.md").length).toBeGreaterThan(0)
     expect(exampleBlocks.length).toBeGreaterThan(0)
   })
 
