@@ -171,6 +171,9 @@ export const program = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* SqlRouter.withWrite(sql`CREATE TABLE IF NOT EXISTS bank_balances (account text PRIMARY KEY, balance int NOT NULL)`)
   const start = yield* EventLog.readWrite((tx) => tx.initProjectionVersion(PROJECTION))
+  // The setup changed the schema: reads stay on the primary until a replica
+  // has replayed it (the DDL barrier). The first decision should be a replica's.
+  yield* awaitReplicaReads
   const placements = yield* Ref.make<ReadonlyArray<Placement>>([])
   const bank = makeBank(placements)
 
@@ -219,6 +222,20 @@ export const program = Effect.gen(function*() {
     rejected: Option.toArray(rejected)
   } satisfies Summary
 })
+
+/**
+ * Once a replica serves reads again after the setup's schema changes (each
+ * attempt lowers the DDL barrier when the replicas have replayed it), or
+ * after 10 seconds; at once without replicas.
+ */
+const awaitReplicaReads = Effect.flatMap(SqlRouter.hasReplicas, (hasReplicas) =>
+  hasReplicas
+    ? SqlRouter.withReplica(Effect.void).pipe(
+      Effect.retry({ while: (error) => error._tag === "NoReplicaAvailable", schedule: Schedule.spaced("20 millis") }),
+      Effect.timeout("10 seconds"),
+      Effect.ignore
+    )
+    : Effect.void)
 
 /** The projection's version once it has reached `target` (read on the primary: no replica lag in the way). */
 const awaitProjection = (target: number) =>

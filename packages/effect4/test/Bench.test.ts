@@ -105,7 +105,7 @@ describe("Effect 4 bench report", () => {
 describe("Effect 4 bench harness", () => {
   it("has raw pg as its baseline, issue 22's systems, and concurrency 1, 8, 32 and 128", () => {
     expect(Systems.baselineKey).toBe("pg")
-    expect(Systems.all.map((s) => s.key)).toEqual(["pg", "pgclient", "pgclient-mx", "routed", "routed-mx"])
+    expect(Systems.all.map((s) => s.key)).toEqual(["pg", "pgclient", "pgclient-mx", "routed", "routed-mx", "routed-mx-primary"])
     expect(Systems.workloads.map((w) => w.concurrency)).toEqual([1, 8, 32, 128, 32, 32, 32])
   })
 })

