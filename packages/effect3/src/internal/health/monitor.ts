@@ -18,6 +18,7 @@ import * as Topology from "../../Topology.js"
 import * as Catalog from "./catalog.js"
 import { describe, isConnectionError } from "../errors.js"
 import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "../metrics.js"
+import * as SelectionInternal from "../selection.js"
 import * as Waiting from "./waiting.js"
 
 /** @internal */
@@ -253,6 +254,11 @@ export const applyProbe = (
 export const logTransition = (replica: Topology.Replica, transition: HealthMonitor.Transition | undefined, probe: Topology.Probe) =>
   transition === undefined
     ? Effect.void
+    // Marked unhealthy by hand, it stays out of rotation whatever the probes say.
+    : SelectionInternal.peek(replica.health).markedDown
+    ? Effect.logInfo(
+      `replica ${replica.node.id} ${transition === "down" ? `fails its probes: ${probe.error ?? "probe failed"}` : "passes its probes"} (still out of rotation: marked unhealthy by hand)`
+    )
     : transition === "down"
     ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${probe.error ?? "probe failed"}`)
     : Effect.logInfo(`replica ${replica.node.id} is back in rotation`)

@@ -257,6 +257,11 @@ export const logTransition = (
 ): Effect.Effect<void> =>
   transition === undefined
     ? Effect.void
+    // Marked unhealthy by hand, it stays out of rotation whatever the probes say.
+    : replica.health.value.markedDown
+    ? Effect.logInfo(
+      `replica ${replica.node.id} ${transition === "down" ? `fails its probes: ${probe.error ?? "probe failed"}` : "passes its probes"} (still out of rotation: marked unhealthy by hand)`
+    )
     : transition === "down"
     ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${probe.error ?? "probe failed"}`)
     : Effect.logInfo(`replica ${replica.node.id} is back in rotation`)
