@@ -193,7 +193,8 @@ export const program: Effect.Effect<ReadonlyArray<{ readonly n: number }>, unkno
 export const kinds = [RoutedClient, RouterError, Selection, PgCluster.layer] as const
 `
 
-  it.each([
+  // The two consumers typecheck side by side (two tsc processes on two cores).
+  it.concurrent.each([
     { name: "nodenext, ES2022", module: "nodenext", moduleResolution: "nodenext", target: "ES2022" },
     // An older lib too: the declarations must not need newer ones.
     { name: "bundler, ES2020", module: "esnext", moduleResolution: "bundler", target: "ES2020" }

@@ -8,6 +8,7 @@ import { NodeInspectSymbol } from "effect/Inspectable"
 import * as Redacted from "effect/Redacted"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Result from "effect/Result"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as Connection from "effect/sql/SqlConnection"
@@ -282,6 +283,13 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
         ))
     const [pool, firstScope] = yield* openPool({})
     let poolScope = firstScope
+    let current: Partial<PoolSettings> = {
+      maxSize: options.maxSize,
+      minSize: options.minSize ?? 0,
+      multiplex: options.multiplex ?? false,
+      multiplexConcurrency: options.multiplexConcurrency ?? 32,
+      prepare
+    }
     const readOnly = () => node.role === "replica"
     const { compiler, transformRows } = transformsOf(options)
     const borrow: Connection.Borrower = (f) => own.pool.use((session) => f(connectionOf(session, own.prepare)))
@@ -346,16 +354,26 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       sever: () => {
         for (const socket of sockets) socket.destroy()
       },
-      reconfigure: (settings) =>
-        Effect.flatMap(openPool(settings), ([next, nextScope]) => {
-          const previous = poolScope
+      reconfigure: (settings) => {
+        if (sameSettings(current, settings)) return Effect.void
+        return Effect.flatMap(openPool(settings), ([next, nextScope]) => {
+          const [previousPool, previousScope] = [own.pool, poolScope]
           own.pool = next
           own.max = settings.maxSize
           own.prepare = settings.prepare
           poolScope = nextScope
-          // Statements still on the old pool finish or fail there; nobody waits for it to close.
-          return Effect.asVoid(Effect.forkDetach(Scope.close(previous, Exit.void)))
+          current = settings
+          // New statements take the new pool. The old one closes once nothing
+          // runs or waits on it (closing a pool interrupts the fibers waiting
+          // for one of its sessions), at the latest after a minute; nobody
+          // waits for that.
+          const drained = previousPool.stats.pipe(
+            Effect.repeat({ until: (stats) => stats.used === 0 && stats.pending === 0, schedule: Schedule.spaced("100 millis") }),
+            Effect.timeoutOption("1 minute")
+          )
+          return Effect.asVoid(Effect.forkDetach(Effect.andThen(drained, Scope.close(previousScope, Exit.void))))
         })
+      }
     }
     internals.set(node, own)
     return node
@@ -379,6 +397,10 @@ const display: PropertyDescriptorMap = {
 /** Whether the node's pool has no session to spare (`primaryReads: "overflow"`). @internal */
 export const isBusy = (node: Node.Node): Effect.Effect<boolean> =>
   Effect.map(internals.get(node)!.pool.stats, (stats) => stats.idle === 0 && stats.used >= stats.max)
+
+const sameSettings = (a: Partial<PoolSettings>, b: PoolSettings): boolean =>
+  a.maxSize === b.maxSize && a.minSize === b.minSize && a.multiplex === b.multiplex &&
+  a.multiplexConcurrency === b.multiplexConcurrency && a.prepare === b.prepare
 
 /** A node's pool remade with a role's settings (a node the router did not make is left alone). @internal */
 export const reconfigure = (node: Node.Node, settings: PoolSettings): Effect.Effect<void, SqlError> => {
