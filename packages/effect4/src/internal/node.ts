@@ -243,6 +243,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       "effect_sql_router.node": options.id,
       "effect_sql_router.role": options.role
     }
+    const stream = socketFactory(options.url, sockets)
     const config: PgPool.Config & PgClient.PgClientConfig = {
       url: options.url,
       applicationName: options.applicationName,
@@ -254,7 +255,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       multiplex: options.multiplex ?? false,
       ...(options.multiplexConcurrency !== undefined ? { multiplexConcurrency: options.multiplexConcurrency } : {}),
       prepare,
-      ...(socketFactory(options.url, sockets) !== undefined ? { stream: socketFactory(options.url, sockets) } : {}),
+      ...(stream !== undefined ? { stream } : {}),
       // A backend whose client is gone (a severed socket) stops its statement
       // within this interval instead of running it to the end (PostgreSQL 14+).
       startupParameters: { client_connection_check_interval: "250" },
