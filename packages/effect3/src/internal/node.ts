@@ -15,6 +15,7 @@ import Pg from "pg"
 import type * as Node from "../Node.js"
 import type { ValidationConnection } from "../RouterConfig.js"
 import { addressOf, isPostgresUrl } from "./connectionString.js"
+import * as Dedicated from "./dedicated.js"
 import { isConnectionError } from "./errors.js"
 import * as Transaction from "./transaction.js"
 
@@ -141,9 +142,8 @@ export const start = (
 }
 
 /**
- * Nobody waits for the statement any more: ask the server to cancel it, with
- * the protocol's CancelRequest on a connection of its own (so it works when
- * the pool is exhausted). Best effort; the connection goes back to the pool
+ * Nobody waits for the statement any more: ask the server to cancel it
+ * (`Dedicated.cancel`). Best effort; the connection goes back to the pool
  * when the server answers (with 57014 query_canceled).
  * @internal
  */
@@ -161,23 +161,8 @@ export const abandon = (running: Running): void => {
   const active = target._getActiveQuery ? target._getActiveQuery() : target._activeQuery
   // A query still queued would be dropped from the queue, and its callback with it.
   if (active === undefined || active === null) return
-  // A Client only to parse the pool's options into host and port; its
-  // connection sends the CancelRequest, which the server answers by closing.
-  const canceller = new Pg.Client(running.pool.options) as unknown as {
-    host: string
-    port: number
-    connection: {
-      on: (event: string, f: () => void) => void
-      connect: (portOrPath: number | string, host?: string) => void
-      cancel: (processID: number, secretKey: number) => void
-    }
-  }
-  const connection = canceller.connection
   running.cancelSent = true
-  connection.on("error", () => {})
-  connection.on("connect", () => connection.cancel(target.processID, target.secretKey))
-  if (canceller.host && canceller.host.startsWith("/")) connection.connect(`${canceller.host}/.s.PGSQL.${canceller.port}`)
-  else connection.connect(canceller.port, canceller.host)
+  Dedicated.cancel(running.pool, target)
 }
 
 /**
