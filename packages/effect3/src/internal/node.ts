@@ -1,5 +1,5 @@
 /** @internal */
-import type * as Reactivity from "@effect/experimental/Reactivity"
+import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Connection from "@effect/sql/SqlConnection"
@@ -17,7 +17,7 @@ import type { ValidationConnection } from "../RouterConfig.js"
 import { addressOf, isPostgresUrl } from "./connectionString.js"
 import * as Dedicated from "./dedicated.js"
 import { isConnectionError } from "./errors.js"
-import * as Transaction from "./transaction.js"
+import { field, makeClient, transformsOf } from "./routedClient/assembly.js"
 
 type Callback = (err: Error | undefined, client: Pg.PoolClient | undefined, release: (err?: Error | boolean) => void) => void
 
@@ -277,27 +277,41 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
       }),
       (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption("2 seconds"))
     )
-    const client = yield* PgClient.fromPool({
+    // The driver's client: dedicated connections (`reserve`), LISTEN/NOTIFY
+    // and `config`; its own statements and transactions go unused.
+    const driver = yield* PgClient.fromPool({
       acquire: Effect.succeed(pool),
       applicationName: options.applicationName,
-      spanAttributes: {
-        ...options.spanAttributes,
-        "effect_sql_router.node": options.id,
-        "effect_sql_router.role": options.role
-      },
-      transformResultNames: options.transformResultNames,
-      transformQueryNames: options.transformQueryNames,
-      transformJson: options.transformJson,
       types: options.types
     }).pipe(Effect.orDie)
-    // Our transactions: typed COMMIT failures, and BEGIN READ ONLY on replicas so
-    // a replica can never hold a writable transaction connection.
-    ;(client as { withTransaction: SqlClient.SqlClient["withTransaction"] }).withTransaction = Transaction
-      .asSqlClientTransaction({
-        node: () => options.id,
-        readOnly: () => node.role === "replica",
-        reserve: client.reserve
-      })
+    const connection = leanConnection(pool, driver)
+    // The node's client, from the router's one client maker: statements as
+    // one operation each on the pool, and our transactions (typed COMMIT
+    // failures, BEGIN READ ONLY while the node is a replica, so a replica can
+    // never hold a writable transaction connection).
+    const client = makeClient({
+      reactivity: yield* Reactivity.Reactivity,
+      acquirer: Effect.succeed(connection),
+      reserve: driver.reserve,
+      ...transformsOf(options),
+      // As `PgClient`'s own spans were.
+      spanAttributes: [
+        ...Object.entries(options.spanAttributes ?? {}),
+        ["effect_sql_router.node", options.id],
+        ["effect_sql_router.role", options.role],
+        ["db.system.name", "postgresql"],
+        ["db.namespace", driver.config.database ?? driver.config.username ?? "postgres"],
+        ["server.address", driver.config.host ?? "localhost"],
+        ["server.port", driver.config.port ?? 5432]
+      ],
+      transactions: { node: () => options.id, readOnly: () => node.role === "replica", reserve: driver.reserve },
+      pg: {
+        config: field(driver.config),
+        json: field(driver.json),
+        listen: field(driver.listen),
+        notify: field(driver.notify)
+      }
+    })
     const served = { reads: 0, writes: 0 }
     const node: Node.Node = {
       id: options.id,
@@ -306,7 +320,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
       url: options.url,
       pool,
       client,
-      connection: leanConnection(pool, client),
+      connection,
       served,
       stats: () => ({
         total: pool.totalCount,
