@@ -42,8 +42,8 @@ export const fromPool = (pool: Pg.Pool, options: NodeSettings = {}): Pg.ClientCo
     application_name: applicationName,
     ...(options.connectTimeout === undefined ? {} : { connectionTimeoutMillis: Duration.toMillis(options.connectTimeout) })
   }
-  // pg-pool keeps a password given apart from the URL out of sight (not
-  // enumerable), and the spread above does not see it: keep it so, and keep it.
+  // pg-pool hides a password given apart from the URL (not enumerable), so
+  // the spread above misses it: carry it over, hidden the same way.
   if ("password" in base) {
     Object.defineProperty(settings, "password", { value: base.password, enumerable: false, writable: true, configurable: true })
   }
