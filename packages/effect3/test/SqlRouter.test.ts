@@ -325,6 +325,30 @@ layer(clusterWithRouter({ replicas: 2 }), { timeout: "120 seconds", excludeTestS
           sql.withTransaction(sql`SELECT 1`.pipe(Effect.zipRight(sql`INSERT INTO items (label) VALUES ('no')`))))))
         expect(JSON.stringify(error)).toContain("25006")
       }))
+
+    it.effect("a node's own client runs the router's transactions: one backend, rolled back whole, a refused COMMIT typed", () =>
+      Effect.gen(function*() {
+        const router = yield* SqlRouter.SqlRouter
+        const sql = (yield* router.primary).client
+        const before = yield* SqlRouter.withPrimary(countRows("items"))
+        const pids: Array<number> = []
+        const exit = yield* Effect.exit(sql.withTransaction(Effect.gen(function*() {
+          pids.push((yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`)[0]!.pid)
+          yield* sql`INSERT INTO items (label) VALUES ('node-client')`
+          pids.push((yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`)[0]!.pid)
+          return yield* Effect.fail("boom" as const)
+        })))
+        expect(exit).toEqual(Exit.fail("boom"))
+        expect(pids).toHaveLength(2)
+        expect(pids[0]).toBe(pids[1])
+        expect(yield* SqlRouter.withPrimary(countRows("items"))).toBe(before)
+        // The deferred foreign key of the test above fails at COMMIT: a SqlError
+        // (SqlClient's type) whose cause is the router's CommitFailed, naming the node.
+        const refused = yield* Effect.flip(sql.withTransaction(sql`INSERT INTO deferred_t VALUES (2, 999)`))
+        expect(refused._tag).toBe("SqlError")
+        const cause = refused.cause as { readonly _tag?: string; readonly node?: string; readonly sqlState?: string }
+        expect(cause).toMatchObject({ _tag: "CommitFailed", node: "primary", sqlState: "23503" })
+      }))
   })
 
   describe("validate", () => {

@@ -13,6 +13,7 @@ import * as Stream from "effect/Stream"
 import Pg from "pg"
 import type * as Durable from "../Durable.js"
 import type * as SqlRouter from "../SqlRouter.js"
+import * as Dedicated from "./dedicated.js"
 import { describe } from "./errors.js"
 import { tag as SqlRouterTag } from "./sqlRouter.js"
 
@@ -206,24 +207,6 @@ export class ListenFailed extends Schema.TaggedError<ListenFailed>("effect-sql-r
   }
 }
 
-/**
- * Ends a LISTEN client: a graceful Terminate when the link is up, a socket
- * destroy when it is not (pg decides); bounded, because a frozen server never
- * answers.
- */
-const closeClient = (client: Pg.Client, detach: () => void): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    detach()
-    // A socket error after we stopped caring must not become an uncaught 'error'.
-    client.on("error", () => {})
-    return Effect.tryPromise(() => client.end()).pipe(
-      Effect.ignore,
-      Effect.interruptible,
-      Effect.timeoutOption("2 seconds"),
-      Effect.asVoid
-    )
-  })
-
 /** @internal */
 export const notifications = (
   channel: string,
@@ -246,30 +229,13 @@ export const notifications = (
       mailbox.unsafeDone(Exit.fail(failed("connection ended")))
     }
     // A dedicated connection, not a pooled one: LISTEN belongs to a session
-    // and must not be handed to other statements. Options are copied, never
-    // mutated: the pool keeps its own.
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const client = new Pg.Client({
-          ...node.pool.options,
-          application_name: options.applicationName ?? `${router.config.applicationName}-listen`
-        })
-        client.on("notification", onNotification)
-        client.on("error", onError)
-        client.on("end", onEnd)
-        return client
+    // and must not be handed to other statements.
+    const client = yield* Dedicated.connect(
+      Dedicated.fromPool(node.pool, {
+        applicationName: options.applicationName ?? `${router.config.applicationName}-listen`
       }),
-      (client) =>
-        closeClient(client, () => {
-          client.off("notification", onNotification)
-          client.off("error", onError)
-          client.off("end", onEnd)
-        })
-    )
-    yield* Effect.tryPromise({
-      try: () => client.connect(),
-      catch: (cause) => failed(`cannot connect: ${describe(cause)}`, cause)
-    })
+      { on: { notification: onNotification, error: onError, end: onEnd } }
+    ).pipe(Effect.mapError((cause) => failed(`cannot connect: ${describe(cause)}`, cause)))
     yield* Effect.tryPromise({
       try: () => client.query(`LISTEN ${Pg.escapeIdentifier(channel)}`),
       catch: (cause) => failed(describe(cause), cause)

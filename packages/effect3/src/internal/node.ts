@@ -1,5 +1,5 @@
 /** @internal */
-import type * as Reactivity from "@effect/experimental/Reactivity"
+import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Connection from "@effect/sql/SqlConnection"
@@ -15,8 +15,9 @@ import Pg from "pg"
 import type * as Node from "../Node.js"
 import type { ValidationConnection } from "../RouterConfig.js"
 import { addressOf, isPostgresUrl } from "./connectionString.js"
+import * as Dedicated from "./dedicated.js"
 import { isConnectionError } from "./errors.js"
-import * as Transaction from "./transaction.js"
+import { field, makeClient, transformsOf } from "./routedClient/assembly.js"
 
 type Callback = (err: Error | undefined, client: Pg.PoolClient | undefined, release: (err?: Error | boolean) => void) => void
 
@@ -141,9 +142,8 @@ export const start = (
 }
 
 /**
- * Nobody waits for the statement any more: ask the server to cancel it, with
- * the protocol's CancelRequest on a connection of its own (so it works when
- * the pool is exhausted). Best effort; the connection goes back to the pool
+ * Nobody waits for the statement any more: ask the server to cancel it
+ * (`Dedicated.cancel`). Best effort; the connection goes back to the pool
  * when the server answers (with 57014 query_canceled).
  * @internal
  */
@@ -161,23 +161,8 @@ export const abandon = (running: Running): void => {
   const active = target._getActiveQuery ? target._getActiveQuery() : target._activeQuery
   // A query still queued would be dropped from the queue, and its callback with it.
   if (active === undefined || active === null) return
-  // A Client only to parse the pool's options into host and port; its
-  // connection sends the CancelRequest, which the server answers by closing.
-  const canceller = new Pg.Client(running.pool.options) as unknown as {
-    host: string
-    port: number
-    connection: {
-      on: (event: string, f: () => void) => void
-      connect: (portOrPath: number | string, host?: string) => void
-      cancel: (processID: number, secretKey: number) => void
-    }
-  }
-  const connection = canceller.connection
   running.cancelSent = true
-  connection.on("error", () => {})
-  connection.on("connect", () => connection.cancel(target.processID, target.secretKey))
-  if (canceller.host && canceller.host.startsWith("/")) connection.connect(`${canceller.host}/.s.PGSQL.${canceller.port}`)
-  else connection.connect(canceller.port, canceller.host)
+  Dedicated.cancel(running.pool, target)
 }
 
 /**
@@ -292,27 +277,41 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
       }),
       (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption("2 seconds"))
     )
-    const client = yield* PgClient.fromPool({
+    // The driver's client: dedicated connections (`reserve`), LISTEN/NOTIFY
+    // and `config`; its own statements and transactions go unused.
+    const driver = yield* PgClient.fromPool({
       acquire: Effect.succeed(pool),
       applicationName: options.applicationName,
-      spanAttributes: {
-        ...options.spanAttributes,
-        "effect_sql_router.node": options.id,
-        "effect_sql_router.role": options.role
-      },
-      transformResultNames: options.transformResultNames,
-      transformQueryNames: options.transformQueryNames,
-      transformJson: options.transformJson,
       types: options.types
     }).pipe(Effect.orDie)
-    // Our transactions: typed COMMIT failures, and BEGIN READ ONLY on replicas so
-    // a replica can never hold a writable transaction connection.
-    ;(client as { withTransaction: SqlClient.SqlClient["withTransaction"] }).withTransaction = Transaction
-      .asSqlClientTransaction({
-        node: () => options.id,
-        readOnly: () => node.role === "replica",
-        reserve: client.reserve
-      })
+    const connection = leanConnection(pool, driver)
+    // The node's client, from the router's one client maker: statements as
+    // one operation each on the pool, and our transactions (typed COMMIT
+    // failures, BEGIN READ ONLY while the node is a replica, so a replica can
+    // never hold a writable transaction connection).
+    const client = makeClient({
+      reactivity: yield* Reactivity.Reactivity,
+      acquirer: Effect.succeed(connection),
+      reserve: driver.reserve,
+      ...transformsOf(options),
+      // As `PgClient`'s own spans were.
+      spanAttributes: [
+        ...Object.entries(options.spanAttributes ?? {}),
+        ["effect_sql_router.node", options.id],
+        ["effect_sql_router.role", options.role],
+        ["db.system.name", "postgresql"],
+        ["db.namespace", driver.config.database ?? driver.config.username ?? "postgres"],
+        ["server.address", driver.config.host ?? "localhost"],
+        ["server.port", driver.config.port ?? 5432]
+      ],
+      transactions: { node: () => options.id, readOnly: () => node.role === "replica", reserve: driver.reserve },
+      pg: {
+        config: field(driver.config),
+        json: field(driver.json),
+        listen: field(driver.listen),
+        notify: field(driver.notify)
+      }
+    })
     const served = { reads: 0, writes: 0 }
     const node: Node.Node = {
       id: options.id,
@@ -321,7 +320,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
       url: options.url,
       pool,
       client,
-      connection: leanConnection(pool, client),
+      connection,
       served,
       stats: () => ({
         total: pool.totalCount,

@@ -1,8 +1,7 @@
 /** @internal */
-import * as PgClient from "@effect/sql-pg/PgClient"
+import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as Connection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
-import * as SqlStatement from "@effect/sql/Statement"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -14,9 +13,9 @@ import * as Consistency from "./consistency.js"
 import * as Membership from "./health/membership.js"
 import * as NodeInternal from "./node.js"
 import * as Routing from "./routing.js"
-import { field, getter, makeClient } from "./routedClient/assembly.js"
+import { field, getter, makeClient, transformsOf } from "./routedClient/assembly.js"
 import { makeRouter, type Router } from "./routedClient/execution.js"
-import { intentCompiler } from "./routedClient/integration.js"
+import { fastStatements, intentCompiler } from "./routedClient/integration.js"
 import * as Statement from "./routedClient/statement.js"
 import { afterWriteOn } from "./routedClient/writes.js"
 import { annotate } from "./routedClient/tracing.js"
@@ -39,14 +38,6 @@ import type { ClientOptions, RouterState } from "./routerState.js"
 export interface Options extends ClientOptions {
   readonly writeTimeout?: Duration.DurationInput | undefined
 }
-
-/** The compiler and row transform of a client's `PgClient` options. */
-const transformsOf = (options: ClientOptions) => ({
-  compiler: PgClient.makeCompiler(options.transformQueryNames, options.transformJson),
-  transformRows: options.transformResultNames
-    ? SqlStatement.defaultTransforms(options.transformResultNames, options.transformJson).array
-    : undefined
-})
 
 /** @internal */
 export const make = (
@@ -99,7 +90,7 @@ export const make = (
         reserve,
         commit: Consistency.commitRecording(state)
       },
-      fastPath: { router, classifier, spanAttributes, nodeOfConnection },
+      statements: fastStatements({ router, classifier, spanAttributes, nodeOfConnection }),
       pg: {
         // The primary's, read when asked: after a failover it is the new primary's.
         config: getter(() => Routing.peek(topology.primary).client.config),
@@ -152,12 +143,12 @@ export const makePinned = (state: RouterState, node: Node.Node): PgClient.PgClie
     spanAttributes: [...spanAttributes, ["effect_sql_router.node", node.id]],
     // As the node's own client's: BEGIN READ ONLY while the node is a replica.
     transactions: { node: () => node.id, readOnly: () => node.role === "replica", reserve: node.client.reserve },
-    fastPath: {
+    statements: fastStatements({
       router: { route, connection: node.connection },
       classifier,
       spanAttributes,
       nodeOfConnection: new WeakMap()
-    },
+    }),
     pg: {
       config: field(node.client.config),
       json: field(node.client.json),

@@ -1,17 +1,19 @@
 /** @internal */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import Pg from "pg"
+import type Pg from "pg"
 import type { Column } from "../../Cdc.js"
 import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "../../Cdc.js"
 import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
 import { parseLsn } from "@effect-sql-router/core/cdc/Changes"
 import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
 import * as Types from "@effect-sql-router/core/cdc/Types"
+import * as Dedicated from "../dedicated.js"
 import { describe } from "../errors.js"
 
 // Everything said to the source server: the control connection (catalog,
@@ -31,29 +33,14 @@ const fail = (operation: string, cause: unknown) =>
   new ReplicationError({ operation, reason: describe(cause), cause })
 
 const openClient = (connect: Connect, operation: string, replication: boolean) =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const client = new Pg.Client({
-          connectionString: Redacted.value(connect.url),
-          application_name: connect.applicationName,
-          connectionTimeoutMillis: 5_000,
-          options: sessionOptions,
-          types: { getTypeParser: ((oid: number) => Types.decoderFor(oid)) as never },
-          ...(replication ? { replication: "database" } : {})
-        } as Pg.ClientConfig)
-        client.on("error", () => {})
-        try {
-          await client.connect()
-        } catch (error) {
-          void client.end().catch(() => {})
-          throw error
-        }
-        return client
-      },
-      catch: (cause) => fail(operation, cause)
-    }),
-    (client) => Effect.promise(() => client.end().catch(() => {})).pipe(Effect.timeout("2 seconds"), Effect.ignore)
+  Effect.mapError(
+    Dedicated.connect({
+      ...Dedicated.fromUrl(connect.url, { applicationName: connect.applicationName, connectTimeout: Duration.seconds(5) }),
+      options: sessionOptions,
+      types: { getTypeParser: ((oid: number) => Types.decoderFor(oid)) as never },
+      ...(replication ? { replication: "database" } : {})
+    } as Pg.ClientConfig),
+    (cause) => fail(operation, cause)
   )
 
 /** A plain connection to the source, for catalog and slot management. @internal */

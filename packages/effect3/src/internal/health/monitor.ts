@@ -5,17 +5,19 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
+import { identity } from "effect/Function"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
-import Pg from "pg"
+import type Pg from "pg"
 import type * as HealthMonitor from "../../HealthMonitor.js"
 import type * as Node from "../../Node.js"
 import type * as RouterConfig from "../../RouterConfig.js"
 import * as Topology from "../../Topology.js"
 import * as Catalog from "./catalog.js"
+import * as Dedicated from "../dedicated.js"
 import { describe, isConnectionError } from "../errors.js"
 import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "../metrics.js"
 import * as SelectionInternal from "../selection.js"
@@ -26,6 +28,9 @@ export const parseLsn = Catalog.parseLsn
 
 /** @internal */
 export const formatLsn = Catalog.formatLsn
+
+/** Real time, for what must be bounded whatever the fiber's clock. */
+const liveClock = Clock.make()
 
 /** A probe's checkout waited its whole timeout in a pool whose connections all kept working. @internal */
 export class PoolBusy extends Error {
@@ -49,48 +54,25 @@ const progressOf = (pool: Pg.Pool) => {
   return progress
 }
 
-const destroy = (client: Pg.PoolClient) => {
-  // end() waits for the server; a frozen one never answers.
-  ;(client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
-}
-
 /**
- * One statement on a connection of its own, closed at once: only for a
- * probe of a node whose pool is saturated, where a checkout would wait behind
- * the application (long statements on every connection look like a frozen
- * server from inside the pool).
+ * One statement on a connection of its own, closed at once (its socket
+ * dropped): only for a probe of a node whose pool is saturated, where a
+ * checkout would wait behind the application (long statements on every
+ * connection look like a frozen server from inside the pool). Bounded by a
+ * real-time timeout whatever the fiber's clock.
  */
 const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
-  Effect.async<A, unknown>((resume) => {
-    const options = pool.options as Pg.ClientConfig & { readonly application_name?: string }
-    const client = new Pg.Client({
-      ...options,
-      connectionTimeoutMillis: Duration.toMillis(timeout),
-      application_name: `${options.application_name ?? "effect-sql-router"}:probe`
-    })
-    client.on("error", () => {})
-    let done = false
-    const close = () => {
-      destroy(client as unknown as Pg.PoolClient)
-      void client.end().catch(() => {})
-    }
-    const finish = (effect: Effect.Effect<A, unknown>) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      close()
-      resume(effect)
-    }
-    const timer = setTimeout(
-      () => finish(Effect.fail(new Error(`probe timed out after ${Duration.format(timeout)}`))),
-      Duration.toMillis(timeout)
-    )
-    client.connect().then(() => client.query(sql)).then(
-      (result) => finish(Effect.succeed(result.rows[0] as A)),
-      (error) => finish(Effect.fail(error))
-    )
-    return Effect.sync(() => finish(Effect.fail(new Error("probe interrupted"))))
-  })
+  Effect.scoped(Effect.flatMap(
+    Dedicated.connect(Dedicated.fromPool(pool, { suffix: ":probe", connectTimeout: timeout }), { abrupt: true }),
+    (client) => Effect.tryPromise({ try: () => client.query(sql), catch: identity })
+  )).pipe(
+    Effect.map((result) => result.rows[0] as A),
+    Effect.timeoutFail({
+      duration: timeout,
+      onTimeout: () => new Error(`probe timed out after ${Duration.format(timeout)}`)
+    }),
+    Effect.withClock(liveClock)
+  )
 
 const saturated = (pool: Pg.Pool) => pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
 
@@ -115,7 +97,7 @@ export const poolQuery = (pool: Pg.Pool, timeout: Duration.Duration): Catalog.Qu
       const current = held
       held = undefined
       if (current) {
-        destroy(current.client)
+        Dedicated.destroy(current.client)
         current.release(why)
       }
     }
@@ -456,8 +438,6 @@ export const makeProbes = (
     forget: (node) => Effect.sync(() => selves.delete(node))
   }
 }
-
-const liveClock = Clock.make()
 
 /** Runs on real time unless the configuration asks for the fiber's own clock. @internal */
 export const onClock = <A, E, R>(

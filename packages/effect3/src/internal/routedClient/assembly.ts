@@ -4,16 +4,16 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as Connection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
-import type * as SqlStatement from "@effect/sql/Statement"
+import * as SqlStatement from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as ReactivityService from "@effect/experimental/Reactivity"
 import * as Transaction from "../transaction.js"
-import * as Integration from "./integration.js"
 import type * as Statement from "./statement.js"
 
-// The one maker of the router's clients: the routed client, a node's pinned
-// client (regions) and a lease's client differ only in the parameters below.
+// The one maker of the router's clients: the routed client, a node's own
+// client, its pinned client (regions) and a lease's client differ only in the
+// parameters below.
 
 /** What one kind of client is made of. @internal */
 export interface ClientSpec {
@@ -29,11 +29,26 @@ export interface ClientSpec {
   readonly spanAttributes: ReadonlyArray<readonly [string, unknown]>
   /** How `withTransaction` runs: the router's one way into transactions (`Transaction.make`), with these options. */
   readonly transactions: Transaction.Options
-  /** Statements on the fast path; without it, @effect/sql's statements as they are. */
-  readonly fastPath?: Integration.FastPath | undefined
+  /**
+   * The statement constructor over @effect/sql's (`Integration.fastStatements`:
+   * the fast path); without it, @effect/sql's statements as they are.
+   */
+  readonly statements?: ((general: SqlStatement.Constructor) => SqlStatement.Constructor) | undefined
   /** `PgClient`'s own members (`config`, `json`, `listen`, `notify`); without them the client is a plain `SqlClient`. */
   readonly pg?: PropertyDescriptorMap | undefined
 }
+
+/** The transforms of `PgClient`'s options: the compiler and the row transform. @internal */
+export const transformsOf = (options: {
+  readonly transformResultNames?: ((s: string) => string) | undefined
+  readonly transformQueryNames?: ((s: string) => string) | undefined
+  readonly transformJson?: boolean | undefined
+}): { readonly compiler: SqlStatement.Compiler; readonly transformRows: Statement.Rows | undefined } => ({
+  compiler: PgClient.makeCompiler(options.transformQueryNames, options.transformJson),
+  transformRows: options.transformResultNames
+    ? SqlStatement.defaultTransforms(options.transformResultNames, options.transformJson).array
+    : undefined
+})
 
 /** A property as `Object.assign` would make it. @internal */
 export const field = (value: unknown): PropertyDescriptor => ({ value, enumerable: true, writable: true, configurable: true })
@@ -64,12 +79,7 @@ export const makeClient = (spec: ClientSpec): PgClient.PgClient => {
         transformRows
       }).pipe(Effect.provideService(ReactivityService.Reactivity, spec.reactivity))
     )
-    const statements = spec.fastPath === undefined
-      ? copyConstructor(general)
-      : Integration.routedConstructor(
-        general,
-        Integration.makeStatementClass(general`SELECT 1` as Integration.AnyStatement, spec.fastPath)
-      )
+    const statements = spec.statements === undefined ? copyConstructor(general) : spec.statements(general)
     const client = Object.assign(statements, {
       [SqlClient.TypeId]: SqlClient.TypeId,
       withTransaction,

@@ -181,3 +181,11 @@ export const routedConstructor = (base: SqlStatement.Constructor, Routed: Statem
     unsafe: (text: string, params?: ReadonlyArray<unknown>) => wrap(base.unsafe(text, params) as AnyStatement)
   }) as unknown as SqlStatement.Constructor
 }
+
+/**
+ * The fast path as a client maker takes it (`ClientSpec.statements`): over
+ * each @effect/sql constructor the maker builds, one whose statements take it.
+ * @internal
+ */
+export const fastStatements = (fast: FastPath) => (general: SqlStatement.Constructor): SqlStatement.Constructor =>
+  routedConstructor(general, makeStatementClass(general`SELECT 1` as AnyStatement, fast))
