@@ -112,6 +112,12 @@ export interface StandbyState {
   /** Undefined when no WAL receiver runs (not connected to any sender). */
   readonly receiver: Receiver | undefined
   readonly self: string | undefined
+  /**
+   * The `application_name` its WAL receiver gives the sender: how the
+   * primary's `pg_stat_replication` names this standby (see `walName`).
+   * Undefined when no receiver runs or its connection string is not visible.
+   */
+  readonly walName?: string | undefined
 }
 
 interface StandbyRow {
@@ -125,6 +131,8 @@ interface StandbyRow {
   readonly received_tli: number | null
   readonly server_host: string | null
   readonly server_port: string | null
+  readonly conninfo?: string | null
+  readonly cluster_name?: string | null
 }
 
 /**
@@ -137,7 +145,8 @@ export const standbyState: Question<StandbyState> = {
   sql: `SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn()::text AS replay,
   (extract(epoch FROM (now() - pg_last_xact_replay_timestamp())) * 1000)::float8 AS behind_ms,
   r.pid AS receiver_pid, r.status, r.sender_host, r.sender_port, r.received_tli,
-  host(inet_server_addr()) AS server_host, current_setting('port') AS server_port
+  host(inet_server_addr()) AS server_host, current_setting('port') AS server_port,
+  r.conninfo, current_setting('cluster_name') AS cluster_name
 FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`,
   decode: (row: StandbyRow) => ({
     standby: row.standby,
@@ -151,7 +160,110 @@ FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`,
         sender: row.sender_host && row.sender_port ? address(row.sender_host, row.sender_port) : undefined,
         timeline: row.received_tli ?? undefined
       },
-    self: selfOf(row)
+    self: selfOf(row),
+    walName: row.receiver_pid === null || row.receiver_pid === undefined || !row.conninfo
+      ? undefined
+      : walName(row.conninfo, row.cluster_name ?? undefined)
+  })
+}
+
+/**
+ * One keyword's value in a libpq `key=value` connection string (values may
+ * be single-quoted, with `\\` escapes); undefined when it is absent.
+ */
+const conninfoValue = (conninfo: string, keyword: string): string | undefined => {
+  const pattern = /\s*([A-Za-z_]+)\s*=\s*('((?:[^'\\]|\\.)*)'|(\S*))/gy
+  let found: string | undefined
+  for (let match = pattern.exec(conninfo); match !== null; match = pattern.exec(conninfo)) {
+    if (match[1] === keyword) found = match[3] !== undefined ? match[3].replace(/\\(.)/g, "$1") : match[4]
+  }
+  return found
+}
+
+/**
+ * The name a standby's WAL receiver gives its sender (`application_name` on
+ * the primary's `pg_stat_replication`): the receiver's connection string's
+ * `application_name`, else its `fallback_application_name`, else the
+ * standby's `cluster_name`, else `walreceiver` (PostgreSQL's own rule).
+ * Only the names are read; the connection string is not kept.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const walName = (conninfo: string, clusterName: string | undefined): string =>
+  conninfoValue(conninfo, "application_name") ||
+  conninfoValue(conninfo, "fallback_application_name") ||
+  clusterName ||
+  "walreceiver"
+
+/**
+ * One standby as the primary's `pg_stat_replication` shows it. Without
+ * `pg_read_all_stats` (e.g. `pg_monitor`) only rows of the connected role's
+ * own senders are complete: the rest read as `state` undefined.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StandbyReport {
+  /** The standby's `application_name` (see `walName`). */
+  readonly name: string
+  /** `streaming`, `catchup`, `startup`, `backup` or `stopping`; undefined when not visible. */
+  readonly state: string | undefined
+  readonly replayLsn: bigint | undefined
+  /** PostgreSQL's `replay_lag`; undefined once the standby has caught up and no WAL flows. */
+  readonly replayLagMillis: number | undefined
+  /** Time since the standby's last reply (`reply_time`), on the primary's clock. */
+  readonly replyAgeMillis: number | undefined
+}
+
+/**
+ * The primary's probe, and its report of every standby streaming from it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PrimaryReport extends NodeRole {
+  readonly standbys: ReadonlyArray<StandbyReport>
+}
+
+interface StandbyReportRow {
+  readonly name: string | null
+  readonly state: string | null
+  readonly replay: string | null
+  readonly replay_lag_ms: number | null
+  readonly reply_age_ms: number | null
+}
+
+const decodeStandbys = (value: unknown): ReadonlyArray<StandbyReport> => {
+  const rows = typeof value === "string" ? JSON.parse(value) as unknown : value
+  if (!Array.isArray(rows)) return []
+  return (rows as ReadonlyArray<StandbyReportRow>).map((row) => ({
+    name: row.name ?? "",
+    state: row.state ?? undefined,
+    replayLsn: parseLsn(row.replay),
+    replayLagMillis: row.replay_lag_ms ?? undefined,
+    replyAgeMillis: row.reply_age_ms ?? undefined
+  }))
+}
+
+/**
+ * The primary's probe (the `role` question) and `pg_stat_replication` in one
+ * statement: the replay position and lag of every standby that streams from
+ * it, so that no standby needs a statement of its own to be watched.
+ *
+ * @since 0.1.0
+ * @category questions
+ */
+export const primaryReport: Question<PrimaryReport> = {
+  sql: `${role.sql},
+  (SELECT coalesce(json_agg(json_build_object(
+     'name', application_name, 'state', state, 'replay', replay_lsn::text,
+     'replay_lag_ms', (extract(epoch FROM replay_lag) * 1000)::float8,
+     'reply_age_ms', (extract(epoch FROM (now() - reply_time)) * 1000)::float8)), '[]'::json)
+   FROM pg_stat_replication) AS standbys`,
+  decode: (row: RoleRow & { readonly standbys: unknown }) => ({
+    ...role.decode(row),
+    standbys: decodeStandbys(row.standbys)
   })
 }
 

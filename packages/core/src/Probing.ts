@@ -1,0 +1,223 @@
+/**
+ * How often a node is watched, and whether a look needs a statement of its
+ * own. Health comes from traffic first: a replica the primary reports as
+ * streaming, with a recent reply, needs no probe; a node whose statements
+ * fail, or hang while none completes, is probed at once; a calm node is
+ * looked at less and less often, up to a ceiling. Each line keeps the
+ * counters, the clock and the schedule, and asks these functions what to do.
+ *
+ * @since 0.1.0
+ */
+import type { StandbyReport } from "./Catalog.js"
+import type { Judged } from "./Health.js"
+
+/**
+ * The probe schedule, in milliseconds: `base` after anything unusual, doubled
+ * after each calm look up to `max` (equal to `base`: a fixed interval).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Cadence {
+  readonly base: number
+  readonly max: number
+}
+
+/**
+ * The delay before the next look: doubled after a calm one (up to
+ * `cadence.max`), back to `cadence.base` after anything else.
+ *
+ * @since 0.1.0
+ * @category cadence
+ */
+export const nextDelay = (cadence: Cadence, delay: number, calm: boolean): number =>
+  calm ? Math.min(cadence.max, Math.max(cadence.base, delay * 2)) : cadence.base
+
+/**
+ * What a node's pool saw since the previous look: statements completed and
+ * connection failures (both counted since then), and statements running now.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Traffic {
+  readonly completed: number
+  readonly failed: number
+  readonly inFlight: number
+}
+
+/**
+ * No traffic.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const quiet: Traffic = { completed: 0, failed: 0, inFlight: 0 }
+
+/**
+ * Whether traffic gives reason to doubt a node: a connection failed, or
+ * statements run while none completed since the previous look (a frozen
+ * server looks like this from inside its pool).
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const suspicious = (traffic: Traffic): boolean =>
+  traffic.failed > 0 || (traffic.inFlight > 0 && traffic.completed === 0)
+
+/**
+ * The primary's latest report of its standbys, and when it was taken.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Report {
+  /** When the report was taken (the line's clock, milliseconds). */
+  readonly at: number
+  /** The primary's WAL position in the same statement. */
+  readonly primaryLsn: bigint | undefined
+  readonly standbys: ReadonlyArray<StandbyReport>
+}
+
+/**
+ * The standby's row of a report: the one row named `name`; undefined when
+ * none is, or when several are (the name does not tell them apart).
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const rowOf = (report: Report, name: string): StandbyReport | undefined => {
+  let found: StandbyReport | undefined
+  for (const row of report.standbys) {
+    if (row.name !== name) continue
+    if (found !== undefined) return undefined
+    found = row
+  }
+  return found
+}
+
+/**
+ * A probe's verdict taken from the primary's report instead of a statement
+ * to the standby: a WAL sender streams to it from this primary, so it
+ * follows it (a standby on another timeline, or ahead of the primary, cannot
+ * stream from it). Lag is the primary's position less the replay position,
+ * both read in one statement; its age is PostgreSQL's `replay_lag` (0 once
+ * everything is replayed).
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const fromReport = (row: StandbyReport, primaryLsn: bigint | undefined): Judged => {
+  const replayLsn = row.replayLsn
+  const lagBytes = replayLsn === undefined || primaryLsn === undefined
+    ? undefined
+    : primaryLsn > replayLsn
+    ? Number(primaryLsn - replayLsn)
+    : 0
+  const lagMillis = lagBytes === 0 ? 0 : row.replayLagMillis ?? (lagBytes === undefined ? undefined : 0)
+  return {
+    ok: true,
+    replayLsn,
+    lagBytes,
+    lagMillis,
+    error: undefined,
+    state: { _tag: "Following", verified: true }
+  }
+}
+
+/**
+ * What a replica's watcher knows at one of its ticks.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReplicaSignals {
+  readonly now: number
+  /** When its health was last refreshed (a probe or a report); undefined: never. */
+  readonly lastCheckAt: number | undefined
+  /** The current delay between looks (see `nextDelay`). */
+  readonly delay: number
+  /** Its pool's traffic since the previous tick. */
+  readonly traffic: Traffic
+  /** In rotation by its probes (marks by hand aside). */
+  readonly up: boolean
+  /** How the primary names it (from its last probe: `Catalog.walName`); undefined: not known. */
+  readonly walName: string | undefined
+  /** The primary's latest report; undefined: none yet, or the primary did not answer. */
+  readonly report: Report | undefined
+  /**
+   * A report row whose last reply is older than this is no proof of life (a
+   * frozen standby keeps its row until `wal_sender_timeout`). Standbys reply
+   * every `wal_receiver_status_interval` (10 s by default), and at once on new WAL.
+   */
+  readonly replyStaleAfter: number
+}
+
+/**
+ * Why a replica is probed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ProbeReason =
+  /** Never looked at. */
+  | "first"
+  /** Its traffic failed or hangs, or the primary's report lost it or shows it stale or not streaming. */
+  | "suspect"
+  /** Out of rotation: probed every base interval so that it can come back. */
+  | "out"
+  /** Its delay is up and no report vouches for it. */
+  | "due"
+
+/**
+ * A replica watcher's next step: probe it with a statement of its own,
+ * record the verdict the primary's report gives, or wait.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ReplicaPlan =
+  | { readonly _tag: "Probe"; readonly reason: ProbeReason }
+  | { readonly _tag: "Report"; readonly probe: Judged; readonly at: number }
+  | { readonly _tag: "Wait" }
+
+const wait: ReplicaPlan = { _tag: "Wait" }
+const probe = (reason: ProbeReason): ReplicaPlan => ({ _tag: "Probe", reason })
+
+/**
+ * A replica watcher's next step. In order: never looked at, or traffic that
+ * fails or hangs: probe. Out of rotation: probe every base tick. A report
+ * newer than the last look that names it streaming with a fresh reply: take
+ * its verdict, no statement to the replica; one that names it otherwise, or
+ * no longer names a standby it used to: probe. Else: probe once its delay is up.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const planReplica = (signals: ReplicaSignals): ReplicaPlan => {
+  const { lastCheckAt, report, walName } = signals
+  if (lastCheckAt === undefined) return probe("first")
+  if (suspicious(signals.traffic)) return probe("suspect")
+  if (!signals.up) return probe("out")
+  if (report !== undefined && walName !== undefined && report.at > lastCheckAt) {
+    const row = rowOf(report, walName)
+    if (row !== undefined) {
+      const alive = row.state === "streaming" && row.replyAgeMillis !== undefined &&
+        row.replyAgeMillis <= signals.replyStaleAfter
+      return alive ? { _tag: "Report", probe: fromReport(row, report.primaryLsn), at: report.at } : probe("suspect")
+    }
+    // Gone from the report (its WAL sender ended): a killed standby looks like this.
+    if (!report.standbys.some((other) => other.name === walName)) return probe("suspect")
+  }
+  return signals.now - lastCheckAt >= signals.delay ? probe("due") : wait
+}
+
+/**
+ * Whether a look found nothing new: the basis of the next delay. A probe or
+ * report that kept a replica following, in rotation, with no transition.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const calm = (judged: Pick<Judged, "state"> | undefined, transition: "up" | "down" | undefined): boolean =>
+  transition === undefined && judged?.state?._tag === "Following"
