@@ -186,10 +186,13 @@ const probe = (reason: ProbeReason): ReplicaPlan => ({ _tag: "Probe", reason })
 
 /**
  * A replica watcher's next step. In order: never looked at, or traffic that
- * fails or hangs: probe. Out of rotation: probe every base tick. A report
- * newer than the last look that names it streaming with a fresh reply: take
- * its verdict, no statement to the replica; one that names it otherwise, or
- * no longer names a standby it used to: probe. Else: probe once its delay is up.
+ * fails or hangs: probe. Out of rotation: probe every base tick. The
+ * primary's latest report names it streaming with a fresh reply: take its
+ * verdict if it is newer than the last look, else wait for the next report
+ * (the line drops the report when the primary stops answering); the report
+ * names it otherwise (not streaming, stale), or a newer one no longer names
+ * it: probe. Else (no report, its name unknown or shared, its row not
+ * visible): probe once its delay is up.
  *
  * @since 0.1.0
  * @category verdicts
@@ -199,15 +202,18 @@ export const planReplica = (signals: ReplicaSignals): ReplicaPlan => {
   if (lastCheckAt === undefined) return probe("first")
   if (suspicious(signals.traffic)) return probe("suspect")
   if (!signals.up) return probe("out")
-  if (report !== undefined && walName !== undefined && report.at > lastCheckAt) {
-    const row = rowOf(report, walName)
-    if (row !== undefined) {
-      const alive = row.state === "streaming" && row.replyAgeMillis !== undefined &&
-        row.replyAgeMillis <= signals.replyStaleAfter
-      return alive ? { _tag: "Report", probe: fromReport(row, report.primaryLsn), at: report.at } : probe("suspect")
-    }
-    // Gone from the report (its WAL sender ended): a killed standby looks like this.
-    if (!report.standbys.some((other) => other.name === walName)) return probe("suspect")
+  const row = report !== undefined && walName !== undefined ? rowOf(report, walName) : undefined
+  // A row without a state is not visible to the router's role (no pg_read_all_stats): it proves nothing.
+  if (report !== undefined && row !== undefined && row.state !== undefined) {
+    const alive = row.state === "streaming" && row.replyAgeMillis !== undefined &&
+      row.replyAgeMillis <= signals.replyStaleAfter
+    if (!alive) return probe("suspect")
+    // Already taken: the primary's next report refreshes it.
+    return report.at > lastCheckAt ? { _tag: "Report", probe: fromReport(row, report.primaryLsn), at: report.at } : wait
+  }
+  // Gone from the report (its WAL sender ended): a killed standby looks like this.
+  if (report !== undefined && walName !== undefined && report.at > lastCheckAt && !report.standbys.some((other) => other.name === walName)) {
+    return probe("suspect")
   }
   return signals.now - lastCheckAt >= signals.delay ? probe("due") : wait
 }

@@ -93,7 +93,7 @@ describe("Probing.planReplica", () => {
       .toEqual({ _tag: "Probe", reason: "suspect" })
     expect(Probing.planReplica(signals({ report: report([row({ replyAgeMillis: 30_000 })]) })))
       .toEqual({ _tag: "Probe", reason: "suspect" })
-    expect(Probing.planReplica(signals({ report: report([row({ replyAgeMillis: undefined, state: undefined })]) })))
+    expect(Probing.planReplica(signals({ report: report([row({ replyAgeMillis: undefined })]) })))
       .toEqual({ _tag: "Probe", reason: "suspect" })
   })
 
@@ -109,8 +109,17 @@ describe("Probing.planReplica", () => {
       .toEqual({ _tag: "Probe", reason: "due" })
   })
 
-  it("a report no newer than the last look, or none, leaves it to its delay", () => {
-    expect(Probing.planReplica(signals({ report: report([row()], 9_000) }))).toEqual({ _tag: "Wait" })
+  it("a report already taken that still vouches for it: waits for the next one, however long its delay", () => {
+    expect(Probing.planReplica(signals({ report: report([row()], 9_000), now: 60_000 }))).toEqual({ _tag: "Wait" })
+  })
+
+  it("a row the router's role cannot see (no pg_read_all_stats) proves nothing: probed when due", () => {
+    const hidden = report([row({ state: undefined, replayLsn: undefined, replyAgeMillis: undefined })])
+    expect(Probing.planReplica(signals({ report: hidden }))).toEqual({ _tag: "Wait" })
+    expect(Probing.planReplica(signals({ report: hidden, now: 13_000 }))).toEqual({ _tag: "Probe", reason: "due" })
+  })
+
+  it("no report, or no name to find it by, leaves it to its delay", () => {
     expect(Probing.planReplica(signals({ report: undefined, now: 12_999 }))).toEqual({ _tag: "Wait" })
     expect(Probing.planReplica(signals({ report: undefined, now: 13_000 }))).toEqual({ _tag: "Probe", reason: "due" })
     expect(Probing.planReplica(signals({ walName: undefined, now: 13_000 }))).toEqual({ _tag: "Probe", reason: "due" })
