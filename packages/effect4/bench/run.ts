@@ -4,7 +4,7 @@
  * BENCHMARKS-effect4.md there).
  *
  *   (no flags)         full run: 5 rounds, 0.5 s warm-up + 3 s measured per cell, 0.5 s system
- *                      warm-up; about 12 minutes on 2 cores with every system (31 cells a round)
+ *                      warm-up; about 15 minutes on 2 cores with every system (41 cells a round)
  *   --quick            5 rounds too, 0.25 + 1 s per cell, 0.25 s system warm-up: about 4 minutes
  *   --smoke            checks that everything runs, no figures worth keeping: 5 rounds of
  *                      0.05 + 0.2 s cells (about a minute)
@@ -24,7 +24,11 @@
  *
  * Systems: raw `pg` Pool (the baseline), @effect/sql-pg 4 `PgClient` plain and
  * with `multiplex: true`, and our `RoutedClient` plain and with `multiplex: true`
- * for both roles (`primaryPool` / `replicaPool`); P connections per server. A
+ * for both roles (`primaryPool` / `replicaPool`); P connections per server.
+ * Beside them, lent by the Effect 3 line's benchmark (`../effect3/bench/foreign.ts`)
+ * on `SELECT 1` c=32 and the mix: the Effect 3 line's RoutedClient, @effect/sql-pg
+ * 0.x PgClient, kysely-replication, drizzle's withReplicas and pgpool-II (when
+ * installed), so that both lines and the peers are measured in one run. A
  * system that cannot be set up (e.g. the router's modules do not load yet) is
  * reported as skipped with the reason, and its targets as not measured.
  *
@@ -42,6 +46,7 @@ import * as Host from "../../core/bench/host.js"
 import * as Rounds from "../../core/bench/rounds.js"
 import * as Stats from "../../core/bench/stats.js"
 import * as BenchCluster from "./cluster.js"
+import * as Lent from "./lent.js"
 import * as Load from "./load.js"
 import * as Report from "./report.js"
 import * as Systems from "./systems.js"
@@ -102,13 +107,13 @@ const main = (args: Rounds.Args) =>
     if (plan.rounds < Stats.minRoundsForVerdict) {
       log(`${plan.rounds} round(s): fewer than ${Stats.minRoundsForVerdict}, so no target will be judged`)
     }
+    const known = [...Systems.all.map((s) => s.key), ...Lent.keys]
     for (const key of args.only ?? []) {
-      if (!Systems.all.some((s) => s.key === key)) {
-        return yield* Effect.fail(new Error(`unknown system "${key}"; known: ${Systems.all.map((s) => s.key).join(", ")}`))
+      if (!known.includes(key)) {
+        return yield* Effect.fail(new Error(`unknown system "${key}"; known: ${known.join(", ")}`))
       }
     }
     const wanted = (key: string) => key === Systems.baselineKey || args.only === undefined || args.only.includes(key)
-    const selected = Systems.all.filter((s) => wanted(s.key))
 
     if (!compiled) log("the library runs from its TypeScript sources (tsx): `npm run bench` runs the compiled package")
     log("starting the cluster (primary + 2 streaming replicas)")
@@ -118,6 +123,10 @@ const main = (args: Rounds.Args) =>
         bench.replicas.map((r) => `:${r.port}`).join(" ")
       }`
     )
+
+    const lent = yield* Lent.borrow(bench, wanted, log)
+    const all = [...Systems.all, ...lent.systems]
+    const selected = all.filter((s) => wanted(s.key))
 
     const infos = new Map<string, Report.RunData["systems"][number]>()
     const instances: Array<Ready> = []
@@ -196,7 +205,7 @@ const main = (args: Rounds.Args) =>
         postgres: bench.serverVersion,
         loadStart,
         busyCoresBefore,
-        libraries: Host.libraryVersions(import.meta.url, libraries)
+        libraries: [...Host.libraryVersions(import.meta.url, libraries), ...lent.libraries]
       }),
       settings: {
         mode: plan.mode,
@@ -210,7 +219,7 @@ const main = (args: Rounds.Args) =>
         replicas: bench.replicas.length
       },
       baseline: Systems.baselineKey,
-      systems: Systems.all.filter((s) => infos.has(s.key)).map((s) => infos.get(s.key)!),
+      systems: all.filter((s) => infos.has(s.key)).map((s) => infos.get(s.key)!),
       workloads: Systems.workloads.map(({ concurrency, fibers, key, title }) => ({
         key,
         title,
