@@ -405,6 +405,8 @@ export interface RunResult {
   readonly stats: ChildStats
   /** The router's own statements over the idle-after-load window, per node, by text (calls per second). */
   readonly ownTexts: ReadonlyMap<string, ReadonlyArray<readonly [string, number]>>
+  /** The same over the load window. */
+  readonly ownTextsUnderLoad: ReadonlyMap<string, ReadonlyArray<readonly [string, number]>>
   /** The highest connection count any node had (every backend, the sampler's included) while the run lasted. */
   readonly peakBackends: number
 }
@@ -500,6 +502,7 @@ const runOne = async (
       idleAfter: idleAfter.windows,
       stats,
       ownTexts: idleAfter.texts,
+      ownTextsUnderLoad: load.texts,
       peakBackends
     }
   } finally {
@@ -689,13 +692,15 @@ export const render = (input: ReportInput): string => {
   lines.push(table(["R", "target", "measured", "met"], targetRows), "")
   const last = results[results.length - 1]
   if (last !== undefined) {
-    lines.push(`## What the router ran by itself (R = ${last.instances}, idle after load, calls/s per node)`, "")
-    for (const name of names) {
-      const texts = last.ownTexts.get(name) ?? []
-      lines.push(`- ${name}: ${texts.length === 0 ? "nothing" : ""}`)
-      for (const [text, rate] of texts.slice(0, 6)) lines.push(`  - ${f2(rate)}/s \`${text.slice(0, 160).replace(/`/g, "'")}\``)
+    for (const [window, byNode] of [["idle after load", last.ownTexts], ["under load", last.ownTextsUnderLoad]] as const) {
+      lines.push(`## What the router ran by itself (R = ${last.instances}, ${window}, calls/s per node)`, "")
+      for (const name of names) {
+        const texts = byNode.get(name) ?? []
+        lines.push(`- ${name}:${texts.length === 0 ? " nothing" : ""}`)
+        for (const [text, rate] of texts.slice(0, 6)) lines.push(`  - ${f2(rate)}/s \`${text.slice(0, 160).replace(/`/g, "'")}\``)
+      }
+      lines.push("")
     }
-    lines.push("")
   }
   return lines.join("\n")
 }
