@@ -55,6 +55,8 @@ export interface Node {
   /** Host and port, for display; never the password. */
   readonly address: string
   readonly url: Redacted.Redacted<string>
+  /** The server's direct URL (`RouterConfig` `direct`), when `url` is a pooler's: LISTEN and CDC use it. */
+  readonly direct?: Redacted.Redacted<string> | undefined
   readonly pool: Pg.Pool
   /** An `@effect/sql-pg` client over this node's pool; a replica's transactions are `BEGIN READ ONLY`. */
   readonly client: PgClient.PgClient
@@ -76,6 +78,8 @@ export interface Options {
   readonly id: string
   readonly role: Role
   readonly url: Redacted.Redacted<string>
+  /** The server's direct URL, when `url` is a pooler's: LISTEN and CDC use it. */
+  readonly direct?: Redacted.Redacted<string> | undefined
   readonly maxSize: number
   readonly connectTimeout: Duration.Duration
   readonly idleTimeout: Duration.Duration

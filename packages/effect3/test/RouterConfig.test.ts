@@ -152,7 +152,7 @@ describe("connection strings (parsed as pg parses them)", () => {
 
 describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
   // A wrong value for a field: an object when the field is a scalar, a text when it is an object.
-  const objects = new Set(["", "health", "maxLag", "consistency", "cdc"])
+  const objects = new Set(["", "health", "maxLag", "consistency", "cdc", "direct"])
   const wrong = (key: string) => objects.has(key) ? `postgres://app:${secret}@db/app` : { password: secret }
   const configWith = (key: string, value: unknown): unknown => {
     if (key === "") return value
@@ -423,4 +423,74 @@ describe("save / load with FileSystem", () => {
       const unwritable = yield* Effect.flip(RouterConfig.save(config, Path.join(dir, "no-such-dir", "x.json")))
       expect(unwritable._tag).toBe("SystemError")
     }).pipe(Effect.provide(NodeFileSystem.layer)))
+})
+
+describe("direct URLs (a pooler in front of the servers)", () => {
+  const pooled = (n: number) => url(`postgres://app:${secret}@bouncer-${n}:6432/app`)
+  const direct = (n: number) => url(`postgres://app:${secret}@db-${n}:5432/app`)
+
+  it.effect("aligned with primary and replicas; absent: no node has one", () =>
+    Effect.gen(function*() {
+      const resolved = yield* RouterConfig.resolve({
+        primary: pooled(0),
+        replicas: [pooled(1), pooled(2)],
+        direct: { primary: direct(0), replicas: [direct(1), direct(2)] }
+      })
+      expect(Redacted.value(resolved.primary)).toContain("bouncer-0")
+      expect(Redacted.value(resolved.direct.primary!)).toContain("db-0")
+      expect(resolved.direct.replicas.map((u) => Redacted.value(u!).split("@")[1])).toEqual(["db-1:5432/app", "db-2:5432/app"])
+      const none = yield* RouterConfig.resolve({ primary: pooled(0), replicas: [pooled(1)] })
+      expect(none.direct).toEqual({ primary: undefined, replicas: [] })
+      // Only the primary's: LISTEN and CDC need no more.
+      const primaryOnly = yield* RouterConfig.resolve({ primary: pooled(0), replicas: [pooled(1)], direct: { primary: direct(0) } })
+      expect(primaryOnly.direct.replicas).toEqual([])
+    }))
+
+  it.effect("with hosts: direct.hosts, one per host, the first standing for hosts[0]", () =>
+    Effect.gen(function*() {
+      const resolved = yield* RouterConfig.resolve({
+        discovery: "auto",
+        hosts: [pooled(0), pooled(1)],
+        direct: { hosts: [direct(0), direct(1)] }
+      })
+      expect(Redacted.value(resolved.direct.primary!)).toContain("db-0")
+      expect(Redacted.value(resolved.direct.replicas[0]!)).toContain("db-1")
+    }))
+
+  it.effect("a list of the wrong length, or the wrong list for the topology, is InvalidConfig naming the field, never a password", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [RouterConfig.RouterConfig, string, RegExp]> = [
+        [{ primary: pooled(0), replicas: [pooled(1), pooled(2)], direct: { replicas: [direct(1)] } }, "direct.replicas", /one URL per entry of replicas \(2\)/],
+        [{ primary: pooled(0), direct: { replicas: [direct(1)] } }, "direct.replicas", /replicas \(0\)/],
+        [{ primary: pooled(0), direct: { hosts: [direct(0)] } }, "direct.hosts", /needs hosts/],
+        [{ discovery: "auto", hosts: [pooled(0), pooled(1)], direct: { hosts: [direct(0)] } }, "direct.hosts", /hosts \(2\)/],
+        [{ discovery: "auto", hosts: [pooled(0)], direct: { primary: direct(0) } }, "direct", /direct\.hosts/],
+        [{ primary: pooled(0), direct: { primary: `postgres://app:${secret}@db/app` as never } }, "direct.primary", /^must/],
+        [{ primary: pooled(0), replicas: [pooled(1)], direct: { replicas: [url(`mysql://app:${secret}@db/app`)] } }, "direct.replicas[0]", /.+/],
+        [{ primary: pooled(0), direct: { port: 5432 } as never }, "direct.port", /is not a known option; the options here are primary, replicas, hosts/]
+      ]
+      for (const [config, field, reason] of cases) {
+        const error = yield* Effect.flip(RouterConfig.resolve(config))
+        expect(error._tag).toBe("InvalidConfig")
+        expect([error.field, error.reason]).toEqual([field, expect.stringMatching(reason)])
+        expectNoSecret(error)
+      }
+    }))
+
+  it.effect("saved without passwords, kept with includeSecrets, loaded back", () =>
+    Effect.gen(function*() {
+      const config: RouterConfig.RouterConfig = {
+        primary: pooled(0),
+        replicas: [pooled(1)],
+        direct: { primary: direct(0), replicas: [direct(1)] }
+      }
+      const json = yield* RouterConfig.toJson(config)
+      expect(json.direct).toEqual({ primary: "postgres://app@db-0:5432/app", replicas: ["postgres://app@db-1:5432/app"] })
+      expect(JSON.stringify(json)).not.toContain(secret)
+      const withSecrets = yield* RouterConfig.toJson(config, { includeSecrets: true })
+      expect(withSecrets.direct?.primary).toBe(`postgres://app:${secret}@db-0:5432/app`)
+      const back = yield* RouterConfig.resolve(yield* RouterConfig.fromJson(withSecrets))
+      expect(Redacted.value(back.direct.replicas[0]!)).toBe(`postgres://app:${secret}@db-1:5432/app`)
+      expect(String(back.direct.primary)).not.toContain(secret)
+    }))
 })

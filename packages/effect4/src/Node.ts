@@ -50,6 +50,8 @@ export interface Node {
   /** Host and port, for display; never the password. */
   readonly address: string
   readonly url: Redacted.Redacted<string>
+  /** The server's direct URL (`RouterConfig` `direct`), when `url` is a pooler's: LISTEN and CDC use it. */
+  readonly direct?: Redacted.Redacted<string> | undefined
   /**
    * The node's own `@effect/sql-pg` 4 client over its pool. A replica's
    * transactions begin `BEGIN READ ONLY`. Statements on it bypass the router.
@@ -72,6 +74,8 @@ export interface Options {
   readonly id: string
   readonly role: Role
   readonly url: Redacted.Redacted<string>
+  /** The server's direct URL, when `url` is a pooler's: LISTEN and CDC use it. */
+  readonly direct?: Redacted.Redacted<string> | undefined
   readonly maxSize: number
   readonly minSize?: number | undefined
   readonly connectTimeout: Duration.Duration

@@ -51,6 +51,16 @@ export interface HealthConfig extends Schema.Schema.Type<typeof internal.routerO
 export interface MaxLag extends Schema.Schema.Type<typeof internal.routerOptions.maxLag.schema> {}
 
 /**
+ * Direct URLs of the servers, for LISTEN (`Durable`) and CDC when the
+ * `primary`/`replicas`/`hosts` URLs point at a transaction-mode pooler such as
+ * PgBouncer: each list has one URL per entry of its counterpart, in order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DirectConfig extends Schema.Schema.Type<typeof internal.routerOptions.direct.schema> {}
+
+/**
  * Read-your-writes settings for causal sessions (see `Consistency`).
  *
  * @since 0.1.0
@@ -98,8 +108,13 @@ export interface RouterConfig extends internal.Input {}
  * @category models
  */
 export interface Resolved
-  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc">
+  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "direct">
 {
+  /** The direct URLs, aligned with `primary` and `replicas` (undefined: that node has none). */
+  readonly direct: {
+    readonly primary: Redacted.Redacted<string> | undefined
+    readonly replicas: ReadonlyArray<Redacted.Redacted<string> | undefined>
+  }
   /** Manual: the primary. Auto: the first host (a hint; discovery decides). */
   readonly primary: Redacted.Redacted<string>
   /** Manual: the replicas. Auto: the other hosts. */

@@ -163,11 +163,12 @@ export interface SqlRouter {
   /**
    * Adds a replica while traffic flows: its pool lives in the router's scope,
    * and it enters rotation after its first good probe. Default id: the next
-   * free `replica-N`.
+   * free `replica-N`. `direct`: the server's direct URL when `url` is a
+   * pooler's (as `RouterConfig` `direct`).
    */
   readonly addReplica: (
     url: Redacted.Redacted<string>,
-    options?: { readonly id?: string | undefined }
+    options?: { readonly id?: string | undefined; readonly direct?: Redacted.Redacted<string> | undefined }
   ) => Effect.Effect<Node.Node, InvalidConfig>
   /** Takes a replica out of rotation at once, lets its in-flight work finish, then closes its pool. */
   readonly removeReplica: (replica: number | string) => Effect.Effect<void, UnknownReplica>

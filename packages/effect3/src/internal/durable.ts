@@ -230,10 +230,12 @@ export const notifications = (
     }
     // A dedicated connection, not a pooled one: LISTEN belongs to a session
     // and must not be handed to other statements.
+    // Behind a transaction-mode pooler, the session must be the server's own: the direct URL.
+    const applicationName = options.applicationName ?? `${router.config.applicationName}-listen`
     const client = yield* Dedicated.connect(
-      Dedicated.fromPool(node.pool, {
-        applicationName: options.applicationName ?? `${router.config.applicationName}-listen`
-      }),
+      node.direct === undefined
+        ? Dedicated.fromPool(node.pool, { applicationName })
+        : Dedicated.fromUrl(node.direct, { applicationName, connectTimeout: router.config.connectTimeout }),
       { on: { notification: onNotification, error: onError, end: onEnd } }
     ).pipe(Effect.mapError((cause) => failed(`cannot connect: ${describe(cause)}`, cause)))
     yield* Effect.tryPromise({

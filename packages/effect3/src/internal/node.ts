@@ -318,6 +318,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
       role: options.role,
       address: addressOf(options.url),
       url: options.url,
+      direct: options.direct,
       pool,
       client,
       connection,

@@ -231,11 +231,13 @@ export const notifications = (
     // A dedicated session, not a pooled one: LISTEN belongs to a session and
     // must not be handed to other statements. It connects as the node's pool
     // does (same URL, credentials, socket and timeouts), under its own name.
-    const connection = yield* PgConnection.make({
-      ...node.client.config,
-      applicationName: options.applicationName ?? `${router.config.applicationName}-listen`,
-      multiplex: false
-    }).pipe(
+    // Behind a transaction-mode pooler, the session must be the server's own: the direct URL.
+    const applicationName = options.applicationName ?? `${router.config.applicationName}-listen`
+    const connection = yield* PgConnection.make(
+      node.direct === undefined
+        ? { ...node.client.config, applicationName, multiplex: false }
+        : { url: node.direct, applicationName, connectTimeout: router.config.connectTimeout, multiplex: false }
+    ).pipe(
       Scope.provide(session),
       Effect.mapError((cause) => failed(`cannot connect: ${describe(cause)}`, cause))
     )

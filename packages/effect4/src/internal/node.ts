@@ -335,6 +335,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       role: options.role,
       address: addressOf(options.url),
       url: options.url,
+      direct: options.direct,
       client,
       served,
       stats: Effect.suspend(() =>

@@ -275,6 +275,15 @@ const poolOptions = {
   )
 }
 
+const directOptions = {
+  /** The primary's own address, for LISTEN (`Durable`) and CDC when `primary` is a pooler. */
+  primary: option(Url, ConnectionString.expected, asGiven),
+  /** One per entry of `replicas`, in the same order. */
+  replicas: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected),
+  /** With `discovery: "auto"` and `hosts`: one per entry of `hosts`, in the same order. */
+  hosts: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected)
+}
+
 /** Every option of the router. @internal */
 export const routerOptions = {
   /**
@@ -299,6 +308,15 @@ export const routerOptions = {
   replicas: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected),
   /** Default 10. */
   replicaMaxSizeEach: option(PoolSize, poolSize, (input) => input ?? 10),
+  /**
+   * Direct URLs of the same servers, for what a transaction-mode pooler
+   * (PgBouncer) in front of them cannot carry: the LISTEN session of
+   * `Durable` and CDC's replication and snapshot connections use the node's
+   * direct URL when it is set; statements and transactions keep the pooled
+   * `primary`/`replicas`/`hosts` URL. Each list, when given, has one URL per
+   * entry of its counterpart, in the same order.
+   */
+  direct: group(directOptions),
   /** How each replica's pool uses its connections: `multiplex`, `prepare`, `minConnections`. */
   replicaPool: group(poolOptions),
   /**
@@ -409,7 +427,7 @@ export const reasons: Record<string, string> = (() => {
 // Errors: the reason of the field at the failing path
 // -----------------------------------------------------------------------------
 
-const urlFields = new Set(["primary", "hosts[]", "replicas[]"])
+const urlFields = new Set(["primary", "hosts[]", "replicas[]", "direct.primary", "direct.replicas[]", "direct.hosts[]"])
 
 /** `replicas[1]`, `health.interval`; `config` for the whole. @internal */
 export const pathOf = (path: ReadonlyArray<PropertyKey>): string =>
@@ -506,6 +524,37 @@ export const poolFor = (config: Resolved, role: "primary" | "replica") => {
   }
 }
 
+/**
+ * The direct URLs aligned with the resolved `primary` and `replicas` (with
+ * `hosts`, its first entry stands for the primary, as `hosts[0]` does), each
+ * list as long as its counterpart.
+ */
+const resolveDirect = (
+  direct: ResolvedOf<typeof directOptions>,
+  given: {
+    readonly hosts: ReadonlyArray<Redacted.Redacted<string>> | undefined
+    readonly replicas: ReadonlyArray<Redacted.Redacted<string>> | undefined
+  }
+): Resolved["direct"] | InvalidConfig => {
+  const sameLength = (field: string, list: ReadonlyArray<unknown> | undefined, of: string, length: number) =>
+    list !== undefined && list.length !== length
+      ? new InvalidConfig({ field, reason: `must have one URL per entry of ${of} (${length}), in the same order` })
+      : undefined
+  if (direct.hosts !== undefined) {
+    if (given.hosts === undefined) return new InvalidConfig({ field: "direct.hosts", reason: "needs hosts" })
+    if (direct.primary !== undefined || direct.replicas !== undefined) {
+      return new InvalidConfig({ field: "direct", reason: "with hosts, give direct.hosts only" })
+    }
+    return sameLength("direct.hosts", direct.hosts, "hosts", given.hosts.length) ??
+      { primary: direct.hosts[0], replicas: direct.hosts.slice(1) }
+  }
+  if (given.hosts !== undefined && (direct.primary !== undefined || direct.replicas !== undefined)) {
+    return new InvalidConfig({ field: "direct", reason: "with hosts, give direct.hosts (one per host) instead" })
+  }
+  return sameLength("direct.replicas", direct.replicas, "replicas", given.replicas?.length ?? 0) ??
+    { primary: direct.primary, replicas: direct.replicas ?? [] }
+}
+
 /** @internal */
 export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidConfig> =>
   Effect.suspend(() => {
@@ -544,8 +593,11 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
         new InvalidConfig({ field: "replicaPool.minConnections", reason: "must not be above replicaMaxSizeEach" })
       )
     }
+    const direct = resolveDirect(options.direct, { hosts: given, replicas: options.replicas })
+    if (direct instanceof InvalidConfig) return Effect.fail(direct)
     return Effect.succeed<Resolved>({
       ...options,
+      direct,
       primary: discovery === "auto" ? hosts[0]! : options.primary!,
       replicas: discovery === "auto" ? hosts.slice(1) : options.replicas ?? [],
       sideEffectFunctions: sideEffectFunctions === "catalog" ? [] : sideEffectFunctions ?? [],
@@ -641,8 +693,15 @@ const scrubUrls = (field: string, urls: ReadonlyArray<Redacted.Redacted<string>>
 const withoutSecrets = (config: RouterConfig): Effect.Effect<RouterConfig, InvalidConfig> =>
   Effect.gen(function*() {
     const { tokenSecret: _, ...consistency } = config.consistency ?? {}
+    const direct = config.direct
     return {
       ...config,
+      direct: direct === undefined || typeof direct !== "object" || direct === null ? direct : {
+        ...direct,
+        primary: direct.primary === undefined ? undefined : yield* scrubUrl(["direct", "primary"], direct.primary),
+        replicas: yield* scrubUrls("direct.replicas", direct.replicas),
+        hosts: yield* scrubUrls("direct.hosts", direct.hosts)
+      },
       primary: config.primary === undefined ? undefined : yield* scrubUrl(["primary"], config.primary),
       hosts: yield* scrubUrls("hosts", config.hosts),
       replicas: yield* scrubUrls("replicas", config.replicas),

@@ -15,4 +15,8 @@ export const resolvePrimary = (primary: Primary): Effect.Effect<Redacted.Redacte
   Redacted.isRedacted(primary) ? Effect.succeed(primary) : primary
 
 /** @internal */
-export const primaryFromRouter = Effect.flatMap(SqlRouterInternal.tag, (router) => Effect.map(router.primary, (node) => node.url))
+export const primaryFromRouter = Effect.flatMap(
+  SqlRouterInternal.tag,
+  // Replication and snapshots need the server itself: its direct URL when the pooled one is a pooler's.
+  (router) => Effect.map(router.primary, (node) => node.direct ?? node.url)
+)

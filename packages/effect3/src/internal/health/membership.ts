@@ -40,7 +40,13 @@ export interface NodeFactory {
 }
 
 /** @internal */
-export const makeNode = (factory: NodeFactory, id: string, role: Node.Role, url: Redacted.Redacted<string>) =>
+export const makeNode = (
+  factory: NodeFactory,
+  id: string,
+  role: Node.Role,
+  url: Redacted.Redacted<string>,
+  direct?: Redacted.Redacted<string> | undefined
+) =>
   Effect.gen(function*() {
     const scope = yield* Scope.fork(factory.scope, ExecutionStrategy.sequential)
     const { config } = factory
@@ -48,6 +54,7 @@ export const makeNode = (factory: NodeFactory, id: string, role: Node.Role, url:
       id,
       role,
       url,
+      direct,
       maxSize: role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach,
       connectTimeout: config.connectTimeout,
       idleTimeout: config.idleTimeout,
@@ -114,7 +121,8 @@ export const watch = (internals: RouterState, replica: Topology.Replica): Effect
 export const addReplica = (
   internals: RouterState,
   url: Redacted.Redacted<string>,
-  id?: string
+  id?: string,
+  direct?: Redacted.Redacted<string>
 ): Effect.Effect<Node.Node, InvalidConfig> =>
   Effect.gen(function*() {
     if (!Redacted.isRedacted(url) || !NodeInternal.isPostgresUrl(Redacted.value(url))) {
@@ -125,7 +133,10 @@ export const addReplica = (
     if (existing.some((node) => node.id === name)) {
       return yield* new InvalidConfig({ field: "id", reason: `${name} is already a node of this router` })
     }
-    const node = yield* makeNode(internals, name, "replica", url)
+    if (direct !== undefined && (!Redacted.isRedacted(direct) || !NodeInternal.isPostgresUrl(Redacted.value(direct)))) {
+      return yield* new InvalidConfig({ field: "direct", reason: "must be a Redacted postgres:// URL" })
+    }
+    const node = yield* makeNode(internals, name, "replica", url, direct)
     const first = yield* Effect.either(internals.probes.replica(node))
     const following = first._tag === "Right" && first.right.state?._tag === "Following"
     const replica = yield* STM.commit(STM.gen(function*() {
@@ -438,9 +449,9 @@ const probeAtStart = (node: Node.Node, timeout: Duration.Duration) =>
 const manualTopology = (factory: NodeFactory) =>
   Effect.gen(function*() {
     const { config } = factory
-    const primary = yield* makeNode(factory, "primary", "primary", config.primary)
+    const primary = yield* makeNode(factory, "primary", "primary", config.primary, config.direct.primary)
     const replicas = yield* Effect.forEach(config.replicas, (url, i) =>
-      makeNode(factory, `replica-${i}`, "replica", url))
+      makeNode(factory, `replica-${i}`, "replica", url, config.direct.replicas[i]))
     const [systemIdentifier, healthy] = yield* Effect.all([
       checkPrimary(primary, config.connectTimeout),
       Effect.forEach(replicas, (node) => probeAtStart(node, config.connectTimeout), { concurrency: "unbounded" })
@@ -456,8 +467,9 @@ const whyNotWritable = (answer: Either.Either<{ readonly standby: boolean }, unk
 const discoveredTopology = (factory: NodeFactory) =>
   Effect.gen(function*() {
     const { config } = factory
+    const direct = [config.direct.primary, ...config.direct.replicas]
     const nodes = yield* Effect.forEach([config.primary, ...config.replicas], (url, i) =>
-      makeNode(factory, `node-${i}`, "replica", url))
+      makeNode(factory, `node-${i}`, "replica", url, direct[i]))
     const answers = yield* Effect.forEach(nodes, (node) => Effect.either(askAtStart(node, config.connectTimeout)), {
       concurrency: "unbounded"
     })

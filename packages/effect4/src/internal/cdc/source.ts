@@ -15,4 +15,7 @@ export const resolvePrimary = (primary: Primary): Effect.Effect<Redacted.Redacte
   Redacted.isRedacted(primary) ? Effect.succeed(primary) : primary
 
 /** @internal */
-export const primaryFromRouter = SqlRouter.use((router) => Effect.map(router.primary, (node) => node.url))
+export const primaryFromRouter = SqlRouter.use((router) =>
+  // Replication and snapshots need the server itself: its direct URL when the pooled one is a pooler's.
+  Effect.map(router.primary, (node) => node.direct ?? node.url)
+)

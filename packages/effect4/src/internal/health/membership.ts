@@ -49,7 +49,8 @@ export const makeNode = (
   factory: NodeFactory,
   id: string,
   role: Node.Role,
-  url: Redacted.Redacted<string>
+  url: Redacted.Redacted<string>,
+  direct?: Redacted.Redacted<string> | undefined
 ): Effect.Effect<Node.Node> =>
   Effect.gen(function*() {
     const scope = yield* Scope.fork(factory.scope, "sequential")
@@ -58,6 +59,7 @@ export const makeNode = (
       id,
       role,
       url,
+      direct,
       ...poolFor(config, role),
       connectTimeout: config.connectTimeout,
       idleTimeout: config.idleTimeout,
@@ -100,7 +102,8 @@ export const watch = (internals: RouterState, replica: Topology.Replica): Effect
 export const addReplica = (
   internals: RouterState,
   url: Redacted.Redacted<string>,
-  id?: string
+  id?: string,
+  direct?: Redacted.Redacted<string>
 ): Effect.Effect<Node.Node, InvalidConfig> =>
   Effect.gen(function*() {
     if (!Redacted.isRedacted(url) || !isPostgresUrl(Redacted.value(url))) {
@@ -111,7 +114,10 @@ export const addReplica = (
     if (existing.some((node) => node.id === name)) {
       return yield* new InvalidConfig({ field: "id", reason: `${name} is already a node of this router` })
     }
-    const node = yield* makeNode(internals, name, "replica", url)
+    if (direct !== undefined && (!Redacted.isRedacted(direct) || !isPostgresUrl(Redacted.value(direct)))) {
+      return yield* new InvalidConfig({ field: "direct", reason: "must be a Redacted postgres:// URL" })
+    }
+    const node = yield* makeNode(internals, name, "replica", url, direct)
     const first = yield* Effect.result(internals.probes.replica(node))
     const following = first._tag === "Success" && first.success.state?._tag === "Following"
     const replica = yield* Topology.makeReplica(node, following)
@@ -436,8 +442,11 @@ const probeAtStart = (node: Node.Node, config: RouterConfig.Resolved) =>
 const manualTopology = (factory: NodeFactory) =>
   Effect.gen(function*() {
     const { config } = factory
-    const primary = yield* makeNode(factory, "primary", "primary", config.primary)
-    const replicas = yield* Effect.forEach(config.replicas, (url, i) => makeNode(factory, `replica-${i}`, "replica", url))
+    const primary = yield* makeNode(factory, "primary", "primary", config.primary, config.direct.primary)
+    const replicas = yield* Effect.forEach(
+      config.replicas,
+      (url, i) => makeNode(factory, `replica-${i}`, "replica", url, config.direct.replicas[i])
+    )
     const [systemIdentifier, healthy] = yield* Effect.all([
       checkPrimary(primary, config),
       Effect.forEach(replicas, (node) => probeAtStart(node, config), { concurrency: "unbounded" })
@@ -458,6 +467,7 @@ const discoveredTopology = (factory: NodeFactory) =>
   Effect.gen(function*() {
     const { config } = factory
     const hosts = [config.primary, ...config.replicas]
+    const direct = [config.direct.primary, ...config.direct.replicas]
     const answers = yield* Effect.forEach(hosts, (url) =>
       Effect.result(HealthMonitor.connectionQuery<Identity>(
         { url, applicationName: factory.clientOptions?.applicationName ?? config.applicationName },
@@ -483,7 +493,7 @@ const discoveredTopology = (factory: NodeFactory) =>
     const primaryAt = writable[0]!
     const system = (answers[primaryAt] as Result.Success<Identity, unknown>).success.system
     const nodes = yield* Effect.forEach(hosts, (url, i) =>
-      makeNode(factory, `node-${i}`, i === primaryAt ? "primary" : "replica", url))
+      makeNode(factory, `node-${i}`, i === primaryAt ? "primary" : "replica", url, direct[i]))
     const replicas = nodes.flatMap((node, i) => {
       if (i === primaryAt) return []
       const answer = answers[i]!

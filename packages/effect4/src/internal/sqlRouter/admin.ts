@@ -132,13 +132,27 @@ export const makeAdmin = (internals: RouterState): Admin => {
     replicaStatus,
     currentConfig: Effect.map(Membership.allNodes(topology), ([primary, ...replicas]): RouterConfig.RouterConfig => {
       // The input the resolved config came from: `"catalog"` is how the catalog is asked for.
-      const { discovery, primary: _p, replicas: _r, sideEffectCatalog, sideEffectFunctions, ...resolved } = config
+      const { direct: _d, discovery, primary: _p, replicas: _r, sideEffectCatalog, sideEffectFunctions, ...resolved } =
+        config
       const rest = { ...resolved, sideEffectFunctions: sideEffectCatalog ? "catalog" as const : sideEffectFunctions }
-      return discovery === "auto"
-        ? { ...rest, discovery, hosts: [primary!, ...replicas].map((n) => n.url) }
-        : { ...rest, discovery, primary: primary!.url, replicas: replicas.map((n) => n.url) }
+      // A list of direct URLs is kept only whole: one per node, as the configuration requires.
+      const directOf = (nodes: ReadonlyArray<Node.Node>) =>
+        nodes.every((n) => n.direct !== undefined) ? nodes.map((n) => n.direct!) : undefined
+      const hosts = discovery === "auto" ? directOf([primary!, ...replicas]) : undefined
+      const direct = discovery === "auto"
+        ? hosts && { hosts }
+        : primary!.direct !== undefined || replicas.some((n) => n.direct !== undefined)
+        ? { primary: primary!.direct, replicas: replicas.length === 0 ? undefined : directOf(replicas) }
+        : undefined
+      return {
+        ...rest,
+        ...(direct === undefined ? {} : { direct }),
+        ...(discovery === "auto"
+          ? { discovery, hosts: [primary!, ...replicas].map((n) => n.url) }
+          : { discovery, primary: primary!.url, replicas: replicas.map((n) => n.url) })
+      }
     }),
-    addReplica: (url, options) => Membership.addReplica(internals, url, options?.id),
+    addReplica: (url, options) => Membership.addReplica(internals, url, options?.id, options?.direct),
     removeReplica: (replica) => Membership.removeReplica(internals, replica),
     promote: (replica, options) => Membership.promote(internals, replica, options?.maxLag ?? 0),
     markReplicaHealthy: (replica) => setManual(replica, false),

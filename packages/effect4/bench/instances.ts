@@ -1,0 +1,114 @@
+/**
+ * Many app instances, one cluster (issue 23), Effect 4 line:
+ * `npm run bench:instances:effect4` at the repository root (writes
+ * INSTANCES-effect4.md there), `-- --quick` for a smoke run.
+ * Take the cluster lock: `flock /work/wt/cluster.lock npm run bench:instances:effect4`.
+ *
+ * The parent starts a primary and 2 streaming replicas from this line's
+ * `testing/PgCluster`, then forks itself as child processes, each holding some
+ * of the R router instances (a full `SqlRouter` layer each); the sampling, the
+ * load and the report are the shared ones in `packages/core/bench/instances.ts`.
+ */
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Redacted from "effect/Redacted"
+import * as SqlClient from "effect/sql/SqlClient"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import * as Host from "../../core/bench/host.js"
+import * as Instances from "../../core/bench/instances.js"
+import * as SqlRouter from "#lib/SqlRouter.js"
+import * as PgCluster from "#lib/testing/PgCluster.js"
+
+const script = fileURLToPath(import.meta.url)
+
+const t0 = performance.now()
+const log = (message: string) =>
+  process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${message}\n`)
+
+/** One router instance: its layer with the default configuration but the URLs and `idleTimeout`. */
+const makeInstance = async (options: Instances.InstanceOptions): Promise<Instances.Instance> => {
+  const runtime = ManagedRuntime.make(SqlRouter.layer({
+    primary: Redacted.make(options.primary),
+    replicas: options.replicas.map((url) => Redacted.make(url)),
+    idleTimeout: Duration.millis(options.idleTimeoutMs)
+  }))
+  try {
+    await runtime.runPromise(Effect.service(SqlRouter.SqlRouter))
+    const sql = Effect.service(SqlClient.SqlClient)
+    return {
+      read: (k) =>
+        runtime.runPromise(SqlRouter.withRead(Effect.flatMap(sql, (sql) => sql`SELECT v FROM bench_kv WHERE k = ${k}`))),
+      write: (k) =>
+        runtime.runPromise(SqlRouter.withWrite(Effect.flatMap(sql, (sql) => sql`UPDATE bench_kv SET v = v + 1 WHERE k = ${k}`))),
+      close: () => runtime.dispose()
+    }
+  } catch (error) {
+    await runtime.dispose()
+    throw error
+  }
+}
+
+const main = (plan: Instances.Plan) =>
+  Effect.gen(function*() {
+    log("starting the cluster (primary + 2 replicas)")
+    const cluster = yield* PgCluster.make({ replicas: 2, settings: Instances.serverSettings })
+    for (const statement of Instances.setupStatements) yield* cluster.query(cluster.primary, statement)
+    yield* cluster.awaitReplication()
+    const [row] = yield* cluster.query<{ v: string }>(cluster.primary, "SELECT current_setting('server_version') AS v")
+    const nodes = cluster.nodes.map((node): Instances.NodeInfo => ({
+      name: node.name,
+      role: node.role,
+      url: Redacted.value(node.url)
+    }))
+    const results = yield* Effect.promise(() => Instances.runParent({ script, nodes, plan, log }))
+    const versions = Host.libraryVersions(import.meta.url, ["effect", "@effect/sql-pg", "pg"])
+    const markdown = Instances.render({
+      title: "Many app instances: load per PostgreSQL node (Effect 4 line)",
+      command: `npm run bench:instances:effect4${plan.quick ? " -- --quick" : ""}`,
+      plan,
+      nodes,
+      postgres: row?.v ?? "unknown",
+      libraries: versions.map(([name, version]) => `${name} ${version}`).join(", "),
+      results
+    })
+    const out = Path.resolve(process.cwd(), plan.out)
+    Fs.writeFileSync(out, markdown + "\n")
+    process.stdout.write(markdown + "\n")
+    log(`wrote ${out}`)
+  }).pipe(Effect.scoped)
+
+if (Instances.isChild()) {
+  Instances.runChild(makeInstance)
+} else {
+  let plan: Instances.Plan
+  try {
+    plan = Instances.parseArgs(process.argv.slice(2), "INSTANCES-effect4.md")
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`)
+    process.exit(2)
+  }
+  const fiber = Effect.runFork(main(plan))
+  let interrupted = false
+  const interrupt = () => {
+    if (interrupted) return
+    interrupted = true
+    log("interrupted: shutting down (children, servers)")
+    Effect.runFork(Fiber.interrupt(fiber))
+  }
+  process.on("SIGINT", interrupt)
+  process.on("SIGTERM", interrupt)
+  fiber.addObserver((exit) => {
+    log(`finished in ${((performance.now() - t0) / 60_000).toFixed(1)} min`)
+    if (exit._tag === "Failure") {
+      process.stderr.write(`${Cause.pretty(exit.cause)}\n`)
+      process.exitCode = 1
+    }
+    process.stdout.write("", () => process.exit())
+  })
+}
