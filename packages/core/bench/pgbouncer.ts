@@ -126,8 +126,9 @@ export const start = async (
           "pool_mode = transaction",
           `default_pool_size = ${options.defaultPoolSize ?? 5}`,
           "max_client_conn = 500",
-          // Sent by the Effect 4 line's pools (client_connection_check_interval) and by some drivers.
-          "ignore_startup_parameters = extra_float_digits,client_connection_check_interval,options",
+          // Sent by some drivers. Not client_connection_check_interval: the Effect 4 line leaves it out for
+          // a node with a direct URL, and the scenario proves it by not ignoring it here.
+          "ignore_startup_parameters = extra_float_digits,options",
           ...(supportsPreparedStatements(text) ? ["max_prepared_statements = 0"] : []),
           `admin_users = ${options.users[0]}`,
           `logfile = ${logFile}`,

@@ -2,7 +2,7 @@
  * The PgBouncer scenario of the Effect 3 line (`npm run scenario:pgbouncer`
  * at the repository root runs both lines): an embedded primary + 2 replicas,
  * one PgBouncer in transaction mode in front of each, and a router whose
- * `primary`/`replicas` are the PgBouncers and whose `direct.primary` is the
+ * `primary`/`replicas` are the PgBouncers and whose `direct` URLs are the
  * primary itself. Reads, writes, transactions (committed and rolled back) and
  * a `Durable` notification are asserted; PgBouncer's own statistics show the
  * statements went through it. Everything is stopped when it ends, also on
@@ -72,7 +72,7 @@ const main = Effect.gen(function*() {
   const config: RouterConfig.RouterConfig = {
     primary: pooled(0),
     replicas: [pooled(1), pooled(2)],
-    direct: { primary: cluster.primary.url }
+    direct: { primary: cluster.primary.url, replicas: cluster.replicas.map((replica) => replica.url) }
   }
   yield* Effect.gen(function*() {
     yield* SqlRouter.withWrite(Effect.flatMap(sql, (s) => s`CREATE TABLE bouncer_t (id int PRIMARY KEY, v text NOT NULL)`))

@@ -2,8 +2,8 @@
  * The PgBouncer scenario of the Effect 4 line (`npm run scenario:pgbouncer`
  * at the repository root runs both lines): an embedded primary + 2 replicas,
  * one PgBouncer in transaction mode in front of each, and a router whose
- * `primary`/`replicas` are the PgBouncers and whose `direct.primary` is the
- * primary itself, its pools with `prepare: false` (no named prepared
+ * `primary`/`replicas` are the PgBouncers and whose `direct` URLs are the
+ * servers themselves, its pools with `prepare: false` (no named prepared
  * statements, which a transaction pooler cannot keep). Reads, writes, transactions (committed and rolled back) and
  * a `Durable` notification are asserted; PgBouncer's own statistics show the
  * statements went through it. Everything is stopped when it ends, also on
@@ -73,7 +73,7 @@ const main = Effect.gen(function*() {
   const config: RouterConfig.RouterConfig = {
     primary: pooled(0),
     replicas: [pooled(1), pooled(2)],
-    direct: { primary: cluster.primary.url },
+    direct: { primary: cluster.primary.url, replicas: cluster.replicas.map((replica) => replica.url) },
     primaryPool: { prepare: false },
     replicaPool: { prepare: false }
   }

@@ -258,7 +258,9 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       ...(stream !== undefined ? { stream } : {}),
       // A backend whose client is gone (a severed socket) stops its statement
       // within this interval instead of running it to the end (PostgreSQL 14+).
-      startupParameters: { client_connection_check_interval: "250" },
+      // Not behind a pooler (the node has a direct URL): the backend's client is
+      // the pooler, and PgBouncer refuses startup parameters it does not know.
+      ...(options.direct === undefined ? { startupParameters: { client_connection_check_interval: "250" } } : {}),
       spanAttributes,
       transformResultNames: options.transformResultNames,
       transformQueryNames: options.transformQueryNames,
