@@ -14,7 +14,6 @@ import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Sink from "effect/Sink"
 import type * as Stream from "effect/Stream"
@@ -22,6 +21,7 @@ import * as internal from "./internal/cdc/make.js"
 import * as source from "./internal/cdc/source.js"
 import * as stream from "./internal/cdc/stream.js"
 import * as apply from "./internal/cdc/apply.js"
+import * as errors from "./internal/cdc/errors.js"
 import * as CdcSchema from "./internal/cdc/schema.js"
 import type { SqlRouter } from "./SqlRouter.js"
 import * as Changes from "@effect-sql-router/core/cdc/Changes"
@@ -53,21 +53,15 @@ export type {
  * @since 0.1.0
  * @category errors
  */
-export class ReplicationError extends Schema.TaggedError<ReplicationError>("effect-sql-router/Cdc/ReplicationError")(
-  "ReplicationError",
-  {
-    operation: Schema.String,
-    reason: Schema.String,
-    cause: Schema.optional(Schema.Defect)
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `CDC ${this.operation} failed: ${this.reason}`
-  }
-}
+export const ReplicationError: typeof errors.ReplicationError = errors.ReplicationError
+
+/**
+ * The type of a {@link ReplicationError} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ReplicationError = errors.ReplicationError
 
 /**
  * The target did not take a transaction (it is down, or refused a
@@ -76,21 +70,15 @@ export class ReplicationError extends Schema.TaggedError<ReplicationError>("effe
  * @since 0.1.0
  * @category errors
  */
-export class TargetError extends Schema.TaggedError<TargetError>("effect-sql-router/Cdc/TargetError")(
-  "TargetError",
-  {
-    operation: Schema.String,
-    reason: Schema.String,
-    cause: Schema.optional(Schema.Defect)
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `CDC target ${this.operation} failed: ${this.reason}`
-  }
-}
+export const TargetError: typeof errors.TargetError = errors.TargetError
+
+/**
+ * The type of a {@link TargetError} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TargetError = errors.TargetError
 
 /**
  * A column whose type the targets cannot take; found before anything is
@@ -99,21 +87,15 @@ export class TargetError extends Schema.TaggedError<TargetError>("effect-sql-rou
  * @since 0.1.0
  * @category errors
  */
-export class UnsupportedType extends Schema.TaggedError<UnsupportedType>("effect-sql-router/Cdc/UnsupportedType")(
-  "UnsupportedType",
-  {
-    table: Schema.String,
-    column: Schema.String,
-    type: Schema.String
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `CDC cannot replicate ${this.table}.${this.column}: type ${this.type} is not supported`
-  }
-}
+export const UnsupportedType: typeof errors.UnsupportedType = errors.UnsupportedType
+
+/**
+ * The type of a {@link UnsupportedType} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type UnsupportedType = errors.UnsupportedType
 
 /**
  * A table without a primary key (or whose replica identity cannot name a
@@ -122,19 +104,15 @@ export class UnsupportedType extends Schema.TaggedError<UnsupportedType>("effect
  * @since 0.1.0
  * @category errors
  */
-export class MissingPrimaryKey extends Schema.TaggedError<MissingPrimaryKey>(
-  "effect-sql-router/Cdc/MissingPrimaryKey"
-)("MissingPrimaryKey", {
-  table: Schema.String,
-  reason: Schema.optional(Schema.String)
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `CDC cannot replicate ${this.table}: ${this.reason ?? "it has no primary key"}`
-  }
-}
+export const MissingPrimaryKey: typeof errors.MissingPrimaryKey = errors.MissingPrimaryKey
+
+/**
+ * The type of a {@link MissingPrimaryKey} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type MissingPrimaryKey = errors.MissingPrimaryKey
 
 /**
  * A rule names a table that the source does not have.
@@ -142,17 +120,15 @@ export class MissingPrimaryKey extends Schema.TaggedError<MissingPrimaryKey>(
  * @since 0.1.0
  * @category errors
  */
-export class UnknownTable extends Schema.TaggedError<UnknownTable>("effect-sql-router/Cdc/UnknownTable")(
-  "UnknownTable",
-  { table: Schema.String }
-) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `CDC: no table ${this.table} on the primary`
-  }
-}
+export const UnknownTable: typeof errors.UnknownTable = errors.UnknownTable
+
+/**
+ * The type of a {@link UnknownTable} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type UnknownTable = errors.UnknownTable
 
 /**
  * No rule has the given name.
@@ -160,17 +136,15 @@ export class UnknownTable extends Schema.TaggedError<UnknownTable>("effect-sql-r
  * @since 0.1.0
  * @category errors
  */
-export class UnknownRule extends Schema.TaggedError<UnknownRule>("effect-sql-router/Cdc/UnknownRule")(
-  "UnknownRule",
-  { name: Schema.String }
-) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `CDC: no rule named ${this.name}`
-  }
-}
+export const UnknownRule: typeof errors.UnknownRule = errors.UnknownRule
+
+/**
+ * The type of a {@link UnknownRule} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type UnknownRule = errors.UnknownRule
 
 /**
  * A rule that cannot work: a bad field (named), an unknown target, a name
@@ -179,21 +153,15 @@ export class UnknownRule extends Schema.TaggedError<UnknownRule>("effect-sql-rou
  * @since 0.1.0
  * @category errors
  */
-export class InvalidRule extends Schema.TaggedError<InvalidRule>("effect-sql-router/Cdc/InvalidRule")(
-  "InvalidRule",
-  {
-    name: Schema.String,
-    field: Schema.String,
-    reason: Schema.String
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `CDC rule ${this.name}: ${this.field} ${this.reason}`
-  }
-}
+export const InvalidRule: typeof errors.InvalidRule = errors.InvalidRule
+
+/**
+ * The type of a {@link InvalidRule} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type InvalidRule = errors.InvalidRule
 
 /**
  * Every failure of the CDC module.

@@ -11,7 +11,7 @@ import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
 import * as RouterConfig from "./RouterConfig.js"
 import type { Selection } from "./RouterConfig.js"
-import * as internal from "./internal/selection.js"
+import * as internal from "./internal/routing/selection.js"
 import type * as Topology from "./Topology.js"
 
 /**

@@ -11,7 +11,7 @@ import * as CoreSelection from "@effect-sql-router/core/Selection"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as TxRef from "effect/TxRef"
-import * as internal from "./internal/selection.js"
+import * as internal from "./internal/routing/selection.js"
 import type * as Topology from "./Topology.js"
 
 /**

@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as TxRef from "effect/TxRef"
-import * as SelectionInternal from "../src/internal/selection.js"
+import * as SelectionInternal from "../src/internal/routing/selection.js"
 
 // The strategies' drivers over the topology's TxRefs, on fake nodes: the
 // choices themselves are the core's, unit-tested there.

@@ -19,14 +19,14 @@ import type * as Node from "../Node.js"
 import { InvalidToken } from "../RouterError.js"
 import { parseLsn } from "./health/monitor.js"
 import type { RouterState } from "./routerState.js"
-import * as Routing from "./routing.js"
-import { raiseSchemaBarrier } from "./routing.js"
+import * as Routing from "./routing/decision.js"
+import { raiseSchemaBarrier } from "./routing/decision.js"
 
 /** @internal */
-export { chooseRead } from "./routing.js"
+export { chooseRead } from "./routing/decision.js"
 
 // A session and a staleness bound, as the fiber carries them: the read
-// decision (routing.ts) reads them, Consistency's combinators set them.
+// decision (routing/decision.ts) reads them, Consistency's combinators set them.
 
 /** @internal */
 export const SessionTag = Context.GenericTag<Consistency.Session, Ref.Ref<Consistency.SessionState>>(

@@ -17,14 +17,14 @@ import type * as Node from "../Node.js"
 import { InvalidToken } from "../RouterError.js"
 import * as NodeInternal from "./node.js"
 import type { RouterState } from "./routerState.js"
-import * as Routing from "./routing.js"
-import { peek } from "./selection.js"
+import * as Routing from "./routing/decision.js"
+import { peek } from "./routing/selection.js"
 
 /** @internal */
-export { chooseRead } from "./routing.js"
+export { chooseRead } from "./routing/decision.js"
 
 // A session and a staleness bound, as the fiber's context carries them: the
-// read decision (routing.ts) reads them once per statement (a context lookup,
+// read decision (routing/decision.ts) reads them once per statement (a context lookup,
 // no allocation: the references' defaults are `Option.none()`), Consistency's
 // combinators and layers set them.
 

@@ -9,7 +9,7 @@ import type * as Topology from "../Topology.js"
 import type * as HealthMonitorInternal from "./health/monitor.js"
 
 // The router's state, which every internal module reads: its own module so
-// that none of them imports the read decision (routing.ts) for a type.
+// that none of them imports the read decision (routing/decision.ts) for a type.
 
 /** What the routed client applies on every node (PgClient's options). @internal */
 export interface ClientOptions {

@@ -13,7 +13,7 @@ import * as Topology from "../Topology.js"
 import * as HealthMonitorInternal from "./health/monitor.js"
 import * as Membership from "./health/membership.js"
 import type { ClientOptions, RouterState } from "./routerState.js"
-import { configRequirement, peek } from "./routing.js"
+import { configRequirement, peek } from "./routing/decision.js"
 import * as Admin from "./sqlRouter/admin.js"
 import * as Leases from "./sqlRouter/leases.js"
 import * as Regions from "./sqlRouter/regions.js"
@@ -32,7 +32,7 @@ export { healthTransitions, statements } from "./metrics.js"
 export type { RouterState } from "./routerState.js"
 
 /** @internal */
-export { configRequirement, currentRoute, observeFailure, pickReplica, releaseReplica, type Route } from "./routing.js"
+export { configRequirement, currentRoute, observeFailure, pickReplica, releaseReplica, type Route } from "./routing/decision.js"
 
 /** @internal */
 export const fromState = (internals: RouterState): SqlRouter.SqlRouter => {

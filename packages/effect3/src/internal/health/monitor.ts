@@ -20,7 +20,7 @@ import * as Catalog from "./catalog.js"
 import * as Dedicated from "../dedicated.js"
 import { describe, isConnectionError } from "../errors.js"
 import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "../metrics.js"
-import * as SelectionInternal from "../selection.js"
+import * as SelectionInternal from "../routing/selection.js"
 import * as Waiting from "./waiting.js"
 
 /** @internal */

@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Topology from "../../Topology.js"
 import * as NodeInternal from "../node.js"
-import * as Routing from "../routing.js"
+import * as Routing from "../routing/decision.js"
 import * as Waiting from "../health/waiting.js"
 import type { Reads } from "./reads.js"
 import * as Statement from "./statement.js"
@@ -37,6 +37,126 @@ const stop = (attempt: Attempt): boolean => {
   return true
 }
 
+/** One hedged read: who waits, its attempts, and how it ended. */
+interface Hedge {
+  readonly reads: Reads
+  readonly facts: Statement.Facts
+  /** Who waits for the outcome now; undefined while the fiber picks the hedge's replica. */
+  resume: ((effect: Effect.Effect<any, SqlError>) => void) | undefined
+  /** The outcome, when the read settled while nobody waited. */
+  outcome: Effect.Effect<any, SqlError> | undefined
+  settled: boolean
+  hedgeTimer: ReturnType<typeof setTimeout> | undefined
+  first: Attempt | undefined
+  second: Attempt | undefined
+  /** The failure of the attempt that ended first, for passive detection when the read settles. */
+  observed: { readonly replica: Topology.Replica; readonly error: unknown } | undefined
+  /** The second attempt is not `watch`ed (a fiber watches one statement): this cancels it if the fiber ends. */
+  onExit: (() => void) | undefined
+}
+
+/** The read's outcome, once: both attempts given up, the waiting fiber resumed (or the outcome kept for it). */
+const settle = (hedge: Hedge, effect: Effect.Effect<any, SqlError>) => {
+  hedge.settled = true
+  if (hedge.hedgeTimer !== undefined) clearTimeout(hedge.hedgeTimer)
+  if (hedge.onExit !== undefined) hedge.facts.fiber.removeObserver(hedge.onExit)
+  giveUp(hedge.first)
+  giveUp(hedge.second)
+  const observed = hedge.observed
+  const value = observed === undefined
+    ? effect
+    : Effect.zipRight(Routing.observeFailure(observed.replica, observed.error), effect)
+  if (hedge.resume === undefined) {
+    hedge.outcome = value
+    return
+  }
+  const waiting = hedge.resume
+  hedge.resume = undefined
+  waiting(value)
+}
+
+/** `attempt` will not answer: the other one may still, or else `then` is the read's outcome. */
+const ended = (hedge: Hedge, attempt: Attempt, error: unknown, then: () => Effect.Effect<any, SqlError>) => {
+  attempt.over = true
+  if (hedge.settled) return
+  const other = attempt === hedge.first ? hedge.second : hedge.first
+  if (other !== undefined && !other.over) {
+    if (error !== undefined) hedge.observed = { replica: attempt.replica, error }
+    return
+  }
+  settle(hedge, then())
+}
+
+/** Starts the statement on `on`: its answer, failure, `readTimeout` or eviction ends the attempt. */
+const start = (hedge: Hedge, on: Topology.Replica): Attempt => {
+  const { facts, reads } = hedge
+  const attempt: Attempt = { replica: on, running: undefined, timer: undefined, over: false }
+  const waiting = Waiting.readsWaitingOn(on)
+  const evicted = () => {
+    Routing.unsafeRelease(on)
+    if (stop(attempt)) ended(hedge, attempt, undefined, () => reads.again(facts))
+  }
+  waiting.add(evicted)
+  attempt.running = Statement.start(facts, on.node.pool, (error, result, acquired) => {
+    if (waiting.delete(evicted)) Routing.unsafeRelease(on)
+    if (attempt.timer !== undefined) clearTimeout(attempt.timer)
+    // Given up already (lost, timed out, evicted, interrupted): only the count comes back.
+    if (attempt.over || attempt.running?.abandoned === true) return
+    if (error === undefined) {
+      attempt.over = true
+      // The span names the node that answered.
+      if (attempt === hedge.second) annotate(facts.span, on.node)
+      return settle(hedge, Statement.finish(facts, result!))
+    }
+    ended(hedge, attempt, error, () => reads.afterFailureOn(facts, on, error, acquired))
+  })
+  if (reads.readTimeout !== undefined && !attempt.over) {
+    attempt.timer = setTimeout(() => {
+      attempt.timer = undefined
+      if (!stop(attempt)) return
+      const error = reads.timedOut()
+      ended(hedge, attempt, error, () => reads.afterTimeoutOn(facts, on, error))
+    }, reads.readTimeout)
+  }
+  return attempt
+}
+
+/** The hedge's replica is picked: the second attempt starts there, unless the read settled meanwhile. */
+const startHedge = (hedge: Hedge, other: Option.Option<Topology.Replica>) =>
+  Effect.sync(() => {
+    if (other._tag === "None") return
+    // Answered (or given up) while the replica was picked: the pick is not used.
+    if (hedge.settled) return Routing.unsafeRelease(other.value)
+    count(other.value.node, "read")
+    countHedge(other.value.node)
+    hedge.onExit = () => {
+      hedge.settled = true
+      giveUp(hedge.second)
+    }
+    hedge.facts.fiber.addObserver(hedge.onExit)
+    hedge.second = start(hedge, other.value)
+  })
+
+/** After `hedgeAfter` without an answer: pick another replica, start there, and wait for either attempt. */
+const hedgeNow = (hedge: Hedge, replica: Topology.Replica) => {
+  hedge.hedgeTimer = undefined
+  const first = hedge.first!
+  if (hedge.settled || first.over || first.running!.abandoned || hedge.resume === undefined) return
+  const waiting = hedge.resume
+  hedge.resume = undefined
+  const waitAgain = (resumeAgain: (effect: Effect.Effect<any, SqlError>) => void) => {
+    if (hedge.outcome !== undefined) return resumeAgain(hedge.outcome)
+    hedge.resume = resumeAgain
+  }
+  // Picking and starting are one step: no interruption between the count and the statement.
+  waiting(Effect.zipRight(
+    Effect.uninterruptible(
+      Effect.flatMap(Routing.pickHedge(hedge.reads.state, hedge.facts.fiber, replica), (other) => startHedge(hedge, other))
+    ),
+    Effect.async<any, SqlError>(waitAgain)
+  ))
+}
+
 /**
  * A read on a replica with `hedgeAfter` on: `readOnReplica`'s read, and when
  * the replica has not answered within `hedgeAfter`, the same statement on
@@ -59,119 +179,25 @@ export const hedgedRead = (
   replica: Topology.Replica,
   hedgeAfter: number
 ): Effect.Effect<any, SqlError> => {
-  const fiber = facts.fiber
-  // Who waits for the outcome now; undefined while the fiber picks the hedge's replica.
-  let resume: ((effect: Effect.Effect<any, SqlError>) => void) | undefined
-  // The outcome, when the read settled while nobody waited.
-  let outcome: Effect.Effect<any, SqlError> | undefined
-  let settled = false
-  let hedgeTimer: ReturnType<typeof setTimeout> | undefined
-  let first: Attempt | undefined
-  let second: Attempt | undefined
-  // The failure of the attempt that ended first, for passive detection when the read settles.
-  let observed: { readonly replica: Topology.Replica; readonly error: unknown } | undefined
-  // The second attempt is not `watch`ed (a fiber watches one statement): this cancels it if the fiber ends.
-  let onExit: (() => void) | undefined
-
-  const settle = (effect: Effect.Effect<any, SqlError>) => {
-    settled = true
-    if (hedgeTimer !== undefined) clearTimeout(hedgeTimer)
-    if (onExit !== undefined) fiber.removeObserver(onExit)
-    giveUp(first)
-    giveUp(second)
-    const value = observed === undefined
-      ? effect
-      : Effect.zipRight(Routing.observeFailure(observed.replica, observed.error), effect)
-    if (resume === undefined) {
-      outcome = value
-      return
-    }
-    const waiting = resume
-    resume = undefined
-    waiting(value)
+  const hedge: Hedge = {
+    reads,
+    facts,
+    resume: undefined,
+    outcome: undefined,
+    settled: false,
+    hedgeTimer: undefined,
+    first: undefined,
+    second: undefined,
+    observed: undefined,
+    onExit: undefined
   }
-
-  /** `attempt` will not answer: the other one may still, or else `then` is the read's outcome. */
-  const ended = (attempt: Attempt, error: unknown, then: () => Effect.Effect<any, SqlError>) => {
-    attempt.over = true
-    if (settled) return
-    const other = attempt === first ? second : first
-    if (other !== undefined && !other.over) {
-      if (error !== undefined) observed = { replica: attempt.replica, error }
-      return
-    }
-    settle(then())
-  }
-
-  const start = (on: Topology.Replica): Attempt => {
-    const attempt: Attempt = { replica: on, running: undefined, timer: undefined, over: false }
-    const waiting = Waiting.readsWaitingOn(on)
-    const evicted = () => {
-      Routing.unsafeRelease(on)
-      if (stop(attempt)) ended(attempt, undefined, () => reads.again(facts))
-    }
-    waiting.add(evicted)
-    attempt.running = Statement.start(facts, on.node.pool, (error, result, acquired) => {
-      if (waiting.delete(evicted)) Routing.unsafeRelease(on)
-      if (attempt.timer !== undefined) clearTimeout(attempt.timer)
-      // Given up already (lost, timed out, evicted, interrupted): only the count comes back.
-      if (attempt.over || attempt.running?.abandoned === true) return
-      if (error === undefined) {
-        attempt.over = true
-        // The span names the node that answered.
-        if (attempt === second) annotate(facts.span, on.node)
-        return settle(Statement.finish(facts, result!))
-      }
-      ended(attempt, error, () => reads.afterFailureOn(facts, on, error, acquired))
-    })
-    if (reads.readTimeout !== undefined && !attempt.over) {
-      attempt.timer = setTimeout(() => {
-        attempt.timer = undefined
-        if (!stop(attempt)) return
-        const error = reads.timedOut()
-        ended(attempt, error, () => reads.afterTimeoutOn(facts, on, error))
-      }, reads.readTimeout)
-    }
-    return attempt
-  }
-
-  const startHedge = (other: Option.Option<Topology.Replica>) =>
-    Effect.sync(() => {
-      if (other._tag === "None") return
-      // Answered (or given up) while the replica was picked: the pick is not used.
-      if (settled) return Routing.unsafeRelease(other.value)
-      count(other.value.node, "read")
-      countHedge(other.value.node)
-      onExit = () => {
-        settled = true
-        giveUp(second)
-      }
-      fiber.addObserver(onExit)
-      second = start(other.value)
-    })
-
-  const waitAgain = (resumeAgain: (effect: Effect.Effect<any, SqlError>) => void) => {
-    if (outcome !== undefined) return resumeAgain(outcome)
-    resume = resumeAgain
-  }
-
   count(replica.node, "read")
   annotate(facts.span, replica.node)
   return Effect.async<any, SqlError>((resumeFirst) => {
-    resume = resumeFirst
-    first = start(replica)
-    NodeInternal.watch(fiber, first.running!)
-    if (settled) return
-    hedgeTimer = setTimeout(() => {
-      hedgeTimer = undefined
-      if (settled || first!.over || first!.running!.abandoned || resume === undefined) return
-      const waiting = resume
-      resume = undefined
-      // Picking and starting are one step: no interruption between the count and the statement.
-      waiting(Effect.zipRight(
-        Effect.uninterruptible(Effect.flatMap(Routing.pickHedge(reads.state, fiber, replica), startHedge)),
-        Effect.async<any, SqlError>(waitAgain)
-      ))
-    }, hedgeAfter)
+    hedge.resume = resumeFirst
+    hedge.first = start(hedge, replica)
+    NodeInternal.watch(facts.fiber, hedge.first.running!)
+    if (hedge.settled) return
+    hedge.hedgeTimer = setTimeout(() => hedgeNow(hedge, replica), hedgeAfter)
   })
 }

@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Topology from "../../Topology.js"
 import * as NodeInternal from "../node.js"
-import * as Routing from "../routing.js"
+import * as Routing from "../routing/decision.js"
 import * as Waiting from "../health/waiting.js"
 import * as Hedging from "./hedging.js"
 import * as Statement from "./statement.js"
@@ -38,65 +38,65 @@ export interface Reads {
   readonly afterTimeoutOn: (facts: Statement.Facts, replica: Topology.Replica, error: Error) => Effect.Effect<any, SqlError>
 }
 
+/** A read on the primary: no replica fits, or the region forces the primary. */
+const readOnPrimary = ({ topology }: RouterState, facts: Statement.Facts): Effect.Effect<any, SqlError> => {
+  const primary = Routing.peek(topology.primary)
+  count(primary, "read")
+  annotate(facts.span, primary)
+  return Effect.async<any, SqlError>((resume) => {
+    NodeInternal.watch(
+      facts.fiber,
+      Statement.start(facts, primary.pool, (error, result, acquired) =>
+        resume(error === undefined ? Statement.finish(facts, result!) : Effect.fail(NodeInternal.failed(error, acquired))))
+    )
+  })
+}
+
+/**
+ * A read on a replica, with the safety net: refused as a write (25006) it
+ * runs on the primary; a replica that is gone or does not answer within
+ * `readTimeout` leaves rotation and the read runs once more elsewhere. The
+ * in-flight count is given back when the server answers.
+ */
+const readOnReplica = (reads: Reads, facts: Statement.Facts, replica: Topology.Replica): Effect.Effect<any, SqlError> => {
+  const { readTimeout } = reads
+  count(replica.node, "read")
+  annotate(facts.span, replica.node)
+  return Effect.async<any, SqlError>((resume) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    // The replica left rotation (Waiting.releaseWaiting took this entry out):
+    // the count goes back now, and a read still waiting runs once more elsewhere.
+    const evicted = () => {
+      Routing.unsafeRelease(replica)
+      if (running.settled || running.abandoned) return
+      if (timer !== undefined) clearTimeout(timer)
+      NodeInternal.abandon(running)
+      resume(reads.again(facts))
+    }
+    Waiting.readsWaitingOn(replica).add(evicted)
+    const running: NodeInternal.Running = Statement.start(facts, replica.node.pool, (error, result, acquired) => {
+      if (Waiting.readsWaitingOn(replica).delete(evicted)) Routing.unsafeRelease(replica)
+      if (timer !== undefined) clearTimeout(timer)
+      if (running.abandoned) return
+      if (error === undefined) return resume(Statement.finish(facts, result!))
+      resume(reads.afterFailureOn(facts, replica, error, acquired))
+    })
+    NodeInternal.watch(facts.fiber, running)
+    if (readTimeout !== undefined) {
+      timer = setTimeout(() => {
+        timer = undefined
+        if (running.settled || running.abandoned) return
+        NodeInternal.abandon(running)
+        resume(reads.afterTimeoutOn(facts, replica, reads.timedOut()))
+      }, readTimeout)
+    }
+  })
+}
+
 /** The statement as a read. @internal */
 export const makeRead = (state: RouterState, { write }: Writes): (facts: Statement.Facts) => Effect.Effect<any, SqlError> => {
-  const { topology } = state
   const readTimeout = state.config.readTimeout === undefined ? undefined : Duration.toMillis(state.config.readTimeout)
   const hedgeAfter = state.config.hedgeAfter === undefined ? undefined : Duration.toMillis(state.config.hedgeAfter)
-
-  /** A read on the primary: no replica fits, or the region forces the primary. */
-  const readOnPrimary = (facts: Statement.Facts): Effect.Effect<any, SqlError> => {
-    const primary = Routing.peek(topology.primary)
-    count(primary, "read")
-    annotate(facts.span, primary)
-    return Effect.async<any, SqlError>((resume) => {
-      NodeInternal.watch(
-        facts.fiber,
-        Statement.start(facts, primary.pool, (error, result, acquired) =>
-          resume(error === undefined ? Statement.finish(facts, result!) : Effect.fail(NodeInternal.failed(error, acquired))))
-      )
-    })
-  }
-
-  /**
-   * A read on a replica, with the safety net: refused as a write (25006) it
-   * runs on the primary; a replica that is gone or does not answer within
-   * `readTimeout` leaves rotation and the read runs once more elsewhere. The
-   * in-flight count is given back when the server answers.
-   */
-  const readOnReplica = (facts: Statement.Facts, replica: Topology.Replica): Effect.Effect<any, SqlError> => {
-    count(replica.node, "read")
-    annotate(facts.span, replica.node)
-    return Effect.async<any, SqlError>((resume) => {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      // The replica left rotation (Waiting.releaseWaiting took this entry out):
-      // the count goes back now, and a read still waiting runs once more elsewhere.
-      const evicted = () => {
-        Routing.unsafeRelease(replica)
-        if (running.settled || running.abandoned) return
-        if (timer !== undefined) clearTimeout(timer)
-        NodeInternal.abandon(running)
-        resume(again(facts))
-      }
-      Waiting.readsWaitingOn(replica).add(evicted)
-      const running: NodeInternal.Running = Statement.start(facts, replica.node.pool, (error, result, acquired) => {
-        if (Waiting.readsWaitingOn(replica).delete(evicted)) Routing.unsafeRelease(replica)
-        if (timer !== undefined) clearTimeout(timer)
-        if (running.abandoned) return
-        if (error === undefined) return resume(Statement.finish(facts, result!))
-        resume(afterFailureOn(facts, replica, error, acquired))
-      })
-      NodeInternal.watch(facts.fiber, running)
-      if (readTimeout !== undefined) {
-        timer = setTimeout(() => {
-          timer = undefined
-          if (running.settled || running.abandoned) return
-          NodeInternal.abandon(running)
-          resume(afterTimeoutOn(facts, replica, reads.timedOut()))
-        }, readTimeout)
-      }
-    })
-  }
 
   /** A read that `replica` did not answer within `readTimeout`: once more elsewhere, or the timeout's error. */
   const afterTimeoutOn = (facts: Statement.Facts, replica: Topology.Replica, error: Error): Effect.Effect<any, SqlError> =>
@@ -113,7 +113,7 @@ export const makeRead = (state: RouterState, { write }: Writes): (facts: Stateme
       case "primary":
         return write(facts, false)
       case "primary-read":
-        return readOnPrimary(facts)
+        return readOnPrimary(state, facts)
       case "elsewhere":
         return facts.retry ? elsewhere(facts, replica, error) : Effect.fail(NodeInternal.failed(error, acquired))
       case "fail":
@@ -142,9 +142,9 @@ export const makeRead = (state: RouterState, { write }: Writes): (facts: Stateme
   /** The read on the replica chosen (after overflow), or on the primary. */
   const readOn = (facts: Statement.Facts, chosen: Topology.Replica | undefined) =>
     chosen === undefined
-      ? readOnPrimary(facts)
+      ? readOnPrimary(state, facts)
       : hedgeAfter === undefined
-      ? readOnReplica(facts, chosen)
+      ? readOnReplica(reads, facts, chosen)
       : Hedging.hedgedRead(reads, facts, chosen, hedgeAfter)
 
   /** A read: where `Routing.decideRead` sends it, now when it can, else when its decision is made. */

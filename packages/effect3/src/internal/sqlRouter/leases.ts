@@ -14,7 +14,7 @@ import type * as SqlRouter from "../../SqlRouter.js"
 import * as Consistency from "../consistency.js"
 import * as Membership from "../health/membership.js"
 import { makeClient } from "../routedClient/assembly.js"
-import { observeFailure, unsafeRelease } from "../routing.js"
+import { observeFailure, unsafeRelease } from "../routing/decision.js"
 import type { RouterState } from "../routerState.js"
 
 // Leases: one connection held for a scope, on the primary or a replica.

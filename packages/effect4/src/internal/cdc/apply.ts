@@ -8,7 +8,7 @@ import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
 import { formatLsn, parseLsn } from "@effect-sql-router/core/cdc/Changes"
 import * as Types from "@effect-sql-router/core/cdc/Types"
 import type { Relation, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
-import { TargetError, UnsupportedType } from "../../Cdc.js"
+import { TargetError, UnsupportedType } from "./errors.js"
 import type { TableInfo } from "./replication.js"
 import { describe } from "../errors.js"
 

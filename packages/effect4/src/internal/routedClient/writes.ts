@@ -9,7 +9,7 @@ import { isReadOnlyViolation } from "../errors.js"
 import * as Membership from "../health/membership.js"
 import * as NodeInternal from "../node.js"
 import type { RouterState } from "../routerState.js"
-import * as Routing from "../routing.js"
+import * as Routing from "../routing/decision.js"
 import * as Statement from "./statement.js"
 import { annotate, count } from "./tracing.js"
 

@@ -13,7 +13,7 @@ import * as Consistency from "../consistency.js"
 import * as Membership from "../health/membership.js"
 import * as NodeInternal from "../node.js"
 import type { RouterState } from "../routerState.js"
-import { observeFailure, peek, releaseReplica } from "../routing.js"
+import { observeFailure, peek, releaseReplica } from "../routing/decision.js"
 
 // Leases: one session held for a scope, on the primary or a replica.
 

@@ -18,7 +18,7 @@ import * as Membership from "../health/membership.js"
 import * as NodeInternal from "../node.js"
 import * as RoutedClientInternal from "../routedClient.js"
 import type { RouterState } from "../routerState.js"
-import { currentRoute, inSession, observeFailure, peek, releaseReplica } from "../routing.js"
+import { currentRoute, inSession, observeFailure, peek, releaseReplica } from "../routing/decision.js"
 
 // Regions: an effect run on one node (`withRead`, `withReplica`, `withWrite`,
 // `transaction`, `readTransaction`), with that node's client provided.

@@ -1,48 +1,50 @@
 /** @internal */
 import * as Selection from "@effect-sql-router/core/Selection"
-import type * as TxRef from "effect/TxRef"
-import * as Topology from "../Topology.js"
+import type * as TRef from "effect/TRef"
+import * as Topology from "../../Topology.js"
 
 // The selection strategies are pure choices in the core (`Selection` there).
-// Two drivers run them: a transaction over the topology's TxRefs
-// (`Selection.select`, `acquire`: the public, composable form) and the read
-// path's synchronous pick (`unsafeAcquire`, here), which reads the same
-// TxRefs outside a transaction and writes the cursor and in-flight count the
-// way a commit does.
+// Two drivers run them: an STM transaction (`Selection.select`, `acquire`:
+// the public, composable form) and the read path's synchronous pick
+// (`unsafeAcquire`, here), which reads the same TRefs outside a transaction
+// and writes the cursor and in-flight count the way a commit does.
 
 // -----------------------------------------------------------------------------
-// TxRefs outside a transaction
+// TRefs outside a transaction
 // -----------------------------------------------------------------------------
 
-/**
- * The current value of a TxRef, read outside a transaction. A transaction's
- * commit is one synchronous step (`Effect.tx` validates its journal and
- * writes every reference at once), so this is the value a one-reference
- * read-only transaction would see, without the transaction's cost.
- * @internal
- */
-export const peek = <A>(ref: TxRef.TxRef<A>): A => ref.value
+interface Versioned<A> {
+  readonly value: A
+}
+
+interface Cell<A> {
+  versioned: Versioned<A>
+  todos: Map<number, () => unknown>
+}
 
 /**
- * Writes a TxRef outside a transaction, the way a commit does: a new version
- * (so that a transaction which read the old one runs again instead of
- * committing), then wake the transactions waiting on it (`Effect.txRetry`).
- * Atomic for the reason `peek` is. The waiters wake in a later microtask, as
- * a commit schedules them: a waiter resumed here would run before the
- * caller's next write (the pick writes the cursor, then the count).
+ * The current value of a TRef, read outside a transaction. JavaScript runs
+ * one STM commit at a time and every commit is synchronous, so this is the
+ * same snapshot a one-reference read-only transaction would see, without the
+ * commit's cost.
  * @internal
  */
-export const unsafeSet = <A>(ref: TxRef.TxRef<A>, value: A): void => {
-  if (!Object.is(value, ref.value)) {
-    ref.version = ref.version + 1
-    ref.value = value
-  }
-  if (ref.pending.size > 0) {
-    const waiting = Array.from(ref.pending.values())
-    ref.pending.clear()
-    queueMicrotask(() => {
-      for (const wake of waiting) wake()
-    })
+export const peek = <A>(ref: TRef.TRef<A>): A => (ref as unknown as Cell<A>).versioned.value
+
+/**
+ * Writes a TRef outside a transaction, the way a commit does: a new version
+ * (so that a transaction which read the old one runs again), then wake the
+ * transactions waiting on it. Atomic for the reason `peek` is.
+ * @internal
+ */
+export const unsafeSet = <A>(ref: TRef.TRef<A>, value: A): void => {
+  const cell = ref as unknown as Cell<A>
+  const Version = cell.versioned.constructor as new(value: A) => Versioned<A>
+  cell.versioned = new Version(value)
+  if (cell.todos.size > 0) {
+    const todos = cell.todos
+    cell.todos = new Map()
+    for (const todo of todos.values()) todo()
   }
 }
 
@@ -60,13 +62,13 @@ export const rampAdmitsNow = (ramp: Topology.Ramp): boolean =>
 
 /** The references as they are now, outside a transaction. @internal */
 export const current: Selection.View<Topology.Replica> = {
-  health: (replica) => replica.health.value,
-  probe: (replica) => replica.probe.value,
-  inFlight: (replica) => replica.inFlight.value,
+  health: (replica) => peek(replica.health),
+  probe: (replica) => peek(replica.probe),
+  inFlight: (replica) => peek(replica.inFlight),
   rampAdmits: rampAdmitsNow
 }
 
-/** A snapshot's view (the transactional driver's). @internal */
+/** A snapshot's view (the STM driver's). @internal */
 export const seen: Selection.View<Selection.Seen> = Selection.viewOfSeen(rampAdmitsNow)
 
 /**
@@ -83,8 +85,8 @@ export const unsafeAcquire = (
   random: number,
   slowStart: boolean
 ): Topology.Replica | undefined => {
-  const replicas = topology.replicas.value
-  const cursor = topology.cursor.value
+  const replicas = peek(topology.replicas)
+  const cursor = peek(topology.cursor)
   let position = strategy.choose(replicas, cursor, requirement, random, current)
   if (position === undefined && slowStart) {
     position = strategy.choose(replicas, cursor, Selection.ignoringRamp(requirement), random, current)
@@ -92,9 +94,9 @@ export const unsafeAcquire = (
   if (position === undefined) return undefined
   const chosen = replicas[position]!
   if (strategy.movesCursor) unsafeSet(topology.cursor, position + 1)
-  unsafeSet(chosen.inFlight, chosen.inFlight.value + 1)
+  unsafeSet(chosen.inFlight, peek(chosen.inFlight) + 1)
   return chosen
 }
 
 /** Gives back a read's in-flight count, outside a transaction (a driver callback, where no fiber runs). @internal */
-export const unsafeRelease = (replica: Topology.Replica): void => unsafeSet(replica.inFlight, replica.inFlight.value - 1)
+export const unsafeRelease = (replica: Topology.Replica): void => unsafeSet(replica.inFlight, peek(replica.inFlight) - 1)
