@@ -387,6 +387,8 @@ export const checkReplica = (
 export interface Watch {
   /** The primary's latest report; undefined before its first look and after a failed one. */
   report: Probing.Report | undefined
+  /** The node that gave `report`: a report of a node that is no longer the primary proves nothing. */
+  reportFrom: Node.Node | undefined
   /** The timeline the primary's last look saw. */
   timeline: number | undefined
   /** Bumped by a failed look at the primary: every replica's delay goes back to `interval`. */
@@ -400,6 +402,7 @@ export interface Watch {
 /** @internal */
 export const makeWatch = (): Watch => ({
   report: undefined,
+  reportFrom: undefined,
   timeline: undefined,
   resets: 0,
   changes: 0,
@@ -476,6 +479,10 @@ export const watchReplica = (
         delay = cadence.base
       }
       const last = yield* TxRef.get(replica.probe)
+      // The report of the primary now (after a switch, the old primary's says nothing).
+      const report = watch?.report !== undefined && watch.reportFrom === (yield* TxRef.get(topology.primary))
+        ? watch.report
+        : undefined
       const plan = Probing.planReplica({
         now,
         lastCheckAt: last?.at,
@@ -483,7 +490,7 @@ export const watchReplica = (
         traffic,
         up: (yield* TxRef.get(replica.health)).up,
         walName: watch?.walNames.get(replica.node),
-        report: watch?.report,
+        report,
         replyStaleAfter
       })
       if (plan._tag !== "Wait") {
@@ -502,7 +509,7 @@ export const watchReplica = (
 /**
  * The primary's watcher: a tick every `interval`, a look (`look`: true when
  * the primary answered) when its delay is up, or at once when routed
- * statements met connection failures. The delay doubles up to `maxInterval`
+ * statements met connection failures or another node became the primary. The delay doubles up to `maxInterval`
  * after a calm look (no traffic on any node since the previous one, the same
  * primary on the same timeline, no replica transition) and is back to
  * `interval` after anything else; a failed look also sends every replica's
@@ -520,6 +527,7 @@ export const watchPrimaryWith = (
     const { watch } = options
     let delay = cadence.base
     let lastLook: number | undefined
+    let lookedAt: Node.Node | undefined
     let served = 0
     let failed = 0
     const totals = Effect.map(
@@ -539,16 +547,21 @@ export const watchPrimaryWith = (
       const before = yield* totals
       if (lastLook === undefined && options.firstAfterInterval) {
         lastLook = now
+        lookedAt = before.primary
         served = before.served
         failed = before.failed
         return
       }
-      if (lastLook !== undefined && now - lastLook < delay && before.failed === failed) return
+      // Due, or at once when routed statements met connection failures or the primary changed.
+      if (lastLook !== undefined && now - lastLook < delay && before.failed === failed && before.primary === lookedAt) {
+        return
+      }
       const timeline = watch?.timeline
       const changes = watch?.changes
       const ok = yield* look
       const after = yield* totals
       lastLook = yield* Clock.currentTimeMillis
+      lookedAt = after.primary
       const calm = ok && after.served === served && after.failed === failed && after.primary === before.primary &&
         watch?.timeline === timeline && watch?.changes === changes
       served = after.served
@@ -649,6 +662,7 @@ export const makeProbes = (
         Effect.map(Clock.currentTimeMillis, (at) => {
           learn(node, answer.self)
           watch.report = answer.standby ? undefined : { at, primaryLsn: answer.lsn, standbys: answer.standbys }
+          watch.reportFrom = node
           if (!answer.standby) watch.timeline = answer.timeline
           return answer
         })
