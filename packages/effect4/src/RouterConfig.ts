@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import type * as Config from "effect/Config"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
 import type * as PlatformError from "effect/PlatformError"
@@ -108,13 +109,15 @@ export interface RouterConfig extends internal.Input {}
  * @category models
  */
 export interface Resolved
-  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "direct">
+  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "direct" | "health">
 {
   /** The direct URLs, aligned with `primary` and `replicas` (undefined: that node has none). */
   readonly direct: {
     readonly primary: Redacted.Redacted<string> | undefined
     readonly replicas: ReadonlyArray<Redacted.Redacted<string> | undefined>
   }
+  /** `maxInterval` resolved: the user's, else 15 seconds or `interval` if longer. */
+  readonly health: internal.ResolvedOptions["health"] & { readonly maxInterval: Duration.Duration }
   /** Manual: the primary. Auto: the first host (a hint; discovery decides). */
   readonly primary: Redacted.Redacted<string>
   /** Manual: the replicas. Auto: the other hosts. */

@@ -239,7 +239,7 @@ describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
     Effect.gen(function*() {
       const typo = yield* Effect.flip(RouterConfig.resolve({ primary: ok, health: { intervall: 5 } } as never))
       expect(typo.field).toBe("health.intervall")
-      expect(typo.reason).toContain("interval, timeout, failureThreshold, successThreshold, enabled")
+      expect(typo.reason).toContain("interval, maxInterval, replyTimeout, timeout, failureThreshold, successThreshold, enabled")
       const pasted = yield* Effect.flip(RouterConfig.resolve({ primary: ok, [`app:${secret}@db`]: 1 } as never))
       expect(pasted.field).toBe("config")
       expectNoSecret(pasted)

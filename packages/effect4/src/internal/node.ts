@@ -43,6 +43,8 @@ export interface NodeInternals {
   max: number
   /** Whether statements use named prepared statements. */
   prepare: boolean
+  /** Connection-class failures routed statements met on the node (see `countFailure`). */
+  failures: number
   /** Destroys every open socket of the node: statements on them fail with a connection error. */
   readonly sever: () => void
   /**
@@ -332,7 +334,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
         Effect.asVoid(own.pool.use((session) => session.query("SELECT pg_notify($1, $2)", [channel, payload], false)))
     }) as unknown as PgClient.PgClient
     const served = { reads: 0, writes: 0 }
-        const node: Node.Node = {
+    const node: Node.Node = {
       id: options.id,
       role: options.role,
       address: addressOf(options.url),
@@ -355,6 +357,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       pool,
       max: options.maxSize,
       prepare,
+      failures: 0,
       sever: () => {
         for (const socket of sockets) socket.destroy()
       },
@@ -382,6 +385,19 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
     internals.set(node, own)
     return node
   })
+
+/**
+ * A routed statement met a connection-class failure on `node`: counted for
+ * its health watcher (a node the router did not make is not counted).
+ * @internal
+ */
+export const countFailure = (node: Node.Node): void => {
+  const own = internals.get(node)
+  if (own !== undefined) own.failures++
+}
+
+/** Connection-class failures counted on `node` so far. @internal */
+export const failuresOf = (node: Node.Node): number => internals.get(node)?.failures ?? 0
 
 /** After a failover or promotion: the node's role as last discovered. @internal */
 export const setRole = (node: Node.Node, role: Node.Role): void => {

@@ -1,5 +1,6 @@
 /** @internal */
 import * as Health from "@effect-sql-router/core/Health"
+import * as Probing from "@effect-sql-router/core/Probing"
 import * as PgConnection from "@effect/sql-pg/PgConnection"
 import type * as PgPool from "@effect/sql-pg/PgPool"
 import * as Clock from "effect/Clock"
@@ -9,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import type * as Pool from "effect/Pool"
+import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as TxRef from "effect/TxRef"
@@ -135,19 +137,34 @@ const ownQuery = <A>(pool: PgPool.PgPool, timeout: Duration.Duration, sql: strin
     sql
   )
 
+/** Statements routed to `node` so far (a node the router did not make has none). */
+const servedOf = (node: Node.Node): number => node.served === undefined ? 0 : node.served.reads + node.served.writes
+
+/** What each node had served at its previous probe. */
+const servedAtProbe = new WeakMap<Node.Node, number>()
+
 /**
- * A probe's `Catalog.Query` on `node`: over the node's own pool, or, when the
- * pool is crowded, over a connection of its own for one statement, so that a
- * pool full of long statements never makes a healthy server look dead. Every
- * probe is bounded by `timeout` in real time.
+ * A probe's `Catalog.Query` on `node`. It borrows one of the node's pooled
+ * sessions only when one is idle and the node served statements since its
+ * previous probe (that traffic keeps the session alive anyway): it then adds
+ * no connection and keeps none alive. Otherwise (an idle node, whose pool
+ * must drain after `idleTimeout`; a pool with nothing idle; a crowded one,
+ * where a checkout would wait behind the application and a pool full of long
+ * statements would make a healthy server look dead) it runs on a connection
+ * of its own for one statement, closed at once. Every probe is bounded by
+ * `timeout` in real time.
  * @internal
  */
 export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) => {
   const { pool, prepare } = NodeInternal.internalsOf(node)
-  return Effect.flatMap(pool.stats, (stats) =>
-    crowded(stats, pool.config.multiplex ?? false)
-      ? ownQuery<A>(pool, timeout, sql)
-      : pooledQuery<A>(pool, prepare, timeout, sql))
+  return Effect.flatMap(pool.stats, (stats) => {
+    const served = servedOf(node)
+    const warm = servedAtProbe.get(node) !== served
+    servedAtProbe.set(node, served)
+    return warm && stats.idle > 0 && !crowded(stats, pool.config.multiplex ?? false)
+      ? pooledQuery<A>(pool, prepare, timeout, sql)
+      : ownQuery<A>(pool, timeout, sql)
+  })
 }
 
 // -----------------------------------------------------------------------------
@@ -307,17 +324,18 @@ const failedProbe = (error: unknown, at: number, previous: Topology.Probe | unde
     }
 
 /**
- * One probe of one replica, recorded: the unit the schedule repeats.
+ * One look at a replica recorded: a probe's outcome, or the verdict the
+ * primary's report gave (`at`: when it was taken), with its hysteresis,
+ * metrics and log.
  * @internal
  */
-export const checkReplica = (
+export const recordLook = (
   replica: Topology.Replica,
-  probe: HealthMonitor.ProbeFn,
+  result: Result.Result<Omit<Topology.Probe, "at">, unknown>,
+  at: number,
   thresholds: Thresholds
 ): Effect.Effect<HealthMonitor.Transition | undefined> =>
   Effect.gen(function*() {
-    const result = yield* Effect.result(probe(replica.node))
-    const at = yield* Clock.currentTimeMillis
     const previous = yield* TxRef.get(replica.probe)
     const recorded: Topology.Probe = result._tag === "Success"
       ? { ...result.success, at }
@@ -343,48 +361,244 @@ export const checkReplica = (
     return transition
   })
 
+/**
+ * One probe of one replica, recorded.
+ * @internal
+ */
+export const checkReplica = (
+  replica: Topology.Replica,
+  probe: HealthMonitor.ProbeFn,
+  thresholds: Thresholds
+): Effect.Effect<HealthMonitor.Transition | undefined> =>
+  Effect.flatMap(
+    Effect.result(probe(replica.node)),
+    (result) => Effect.flatMap(Clock.currentTimeMillis, (at) => recordLook(replica, result, at, thresholds))
+  )
+
 // -----------------------------------------------------------------------------
 // The loops
 // -----------------------------------------------------------------------------
 
 /**
- * The probe loop of one replica, until it is removed from the topology.
- * Each replica has its own fiber: a frozen one must not delay the others.
+ * What the watchers share: the primary's latest report of its standbys, and
+ * what tells the primary's watcher that something changed.
+ * @internal
+ */
+export interface Watch {
+  /** The primary's latest report; undefined before its first look and after a failed one. */
+  report: Probing.Report | undefined
+  /** The node that gave `report`: a report of a node that is no longer the primary proves nothing. */
+  reportFrom: Node.Node | undefined
+  /** The timeline the primary's last look saw. */
+  timeline: number | undefined
+  /** Bumped by a failed look at the primary: every replica's delay goes back to `interval`. */
+  resets: number
+  /** Bumped by every replica transition: the primary's next look is not calm. */
+  changes: number
+  /** How the primary names each replica (`Catalog.walName`), learnt by the replica's probes. */
+  readonly walNames: WeakMap<Node.Node, string>
+}
+
+/** @internal */
+export const makeWatch = (): Watch => ({
+  report: undefined,
+  reportFrom: undefined,
+  timeline: undefined,
+  resets: 0,
+  changes: 0,
+  walNames: new WeakMap()
+})
+
+/** The probe schedule in milliseconds: `interval`, doubled while calm up to `maxInterval`. @internal */
+export const cadenceOf = (health: RouterConfig.Resolved["health"]): Probing.Cadence => ({
+  base: Duration.toMillis(health.interval),
+  max: Duration.toMillis(health.maxInterval)
+})
+
+/** A node's counters at a watcher's previous look. */
+interface Seen {
+  served: number
+  failed: number
+  inFlight: number
+}
+
+const seenNow = (node: Node.Node, inFlight: number): Seen => ({
+  served: servedOf(node),
+  failed: NodeInternal.failuresOf(node),
+  inFlight
+})
+
+/**
+ * A node's traffic since `seen` (which moves to now): failures counted,
+ * statements completed (those routed to it less the growth of those in
+ * flight), statements in flight. Counters the statements already keep: no
+ * cost on the statement path.
+ */
+const trafficSince = (seen: Seen, node: Node.Node, inFlight: number): Probing.Traffic => {
+  const served = servedOf(node)
+  const failed = NodeInternal.failuresOf(node)
+  const traffic: Probing.Traffic = {
+    completed: Math.max(0, served - seen.served - Math.max(0, inFlight - seen.inFlight)),
+    failed: failed - seen.failed,
+    inFlight
+  }
+  seen.served = served
+  seen.failed = failed
+  seen.inFlight = inFlight
+  return traffic
+}
+
+/**
+ * The watcher of one replica, until it is removed from the topology. It
+ * ticks every `interval` (a tick with nothing to do does no I/O) and follows
+ * `Probing.planReplica`: probe it (first look, traffic that fails or hangs,
+ * out of rotation, lost or stale in the primary's report, or its delay up
+ * with no report naming it), take the primary's report as its look, or
+ * wait. Each replica has its own fiber: a frozen one must not delay the
+ * others.
  * @internal
  */
 export const watchReplica = (
   topology: Topology.Topology,
   replica: Topology.Replica,
   health: RouterConfig.Resolved["health"],
-  probe: HealthMonitor.ProbeFn
+  probe: HealthMonitor.ProbeFn,
+  watch?: Watch | undefined
 ): Effect.Effect<void> =>
-  Effect.repeat(
-    checkReplica(replica, probe, health).pipe(
-      Effect.andThen(updateGauges(topology)),
-      Effect.andThen(Effect.map(TxRef.get(replica.health), (health) => health.member))
-    ),
-    { schedule: Schedule.spaced(health.interval), while: (member) => member }
-  ).pipe(Effect.asVoid)
+  Effect.suspend(() => {
+    const cadence = cadenceOf(health)
+    const replyStaleAfter = Duration.toMillis(health.replyTimeout)
+    const seen = seenNow(replica.node, replica.inFlight.value)
+    let delay = cadence.base
+    let resets = watch?.resets ?? 0
+    const tick = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const traffic = trafficSince(seen, replica.node, yield* TxRef.get(replica.inFlight))
+      if (watch !== undefined && watch.resets !== resets) {
+        resets = watch.resets
+        delay = cadence.base
+      }
+      const last = yield* TxRef.get(replica.probe)
+      // The report of the primary now (after a switch, the old primary's says nothing).
+      const report = watch?.report !== undefined && watch.reportFrom === (yield* TxRef.get(topology.primary))
+        ? watch.report
+        : undefined
+      const plan = Probing.planReplica({
+        now,
+        lastCheckAt: last?.at,
+        delay,
+        traffic,
+        up: (yield* TxRef.get(replica.health)).up,
+        walName: watch?.walNames.get(replica.node),
+        report,
+        replyStaleAfter
+      })
+      if (plan._tag !== "Wait") {
+        const transition = plan._tag === "Probe"
+          ? yield* checkReplica(replica, probe, health)
+          : yield* recordLook(replica, Result.succeed(plan.probe), plan.at, health)
+        if (transition !== undefined && watch !== undefined) watch.changes++
+        delay = Probing.nextDelay(cadence, delay, Probing.calm(yield* TxRef.get(replica.probe), transition))
+        yield* updateGauges(topology)
+      }
+      return (yield* TxRef.get(replica.health)).member
+    })
+    return Effect.repeat(tick, { schedule: Schedule.spaced(health.interval), while: (member) => member })
+  }).pipe(Effect.asVoid)
+
+/**
+ * The primary's watcher: a tick every `interval`, a look (`look`: true when
+ * the primary answered) when its delay is up, or at once when routed
+ * statements met connection failures or another node became the primary. The delay doubles up to `maxInterval`
+ * after a calm look (no traffic on any node since the previous one, the same
+ * primary on the same timeline, no replica transition) and is back to
+ * `interval` after anything else; a failed look also sends every replica's
+ * delay back to `interval`.
+ * @internal
+ */
+export const watchPrimaryWith = (
+  topology: Topology.Topology,
+  health: RouterConfig.Resolved["health"],
+  look: Effect.Effect<boolean>,
+  options: { readonly watch?: Watch | undefined; readonly firstAfterInterval?: boolean | undefined } = {}
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const cadence = cadenceOf(health)
+    const { watch } = options
+    let delay = cadence.base
+    let lastLook: number | undefined
+    let lookedAt: Node.Node | undefined
+    let served = 0
+    let failed = 0
+    const totals = Effect.map(
+      Effect.tx(Effect.zip(TxRef.get(topology.primary), TxRef.get(topology.replicas))),
+      ([primary, replicas]) => {
+        let served = servedOf(primary)
+        let failed = NodeInternal.failuresOf(primary)
+        for (const replica of replicas) {
+          served += servedOf(replica.node)
+          failed += NodeInternal.failuresOf(replica.node)
+        }
+        return { primary, served, failed }
+      }
+    )
+    const tick = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const before = yield* totals
+      if (lastLook === undefined && options.firstAfterInterval) {
+        lastLook = now
+        lookedAt = before.primary
+        served = before.served
+        failed = before.failed
+        return
+      }
+      // Due, or at once when routed statements met connection failures or the primary changed.
+      if (lastLook !== undefined && now - lastLook < delay && before.failed === failed && before.primary === lookedAt) {
+        return
+      }
+      const timeline = watch?.timeline
+      const changes = watch?.changes
+      const ok = yield* look
+      const after = yield* totals
+      lastLook = yield* Clock.currentTimeMillis
+      lookedAt = after.primary
+      const calm = ok && after.served === served && after.failed === failed && after.primary === before.primary &&
+        watch?.timeline === timeline && watch?.changes === changes
+      served = after.served
+      failed = after.failed
+      delay = Probing.nextDelay(cadence, delay, calm)
+      if (!ok && watch !== undefined) watch.resets++
+    })
+    return Effect.repeat(tick, Schedule.spaced(health.interval))
+  }).pipe(Effect.asVoid)
 
 /**
  * The primary's probe loop: its WAL position is what replica lag is measured
- * against, its timeline what replicas must follow.
+ * against, its timeline what replicas must follow; its report of the
+ * standbys is what replica watchers read.
  * @internal
  */
 export const watchPrimary = (
   topology: Topology.Topology,
   health: RouterConfig.Resolved["health"],
-  probePrimary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
+  probePrimary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>,
+  watch?: Watch | undefined
 ): Effect.Effect<void> =>
-  Effect.repeat(
+  watchPrimaryWith(
+    topology,
+    health,
     Effect.gen(function*() {
       const primary = yield* TxRef.get(topology.primary)
       const lsn = yield* Effect.result(probePrimary(primary))
-      if (lsn._tag === "Success") yield* TxRef.set(topology.primaryLsn, lsn.success)
-      else yield* Effect.logWarning(`primary probe failed: ${describe(lsn.failure)}`)
+      if (lsn._tag === "Success") {
+        yield* TxRef.set(topology.primaryLsn, lsn.success)
+        return true
+      }
+      yield* Effect.logWarning(`primary probe failed: ${describe(lsn.failure)}`)
+      return false
     }),
-    Schedule.spaced(health.interval)
-  ).pipe(Effect.asVoid)
+    { watch }
+  )
 
 /** @internal */
 export interface Probes {
@@ -393,6 +607,14 @@ export interface Probes {
   readonly primary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
   /** Whether the node is in recovery, its WAL position and (if writable) timeline. */
   readonly role: (node: Node.Node) => Effect.Effect<Catalog.NodeRole, unknown>
+  /**
+   * `role` of the current primary, in the same statement as its report of
+   * the standbys (kept in `watch` when it answers as writable, dropped when
+   * it does not answer): discovery's question to the current primary.
+   */
+  readonly primaryRole: (node: Node.Node) => Effect.Effect<Catalog.NodeRole, unknown>
+  /** What the watchers share: the primary's latest report. */
+  readonly watch: Watch
   /** Records what discovery learnt of the current primary (undefined: it did not answer as writable). */
   readonly recordPrimary: (node: Node.Node, role: Catalog.NodeRole | undefined) => Effect.Effect<void>
   /** A node left the topology: forget what its probes learnt. */
@@ -414,6 +636,7 @@ export const makeProbes = (
   timeout: Duration.Duration
 ): Probes => {
   let view: PrimaryView | undefined
+  const watch = makeWatch()
   /** How each node names itself (`inet_server_addr()` and its port), learnt by its probes. */
   const selves = new Map<Node.Node, string>()
   const learn = (node: Node.Node, self: string | undefined) => {
@@ -432,6 +655,22 @@ export const makeProbes = (
     })
   const role = (node: Node.Node) =>
     Effect.tap(Catalog.role(queryOf(node)), (answer) => Effect.sync(() => learn(node, answer.self)))
+  // The primary's look: its role and its report of the standbys, in one statement.
+  const primaryRole = (node: Node.Node): Effect.Effect<Catalog.NodeRole, unknown> =>
+    Catalog.primaryReport(queryOf(node)).pipe(
+      Effect.flatMap((answer) =>
+        Effect.map(Clock.currentTimeMillis, (at) => {
+          learn(node, answer.self)
+          watch.report = answer.standby ? undefined : { at, primaryLsn: answer.lsn, standbys: answer.standbys }
+          watch.reportFrom = node
+          if (!answer.standby) watch.timeline = answer.timeline
+          return answer
+        })
+      ),
+      Effect.tapError(() => Effect.sync(() => {
+        watch.report = undefined
+      }))
+    )
   const currentPrimary = TxRef.get(topology.primary)
   // Replica probes that need the primary's position now share one question,
   // as long as it was asked after their own read: the primary answers about
@@ -463,11 +702,16 @@ export const makeProbes = (
   return {
     replica: (node) =>
       Effect.flatMap(
-        Effect.tap(Catalog.standbyState(queryOf(node)), (state) => Effect.sync(() => learn(node, state.self))),
+        Effect.tap(Catalog.standbyState(queryOf(node)), (state) =>
+          Effect.sync(() => {
+            learn(node, state.self)
+            if (state.walName !== undefined) watch.walNames.set(node, state.walName)
+            else watch.walNames.delete(node)
+          })),
         (state) => judge(state, { ...context, primaryLsnNow: primaryLsnAfter(performance.now()) })
       ),
     primary: (node) =>
-      role(node).pipe(
+      primaryRole(node).pipe(
         Effect.tap((answer) => record(node, answer)),
         Effect.tapError(() => record(node, undefined)),
         Effect.flatMap((answer) =>
@@ -475,8 +719,14 @@ export const makeProbes = (
         )
       ),
     role,
+    primaryRole,
+    watch,
     recordPrimary: record,
-    forget: (node) => Effect.sync(() => selves.delete(node))
+    forget: (node) =>
+      Effect.sync(() => {
+        selves.delete(node)
+        watch.walNames.delete(node)
+      })
   }
 }
 
@@ -512,7 +762,8 @@ export const admitAtStart = (topology: Topology.Topology, probes: Probes): Effec
   })
 
 /**
- * Forks the primary's loop and one loop per replica into the current scope.
+ * Forks the primary's watcher and one watcher per replica into the current
+ * scope.
  * @internal
  */
 export const start = (options: {
@@ -520,22 +771,24 @@ export const start = (options: {
   readonly health: RouterConfig.Resolved["health"]
   readonly probe: HealthMonitor.ProbeFn
   readonly probePrimary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
-  /** With discovery, one round of it replaces the primary's probe. */
-  readonly primaryLoop?: Effect.Effect<void> | undefined
+  /** What the watchers share (the primary's report); none: replicas are probed when due. */
+  readonly watch?: Watch | undefined
+  /** With discovery, one round of it replaces the primary's probe (true: the current primary answered). */
+  readonly primaryLoop?: Effect.Effect<boolean> | undefined
 }): Effect.Effect<void, never, Scope.Scope> =>
   onClock(
     options.health,
     Effect.gen(function*() {
-      const { health, topology } = options
+      const { health, topology, watch } = options
       yield* Effect.forkScoped(
         options.primaryLoop
           // The router has just discovered the topology: the first round is one interval away.
-          ? Effect.asVoid(Effect.schedule(options.primaryLoop, Schedule.spaced(health.interval)))
-          : watchPrimary(topology, health, options.probePrimary)
+          ? watchPrimaryWith(topology, health, options.primaryLoop, { watch, firstAfterInterval: true })
+          : watchPrimary(topology, health, options.probePrimary, watch)
       )
       const replicas = yield* TxRef.get(topology.replicas)
       for (const replica of replicas) {
-        yield* Effect.forkScoped(watchReplica(topology, replica, health, options.probe))
+        yield* Effect.forkScoped(watchReplica(topology, replica, health, options.probe, watch))
       }
     })
   )

@@ -312,22 +312,24 @@ const mayBeBehind = (state: RouterState, replica: Topology.Replica): boolean => 
 export const observeFailure = (replica: Topology.Replica, failure: unknown): Effect.Effect<void> => {
   // Regions report an Effect Cause; statements report the error itself.
   const error = Cause.isCause(failure) ? Cause.squash(failure) : failure
-  return isConnectionError(error)
-    ? Effect.flatMap(
-      Effect.tx(TxRef.modify(replica.health, (health) =>
-        health.member
-          ? [health.up, { ...health, up: false, streak: 0 }] as const
-          : [false, health] as const
-      )),
-      (wasHealthy) =>
-        wasHealthy
-          ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
-            Effect.andThen(Effect.sync(() => Waiting.releaseWaiting(replica))),
-            Effect.andThen(Metric.update(Metric.withAttributes(healthTransitions, { to: "unhealthy" }), 1))
-          )
-          : Effect.void
-    )
-    : Effect.void
+  if (!isConnectionError(error)) return Effect.void
+  return Effect.flatMap(
+    Effect.tx(TxRef.modify(replica.health, (health) =>
+      health.member
+        ? [health.up, { ...health, up: false, streak: 0 }] as const
+        : [false, health] as const
+    )),
+    (wasHealthy) => {
+      // Traffic that fails: its health watcher probes it at once.
+      NodeInternal.countFailure(replica.node)
+      return wasHealthy
+        ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
+          Effect.andThen(Effect.sync(() => Waiting.releaseWaiting(replica))),
+          Effect.andThen(Metric.update(Metric.withAttributes(healthTransitions, { to: "unhealthy" }), 1))
+        )
+        : Effect.void
+    }
+  )
 }
 
 /** Whether `fiber` runs in a causal session. @internal */
