@@ -283,24 +283,6 @@ export const healthOf = (member: Member | undefined, cluster: Cluster): MemberHe
 const positionOf = (text: string | undefined): string | undefined => text === "unknown" ? undefined : text
 
 /**
- * The leader's WAL position as Patroni last published it (a member's
- * position plus its lag), or undefined when no member gives both.
- *
- * @since 0.1.0
- * @category verdicts
- */
-export const clusterLsn = (cluster: Cluster): bigint | undefined => {
-  let newest: bigint | undefined
-  for (const member of cluster.members) {
-    const position = parseLsn(positionOf(member.lsn))
-    if (position === undefined || typeof member.lag !== "number") continue
-    const leader = position + BigInt(member.lag)
-    if (newest === undefined || leader > newest) newest = leader
-  }
-  return newest
-}
-
-/**
  * A member's PostgreSQL address in the spelling of `Catalog.address`, or
  * undefined when Patroni gives no host and port.
  *

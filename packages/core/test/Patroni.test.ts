@@ -164,15 +164,6 @@ describe("healthOf", () => {
   })
 })
 
-describe("clusterLsn", () => {
-  it("the leader's published position: a member's position plus its lag", () => {
-    expect(Patroni.clusterLsn({ members: [replica({ lsn: "0/100", lag: 0x20 }), replica({ lsn: "0/110", lag: 0x10 })] }))
-      .toBe(0x120n)
-    expect(Patroni.clusterLsn({ members: [replica({ lag: "unknown" })] })).toBeUndefined()
-    expect(Patroni.clusterLsn(valid(documented))).toBe(0x4000060n)
-  })
-})
-
 describe("matching members to nodes", () => {
   it("by host:port in Catalog.address's spelling", () => {
     const cluster = valid({
