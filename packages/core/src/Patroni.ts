@@ -269,7 +269,7 @@ export const healthOf = (member: Member | undefined, cluster: Cluster): MemberHe
   if (member.role === "leader") return { _tag: "Unhealthy", reason: "Patroni names it the leader, not a replica" }
   if (!replicaRoles.has(member.role)) return { _tag: "Unknown", reason: `its role is ${member.role}` }
   if (isSet(member.tags?.["noloadbalance"])) {
-    return { _tag: "Unhealthy", reason: "it is tagged noloadbalance (no read traffic)" }
+    return { _tag: "Unhealthy", reason: "Patroni reports it tagged noloadbalance (no read traffic)" }
   }
   if (notServing.has(member.state)) return { _tag: "Unhealthy", reason: `Patroni reports it ${member.state}` }
   if (member.state !== "streaming") return { _tag: "Unknown", reason: `Patroni reports it ${member.state}, not streaming` }

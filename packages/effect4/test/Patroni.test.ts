@@ -197,7 +197,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("Patroni a
       )
       fake.set(answer(cluster, cluster.primary, { "replica-0": { state: "stopped", lag: undefined } }))
       yield* eventually(Effect.map(status(router, "node-1"), (s) => !s.healthy), 200)
-      expect((yield* status(router, "node-1")).lastError).toBe("Patroni: Patroni reports it stopped")
+      expect((yield* status(router, "node-1")).lastError).toBe("Patroni reports it stopped")
       expect(yield* Effect.forEach([1, 2, 3, 4], () => read)).toEqual(["replica-1", "replica-1", "replica-1", "replica-1"])
       fake.set(answer(cluster, cluster.primary))
       yield* eventually(Effect.map(status(router, "node-1"), (s) => s.healthy), 200)

@@ -202,17 +202,16 @@ export const probeReplica = (source: Source, probe: HealthMonitor.ProbeFn): Heal
           error: undefined,
           state: following
         })
-      case "Unhealthy": {
-        const reason = `Patroni: ${health.reason}`
+      case "Unhealthy":
+        // The reason names Patroni ("Patroni reports it stopped"); a failed probe for the hysteresis.
         return Effect.succeed({
           ok: false,
           replayLsn: undefined,
           lagBytes: undefined,
           lagMillis: undefined,
-          error: reason,
-          state: { _tag: "Detached", reason }
+          error: health.reason,
+          state: { _tag: "Detached", reason: health.reason }
         })
-      }
       case "Unknown":
         return probe(node)
     }
