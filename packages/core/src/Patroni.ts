@@ -219,7 +219,7 @@ export const leaderOf = (
  *   it leaves rotation by the usual hysteresis.
  * - `Unknown`: Patroni cannot tell (the lag is `"unknown"`, the state is one
  *   this module does not know, a replica reports `running` without a
- *   replication state, which Patroni older than 3.0.3 does for every replica,
+ *   replication state, which Patroni older than 3.0.4 does for every replica,
  *   the cluster is paused, or the member is a `standby_leader`): the router
  *   probes it with PostgreSQL as it does without Patroni.
  *
