@@ -8,6 +8,7 @@
 import type * as PlatformError from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Config from "effect/Config"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
@@ -51,6 +52,27 @@ export interface ValidationConnection {
  * @category models
  */
 export interface HealthConfig extends Schema.Schema.Type<typeof internal.routerOptions.health.schema> {}
+
+/**
+ * Patroni as the source of truth (with `discovery: "auto"`): the members'
+ * REST API URLs (Redacted: they may hold credentials) and the timeout of one
+ * request. See the README's "Patroni" section.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PatroniConfig extends Schema.Schema.Type<typeof internal.routerOptions.patroni.schema> {}
+
+/**
+ * The Patroni source as resolved: its URLs, and the timeout of one request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PatroniResolved {
+  readonly urls: ReadonlyArray<Redacted.Redacted<string>>
+  readonly timeout: Duration.Duration
+}
 
 /**
  * Replicas further behind than this get no reads (the seed's `lagTolerance`).
@@ -111,13 +133,15 @@ export interface RouterConfig extends internal.Input {
  * @category models
  */
 export interface Resolved
-  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "direct">
+  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "direct" | "patroni">
 {
   /** The direct URLs, aligned with `primary` and `replicas` (undefined: that node has none). */
   readonly direct: {
     readonly primary: Redacted.Redacted<string> | undefined
     readonly replicas: ReadonlyArray<Redacted.Redacted<string> | undefined>
   }
+  /** Set: Patroni names the primary and reports replica health while it answers. */
+  readonly patroni?: PatroniResolved | undefined
   /** Manual: the primary. Auto: the first host (a hint; discovery decides). */
   readonly primary: Redacted.Redacted<string>
   /** Manual: the replicas. Auto: the other hosts. */

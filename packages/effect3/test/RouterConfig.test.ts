@@ -152,7 +152,7 @@ describe("connection strings (parsed as pg parses them)", () => {
 
 describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
   // A wrong value for a field: an object when the field is a scalar, a text when it is an object.
-  const objects = new Set(["", "health", "maxLag", "consistency", "cdc", "direct"])
+  const objects = new Set(["", "health", "maxLag", "consistency", "cdc", "direct", "patroni"])
   const wrong = (key: string) => objects.has(key) ? `postgres://app:${secret}@db/app` : { password: secret }
   const configWith = (key: string, value: unknown): unknown => {
     if (key === "") return value

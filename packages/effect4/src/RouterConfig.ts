@@ -44,6 +44,27 @@ export type Selection = typeof selections[number]
 export interface HealthConfig extends Schema.Schema.Type<typeof internal.routerOptions.health.schema> {}
 
 /**
+ * Patroni as the source of truth (with `discovery: "auto"`): the members'
+ * REST API URLs (Redacted: they may hold credentials) and the timeout of one
+ * request. See the README's "Patroni" section.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PatroniConfig extends Schema.Schema.Type<typeof internal.routerOptions.patroni.schema> {}
+
+/**
+ * The Patroni source as resolved: its URLs, and the timeout of one request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PatroniResolved {
+  readonly urls: ReadonlyArray<Redacted.Redacted<string>>
+  readonly timeout: Duration.Duration
+}
+
+/**
  * Replicas further behind than this get no reads (the seed's `lagTolerance`).
  *
  * @since 0.1.0
@@ -109,7 +130,7 @@ export interface RouterConfig extends internal.Input {}
  * @category models
  */
 export interface Resolved
-  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "direct" | "health">
+  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "direct" | "health" | "patroni">
 {
   /** The direct URLs, aligned with `primary` and `replicas` (undefined: that node has none). */
   readonly direct: {
@@ -118,6 +139,8 @@ export interface Resolved
   }
   /** `maxInterval` resolved: the user's, else 15 seconds or `interval` if longer. */
   readonly health: internal.ResolvedOptions["health"] & { readonly maxInterval: Duration.Duration }
+  /** Set: Patroni names the primary and reports replica health while it answers. */
+  readonly patroni?: PatroniResolved | undefined
   /** Manual: the primary. Auto: the first host (a hint; discovery decides). */
   readonly primary: Redacted.Redacted<string>
   /** Manual: the replicas. Auto: the other hosts. */

@@ -93,6 +93,20 @@ const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
 
 const PoolSize = wholeNumber(1, 10_000)
 
+/** A REST API base URL (`http://db1:8008`); it may hold credentials, so it is Redacted. @internal */
+export const isRestUrl = (text: string): boolean => {
+  try {
+    const url = new URL(text)
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
+  } catch {
+    return false
+  }
+}
+
+const RestUrl = Schema.RedactedFromValue(Schema.String).check(holds((url) => isRestUrl(Redacted.value(url))))
+
+const restUrl = "must be a Redacted http:// or https:// URL of a Patroni REST API (e.g. http://db1:8008)"
+
 const Secret = Schema.RedactedFromValue(Schema.String).check(holds((secret) => Redacted.value(secret).length >= 16))
 
 // -----------------------------------------------------------------------------
@@ -157,6 +171,15 @@ const group = <O extends Settings>(options: O): Setting<StructOf<O>, ResolvedOf<
   options
 })
 
+/** An optional object of options: absent, it stays absent (the feature is off). */
+const optionalGroup = <O extends Settings>(options: O): Setting<StructOf<O>, ResolvedOf<O> | undefined> => ({
+  schema: structOf(options),
+  reason: objectOf(options),
+  resolve: (input) =>
+    input === undefined ? undefined : resolveAll(options, input as Readonly<Record<string, unknown>>),
+  options
+})
+
 const positive = "must be a positive, finite duration (e.g. \"5 seconds\", or a number of milliseconds)"
 const durationOr = (fallback: Duration.Input) => (input: Duration.Input | undefined) =>
   Duration.fromInputUnsafe(input ?? fallback)
@@ -210,6 +233,21 @@ const healthOptions = {
 }
 
 const defaultMaxInterval = Duration.seconds(15)
+const patroniOptions = {
+  /**
+   * The members' REST API base URLs (`http://db1:8008`, credentials
+   * allowed), asked in turn for `GET /cluster`: the first that answers is
+   * used. Required.
+   */
+  urls: option(
+    Schema.Array(RestUrl).check(holds((urls) => urls.length >= 1)),
+    "must be a non-empty array of Patroni REST API URLs",
+    asGiven,
+    restUrl
+  ),
+  /** A request that takes longer fails, and the next URL is asked; default 1 second. */
+  timeout: option(PositiveDuration, positive, durationOr("1 second"))
+}
 
 const maxLagOptions = {
   /** Replay delay behind the primary's latest commit. */
@@ -397,6 +435,14 @@ export const routerOptions = {
    */
   health: group(healthOptions),
   /** Replicas further behind than this get no reads (the seed's `lagTolerance`). */
+  /**
+   * Patroni as the source of truth (with `discovery: "auto"`): once per
+   * health interval the router asks one member's REST API for `GET /cluster`;
+   * while one answers, the leader it names is the primary, and replicas it
+   * reports streaming take their health and lag from it (no PostgreSQL
+   * probe). When none answers, PostgreSQL probes and discovery decide.
+   */
+  patroni: optionalGroup(patroniOptions),
   maxLag: group(maxLagOptions),
   /** Read-your-writes settings for causal sessions (see `Consistency`). */
   consistency: group(consistencyOptions),
@@ -580,7 +626,7 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
     }
     const result = decodeInput(config)
     if (Result.isFailure(result)) return Effect.fail(fromIssue(config, "type")(result.failure))
-    const { cdc: _, hosts: given, sideEffectFunctions, ...options } = resolveAll(routerOptions, result.success)
+    const { cdc: _, hosts: given, patroni, sideEffectFunctions, ...options } = resolveAll(routerOptions, result.success)
     // The options that depend on each other: who the servers are, and pool bounds.
     const discovery = options.discovery
     const hosts = discovery === "auto"
@@ -614,12 +660,21 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
         new InvalidConfig({ field: "replicaPool.minConnections", reason: "must not be above replicaMaxSizeEach" })
       )
     }
+    if (patroni !== undefined && discovery !== "auto") {
+      return Effect.fail(
+        new InvalidConfig({ field: "patroni", reason: "requires discovery: \"auto\" (Patroni names the primary among the hosts)" })
+      )
+    }
+    if (patroni !== undefined && patroni.urls === undefined) {
+      return Effect.fail(new InvalidConfig({ field: "patroni.urls", reason: "is required: the members' REST API URLs" }))
+    }
     const direct = resolveDirect(options.direct, { hosts: given, replicas: options.replicas })
     if (direct instanceof InvalidConfig) return Effect.fail(direct)
     return Effect.succeed<Resolved>({
       ...options,
       direct,
       health: { ...options.health, maxInterval: maxInterval ?? Duration.max(defaultMaxInterval, interval) },
+      patroni: patroni && { urls: patroni.urls!, timeout: patroni.timeout },
       primary: discovery === "auto" ? hosts[0]! : options.primary!,
       replicas: discovery === "auto" ? hosts.slice(1) : options.replicas ?? [],
       sideEffectFunctions: sideEffectFunctions === "catalog" ? [] : sideEffectFunctions ?? [],
@@ -711,6 +766,15 @@ const scrubUrls = (field: string, urls: ReadonlyArray<Redacted.Redacted<string>>
     ? Effect.succeed(urls)
     : Effect.forEach(urls, (url, i) => scrubUrl([field, i], url))
 
+const scrubRestUrl = (i: number, url: Redacted.Redacted<string>) => {
+  if (!Redacted.isRedacted(url) || !isRestUrl(Redacted.value(url))) {
+    return Effect.fail(invalid(["patroni", "urls", i], restUrl))
+  }
+  const parsed = new URL(Redacted.value(url))
+  parsed.password = ""
+  return Effect.succeed(Redacted.make(parsed.toString()))
+}
+
 /** The configuration without passwords (in URLs) and without the token secret. */
 const withoutSecrets = (config: RouterConfig): Effect.Effect<RouterConfig, InvalidConfig> =>
   Effect.gen(function*() {
@@ -727,6 +791,9 @@ const withoutSecrets = (config: RouterConfig): Effect.Effect<RouterConfig, Inval
       primary: config.primary === undefined ? undefined : yield* scrubUrl(["primary"], config.primary),
       hosts: yield* scrubUrls("hosts", config.hosts),
       replicas: yield* scrubUrls("replicas", config.replicas),
+      patroni: config.patroni?.urls === undefined || !Array.isArray(config.patroni.urls)
+        ? config.patroni
+        : { ...config.patroni, urls: yield* Effect.forEach(config.patroni.urls, (url, i) => scrubRestUrl(i, url)) },
       consistency: config.consistency === undefined ? undefined : consistency
     }
   })

@@ -7,6 +7,7 @@ import type * as RouterConfig from "../RouterConfig.js"
 import type * as Selection from "../Selection.js"
 import type * as Topology from "../Topology.js"
 import type * as HealthMonitorInternal from "./health/monitor.js"
+import type * as PatroniSource from "./health/patroni.js"
 
 // The router's state, which every internal module reads: its own module so
 // that none of them imports the read decision (routing/decision.ts) for a type.
@@ -31,6 +32,8 @@ export interface RouterState {
   /** Each node's pool in a scope of its own, closed when the node is removed. */
   readonly nodeScopes: Map<Node.Node, Scope.Closeable>
   readonly probes: HealthMonitorInternal.Probes
+  /** With `patroni` configured: the Patroni source, which names the primary while it answers. */
+  readonly patroni?: PatroniSource.Source | undefined
   /** `pg_control_system().system_identifier` of the primary: causal tokens name their cluster. */
   readonly systemIdentifier: string
   /** Client options applied on every node's client. */

@@ -12,6 +12,7 @@ import type * as SqlRouter from "../SqlRouter.js"
 import * as Topology from "../Topology.js"
 import * as HealthMonitorInternal from "./health/monitor.js"
 import * as Membership from "./health/membership.js"
+import * as PatroniSource from "./health/patroni.js"
 import type { ClientOptions, RouterState } from "./routerState.js"
 import { configRequirement, peek } from "./routing/decision.js"
 import * as Admin from "./sqlRouter/admin.js"
@@ -77,7 +78,8 @@ export const makeState = (
     // else: discovery learns now, not at its next round, whether the primary
     // moved or two nodes accept writes (a split brain, where reads must leave
     // the old primary).
-    const probes: HealthMonitorInternal.Probes = config.discovery === "auto"
+    const patroni = config.patroni === undefined ? undefined : PatroniSource.make(config.patroni)
+    const discovered: HealthMonitorInternal.Probes = config.discovery === "auto"
       ? {
         ...base,
         replica: (node) =>
@@ -87,15 +89,22 @@ export const makeState = (
               : Effect.void)
       }
       : base
+    // While Patroni is trusted, replicas take their health from it (no statement on them).
+    const probes: HealthMonitorInternal.Probes = patroni === undefined
+      ? discovered
+      : { ...discovered, replica: PatroniSource.probeReplica(patroni, discovered.replica) }
     const internals: RouterState = {
       ...factory,
       topology,
       requirement: configRequirement(config),
       probes,
+      patroni,
       systemIdentifier: start.systemIdentifier,
       schemaBarrier: yield* TxRef.make<bigint | undefined>(undefined)
     }
     if (config.health.enabled) {
+      // Patroni's first round, before admission: the leader it names is the primary, and replicas are judged by it.
+      if (patroni !== undefined) yield* HealthMonitorInternal.onClock(config.health, Membership.discover(internals))
       // First entry: a replica is in rotation only if it follows the primary.
       yield* HealthMonitorInternal.onClock(config.health, HealthMonitorInternal.admitAtStart(topology, probes))
       yield* HealthMonitorInternal.start({

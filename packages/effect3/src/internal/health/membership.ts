@@ -257,6 +257,8 @@ const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.
  */
 export const discover = (internals: RouterState): Effect.Effect<void> =>
   Effect.gen(function*() {
+    // With Patroni configured and answering, its leader is the primary (health/patroni.ts).
+    if (internals.patroni !== undefined && (yield* internals.patroni.round(internals))) return
     const nodes = yield* allNodes(internals.topology)
     const roles = yield* Effect.forEach(nodes, (node) => askRole(internals, node), { concurrency: "unbounded" })
     const writable = roles.flatMap((role) => Option.isSome(role) && role.value.writable ? [role.value] : [])

@@ -251,6 +251,8 @@ const askRole = (internals: RouterState, node: Node.Node, current: Node.Node): E
  */
 export const discover = (internals: RouterState): Effect.Effect<void> =>
   Effect.gen(function*() {
+    // With Patroni configured and answering, its leader is the primary (health/patroni.ts).
+    if (internals.patroni !== undefined && (yield* internals.patroni.round(internals))) return
     const nodes = yield* allNodes(internals.topology)
     const roles = yield* Effect.forEach(nodes, (node) => askRole(internals, node, nodes[0]!), {
       concurrency: "unbounded"
