@@ -8,6 +8,7 @@
 import type * as PlatformError from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Config from "effect/Config"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
@@ -101,8 +102,10 @@ export interface RouterConfig extends internal.Input {
  * @category models
  */
 export interface Resolved
-  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc">
+  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "health">
 {
+  /** `maxInterval` resolved: the user's, else 15 seconds or `interval` if longer. */
+  readonly health: internal.ResolvedOptions["health"] & { readonly maxInterval: Duration.Duration }
   /** Manual: the primary. Auto: the first host (a hint; discovery decides). */
   readonly primary: Redacted.Redacted<string>
   /** Manual: the replicas. Auto: the other hosts. */

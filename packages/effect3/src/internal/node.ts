@@ -334,6 +334,23 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
     return node
   })
 
+/** Connection-class failures routed statements met, per node (a node that never failed has no entry). */
+const failures = new WeakMap<Node.Node, { count: number }>()
+
+/**
+ * A routed statement met a connection-class failure on `node`: counted for
+ * its health watcher.
+ * @internal
+ */
+export const countFailure = (node: Node.Node): void => {
+  const counter = failures.get(node)
+  if (counter === undefined) failures.set(node, { count: 1 })
+  else counter.count++
+}
+
+/** Connection-class failures counted on `node` so far. @internal */
+export const failuresOf = (node: Node.Node): number => failures.get(node)?.count ?? 0
+
 /** After a failover or promotion: the node's role as last discovered. @internal */
 export const setRole = (node: Node.Node, role: Node.Role): void => {
   ;(node as { role: Node.Role }).role = role

@@ -147,6 +147,21 @@ const poolSize = "must be a whole number from 1 to 10000"
 const healthOptions = {
   /** Time between probes of each node; default 1 second. */
   interval: option(PositiveDuration, positive, durationOr("1 second")),
+  /**
+   * The longest delay between looks at a calm node: a node with no traffic
+   * and nothing new is looked at after `interval`, then twice as long each
+   * time up to this; anything unusual brings it back to `interval`. Default
+   * 15 seconds (or `interval`, if longer); equal to `interval`: a fixed
+   * cadence. Not below `interval`.
+   */
+  maxInterval: option(PositiveDuration, positive, durationIfSet),
+  /**
+   * A replica the primary reports streaming, whose last reply to the primary
+   * is older than this, is probed directly (a frozen standby keeps its row
+   * until `wal_sender_timeout`). Standbys reply every
+   * `wal_receiver_status_interval` (10 s by default); default 25 seconds.
+   */
+  replyTimeout: option(PositiveDuration, positive, durationOr("25 seconds")),
   /** A probe that takes longer fails; default 1 second. */
   timeout: option(PositiveDuration, positive, durationOr("1 second")),
   /** Default 1: a dead replica should cost no reads. */
@@ -171,6 +186,8 @@ const healthOptions = {
    */
   slowStart: option(PositiveDuration, positive, durationIfSet)
 }
+
+const defaultMaxInterval = Duration.seconds(15)
 
 const maxLagOptions = {
   /** Replay delay behind the primary's latest commit. */
@@ -441,8 +458,13 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
     if (discovery === "auto" && given && (options.primary || options.replicas)) {
       return Effect.fail(new InvalidConfig({ field: "hosts", reason: "cannot be combined with primary/replicas" }))
     }
+    const { interval, maxInterval } = options.health
+    if (maxInterval !== undefined && Duration.lessThan(maxInterval, interval)) {
+      return Effect.fail(new InvalidConfig({ field: "health.maxInterval", reason: "must not be below health.interval" }))
+    }
     return Effect.succeed<Resolved>({
       ...options,
+      health: { ...options.health, maxInterval: maxInterval ?? Duration.max(defaultMaxInterval, interval) },
       primary: discovery === "auto" ? hosts[0]! : options.primary!,
       replicas: discovery === "auto" ? hosts.slice(1) : options.replicas ?? [],
       validate,

@@ -100,7 +100,13 @@ export const watch = (internals: RouterState, replica: Topology.Replica): Effect
     ? Effect.asVoid(Effect.forkIn(
       HealthMonitor.onClock(
         internals.config.health,
-        HealthMonitor.watchReplica(internals.topology, replica, internals.config.health, internals.probes.replica)
+        HealthMonitor.watchReplica(
+          internals.topology,
+          replica,
+          internals.config.health,
+          internals.probes.replica,
+          internals.probes.watch
+        )
       ),
       internals.scope
     ))
@@ -227,8 +233,9 @@ interface Role {
   readonly answer: Catalog.NodeRole
 }
 
-const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.Option<Role>> =>
-  internals.probes.role(node).pipe(
+/** The current primary is asked its role with its report of the standbys (one statement); the others their role. */
+const askRole = (internals: RouterState, node: Node.Node, current: Node.Node): Effect.Effect<Option.Option<Role>> =>
+  (node === current ? internals.probes.primaryRole(node) : internals.probes.role(node)).pipe(
     Effect.map((answer) => Option.some({ node, writable: !answer.standby, answer })),
     Effect.catchAll(() => Effect.succeed(Option.none<Role>()))
   )
@@ -247,7 +254,9 @@ const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.
 export const discover = (internals: RouterState): Effect.Effect<void> =>
   Effect.gen(function*() {
     const nodes = yield* allNodes(internals.topology)
-    const roles = yield* Effect.forEach(nodes, (node) => askRole(internals, node), { concurrency: "unbounded" })
+    const roles = yield* Effect.forEach(nodes, (node) => askRole(internals, node, nodes[0]!), {
+      concurrency: "unbounded"
+    })
     const writable = roles.flatMap((role) => Option.isSome(role) && role.value.writable ? [role.value] : [])
     // Sorted: the same split brain reads the same whichever node is primary now.
     const conflict = writable.length > 1 ? writable.map((r) => r.node.id).sort() : []
