@@ -77,6 +77,8 @@ export interface Options {
   readonly role: Role
   readonly url: Redacted.Redacted<string>
   readonly maxSize: number
+  /** Connections the pool keeps open once opened, however idle (pg-pool's `min`); default 0. */
+  readonly minSize?: number | undefined
   readonly connectTimeout: Duration.Duration
   readonly idleTimeout: Duration.Duration
   readonly applicationName: string

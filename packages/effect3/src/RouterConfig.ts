@@ -70,6 +70,16 @@ export interface MaxLag extends Schema.Schema.Type<typeof internal.routerOptions
 export interface ConsistencyConfig extends Schema.Schema.Type<typeof internal.routerOptions.consistency.schema> {}
 
 /**
+ * How one role's pools keep their connections: `minConnections` (default 0,
+ * at most the role's pool size). Set per role with `primaryPool` and
+ * `replicaPool`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PoolConfig extends Schema.Schema.Type<typeof internal.routerOptions.primaryPool.schema> {}
+
+/**
  * The router's configuration, as written by users. Only `primary` is required.
  *
  * @example

@@ -119,6 +119,39 @@ describe("health from traffic", () => {
           })
       )
 
+      it.effect("(b) with replicaPool.minConnections 1, idleTimeout drains each replica's pool to 1 connection and the primary's to 0", () =>
+        Effect.gen(function*() {
+          const cluster = yield* setup
+          yield* Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            // Two reads at once on each replica: each replica's pool opens two connections.
+            const reads = yield* Effect.fork(Effect.all(
+              Array.from({ length: 4 }, () => SqlRouter.withReplica(sql`SELECT pg_sleep(0.5)`)),
+              { concurrency: "unbounded" }
+            ))
+            for (const replica of cluster.replicas) {
+              yield* waitFor(pooledConnections(cluster, replica), (n) => n === 2)
+            }
+            yield* Fiber.join(reads)
+            for (const replica of cluster.replicas) {
+              expect(yield* waitFor(pooledConnections(cluster, replica), (n) => n === 1)).toBe(1)
+            }
+            expect(yield* waitFor(pooledConnections(cluster, cluster.primary), (n) => n === 0)).toBe(0)
+            // Another idleTimeout and more: the minimum stays (pg-pool arms no idle timer at its minimum).
+            yield* Effect.sleep("1500 millis")
+            for (const replica of cluster.replicas) expect(yield* pooledConnections(cluster, replica)).toBe(1)
+            const stats = yield* SqlRouter.stats
+            expect(stats.replicas.map((r) => r.pool.total)).toEqual([1, 1])
+          }).pipe(
+            Effect.provide(routerOver({
+              applicationName: app,
+              idleTimeout: "1 second",
+              replicaPool: { minConnections: 1 },
+              health: { enabled: true }
+            }))
+          )
+        }))
+
       it.effect("(d) a replica whose reads fail on the connection is probed at once and comes back", () =>
         Effect.gen(function*() {
           const cluster = yield* setup

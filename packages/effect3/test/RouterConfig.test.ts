@@ -152,7 +152,7 @@ describe("connection strings (parsed as pg parses them)", () => {
 
 describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
   // A wrong value for a field: an object when the field is a scalar, a text when it is an object.
-  const objects = new Set(["", "health", "maxLag", "consistency", "cdc"])
+  const objects = new Set(["", "health", "maxLag", "consistency", "cdc", "primaryPool", "replicaPool"])
   const wrong = (key: string) => objects.has(key) ? `postgres://app:${secret}@db/app` : { password: secret }
   const configWith = (key: string, value: unknown): unknown => {
     if (key === "") return value
@@ -203,7 +203,7 @@ describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
     Effect.gen(function*() {
       const typo = yield* Effect.flip(RouterConfig.resolve({ primary: ok, health: { intervall: 5 } } as never))
       expect(typo.field).toBe("health.intervall")
-      expect(typo.reason).toContain("interval, timeout, failureThreshold, successThreshold, enabled")
+      expect(typo.reason).toContain("interval, maxInterval, replyTimeout, timeout, failureThreshold, successThreshold, enabled")
       const pasted = yield* Effect.flip(RouterConfig.resolve({ primary: ok, [`app:${secret}@db`]: 1 } as never))
       expect(pasted.field).toBe("config")
       expectNoSecret(pasted)
@@ -423,4 +423,24 @@ describe("save / load with FileSystem", () => {
       const unwritable = yield* Effect.flip(RouterConfig.save(config, Path.join(dir, "no-such-dir", "x.json")))
       expect(unwritable._tag).toBe("SystemError")
     }).pipe(Effect.provide(NodeFileSystem.layer)))
+})
+
+describe("pools per role", () => {
+  const ok = Redacted.make("postgres://app@db:5432/app")
+  it.effect("minConnections: 0 by default; above the role's pool size is an InvalidConfig naming it", () =>
+    Effect.gen(function*() {
+      const resolved = yield* RouterConfig.resolve({ primary: ok })
+      expect(resolved.primaryPool).toEqual({ minConnections: 0 })
+      expect(resolved.replicaPool).toEqual({ minConnections: 0 })
+      const set = yield* RouterConfig.resolve({ primary: ok, primaryMaxSize: 4, primaryPool: { minConnections: 4 } })
+      expect(set.primaryPool.minConnections).toBe(4)
+      const above = yield* Effect.flip(RouterConfig.resolve({ primary: ok, primaryPool: { minConnections: 11 } }))
+      expect(above.field).toBe("primaryPool.minConnections")
+      const replica = yield* Effect.flip(
+        RouterConfig.resolve({ primary: ok, replicaMaxSizeEach: 2, replicaPool: { minConnections: 3 } })
+      )
+      expect(replica.field).toBe("replicaPool.minConnections")
+      const negative = yield* Effect.flip(RouterConfig.resolve({ primary: ok, replicaPool: { minConnections: -1 } }))
+      expect(negative.field).toBe("replicaPool.minConnections")
+    }))
 })

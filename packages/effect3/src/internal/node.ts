@@ -263,6 +263,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
     const config: Pg.PoolConfig = {
       connectionString: Redacted.value(options.url),
       max: options.maxSize,
+      min: options.minSize ?? 0,
       connectionTimeoutMillis: Duration.toMillis(options.connectTimeout),
       idleTimeoutMillis: Duration.toMillis(options.idleTimeout),
       application_name: options.applicationName,

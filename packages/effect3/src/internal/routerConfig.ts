@@ -240,6 +240,21 @@ const consistencyOptions = {
   )
 }
 
+/** How one role's pools keep their connections. */
+const poolOptions = {
+  /**
+   * Connections each pool of this role keeps open once opened, even when
+   * idle (`idleTimeout` closes none below it; they are opened on demand, not
+   * ahead); default 0 (a pool shrinks to nothing). At most the role's pool
+   * size (`primaryMaxSize`, `replicaMaxSizeEach`).
+   */
+  minConnections: option(
+    wholeNumber(0),
+    "must be a whole number, 0 or more, not above the role's pool size",
+    (input) => input ?? 0
+  )
+}
+
 /** Every option of the router but `validate` (a function has no JSON form). @internal */
 export const routerOptions = {
   /**
@@ -262,6 +277,10 @@ export const routerOptions = {
   replicas: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected),
   /** Default 10. */
   replicaMaxSizeEach: option(PoolSize, poolSize, (input) => input ?? 10),
+  /** How the primary's pool keeps its connections: `minConnections`. */
+  primaryPool: group(poolOptions),
+  /** How each replica's pool keeps its connections: `minConnections`. */
+  replicaPool: group(poolOptions),
   /**
    * How `withRead` picks among eligible replicas (default `round-robin`).
    * `least-lag` prefers the replica that has replayed the most WAL (see the
@@ -461,6 +480,16 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
     const { interval, maxInterval } = options.health
     if (maxInterval !== undefined && Duration.lessThan(maxInterval, interval)) {
       return Effect.fail(new InvalidConfig({ field: "health.maxInterval", reason: "must not be below health.interval" }))
+    }
+    if (options.primaryPool.minConnections > options.primaryMaxSize) {
+      return Effect.fail(
+        new InvalidConfig({ field: "primaryPool.minConnections", reason: "must not be above primaryMaxSize" })
+      )
+    }
+    if (options.replicaPool.minConnections > options.replicaMaxSizeEach) {
+      return Effect.fail(
+        new InvalidConfig({ field: "replicaPool.minConnections", reason: "must not be above replicaMaxSizeEach" })
+      )
     }
     return Effect.succeed<Resolved>({
       ...options,

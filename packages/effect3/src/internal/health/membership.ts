@@ -49,6 +49,7 @@ export const makeNode = (factory: NodeFactory, id: string, role: Node.Role, url:
       role,
       url,
       maxSize: role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach,
+      minSize: role === "primary" ? config.primaryPool.minConnections : config.replicaPool.minConnections,
       connectTimeout: config.connectTimeout,
       idleTimeout: config.idleTimeout,
       validate: config.validate,
@@ -85,12 +86,14 @@ export const resizePool = (pool: Node.Node["pool"], max: number): void => {
 
 /**
  * A node's role, and its pool sized for it (`primaryMaxSize` or
- * `replicaMaxSizeEach`): with discovery, and after a failover, the pool
- * follows the role.
+ * `replicaMaxSizeEach`, and the role's `minConnections`): with discovery,
+ * and after a failover, the pool follows the role.
  * @internal
  */
 export const setRole = (config: RouterConfig.Resolved, node: Node.Node, role: Node.Role): void => {
   NodeInternal.setRole(node, role)
+  // pg-pool reads `min` when a connection comes back idle.
+  node.pool.options.min = role === "primary" ? config.primaryPool.minConnections : config.replicaPool.minConnections
   resizePool(node.pool, role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach)
 }
 
