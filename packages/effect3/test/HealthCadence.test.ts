@@ -123,12 +123,9 @@ describe("health from traffic", () => {
         Effect.gen(function*() {
           const cluster = yield* setup
           yield* Effect.gen(function*() {
-            const sql = yield* SqlClient.SqlClient
             // Two reads at once on each replica: each replica's pool opens two connections.
-            const reads = yield* Effect.fork(Effect.all(
-              Array.from({ length: 4 }, () => SqlRouter.withReplica(sql`SELECT pg_sleep(0.5)`)),
-              { concurrency: "unbounded" }
-            ))
+            const read = SqlRouter.withReplica(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT pg_sleep(0.5)`))
+            const reads = yield* Effect.fork(Effect.all(Array.from({ length: 4 }, () => read), { concurrency: "unbounded" }))
             for (const replica of cluster.replicas) {
               yield* waitFor(pooledConnections(cluster, replica), (n) => n === 2)
             }
