@@ -92,8 +92,10 @@ export const parseArgs = (argv: ReadonlyArray<string>, defaultOut: string): Plan
       counts: counts ?? [1, 10, 50],
       perProcess: 10,
       idleTimeoutMs: 5000,
-      settleMs: 3000,
-      idleWindowMs: 10_000,
+      // The health watchers back off from 1 s to their 15 s ceiling while calm (1 + 2 + 4 + 8 + 15 s):
+      // an idle window opens once that has happened, and spans more than one ceiling.
+      settleMs: 30_000,
+      idleWindowMs: 20_000,
       loadWarmupMs: 3000,
       loadWindowMs: 10_000,
       sampleEveryMs: 500,
