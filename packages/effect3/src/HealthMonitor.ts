@@ -1,12 +1,29 @@
 /**
- * Background health and lag probes. Every node is probed on a `Schedule`
- * (one fiber each, forked into the router's scope, each probe bounded by a
- * timeout) over a connection of the node's own pool: an idle one, or a short
- * checkout. No connection is held for probes alone. A probe that hangs (a
- * frozen server) fails at its timeout and its connection is destroyed, so the
- * pool never waits on it. When every connection of the pool is busy and the
- * pool keeps completing statements, the probe reports `Busy` and changes
- * nothing.
+ * Background health and lag probes, from traffic first. The primary's watcher
+ * asks the primary one statement per look: its role, WAL position and
+ * timeline, and `pg_stat_replication` (every standby's state, replay position,
+ * lag and last reply). A replica the primary reports streaming, with a reply
+ * younger than `health.replyTimeout`, takes that report as its look and gets
+ * no statement. Looks follow the traffic: after a calm look (no statement on
+ * any node since the previous one, the same primary and timeline, no replica
+ * transition) the next waits twice as long, from `health.interval` up to
+ * `health.maxInterval`; anything else brings it back to `interval`. Each
+ * replica's watcher (a fiber of its own, forked into the router's scope)
+ * ticks every `interval` and decides with the core's `Probing.planReplica`:
+ * it probes the replica itself on its first look, when its reads fail on the
+ * connection or hang while none completes (at once), while it is out of
+ * rotation, when the report shows it not streaming, stale or gone, and, with
+ * no report naming it, when its own delay is up.
+ *
+ * A probe borrows a connection of the node's own pool only when one is idle
+ * and the node served statements since its previous probe; otherwise it runs
+ * on a one-off connection (`<applicationName>:probe`), closed at once, so
+ * that no connection is kept alive by health checks and an idle router's
+ * pools drain to `minConnections` after `idleTimeout`. Each probe is bounded
+ * by a timeout in real time: one that hangs (a frozen server) fails at its
+ * timeout and its connection is destroyed, so the pool never waits on it. A
+ * pool with nothing idle is never asked to lend a connection, so long
+ * statements on every connection never make a healthy server look dead.
  *
  * Admission follows the primary: a replica enters rotation (first entry and
  * every return) only when it is `Following` — its WAL receiver streams from

@@ -81,6 +81,8 @@ export interface Options {
   /** The server's direct URL, when `url` is a pooler's: LISTEN and CDC use it. */
   readonly direct?: Redacted.Redacted<string> | undefined
   readonly maxSize: number
+  /** Connections the pool keeps open once opened, however idle (pg-pool's `min`); default 0. */
+  readonly minSize?: number | undefined
   readonly connectTimeout: Duration.Duration
   readonly idleTimeout: Duration.Duration
   readonly applicationName: string

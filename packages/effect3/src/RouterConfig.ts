@@ -101,6 +101,16 @@ export interface DirectConfig extends Schema.Schema.Type<typeof internal.routerO
 export interface ConsistencyConfig extends Schema.Schema.Type<typeof internal.routerOptions.consistency.schema> {}
 
 /**
+ * How one role's pools keep their connections: `minConnections` (default 0,
+ * at most the role's pool size). Set per role with `primaryPool` and
+ * `replicaPool`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PoolConfig extends Schema.Schema.Type<typeof internal.routerOptions.primaryPool.schema> {}
+
+/**
  * The router's configuration, as written by users. Only `primary` is required.
  *
  * @example
@@ -133,7 +143,7 @@ export interface RouterConfig extends internal.Input {
  * @category models
  */
 export interface Resolved
-  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "direct" | "patroni">
+  extends Omit<internal.ResolvedOptions, "primary" | "hosts" | "replicas" | "sideEffectFunctions" | "cdc" | "direct" | "patroni" | "health">
 {
   /** The direct URLs, aligned with `primary` and `replicas` (undefined: that node has none). */
   readonly direct: {
@@ -142,6 +152,8 @@ export interface Resolved
   }
   /** Set: Patroni names the primary and reports replica health while it answers. */
   readonly patroni?: PatroniResolved | undefined
+  /** `maxInterval` resolved: the user's, else 15 seconds or `interval` if longer. */
+  readonly health: internal.ResolvedOptions["health"] & { readonly maxInterval: Duration.Duration }
   /** Manual: the primary. Auto: the first host (a hint; discovery decides). */
   readonly primary: Redacted.Redacted<string>
   /** Manual: the replicas. Auto: the other hosts. */

@@ -21,8 +21,11 @@ import type { RouterState } from "../src/internal/routerState.js"
 // Only `id` of a node is read by the monitor.
 const fakeNode = (id: string) => ({ id, role: id === "primary" ? "primary" : "replica" }) as unknown as Node.Node
 
+// maxInterval equal to interval: the fixed cadence these tests count probes by.
 const health = {
   interval: Duration.seconds(1),
+  maxInterval: Duration.seconds(1),
+  replyTimeout: Duration.seconds(25),
   timeout: Duration.millis(500),
   failureThreshold: 2,
   successThreshold: 3,
@@ -287,7 +290,7 @@ describe("HealthMonitor", () => {
         const internals = {
           topology,
           scope: yield* Effect.scope,
-          probes: { role, recordPrimary: () => Effect.void }
+          probes: { role, primaryRole: role, recordPrimary: () => Effect.void }
         } as unknown as RouterState
         const rounds = yield* Effect.fork(
           Effect.all(Array.from({ length: 8 }, () => Membership.discoverOnce(internals)), { concurrency: "unbounded" })

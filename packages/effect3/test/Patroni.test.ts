@@ -105,13 +105,18 @@ const configFor = (cluster: PgCluster.PgCluster, fake: FakePatroni): RouterConfi
   patroni: { urls: [Redacted.make(`http://watcher:${secret}@127.0.0.1:${fake.port}`)], timeout: "500 millis" }
 })
 
-/** Probe statements (the replica probe's `Catalog.standbyState`) that reached a server. */
+/**
+ * Statements that watch a server and reached it: the replica probe's
+ * `Catalog.standbyState`, and discovery's `Catalog.role` (which the router
+ * asks every host while Patroni does not answer for them).
+ */
 const probesOn = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
   Effect.map(
     cluster.query<{ n: number }>(
       node,
       `SELECT coalesce(sum(calls), 0)::int AS n FROM pg_stat_statements
-       WHERE query LIKE '%pg_last_xact_replay_timestamp%' AND query NOT LIKE '%pg_stat_statements%'`
+       WHERE (query LIKE '%pg_last_xact_replay_timestamp%' OR query LIKE '%pg_walfile_name%')
+         AND query NOT LIKE '%pg_stat_statements%'`
     ),
     (rows) => rows[0]!.n
   )

@@ -3,12 +3,14 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
+import * as RoutedClient from "effect-sql-router/RoutedClient"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
 
-// Probes run over each node's own pool: no connection is held for probes
-// alone, a hung probe does not block the pool, and a pool saturated by long
-// statements is not mistaken for a dead server.
+// Probes run over each node's own pool when it has traffic, else on a
+// connection of their own: no connection is held for probes alone, a hung
+// probe does not block the pool, and a pool saturated by long statements is
+// not mistaken for a dead server.
 
 const pollEvery = Schedule.spaced("25 millis")
 
@@ -39,11 +41,11 @@ const connectionsOf = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode
   )
 
 describe("probes over the pool", () => {
-  it.live("an idle router holds one pooled connection per node, none for probes alone; a frozen replica's probe times out without blocking", () =>
+  it.live("an idle router holds no connection for probes alone; a frozen replica that a read hangs on is probed, and the probe times out without blocking", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 1 })
       const app = "probe-pool"
-      const router = yield* SqlRouter.make({
+      const { client, router } = yield* RoutedClient.make({
         primary: cluster.primary.url,
         replicas: cluster.replicas.map((r) => r.url),
         applicationName: app,
@@ -51,12 +53,22 @@ describe("probes over the pool", () => {
         health: { interval: "100 millis", timeout: "400 millis" }
       })
       yield* awaitProbes(router, "replica-0", 3)
-      for (const node of cluster.nodes) expect(yield* connectionsOf(cluster, node, app)).toEqual([app])
+      // The pooled connection the start-up question opened (until idleTimeout); an idle
+      // node's probe runs on a one-off connection (`<app>:probe`), closed at once.
+      for (const node of cluster.nodes) {
+        expect(yield* waitFor(connectionsOf(cluster, node, app), (names) => names.every((name) => name === app)))
+          .toEqual([app])
+      }
 
       const replica = cluster.replicas[0]!
       yield* cluster.freeze(replica)
+      // The primary still reports it streaming (until its reply is older than replyTimeout):
+      // a routed read that hangs on it is what gets it probed.
+      const hung = yield* Effect.fork(client`SELECT 2 AS two`)
       const out = yield* waitFor(statusOf(router, "replica-0"), (s) => !s.healthy)
       expect(out.lastError).toContain("timed out")
+      // The hung read was given up there when the replica left, and ran on the primary.
+      expect(yield* Fiber.join(hung)).toEqual([{ two: 2 }])
       // Reads go on from the primary; timed-out probes leave nothing queued on the frozen node's pool.
       const sql = router.withRead(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT 1 AS one`))
       expect(yield* sql).toEqual([{ one: 1 }])

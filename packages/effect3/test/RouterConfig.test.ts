@@ -152,7 +152,7 @@ describe("connection strings (parsed as pg parses them)", () => {
 
 describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
   // A wrong value for a field: an object when the field is a scalar, a text when it is an object.
-  const objects = new Set(["", "health", "maxLag", "consistency", "cdc", "direct", "patroni"])
+  const objects = new Set(["", "health", "maxLag", "consistency", "cdc", "direct", "patroni", "primaryPool", "replicaPool"])
   const wrong = (key: string) => objects.has(key) ? `postgres://app:${secret}@db/app` : { password: secret }
   const configWith = (key: string, value: unknown): unknown => {
     if (key === "") return value
@@ -203,7 +203,7 @@ describe("InvalidConfig never echoes a value (issue 16, item 9)", () => {
     Effect.gen(function*() {
       const typo = yield* Effect.flip(RouterConfig.resolve({ primary: ok, health: { intervall: 5 } } as never))
       expect(typo.field).toBe("health.intervall")
-      expect(typo.reason).toContain("interval, timeout, failureThreshold, successThreshold, enabled")
+      expect(typo.reason).toContain("interval, maxInterval, replyTimeout, timeout, failureThreshold, successThreshold, enabled")
       const pasted = yield* Effect.flip(RouterConfig.resolve({ primary: ok, [`app:${secret}@db`]: 1 } as never))
       expect(pasted.field).toBe("config")
       expectNoSecret(pasted)
@@ -492,5 +492,25 @@ describe("direct URLs (a pooler in front of the servers)", () => {
       const back = yield* RouterConfig.resolve(yield* RouterConfig.fromJson(withSecrets))
       expect(Redacted.value(back.direct.replicas[0]!)).toBe(`postgres://app:${secret}@db-1:5432/app`)
       expect(String(back.direct.primary)).not.toContain(secret)
+    }))
+})
+
+describe("pools per role", () => {
+  const ok = Redacted.make("postgres://app@db:5432/app")
+  it.effect("minConnections: 0 by default; above the role's pool size is an InvalidConfig naming it", () =>
+    Effect.gen(function*() {
+      const resolved = yield* RouterConfig.resolve({ primary: ok })
+      expect(resolved.primaryPool).toEqual({ minConnections: 0 })
+      expect(resolved.replicaPool).toEqual({ minConnections: 0 })
+      const set = yield* RouterConfig.resolve({ primary: ok, primaryMaxSize: 4, primaryPool: { minConnections: 4 } })
+      expect(set.primaryPool.minConnections).toBe(4)
+      const above = yield* Effect.flip(RouterConfig.resolve({ primary: ok, primaryPool: { minConnections: 11 } }))
+      expect(above.field).toBe("primaryPool.minConnections")
+      const replica = yield* Effect.flip(
+        RouterConfig.resolve({ primary: ok, replicaMaxSizeEach: 2, replicaPool: { minConnections: 3 } })
+      )
+      expect(replica.field).toBe("replicaPool.minConnections")
+      const negative = yield* Effect.flip(RouterConfig.resolve({ primary: ok, replicaPool: { minConnections: -1 } }))
+      expect(negative.field).toBe("replicaPool.minConnections")
     }))
 })

@@ -263,6 +263,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
     const config: Pg.PoolConfig = {
       connectionString: Redacted.value(options.url),
       max: options.maxSize,
+      min: options.minSize ?? 0,
       connectionTimeoutMillis: Duration.toMillis(options.connectTimeout),
       idleTimeoutMillis: Duration.toMillis(options.idleTimeout),
       application_name: options.applicationName,
@@ -334,6 +335,23 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
     Object.defineProperties(node, display)
     return node
   })
+
+/** Connection-class failures routed statements met, per node (a node that never failed has no entry). */
+const failures = new WeakMap<Node.Node, { count: number }>()
+
+/**
+ * A routed statement met a connection-class failure on `node`: counted for
+ * its health watcher.
+ * @internal
+ */
+export const countFailure = (node: Node.Node): void => {
+  const counter = failures.get(node)
+  if (counter === undefined) failures.set(node, { count: 1 })
+  else counter.count++
+}
+
+/** Connection-class failures counted on `node` so far. @internal */
+export const failuresOf = (node: Node.Node): number => failures.get(node)?.count ?? 0
 
 /** After a failover or promotion: the node's role as last discovered. @internal */
 export const setRole = (node: Node.Node, role: Node.Role): void => {

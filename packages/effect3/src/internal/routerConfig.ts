@@ -170,6 +170,21 @@ const poolSize = "must be a whole number from 1 to 10000"
 const healthOptions = {
   /** Time between probes of each node; default 1 second. */
   interval: option(PositiveDuration, positive, durationOr("1 second")),
+  /**
+   * The longest delay between looks at a calm node: a node with no traffic
+   * and nothing new is looked at after `interval`, then twice as long each
+   * time up to this; anything unusual brings it back to `interval`. Default
+   * 15 seconds (or `interval`, if longer); equal to `interval`: a fixed
+   * cadence. Not below `interval`.
+   */
+  maxInterval: option(PositiveDuration, positive, durationIfSet),
+  /**
+   * A replica the primary reports streaming, whose last reply to the primary
+   * is older than this, is probed directly (a frozen standby keeps its row
+   * until `wal_sender_timeout`). Standbys reply every
+   * `wal_receiver_status_interval` (10 s by default); default 25 seconds.
+   */
+  replyTimeout: option(PositiveDuration, positive, durationOr("25 seconds")),
   /** A probe that takes longer fails; default 1 second. */
   timeout: option(PositiveDuration, positive, durationOr("1 second")),
   /** Default 1: a dead replica should cost no reads. */
@@ -210,6 +225,7 @@ const patroniOptions = {
   /** A request that takes longer fails, and the next URL is asked; default 1 second. */
   timeout: option(PositiveDuration, positive, durationOr("1 second"))
 }
+const defaultMaxInterval = Duration.seconds(15)
 
 const maxLagOptions = {
   /** Replay delay behind the primary's latest commit. */
@@ -271,6 +287,21 @@ const directOptions = {
   hosts: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected)
 }
 
+/** How one role's pools keep their connections. */
+const poolOptions = {
+  /**
+   * Connections each pool of this role keeps open once opened, even when
+   * idle (`idleTimeout` closes none below it; they are opened on demand, not
+   * ahead); default 0 (a pool shrinks to nothing). At most the role's pool
+   * size (`primaryMaxSize`, `replicaMaxSizeEach`).
+   */
+  minConnections: option(
+    wholeNumber(0),
+    "must be a whole number, 0 or more, not above the role's pool size",
+    (input) => input ?? 0
+  )
+}
+
 /** Every option of the router but `validate` (a function has no JSON form). @internal */
 export const routerOptions = {
   /**
@@ -293,6 +324,10 @@ export const routerOptions = {
   replicas: option(Schema.Array(Url), "must be an array of connection strings", asGiven, ConnectionString.expected),
   /** Default 10. */
   replicaMaxSizeEach: option(PoolSize, poolSize, (input) => input ?? 10),
+  /** How the primary's pool keeps its connections: `minConnections`. */
+  primaryPool: group(poolOptions),
+  /** How each replica's pool keeps its connections: `minConnections`. */
+  replicaPool: group(poolOptions),
   /**
    * Direct URLs of the same servers, for what a transaction-mode pooler
    * (PgBouncer) in front of them cannot carry: the LISTEN session of
@@ -547,10 +582,25 @@ export const resolve = (config: RouterConfig): Effect.Effect<Resolved, InvalidCo
     }
     const direct = resolveDirect(options.direct, { hosts: given, replicas: options.replicas })
     if (direct instanceof InvalidConfig) return Effect.fail(direct)
+    const { interval, maxInterval } = options.health
+    if (maxInterval !== undefined && Duration.lessThan(maxInterval, interval)) {
+      return Effect.fail(new InvalidConfig({ field: "health.maxInterval", reason: "must not be below health.interval" }))
+    }
+    if (options.primaryPool.minConnections > options.primaryMaxSize) {
+      return Effect.fail(
+        new InvalidConfig({ field: "primaryPool.minConnections", reason: "must not be above primaryMaxSize" })
+      )
+    }
+    if (options.replicaPool.minConnections > options.replicaMaxSizeEach) {
+      return Effect.fail(
+        new InvalidConfig({ field: "replicaPool.minConnections", reason: "must not be above replicaMaxSizeEach" })
+      )
+    }
     return Effect.succeed<Resolved>({
       ...options,
       direct,
       patroni: patroni && { urls: patroni.urls!, timeout: patroni.timeout },
+      health: { ...options.health, maxInterval: maxInterval ?? Duration.max(defaultMaxInterval, interval) },
       primary: discovery === "auto" ? hosts[0]! : options.primary!,
       replicas: discovery === "auto" ? hosts.slice(1) : options.replicas ?? [],
       validate,

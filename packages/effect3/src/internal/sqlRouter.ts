@@ -113,7 +113,11 @@ export const makeState = (
         health: config.health,
         probe: probes.replica,
         probePrimary: probes.primary,
-        primaryLoop: config.discovery === "auto" ? Membership.discoverOnce(internals) : undefined
+        watch: probes.watch,
+        primaryLoop: config.discovery === "auto"
+          // The round's look at the current primary answered when it left a report.
+          ? Effect.map(Membership.discoverOnce(internals), () => probes.watch.report !== undefined)
+          : undefined
       })
     }
     return internals

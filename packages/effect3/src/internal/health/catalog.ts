@@ -7,7 +7,7 @@ import * as Catalog from "@effect-sql-router/core/Catalog"
 // the statement runs (a pool checkout, a probe with a timeout) stays theirs.
 
 export { address, identitySql, promoteSql, volatileFunctionsSql } from "@effect-sql-router/core/Catalog"
-export type { NodeRole, Receiver, StandbyState } from "@effect-sql-router/core/Catalog"
+export type { NodeRole, PrimaryReport, Receiver, StandbyReport, StandbyState } from "@effect-sql-router/core/Catalog"
 export { formatLsn, parseLsn } from "@effect-sql-router/core/Lsn"
 
 /** Runs one statement and gives its first row. @internal */
@@ -19,6 +19,9 @@ export const ask = <A>(query: Query, question: Catalog.Question<A>): Effect.Effe
 
 /** @internal */
 export const role = (query: Query) => ask(query, Catalog.role)
+
+/** The primary's role and its report of every standby streaming from it, in one statement. @internal */
+export const primaryReport = (query: Query) => ask(query, Catalog.primaryReport)
 
 /** @internal */
 export const standbyState = (query: Query) => ask(query, Catalog.standbyState)

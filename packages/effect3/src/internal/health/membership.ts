@@ -56,6 +56,7 @@ export const makeNode = (
       url,
       direct,
       maxSize: role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach,
+      minSize: role === "primary" ? config.primaryPool.minConnections : config.replicaPool.minConnections,
       connectTimeout: config.connectTimeout,
       idleTimeout: config.idleTimeout,
       validate: config.validate,
@@ -92,12 +93,14 @@ export const resizePool = (pool: Node.Node["pool"], max: number): void => {
 
 /**
  * A node's role, and its pool sized for it (`primaryMaxSize` or
- * `replicaMaxSizeEach`): with discovery, and after a failover, the pool
- * follows the role.
+ * `replicaMaxSizeEach`, and the role's `minConnections`): with discovery,
+ * and after a failover, the pool follows the role.
  * @internal
  */
 export const setRole = (config: RouterConfig.Resolved, node: Node.Node, role: Node.Role): void => {
   NodeInternal.setRole(node, role)
+  // pg-pool reads `min` when a connection comes back idle.
+  node.pool.options.min = role === "primary" ? config.primaryPool.minConnections : config.replicaPool.minConnections
   resizePool(node.pool, role === "primary" ? config.primaryMaxSize : config.replicaMaxSizeEach)
 }
 
@@ -107,7 +110,13 @@ export const watch = (internals: RouterState, replica: Topology.Replica): Effect
     ? Effect.asVoid(Effect.forkIn(
       HealthMonitor.onClock(
         internals.config.health,
-        HealthMonitor.watchReplica(internals.topology, replica, internals.config.health, internals.probes.replica)
+        HealthMonitor.watchReplica(
+          internals.topology,
+          replica,
+          internals.config.health,
+          internals.probes.replica,
+          internals.probes.watch
+        )
       ),
       internals.scope
     ))
@@ -238,8 +247,9 @@ interface Role {
   readonly answer: Catalog.NodeRole
 }
 
-const askRole = (internals: RouterState, node: Node.Node): Effect.Effect<Option.Option<Role>> =>
-  internals.probes.role(node).pipe(
+/** The current primary is asked its role with its report of the standbys (one statement); the others their role. */
+const askRole = (internals: RouterState, node: Node.Node, current: Node.Node): Effect.Effect<Option.Option<Role>> =>
+  (node === current ? internals.probes.primaryRole(node) : internals.probes.role(node)).pipe(
     Effect.map((answer) => Option.some({ node, writable: !answer.standby, answer })),
     Effect.catchAll(() => Effect.succeed(Option.none<Role>()))
   )
@@ -260,7 +270,9 @@ export const discover = (internals: RouterState): Effect.Effect<void> =>
     // With Patroni configured and answering, its leader is the primary (health/patroni.ts).
     if (internals.patroni !== undefined && (yield* internals.patroni.round(internals))) return
     const nodes = yield* allNodes(internals.topology)
-    const roles = yield* Effect.forEach(nodes, (node) => askRole(internals, node), { concurrency: "unbounded" })
+    const roles = yield* Effect.forEach(nodes, (node) => askRole(internals, node, nodes[0]!), {
+      concurrency: "unbounded"
+    })
     const writable = roles.flatMap((role) => Option.isSome(role) && role.value.writable ? [role.value] : [])
     // Sorted: the same split brain reads the same whichever node is primary now.
     const conflict = writable.length > 1 ? writable.map((r) => r.node.id).sort() : []

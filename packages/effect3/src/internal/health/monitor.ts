@@ -1,9 +1,11 @@
 /** @internal */
 import * as Health from "@effect-sql-router/core/Health"
+import * as Probing from "@effect-sql-router/core/Probing"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberId from "effect/FiberId"
 import { identity } from "effect/Function"
 import * as Metric from "effect/Metric"
@@ -20,6 +22,7 @@ import * as Catalog from "./catalog.js"
 import * as Dedicated from "../dedicated.js"
 import { describe, isConnectionError } from "../errors.js"
 import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "../metrics.js"
+import * as NodeInternal from "../node.js"
 import * as SelectionInternal from "../routing/selection.js"
 import * as Waiting from "./waiting.js"
 
@@ -56,10 +59,11 @@ const progressOf = (pool: Pg.Pool) => {
 
 /**
  * One statement on a connection of its own, closed at once (its socket
- * dropped): only for a probe of a node whose pool is saturated, where a
- * checkout would wait behind the application (long statements on every
- * connection look like a frozen server from inside the pool). Bounded by a
- * real-time timeout whatever the fiber's clock.
+ * dropped): for a probe of an idle node (a pooled connection would stay
+ * open for it) or of a node whose pool has nothing idle, where a checkout
+ * would open a connection or wait behind the application (long statements
+ * on every connection look like a frozen server from inside the pool).
+ * Bounded by a real-time timeout whatever the fiber's clock.
  */
 const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
   Effect.scoped(Effect.flatMap(
@@ -74,19 +78,15 @@ const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string):
     Effect.withClock(liveClock)
   )
 
-const saturated = (pool: Pg.Pool) => pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)
-
 /**
  * One statement on a connection of the node's pool (an idle one, or a short
  * checkout), bounded by a real-time timeout whatever the fiber's clock. On
  * timeout a connection whose statement hangs is destroyed and released with
  * an error, so the pool drops it instead of waiting on it; a checkout that
- * arrives late is given back unused. A saturated pool is not waited on: the
- * probe opens a connection of its own for one statement.
- * @internal
+ * arrives late is given back unused.
  */
-export const poolQuery = (pool: Pg.Pool, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) =>
-  saturated(pool) ? oneOffQuery<A>(pool, timeout, sql) : Effect.async<A, unknown>((resume) => {
+const pooledQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
+  Effect.async<A, unknown>((resume) => {
     const progress = progressOf(pool)
     const before = progress.count
     let done = false
@@ -140,6 +140,33 @@ export const poolQuery = (pool: Pg.Pool, timeout: Duration.Duration): Catalog.Qu
     return Effect.sync(() => {
       if (!done) abandon(new Error("probe interrupted"))
     })
+  })
+
+/** Statements routed to `node` so far (a node the router did not make has none). */
+const servedOf = (node: Node.Node): number => node.served === undefined ? 0 : node.served.reads + node.served.writes
+
+/** What each node had served at its previous probe. */
+const servedAtProbe = new WeakMap<Node.Node, number>()
+
+/**
+ * A probe's `Catalog.Query` on `node`. It borrows one of the node's pooled
+ * connections only when one is idle and the node served statements since
+ * its previous probe (that traffic keeps the connection alive anyway): it
+ * then adds no connection and keeps none alive. Otherwise (an idle node,
+ * whose pool must drain after `idleTimeout`; a pool with nothing idle,
+ * where a checkout would open a connection or wait behind the application)
+ * it runs on a connection of its own for one statement, closed at once.
+ * Every probe is bounded by `timeout` in real time.
+ * @internal
+ */
+export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) =>
+  Effect.suspend(() => {
+    const served = servedOf(node)
+    const warm = servedAtProbe.get(node) !== served
+    servedAtProbe.set(node, served)
+    return warm && node.pool.idleCount > 0
+      ? pooledQuery<A>(node.pool, timeout, sql)
+      : oneOffQuery<A>(node.pool, timeout, sql)
   })
 
 /**
@@ -262,17 +289,18 @@ export const updateGauges = (topology: Topology.Topology) =>
   )
 
 /**
- * One probe of one replica, recorded: the unit the schedule repeats.
+ * One look at a replica recorded: a probe's outcome, or the verdict the
+ * primary's report gave (`at`: when it was taken), with its hysteresis,
+ * metrics and log.
  * @internal
  */
-export const checkReplica = (
+export const recordLook = (
   replica: Topology.Replica,
-  probe: HealthMonitor.ProbeFn,
+  result: Either.Either<Omit<Topology.Probe, "at">, unknown>,
+  at: number,
   thresholds: Thresholds
-) =>
+): Effect.Effect<HealthMonitor.Transition | undefined> =>
   Effect.gen(function*() {
-    const result = yield* Effect.either(probe(replica.node))
-    const at = yield* Clock.currentTimeMillis
     const previous = yield* STM.commit(TRef.get(replica.probe))
     const recorded: Topology.Probe = result._tag === "Right"
       ? { ...result.right, at }
@@ -305,43 +333,232 @@ export const checkReplica = (
   })
 
 /**
- * The probe loop of one replica, until it is removed from the topology.
- * Each replica has its own fiber: a frozen one must not delay the others.
+ * One probe of one replica, recorded.
+ * @internal
+ */
+export const checkReplica = (
+  replica: Topology.Replica,
+  probe: HealthMonitor.ProbeFn,
+  thresholds: Thresholds
+): Effect.Effect<HealthMonitor.Transition | undefined> =>
+  Effect.flatMap(
+    Effect.either(probe(replica.node)),
+    (result) => Effect.flatMap(Clock.currentTimeMillis, (at) => recordLook(replica, result, at, thresholds))
+  )
+
+// -----------------------------------------------------------------------------
+// The loops
+// -----------------------------------------------------------------------------
+
+/**
+ * What the watchers share: the primary's latest report of its standbys, and
+ * what tells the primary's watcher that something changed.
+ * @internal
+ */
+export interface Watch {
+  /** The primary's latest report; undefined before its first look and after a failed one. */
+  report: Probing.Report | undefined
+  /** The timeline the primary's last look saw. */
+  timeline: number | undefined
+  /** Bumped by a failed look at the primary: every replica's delay goes back to `interval`. */
+  resets: number
+  /** Bumped by every replica transition: the primary's next look is not calm. */
+  changes: number
+  /** How the primary names each replica (`Catalog.walName`), learnt by the replica's probes. */
+  readonly walNames: WeakMap<Node.Node, string>
+}
+
+/** @internal */
+export const makeWatch = (): Watch => ({
+  report: undefined,
+  timeline: undefined,
+  resets: 0,
+  changes: 0,
+  walNames: new WeakMap()
+})
+
+/** The probe schedule in milliseconds: `interval`, doubled while calm up to `maxInterval`. @internal */
+export const cadenceOf = (health: RouterConfig.Resolved["health"]): Probing.Cadence => ({
+  base: Duration.toMillis(health.interval),
+  max: Duration.toMillis(health.maxInterval)
+})
+
+/** A node's counters at a watcher's previous look. */
+interface Seen {
+  served: number
+  failed: number
+  inFlight: number
+}
+
+const seenNow = (node: Node.Node, inFlight: number): Seen => ({
+  served: servedOf(node),
+  failed: NodeInternal.failuresOf(node),
+  inFlight
+})
+
+/**
+ * A node's traffic since `seen` (which moves to now): failures counted,
+ * statements completed (those routed to it less the growth of those in
+ * flight), statements in flight. Counters the statements already keep: no
+ * cost on the statement path.
+ */
+const trafficSince = (seen: Seen, node: Node.Node, inFlight: number): Probing.Traffic => {
+  const served = servedOf(node)
+  const failed = NodeInternal.failuresOf(node)
+  const traffic: Probing.Traffic = {
+    completed: Math.max(0, served - seen.served - Math.max(0, inFlight - seen.inFlight)),
+    failed: failed - seen.failed,
+    inFlight
+  }
+  seen.served = served
+  seen.failed = failed
+  seen.inFlight = inFlight
+  return traffic
+}
+
+/**
+ * The watcher of one replica, until it is removed from the topology. It
+ * ticks every `interval` (a tick with nothing to do does no I/O) and follows
+ * `Probing.planReplica`: probe it (first look, traffic that fails or hangs,
+ * out of rotation, lost or stale in the primary's report, or its delay up
+ * with no report naming it), take the primary's report as its look, or
+ * wait. Each replica has its own fiber: a frozen one must not delay the
+ * others.
  * @internal
  */
 export const watchReplica = (
   topology: Topology.Topology,
   replica: Topology.Replica,
   health: RouterConfig.Resolved["health"],
-  probe: HealthMonitor.ProbeFn
+  probe: HealthMonitor.ProbeFn,
+  watch?: Watch | undefined
 ): Effect.Effect<void> =>
-  Effect.repeat(
-    checkReplica(replica, probe, health).pipe(
-      Effect.zipRight(updateGauges(topology)),
-      Effect.zipRight(STM.commit(STM.map(TRef.get(replica.health), (health) => health.member)))
-    ),
-    { schedule: Schedule.spaced(health.interval), while: (member) => member }
-  ).pipe(Effect.asVoid)
+  Effect.suspend(() => {
+    const cadence = cadenceOf(health)
+    const replyStaleAfter = Duration.toMillis(health.replyTimeout)
+    const seen = seenNow(replica.node, SelectionInternal.peek(replica.inFlight))
+    let delay = cadence.base
+    let resets = watch?.resets ?? 0
+    const tick = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const [inFlight, last, state] = yield* STM.commit(
+        STM.all([TRef.get(replica.inFlight), TRef.get(replica.probe), TRef.get(replica.health)])
+      )
+      const traffic = trafficSince(seen, replica.node, inFlight)
+      if (watch !== undefined && watch.resets !== resets) {
+        resets = watch.resets
+        delay = cadence.base
+      }
+      const plan = Probing.planReplica({
+        now,
+        lastCheckAt: last?.at,
+        delay,
+        traffic,
+        up: state.up,
+        walName: watch?.walNames.get(replica.node),
+        report: watch?.report,
+        replyStaleAfter
+      })
+      if (plan._tag !== "Wait") {
+        const transition = plan._tag === "Probe"
+          ? yield* checkReplica(replica, probe, health)
+          : yield* recordLook(replica, Either.right(plan.probe), plan.at, health)
+        if (transition !== undefined && watch !== undefined) watch.changes++
+        delay = Probing.nextDelay(cadence, delay, Probing.calm(yield* STM.commit(TRef.get(replica.probe)), transition))
+        yield* updateGauges(topology)
+      }
+      return (yield* STM.commit(TRef.get(replica.health))).member
+    })
+    return Effect.repeat(tick, { schedule: Schedule.spaced(health.interval), while: (member) => member })
+  }).pipe(Effect.asVoid)
+
+/**
+ * The primary's watcher: a tick every `interval`, a look (`look`: true when
+ * the primary answered) when its delay is up, or at once when routed
+ * statements met connection failures. The delay doubles up to `maxInterval`
+ * after a calm look (no traffic on any node since the previous one, the same
+ * primary on the same timeline, no replica transition) and is back to
+ * `interval` after anything else; a failed look also sends every replica's
+ * delay back to `interval`.
+ * @internal
+ */
+export const watchPrimaryWith = (
+  topology: Topology.Topology,
+  health: RouterConfig.Resolved["health"],
+  look: Effect.Effect<boolean>,
+  options: { readonly watch?: Watch | undefined; readonly firstAfterInterval?: boolean | undefined } = {}
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const cadence = cadenceOf(health)
+    const { watch } = options
+    let delay = cadence.base
+    let lastLook: number | undefined
+    let served = 0
+    let failed = 0
+    const totals = Effect.map(
+      STM.commit(STM.zip(TRef.get(topology.primary), TRef.get(topology.replicas))),
+      ([primary, replicas]) => {
+        let served = servedOf(primary)
+        let failed = NodeInternal.failuresOf(primary)
+        for (const replica of replicas) {
+          served += servedOf(replica.node)
+          failed += NodeInternal.failuresOf(replica.node)
+        }
+        return { primary, served, failed }
+      }
+    )
+    const tick = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const before = yield* totals
+      if (lastLook === undefined && options.firstAfterInterval) {
+        lastLook = now
+        served = before.served
+        failed = before.failed
+        return
+      }
+      if (lastLook !== undefined && now - lastLook < delay && before.failed === failed) return
+      const timeline = watch?.timeline
+      const changes = watch?.changes
+      const ok = yield* look
+      const after = yield* totals
+      lastLook = yield* Clock.currentTimeMillis
+      const calm = ok && after.served === served && after.failed === failed && after.primary === before.primary &&
+        watch?.timeline === timeline && watch?.changes === changes
+      served = after.served
+      failed = after.failed
+      delay = Probing.nextDelay(cadence, delay, calm)
+      if (!ok && watch !== undefined) watch.resets++
+    })
+    return Effect.repeat(tick, Schedule.spaced(health.interval))
+  }).pipe(Effect.asVoid)
 
 /**
  * The primary's probe loop: its WAL position is what replica lag is measured
- * against, its timeline what replicas must follow.
+ * against, its timeline what replicas must follow; its report of the
+ * standbys is what replica watchers read.
  * @internal
  */
 export const watchPrimary = (
   topology: Topology.Topology,
   health: RouterConfig.Resolved["health"],
-  probePrimary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
+  probePrimary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>,
+  watch?: Watch | undefined
 ): Effect.Effect<void> =>
-  Effect.repeat(
+  watchPrimaryWith(
+    topology,
+    health,
     Effect.gen(function*() {
       const primary = yield* STM.commit(TRef.get(topology.primary))
       const lsn = yield* Effect.either(probePrimary(primary))
-      if (lsn._tag === "Right") yield* STM.commit(TRef.set(topology.primaryLsn, lsn.right))
-      else yield* Effect.logWarning(`primary probe failed: ${describe(lsn.left)}`)
+      if (lsn._tag === "Right") {
+        yield* STM.commit(TRef.set(topology.primaryLsn, lsn.right))
+        return true
+      }
+      yield* Effect.logWarning(`primary probe failed: ${describe(lsn.left)}`)
+      return false
     }),
-    Schedule.spaced(health.interval)
-  ).pipe(Effect.asVoid)
+    { watch }
+  )
 
 /** @internal */
 export interface Probes {
@@ -350,6 +567,14 @@ export interface Probes {
   readonly primary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
   /** Whether the node is in recovery, its WAL position and (if writable) timeline. */
   readonly role: (node: Node.Node) => Effect.Effect<Catalog.NodeRole, unknown>
+  /**
+   * `role` of the current primary, in the same statement as its report of
+   * the standbys (kept in `watch` when it answers as writable, dropped when
+   * it does not answer): discovery's question to the current primary.
+   */
+  readonly primaryRole: (node: Node.Node) => Effect.Effect<Catalog.NodeRole, unknown>
+  /** What the watchers share: the primary's latest report. */
+  readonly watch: Watch
   /** Records what discovery learnt of the current primary (undefined: it did not answer as writable). */
   readonly recordPrimary: (node: Node.Node, role: Catalog.NodeRole | undefined) => Effect.Effect<void>
   /** A node left the topology: forget what its probes learnt. */
@@ -371,12 +596,13 @@ export const makeProbes = (
   timeout: Duration.Duration
 ): Probes => {
   let view: PrimaryView | undefined
+  const watch = makeWatch()
   /** How each node names itself (`inet_server_addr()` and its port), learnt by its probes. */
   const selves = new Map<Node.Node, string>()
   const learn = (node: Node.Node, self: string | undefined) => {
     if (self !== undefined) selves.set(node, self)
   }
-  const queryOf = (node: Node.Node) => poolQuery(node.pool, timeout)
+  const queryOf = (node: Node.Node) => nodeQuery(node, timeout)
   const record = (node: Node.Node, role: Catalog.NodeRole | undefined) =>
     Effect.sync(() => {
       if (role !== undefined && !role.standby) {
@@ -389,6 +615,23 @@ export const makeProbes = (
     })
   const role = (node: Node.Node) =>
     Effect.tap(Catalog.role(queryOf(node)), (answer) => Effect.sync(() => learn(node, answer.self)))
+  // The primary's look: its role and its report of the standbys, in one statement.
+  const primaryRole = (node: Node.Node): Effect.Effect<Catalog.NodeRole, unknown> =>
+    Catalog.primaryReport(queryOf(node)).pipe(
+      Effect.flatMap((answer) =>
+        Effect.map(Clock.currentTimeMillis, (at) => {
+          learn(node, answer.self)
+          watch.report = answer.standby ? undefined : { at, primaryLsn: answer.lsn, standbys: answer.standbys }
+          if (!answer.standby) watch.timeline = answer.timeline
+          return answer
+        })
+      ),
+      Effect.tapError(() =>
+        Effect.sync(() => {
+          watch.report = undefined
+        })
+      )
+    )
   const currentPrimary = STM.commit(TRef.get(topology.primary))
   // Replica probes that need the primary's position now share one question,
   // as long as it was asked after their own read: the primary answers about
@@ -420,11 +663,16 @@ export const makeProbes = (
   return {
     replica: (node) =>
       Effect.flatMap(
-        Effect.tap(Catalog.standbyState(queryOf(node)), (state) => Effect.sync(() => learn(node, state.self))),
+        Effect.tap(Catalog.standbyState(queryOf(node)), (state) =>
+          Effect.sync(() => {
+            learn(node, state.self)
+            if (state.walName !== undefined) watch.walNames.set(node, state.walName)
+            else watch.walNames.delete(node)
+          })),
         (state) => judge(state, { ...context, primaryLsnNow: primaryLsnAfter(performance.now()) })
       ),
     primary: (node) =>
-      role(node).pipe(
+      primaryRole(node).pipe(
         Effect.tapBoth({
           onFailure: () => record(node, undefined),
           onSuccess: (answer) => record(node, answer)
@@ -434,8 +682,14 @@ export const makeProbes = (
         )
       ),
     role,
+    primaryRole,
+    watch,
     recordPrimary: record,
-    forget: (node) => Effect.sync(() => selves.delete(node))
+    forget: (node) =>
+      Effect.sync(() => {
+        selves.delete(node)
+        watch.walNames.delete(node)
+      })
   }
 }
 
@@ -471,7 +725,8 @@ export const admitAtStart = (topology: Topology.Topology, probes: Probes): Effec
   })
 
 /**
- * Forks the primary's loop and one loop per replica into the current scope.
+ * Forks the primary's watcher and one watcher per replica into the current
+ * scope.
  * @internal
  */
 export const start = (options: {
@@ -479,22 +734,24 @@ export const start = (options: {
   readonly health: RouterConfig.Resolved["health"]
   readonly probe: HealthMonitor.ProbeFn
   readonly probePrimary: (node: Node.Node) => Effect.Effect<bigint | undefined, unknown>
-  /** With discovery, one round of it replaces the primary's probe. */
-  readonly primaryLoop?: Effect.Effect<void> | undefined
+  /** What the watchers share (the primary's report); none: replicas are probed when due. */
+  readonly watch?: Watch | undefined
+  /** With discovery, one round of it replaces the primary's probe (true: the current primary answered). */
+  readonly primaryLoop?: Effect.Effect<boolean> | undefined
 }): Effect.Effect<void, never, Scope.Scope> =>
   onClock(
     options.health,
     Effect.gen(function*() {
-      const { health, topology } = options
+      const { health, topology, watch } = options
       yield* Effect.forkScoped(
         options.primaryLoop
           // The router has just discovered the topology: the first round is one interval away.
-          ? Effect.asVoid(Effect.schedule(options.primaryLoop, Schedule.spaced(health.interval)))
-          : watchPrimary(topology, health, options.probePrimary)
+          ? watchPrimaryWith(topology, health, options.primaryLoop, { watch, firstAfterInterval: true })
+          : watchPrimary(topology, health, options.probePrimary, watch)
       )
       const replicas = yield* STM.commit(TRef.get(topology.replicas))
       for (const replica of replicas) {
-        yield* Effect.forkScoped(watchReplica(topology, replica, health, options.probe))
+        yield* Effect.forkScoped(watchReplica(topology, replica, health, options.probe, watch))
       }
     })
   )

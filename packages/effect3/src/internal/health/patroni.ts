@@ -116,15 +116,18 @@ export const make = (config: RouterConfig.PatroniResolved): Source => {
     return { cluster: undefined, failures }
   })
 
-  const become = (next: Standing, log: Effect.Effect<void>): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      const same = standing?._tag === next._tag && JSON.stringify(standing) === JSON.stringify(next)
-      standing = next
-      return same ? Effect.void : log
-    })
-
   const round = (internals: RouterState): Effect.Effect<boolean> =>
     Effect.gen(function*() {
+      // A change of standing is news: the watchers look again at `interval`, not after a calm backoff
+      // (Patroni gone silent hands the watching back to PostgreSQL at once).
+      const become = (next: Standing, log: Effect.Effect<void>): Effect.Effect<void> =>
+        Effect.suspend(() => {
+          const same = standing?._tag === next._tag && JSON.stringify(standing) === JSON.stringify(next)
+          standing = next
+          if (same) return Effect.void
+          internals.probes.watch.changes++
+          return log
+        })
       const answer = yield* fetchCluster
       if (answer.cluster === undefined) {
         trusted = undefined

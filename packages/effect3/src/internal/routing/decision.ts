@@ -24,6 +24,7 @@ import { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "
 import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "../errors.js"
 import { formatLsn } from "../health/monitor.js"
 import { healthTransitions } from "../metrics.js"
+import * as NodeInternal from "../node.js"
 import type { RouterState } from "../routerState.js"
 import * as SelectionInternal from "./selection.js"
 import * as Waiting from "../health/waiting.js"
@@ -302,20 +303,22 @@ const mayBeBehind = (state: RouterState, replica: Topology.Replica): boolean => 
 export const observeFailure = (replica: Topology.Replica, failure: unknown): Effect.Effect<void> => {
   // Regions report an Effect Cause; statements report the error itself.
   const error = Cause.isCause(failure) ? Cause.squash(failure) : failure
-  return isConnectionError(error)
-    ? Effect.flatMap(
-      STM.commit(TRef.modify(replica.health, (health) =>
-        health.member
-          ? [health.up, { ...health, up: false, streak: 0 }] as const
-          : [false, health] as const
-      )),
-      (wasHealthy) =>
-        wasHealthy
-          ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
-            Effect.zipLeft(Effect.sync(() => Waiting.releaseWaiting(replica))),
-            Effect.zipRight(Metric.increment(Metric.tagged(healthTransitions, "to", "unhealthy")))
-          )
-          : Effect.void
-    )
-    : Effect.void
+  if (!isConnectionError(error)) return Effect.void
+  return Effect.flatMap(
+    STM.commit(TRef.modify(replica.health, (health) =>
+      health.member
+        ? [health.up, { ...health, up: false, streak: 0 }] as const
+        : [false, health] as const
+    )),
+    (wasHealthy) => {
+      // Traffic that fails: its health watcher probes it at once.
+      NodeInternal.countFailure(replica.node)
+      return wasHealthy
+        ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${describe(error)}`).pipe(
+          Effect.zipLeft(Effect.sync(() => Waiting.releaseWaiting(replica))),
+          Effect.zipRight(Metric.increment(Metric.tagged(healthTransitions, "to", "unhealthy")))
+        )
+        : Effect.void
+    }
+  )
 }
