@@ -279,9 +279,14 @@ export const makeWindow = (chunk: string, table: Table, rows: ReadonlyArray<Row>
  * @since 0.1.0
  * @category merge
  */
-export const relationOf = (
-  table: Table & { readonly columns: ReadonlyArray<{ readonly name: string; readonly typeOid: number; readonly typeName?: string | undefined; readonly typeMod?: number | undefined }> }
-): Relation => ({
+export const relationOf = (table: {
+  readonly schema: string
+  readonly table: string
+  readonly key: ReadonlyArray<string>
+  readonly columns: ReadonlyArray<
+    { readonly name: string; readonly typeOid: number; readonly typeName?: string | undefined; readonly typeMod?: number | undefined }
+  >
+}): Relation => ({
   oid: 0,
   schema: table.schema,
   table: table.table,
