@@ -30,6 +30,7 @@ import * as errors from "./internal/cdc/errors.js"
 import * as CdcSchema from "./internal/cdc/schema.js"
 import type { SqlRouter } from "./SqlRouter.js"
 import * as Changes from "@effect-sql-router/core/cdc/Changes"
+import type * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
 import type { Change, Lsn, Transaction } from "@effect-sql-router/core/cdc/Changes"
 
 // -----------------------------------------------------------------------------
@@ -103,6 +104,16 @@ export const UnsupportedType: typeof errors.UnsupportedType = errors.Unsupported
 export type UnsupportedType = errors.UnsupportedType
 
 /**
+ * A snapshot's progress in `stats`: rows copied, the source's estimate of
+ * the rows to copy (`pg_class.reltuples`), rows per second, estimated
+ * seconds left and the table being copied.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SnapshotProgress = Snapshot.Progress
+
+/**
  * A table without a primary key (or whose replica identity cannot name a
  * deleted row): upserts and deletes by key would be impossible.
  *
@@ -120,7 +131,8 @@ export const MissingPrimaryKey: typeof errors.MissingPrimaryKey = errors.Missing
 export type MissingPrimaryKey = errors.MissingPrimaryKey
 
 /**
- * A rule names a table that the source does not have.
+ * A rule names a table that the source does not have, or `resnapshot`
+ * names a table that is not the rule's (`reason` says which).
  *
  * @since 0.1.0
  * @category errors
@@ -338,7 +350,9 @@ export const sinkTarget: <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>) 
 /**
  * The persisted form of a rule (the seed's `addReplicationRule`). `target`
  * names a target given to the layer; `slot` and `publication` default to
- * `cdc_<name>`; `snapshot` (default true) copies existing rows first;
+ * `cdc_<name>`; `snapshot` (default true) copies existing rows, in chunks
+ * of `snapshotChunkSize` rows (default 5000) by primary key while the
+ * stream flows;
  * `maxRetainedWalBytes` bounds the WAL the slot may hold on the primary.
  *
  * @since 0.1.0
@@ -396,6 +410,12 @@ export interface Stats {
   readonly errors: number
   readonly restarts: number
   readonly lastError: string | undefined
+  /**
+   * The last snapshot started in this process (undefined if none): running
+   * or finished, with rows copied, the source's row estimate, rows per
+   * second and estimated seconds left.
+   */
+  readonly snapshot: SnapshotProgress | undefined
 }
 
 /**
@@ -408,7 +428,7 @@ export interface SyncResult {
   readonly transactions: number
   readonly changes: number
   readonly lsn: Lsn
-  /** True when the slot was created (or re-created) and the snapshot copied. */
+  /** True when snapshot chunks were applied in this session (new slot, resumed snapshot, or `resnapshot`). */
   readonly snapshot: boolean
 }
 
@@ -438,6 +458,14 @@ export interface Cdc {
    */
   readonly run: (name: string) => Effect.Effect<Fiber.Fiber<never, CdcError>, UnknownRule | InvalidRule, Scope.Scope>
   readonly stats: (name: string) => Effect.Effect<Stats, UnknownRule>
+  /**
+   * Copies tables of a rule again (all of them by default), chunk by chunk
+   * while the stream flows: by the running session, else by the next
+   * `sync` or `run` of this process. Each table is emptied on the target
+   * before its first chunk. Fails with `UnknownTable` for a table the rule
+   * does not have.
+   */
+  readonly resnapshot: (name: string, tables?: ReadonlyArray<string>) => Effect.Effect<void, UnknownRule | UnknownTable>
   /**
    * Drops the slot of every rule whose slot holds more WAL than its
    * `maxRetainedWalBytes` (its next run starts over with a snapshot);
@@ -592,3 +620,14 @@ export const run = (
  * @category accessors
  */
 export const stats = (name: string): Effect.Effect<Stats, UnknownRule, Cdc> => Cdc.use((cdc) => cdc.stats(name))
+
+/**
+ * Copies tables of a rule again (all by default), in chunks while the stream flows.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const resnapshot = (
+  name: string,
+  tables?: ReadonlyArray<string>
+): Effect.Effect<void, UnknownRule | UnknownTable, Cdc> => Cdc.use((cdc) => cdc.resnapshot(name, tables))

@@ -6,6 +6,7 @@ import type * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
 import { formatLsn, parseLsn } from "@effect-sql-router/core/cdc/Changes"
+import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
 import * as Types from "@effect-sql-router/core/cdc/Types"
 import type { Relation, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
 import { TargetError, UnsupportedType } from "./errors.js"
@@ -23,8 +24,21 @@ export interface Applier {
    * target has none means the snapshot never landed, and is taken again.
    */
   readonly durableState: boolean
-  readonly apply: (transaction: Transaction) => Effect.Effect<void, TargetError>
+  /**
+   * Applies a transaction; `progress` (snapshot chunks) is recorded in the
+   * same target transaction where the target keeps state.
+   */
+  readonly apply: (transaction: Transaction, progress?: ReadonlyArray<ProgressUpdate>) => Effect.Effect<void, TargetError>
+  /** Tables whose snapshot the target recorded as unfinished (SQL targets; undefined for sinks). */
+  readonly snapshotPending: ReadonlyArray<Snapshot.TableProgress> | undefined
+  /** Records snapshot progress (and `lsn` as applied, if given) on its own; nothing for sinks. */
+  readonly recordProgress: (progress: ReadonlyArray<ProgressUpdate>, lsn?: bigint) => Effect.Effect<void, TargetError>
 }
+
+/** A table's snapshot moved on (`after`: its last copied key), or is done. @internal */
+export type ProgressUpdate =
+  | Snapshot.TableProgress
+  | { readonly table: string; readonly after: "done" }
 
 /** @internal */
 export type Open = (rule: string, tables: ReadonlyArray<TableInfo>) => Effect.Effect<Applier, TargetError, Scope.Scope>
@@ -40,6 +54,8 @@ export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>)
     Effect.succeed({
       appliedLsn: undefined,
       durableState: false,
+      snapshotPending: undefined,
+      recordProgress: () => Effect.void,
       apply: (transaction) =>
         Stream.run(Stream.succeed(transaction), sink).pipe(
           Effect.asVoid,
@@ -88,12 +104,30 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
       }
       yield* run(plan.createStateTable).pipe(Effect.mapError(targetError("create state table")))
       const [state] = yield* run(plan.readState).pipe(Effect.mapError(targetError("read state")))
+      const progressPlan = Snapshot.progressPlan(ApplyPlan.dialects[name], rule, options.stateTable ?? ApplyPlan.defaultStateTable)
+      yield* run(progressPlan.create).pipe(Effect.mapError(targetError("create state table")))
+      const pending = yield* run(progressPlan.read).pipe(Effect.mapError(targetError("read state")))
+      const recordProgress = (progress: ReadonlyArray<ProgressUpdate>) =>
+        Effect.forEach(
+          progress,
+          (update) => run(update.after === "done" ? progressPlan.done(update.table) : progressPlan.record(update as Snapshot.TableProgress)),
+          { discard: true }
+        )
 
       return {
         appliedLsn: state ? parseLsn(String((state as { lsn: unknown }).lsn)) : undefined,
         durableState: true,
-        apply: (transaction) =>
+        snapshotPending: pending.map((row) => Snapshot.readProgress(row as { tbl: unknown; after: unknown })),
+        recordProgress: (progress, lsn) =>
+          recordProgress(progress).pipe(
+            Effect.andThen(lsn === undefined ? Effect.void : run(plan.recordState(formatLsn(lsn)))),
+            sql.withTransaction,
+            Effect.mapError(targetError("apply")),
+            Effect.catchDefect((defect) => Effect.fail(targetError("commit")(defect)))
+          ),
+        apply: (transaction, progress = []) =>
           Effect.forEach(plan.changes(transaction.changes), run, { discard: true }).pipe(
+            Effect.andThen(recordProgress(progress)),
             Effect.andThen(run(plan.recordState(formatLsn(parseLsn(transaction.endLsn))))),
             sql.withTransaction,
             Effect.mapError(targetError("apply")),

@@ -60,10 +60,10 @@ export class MissingPrimaryKey extends Schema.TaggedError<MissingPrimaryKey>(
 /** @internal */
 export class UnknownTable extends Schema.TaggedError<UnknownTable>("effect-sql-router/Cdc/UnknownTable")(
   "UnknownTable",
-  { table: Schema.String }
+  { table: Schema.String, reason: Schema.optional(Schema.String) }
 ) {
   override get message(): string {
-    return `CDC: no table ${this.table} on the primary`
+    return this.reason ? `CDC: table ${this.table} ${this.reason}` : `CDC: no table ${this.table} on the primary`
   }
 }
 

@@ -29,6 +29,7 @@ export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Sc
       sync: (name) => Session.sync(context, name),
       run: (name) => Session.run(context, name),
       stats: (name) => Session.stats(context, name),
+      resnapshot: (name, tables) => Session.resnapshot(context, name, tables),
       enforceRetention: enforceRetention(context)
     }
 

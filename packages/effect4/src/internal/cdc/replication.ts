@@ -11,6 +11,7 @@ import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } fr
 import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
 import { parseLsn } from "@effect-sql-router/core/cdc/Changes"
 import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
+import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
 import * as Types from "@effect-sql-router/core/cdc/Types"
 import { describe } from "../errors.js"
 
@@ -310,45 +311,62 @@ export const dropSlot = (client: Client, slot: string): Effect.Effect<void, Repl
     Effect.asVoid
   )
 
-/** Rows of the rule's tables as of the slot's consistent point. @internal */
-export interface Snapshot {
-  readonly consistentPoint: bigint
-  readonly rows: ReadonlyArray<{ readonly table: TableInfo; readonly rows: ReadonlyArray<Record<string, unknown>> }>
-}
-
 /**
- * Creates a logical slot over a replication connection. With `snapshot`, the
- * slot's exported snapshot is imported by a REPEATABLE READ transaction that
- * reads every table, so the rows are exactly those committed before the
- * slot's first change: none missed, none twice.
+ * Creates a logical slot over a replication connection, without an exported
+ * snapshot: rules copy existing rows in chunks while the stream flows (see
+ * `snapshot.ts`).
  * @internal
  */
 export const createSlot = (
   connect: Connect,
   slot: string,
-  options: { readonly failover: boolean; readonly snapshot: ReadonlyArray<TableInfo> | undefined }
-): Effect.Effect<Snapshot, ReplicationError> =>
+  options: { readonly failover: boolean }
+): Effect.Effect<{ readonly consistentPoint: bigint }, ReplicationError> =>
   Effect.scoped(Effect.gen(function*() {
     const replication = yield* openClient(connect, "create slot", true)
-    const opts = [options.snapshot ? "SNAPSHOT 'export'" : "SNAPSHOT 'nothing'", ...(options.failover ? ["FAILOVER true"] : [])]
-    const [created] = yield* query<{ consistent_point: string; snapshot_name: string | null }>(
+    const opts = ["SNAPSHOT 'nothing'", ...(options.failover ? ["FAILOVER true"] : [])]
+    const [created] = yield* query<{ consistent_point: string }>(
       replication,
       "create slot",
       `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (${opts.join(", ")})`
     )
-    const consistentPoint = parseLsn(created!.consistent_point)
-    if (!options.snapshot) return { consistentPoint, rows: [] }
-    const reader = yield* openClient(connect, "snapshot", false)
-    yield* query(reader, "snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    yield* query(reader, "snapshot", `SET TRANSACTION SNAPSHOT '${created!.snapshot_name}'`)
-    const rows = yield* Effect.forEach(options.snapshot, (table) =>
-      Effect.map(
-        query(reader, "snapshot", `SELECT ${table.columns.map((c) => quoteIdent(c.name)).join(", ")} FROM ${table.quoted}`),
-        (rows) => ({ table, rows })
-      ))
-    yield* query(reader, "snapshot", "COMMIT")
-    return { consistentPoint, rows }
+    return { consistentPoint: parseLsn(created!.consistent_point) }
   }))
+
+/**
+ * One chunk of a table in key order, read in a REPEATABLE READ transaction
+ * together with that transaction's snapshot (which transactions it could
+ * not see).
+ * @internal
+ */
+export const readChunk = (
+  client: Client,
+  table: TableInfo,
+  after: ReadonlyArray<string> | null,
+  limit: number
+): Effect.Effect<{ readonly rows: ReadonlyArray<Record<string, unknown>>; readonly visibility: string }, ReplicationError> => {
+  const chunk = Snapshot.chunkQuery(table, after, limit)
+  return Effect.gen(function*() {
+    yield* query(client, "snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    const [snapshot] = yield* query<{ snapshot: string }>(client, "snapshot", "SELECT pg_current_snapshot()::text AS snapshot")
+    const rows = yield* query(client, "snapshot", chunk.sql, chunk.params)
+    yield* query(client, "snapshot", "COMMIT")
+    return { rows, visibility: snapshot!.snapshot }
+  }).pipe(Effect.tapError(() => Effect.ignore(query(client, "snapshot", "ROLLBACK"))))
+}
+
+/** Writes a watermark into the WAL (its own transaction). @internal */
+export const emitWatermark = (client: Client, slot: string, watermark: Snapshot.Watermark): Effect.Effect<void, ReplicationError> => {
+  const statement = Snapshot.emitWatermark(slot, watermark)
+  return Effect.asVoid(query(client, "watermark", statement.sql, statement.params))
+}
+
+/** The source's row estimate of a table (`pg_class.reltuples`), undefined if never analyzed. @internal */
+export const estimateRows = (client: Client, table: TableInfo): Effect.Effect<number | undefined, ReplicationError> =>
+  Effect.map(
+    query<{ rows: number | null }>(client, "snapshot", Snapshot.estimateQuery, [table.quoted]),
+    (rows) => rows[0]?.rows ?? undefined
+  )
 
 // -----------------------------------------------------------------------------
 // The replication session
@@ -396,6 +414,8 @@ export const startSession = (
      * on while only other tables are written, and `sync` sees its goal.
      */
     readonly statusInterval: number
+    /** Ask for logical decoding messages too (the snapshot's watermarks; PostgreSQL 14+). */
+    readonly messages?: boolean | undefined
   }
 ): Effect.Effect<Session, ReplicationError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -451,7 +471,7 @@ export const startSession = (
     client.query(
       `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL 0/0 (proto_version '1', publication_names '${
         quoteIdent(options.publication)
-      }')`
+      }'${options.messages ? ", messages 'true'" : ""})`
     ).then(
       () => failWith("stream", new Error("the server ended the replication stream")),
       (cause) => failWith("start replication", cause)

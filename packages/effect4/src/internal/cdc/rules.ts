@@ -28,6 +28,24 @@ export interface RuleState {
   errors: number
   restarts: number
   lastError: string | undefined
+  /** The snapshot's progress figures (see `snapshot.ts`), once one started in this process. */
+  snapshot: SnapshotStats | undefined
+  /** Tables (`schema.table`) whose snapshot is unfinished, for targets without their own state (sinks). */
+  sinkPending: Map<string, ReadonlyArray<string> | null>
+  /** Tables (as the rule names them) asked for by `resnapshot`, taken by the next chunk of a session. */
+  resnapshot: Set<string>
+}
+
+/** @internal */
+export interface SnapshotStats {
+  running: boolean
+  table: string | undefined
+  tablesDone: number
+  tablesTotal: number
+  rowsCopied: number
+  rowsTotal: number | undefined
+  startedAt: number
+  endedAt: number | undefined
 }
 
 /** @internal */
@@ -97,7 +115,10 @@ export const add = (context: CdcContext, rule: unknown): Effect.Effect<void, Inv
       retries: 0,
       errors: 0,
       restarts: 0,
-      lastError: undefined
+      lastError: undefined,
+      snapshot: undefined,
+      sinkPending: new Map(),
+      resnapshot: new Set()
     })
     return Effect.void
   })

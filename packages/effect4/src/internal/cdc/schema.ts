@@ -41,7 +41,14 @@ export const Rule = Schema.Struct({
       Schema.makeFilter((n: number) => Number.isInteger(n) && n > 0, { message: "must be a whole number of bytes above 0" })
     )
   ),
-  enabled: Schema.optional(Schema.Boolean)
+  enabled: Schema.optional(Schema.Boolean),
+  snapshotChunkSize: Schema.optional(
+    Schema.Number.check(
+      Schema.makeFilter((n: number) => Number.isInteger(n) && n > 0 && n <= 1_000_000, {
+        message: "must be a whole number of rows from 1 to 1000000"
+      })
+    )
+  )
 })
 
 /** @internal */

@@ -1,16 +1,18 @@
 /** @internal */
 import * as Changes from "@effect-sql-router/core/cdc/Changes"
+import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { CdcError, RowChange, Stats, SyncResult, Transaction } from "../../Cdc.js"
-import { InvalidRule, ReplicationError, type TargetError } from "./errors.js"
-import type { Applier } from "./apply.js"
+import { InvalidRule, ReplicationError, type TargetError, UnknownTable } from "./errors.js"
+import type { Applier, ProgressUpdate } from "./apply.js"
 import { checkRelation } from "./apply.js"
 import type { CdcContext } from "./context.js"
 import * as Replication from "./replication.js"
 import type { TableInfo } from "./replication.js"
 import type { RuleState } from "./rules.js"
 import { publicationOf, slotOf, stateOf } from "./rules.js"
+import { type Driver, makeDriver } from "./snapshot.js"
 
 // One rule's session (`sync` until the primary's current position, `run` for
 // ever with restarts), its apply retries, and the rule's `stats`.
@@ -54,12 +56,24 @@ interface Session {
   readonly progress: Progress
 }
 
-/** Applies one transaction to the target with the session's retries, counted in the rule's stats. */
-const apply = (session: Session, transaction: Transaction): Effect.Effect<void, TargetError> => {
+/** A target write with the session's retries, counted in the rule's stats. */
+const retrying = <A>(session: Session, effect: Effect.Effect<A, TargetError>): Effect.Effect<A, TargetError> =>
+  effect.pipe(
+    Effect.tapError(session.context.noteError(session.state)),
+    Effect.retry(session.applyRetry.pipe(Schedule.tap(() => Effect.sync(() => session.state.retries++))))
+  )
+
+/**
+ * Applies one transaction to the target with the session's retries, counted
+ * in the rule's stats; `snapshot` progress is recorded with it.
+ */
+const apply = (
+  session: Session,
+  transaction: Transaction,
+  snapshot?: ReadonlyArray<ProgressUpdate>
+): Effect.Effect<void, TargetError> => {
   const { progress, state } = session
-  return session.source.applier.apply(transaction).pipe(
-    Effect.tapError(session.context.noteError(state)),
-    Effect.retry(session.applyRetry.pipe(Schedule.tap(() => Effect.sync(() => state.retries++)))),
+  return retrying(session, session.source.applier.apply(transaction, snapshot)).pipe(
     Effect.tap(() =>
       Effect.sync(() => {
         state.transactionsApplied++
@@ -69,15 +83,18 @@ const apply = (session: Session, transaction: Transaction): Effect.Effect<void, 
         state.applyLagMillis = Math.max(0, Date.now() - transaction.commitTime.getTime())
         progress.transactions++
         progress.changes += transaction.changes.length
+        if (transaction.snapshot) progress.snapshot = true
       })
     )
   )
 }
 
 /**
- * The slot in place and where to start: an existing slot resumes; a new one
- * (or one whose snapshot never reached the target) is created and, unless
- * the rule says not to, its snapshot applied.
+ * The slot in place and where to start: an existing slot resumes (with the
+ * tables whose snapshot is unfinished); a new one (or one whose snapshot
+ * never reached the target) is created and, unless the rule says not to,
+ * every table is to be copied (recorded on the target with the slot's
+ * consistent point).
  */
 const startPosition = (session: Session) =>
   Effect.gen(function*() {
@@ -99,31 +116,36 @@ const startPosition = (session: Session) =>
     // e.g. on a server that lost WAL in a failover, must not hide the new
     // slot's changes).
     if (existing) {
-      return { startLsn: Changes.parseLsn(existing.confirmed ?? "0/0"), skipUpTo: applier.appliedLsn ?? 0n }
+      const pending: ReadonlyArray<Snapshot.TableProgress> = applier.snapshotPending ??
+        Array.from(session.state.sinkPending, ([table, after]) => ({ table, after }))
+      return { startLsn: Changes.parseLsn(existing.confirmed ?? "0/0"), skipUpTo: applier.appliedLsn ?? 0n, pending }
     }
-    const created = yield* Replication.createSlot(connect, slot, {
-      failover: rule.failover ?? false,
-      snapshot: snapshotWanted ? tables : undefined
-    })
-    if (snapshotWanted) {
-      yield* apply(session, Changes.snapshotTransaction(created.consistentPoint, created.rows)).pipe(
-        // A target without its own position cannot tell later that the
-        // snapshot is missing: take the slot away so the next try redoes it.
-        Effect.tapError(() => applier.durableState ? Effect.void : Effect.ignore(Replication.dropSlot(client, slot)))
-      )
-      session.progress.snapshot = true
-    }
-    return { startLsn: created.consistentPoint, skipUpTo: created.consistentPoint }
+    const created = yield* Replication.createSlot(connect, slot, { failover: rule.failover ?? false })
+    const pending = snapshotWanted ? tables.map((t) => ({ table: Snapshot.tableName(t), after: null })) : []
+    if (snapshotWanted) yield* retrying(session, applier.recordProgress(pending, created.consistentPoint))
+    return { startLsn: created.consistentPoint, skipUpTo: created.consistentPoint, pending }
   })
 
 /** Applies transactions in commit order, those past `skipUpTo`, until the slot confirms `goal` (or for ever). */
-const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint, goal: bigint | undefined) =>
+const follow = (
+  session: Session,
+  stream: Replication.Session,
+  skipUpTo: bigint,
+  goal: bigint | undefined,
+  driver: Driver,
+  position: { appliedUpTo: bigint }
+) =>
   Effect.gen(function*() {
     const decoder = Changes.makeDecoder()
+    const slot = slotOf(session.state.rule)
     // The changes of the transaction being received, until its Commit.
     let open: Array<RowChange> | undefined
+    // The transaction being received carried logical decoding messages
+    // (watermarks, ours or another slot's): without changes it is not applied.
+    let messaged = false
     for (;;) {
-      if (goal !== undefined && open === undefined && stream.confirmed() >= goal) {
+      if (open === undefined) yield* driver.step
+      if (goal !== undefined && open === undefined && !driver.busy() && stream.confirmed() >= goal) {
         return {
           transactions: session.progress.transactions,
           changes: session.progress.changes,
@@ -140,18 +162,30 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
         yield* checkRelation(decoder.relation(item.message))
         continue
       }
+      if (item.message.tag === "message") {
+        messaged = true
+        const watermark = Snapshot.parseWatermark(slot, item.message.prefix, item.message.content)
+        if (watermark) driver.watermark(watermark)
+        continue
+      }
       const change = decoder.decode(item.lsn, item.message)
       if (!change) continue
       switch (change._tag) {
         case "Begin":
           open = []
+          messaged = false
           break
         case "Commit": {
           const end = Changes.parseLsn(change.endLsn)
-          if (open && end > skipUpTo) {
+          if (open && messaged && open.length === 0) {
+            // A watermark's own transaction: nothing to apply, maybe a chunk.
+            yield* driver.commit(change)
+          } else if (open && end > skipUpTo) {
             const { commitTime, endLsn, lsn, xid } = change
+            yield* driver.touch(open, xid)
             yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
           }
+          if (end > position.appliedUpTo) position.appliedUpTo = end
           open = undefined
           yield* stream.acknowledge(end)
           break
@@ -178,15 +212,30 @@ const runSession = (context: CdcContext, state: RuleState, mode: Mode) =>
       applyRetry: mode === "run" ? context.backoff : Schedule.max([context.backoff, Schedule.recurs(10)]),
       progress: { transactions: 0, changes: 0, snapshot: false }
     }
-    const { skipUpTo, startLsn } = yield* startPosition(session)
+    const { pending, skipUpTo, startLsn } = yield* startPosition(session)
     const goal = mode === "sync" ? yield* Replication.currentLsn(source.client) : undefined
     const stream = yield* Replication.startSession(source.connect, {
       slot: slotOf(state.rule),
       publication: publicationOf(state.rule),
       startLsn,
-      statusInterval: mode === "sync" ? Math.min(100, context.statusInterval) : context.statusInterval
+      statusInterval: mode === "sync" ? Math.min(100, context.statusInterval) : context.statusInterval,
+      messages: true
     })
-    return yield* follow(session, stream, skipUpTo, goal)
+    const position = { appliedUpTo: skipUpTo }
+    const driver = yield* makeDriver({
+      slot: slotOf(state.rule),
+      client: source.client,
+      tables: source.tables,
+      ruleTables: state.rule.tables,
+      chunkSize: state.rule.snapshotChunkSize ?? Snapshot.defaultChunkSize,
+      state,
+      applier: source.applier,
+      apply: (transaction, progress) => apply(session, transaction, progress),
+      recordProgress: (progress, lsn) => retrying(session, source.applier.recordProgress(progress, lsn)),
+      appliedUpTo: () => position.appliedUpTo,
+      pending
+    })
+    return yield* follow(session, stream, skipUpTo, goal, driver, position)
   }))
 
 const exclusive = <A, E>(state: RuleState, effect: Effect.Effect<A, E>) =>
@@ -257,6 +306,22 @@ export const stats = (context: CdcContext, name: string) =>
       retries: state.retries,
       errors: state.errors,
       restarts: state.restarts,
-      lastError: state.lastError
+      lastError: state.lastError,
+      snapshot: state.snapshot ? Snapshot.progress(state.snapshot, Date.now()) : undefined
     } satisfies Stats
+  })
+
+/** `Cdc.resnapshot`: the tables (all of the rule's by default) are copied again, by the running session or the next one. @internal */
+export const resnapshot = (context: CdcContext, name: string, tables?: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const state = yield* stateOf(context, name)
+    const asked = tables ?? state.rule.tables
+    const unqualified = (table: string) => table.startsWith("public.") ? table.slice("public.".length) : table
+    const names: Array<string> = []
+    for (const table of asked) {
+      const known = state.rule.tables.find((t) => t === table || unqualified(t) === unqualified(table))
+      if (known === undefined) return yield* new UnknownTable({ table, reason: `is not a table of rule ${name}` })
+      names.push(known)
+    }
+    for (const known of names) state.resnapshot.add(known)
   })

@@ -33,7 +33,7 @@ const prepareSource = (
       }
       return Changes.parseLsn(slot.confirmed ?? "0/0")
     }
-    const created = yield* Replication.createSlot(connect, options.slot, { failover: options.failover, snapshot: undefined })
+    const created = yield* Replication.createSlot(connect, options.slot, { failover: options.failover })
     return created.consistentPoint
   })
 

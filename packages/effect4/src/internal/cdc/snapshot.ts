@@ -1,0 +1,229 @@
+/** @internal */
+import * as Changes from "@effect-sql-router/core/cdc/Changes"
+import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
+import * as Effect from "effect/Effect"
+import type { Commit, RowChange, Transaction } from "../../Cdc.js"
+import { randomUUID } from "node:crypto"
+import type { Applier, ProgressUpdate } from "./apply.js"
+import type { ReplicationError, TargetError } from "./errors.js"
+import * as Replication from "./replication.js"
+import type { TableInfo } from "./replication.js"
+import type { RuleState } from "./rules.js"
+
+// The incremental snapshot of one session (DBLog's watermarks; the rules are
+// the core's `cdc/Snapshot`): tables are copied chunk by chunk while the
+// stream flows. Per chunk: a low watermark, the read, a high watermark, all
+// on the control connection; the stream loop tells the driver what it sees
+// (watermarks, each transaction's changes), and at the high watermark's
+// commit the rows the stream did not touch are applied with the progress.
+// A table copied from its start is emptied on the target first, in apply
+// order before anything read after its first chunk started.
+
+/** @internal */
+export interface Driver {
+  /** True while tables are left to copy: a `sync` does not end before. */
+  readonly busy: () => boolean
+  /** Takes `resnapshot` requests, and starts the next chunk when none is in flight. */
+  readonly step: Effect.Effect<void, ReplicationError | TargetError>
+  /** A watermark of this slot, seen in the stream. */
+  readonly watermark: (watermark: Snapshot.Watermark) => void
+  /** A stream transaction about to be applied: its keys leave the chunk in flight. */
+  readonly touch: (changes: ReadonlyArray<RowChange>, xid: number) => Effect.Effect<void, TargetError>
+  /** The commit of a transaction that carried only watermarks: the chunk is applied at its high one. */
+  readonly commit: (commit: Commit) => Effect.Effect<void, TargetError>
+}
+
+interface Pending {
+  readonly table: TableInfo
+  after: ReadonlyArray<string> | null
+}
+
+interface InFlight {
+  readonly name: string
+  readonly window: Snapshot.Window
+  readonly read: number
+  readonly last: ReadonlyArray<string> | null
+  closing: boolean
+  /** `resnapshot` asked for this table while its chunk was in flight: start it over. */
+  restart: boolean
+}
+
+/** @internal */
+export const makeDriver = (options: {
+  readonly slot: string
+  readonly client: Replication.Client
+  /** The rule's tables, in the rule's order (as `rule.tables`). */
+  readonly tables: ReadonlyArray<TableInfo>
+  readonly ruleTables: ReadonlyArray<string>
+  readonly chunkSize: number
+  readonly state: RuleState
+  readonly applier: Applier
+  /** Applies with the session's retries and counts; `progress` goes in the same target transaction. */
+  readonly apply: (transaction: Transaction, progress: ReadonlyArray<ProgressUpdate>) => Effect.Effect<void, TargetError>
+  readonly recordProgress: (progress: ReadonlyArray<ProgressUpdate>, lsn?: bigint) => Effect.Effect<void, TargetError>
+  /** The end of the last transaction applied (or skipped as already applied). */
+  readonly appliedUpTo: () => bigint
+  /** Tables left from earlier sessions, and from a new slot. */
+  readonly pending: ReadonlyArray<Snapshot.TableProgress>
+}) =>
+  Effect.gen(function*() {
+    const { applier, client, state } = options
+    const byName = new Map(options.tables.map((t) => [Snapshot.tableName(t), t]))
+    const relations = new Map(options.tables.map((t) => [Snapshot.tableName(t), Snapshot.relationOf(t)]))
+    const pending = new Map<string, Pending>()
+    const truncateDue = new Set<string>()
+    let inFlight: InFlight | undefined
+
+    const remember = (name: string, after: ReadonlyArray<string> | null | "done") => {
+      if (applier.durableState) return
+      if (after === "done") state.sinkPending.delete(name)
+      else state.sinkPending.set(name, after)
+    }
+
+    /** Adds tables to copy, and their row estimates to the figures. */
+    const add = (entries: ReadonlyArray<Snapshot.TableProgress>) =>
+      Effect.gen(function*() {
+        const fresh = entries.filter((e) => byName.has(e.table))
+        if (fresh.length === 0) return
+        let estimate: number | undefined = 0
+        for (const entry of fresh) {
+          const table = byName.get(entry.table)!
+          if (!pending.has(entry.table)) {
+            const rows = yield* Replication.estimateRows(client, table)
+            estimate = estimate === undefined || rows === undefined ? undefined : estimate + rows
+          }
+          pending.set(entry.table, { table, after: entry.after })
+          remember(entry.table, entry.after)
+        }
+        const stats = state.snapshot
+        if (stats?.running) {
+          stats.tablesTotal = stats.tablesDone + pending.size
+          stats.rowsTotal = stats.rowsTotal === undefined || estimate === undefined ? undefined : stats.rowsTotal + estimate
+        } else {
+          state.snapshot = {
+            running: true,
+            table: undefined,
+            tablesDone: 0,
+            tablesTotal: pending.size,
+            rowsCopied: 0,
+            rowsTotal: estimate,
+            startedAt: Date.now(),
+            endedAt: undefined
+          }
+        }
+      })
+
+    // A new session's figures start over (an interrupted one's are stale).
+    if (state.snapshot?.running) state.snapshot = undefined
+    yield* add(options.pending)
+
+    /** `resnapshot` requests: the tables start over (recorded on the target at once). */
+    const takeRequests = Effect.suspend(() => {
+      if (state.resnapshot.size === 0) return Effect.void
+      const names = options.ruleTables
+        .map((name, i) => state.resnapshot.has(name) ? Snapshot.tableName(options.tables[i]!) : undefined)
+        .filter((name): name is string => name !== undefined)
+      state.resnapshot.clear()
+      const restarted: Array<Snapshot.TableProgress> = []
+      for (const name of names) {
+        if (inFlight?.name === name) inFlight.restart = true
+        restarted.push({ table: name, after: null })
+      }
+      return add(restarted).pipe(Effect.andThen(options.recordProgress(restarted)))
+    })
+
+    const startChunk = Effect.gen(function*() {
+      const [name, entry] = pending.entries().next().value!
+      const chunk = randomUUID()
+      if (entry.after === null) truncateDue.add(name)
+      yield* Replication.emitWatermark(client, options.slot, { chunk, kind: "low" })
+      const { rows, visibility } = yield* Replication.readChunk(client, entry.table, entry.after, options.chunkSize)
+      yield* Replication.emitWatermark(client, options.slot, { chunk, kind: "high" })
+      inFlight = {
+        name,
+        window: Snapshot.makeWindow(chunk, entry.table, rows, Snapshot.parseVisibility(visibility)),
+        read: rows.length,
+        last: Snapshot.lastKey(entry.table, rows),
+        closing: false,
+        restart: false
+      }
+      if (state.snapshot) state.snapshot.table = name
+    })
+
+    const truncation = (names: ReadonlyArray<string>): RowChange => ({
+      _tag: "Truncate",
+      xid: 0,
+      lsn: Changes.formatLsn(options.appliedUpTo()),
+      relations: names.map((name) => relations.get(name)!),
+      cascade: false,
+      restartIdentity: false
+    })
+
+    const finishChunk = (flight: InFlight, commit: Commit) =>
+      Effect.gen(function*() {
+        inFlight = undefined
+        const relation = relations.get(flight.name)!
+        const changes: Array<RowChange> = []
+        if (truncateDue.delete(flight.name)) changes.push(truncation([flight.name]))
+        for (const row of flight.window.remaining()) {
+          changes.push({ _tag: "Insert", xid: 0, lsn: commit.lsn, relation, row })
+        }
+        const done = flight.read < options.chunkSize
+        const after = flight.restart ? null : done ? "done" as const : flight.last
+        const progress: Array<ProgressUpdate> = [{ table: flight.name, after }]
+        if (changes.length > 0) {
+          yield* options.apply(
+            { xid: 0, lsn: commit.lsn, endLsn: commit.endLsn, commitTime: commit.commitTime, changes, snapshot: true },
+            progress
+          )
+        } else {
+          yield* options.recordProgress(progress, Changes.parseLsn(commit.endLsn))
+        }
+        remember(flight.name, after)
+        if (after === "done") pending.delete(flight.name)
+        else pending.get(flight.name)!.after = after
+        const stats = state.snapshot
+        if (stats) {
+          stats.rowsCopied += flight.read
+          if (after === "done") stats.tablesDone++
+          if (pending.size === 0) {
+            stats.running = false
+            stats.endedAt = Date.now()
+          }
+        }
+      })
+
+    return {
+      busy: () => pending.size > 0 || inFlight !== undefined || state.resnapshot.size > 0,
+      step: Effect.suspend(() =>
+        takeRequests.pipe(Effect.andThen(inFlight === undefined && pending.size > 0 ? startChunk : Effect.void))
+      ),
+      watermark: (watermark) => {
+        if (!inFlight || watermark.chunk !== inFlight.window.chunk) return
+        if (watermark.kind === "low") inFlight.window.opened = true
+        else inFlight.closing = true
+      },
+      touch: (changes, xid) =>
+        Effect.suspend(() => {
+          if (inFlight) for (const change of changes) inFlight.window.touch(change, xid)
+          if (truncateDue.size === 0) return Effect.void
+          // A table emptied at its first chunk's start: before any later change to it.
+          const due = Array.from(truncateDue).filter((name) =>
+            changes.some((c) =>
+              c._tag === "Truncate"
+                ? c.relations.some((r) => `${r.schema}.${r.table}` === name)
+                : `${c.relation.schema}.${c.relation.table}` === name
+            )
+          )
+          if (due.length === 0) return Effect.void
+          for (const name of due) truncateDue.delete(name)
+          const lsn = Changes.formatLsn(options.appliedUpTo())
+          return options.apply(
+            { xid: 0, lsn, endLsn: lsn, commitTime: new Date(), changes: [truncation(due)], snapshot: true },
+            []
+          )
+        }),
+      commit: (commit) =>
+        Effect.suspend(() => inFlight?.closing ? finishChunk(inFlight, commit) : Effect.void)
+    } satisfies Driver
+  })

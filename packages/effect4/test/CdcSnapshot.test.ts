@@ -1,0 +1,217 @@
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { expect, layer } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Reactivity from "effect/reactivity/Reactivity"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type * as SqlClient from "effect/sql/SqlClient"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as Cdc from "@effect-sql-router/effect4/Cdc"
+import { PgCluster } from "@effect-sql-router/effect4/testing"
+import * as SqliteTarget from "./fixtures/sqlite.js"
+
+// Incremental snapshots (issue 24): chunks by primary key between
+// watermarks while writes flow, resumed from the target's record, repaired
+// on demand. One primary with wal_level = logical; targets: a database on it
+// and SQLite files.
+
+const urlOf = (cluster: PgCluster.PgCluster, database: string) =>
+  Redacted.make(`postgres://${cluster.primary.user}@${cluster.primary.host}:${cluster.primary.port}/${database}`)
+
+const pgTarget = (cluster: PgCluster.PgCluster, database: string) =>
+  Effect.gen(function*() {
+    yield* cluster.query(cluster.primary, `CREATE DATABASE ${database}`)
+    return yield* PgClient.make({ url: urlOf(cluster, database) })
+  })
+
+const sqliteTarget = Effect.gen(function*() {
+  const dir = yield* Effect.acquireRelease(
+    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-snap-"))),
+    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+  )
+  return yield* SqliteTarget.make(Path.join(dir, "target.db"))
+})
+
+/** Rows as text, in key order, the same on every side (numbers and text only). */
+const rowsText = (rows: ReadonlyArray<Record<string, unknown>>) => JSON.stringify(rows.map((r) => Object.values(r).map(String)))
+
+const targetRows = (sql: SqlClient.SqlClient, select: string) => Effect.map(sql.unsafe<Record<string, unknown>>(select), rowsText)
+const sourceRows = (cluster: PgCluster.PgCluster, select: string) =>
+  Effect.map(cluster.query<Record<string, unknown>>(cluster.primary, select), rowsText)
+
+/** Random inserts, updates and deletes over keys 1..span (inside and outside the chunk being copied), `count` of them. */
+const writes = (cluster: PgCluster.PgCluster, table: string, span: number, count: number, seed: number) => {
+  let x = seed
+  const next = () => (x = (x * 1103515245 + 12345) % 2147483648) % span + 1
+  return Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => {
+    const id = next()
+    const sql = i % 3 === 0
+      ? `INSERT INTO ${table} VALUES ($1, 'i${i}') ON CONFLICT (id) DO UPDATE SET v = excluded.v`
+      : i % 3 === 1
+      ? `UPDATE ${table} SET v = 'u${i}' WHERE id = $1`
+      : `DELETE FROM ${table} WHERE id = $1`
+    return cluster.query(cluster.primary, sql, [id])
+  }, { discard: true })
+}
+
+const provided = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | Reactivity.Reactivity | PgCluster.PgCluster>) =>
+  effect.pipe(Effect.provide(Reactivity.layer), Effect.scoped)
+
+layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "240 seconds", excludeTestServices: true })(
+  "Cdc snapshots",
+  (it) => {
+    it.effect("a chunked snapshot converges on PostgreSQL and SQLite while inserts, updates and deletes flow", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE flowing (id int PRIMARY KEY, v text)")
+        yield* cluster.query(cluster.primary, "INSERT INTO flowing SELECT g, 'v' || g FROM generate_series(1, 3000, 2) g")
+        yield* cluster.query(cluster.primary, "ANALYZE flowing")
+        const pg = yield* pgTarget(cluster, "flowing_target")
+        const lite = yield* sqliteTarget
+        const cdc = yield* Cdc.make({ primary: cluster.primary.url, targets: { pg: Cdc.sqlTarget(pg), lite: Cdc.sqlTarget(lite) } })
+        yield* cdc.addRule({ name: "flowing_pg", tables: ["flowing"], target: "pg", snapshotChunkSize: 5 })
+        yield* cdc.addRule({ name: "flowing_lite", tables: ["flowing"], target: "lite", snapshotChunkSize: 7 })
+        const writer = yield* Effect.forkChild(writes(cluster, "flowing", 3200, 400, 7))
+        const [first, firstLite] = yield* Effect.all([cdc.sync("flowing_pg"), cdc.sync("flowing_lite")], { concurrency: 2 })
+        expect(first.snapshot).toBe(true)
+        expect(firstLite.snapshot).toBe(true)
+        yield* Fiber.join(writer)
+        const second = yield* cdc.sync("flowing_pg")
+        yield* cdc.sync("flowing_lite")
+        expect(second.snapshot).toBe(false)
+        const select = "SELECT id, v FROM flowing ORDER BY id"
+        const source = yield* sourceRows(cluster, select)
+        expect(yield* targetRows(pg, select)).toBe(source)
+        expect(yield* targetRows(lite, select)).toBe(source)
+        const stats = yield* cdc.stats("flowing_pg")
+        expect(stats.snapshot).toMatchObject({ running: false, table: undefined, tablesDone: 1, tablesTotal: 1, rowsTotal: 1500, secondsLeft: 0 })
+        // Every chunk was read once: the rows present at each read, at least the 1500 minus those deleted meanwhile.
+        expect(stats.snapshot!.rowsCopied).toBeGreaterThan(1000)
+        expect(stats.snapshot!.rowsPerSecond).toBeGreaterThan(0)
+        // The watermarks' own transactions are not applied: no empty transaction reached the target.
+        expect(stats.transactionsApplied).toBeLessThan(400 + Math.ceil(3200 / 5) + 10)
+      })))
+
+    it.effect("an interrupted snapshot resumes from the target's record: applied chunks are not read again", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE resumed (id int PRIMARY KEY, v text)")
+        yield* cluster.query(cluster.primary, "INSERT INTO resumed SELECT g, 'v' || g FROM generate_series(1, 1000) g")
+        const pg = yield* pgTarget(cluster, "resumed_target")
+        yield* pg.unsafe("CREATE TABLE resumed (id int PRIMARY KEY, v text)")
+        // The target refuses rows above 500 until told otherwise: the session stalls after five chunks.
+        yield* pg.unsafe(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF NEW.id > 500 THEN RAISE EXCEPTION 'not yet'; END IF; RETURN NEW; END $$`)
+        yield* pg.unsafe("CREATE TRIGGER refuse BEFORE INSERT ON resumed FOR EACH ROW EXECUTE FUNCTION refuse()")
+        const cdc = yield* Cdc.make({ primary: cluster.primary.url, targets: { pg: Cdc.sqlTarget(pg) }, maxRetryDelay: "200 millis" })
+        yield* cdc.addRule({ name: "resumed", tables: ["resumed"], target: "pg", snapshotChunkSize: 100 })
+        const fiber = yield* cdc.run("resumed")
+        yield* cdc.stats("resumed").pipe(
+          Effect.flatMap((stats) => stats.errors > 0 ? Effect.void : Effect.fail("not yet" as const)),
+          Effect.retry(Schedule.spaced("20 millis")),
+          Effect.timeout("60 seconds")
+        )
+        yield* Fiber.interrupt(fiber)
+        const exit = yield* Fiber.await(fiber)
+        expect(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)).toBe(true)
+        expect(yield* pg.unsafe("SELECT tbl, after FROM effect_sql_router_cdc_snapshot WHERE rule = 'resumed'"))
+          .toEqual([{ tbl: "public.resumed", after: "[\"500\"]" }])
+        expect(yield* pg.unsafe("SELECT count(*)::int AS n, max(id) AS top FROM resumed")).toEqual([{ n: 500, top: 500 }])
+        // Meanwhile the source moves, behind and ahead of the copy.
+        yield* cluster.query(cluster.primary, "UPDATE resumed SET v = 'changed' WHERE id IN (10, 700)")
+        yield* cluster.query(cluster.primary, "DELETE FROM resumed WHERE id IN (20, 800)")
+        yield* pg.unsafe("DROP TRIGGER refuse ON resumed")
+        const resumed = yield* cdc.sync("resumed")
+        expect(resumed.snapshot).toBe(true)
+        // Only rows 501..1000 were read (less the deleted one), in 5 chunks and an empty last one.
+        expect((yield* cdc.stats("resumed")).snapshot).toMatchObject({ running: false, rowsCopied: 499, tablesDone: 1 })
+        const select = "SELECT id, v FROM resumed ORDER BY id"
+        expect(yield* targetRows(pg, select)).toBe(yield* sourceRows(cluster, select))
+        expect(yield* pg.unsafe("SELECT count(*)::int AS n FROM effect_sql_router_cdc_snapshot")).toEqual([{ n: 0 }])
+      })))
+
+    it.effect("resnapshot repairs rows changed behind the rule's back, on a stopped and on a running rule; unknown names are typed errors", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE repaired (id int PRIMARY KEY, v text)")
+        yield* cluster.query(cluster.primary, "CREATE TABLE untouched (id int PRIMARY KEY, v text)")
+        yield* cluster.query(cluster.primary, "INSERT INTO repaired SELECT g, 'v' || g FROM generate_series(1, 300) g")
+        yield* cluster.query(cluster.primary, "INSERT INTO untouched SELECT g, 'v' || g FROM generate_series(1, 30) g")
+        const lite = yield* sqliteTarget
+        const cdc = yield* Cdc.make({ primary: cluster.primary.url, targets: { lite: Cdc.sqlTarget(lite) } })
+        yield* cdc.addRule({ name: "repaired", tables: ["repaired", "public.untouched"], target: "lite", snapshotChunkSize: 40 })
+        yield* cdc.sync("repaired")
+        const select = (table: string) => `SELECT id, v FROM ${table} ORDER BY id`
+        const spoil = Effect.gen(function*() {
+          yield* lite.unsafe("UPDATE repaired SET v = 'spoiled' WHERE id = 5")
+          yield* lite.unsafe("DELETE FROM repaired WHERE id = 250")
+          yield* lite.unsafe("INSERT INTO repaired VALUES (999, 'stray')")
+          yield* lite.unsafe("UPDATE untouched SET v = 'left alone' WHERE id = 1")
+        })
+        yield* spoil
+        expect(yield* Effect.flip(cdc.resnapshot("repaired", ["nope"]))).toMatchObject({ _tag: "UnknownTable", table: "nope" })
+        expect(yield* Effect.flip(cdc.resnapshot("missing"))).toMatchObject({ _tag: "UnknownRule", name: "missing" })
+        yield* cdc.resnapshot("repaired", ["public.repaired"])
+        const synced = yield* cdc.sync("repaired")
+        expect(synced.snapshot).toBe(true)
+        expect(yield* targetRows(lite, select("repaired"))).toBe(yield* sourceRows(cluster, select("repaired")))
+        expect(yield* lite.unsafe("SELECT v FROM untouched WHERE id = 1")).toEqual([{ v: "left alone" }])
+        expect((yield* cdc.stats("repaired")).snapshot).toMatchObject({ running: false, tablesTotal: 1, tablesDone: 1, rowsCopied: 300 })
+
+        // On a running rule, with writes flowing: both tables this time.
+        yield* spoil
+        const fiber = yield* cdc.run("repaired")
+        yield* cdc.resnapshot("repaired")
+        yield* writes(cluster, "repaired", 320, 200, 3)
+        const converged = Effect.gen(function*() {
+          for (const table of ["repaired", "untouched"]) {
+            if ((yield* targetRows(lite, select(table))) !== (yield* sourceRows(cluster, select(table)))) return yield* Effect.fail("not yet")
+          }
+          const stats = yield* cdc.stats("repaired")
+          if (stats.snapshot?.running !== false || stats.snapshot.tablesDone !== 2) return yield* Effect.fail("not yet")
+        })
+        yield* converged.pipe(Effect.retry(Schedule.spaced("50 millis")), Effect.timeout("60 seconds"))
+        yield* Fiber.interrupt(fiber)
+      })))
+
+    it.effect("a composite primary key: chunks by the whole key, text and integer parts, while writes flow", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE pairs (a text, b int8, v text, PRIMARY KEY (a, b))")
+        yield* cluster.query(
+          cluster.primary,
+          "INSERT INTO pairs SELECT k, g, k || g FROM generate_series(1, 60) g, unnest(ARRAY['a', 'B', 'b', 'é', 'z z']) k"
+        )
+        const pg = yield* pgTarget(cluster, "pairs_target")
+        const lite = yield* sqliteTarget
+        const cdc = yield* Cdc.make({ primary: cluster.primary.url, targets: { pg: Cdc.sqlTarget(pg), lite: Cdc.sqlTarget(lite) } })
+        yield* cdc.addRule({ name: "pairs_pg", tables: ["pairs"], target: "pg", snapshotChunkSize: 7 })
+        yield* cdc.addRule({ name: "pairs_lite", tables: ["pairs"], target: "lite", snapshotChunkSize: 11 })
+        const writer = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 150 }, (_, i) => i), (i) => {
+          const k = ["a", "B", "b", "é", "z z"][i % 5]!
+          const b = (i * 7) % 70 + 1
+          return cluster.query(
+            cluster.primary,
+            i % 2 === 0
+              ? "INSERT INTO pairs VALUES ($1, $2, $3) ON CONFLICT (a, b) DO UPDATE SET v = excluded.v"
+              : "DELETE FROM pairs WHERE a = $1 AND b = $2",
+            i % 2 === 0 ? [k, b, `w${i}`] : [k, b]
+          )
+        }, { discard: true }))
+        yield* Effect.all([cdc.sync("pairs_pg"), cdc.sync("pairs_lite")], { concurrency: 2 })
+        yield* Fiber.join(writer)
+        yield* cdc.sync("pairs_pg")
+        yield* cdc.sync("pairs_lite")
+        const source = yield* sourceRows(cluster, "SELECT a, b, v FROM pairs ORDER BY a COLLATE \"C\", b")
+        expect(yield* targetRows(pg, "SELECT a, b, v FROM pairs ORDER BY a COLLATE \"C\", b")).toBe(source)
+        expect(yield* targetRows(lite, "SELECT a, b, v FROM pairs ORDER BY a, b")).toBe(source)
+        expect((yield* cdc.stats("pairs_pg")).snapshot).toMatchObject({ running: false, tablesDone: 1 })
+      })))
+  }
+)
