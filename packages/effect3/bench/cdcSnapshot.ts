@@ -5,7 +5,7 @@
  * process that samples its RSS; the parent seeds and writes. (That the
  * target then equals the source is what test/CdcSnapshot.test.ts checks.)
  *
- *   npx tsx bench/cdcSnapshot.ts [--rows N] [--rounds R] [--chunk C]
+ *   npx tsx bench/cdcSnapshot.ts [--rows N] [--rounds R] [--chunk C] [--rate TX_PER_S]
  *
  * Prints a Markdown table: per target and round, rows/s and peak RSS (and
  * the child's RSS before the snapshot).
@@ -81,6 +81,7 @@ const parent = Effect.gen(function*() {
   const rows = arg("--rows", 1_000_000)
   const rounds = arg("--rounds", 1)
   const chunk = arg("--chunk", 5_000)
+  const rate = arg("--rate", 300)
   const source = yield* PgCluster.make({ replicas: 0, walLevel: "logical" })
   const dir = yield* Effect.acquireRelease(
     Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-snap-bench-"))),
@@ -108,11 +109,15 @@ const parent = Effect.gen(function*() {
         yield* q(`CREATE DATABASE ${database}`)
         target = base.replace(/\/[^/?]*(\?|$)/, `/${database}$1`)
       }
-      // Writes flow on the source the whole time: updates, inserts past the end and deletes, spread over the keys.
+      // Writes flow on the source the whole time, `--rate` transactions per second: updates,
+      // inserts past the end and deletes, spread over the keys.
       let writes = 0
       let stop = false
       const load = (async () => {
+        const started = performance.now()
         while (!stop) {
+          const due = started + (writes / 3) * (3000 / rate)
+          if (performance.now() < due) await new Promise((r) => setTimeout(r, due - performance.now()))
           const id = 1 + Math.floor(Math.random() * rows)
           await writer.query("UPDATE snap SET a = a + 1 WHERE id = $1", [id])
           await writer.query("INSERT INTO snap VALUES ($1, 0, 0, 'new', 0) ON CONFLICT (id) DO UPDATE SET a = 0", [rows + id])
@@ -136,7 +141,7 @@ const parent = Effect.gen(function*() {
       yield* q("DROP PUBLICATION IF EXISTS cdc_bench")
     }
   }
-  return { rows, chunk, results }
+  return { rows, chunk, rate, results }
 })
 
 if (process.argv[2] === "--child") {
@@ -146,10 +151,10 @@ if (process.argv[2] === "--child") {
   })
 } else {
   Effect.runPromise(Effect.scoped(parent)).then(
-    ({ chunk, results, rows }) => {
+    ({ chunk, rate, results, rows }) => {
       const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 0 })
       console.log([
-        `## CDC snapshot (${fmt(rows)} rows of 5 columns, chunks of ${fmt(chunk)}, writes flowing)`,
+        `## CDC snapshot (${fmt(rows)} rows of 5 columns, chunks of ${fmt(chunk)}, ${fmt(rate)} source transactions/s meanwhile)`,
         "",
         "| target | round | rows copied | seconds | rows/s | source writes meanwhile | RSS before (MiB) | peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

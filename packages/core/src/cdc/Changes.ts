@@ -169,9 +169,9 @@ export type Change = Begin | Insert | Update | Delete | Truncate | Commit
 export type RowChange = Insert | Update | Delete | Truncate
 
 /**
- * One source transaction, as a target receives it. The initial snapshot is
- * one transaction too (`snapshot: true`): a `Truncate` of every table of the
- * rule, then an `Insert` per row.
+ * One source transaction, as a target receives it. Each chunk of a
+ * snapshot is a transaction too (`snapshot: true`): an `Insert` per row, after
+ * a `Truncate` of the table at its first chunk (see `Snapshot`).
  *
  * @since 0.1.0
  * @category models
