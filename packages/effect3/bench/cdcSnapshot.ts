@@ -5,7 +5,10 @@
  * process that samples its RSS; the parent seeds and writes. (That the
  * target then equals the source is what test/CdcSnapshot.test.ts checks.)
  *
- *   npx tsx bench/cdcSnapshot.ts [--rows N] [--rounds R] [--chunk C] [--rate TX_PER_S]
+ *   npx tsx bench/cdcSnapshot.ts [--rows N] [--rounds R] [--chunk C] [--rate TX_PER_S] [--target sqlite|pg] [--heap MiB]
+ *
+ * `--heap` runs the child with `--max-old-space-size` (V8 otherwise lets
+ * garbage pile up well past what is live before a full collection).
  *
  * Prints a Markdown table: per target and round, rows/s and peak RSS (and
  * the child's RSS before the snapshot).
@@ -34,6 +37,8 @@ const arg = (flag: string, fallback: number) => {
 interface ChildResult {
   readonly rssBeforeMiB: number
   readonly rssPeakMiB: number
+  /** The JS heap in use at the RSS peak's sample. */
+  readonly heapAtPeakMiB: number
   readonly millis: number
   readonly rowsCopied: number
 }
@@ -42,7 +47,14 @@ interface ChildResult {
 const child = async () => {
   const [source, kind, target, chunk] = process.argv.slice(3)
   let peak = process.memoryUsage().rss
-  const sampler = setInterval(() => peak = Math.max(peak, process.memoryUsage().rss), 20)
+  let heapAtPeak = 0
+  const sampler = setInterval(() => {
+    const usage = process.memoryUsage()
+    if (usage.rss > peak) {
+      peak = usage.rss
+      heapAtPeak = usage.heapUsed
+    }
+  }, 20)
   const targetClient: Effect.Effect<SqlClient.SqlClient, unknown, any> = kind === "sqlite"
     ? SqliteClient.make({ filename: target! })
     : PgClient.make({ url: Redacted.make(target!) })
@@ -56,7 +68,7 @@ const child = async () => {
     yield* cdc.sync("bench")
     const millis = performance.now() - started
     const stats = yield* cdc.stats("bench")
-    return { rssBeforeMiB: before / 2 ** 20, rssPeakMiB: peak / 2 ** 20, millis, rowsCopied: stats.snapshot?.rowsCopied ?? 0 }
+    return { rssBeforeMiB: before / 2 ** 20, rssPeakMiB: peak / 2 ** 20, heapAtPeakMiB: heapAtPeak / 2 ** 20, millis, rowsCopied: stats.snapshot?.rowsCopied ?? 0 }
   }).pipe(Effect.provide(Reactivity.layer), Effect.scoped)
   const result = await Effect.runPromise(program as Effect.Effect<ChildResult, unknown>)
   clearInterval(sampler)
@@ -65,7 +77,9 @@ const child = async () => {
 
 const runChild = (args: ReadonlyArray<string>) =>
   Effect.async<ChildResult, Error>((resume) => {
-    const proc = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--child", ...args], {
+    const heap = arg("--heap", 0)
+    const flags = heap > 0 ? [`--max-old-space-size=${heap}`] : []
+    const proc = spawn(process.execPath, [...process.execArgv, ...flags, fileURLToPath(import.meta.url), "--child", ...args], {
       stdio: ["ignore", "pipe", "inherit"]
     })
     let out = ""
@@ -82,6 +96,8 @@ const parent = Effect.gen(function*() {
   const rounds = arg("--rounds", 1)
   const chunk = arg("--chunk", 5_000)
   const rate = arg("--rate", 300)
+  const only = process.argv.indexOf("--target")
+  const targets = only > 0 ? [process.argv[only + 1] as "sqlite" | "pg"] : (["sqlite", "pg"] as const)
   const source = yield* PgCluster.make({ replicas: 0, walLevel: "logical" })
   const dir = yield* Effect.acquireRelease(
     Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-snap-bench-"))),
@@ -102,7 +118,7 @@ const parent = Effect.gen(function*() {
   const base = Redacted.value(source.primary.url)
   const results: Array<{ target: string; round: number; seconds: number; rowsPerSecond: number; writes: number } & ChildResult> = []
   for (let round = 1; round <= rounds; round++) {
-    for (const kind of ["sqlite", "pg"] as const) {
+    for (const kind of targets) {
       const database = `target_${kind}_${round}`
       let target = Path.join(dir, `${database}.db`)
       if (kind === "pg") {
@@ -156,10 +172,10 @@ if (process.argv[2] === "--child") {
       console.log([
         `## CDC snapshot (${fmt(rows)} rows of 5 columns, chunks of ${fmt(chunk)}, ${fmt(rate)} source transactions/s meanwhile)`,
         "",
-        "| target | round | rows copied | seconds | rows/s | source writes meanwhile | RSS before (MiB) | peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | round | rows copied | seconds | rows/s | source writes meanwhile | RSS before (MiB) | peak RSS (MiB) | JS heap at peak (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ...results.map((r) =>
-          `| ${r.target} | ${r.round} | ${fmt(r.rowsCopied)} | ${r.seconds.toFixed(1)} | ${fmt(r.rowsPerSecond)} | ${fmt(r.writes)} | ${fmt(r.rssBeforeMiB)} | ${fmt(r.rssPeakMiB)} |`
+          `| ${r.target} | ${r.round} | ${fmt(r.rowsCopied)} | ${r.seconds.toFixed(1)} | ${fmt(r.rowsPerSecond)} | ${fmt(r.writes)} | ${fmt(r.rssBeforeMiB)} | ${fmt(r.rssPeakMiB)} | ${fmt(r.heapAtPeakMiB)} |`
         ),
         ""
       ].join("\n"))

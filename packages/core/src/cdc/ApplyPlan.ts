@@ -314,6 +314,29 @@ const continuesRun = (run: Run, table: Table, relation: Relation, columns: Reado
   (run.rows.length + 1) * columns.length <= maxParameters
 
 /**
+ * The row counts of the statements a run of `rows` upserts becomes: a run
+ * of up to 255 rows is one statement; a longer one is cut into powers of
+ * two (then the rest, under 256). The statement texts repeat from one
+ * batch to the next, so a client's cache of prepared statements (SQLite's
+ * holds 200 for 10 minutes, each as large as its text) stays small however
+ * the batch sizes vary (snapshot chunks less the rows the stream had).
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const runSizes = (rows: number): Array<number> => {
+  const sizes: Array<number> = []
+  let left = rows
+  while (left >= 256) {
+    const size = 2 ** Math.floor(Math.log2(left))
+    sizes.push(size)
+    left -= size
+  }
+  if (left > 0) sizes.push(left)
+  return sizes
+}
+
+/**
  * Runs of upserts into one table become multi-row statements (one round
  * trip instead of one per row). A run ends at any other change, another
  * table or column set, a key already in the run (one statement cannot
@@ -323,7 +346,13 @@ const planChanges = (planner: Planner, changes: ReadonlyArray<RowChange>): Array
   const statements: Array<Statement> = []
   let run: Run | undefined
   const flush = () => {
-    if (run) statements.push(upsertMany(planner.dialect, run.table, run.relation, run.columns, run.rows))
+    if (run) {
+      let at = 0
+      for (const size of runSizes(run.rows.length)) {
+        statements.push(upsertMany(planner.dialect, run.table, run.relation, run.columns, run.rows.slice(at, at + size)))
+        at += size
+      }
+    }
     run = undefined
   }
   for (const change of changes) {

@@ -118,8 +118,18 @@ describe("cdc/ApplyPlan changes", () => {
   it("a run stays under the parameter cap", () => {
     const rows = Array.from({ length: 10_001 }, (_, i) => insert({ id: i, name: "n", price: "1" }))
     const statements = pg.changes(rows)
-    expect(statements.map((s) => s.params.length)).toEqual([30_000, 3])
+    // 10 000 rows (the cap for 3 columns): 8192 + 1024 + 512 + 256 + 16, then the last row.
+    expect(statements.map((s) => s.params.length)).toEqual([24_576, 3_072, 1_536, 768, 48, 3])
     expect(statements.every((s) => s.params.length <= ApplyPlan.maxParameters)).toBe(true)
+  })
+
+  it("long runs are cut into powers of two, so statement texts repeat across batches of varying size", () => {
+    expect(ApplyPlan.runSizes(1)).toEqual([1])
+    expect(ApplyPlan.runSizes(255)).toEqual([255])
+    expect(ApplyPlan.runSizes(256)).toEqual([256])
+    expect(ApplyPlan.runSizes(1999)).toEqual([1024, 512, 256, 207])
+    expect(ApplyPlan.runSizes(5000)).toEqual([4096, 512, 256, 136])
+    expect(ApplyPlan.runSizes(0)).toEqual([])
   })
 
   it("presentColumns leaves out unchanged TOAST values but keeps NULL", () => {
