@@ -39,7 +39,9 @@ export const Rule = Schema.Struct({
   maxRetainedWalBytes: Schema.optional(
     Schema.Number.pipe(Schema.filter((n) => Number.isInteger(n) && n > 0, { message: () => "must be a whole number of bytes above 0" }))
   ),
-  enabled: Schema.optional(Schema.Boolean)
+  enabled: Schema.optional(Schema.Boolean),
+  schemaChanges: Schema.optional(Schema.Literal("fail", "apply").annotations({ message: () => "must be \"fail\" or \"apply\"" })),
+  truncate: Schema.optional(Schema.Literal("apply", "fail").annotations({ message: () => "must be \"apply\" or \"fail\"" }))
 })
 
 /** @internal */

@@ -6,6 +6,7 @@ import type * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
 import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
 import { formatLsn, parseLsn } from "@effect-sql-router/core/cdc/Changes"
+import * as Schema from "@effect-sql-router/core/cdc/Schema"
 import * as Types from "@effect-sql-router/core/cdc/Types"
 import type { Relation, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
 import { TargetError, UnsupportedType } from "./errors.js"
@@ -23,6 +24,14 @@ export interface Applier {
    * target has none means the snapshot never landed, and is taken again.
    */
   readonly durableState: boolean
+  /** The target's dialect (undefined for a sink): the terms its column types are compared in. */
+  readonly dialect: Types.Dialect | undefined
+  /**
+   * Each table's columns as the target has them at open, by `schema.table`
+   * (none for a sink or a table the target does not have): what a
+   * Relation message is compared with.
+   */
+  readonly columns: ReadonlyMap<string, ReadonlyArray<Schema.ColumnShape>>
   readonly apply: (transaction: Transaction) => Effect.Effect<void, TargetError>
 }
 
@@ -40,6 +49,8 @@ export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>)
     Effect.succeed({
       appliedLsn: undefined,
       durableState: false,
+      dialect: undefined,
+      columns: new Map(),
       apply: (transaction) =>
         Stream.run(Stream.succeed(transaction), sink).pipe(
           Effect.asVoid,
@@ -78,7 +89,8 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
       if (!name) {
         return yield* new TargetError({ operation: "open", reason: "only PostgreSQL and SQLite clients are supported as targets" })
       }
-      const plan = ApplyPlan.makePlan(ApplyPlan.dialects[name], rule, tables, options.stateTable)
+      const dialect = ApplyPlan.dialects[name]
+      const plan = ApplyPlan.makePlan(dialect, rule, tables, options.stateTable)
       const run = (statement: ApplyPlan.Statement) => sql.unsafe(statement.sql, statement.params as Array<unknown>)
 
       if (options.createTables ?? true) {
@@ -88,12 +100,19 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
       }
       yield* run(plan.createStateTable).pipe(Effect.mapError(targetError("create state table")))
       const [state] = yield* run(plan.readState).pipe(Effect.mapError(targetError("read state")))
+      const columns = new Map<string, ReadonlyArray<Schema.ColumnShape>>()
+      for (const table of tables) {
+        const found = yield* run(Schema.readColumns(dialect, table.table)).pipe(Effect.mapError(targetError("read columns")))
+        if (found.length > 0) columns.set(`${table.schema}.${table.table}`, found as ReadonlyArray<Schema.ColumnShape>)
+      }
 
       return {
         appliedLsn: state ? parseLsn(String((state as { lsn: unknown }).lsn)) : undefined,
         durableState: true,
+        dialect: name,
+        columns,
         apply: (transaction) =>
-          Effect.forEach(plan.changes(transaction.changes), run, { discard: true }).pipe(
+          Effect.forEach(Schema.statements(plan, dialect, transaction.changes), run, { discard: true }).pipe(
             Effect.andThen(run(plan.recordState(formatLsn(parseLsn(transaction.endLsn))))),
             sql.withTransaction,
             Effect.mapError(targetError("apply")),

@@ -41,7 +41,9 @@ export const Rule = Schema.Struct({
       Schema.makeFilter((n: number) => Number.isInteger(n) && n > 0, { message: "must be a whole number of bytes above 0" })
     )
   ),
-  enabled: Schema.optional(Schema.Boolean)
+  enabled: Schema.optional(Schema.Boolean),
+  schemaChanges: Schema.optional(Schema.Literals(["fail", "apply"]).annotate({ message: "must be \"fail\" or \"apply\"" })),
+  truncate: Schema.optional(Schema.Literals(["apply", "fail"]).annotate({ message: "must be \"apply\" or \"fail\"" }))
 })
 
 /** @internal */

@@ -7,6 +7,7 @@ import { InvalidRule, ReplicationError, type TargetError } from "./errors.js"
 import type { Applier } from "./apply.js"
 import { checkRelation } from "./apply.js"
 import type { CdcContext } from "./context.js"
+import { checkTruncate, makeTracker } from "./schemaChanges.js"
 import * as Replication from "./replication.js"
 import type { TableInfo } from "./replication.js"
 import type { RuleState } from "./rules.js"
@@ -120,8 +121,14 @@ const startPosition = (session: Session) =>
 const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint, goal: bigint | undefined) =>
   Effect.gen(function*() {
     const decoder = Changes.makeDecoder()
+    const { applier, client, tables } = session.source
+    const tracker = makeTracker(session.state.rule, applier, tables, client)
     // The changes of the transaction being received, until its Commit.
     let open: Array<RowChange> | undefined
+    // The transaction being received, and whether the target has it already
+    // (its commit is at or before `skipUpTo`: its schema changes are there too).
+    let xid = 0
+    let skipping = false
     for (;;) {
       if (goal !== undefined && open === undefined && stream.confirmed() >= goal) {
         return {
@@ -137,7 +144,10 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
         continue
       }
       if (item.message.tag === "relation") {
-        yield* checkRelation(decoder.relation(item.message))
+        const relation = decoder.relation(item.message)
+        yield* checkRelation(relation)
+        const schemaChange = skipping ? undefined : yield* tracker.relation(relation, xid, Changes.formatLsn(item.lsn))
+        if (schemaChange) open?.push(schemaChange)
         continue
       }
       const change = decoder.decode(item.lsn, item.message)
@@ -145,6 +155,8 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
       switch (change._tag) {
         case "Begin":
           open = []
+          xid = change.xid
+          skipping = Changes.parseLsn(change.lsn) < skipUpTo
           break
         case "Commit": {
           const end = Changes.parseLsn(change.endLsn)
@@ -157,6 +169,7 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
           break
         }
         default:
+          if (change._tag === "Truncate" && !skipping) yield* checkTruncate(session.state.rule, change)
           open?.push(change)
       }
     }

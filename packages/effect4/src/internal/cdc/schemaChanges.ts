@@ -1,0 +1,120 @@
+/** @internal */
+import type * as Changes from "@effect-sql-router/core/cdc/Changes"
+import * as Schema from "@effect-sql-router/core/cdc/Schema"
+import * as Effect from "effect/Effect"
+import type { Rule } from "../../Cdc.js"
+import type { Applier } from "./apply.js"
+import { type ReplicationError, SchemaChanged, TruncateRefused } from "./errors.js"
+import * as Replication from "./replication.js"
+import type { TableInfo } from "./replication.js"
+
+// A rule's schema changes and truncates, as its session meets them in the
+// stream: each Relation message is compared with the columns the target has
+// (a SQL target's own, read at open; for a sink or a table the target lacks,
+// the first Relation of the table in this session), then refused or planned.
+
+/** @internal */
+export interface Tracker {
+  /** The schema change a Relation message stands for, if any (`rule.schemaChanges: "apply"`), or its refusal. */
+  readonly relation: (
+    relation: Changes.Relation,
+    xid: number,
+    lsn: Changes.Lsn
+  ) => Effect.Effect<Changes.SchemaChange | undefined, SchemaChanged | ReplicationError>
+}
+
+type Client = Parameters<typeof Replication.query>[0]
+
+const typeKey = (oid: number, mod: number) => `${oid}/${mod}`
+
+const refused = (table: string, change: Schema.ColumnChange, reason?: string) =>
+  new SchemaChanged({
+    table,
+    column: change.column,
+    change: change.kind,
+    oldType: change.oldType,
+    newType: change.newType,
+    reason
+  })
+
+/** @internal */
+export const makeTracker = (
+  rule: Rule,
+  applier: Applier,
+  tables: ReadonlyArray<TableInfo>,
+  client: Client
+): Tracker => {
+  const shapes = new Map(applier.columns)
+  // Source types by OID and typmod as format_type prints them; the session's tables give most.
+  const formatted = new Map(tables.flatMap((t) => t.columns.map((c) => [typeKey(c.typeOid, c.typeMod), c.formatted] as const)))
+
+  const format = (relation: Changes.Relation) =>
+    Effect.gen(function*() {
+      const missing = relation.columns.filter((c) => !formatted.has(typeKey(c.typeOid, c.typeMod)))
+      if (missing.length > 0) {
+        const rows = yield* Replication.query<{ oid: number; mod: number; formatted: string }>(
+          client,
+          "describe",
+          "SELECT t.oid::int AS oid, t.mod, format_type(t.oid, t.mod) AS formatted FROM unnest($1::oid[], $2::int4[]) AS t(oid, mod)",
+          [missing.map((c) => c.typeOid), missing.map((c) => c.typeMod)]
+        )
+        for (const row of rows) formatted.set(typeKey(row.oid, row.mod), row.formatted)
+      }
+      return relation.columns.map((c) => ({ ...c, formatted: formatted.get(typeKey(c.typeOid, c.typeMod)) ?? "text" }))
+    })
+
+  // The value the source's existing rows have for an added column: the
+  // constant DEFAULT of its ADD COLUMN, kept by the server as the column's
+  // "missing value" (a volatile default rewrote the table instead: none).
+  const backfill = (relation: Changes.Relation, column: string, type: string) =>
+    Effect.map(
+      Replication.query<{ value: unknown }>(
+        client,
+        "describe",
+        `SELECT (a.attmissingval::text::${type}[])[1] AS value FROM pg_attribute a
+         WHERE a.attrelid = $1 AND a.attname = $2 AND a.atthasmissing AND NOT a.attisdropped`,
+        [relation.oid, column]
+      ),
+      (rows) => rows.length > 0 ? { value: rows[0]!.value } : undefined
+    )
+
+  return {
+    relation: (relation, xid, lsn) =>
+      Effect.gen(function*() {
+        const name = `${relation.schema}.${relation.table}`
+        const columns = yield* format(relation)
+        const after = columns.map((c) => ({ name: c.name, typeOid: c.typeOid, type: Schema.targetType(applier.dialect, c) }))
+        const before = shapes.get(name)
+        shapes.set(name, after)
+        if (!before) return undefined
+        const changes = Schema.diff(before, after, applier.dialect)
+        if (changes.length === 0) return undefined
+        if ((rule.schemaChanges ?? "fail") === "fail") {
+          shapes.set(name, before)
+          return yield* refused(name, changes[0]!)
+        }
+        const key = tables.find((t) => t.schema === relation.schema && t.table === relation.table)?.key ?? relation.keyColumns
+        const planned: Array<Schema.ColumnChange> = []
+        for (const change of changes) {
+          const reason = Schema.refusal(applier.dialect, change, key)
+          if (reason !== undefined) {
+            shapes.set(name, before)
+            return yield* refused(name, change, reason)
+          }
+          const source = columns.find((c) => c.name === change.column)
+          planned.push(
+            change.kind === "add" && source
+              ? { ...change, backfill: yield* backfill(relation, change.column, source.formatted) }
+              : change
+          )
+        }
+        return { _tag: "SchemaChange", xid, lsn, relation, columns: planned } satisfies Changes.SchemaChange
+      })
+  }
+}
+
+/** A truncate the rule refuses (`truncate: "fail"`). @internal */
+export const checkTruncate = (rule: Rule, change: Changes.Truncate): Effect.Effect<void, TruncateRefused> =>
+  (rule.truncate ?? "apply") === "fail"
+    ? Effect.fail(new TruncateRefused({ tables: change.relations.map((r) => `${r.schema}.${r.table}`) }))
+    : Effect.void
