@@ -231,10 +231,10 @@ export const run = (context: CdcContext, name: string) =>
     state.running = true
     const following = runSession(context, state, "run").pipe(
       Effect.tapError(context.noteError(state)),
-      Effect.retry({
-        schedule: context.backoff.pipe(Schedule.tap(() => Effect.sync(() => state.restarts++))),
-        while: isRetriable
-      }),
+      // A restart is counted for a failure that gets one (the schedule steps
+      // before `while` refuses, so it cannot count them).
+      Effect.tapError((error) => Effect.sync(() => isRetriable(error) && state.restarts++)),
+      Effect.retry({ schedule: context.backoff, while: isRetriable }),
       Effect.flatMap(() => Effect.never),
       Effect.ensuring(Effect.sync(() => {
         state.running = false
