@@ -64,10 +64,31 @@ const sameType = (dialect: Types.Dialect | undefined) =>
     ? (a: string, b: string) => a.toUpperCase() === b.toUpperCase()
     : (a: string, b: string) => a === b
 
+const sqliteStorage = new Set(["INTEGER", "REAL", "TEXT", "BLOB"])
+
 /**
- * The column changes from `before` to `after`: drops first (in `before`'s
- * order), then type changes and adds (in `after`'s order). SQLite types
- * compare without case.
+ * What a diff may take as the source's doing: `dialect` (SQLite types
+ * compare without case); `owned` (the rule created the target's tables, so
+ * every target column and type is the source's); otherwise `source` (each
+ * column the source is known to have had, with the target types it had): a
+ * target column outside it is the target's own and never reported dropped,
+ * and only a type the source had is reported changed. In SQLite only the
+ * storage types (`INTEGER`, `REAL`, `TEXT`, `BLOB`) are taken as the source's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DiffOptions {
+  readonly dialect?: Types.Dialect | undefined
+  readonly source?: ReadonlyMap<string, ReadonlySet<string>> | undefined
+  readonly owned?: boolean | undefined
+}
+
+/**
+ * The column changes from `before` (the target's columns) to `after` (the
+ * source's, in the target's terms): drops first (in `before`'s order), then
+ * type changes and adds (in `after`'s order). See {@link DiffOptions} for
+ * the target columns and types that are left alone.
  *
  * @since 0.1.0
  * @category diff
@@ -75,14 +96,19 @@ const sameType = (dialect: Types.Dialect | undefined) =>
 export const diff = (
   before: ReadonlyArray<ColumnShape>,
   after: ReadonlyArray<ColumnShape & { readonly typeOid: number }>,
-  dialect?: Types.Dialect | undefined
+  options: DiffOptions = {}
 ): ReadonlyArray<ColumnChange> => {
+  const { dialect, source } = options
   const same = sameType(dialect)
+  const fromSource = (column: ColumnShape) =>
+    (dialect !== "sqlite" || sqliteStorage.has(column.type.toUpperCase())) &&
+    (options.owned === true || source === undefined ||
+      [...(source.get(column.name) ?? [])].some((type) => same(type, column.type)))
   const old = new Map(before.map((c) => [c.name, c]))
   const kept = new Set(after.map((c) => c.name))
   const changes: Array<ColumnChange> = []
   for (const column of before) {
-    if (!kept.has(column.name)) {
+    if (!kept.has(column.name) && (options.owned === true || source === undefined || source.has(column.name))) {
       changes.push({ kind: "drop", column: column.name, oldType: column.type, newType: undefined, typeOid: undefined })
     }
   }
@@ -90,7 +116,7 @@ export const diff = (
     const was = old.get(column.name)
     if (!was) {
       changes.push({ kind: "add", column: column.name, oldType: undefined, newType: column.type, typeOid: column.typeOid })
-    } else if (!same(was.type, column.type)) {
+    } else if (!same(was.type, column.type) && fromSource(was)) {
       changes.push({ kind: "type", column: column.name, oldType: was.type, newType: column.type, typeOid: column.typeOid })
     }
   }

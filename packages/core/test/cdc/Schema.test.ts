@@ -8,7 +8,7 @@ describe("cdc/Schema diff", () => {
   it("finds drops, type changes and adds, drops first", () => {
     const before = [shape("id", "integer"), shape("a", "character varying(10)"), shape("gone", "text")]
     const after = [shape("id", "bigint", 20), shape("a", "text"), shape("b", "numeric(12,2)", 1700)]
-    expect(Schema.diff(before, after, "pg")).toEqual([
+    expect(Schema.diff(before, after, { dialect: "pg" })).toEqual([
       { kind: "drop", column: "gone", oldType: "text", newType: undefined, typeOid: undefined },
       { kind: "type", column: "id", oldType: "integer", newType: "bigint", typeOid: 20 },
       { kind: "type", column: "a", oldType: "character varying(10)", newType: "text", typeOid: 25 },
@@ -17,9 +17,32 @@ describe("cdc/Schema diff", () => {
   })
 
   it("sees no change for the same shape, and compares SQLite types without case", () => {
-    expect(Schema.diff([shape("id", "integer")], [shape("id", "integer")], "pg")).toEqual([])
-    expect(Schema.diff([shape("id", "integer")], [shape("id", "INTEGER")], "sqlite")).toEqual([])
-    expect(Schema.diff([shape("id", "integer")], [shape("id", "INTEGER")], "pg")).toHaveLength(1)
+    expect(Schema.diff([shape("id", "integer")], [shape("id", "integer")], { dialect: "pg" })).toEqual([])
+    expect(Schema.diff([shape("id", "integer")], [shape("id", "INTEGER")], { dialect: "sqlite" })).toEqual([])
+    expect(Schema.diff([shape("id", "integer")], [shape("id", "INTEGER")], { dialect: "pg" })).toHaveLength(1)
+  })
+
+  it("leaves the target's own columns and types alone", () => {
+    const source = new Map([["id", new Set(["integer"])], ["n", new Set(["integer"])], ["gone", new Set(["text"])]])
+    const target = [shape("id", "integer"), shape("n", "integer"), shape("gone", "text"), shape("mine", "timestamptz"), shape("at", "text")]
+    const after = [shape("id", "bigint", 20), shape("n", "integer"), shape("at", "timestamp with time zone", 1184)]
+    // `mine` was never the source's: not dropped; `at` has a type the source never had: not changed.
+    expect(Schema.diff(target, after, { dialect: "pg", source }).map((c) => [c.kind, c.column])).toEqual([
+      ["drop", "gone"],
+      ["type", "id"]
+    ])
+    // Tables the rule created: every column and type difference counts.
+    expect(Schema.diff(target, after, { dialect: "pg", source, owned: true }).map((c) => [c.kind, c.column])).toEqual([
+      ["drop", "gone"],
+      ["drop", "mine"],
+      ["type", "id"],
+      ["type", "at"]
+    ])
+    // SQLite: a declared type that is no storage type (DATETIME) is the target's own.
+    expect(Schema.diff([shape("at", "DATETIME"), shape("n", "integer")], [shape("at", "TEXT"), shape("n", "TEXT")], {
+      dialect: "sqlite",
+      owned: true
+    }).map((c) => [c.kind, c.column])).toEqual([["type", "n"]])
   })
 
   it("sees a rename as a drop of the old name and an add of the new one", () => {

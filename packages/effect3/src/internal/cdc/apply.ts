@@ -32,6 +32,12 @@ export interface Applier {
    * Relation message is compared with.
    */
   readonly columns: ReadonlyMap<string, ReadonlyArray<Schema.ColumnShape>>
+  /**
+   * The rule creates the target's tables (`createTables`, the default): every
+   * column and type difference is the source's. Otherwise only columns and
+   * types the source is known to have had count (see `Schema.DiffOptions`).
+   */
+  readonly owned: boolean
   readonly apply: (transaction: Transaction) => Effect.Effect<void, TargetError>
 }
 
@@ -50,6 +56,7 @@ export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>)
       durableState: false,
       dialect: undefined,
       columns: new Map(),
+      owned: false,
       apply: (transaction) =>
         Stream.run(Stream.succeed(transaction), sink).pipe(
           Effect.asVoid,
@@ -110,6 +117,7 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
         durableState: true,
         dialect: name,
         columns,
+        owned: options.createTables ?? true,
         apply: (transaction) =>
           Effect.forEach(Schema.statements(plan, dialect, transaction.changes), run, { discard: true }).pipe(
             Effect.zipRight(run(plan.recordState(formatLsn(parseLsn(transaction.endLsn))))),

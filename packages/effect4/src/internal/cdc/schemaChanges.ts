@@ -45,6 +45,18 @@ export const makeTracker = (
   client: Client
 ): Tracker => {
   const shapes = new Map(applier.columns)
+  // What the source is known to have had, by table then column (target types):
+  // in a target whose tables the rule did not create, a column or type
+  // outside it is the target's own, left alone.
+  const known = new Map<string, Map<string, Set<string>>>()
+  const learn = (name: string, columns: ReadonlyArray<{ readonly name: string; readonly type: string }>) => {
+    const table = known.get(name) ?? new Map<string, Set<string>>()
+    known.set(name, table)
+    for (const c of columns) table.set(c.name, (table.get(c.name) ?? new Set()).add(c.type))
+  }
+  for (const t of tables) {
+    learn(`${t.schema}.${t.table}`, t.columns.map((c) => ({ name: c.name, type: Schema.targetType(applier.dialect, c) })))
+  }
   // Source types by OID and typmod as format_type prints them; the session's tables give most.
   const formatted = new Map(tables.flatMap((t) => t.columns.map((c) => [typeKey(c.typeOid, c.typeMod), c.formatted] as const)))
 
@@ -87,7 +99,13 @@ export const makeTracker = (
         const before = shapes.get(name)
         shapes.set(name, after)
         if (!before) return undefined
-        const changes = Schema.diff(before, after, applier.dialect)
+        // A sink's shape is the session's own record of the source: every difference counts.
+        const changes = Schema.diff(before, after, {
+          dialect: applier.dialect,
+          source: applier.dialect === undefined ? undefined : known.get(name),
+          owned: applier.owned
+        })
+        learn(name, after)
         if (changes.length === 0) return undefined
         if ((rule.schemaChanges ?? "fail") === "fail") {
           shapes.set(name, before)
