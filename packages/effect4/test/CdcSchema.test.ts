@@ -185,6 +185,13 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         expect(yield* cdc.sync("strict")).toMatchObject({ transactions: 1, changes: 1 })
         expect(yield* pgRows(pg, "strict")).toBe(yield* sourceRows(cluster, "strict"))
 
+        // The rule taken again with "apply": its new slot's snapshot brings the target in step first.
+        yield* cluster.query(cluster.primary, "ALTER TABLE strict ADD COLUMN later text DEFAULT 'l'")
+        yield* cdc.removeRule("strict")
+        yield* cdc.addRule({ name: "strict", tables: ["strict"], target: "pg", schemaChanges: "apply" })
+        expect(yield* cdc.sync("strict")).toMatchObject({ snapshot: true })
+        expect(yield* pgRows(pg, "strict")).toBe(yield* sourceRows(cluster, "strict"))
+
         // SQLite cannot follow a change of storage type (INTEGER to TEXT), even with "apply".
         yield* cdc.addRule({ name: "lite_typed", tables: ["lite_typed"], target: "lite", schemaChanges: "apply" })
         yield* cdc.sync("lite_typed")

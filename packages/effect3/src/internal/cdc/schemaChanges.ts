@@ -21,6 +21,12 @@ export interface Tracker {
     xid: number,
     lsn: Changes.Lsn
   ) => Effect.Effect<Changes.SchemaChange | undefined, SchemaChanged | ReplicationError>
+  /**
+   * The schema changes a snapshot at `lsn` needs first: each table as the
+   * snapshot reads it against the target's columns (no backfill: the
+   * snapshot writes every row whole).
+   */
+  readonly snapshot: (lsn: Changes.Lsn) => Effect.Effect<ReadonlyArray<Changes.SchemaChange>, SchemaChanged | ReplicationError>
 }
 
 type Client = Parameters<typeof Replication.query>[0]
@@ -90,44 +96,70 @@ export const makeTracker = (
       (rows) => rows.length > 0 ? { value: rows[0]!.value } : undefined
     )
 
-  return {
-    relation: (relation, xid, lsn) =>
-      Effect.gen(function*() {
-        const name = `${relation.schema}.${relation.table}`
-        const columns = yield* format(relation)
-        const after = columns.map((c) => ({ name: c.name, typeOid: c.typeOid, type: Schema.targetType(applier.dialect, c) }))
-        const before = shapes.get(name)
-        shapes.set(name, after)
-        if (!before) return undefined
-        // A sink's shape is the session's own record of the source: every difference counts.
-        const changes = Schema.diff(before, after, {
-          dialect: applier.dialect,
-          source: applier.dialect === undefined ? undefined : known.get(name),
-          owned: applier.owned
-        })
-        learn(name, after)
-        if (changes.length === 0) return undefined
-        if ((rule.schemaChanges ?? "fail") === "fail") {
-          shapes.set(name, before)
-          return yield* refused(name, changes[0]!)
-        }
-        const key = tables.find((t) => t.schema === relation.schema && t.table === relation.table)?.key ?? relation.keyColumns
-        const planned: Array<Schema.ColumnChange> = []
-        for (const change of changes) {
-          const reason = Schema.refusal(applier.dialect, change, key)
-          if (reason !== undefined) {
-            shapes.set(name, before)
-            return yield* refused(name, change, reason)
-          }
-          const source = columns.find((c) => c.name === change.column)
-          planned.push(
-            change.kind === "add" && source
-              ? { ...change, backfill: yield* backfill(relation, change.column, source.formatted) }
-              : change
-          )
-        }
-        return { _tag: "SchemaChange", xid, lsn, relation, columns: planned } satisfies Changes.SchemaChange
+  const compare = (
+    relation: Changes.Relation,
+    columns: ReadonlyArray<Changes.Column & { readonly formatted: string }>,
+    xid: number,
+    lsn: Changes.Lsn,
+    fill: boolean
+  ) =>
+    Effect.gen(function*() {
+      const name = `${relation.schema}.${relation.table}`
+      const after = columns.map((c) => ({ name: c.name, typeOid: c.typeOid, type: Schema.targetType(applier.dialect, c) }))
+      const before = shapes.get(name)
+      shapes.set(name, after)
+      if (!before) return undefined
+      // A sink's shape is the session's own record of the source: every difference counts.
+      const changes = Schema.diff(before, after, {
+        dialect: applier.dialect,
+        source: applier.dialect === undefined ? undefined : known.get(name),
+        owned: applier.owned
       })
+      learn(name, after)
+      if (changes.length === 0) return undefined
+      if ((rule.schemaChanges ?? "fail") === "fail") {
+        shapes.set(name, before)
+        return yield* refused(name, changes[0]!)
+      }
+      const key = tables.find((t) => t.schema === relation.schema && t.table === relation.table)?.key ?? relation.keyColumns
+      const planned: Array<Schema.ColumnChange> = []
+      for (const change of changes) {
+        const reason = Schema.refusal(applier.dialect, change, key)
+        if (reason !== undefined) {
+          shapes.set(name, before)
+          return yield* refused(name, change, reason)
+        }
+        const source = columns.find((c) => c.name === change.column)
+        planned.push(
+          change.kind === "add" && source && fill
+            ? { ...change, backfill: yield* backfill(relation, change.column, source.formatted) }
+            : change
+        )
+      }
+      return { _tag: "SchemaChange", xid, lsn, relation, columns: planned } satisfies Changes.SchemaChange
+    })
+
+  return {
+    relation: (relation, xid, lsn) => Effect.flatMap(format(relation), (columns) => compare(relation, columns, xid, lsn, true)),
+    snapshot: (lsn) =>
+      Effect.map(
+        Effect.forEach(tables, (table) =>
+          compare(
+            {
+              oid: 0,
+              schema: table.schema,
+              table: table.table,
+              columns: table.columns.map(({ formatted: _, ...column }) => column),
+              keyColumns: table.key,
+              replicaIdentity: "default"
+            },
+            table.columns,
+            0,
+            lsn,
+            false
+          )),
+        (changes) => changes.filter((change) => change !== undefined)
+      )
   }
 }
 

@@ -7,7 +7,7 @@ import { InvalidRule, ReplicationError, type TargetError } from "./errors.js"
 import type { Applier } from "./apply.js"
 import { checkRelation } from "./apply.js"
 import type { CdcContext } from "./context.js"
-import { checkTruncate, makeTracker } from "./schemaChanges.js"
+import { checkTruncate, makeTracker, type Tracker } from "./schemaChanges.js"
 import * as Replication from "./replication.js"
 import type { TableInfo } from "./replication.js"
 import type { RuleState } from "./rules.js"
@@ -53,6 +53,8 @@ interface Session {
   /** Retries of one apply: for ever in `run`, 10 in `sync`. */
   readonly applyRetry: Schedule.Schedule<unknown>
   readonly progress: Progress
+  /** The rule's schema changes, as the snapshot and the stream meet them. */
+  readonly tracker: Tracker
 }
 
 /** Applies one transaction to the target with the session's retries, counted in the rule's stats. */
@@ -107,7 +109,10 @@ const startPosition = (session: Session) =>
       snapshot: snapshotWanted ? tables : undefined
     })
     if (snapshotWanted) {
-      yield* apply(session, Changes.snapshotTransaction(created.consistentPoint, created.rows)).pipe(
+      const snapshot = Changes.snapshotTransaction(created.consistentPoint, created.rows)
+      // A target table of an older shape (a slot taken again) is brought in step before the rows.
+      const aligned = yield* session.tracker.snapshot(snapshot.lsn)
+      yield* apply(session, aligned.length === 0 ? snapshot : { ...snapshot, changes: [...aligned, ...snapshot.changes] }).pipe(
         // A target without its own position cannot tell later that the
         // snapshot is missing: take the slot away so the next try redoes it.
         Effect.tapError(() => applier.durableState ? Effect.void : Effect.ignore(Replication.dropSlot(client, slot)))
@@ -121,8 +126,7 @@ const startPosition = (session: Session) =>
 const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint, goal: bigint | undefined) =>
   Effect.gen(function*() {
     const decoder = Changes.makeDecoder()
-    const { applier, client, tables } = session.source
-    const tracker = makeTracker(session.state.rule, applier, tables, client)
+    const tracker = session.tracker
     // The changes of the transaction being received, until its Commit.
     let open: Array<RowChange> | undefined
     // The transaction being received, and whether the target has it already
@@ -189,7 +193,8 @@ const runSession = (context: CdcContext, state: RuleState, mode: Mode) =>
       state,
       source,
       applyRetry: mode === "run" ? context.backoff : Schedule.max([context.backoff, Schedule.recurs(10)]),
-      progress: { transactions: 0, changes: 0, snapshot: false }
+      progress: { transactions: 0, changes: 0, snapshot: false },
+      tracker: makeTracker(state.rule, source.applier, source.tables, source.client)
     }
     const { skipUpTo, startLsn } = yield* startPosition(session)
     const goal = mode === "sync" ? yield* Replication.currentLsn(source.client) : undefined
