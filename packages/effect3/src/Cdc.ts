@@ -40,8 +40,18 @@ import type { Change, Lsn, Transaction } from "@effect-sql-router/core/cdc/Chang
  * @since 0.1.0
  */
 export type {
-  Begin, Change, Column, Commit, Delete, Insert, Lsn, Relation, Row, RowChange, Transaction, Truncate, Update
+  Begin, Change, Column, Commit, Delete, Insert, Lsn, Relation, Row, RowChange, SchemaChange, Transaction, Truncate, Update
 } from "@effect-sql-router/core/cdc/Changes"
+
+/**
+ * One column's change inside a {@link SchemaChange}: `kind` (`add`, `drop`,
+ * `type`), `column`, `oldType`/`newType` in the target's terms (the source's
+ * `format_type` for PostgreSQL targets and sinks, the storage type for SQLite),
+ * and for an added column the `backfill` value the source's existing rows have.
+ *
+ * @since 0.1.0
+ */
+export type { ColumnChange } from "@effect-sql-router/core/cdc/Schema"
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -176,6 +186,43 @@ export const InvalidRule: typeof errors.InvalidRule = errors.InvalidRule
 export type InvalidRule = errors.InvalidRule
 
 /**
+ * A table's definition changed on the source (a column added, dropped or
+ * retyped, named with its old and new type) and the rule's `schemaChanges`
+ * is `"fail"`, or the target cannot follow it (`reason`: a SQLite type
+ * change, a key column dropped). Not retried: the rule stops, and starts
+ * again once the target has the new columns or the rule says `"apply"`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const SchemaChanged: typeof errors.SchemaChanged = errors.SchemaChanged
+
+/**
+ * The type of a {@link SchemaChanged} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SchemaChanged = errors.SchemaChanged
+
+/**
+ * A `TRUNCATE` of the named tables reached a rule whose `truncate` is
+ * `"fail"`. Not retried: the rule stops before the truncating transaction.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const TruncateRefused: typeof errors.TruncateRefused = errors.TruncateRefused
+
+/**
+ * The type of a {@link TruncateRefused} failure.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TruncateRefused = errors.TruncateRefused
+
+/**
  * Every failure of the CDC module.
  *
  * @since 0.1.0
@@ -189,6 +236,8 @@ export type CdcError =
   | UnknownTable
   | UnknownRule
   | InvalidRule
+  | SchemaChanged
+  | TruncateRefused
 
 // -----------------------------------------------------------------------------
 // The change stream
@@ -348,7 +397,12 @@ export const sinkTarget: <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>) 
  * `cdc_<name>`; `snapshot` (default true) copies existing rows, in chunks
  * of `snapshotChunkSize` rows (default 5000) by primary key while the
  * stream flows;
- * `maxRetainedWalBytes` bounds the WAL the slot may hold on the primary.
+ * `maxRetainedWalBytes` bounds the WAL the slot may hold on the primary;
+ * `schemaChanges` (`"fail"` by default, or `"apply"`) says whether a column
+ * added, dropped or retyped on the source stops the rule with
+ * `SchemaChanged` or is applied to the target; `truncate` (`"apply"` by
+ * default, or `"fail"`) whether a `TRUNCATE` empties the target's tables or
+ * stops the rule with `TruncateRefused`.
  *
  * @since 0.1.0
  * @category models
@@ -449,7 +503,7 @@ export interface Cdc {
    * Follows the rule for ever in a fiber of the current scope: lost
    * connections and target failures are retried with backoff (counted in
    * `stats`); the fiber fails only on what a retry cannot fix (unsupported
-   * type, missing key, unknown table).
+   * type, missing key, unknown table, a schema change or truncate the rule refuses).
    */
   readonly run: (name: string) => Effect.Effect<Fiber.RuntimeFiber<never, CdcError>, UnknownRule | InvalidRule, Scope.Scope>
   readonly stats: (name: string) => Effect.Effect<Stats, UnknownRule>

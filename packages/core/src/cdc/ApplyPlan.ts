@@ -148,6 +148,10 @@ export interface Plan {
   readonly recordState: (lsn: string) => Statement
   /** The statements that apply a transaction's changes, in order. */
   readonly changes: (changes: ReadonlyArray<RowChange>) => Array<Statement>
+  /** The rule's table a relation stands for, as the plan knows it now. */
+  readonly table: (relation: Relation) => Table | undefined
+  /** Learns a table's new columns after a schema change (see `Schema.statements`). */
+  readonly alter: (table: Table) => void
 }
 
 // int2, int4, int8, text, varchar, uuid (the server prints uuids one way).
@@ -188,24 +192,32 @@ const sameValue = (a: unknown, b: unknown): boolean =>
 export const keyChanged = (table: Pick<Table, "key">, key: Row, row: Row): boolean =>
   table.key.some((c) => key[c] !== undefined && !sameValue(key[c], row[c]))
 
-/** What planning a rule's changes needs: the dialect and the rule's tables. */
+/** What planning a rule's changes needs: the dialect and the rule's tables (replaced by a schema change). */
 interface Planner {
   readonly dialect: Dialect
-  readonly byName: ReadonlyMap<string, Table>
+  readonly byName: Map<string, Table>
   /** The tables whose upserts may share a statement. */
-  readonly batchableKeys: ReadonlySet<Table>
+  readonly batchableKeys: Set<Table>
 }
+
+// Only keys whose text is their identity (integers, text, uuid) are
+// batched: for numeric or timestamp keys two spellings of one value could
+// meet in one statement.
+const batchable = (t: Table) => t.key.every((k) => textIsIdentity.has(t.columns.find((c) => c.name === k)?.typeOid ?? 0))
 
 const makePlanner = (dialect: Dialect, tables: ReadonlyArray<Table>): Planner => ({
   dialect,
   byName: new Map(tables.map((t) => [`${t.schema}.${t.table}`, t])),
-  // Only keys whose text is their identity (integers, text, uuid) are
-  // batched: for numeric or timestamp keys two spellings of one value could
-  // meet in one statement.
-  batchableKeys: new Set(
-    tables.filter((t) => t.key.every((k) => textIsIdentity.has(t.columns.find((c) => c.name === k)!.typeOid)))
-  )
+  batchableKeys: new Set(tables.filter(batchable))
 })
+
+const alterPlanner = (planner: Planner, table: Table): void => {
+  const name = `${table.schema}.${table.table}`
+  const old = planner.byName.get(name)
+  if (old) planner.batchableKeys.delete(old)
+  planner.byName.set(name, table)
+  if (batchable(table)) planner.batchableKeys.add(table)
+}
 
 const tableOf = (planner: Planner, relation: Relation) => planner.byName.get(`${relation.schema}.${relation.table}`)
 
@@ -401,6 +413,8 @@ export const makePlan = (
     createStateTable: { sql: `CREATE TABLE IF NOT EXISTS ${stateTable} (rule TEXT PRIMARY KEY, lsn TEXT NOT NULL)`, params: [] },
     readState: { sql: `SELECT lsn FROM ${stateTable} WHERE rule = ${dialect.placeholder(1)}`, params: [rule] },
     recordState: (lsn) => recordState(dialect, stateTable, rule, lsn),
-    changes: (changes) => planChanges(planner, changes)
+    changes: (changes) => planChanges(planner, changes),
+    table: (relation) => tableOf(planner, relation),
+    alter: (table) => alterPlanner(planner, table)
   }
 }

@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import type * as Pgoutput from "./Pgoutput.js"
+import type { ColumnChange } from "./Schema.js"
 
 /**
  * A WAL position as PostgreSQL prints it (`0/16B3748`).
@@ -137,6 +138,23 @@ export interface Truncate {
 }
 
 /**
+ * A table's definition changed before the next row of it (rule sessions
+ * only, with `schemaChanges: "apply"`): the new relation and the column
+ * changes against what the target had (see `Schema`). The rows after it
+ * carry the new relation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SchemaChange {
+  readonly _tag: "SchemaChange"
+  readonly xid: number
+  readonly lsn: Lsn
+  readonly relation: Relation
+  readonly columns: ReadonlyArray<ColumnChange>
+}
+
+/**
  * The end of a source transaction: its commit and end LSNs and commit time.
  *
  * @since 0.1.0
@@ -161,12 +179,13 @@ export interface Commit {
 export type Change = Begin | Insert | Update | Delete | Truncate | Commit
 
 /**
- * A row change inside a transaction.
+ * A change inside a transaction: a row change, or (in a rule's
+ * transactions) a table's schema change before the rows that follow it.
  *
  * @since 0.1.0
  * @category models
  */
-export type RowChange = Insert | Update | Delete | Truncate
+export type RowChange = Insert | Update | Delete | Truncate | SchemaChange
 
 /**
  * One source transaction, as a target receives it. Each chunk of a

@@ -90,3 +90,37 @@ export class InvalidRule extends Schema.TaggedError<InvalidRule>("effect-sql-rou
     return `CDC rule ${this.name}: ${this.field} ${this.reason}`
   }
 }
+
+/** @internal */
+export class SchemaChanged extends Schema.TaggedError<SchemaChanged>("effect-sql-router/Cdc/SchemaChanged")(
+  "SchemaChanged",
+  {
+    table: Schema.String,
+    column: Schema.String,
+    change: Schema.Literal("add", "drop", "type"),
+    oldType: Schema.optional(Schema.String),
+    newType: Schema.optional(Schema.String),
+    reason: Schema.optional(Schema.String)
+  }
+) {
+  override get message(): string {
+    const what = this.change === "add"
+      ? `column ${this.column} was added (${this.newType})`
+      : this.change === "drop"
+      ? `column ${this.column} was dropped`
+      : `column ${this.column} changed type from ${this.oldType} to ${this.newType}`
+    return `CDC stopped at a schema change of ${this.table}: ${what}; ${
+      this.reason ?? "the rule's schemaChanges is \"fail\" (alter the target by hand, or set it to \"apply\")"
+    }`
+  }
+}
+
+/** @internal */
+export class TruncateRefused extends Schema.TaggedError<TruncateRefused>("effect-sql-router/Cdc/TruncateRefused")(
+  "TruncateRefused",
+  { tables: Schema.Array(Schema.String) }
+) {
+  override get message(): string {
+    return `CDC stopped at a TRUNCATE of ${this.tables.join(", ")}: the rule's truncate is "fail"`
+  }
+}

@@ -46,7 +46,9 @@ export const Rule = Schema.Struct({
         message: () => "must be a whole number of rows from 1 to 1000000"
       })
     )
-  )
+  ),
+  schemaChanges: Schema.optional(Schema.Literal("fail", "apply").annotations({ message: () => "must be \"fail\" or \"apply\"" })),
+  truncate: Schema.optional(Schema.Literal("apply", "fail").annotations({ message: () => "must be \"apply\" or \"fail\"" }))
 })
 
 /** @internal */

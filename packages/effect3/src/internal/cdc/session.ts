@@ -8,6 +8,7 @@ import { InvalidRule, ReplicationError, type TargetError, UnknownTable } from ".
 import type { Applier, ProgressUpdate } from "./apply.js"
 import { checkRelation } from "./apply.js"
 import type { CdcContext } from "./context.js"
+import { checkTruncate, makeTracker, type Tracker } from "./schemaChanges.js"
 import * as Replication from "./replication.js"
 import type { TableInfo } from "./replication.js"
 import type { RuleState } from "./rules.js"
@@ -54,6 +55,8 @@ interface Session {
   /** Retries of one apply: for ever in `run`, 10 in `sync`. */
   readonly applyRetry: Schedule.Schedule<unknown>
   readonly progress: Progress
+  /** The rule's schema changes, as the snapshot and the stream meet them. */
+  readonly tracker: Tracker
 }
 
 /** A target write with the session's retries, counted in the rule's stats. */
@@ -122,7 +125,15 @@ const startPosition = (session: Session) =>
     }
     const created = yield* Replication.createSlot(connect, slot, { failover: rule.failover ?? false })
     const pending = snapshotWanted ? tables.map((t) => ({ table: Snapshot.tableName(t), after: null })) : []
-    if (snapshotWanted) yield* retrying(session, applier.recordProgress(pending, created.consistentPoint))
+    if (snapshotWanted) {
+      // A target table of an older shape (a slot taken again) is brought in
+      // step before the chunks, in the target transaction that records them pending.
+      const at = Changes.formatLsn(created.consistentPoint)
+      const aligned = yield* session.tracker.snapshot(at)
+      yield* aligned.length === 0
+        ? retrying(session, applier.recordProgress(pending, created.consistentPoint))
+        : apply(session, { xid: 0, lsn: at, endLsn: at, commitTime: new Date(), changes: aligned, snapshot: true }, pending)
+    }
     return { startLsn: created.consistentPoint, skipUpTo: created.consistentPoint, pending }
   })
 
@@ -138,11 +149,16 @@ const follow = (
   Effect.gen(function*() {
     const decoder = Changes.makeDecoder()
     const slot = slotOf(session.state.rule)
+    const tracker = session.tracker
     // The changes of the transaction being received, until its Commit.
     let open: Array<RowChange> | undefined
     // The transaction being received carried logical decoding messages
     // (watermarks, ours or another slot's): without changes it is not applied.
     let messaged = false
+    // The transaction being received, and whether the target has it already
+    // (its commit is at or before `skipUpTo`: its schema changes are there too).
+    let xid = 0
+    let skipping = false
     for (;;) {
       if (open === undefined) yield* driver.step
       if (goal !== undefined && open === undefined && !driver.busy() && stream.confirmed() >= goal) {
@@ -159,7 +175,10 @@ const follow = (
         continue
       }
       if (item.message.tag === "relation") {
-        yield* checkRelation(decoder.relation(item.message))
+        const relation = decoder.relation(item.message)
+        yield* checkRelation(relation)
+        const schemaChange = skipping ? undefined : yield* tracker.relation(relation, xid, Changes.formatLsn(item.lsn))
+        if (schemaChange) open?.push(schemaChange)
         continue
       }
       if (item.message.tag === "message") {
@@ -174,6 +193,8 @@ const follow = (
         case "Begin":
           open = []
           messaged = false
+          xid = change.xid
+          skipping = Changes.parseLsn(change.lsn) < skipUpTo
           break
         case "Commit": {
           const end = Changes.parseLsn(change.endLsn)
@@ -191,6 +212,7 @@ const follow = (
           break
         }
         default:
+          if (change._tag === "Truncate" && !skipping) yield* checkTruncate(session.state.rule, change)
           open?.push(change)
       }
     }
@@ -210,7 +232,8 @@ const runSession = (context: CdcContext, state: RuleState, mode: Mode) =>
       state,
       source,
       applyRetry: mode === "run" ? context.backoff : Schedule.intersect(context.backoff, Schedule.recurs(10)),
-      progress: { transactions: 0, changes: 0, snapshot: false }
+      progress: { transactions: 0, changes: 0, snapshot: false },
+      tracker: makeTracker(state.rule, source.applier, source.tables, source.client)
     }
     const { pending, skipUpTo, startLsn } = yield* startPosition(session)
     const goal = mode === "sync" ? yield* Replication.currentLsn(source.client) : undefined
@@ -267,10 +290,10 @@ export const run = (context: CdcContext, name: string) =>
     state.running = true
     const following = runSession(context, state, "run").pipe(
       Effect.tapError(context.noteError(state)),
-      Effect.retry({
-        schedule: context.backoff.pipe(Schedule.tapOutput(() => Effect.sync(() => state.restarts++))),
-        while: isRetriable
-      }),
+      // A restart is counted for a failure that gets one (the schedule steps
+      // before `while` refuses, so it cannot count them).
+      Effect.tapError((error) => Effect.sync(() => isRetriable(error) && state.restarts++)),
+      Effect.retry({ schedule: context.backoff, while: isRetriable }),
       Effect.flatMap(() => Effect.never),
       Effect.ensuring(Effect.sync(() => {
         state.running = false

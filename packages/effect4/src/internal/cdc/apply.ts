@@ -7,6 +7,7 @@ import * as Stream from "effect/Stream"
 import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
 import { formatLsn, parseLsn } from "@effect-sql-router/core/cdc/Changes"
 import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
+import * as Schema from "@effect-sql-router/core/cdc/Schema"
 import * as Types from "@effect-sql-router/core/cdc/Types"
 import type { Relation, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
 import { TargetError, UnsupportedType } from "./errors.js"
@@ -33,6 +34,20 @@ export interface Applier {
   readonly snapshotPending: ReadonlyArray<Snapshot.TableProgress> | undefined
   /** Records snapshot progress (and `lsn` as applied, if given) on its own; nothing for sinks. */
   readonly recordProgress: (progress: ReadonlyArray<ProgressUpdate>, lsn?: bigint) => Effect.Effect<void, TargetError>
+  /** The target's dialect (undefined for a sink): the terms its column types are compared in. */
+  readonly dialect: Types.Dialect | undefined
+  /**
+   * Each table's columns as the target has them at open, by `schema.table`
+   * (none for a sink or a table the target does not have): what a
+   * Relation message is compared with.
+   */
+  readonly columns: ReadonlyMap<string, ReadonlyArray<Schema.ColumnShape>>
+  /**
+   * The rule creates the target's tables (`createTables`, the default): every
+   * column and type difference is the source's. Otherwise only columns and
+   * types the source is known to have had count (see `Schema.DiffOptions`).
+   */
+  readonly owned: boolean
 }
 
 /** A table's snapshot moved on (`after`: its last copied key), or is done. @internal */
@@ -56,6 +71,9 @@ export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>)
       durableState: false,
       snapshotPending: undefined,
       recordProgress: () => Effect.void,
+      dialect: undefined,
+      columns: new Map(),
+      owned: false,
       apply: (transaction) =>
         Stream.run(Stream.succeed(transaction), sink).pipe(
           Effect.asVoid,
@@ -94,7 +112,8 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
       if (!name) {
         return yield* new TargetError({ operation: "open", reason: "only PostgreSQL and SQLite clients are supported as targets" })
       }
-      const plan = ApplyPlan.makePlan(ApplyPlan.dialects[name], rule, tables, options.stateTable)
+      const dialect = ApplyPlan.dialects[name]
+      const plan = ApplyPlan.makePlan(dialect, rule, tables, options.stateTable)
       const run = (statement: ApplyPlan.Statement) => sql.unsafe(statement.sql, statement.params as Array<unknown>)
 
       if (options.createTables ?? true) {
@@ -113,6 +132,11 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
           (update) => run(update.after === "done" ? progressPlan.done(update.table) : progressPlan.record(update as Snapshot.TableProgress)),
           { discard: true }
         )
+      const columns = new Map<string, ReadonlyArray<Schema.ColumnShape>>()
+      for (const table of tables) {
+        const found = yield* run(Schema.readColumns(dialect, table.table)).pipe(Effect.mapError(targetError("read columns")))
+        if (found.length > 0) columns.set(`${table.schema}.${table.table}`, found as ReadonlyArray<Schema.ColumnShape>)
+      }
 
       return {
         appliedLsn: state ? parseLsn(String((state as { lsn: unknown }).lsn)) : undefined,
@@ -125,8 +149,11 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
             Effect.mapError(targetError("apply")),
             Effect.catchDefect((defect) => Effect.fail(targetError("commit")(defect)))
           ),
+        dialect: name,
+        columns,
+        owned: options.createTables ?? true,
         apply: (transaction, progress = []) =>
-          Effect.forEach(plan.changes(transaction.changes), run, { discard: true }).pipe(
+          Effect.forEach(Schema.statements(plan, dialect, transaction.changes), run, { discard: true }).pipe(
             Effect.andThen(recordProgress(progress)),
             Effect.andThen(run(plan.recordState(formatLsn(parseLsn(transaction.endLsn))))),
             sql.withTransaction,

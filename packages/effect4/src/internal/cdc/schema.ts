@@ -48,7 +48,9 @@ export const Rule = Schema.Struct({
         message: "must be a whole number of rows from 1 to 1000000"
       })
     )
-  )
+  ),
+  schemaChanges: Schema.optional(Schema.Literals(["fail", "apply"]).annotate({ message: "must be \"fail\" or \"apply\"" })),
+  truncate: Schema.optional(Schema.Literals(["apply", "fail"]).annotate({ message: "must be \"apply\" or \"fail\"" }))
 })
 
 /** @internal */
