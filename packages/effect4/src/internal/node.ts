@@ -235,69 +235,58 @@ const socketFactory = (url: Redacted.Redacted<string>, sockets: Set<Duplex>): ((
   }
 }
 
-/** A node's spans carry its id and role. */
-const spanAttributesOf = (options: Node.Options): Record<string, unknown> => ({
-  ...options.spanAttributes,
-  "effect_sql_router.node": options.id,
-  "effect_sql_router.role": options.role
-})
-
-/** The driver's options for a node's pool (and its client's `config`). */
-const poolConfig = (
-  options: Node.Options,
-  prepare: boolean,
-  spanAttributes: Record<string, unknown>,
-  stream: (() => Duplex) | undefined
-): PgPool.Config & PgClient.PgClientConfig => ({
-  url: options.url,
-  applicationName: options.applicationName,
-  connectTimeout: options.connectTimeout,
-  idleTimeout: options.idleTimeout,
-  // Waiting for a session is bounded like opening one: a full pool is an error, not a hang.
-  maxConnections: options.maxSize,
-  minConnections: options.minSize ?? 0,
-  multiplex: options.multiplex ?? false,
-  ...(options.multiplexConcurrency !== undefined ? { multiplexConcurrency: options.multiplexConcurrency } : {}),
-  prepare,
-  ...(stream !== undefined ? { stream } : {}),
-  // A backend whose client is gone (a severed socket) stops its statement
-  // within this interval instead of running it to the end (PostgreSQL 14+).
-  // Not behind a pooler (the node has a direct URL): the backend's client is
-  // the pooler, and PgBouncer refuses startup parameters it does not know.
-  ...(options.direct === undefined ? { startupParameters: { client_connection_check_interval: "250" } } : {}),
-  spanAttributes,
-  transformResultNames: options.transformResultNames,
-  transformQueryNames: options.transformQueryNames,
-  transformJson: options.transformJson
-})
-
-/** Opens a pool with `settings` over `config`, in a scope of its own under the node's: a resize closes the old one alone. */
-const poolOpener = (config: PgPool.Config & PgClient.PgClientConfig, nodeScope: Scope.Scope) =>
-(settings: Partial<PoolSettings>) =>
-  Effect.flatMap(Scope.fork(nodeScope), (scope) =>
-    Effect.map(
-      Scope.provide(
-        PgPool.make({
-          ...config,
-          ...(settings.maxSize !== undefined ? { maxConnections: settings.maxSize } : {}),
-          ...(settings.minSize !== undefined ? { minConnections: settings.minSize } : {}),
-          ...(settings.multiplex !== undefined ? { multiplex: settings.multiplex } : {}),
-          ...(settings.multiplexConcurrency !== undefined ? { multiplexConcurrency: settings.multiplexConcurrency } : {}),
-          ...(settings.prepare !== undefined ? { prepare: settings.prepare } : {})
-        }),
-        scope
-      ),
-      (pool) => [pool, scope] as const
-    ))
-
-/** What the router keeps of a node: its first pool, its sockets, and how a role change replaces the pool. */
-const makeInternals = (
-  options: Node.Options,
-  prepare: boolean,
-  sockets: Set<Duplex>,
-  openPool: ReturnType<typeof poolOpener>
-) =>
-  Effect.map(openPool({}), ([pool, firstScope]): NodeInternals => {
+/** @internal */
+export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const sockets = new Set<Duplex>()
+    const prepare = options.prepare ?? true
+    const spanAttributes = {
+      ...options.spanAttributes,
+      "effect_sql_router.node": options.id,
+      "effect_sql_router.role": options.role
+    }
+    const stream = socketFactory(options.url, sockets)
+    const config: PgPool.Config & PgClient.PgClientConfig = {
+      url: options.url,
+      applicationName: options.applicationName,
+      connectTimeout: options.connectTimeout,
+      idleTimeout: options.idleTimeout,
+      // Waiting for a session is bounded like opening one: a full pool is an error, not a hang.
+      maxConnections: options.maxSize,
+      minConnections: options.minSize ?? 0,
+      multiplex: options.multiplex ?? false,
+      ...(options.multiplexConcurrency !== undefined ? { multiplexConcurrency: options.multiplexConcurrency } : {}),
+      prepare,
+      ...(stream !== undefined ? { stream } : {}),
+      // A backend whose client is gone (a severed socket) stops its statement
+      // within this interval instead of running it to the end (PostgreSQL 14+).
+      // Not behind a pooler (the node has a direct URL): the backend's client is
+      // the pooler, and PgBouncer refuses startup parameters it does not know.
+      ...(options.direct === undefined ? { startupParameters: { client_connection_check_interval: "250" } } : {}),
+      spanAttributes,
+      transformResultNames: options.transformResultNames,
+      transformQueryNames: options.transformQueryNames,
+      transformJson: options.transformJson
+    }
+    // Each pool in a scope of its own, under the node's: a resize closes the old one alone.
+    const nodeScope = yield* Effect.scope
+    const openPool = (settings: Partial<PoolSettings>) =>
+      Effect.flatMap(Scope.fork(nodeScope), (scope) =>
+        Effect.map(
+          Scope.provide(
+            PgPool.make({
+              ...config,
+              ...(settings.maxSize !== undefined ? { maxConnections: settings.maxSize } : {}),
+              ...(settings.minSize !== undefined ? { minConnections: settings.minSize } : {}),
+              ...(settings.multiplex !== undefined ? { multiplex: settings.multiplex } : {}),
+              ...(settings.multiplexConcurrency !== undefined ? { multiplexConcurrency: settings.multiplexConcurrency } : {}),
+              ...(settings.prepare !== undefined ? { prepare: settings.prepare } : {})
+            }),
+            scope
+          ),
+          (pool) => [pool, scope] as const
+        ))
+    const [pool, firstScope] = yield* openPool({})
     let poolScope = firstScope
     let current: Partial<PoolSettings> = {
       maxSize: options.maxSize,
@@ -306,6 +295,64 @@ const makeInternals = (
       multiplexConcurrency: options.multiplexConcurrency ?? 32,
       prepare
     }
+    const readOnly = () => node.role === "replica"
+    const { compiler, transformRows } = transformsOf(options)
+    const borrow: Connection.Borrower = (f) => own.pool.use((session) => f(connectionOf(session, own.prepare)))
+    const acquirer = Effect.suspend(() => Effect.map(own.pool.get, (session) => connectionOf(session, own.prepare)))
+    const transactionAcquirer = Effect.suspend(() =>
+      Effect.map(own.pool.reserve, (session) => connectionOf(session, own.prepare))
+    )
+    const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity)
+    const sqlClient = yield* SqlClient.make({
+      driver: "pg",
+      acquirer,
+      borrower: borrow,
+      transactionAcquirer,
+      compiler,
+      transformRows,
+      prepareTransactionControls: prepare,
+      begin: begin(readOnly),
+      commit,
+      onCommitFailure,
+      releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`,
+      spanAttributes: [
+        ...Object.entries(spanAttributes),
+        ["db.system.name", "postgresql"]
+      ]
+    }).pipe(
+      reactivity._tag === "Some"
+        ? Effect.provideService(Reactivity.Reactivity, reactivity.value)
+        : Effect.provide(Reactivity.layer)
+    )
+    const client: PgClient.PgClient = Object.assign(sqlClient, {
+      [PgClient.TypeId]: PgClient.TypeId,
+      config,
+      poolStats: Effect.suspend(() => own.pool.stats),
+      json,
+      listen: (channel: string) => Effect.flatMap(own.pool.reserve, (session) => session.listen(channel)),
+      notify: (channel: string, payload: string) =>
+        Effect.asVoid(own.pool.use((session) => session.query("SELECT pg_notify($1, $2)", [channel, payload], false)))
+    }) as unknown as PgClient.PgClient
+    const served = { reads: 0, writes: 0 }
+    const node: Node.Node = {
+      id: options.id,
+      role: options.role,
+      address: addressOf(options.url),
+      url: options.url,
+      direct: options.direct,
+      client,
+      served,
+      stats: Effect.suspend(() =>
+        Effect.map(own.pool.stats, (stats) => ({
+          total: stats.idle + stats.used,
+          idle: stats.idle,
+          inUse: stats.used,
+          waiting: stats.pending,
+          max: own.max
+        }))
+      )
+    }
+    Object.defineProperties(node, display)
     const own: NodeInternals = {
       pool,
       max: options.maxSize,
@@ -335,85 +382,6 @@ const makeInternals = (
         })
       }
     }
-    return own
-  })
-
-/** The node's `PgClient`: `effect/sql`'s client over whatever pool `own` holds now. */
-const makeClient = (
-  options: Node.Options,
-  config: PgPool.Config & PgClient.PgClientConfig,
-  spanAttributes: Record<string, unknown>,
-  own: NodeInternals,
-  readOnly: () => boolean
-) =>
-  Effect.gen(function*() {
-    const { compiler, transformRows } = transformsOf(options)
-    const borrow: Connection.Borrower = (f) => own.pool.use((session) => f(connectionOf(session, own.prepare)))
-    const acquirer = Effect.suspend(() => Effect.map(own.pool.get, (session) => connectionOf(session, own.prepare)))
-    const transactionAcquirer = Effect.suspend(() =>
-      Effect.map(own.pool.reserve, (session) => connectionOf(session, own.prepare))
-    )
-    const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity)
-    const sqlClient = yield* SqlClient.make({
-      driver: "pg",
-      acquirer,
-      borrower: borrow,
-      transactionAcquirer,
-      compiler,
-      transformRows,
-      prepareTransactionControls: own.prepare,
-      begin: begin(readOnly),
-      commit,
-      onCommitFailure,
-      releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`,
-      spanAttributes: [
-        ...Object.entries(spanAttributes),
-        ["db.system.name", "postgresql"]
-      ]
-    }).pipe(
-      reactivity._tag === "Some"
-        ? Effect.provideService(Reactivity.Reactivity, reactivity.value)
-        : Effect.provide(Reactivity.layer)
-    )
-    return Object.assign(sqlClient, {
-      [PgClient.TypeId]: PgClient.TypeId,
-      config,
-      poolStats: Effect.suspend(() => own.pool.stats),
-      json,
-      listen: (channel: string) => Effect.flatMap(own.pool.reserve, (session) => session.listen(channel)),
-      notify: (channel: string, payload: string) =>
-        Effect.asVoid(own.pool.use((session) => session.query("SELECT pg_notify($1, $2)", [channel, payload], false)))
-    }) as unknown as PgClient.PgClient
-  })
-
-/** @internal */
-export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const sockets = new Set<Duplex>()
-    const prepare = options.prepare ?? true
-    const spanAttributes = spanAttributesOf(options)
-    const config = poolConfig(options, prepare, spanAttributes, socketFactory(options.url, sockets))
-    const own = yield* makeInternals(options, prepare, sockets, poolOpener(config, yield* Effect.scope))
-    const client = yield* makeClient(options, config, spanAttributes, own, () => node.role === "replica")
-    const node: Node.Node = {
-      id: options.id,
-      role: options.role,
-      address: addressOf(options.url),
-      url: options.url,
-      direct: options.direct,
-      client,
-      served: { reads: 0, writes: 0 },
-      stats: Effect.suspend(() =>
-        Effect.map(own.pool.stats, (stats) => ({
-          total: stats.idle + stats.used,
-          idle: stats.idle,
-          inUse: stats.used,
-          waiting: stats.pending,
-          max: own.max
-        }))
-      )
-    }
-    Object.defineProperties(node, display)
     internals.set(node, own)
     return node
   })
