@@ -38,34 +38,37 @@ export type Admin = Pick<
   | "stats"
 >
 
-/** @internal */
-export const makeAdmin = (internals: RouterState): Admin => {
-  const { config, topology } = internals
-  const slowStartMillis = config.health.slowStart === undefined ? undefined : Duration.toMillis(config.health.slowStart)
+/** A replica by its index or id. */
+const findReplica = (topology: Topology.Topology, replica: number | string) =>
+  Effect.flatMap(STM.commit(TRef.get(topology.replicas)), (replicas) => {
+    const found = typeof replica === "number" ? replicas[replica] : replicas.find((r) => r.node.id === replica)
+    return found ? Effect.succeed(found) : Effect.fail(new UnknownReplica({ replica }))
+  })
 
-  const findReplica = (replica: number | string) =>
-    Effect.flatMap(STM.commit(TRef.get(topology.replicas)), (replicas) => {
-      const found = typeof replica === "number" ? replicas[replica] : replicas.find((r) => r.node.id === replica)
-      return found ? Effect.succeed(found) : Effect.fail(new UnknownReplica({ replica }))
-    })
+/** Marks a replica healthy or unhealthy by hand. */
+const setManual = (internals: RouterState, replica: number | string, down: boolean) => {
+  const slowStart = internals.config.health.slowStart
+  const slowStartMillis = slowStart === undefined ? undefined : Duration.toMillis(slowStart)
+  return Effect.flatMap(findReplica(internals.topology, replica), (found) =>
+    // A manual "healthy" is taken at its word now; probes may disagree later.
+    STM.commit(TRef.update(found.health, (health) =>
+      down
+        ? { ...health, markedDown: true }
+        : Topology.inRotation(health)
+        ? { ...health, markedDown: false, up: true, streak: 0 }
+        // Back from out of rotation: slow start (if on) from now.
+        : Topology.withRamp({ ...health, markedDown: false, up: true, streak: 0 }, slowStartMillis, Date.now())
+    )).pipe(
+      // Marked out: the reads waiting on it run elsewhere now.
+      Effect.zipRight(Effect.sync(() => down && Waiting.releaseWaiting(found))),
+      Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))
+    ))
+}
 
-  const setManual = (replica: number | string, down: boolean) =>
-    Effect.flatMap(findReplica(replica), (found) =>
-      // A manual "healthy" is taken at its word now; probes may disagree later.
-      STM.commit(TRef.update(found.health, (health) =>
-        down
-          ? { ...health, markedDown: true }
-          : Topology.inRotation(health)
-          ? { ...health, markedDown: false, up: true, streak: 0 }
-          // Back from out of rotation: slow start (if on) from now.
-          : Topology.withRamp({ ...health, markedDown: false, up: true, streak: 0 }, slowStartMillis, Date.now())
-      )).pipe(
-        // Marked out: the reads waiting on it run elsewhere now.
-        Effect.zipRight(Effect.sync(() => down && Waiting.releaseWaiting(found))),
-        Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))
-      ))
-
-  const stats: Effect.Effect<SqlRouter.Stats> = Effect.flatMap(
+/** Pool and routing figures of every node. */
+const routerStats = (internals: RouterState): Effect.Effect<SqlRouter.Stats> => {
+  const { topology } = internals
+  return Effect.flatMap(
     STM.commit(STM.gen(function*() {
       const primary = yield* TRef.get(topology.primary)
       const replicas = yield* TRef.get(topology.replicas)
@@ -82,8 +85,11 @@ export const makeAdmin = (internals: RouterState): Admin => {
         schemaBarrier: barrier === undefined ? undefined : HealthMonitorInternal.formatLsn(barrier)
       })
   )
+}
 
-  const replicaStatus: Effect.Effect<ReadonlyArray<HealthMonitor.NodeStatus>> = STM.commit(STM.gen(function*() {
+/** What the health monitor knows of every node, the primary first. */
+const replicaStatus = (topology: Topology.Topology): Effect.Effect<ReadonlyArray<HealthMonitor.NodeStatus>> =>
+  STM.commit(STM.gen(function*() {
     const primary = yield* TRef.get(topology.primary)
     const primaryLsn = yield* TRef.get(topology.primaryLsn)
     const replicas = yield* TRef.get(topology.replicas)
@@ -121,32 +127,38 @@ export const makeAdmin = (internals: RouterState): Admin => {
     return statuses
   }))
 
-  return {
-    replicaStatus,
-    currentConfig: Effect.map(Membership.allNodes(topology), ([primary, ...replicas]): RouterConfig.RouterConfig => {
-      const { direct: _d, discovery, primary: _p, replicas: _r, ...rest } = config
-      // A list of direct URLs is kept only whole: one per node, as the configuration requires.
-      const directOf = (nodes: ReadonlyArray<Node.Node>) =>
-        nodes.every((n) => n.direct !== undefined) ? nodes.map((n) => n.direct!) : undefined
-      const hosts = discovery === "auto" ? directOf([primary!, ...replicas]) : undefined
-      const direct = discovery === "auto"
-        ? hosts && { hosts }
-        : primary!.direct !== undefined || replicas.some((n) => n.direct !== undefined)
-        ? { primary: primary!.direct, replicas: replicas.length === 0 ? undefined : directOf(replicas) }
-        : undefined
-      return {
-        ...rest,
-        ...(direct === undefined ? {} : { direct }),
-        ...(discovery === "auto"
-          ? { discovery, hosts: [primary!, ...replicas].map((n) => n.url) }
-          : { discovery, primary: primary!.url, replicas: replicas.map((n) => n.url) })
-      }
-    }),
-    addReplica: (url, options) => Membership.addReplica(internals, url, options?.id, options?.direct),
-    removeReplica: (replica) => Membership.removeReplica(internals, replica),
-    promote: (replica, options) => Membership.promote(internals, replica, options?.maxLag ?? 0),
-    markReplicaHealthy: (replica) => setManual(replica, false),
-    markReplicaUnhealthy: (replica) => setManual(replica, true),
-    stats
-  }
+/** The configuration as the router runs it now: its nodes as they are, in the shape it was given. */
+const currentConfig = (internals: RouterState): Effect.Effect<RouterConfig.RouterConfig> => {
+  const { config } = internals
+  return Effect.map(Membership.allNodes(internals.topology), ([primary, ...replicas]): RouterConfig.RouterConfig => {
+    const { direct: _d, discovery, primary: _p, replicas: _r, ...rest } = config
+    // A list of direct URLs is kept only whole: one per node, as the configuration requires.
+    const directOf = (nodes: ReadonlyArray<Node.Node>) =>
+      nodes.every((n) => n.direct !== undefined) ? nodes.map((n) => n.direct!) : undefined
+    const hosts = discovery === "auto" ? directOf([primary!, ...replicas]) : undefined
+    const direct = discovery === "auto"
+      ? hosts && { hosts }
+      : primary!.direct !== undefined || replicas.some((n) => n.direct !== undefined)
+      ? { primary: primary!.direct, replicas: replicas.length === 0 ? undefined : directOf(replicas) }
+      : undefined
+    return {
+      ...rest,
+      ...(direct === undefined ? {} : { direct }),
+      ...(discovery === "auto"
+        ? { discovery, hosts: [primary!, ...replicas].map((n) => n.url) }
+        : { discovery, primary: primary!.url, replicas: replicas.map((n) => n.url) })
+    }
+  })
 }
+
+/** @internal */
+export const makeAdmin = (internals: RouterState): Admin => ({
+  replicaStatus: replicaStatus(internals.topology),
+  currentConfig: currentConfig(internals),
+  addReplica: (url, options) => Membership.addReplica(internals, url, options?.id, options?.direct),
+  removeReplica: (replica) => Membership.removeReplica(internals, replica),
+  promote: (replica, options) => Membership.promote(internals, replica, options?.maxLag ?? 0),
+  markReplicaHealthy: (replica) => setManual(internals, replica, false),
+  markReplicaUnhealthy: (replica) => setManual(internals, replica, true),
+  stats: routerStats(internals)
+})

@@ -1,0 +1,148 @@
+/** @internal */
+// One probe statement on a node: on a pooled connection or one of its own, bounded in real time.
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
+import type Pg from "pg"
+import type * as Node from "../../Node.js"
+import * as Catalog from "./catalog.js"
+import * as Dedicated from "../dedicated.js"
+import { isConnectionError } from "../errors.js"
+
+/** Real time, for what must be bounded whatever the fiber's clock. @internal */
+export const liveClock = Clock.make()
+
+/** A probe's checkout waited its whole timeout in a pool whose connections all kept working. @internal */
+export class PoolBusy extends Error {
+  constructor() {
+    super("every pooled connection is busy")
+  }
+}
+
+/** Completed statements per pool: a pool that completes work is alive, however busy. */
+const completed = new WeakMap<Pg.Pool, { count: number }>()
+const progressOf = (pool: Pg.Pool) => {
+  let progress = completed.get(pool)
+  if (progress === undefined) {
+    const counter = { count: 0 }
+    progress = counter
+    pool.on("release", (error: unknown) => {
+      if (!error) counter.count++
+    })
+    completed.set(pool, progress)
+  }
+  return progress
+}
+
+/**
+ * One statement on a connection of its own, closed at once (its socket
+ * dropped): for a probe of an idle node (a pooled connection would stay
+ * open for it) or of a node whose pool has nothing idle, where a checkout
+ * would open a connection or wait behind the application (long statements
+ * on every connection look like a frozen server from inside the pool).
+ * Bounded by a real-time timeout whatever the fiber's clock.
+ */
+const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
+  Effect.scoped(Effect.flatMap(
+    Dedicated.connect(Dedicated.fromPool(pool, { suffix: ":probe", connectTimeout: timeout }), { abrupt: true }),
+    (client) => Effect.tryPromise({ try: () => client.query(sql), catch: identity })
+  )).pipe(
+    Effect.map((result) => result.rows[0] as A),
+    Effect.timeoutFail({
+      duration: timeout,
+      onTimeout: () => new Error(`probe timed out after ${Duration.format(timeout)}`)
+    }),
+    Effect.withClock(liveClock)
+  )
+
+/**
+ * One statement on a connection of the node's pool (an idle one, or a short
+ * checkout), bounded by a real-time timeout whatever the fiber's clock. On
+ * timeout a connection whose statement hangs is destroyed and released with
+ * an error, so the pool drops it instead of waiting on it; a checkout that
+ * arrives late is given back unused.
+ */
+const pooledQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
+  Effect.async<A, unknown>((resume) => {
+    const progress = progressOf(pool)
+    const before = progress.count
+    let done = false
+    let held: { readonly client: Pg.PoolClient; readonly release: (error?: Error | boolean) => void } | undefined
+    const abandon = (why: Error) => {
+      done = true
+      clearTimeout(timer)
+      const current = held
+      held = undefined
+      if (current) {
+        Dedicated.destroy(current.client)
+        current.release(why)
+      }
+    }
+    const timer = setTimeout(() => {
+      if (done) return
+      const waitingForCheckout = held === undefined
+      abandon(new Error("probe timed out"))
+      resume(Effect.fail(
+        waitingForCheckout && progress.count > before
+          ? new PoolBusy()
+          : new Error(`probe timed out after ${Duration.format(timeout)}`)
+      ))
+    }, Duration.toMillis(timeout))
+    pool.connect((error, client, release) => {
+      if (done) {
+        if (client) release()
+        return
+      }
+      if (error || !client) {
+        done = true
+        clearTimeout(timer)
+        return resume(Effect.fail(error ?? new Error("no connection")))
+      }
+      held = { client, release }
+      let settled = false
+      const settle = (failure: Error | null, result?: Pg.QueryResult) => {
+        if (settled) return
+        settled = true
+        client.off("error", settle)
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        held = undefined
+        release(failure && isConnectionError(failure) ? failure : undefined)
+        resume(failure ? Effect.fail(failure) : Effect.succeed(result!.rows[0] as A))
+      }
+      client.on("error", settle)
+      client.query(sql, settle)
+    })
+    return Effect.sync(() => {
+      if (!done) abandon(new Error("probe interrupted"))
+    })
+  })
+
+/** Statements routed to `node` so far (a node the router did not make has none). @internal */
+export const servedOf = (node: Node.Node): number => node.served === undefined ? 0 : node.served.reads + node.served.writes
+
+/** What each node had served at its previous probe. */
+const servedAtProbe = new WeakMap<Node.Node, number>()
+
+/**
+ * A probe's `Catalog.Query` on `node`. It borrows one of the node's pooled
+ * connections only when one is idle and the node served statements since
+ * its previous probe (that traffic keeps the connection alive anyway): it
+ * then adds no connection and keeps none alive. Otherwise (an idle node,
+ * whose pool must drain after `idleTimeout`; a pool with nothing idle,
+ * where a checkout would open a connection or wait behind the application)
+ * it runs on a connection of its own for one statement, closed at once.
+ * Every probe is bounded by `timeout` in real time.
+ * @internal
+ */
+export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) =>
+  Effect.suspend(() => {
+    const served = servedOf(node)
+    const warm = servedAtProbe.get(node) !== served
+    servedAtProbe.set(node, served)
+    return warm && node.pool.idleCount > 0
+      ? pooledQuery<A>(node.pool, timeout, sql)
+      : oneOffQuery<A>(node.pool, timeout, sql)
+  })

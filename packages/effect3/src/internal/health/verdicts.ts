@@ -1,0 +1,196 @@
+/** @internal */
+// A replica's probe judged against the primary, and a look recorded: hysteresis, metrics, log.
+import * as Health from "@effect-sql-router/core/Health"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
+import * as STM from "effect/STM"
+import * as TRef from "effect/TRef"
+import type * as HealthMonitor from "../../HealthMonitor.js"
+import type * as Node from "../../Node.js"
+import * as Topology from "../../Topology.js"
+import * as Catalog from "./catalog.js"
+import { describe } from "../errors.js"
+import { healthTransitions, healthyReplicas, probeFailures, replicaLagBytes, replicaLagMillis } from "../metrics.js"
+import * as SelectionInternal from "../routing/selection.js"
+import * as Waiting from "./waiting.js"
+import { PoolBusy } from "./probeQuery.js"
+
+/**
+ * The primary as its last probe saw it: what a replica must follow.
+ * @internal
+ */
+export type PrimaryView = Health.PrimaryView<Node.Node>
+
+/** What a replica's probe needs to know about the rest of the topology. @internal */
+export interface Context {
+  /** The current primary's view, or undefined when the current primary has not been probed yet. */
+  readonly primary: Effect.Effect<PrimaryView | undefined>
+  /** The primary's WAL position now (asked when a replica seems ahead of the last known one). */
+  readonly primaryLsnNow: Effect.Effect<bigint | undefined>
+  /** The id of the node the router knows at this address, if any. */
+  readonly nodeAt: (address: string) => Effect.Effect<Node.Node | undefined>
+}
+
+type Judged = Health.Judged
+
+/**
+ * Gathers what the admission verdict (`Health.judge` in the core) needs and
+ * runs it: the primary's position now is asked at most once, and only when
+ * the verdict says it depends on it.
+ * @internal
+ */
+export const judge = (standby: Catalog.StandbyState, context: Context): Effect.Effect<Judged> =>
+  Effect.gen(function*() {
+    const view = standby.standby ? yield* context.primary : undefined
+    const sender = view?.ok && standby.receiver?.sender !== undefined
+      ? yield* context.nodeAt(standby.receiver.sender)
+      : undefined
+    const first = Health.judge({ standby, view, sender })
+    if (first._tag === "Judged") return first.probe
+    const primaryNow = { lsn: yield* context.primaryLsnNow }
+    const second = Health.judge({ standby, view, sender, primaryNow })
+    // With the primary's position given, a verdict needs nothing more.
+    return second._tag === "Judged"
+      ? second.probe
+      : yield* Effect.dieMessage("Health.judge asked for the primary's position twice")
+  })
+
+/**
+ * Probes a replica: its recovery state, WAL receiver and replay position,
+ * judged against the primary.
+ * @internal
+ */
+export const probeReplica = (query: Catalog.Query, context: Context): Effect.Effect<Judged, unknown> =>
+  Effect.flatMap(Catalog.standbyState(query), (standby) => judge(standby, context))
+
+/** The hysteresis thresholds, and the slow start of a replica coming back. @internal */
+export interface Thresholds extends Health.Hysteresis {
+  readonly slowStart?: Duration.Duration | undefined
+}
+
+const slowStartMillis = (thresholds: Thresholds): number | undefined =>
+  thresholds.slowStart === undefined ? undefined : Duration.toMillis(thresholds.slowStart)
+
+/**
+ * Records a probe and applies hysteresis: out after `failureThreshold`
+ * consecutive failures, back after `successThreshold` consecutive successes
+ * (only `Following` counts as one). A diverged node is out at once; a probe
+ * that learnt nothing (`Stranded`, `Busy`) changes nothing.
+ * `streak` counts successes when positive, failures when negative.
+ * @internal
+ */
+export const applyProbe = (
+  replica: Topology.Replica,
+  probe: Topology.Probe,
+  thresholds: Thresholds
+): STM.STM<HealthMonitor.Transition | undefined> =>
+  STM.gen(function*() {
+    const health = yield* TRef.get(replica.health)
+    if (!health.member) return undefined
+    yield* TRef.set(replica.probe, probe)
+    const effect = Health.effectOf(probe)
+    if (effect === "hold") return undefined
+    const { streak, transition } = Health.step(health, effect, thresholds)
+    const next: Topology.Health = { ...health, streak, up: transition === undefined ? health.up : transition === "up" }
+    const now = Date.now()
+    // Back after a failure: slow start (if on) from now. The ramp is dropped at the first probe after it ends.
+    yield* TRef.set(
+      replica.health,
+      transition === "up"
+        ? Topology.withRamp(next, slowStartMillis(thresholds), now)
+        : next.ramp !== undefined && Health.rampOver(next.ramp, now)
+        ? { ...next, ramp: undefined }
+        : next
+    )
+    return transition
+  })
+
+/** @internal */
+export const logTransition = (replica: Topology.Replica, transition: HealthMonitor.Transition | undefined, probe: Topology.Probe) =>
+  transition === undefined
+    ? Effect.void
+    // Marked unhealthy by hand, it stays out of rotation whatever the probes say.
+    : SelectionInternal.peek(replica.health).markedDown
+    ? Effect.logInfo(
+      `replica ${replica.node.id} ${transition === "down" ? `fails its probes: ${probe.error ?? "probe failed"}` : "passes its probes"} (still out of rotation: marked unhealthy by hand)`
+    )
+    : transition === "down"
+    ? Effect.logWarning(`replica ${replica.node.id} left rotation: ${probe.error ?? "probe failed"}`)
+    : Effect.logInfo(`replica ${replica.node.id} is back in rotation`)
+
+/** @internal */
+export const updateGauges = (topology: Topology.Topology) =>
+  Effect.flatMap(
+    STM.commit(STM.zip(Topology.countHealthy(topology), TRef.get(topology.replicas))),
+    ([healthy, replicas]) =>
+      Effect.zipRight(
+        Metric.set(healthyReplicas, healthy),
+        Effect.forEach(replicas, (replica) =>
+          Effect.flatMap(STM.commit(TRef.get(replica.probe)), (probe) =>
+            Effect.all([
+              Metric.set(Metric.tagged(replicaLagBytes, "node", replica.node.id), probe?.lagBytes ?? 0),
+              Metric.set(Metric.tagged(replicaLagMillis, "node", replica.node.id), probe?.lagMillis ?? 0)
+            ])), { discard: true })
+      )
+  )
+
+/**
+ * One look at a replica recorded: a probe's outcome, or the verdict the
+ * primary's report gave (`at`: when it was taken), with its hysteresis,
+ * metrics and log.
+ * @internal
+ */
+export const recordLook = (
+  replica: Topology.Replica,
+  result: Either.Either<Omit<Topology.Probe, "at">, unknown>,
+  at: number,
+  thresholds: Thresholds
+): Effect.Effect<HealthMonitor.Transition | undefined> =>
+  Effect.gen(function*() {
+    const previous = yield* STM.commit(TRef.get(replica.probe))
+    const recorded: Topology.Probe = result._tag === "Right"
+      ? { ...result.right, at }
+      : {
+        at,
+        ok: false,
+        // Keep the last known position: lag stays known while a probe fails.
+        replayLsn: previous?.replayLsn,
+        lagBytes: previous?.lagBytes,
+        lagMillis: previous?.lagMillis,
+        error: result.left instanceof PoolBusy ? previous?.error : describe(result.left),
+        state: result.left instanceof PoolBusy ? { _tag: "Busy" } : { _tag: "Unreachable", error: describe(result.left) }
+      }
+    if (!recorded.ok && recorded.state?._tag !== "Busy") {
+      yield* Metric.increment(Metric.tagged(probeFailures, "node", replica.node.id))
+    }
+    const transition = yield* STM.commit(applyProbe(replica, recorded, thresholds))
+    // Out of rotation: the reads waiting on it run elsewhere now, not at their read timeout.
+    if (transition === "down") Waiting.releaseWaiting(replica)
+    yield* logTransition(replica, transition, recorded)
+    const tag = recorded.state?._tag
+    if (transition === undefined && tag !== previous?.state?._tag && (tag === "Diverged" || tag === "Detached")) {
+      const health = yield* STM.commit(TRef.get(replica.health))
+      if (!health.up) yield* Effect.logWarning(`replica ${replica.node.id} stays out of rotation: ${recorded.error}`)
+    }
+    if (transition !== undefined) {
+      yield* Metric.increment(Metric.tagged(healthTransitions, "to", transition === "up" ? "healthy" : "unhealthy"))
+    }
+    return transition
+  })
+
+/**
+ * One probe of one replica, recorded.
+ * @internal
+ */
+export const checkReplica = (
+  replica: Topology.Replica,
+  probe: HealthMonitor.ProbeFn,
+  thresholds: Thresholds
+): Effect.Effect<HealthMonitor.Transition | undefined> =>
+  Effect.flatMap(
+    Effect.either(probe(replica.node)),
+    (result) => Effect.flatMap(Clock.currentTimeMillis, (at) => recordLook(replica, result, at, thresholds))
+  )
