@@ -381,9 +381,16 @@ export interface Registry {
   readonly columnType: (oid: number) => ResolvedType | undefined
   /** The decoder of `oid` for the change stream and the snapshot (the server's text when unsupported). */
   readonly decoderFor: (oid: number) => (text: string) => unknown
-  /** True for a built-in type or one the facts describe; false for a type this session never read from the catalog. */
+  /**
+   * False for a type created after the catalog was read (an OID at or above
+   * 16384, PostgreSQL's first for user objects, absent from the facts):
+   * only the catalog can say what it is.
+   */
   readonly knows: (oid: number) => boolean
 }
+
+// PostgreSQL's FirstNormalObjectId: OIDs below are the server's own types.
+const firstUserOid = 16384
 
 /** A scalar with the PostgreSQL target type it needs (undefined: the source's own). */
 interface Scalar {
@@ -475,7 +482,7 @@ export const makeRegistry = (facts: Iterable<TypeFact>, unsupportedTypes: Unsupp
   return {
     columnType,
     decoderFor: (oid) => columnType(oid)?.decode ?? same,
-    knows: (oid) => scalars.has(oid) || arrays.has(oid) || byOid.has(oid)
+    knows: (oid) => oid < firstUserOid || byOid.has(oid)
   }
 }
 

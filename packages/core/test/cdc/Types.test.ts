@@ -118,10 +118,11 @@ describe("cdc/Types", () => {
       expect(text.columnType(90001)!.passthrough).toBe(false)
     })
 
-    it("knows the built-in types and those the facts describe, not others", () => {
+    it("knows the server's own types and those the facts describe, not user types created since", () => {
       expect(registry.knows(23)).toBe(true)
       expect(registry.knows(1187)).toBe(true)
       expect(registry.knows(90001)).toBe(true)
+      expect(registry.knows(600)).toBe(true)
       expect(registry.knows(99999)).toBe(false)
       expect(Types.builtins.knows(90001)).toBe(false)
       expect(Types.builtins.columnType(90001)).toBe(undefined)

@@ -39,7 +39,10 @@ export const Rule = Schema.Struct({
   maxRetainedWalBytes: Schema.optional(
     Schema.Number.pipe(Schema.filter((n) => Number.isInteger(n) && n > 0, { message: () => "must be a whole number of bytes above 0" }))
   ),
-  enabled: Schema.optional(Schema.Boolean)
+  enabled: Schema.optional(Schema.Boolean),
+  unsupportedTypes: Schema.optional(
+    Schema.Literal("fail", "text").annotations({ message: () => "must be \"fail\" or \"text\"" })
+  )
 })
 
 /** @internal */
