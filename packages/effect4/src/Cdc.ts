@@ -339,7 +339,9 @@ export const sinkTarget: <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>) 
  * The persisted form of a rule (the seed's `addReplicationRule`). `target`
  * names a target given to the layer; `slot` and `publication` default to
  * `cdc_<name>`; `snapshot` (default true) copies existing rows first;
- * `maxRetainedWalBytes` bounds the WAL the slot may hold on the primary.
+ * `maxRetainedWalBytes` bounds the WAL the slot may hold on the primary;
+ * `unsupportedTypes` (default `"fail"`) says whether a column of a type that
+ * is not mapped refuses the rule or passes through as its text form (`"text"`).
  *
  * @since 0.1.0
  * @category models

@@ -41,7 +41,10 @@ export const Rule = Schema.Struct({
       Schema.makeFilter((n: number) => Number.isInteger(n) && n > 0, { message: "must be a whole number of bytes above 0" })
     )
   ),
-  enabled: Schema.optional(Schema.Boolean)
+  enabled: Schema.optional(Schema.Boolean),
+  unsupportedTypes: Schema.optional(
+    Schema.Literals(["fail", "text"]).annotate({ message: "must be \"fail\" or \"text\"" })
+  )
 })
 
 /** @internal */

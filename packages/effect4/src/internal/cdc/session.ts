@@ -38,7 +38,10 @@ const openSource = (context: CdcContext, state: RuleState) =>
     const rule = state.rule
     const connect = yield* context.connect
     const client = yield* Replication.control(connect)
-    const tables = yield* Replication.describeTables(client, rule.tables)
+    const tables = yield* Replication.describeTables(client, rule.tables, {
+      checkTypes: true,
+      unsupportedTypes: rule.unsupportedTypes
+    })
     yield* Replication.ensurePublication(client, publicationOf(rule), rule.name, tables)
     const applier = yield* context.options.targets[rule.target]!.open(rule.name, tables)
     return { connect, client, tables, applier } satisfies Source
@@ -137,7 +140,7 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
         continue
       }
       if (item.message.tag === "relation") {
-        yield* checkRelation(decoder.relation(item.message))
+        yield* checkRelation(decoder.relation(item.message), session.source.tables[0]?.types)
         continue
       }
       const change = decoder.decode(item.lsn, item.message)
@@ -184,7 +187,8 @@ const runSession = (context: CdcContext, state: RuleState, mode: Mode) =>
       slot: slotOf(state.rule),
       publication: publicationOf(state.rule),
       startLsn,
-      statusInterval: mode === "sync" ? Math.min(100, context.statusInterval) : context.statusInterval
+      statusInterval: mode === "sync" ? Math.min(100, context.statusInterval) : context.statusInterval,
+      types: source.tables[0]?.types
     })
     return yield* follow(session, stream, skipUpTo, goal)
   }))
