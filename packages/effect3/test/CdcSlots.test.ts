@@ -110,5 +110,69 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
           expect(slot, label).toMatchObject({ active: true, confirmedPast: true, restartPast: true })
         }
       })))
+
+    it.effect("a stopped rule whose slot holds more WAL than its bound loses the slot at the scheduled check; the next run snapshots again and converges", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE kept (id int PRIMARY KEY, v text)")
+        yield* cluster.query(cluster.primary, "INSERT INTO kept SELECT g, 'first' FROM generate_series(1, 1000) g")
+        yield* cluster.query(cluster.primary, "CREATE DATABASE kept_target")
+        const pg = yield* PgClient.make({ url: urlOf(cluster, "kept_target") })
+        const cdc = yield* Cdc.make({
+          primary: cluster.primary.url,
+          targets: { pg: Cdc.sqlTarget(pg) },
+          retentionCheckInterval: "200 millis"
+        })
+        yield* cdc.addRule({ name: "kept", tables: ["kept"], target: "pg", maxRetainedWalBytes: 1024 * 1024 })
+        expect((yield* cdc.sync("kept")).snapshot).toBe(true)
+
+        // Stopped: rows the target holds are deleted at the source (only a
+        // new snapshot can take them away), and the slot falls 3 MB behind.
+        yield* cluster.query(cluster.primary, "DELETE FROM kept WHERE id <= 500")
+        yield* cluster.query(cluster.primary, "INSERT INTO kept SELECT g, repeat(md5(g::text), 20) FROM generate_series(1001, 6000) g")
+        yield* eventually(Effect.map(slotExists(cluster, "cdc_kept"), (exists) => !exists))
+        const stats = yield* cdc.stats("kept")
+        expect(stats.lastError).toContain("over the rule's bound of 1048576")
+        expect(stats.errors).toBeGreaterThanOrEqual(1)
+        expect(stats.retainedWalBytes).toBeUndefined()
+
+        const fiber = yield* cdc.run("kept")
+        const source = (sql: string) => cluster.query<{ rows: string }>(cluster.primary, sql)
+        const target = (sql: string) => pg.unsafe<{ rows: string }>(sql)
+        const expected = yield* rowsOf(source, "kept")
+        yield* eventually(Effect.map(rowsOf(target, "kept"), (rows) => rows === expected))
+        expect(yield* rowsOf(target, "kept")).toBe(expected)
+        expect(yield* slotExists(cluster, "cdc_kept")).toBe(true)
+        yield* Fiber.interrupt(fiber)
+      })))
+
+    it.effect("removeRule stops a running rule and leaves no slot and no publication; keepSlot keeps both", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE gone (id int PRIMARY KEY)")
+        yield* cluster.query(cluster.primary, "CREATE DATABASE gone_target")
+        const pg = yield* PgClient.make({ url: urlOf(cluster, "gone_target") })
+        const cdc = yield* Cdc.make({ primary: cluster.primary.url, targets: { pg: Cdc.sqlTarget(pg) } })
+        for (const name of ["gone", "parked"]) {
+          yield* cdc.addRule({ name, tables: ["gone"], target: "pg" })
+        }
+        const fibers = [yield* cdc.run("gone"), yield* cdc.run("parked")]
+        yield* cluster.query(cluster.primary, "INSERT INTO gone VALUES (1)")
+        yield* eventually(Effect.map(pg.unsafe("SELECT 1 FROM gone"), (rows) => rows.length === 1))
+        yield* eventually(Effect.map(slotPast(cluster, "cdc_gone", "0/0"), (slot) => slot?.active === true))
+
+        yield* cdc.removeRule("gone")
+        expect(Exit.isInterrupted(yield* Fiber.await(fibers[0]!))).toBe(true)
+        expect(yield* slotExists(cluster, "cdc_gone")).toBe(false)
+        expect(yield* publicationExists(cluster, "cdc_gone")).toBe(false)
+
+        yield* cdc.removeRule("parked", { keepSlot: true })
+        expect(Exit.isInterrupted(yield* Fiber.await(fibers[1]!))).toBe(true)
+        expect(yield* slotExists(cluster, "cdc_parked")).toBe(true)
+        expect(yield* publicationExists(cluster, "cdc_parked")).toBe(true)
+        yield* Cdc.drop({ primary: cluster.primary.url, slot: "cdc_parked", publication: "cdc_parked" })
+        expect(yield* slotExists(cluster, "cdc_parked")).toBe(false)
+        expect(yield* cdc.listRules).toEqual([])
+      })))
   }
 )
