@@ -3,7 +3,8 @@ import * as Schema from "effect/Schema"
 import * as Cdc from "effect-sql-router/Cdc"
 
 // The pure parts of the public Cdc module: LSN text and the rule schema. The
-// column types and the pgoutput decoder are the core's (packages/core/test/cdc).
+// column types and the pgoutput decoder are the core's (packages/core/test/cdc);
+// the mapping end to end is test/CdcTypeMapping.test.ts.
 
 describe("Cdc types", () => {
   it("LSNs print as PostgreSQL 18 does and parse both widths", () => {
@@ -21,5 +22,7 @@ describe("Cdc types", () => {
     expect(decode({ name: "ok", tables: ["a;drop"], target: "t" })._tag).toBe("Left")
     expect(decode({ name: "ok", tables: ["a"], target: "t", slot: "Upper" })._tag).toBe("Left")
     expect(decode({ name: "ok", tables: ["a"], target: "t", maxRetainedWalBytes: 0 })._tag).toBe("Left")
+    expect(decode({ name: "ok", tables: ["a"], target: "t", unsupportedTypes: "text" })._tag).toBe("Right")
+    expect(decode({ name: "ok", tables: ["a"], target: "t", unsupportedTypes: "skip" })._tag).toBe("Left")
   })
 })

@@ -407,7 +407,9 @@ export const sinkTarget: <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>) 
  * added, dropped or retyped on the source stops the rule with
  * `SchemaChanged` or is applied to the target; `truncate` (`"apply"` by
  * default, or `"fail"`) whether a `TRUNCATE` empties the target's tables or
- * stops the rule with `TruncateRefused`.
+ * stops the rule with `TruncateRefused`; `unsupportedTypes` (default `"fail"`)
+ * says whether a column of a type that is not mapped refuses the rule or
+ * passes through as its text form (`"text"`).
  *
  * @since 0.1.0
  * @category models

@@ -7,7 +7,8 @@ import { vi } from "vitest"
 import * as Cdc from "@effect-sql-router/effect4/Cdc"
 
 // The pure parts of the public Cdc module: LSN text and the rule schema. The
-// column types and the pgoutput decoder are the core's (packages/core/test/cdc).
+// column types and the pgoutput decoder are the core's (packages/core/test/cdc);
+// the mapping end to end is test/CdcTypeMapping.test.ts.
 // And `pg`, an optional peer needed by Cdc alone: this file runs as if it
 // were not installed.
 
@@ -31,6 +32,8 @@ describe("Cdc types", () => {
     expect(decode({ name: "ok", tables: ["a;drop"], target: "t" })._tag).toBe("Failure")
     expect(decode({ name: "ok", tables: ["a"], target: "t", slot: "Upper" })._tag).toBe("Failure")
     expect(decode({ name: "ok", tables: ["a"], target: "t", maxRetainedWalBytes: 0 })._tag).toBe("Failure")
+    expect(decode({ name: "ok", tables: ["a"], target: "t", unsupportedTypes: "text" })._tag).toBe("Success")
+    expect(decode({ name: "ok", tables: ["a"], target: "t", unsupportedTypes: "skip" })._tag).toBe("Failure")
   })
 
   it.effect("a rule is refused naming the bad field and what is wrong with it", () =>

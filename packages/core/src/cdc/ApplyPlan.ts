@@ -54,6 +54,8 @@ export interface Table {
   readonly table: string
   readonly columns: ReadonlyArray<Column & { readonly formatted: string }>
   readonly key: ReadonlyArray<string>
+  /** How the columns' type OIDs resolve (enums, domains, text pass-through); the built-in types when absent. */
+  readonly types?: Types.Registry | undefined
 }
 
 /**
@@ -90,7 +92,10 @@ export interface Dialect {
   readonly name: Types.Dialect
   readonly placeholder: (index: number) => string
   readonly encode: (type: Types.ColumnType) => (value: unknown) => unknown
-  readonly columnType: (column: Table["columns"][number], type: Types.ColumnType) => string
+  readonly columnType: (
+    column: Table["columns"][number],
+    type: Types.ColumnType & { readonly pgType?: string | undefined }
+  ) => string
 }
 
 /**
@@ -104,8 +109,9 @@ export const dialects: Readonly<Record<Types.Dialect, Dialect>> = {
     name: "pg",
     placeholder: (i) => `$${i}`,
     encode: (type) => type.toPg,
-    // The source's own type, typmod included (numeric(12,2), varchar(20), int4[]).
-    columnType: (column) => column.formatted
+    // The source's own type, typmod included (numeric(12,2), varchar(20), int4[]),
+    // unless resolving it said otherwise (a domain's base type, an enum's text).
+    columnType: (column, type) => type.pgType ?? column.formatted
   },
   sqlite: {
     name: "sqlite",
@@ -221,14 +227,17 @@ const alterPlanner = (planner: Planner, table: Table): void => {
 
 const tableOf = (planner: Planner, relation: Relation) => planner.byName.get(`${relation.schema}.${relation.table}`)
 
-const encoderOf = (dialect: Dialect, relation: Relation, column: string) => {
+const typesOf = (table: Table): Types.Registry => table.types ?? Types.builtins
+
+const encoderOf = (dialect: Dialect, table: Table, relation: Relation, column: string) => {
   const type = relation.columns.find((c) => c.name === column)
-  return dialect.encode(Types.columnType(type?.typeOid ?? 25)!)
+  return dialect.encode(typesOf(table).columnType(type?.typeOid ?? 25) ?? Types.columnType(25)!)
 }
 
 /** `CREATE TABLE IF NOT EXISTS` with the dialect's column types and the source's primary key. */
 const createTable = (dialect: Dialect, table: Table): Statement => {
-  const columns = table.columns.map((c) => `${quoteIdent(c.name)} ${dialect.columnType(c, Types.columnType(c.typeOid)!)}`)
+  const types = typesOf(table)
+  const columns = table.columns.map((c) => `${quoteIdent(c.name)} ${dialect.columnType(c, types.columnType(c.typeOid)!)}`)
   return {
     sql: `CREATE TABLE IF NOT EXISTS ${quoteIdent(table.table)} (${columns.join(", ")}, PRIMARY KEY (${
       table.key.map(quoteIdent).join(", ")
@@ -245,7 +254,7 @@ const upsertMany = (
   columns: ReadonlyArray<string>,
   rows: ReadonlyArray<Row>
 ): Statement => {
-  const encoders = columns.map((c) => encoderOf(dialect, relation, c))
+  const encoders = columns.map((c) => encoderOf(dialect, table, relation, c))
   const params: Array<unknown> = []
   const tuples = rows.map((row) =>
     `(${
@@ -271,7 +280,7 @@ const remove = (dialect: Dialect, table: Table, relation: Relation, key: Row): S
   sql: `DELETE FROM ${quoteIdent(table.table)} WHERE ${
     table.key.map((c, i) => `${quoteIdent(c)} = ${dialect.placeholder(i + 1)}`).join(" AND ")
   }`,
-  params: table.key.map((c) => encoderOf(dialect, relation, c)(key[c]))
+  params: table.key.map((c) => encoderOf(dialect, table, relation, c)(key[c]))
 })
 
 /** A truncate is a `DELETE` of every row, for the rule's tables only. */

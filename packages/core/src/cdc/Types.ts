@@ -157,6 +157,10 @@ export const scalars: ReadonlyMap<number, ScalarType> = new Map<number, ScalarTy
   [1184, timeType("timestamptz", isoTimestamptz)],
   // numeric stays a string: exact, and SQLite stores it as TEXT for the same reason.
   [1700, textType("numeric")],
+  // interval: ISO 8601 text (the source sessions print IntervalStyle iso_8601,
+  // "P1Y2M3DT4H5M6.5S"), which every PostgreSQL reads back whatever its own
+  // IntervalStyle: months, days and microseconds each kept, exact.
+  [1186, textType("interval")],
   [2950, textType("uuid")],
   [3802, jsonType("jsonb")]
 ])
@@ -183,6 +187,7 @@ export const arrays: ReadonlyMap<number, number> = new Map([
   [1115, 1114],
   [1185, 1184],
   [1231, 1700],
+  [1187, 1186],
   [2951, 2950],
   [3807, 3802]
 ])
@@ -314,3 +319,199 @@ const jsonArray = (value: unknown, element: ScalarType): string =>
   Array.isArray(value)
     ? `[${value.map((v) => Array.isArray(v) ? jsonArray(v, element) : v === null ? "null" : element.toJsonElement(v)).join(",")}]`
     : "null"
+
+// -----------------------------------------------------------------------------
+// Types resolved from catalog facts (enums, domains, arrays of them, text pass-through)
+// -----------------------------------------------------------------------------
+
+/**
+ * What the source's catalog says about one type a column uses (directly, as
+ * an array element, or as a domain's base): a row of `pg_type`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TypeFact {
+  readonly oid: number
+  /** `pg_type.typname`. */
+  readonly name: string
+  /** `pg_type.typtype`: `b` base, `c` composite, `d` domain, `e` enum, `m` multirange, `p` pseudo, `r` range. */
+  readonly kind: string
+  /** `typbasetype` of a domain, 0 otherwise. */
+  readonly baseType: number
+  /** A domain's base type with the domain's modifier (`format_type(typbasetype, typtypmod)`, e.g. `numeric(12,2)`). */
+  readonly baseFormatted?: string | null | undefined
+  /** `typelem` of a true array type (its element's `typarray` is this type), 0 otherwise. */
+  readonly element: number
+}
+
+/**
+ * What a rule does with a column whose type is not mapped: refuse the rule
+ * (`fail`, an `UnsupportedType` naming table, column and type) or carry the
+ * server's text form into a `text` column (`text`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type UnsupportedTypes = "fail" | "text"
+
+/**
+ * A column type resolved from the catalog: how its values decode and encode,
+ * and the column type a created PostgreSQL target table gets.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResolvedType extends ColumnType {
+  /** The PostgreSQL target's column type; undefined: the source column's own (`format_type` with its modifier). */
+  readonly pgType: string | undefined
+  /** True when the value is the server's text form of a type that is not mapped (`unsupportedTypes: "text"`). */
+  readonly passthrough: boolean
+}
+
+/**
+ * The types of one session: the built-in map plus the enums, domains and
+ * arrays its catalog facts describe.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Registry {
+  /** How a column of type `oid` is handled; undefined: unsupported under `fail`. */
+  readonly columnType: (oid: number) => ResolvedType | undefined
+  /** The decoder of `oid` for the change stream and the snapshot (the server's text when unsupported). */
+  readonly decoderFor: (oid: number) => (text: string) => unknown
+  /**
+   * False for a type created after the catalog was read (an OID at or above
+   * 16384, PostgreSQL's first for user objects, absent from the facts):
+   * only the catalog can say what it is.
+   */
+  readonly knows: (oid: number) => boolean
+}
+
+// PostgreSQL's FirstNormalObjectId: OIDs below are the server's own types.
+const firstUserOid = 16384
+
+/** A scalar with the PostgreSQL target type it needs (undefined: the source's own). */
+interface Scalar {
+  readonly scalar: ScalarType
+  readonly pgType: string | undefined
+}
+
+// Enum values are their labels: text on both targets. Creating the enum on a
+// PostgreSQL target would break on the first label the source adds later
+// (ALTER TYPE ... ADD VALUE sends no Relation message); text never does.
+const enumType = (name: string): ScalarType => textType(name)
+
+const passthroughType: ResolvedType = {
+  decode: same,
+  toPg: nullable(same),
+  toSqlite: nullable(same),
+  sqliteType: "TEXT",
+  pgType: "text",
+  passthrough: true
+}
+
+const fromScalar = ({ pgType, scalar }: Scalar): ResolvedType => ({
+  decode: scalar.decode,
+  toPg: nullable(scalar.toPg),
+  toSqlite: nullable(scalar.toSqlite),
+  sqliteType: scalar.sqliteType,
+  pgType,
+  passthrough: false
+})
+
+const fromElement = ({ pgType, scalar }: Scalar): ResolvedType => ({
+  decode: (text) => parseArray(text, scalar.decode),
+  toPg: nullable((value) => pgArrayLiteral(value, scalar)),
+  toSqlite: nullable((value) => jsonArray(value, scalar)),
+  sqliteType: "TEXT",
+  pgType: pgType === undefined ? undefined : `${pgType}[]`,
+  passthrough: false
+})
+
+/**
+ * Resolves column types from catalog facts, a pure function of them: a
+ * built-in type as in `scalars`/`arrays`; an enum as text (its label); a
+ * domain as its base type (recursively, with the domain's modifier); an
+ * array of any of these element-wise (NULL elements and nesting kept); any
+ * other type (composite, range, multirange, geometric, tsvector, xml, …)
+ * unsupported under `fail`, its text form under `text`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeRegistry = (facts: Iterable<TypeFact>, unsupportedTypes: UnsupportedTypes = "fail"): Registry => {
+  const byOid = new Map<number, TypeFact>()
+  for (const fact of facts) byOid.set(fact.oid, fact)
+  const scalarOf = (oid: number, depth: number): Scalar | undefined => {
+    const builtin = scalars.get(oid)
+    if (builtin) return { scalar: builtin, pgType: undefined }
+    const fact = byOid.get(oid)
+    if (!fact || depth > 32) return undefined
+    if (fact.kind === "e") return { scalar: enumType(fact.name), pgType: "text" }
+    if (fact.kind === "d") {
+      const base = scalarOf(fact.baseType, depth + 1)
+      return base && { scalar: base.scalar, pgType: base.pgType ?? fact.baseFormatted ?? undefined }
+    }
+    return undefined
+  }
+  const resolve = (oid: number, depth: number): ResolvedType | undefined => {
+    const scalar = scalarOf(oid, depth)
+    if (scalar) return fromScalar(scalar)
+    const builtinElement = arrays.get(oid)
+    if (builtinElement !== undefined) return fromElement({ scalar: scalars.get(builtinElement)!, pgType: undefined })
+    const fact = byOid.get(oid)
+    if (!fact || depth > 32) return undefined
+    if (fact.element !== 0) {
+      const element = scalarOf(fact.element, depth + 1)
+      return element && fromElement(element)
+    }
+    if (fact.kind === "d") {
+      // A domain over an array type.
+      const base = resolve(fact.baseType, depth + 1)
+      return base && { ...base, pgType: base.pgType ?? fact.baseFormatted ?? undefined }
+    }
+    return undefined
+  }
+  const cache = new Map<number, ResolvedType | undefined>()
+  const columnType = (oid: number): ResolvedType | undefined => {
+    if (!cache.has(oid)) cache.set(oid, resolve(oid, 0) ?? (unsupportedTypes === "text" ? passthroughType : undefined))
+    return cache.get(oid)
+  }
+  return {
+    columnType,
+    decoderFor: (oid) => columnType(oid)?.decode ?? same,
+    knows: (oid) => oid < firstUserOid || byOid.has(oid)
+  }
+}
+
+/**
+ * The built-in types only, unsupported types refused: what a session uses
+ * when it read no catalog facts.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const builtins: Registry = makeRegistry([])
+
+/**
+ * The catalog query whose rows are the `TypeFact`s of the types the given
+ * columns use, followed through array elements and domain bases: `$1` is an
+ * `oid[]` of column types.
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const typeFactsQuery = `WITH RECURSIVE used(oid) AS (
+    SELECT unnest($1::oid[])
+  UNION
+    SELECT x.next FROM used u JOIN pg_type t ON t.oid = u.oid,
+      LATERAL (VALUES (NULLIF(t.typbasetype, 0)), (NULLIF(t.typelem, 0))) AS x(next)
+    WHERE x.next IS NOT NULL
+)
+SELECT t.oid::int AS oid, t.typname AS name, t.typtype::text AS kind, t.typbasetype::int AS "baseType",
+       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END AS "baseFormatted",
+       CASE WHEN e.typarray = t.oid THEN t.typelem::int ELSE 0 END AS element
+FROM pg_type t JOIN used u ON u.oid = t.oid
+LEFT JOIN pg_type e ON e.oid = t.typelem`

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest"
 import * as ApplyPlan from "../../src/cdc/ApplyPlan.js"
+import * as Types from "../../src/cdc/Types.js"
 
 // int4 id, text name, numeric price; a second table keyed by numeric (not batchable).
 const items: ApplyPlan.Table = {
@@ -36,6 +37,38 @@ describe("cdc/ApplyPlan tables and state", () => {
     expect(sqlite.createTables()[0]!.sql).toBe(
       "CREATE TABLE IF NOT EXISTS \"items\" (\"id\" INTEGER, \"name\" TEXT, \"price\" TEXT, PRIMARY KEY (\"id\"))"
     )
+  })
+
+  it("a table's type registry gives enums, domains and pass-through columns their target types and encoders", () => {
+    const types = Types.makeRegistry([
+      { oid: 90001, name: "mood", kind: "e", baseType: 0, element: 0 },
+      { oid: 90002, name: "_mood", kind: "b", baseType: 0, element: 90001 },
+      { oid: 90003, name: "small", kind: "d", baseType: 23, baseFormatted: "integer", element: 0 },
+      { oid: 90004, name: "pair", kind: "c", baseType: 0, element: 0 }
+    ], "text")
+    const typed: ApplyPlan.Table = {
+      schema: "public",
+      table: "typed",
+      columns: [
+        { name: "id", typeOid: 90003, formatted: "small" },
+        { name: "m", typeOid: 90002, formatted: "mood[]" },
+        { name: "p", typeOid: 90004, formatted: "pair" },
+        { name: "span", typeOid: 1186, formatted: "interval" }
+      ],
+      key: ["id"],
+      types
+    }
+    const plan = (dialect: ApplyPlan.Dialect) => ApplyPlan.makePlan(dialect, "r", [typed])
+    expect(plan(ApplyPlan.dialects.pg).createTables()[0]!.sql).toBe(
+      "CREATE TABLE IF NOT EXISTS \"typed\" (\"id\" integer, \"m\" text[], \"p\" text, \"span\" interval, PRIMARY KEY (\"id\"))"
+    )
+    expect(plan(ApplyPlan.dialects.sqlite).createTables()[0]!.sql).toBe(
+      "CREATE TABLE IF NOT EXISTS \"typed\" (\"id\" INTEGER, \"m\" TEXT, \"p\" TEXT, \"span\" TEXT, PRIMARY KEY (\"id\"))"
+    )
+    const row = { id: 7, m: ["ok", null], p: "(1,x)", span: "P1D" }
+    const change: ApplyPlan.RowChange = { _tag: "Insert", relation: relation(typed), row }
+    expect(plan(ApplyPlan.dialects.pg).changes([change])[0]!.params).toEqual([7, "{\"ok\",NULL}", "(1,x)", "P1D"])
+    expect(plan(ApplyPlan.dialects.sqlite).changes([change])[0]!.params).toEqual([7, "[\"ok\",null]", "(1,x)", "P1D"])
   })
 
   it("keeps the last applied LSN per rule in the state table, quoted", () => {

@@ -48,7 +48,10 @@ export const Rule = Schema.Struct({
     )
   ),
   schemaChanges: Schema.optional(Schema.Literal("fail", "apply").annotations({ message: () => "must be \"fail\" or \"apply\"" })),
-  truncate: Schema.optional(Schema.Literal("apply", "fail").annotations({ message: () => "must be \"apply\" or \"fail\"" }))
+  truncate: Schema.optional(Schema.Literal("apply", "fail").annotations({ message: () => "must be \"apply\" or \"fail\"" })),
+  unsupportedTypes: Schema.optional(
+    Schema.Literal("fail", "text").annotations({ message: () => "must be \"fail\" or \"text\"" })
+  )
 })
 
 /** @internal */

@@ -41,7 +41,10 @@ const openSource = (context: CdcContext, state: RuleState) =>
     const rule = state.rule
     const connect = yield* context.connect
     const client = yield* Replication.control(connect)
-    const tables = yield* Replication.describeTables(client, rule.tables)
+    const tables = yield* Replication.describeTables(client, rule.tables, {
+      checkTypes: true,
+      unsupportedTypes: rule.unsupportedTypes
+    })
     yield* Replication.ensurePublication(client, publicationOf(rule), rule.name, tables)
     const applier = yield* context.options.targets[rule.target]!.open(rule.name, tables)
     return { connect, client, tables, applier } satisfies Source
@@ -176,7 +179,7 @@ const follow = (
       }
       if (item.message.tag === "relation") {
         const relation = decoder.relation(item.message)
-        yield* checkRelation(relation)
+        yield* checkRelation(relation, session.source.tables[0]?.types)
         const schemaChange = skipping ? undefined : yield* tracker.relation(relation, xid, Changes.formatLsn(item.lsn))
         if (schemaChange) open?.push(schemaChange)
         continue
@@ -242,7 +245,8 @@ const runSession = (context: CdcContext, state: RuleState, mode: Mode) =>
       publication: publicationOf(state.rule),
       startLsn,
       statusInterval: mode === "sync" ? Math.min(100, context.statusInterval) : context.statusInterval,
-      messages: true
+      messages: true,
+      types: source.tables[0]?.types
     })
     const position = { appliedUpTo: skipUpTo }
     const driver = yield* makeDriver({

@@ -10,7 +10,7 @@ import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
 import * as Schema from "@effect-sql-router/core/cdc/Schema"
 import * as Types from "@effect-sql-router/core/cdc/Types"
 import type { Relation, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
-import { TargetError, UnsupportedType } from "./errors.js"
+import { ReplicationError, TargetError, UnsupportedType } from "./errors.js"
 import type { TableInfo } from "./replication.js"
 import { describe } from "../errors.js"
 
@@ -83,10 +83,28 @@ export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>)
     })
 })
 
-/** Checks a relation as it arrives in the stream: a new column may have a type we cannot take. @internal */
-export const checkRelation = (relation: Relation): Effect.Effect<void, UnsupportedType> => {
+/**
+ * Checks a relation as it arrives in the stream: a new column may have a type
+ * we cannot take, or one the session never read from the catalog (an enum or
+ * domain created since): the session restarts to read it.
+ * @internal
+ */
+export const checkRelation = (
+  relation: Relation,
+  types: Types.Registry = Types.builtins
+): Effect.Effect<void, UnsupportedType | ReplicationError> => {
   for (const column of relation.columns) {
-    if (!Types.isSupported(column.typeOid)) {
+    if (!types.knows(column.typeOid)) {
+      return Effect.fail(
+        new ReplicationError({
+          operation: "types",
+          reason: `column ${column.name} of ${relation.schema}.${relation.table} has type ${
+            column.typeName ?? `oid ${column.typeOid}`
+          }, not read from the catalog when the session started: the session restarts to read it`
+        })
+      )
+    }
+    if (!types.columnType(column.typeOid)) {
       return Effect.fail(
         new UnsupportedType({
           table: `${relation.schema}.${relation.table}`,

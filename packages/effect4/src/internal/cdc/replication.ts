@@ -32,12 +32,16 @@ export interface Connect {
 
 /** A connection to the source: what this module asks of a `pg` Client. @internal */
 export interface Client {
-  readonly query: (text: string, values?: Array<unknown>) => Promise<{ readonly rows: Array<unknown> }>
+  readonly query: {
+    (text: string, values?: Array<unknown>): Promise<{ readonly rows: Array<unknown> }>
+    (config: { readonly text: string; readonly values?: Array<unknown>; readonly types: unknown }): Promise<{ readonly rows: Array<unknown> }>
+  }
 }
 
 // One session format for every connection we open, so that the snapshot
 // and the stream print values alike.
-const sessionOptions = "-c TimeZone=UTC -c DateStyle=ISO -c bytea_output=hex -c extra_float_digits=1"
+// Intervals print as ISO 8601 ("P1DT2H"), which any server reads back exactly.
+const sessionOptions = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c bytea_output=hex -c extra_float_digits=1"
 
 const fail = (operation: string, cause: unknown) =>
   new ReplicationError({ operation, reason: describe(cause), cause })
@@ -89,6 +93,23 @@ const openClient = (connect: Connect, operation: string, replication: boolean) =
 export const control = (connect: Connect): Effect.Effect<Client, ReplicationError, Scope.Scope> =>
   openClient(connect, "connect", false)
 
+const queryTyped = (
+  client: Client,
+  operation: string,
+  text: string,
+  types: Types.Registry,
+  values: ReadonlyArray<unknown> = []
+): Effect.Effect<ReadonlyArray<Record<string, unknown>>, ReplicationError> =>
+  Effect.tryPromise({
+    try: async () =>
+      (await client.query({
+        text,
+        values: values as Array<unknown>,
+        types: { getTypeParser: (oid: number) => types.decoderFor(oid) }
+      })).rows as ReadonlyArray<Record<string, unknown>>,
+    catch: (cause) => fail(operation, cause)
+  })
+
 /** @internal */
 export const query = <A = Record<string, unknown>>(
   client: Client,
@@ -114,24 +135,62 @@ export interface TableInfo {
   readonly columns: ReadonlyArray<Column & { readonly formatted: string }>
   /** Primary key columns, in key order. */
   readonly key: ReadonlyArray<string>
+  /** How the rule's column types resolve (shared by the rule's tables). */
+  readonly types: Types.Registry
 }
+
+/**
+ * The rule's type registry: the catalog facts of every type the columns use
+ * (array elements and domain bases followed), resolved by the core.
+ * @internal
+ */
+export const readTypes = (
+  client: Client,
+  typeOids: ReadonlyArray<number>,
+  unsupportedTypes: Types.UnsupportedTypes
+): Effect.Effect<Types.Registry, ReplicationError> =>
+  Effect.map(
+    query<Types.TypeFact>(client, "describe", Types.typeFactsQuery, [typeOids]),
+    (facts) => Types.makeRegistry(facts, unsupportedTypes)
+  )
 
 /**
  * Looks up every table of a rule and refuses, before anything is applied, a
  * table that does not exist, has no primary key (publishing it would make the
  * source refuse its updates and deletes), cannot identify deleted rows, or
- * (with `checkTypes`) has a column of a type the targets cannot take.
+ * (with `checkTypes`) has a column of a type the targets cannot take
+ * (`unsupportedTypes: "text"` takes every type, as its text form).
  * @internal
  */
 export const describeTables = (
   client: Client,
   tables: ReadonlyArray<string>,
-  options: { readonly checkTypes: boolean } = { checkTypes: true }
+  options: { readonly checkTypes: boolean; readonly unsupportedTypes?: Types.UnsupportedTypes | undefined } = {
+    checkTypes: true
+  }
 ): Effect.Effect<
   ReadonlyArray<TableInfo>,
   ReplicationError | UnknownTable | MissingPrimaryKey | UnsupportedType
 > =>
-  Effect.forEach(tables, (name) =>
+  Effect.gen(function*() {
+    const described = yield* Effect.forEach(tables, (name) => describeTable(client, name))
+    const oids = Array.from(new Set(described.flatMap((t) => t.columns.map((c) => c.typeOid))))
+    const types = yield* readTypes(client, oids, options.unsupportedTypes ?? "fail")
+    for (const table of options.checkTypes ? described : []) {
+      for (const column of table.columns) {
+        if (!types.columnType(column.typeOid)) {
+          return yield* new UnsupportedType({
+            table: `${table.schema}.${table.table}`,
+            column: column.name,
+            type: column.formatted
+          })
+        }
+      }
+    }
+    return described.map((table) => ({ ...table, types }))
+  })
+
+const describeTable = (client: Client, name: string) =>
     Effect.gen(function*() {
       const [found] = yield* query<{ oid: number | null; schema: string; table: string; ident: string }>(
         client,
@@ -171,11 +230,6 @@ export const describeTables = (
           reason: "its REPLICA IDENTITY is NOTHING or USING INDEX: deletes could not name the row; use DEFAULT or FULL"
         })
       }
-      for (const column of options.checkTypes ? columns : []) {
-        if (!Types.isSupported(column.oid)) {
-          return yield* new UnsupportedType({ table: label, column: column.name, type: column.formatted })
-        }
-      }
       return {
         schema: found.schema,
         table: found.table,
@@ -189,8 +243,8 @@ export const describeTables = (
           isKey: c.keypos !== null,
           formatted: c.formatted
         }))
-      } satisfies TableInfo
-    }))
+      } satisfies Omit<TableInfo, "types">
+    })
 
 // -----------------------------------------------------------------------------
 // Publications and slots
@@ -349,7 +403,8 @@ export const readChunk = (
   return Effect.gen(function*() {
     yield* query(client, "snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     const [snapshot] = yield* query<{ snapshot: string }>(client, "snapshot", "SELECT pg_current_snapshot()::text AS snapshot")
-    const rows = yield* query(client, "snapshot", chunk.sql, chunk.params)
+    // Decoded as the stream decodes them: enums, domains and their arrays by the rule's types.
+    const rows = yield* queryTyped(client, "snapshot", chunk.sql, table.types, chunk.params)
     yield* query(client, "snapshot", "COMMIT")
     return { rows, visibility: snapshot!.snapshot }
   }).pipe(Effect.tapError(() => Effect.ignore(query(client, "snapshot", "ROLLBACK"))))
@@ -416,6 +471,8 @@ export const startSession = (
     readonly statusInterval: number
     /** Ask for logical decoding messages too (the snapshot's watermarks; PostgreSQL 14+). */
     readonly messages?: boolean | undefined
+    /** Decodes the column values (the built-in types when absent). */
+    readonly types?: Types.Registry | undefined
   }
 ): Effect.Effect<Session, ReplicationError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -426,7 +483,7 @@ export const startSession = (
     )
     const client = yield* openClient(connect, "start replication", true)
     const connection = (client as unknown as { connection: PgConnection }).connection
-    const parser = Pgoutput.makeParser()
+    const parser = Pgoutput.makeParser((options.types ?? Types.builtins).decoderFor)
     let confirmed = options.startLsn
     let paused = false
 

@@ -50,7 +50,10 @@ export const Rule = Schema.Struct({
     )
   ),
   schemaChanges: Schema.optional(Schema.Literals(["fail", "apply"]).annotate({ message: "must be \"fail\" or \"apply\"" })),
-  truncate: Schema.optional(Schema.Literals(["apply", "fail"]).annotate({ message: "must be \"apply\" or \"fail\"" }))
+  truncate: Schema.optional(Schema.Literals(["apply", "fail"]).annotate({ message: "must be \"apply\" or \"fail\"" })),
+  unsupportedTypes: Schema.optional(
+    Schema.Literals(["fail", "text"]).annotate({ message: "must be \"fail\" or \"text\"" })
+  )
 })
 
 /** @internal */

@@ -58,7 +58,9 @@ export const changes = (options: StreamOptions) =>
       slot: options.slot,
       publication: options.publication,
       startLsn,
-      statusInterval: Duration.toMillis(options.statusInterval ?? "1 second")
+      statusInterval: Duration.toMillis(options.statusInterval ?? "1 second"),
+      // Enums, domains and their arrays as a rule sees them; other types as the server's text.
+      types: tables?.[0]?.types
     })
     const decoder = Changes.makeDecoder()
     let pendingAck: bigint | undefined
