@@ -9,6 +9,7 @@
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteTarget from "../test/fixtures/sqlite.js"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
@@ -30,6 +31,7 @@ Effect.runFork(
       maxRetryDelay: "1 second"
     })
     yield* cdc.run(rule.name)
+    process.stderr.write(`${rule.name}: running\n`)
     yield* cdc.stats(rule.name).pipe(
       Effect.tap((stats) =>
         Effect.sync(() => {
@@ -49,5 +51,12 @@ Effect.runFork(
       Effect.repeat(Schedule.spaced("250 millis"))
     )
     return yield* Effect.never
-  }).pipe(Effect.provide(Reactivity.layer), Effect.scoped)
+  }).pipe(
+    Effect.provide(Reactivity.layer),
+    Effect.scoped,
+    Effect.catchCause((cause) => Effect.sync(() => {
+      process.stderr.write(`worker failed: ${Cause.pretty(cause)}\n`)
+      process.exit(1)
+    }))
+  )
 )

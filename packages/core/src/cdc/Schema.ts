@@ -198,17 +198,20 @@ export const readColumns = (dialect: ApplyPlan.Dialect, table: string): ApplyPla
 
 /**
  * A target's type for a source column: PostgreSQL takes the source's own
- * type (`formatted`), SQLite the mapped storage type (see `Types`).
+ * type (`formatted`) unless the rule's type registry resolves it to another
+ * (an enum's `text`, a domain's base type), SQLite the mapped storage type
+ * (see `Types`). Without a registry, the built-in types only.
  *
  * @since 0.1.0
  * @category diff
  */
 export const targetType = (
   dialect: Types.Dialect | undefined,
-  column: { readonly typeOid: number; readonly formatted: string }
+  column: { readonly typeOid: number; readonly formatted: string },
+  registry: Types.Registry = Types.builtins
 ): string => {
   if (dialect === undefined) return column.formatted
-  const type = Types.columnType(column.typeOid) ?? Types.columnType(25)!
+  const type = registry.columnType(column.typeOid) ?? Types.builtins.columnType(25)!
   return ApplyPlan.dialects[dialect].columnType({ name: "", ...column }, type)
 }
 

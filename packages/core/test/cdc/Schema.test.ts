@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest"
 import * as ApplyPlan from "../../src/cdc/ApplyPlan.js"
 import * as Schema from "../../src/cdc/Schema.js"
+import * as Types from "../../src/cdc/Types.js"
 
 const shape = (name: string, type: string, typeOid = 25) => ({ name, type, typeOid })
 
@@ -56,6 +57,18 @@ describe("cdc/Schema diff", () => {
     expect(Schema.targetType("sqlite", { typeOid: 1043, formatted: "character varying(10)" })).toBe("TEXT")
     expect(Schema.targetType("sqlite", { typeOid: 20, formatted: "bigint" })).toBe("INTEGER")
     expect(Schema.targetType(undefined, { typeOid: 20, formatted: "bigint" })).toBe("bigint")
+  })
+
+  it("maps enums and domains as the rule's registry resolves them, not as the source names them", () => {
+    const registry = Types.makeRegistry([
+      { oid: 70001, name: "mood", kind: "e", baseType: 0, element: 0 },
+      { oid: 70002, name: "positive", kind: "d", baseType: 1700, baseFormatted: "numeric(12,2)", element: 0 }
+    ])
+    expect(Schema.targetType("pg", { typeOid: 70001, formatted: "mood" }, registry)).toBe("text")
+    expect(Schema.targetType("pg", { typeOid: 70002, formatted: "positive" }, registry)).toBe("numeric(12,2)")
+    expect(Schema.targetType("sqlite", { typeOid: 70001, formatted: "mood" }, registry)).toBe("TEXT")
+    // Unknown to the registry: the text the column is stored as.
+    expect(Schema.targetType("sqlite", { typeOid: 70003, formatted: "point" })).toBe("TEXT")
   })
 })
 

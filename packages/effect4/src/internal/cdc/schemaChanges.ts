@@ -1,6 +1,7 @@
 /** @internal */
 import type * as Changes from "@effect-sql-router/core/cdc/Changes"
 import * as Schema from "@effect-sql-router/core/cdc/Schema"
+import * as Types from "@effect-sql-router/core/cdc/Types"
 import * as Effect from "effect/Effect"
 import type { Rule } from "../../Cdc.js"
 import type { Applier } from "./apply.js"
@@ -61,8 +62,10 @@ export const makeTracker = (
     for (const c of columns) table.set(c.name, (table.get(c.name) ?? new Set()).add(c.type))
   }
   for (const t of tables) {
-    learn(`${t.schema}.${t.table}`, t.columns.map((c) => ({ name: c.name, type: Schema.targetType(applier.dialect, c) })))
+    learn(`${t.schema}.${t.table}`, t.columns.map((c) => ({ name: c.name, type: Schema.targetType(applier.dialect, c, t.types) })))
   }
+  // The rule's types (enums, domains), as the session read them from the catalog.
+  const registry = tables[0]?.types ?? Types.builtins
   // Source types by OID and typmod as format_type prints them; the session's tables give most.
   const formatted = new Map(tables.flatMap((t) => t.columns.map((c) => [typeKey(c.typeOid, c.typeMod), c.formatted] as const)))
 
@@ -105,7 +108,7 @@ export const makeTracker = (
   ) =>
     Effect.gen(function*() {
       const name = `${relation.schema}.${relation.table}`
-      const after = columns.map((c) => ({ name: c.name, typeOid: c.typeOid, type: Schema.targetType(applier.dialect, c) }))
+      const after = columns.map((c) => ({ name: c.name, typeOid: c.typeOid, type: Schema.targetType(applier.dialect, c, registry) }))
       const before = shapes.get(name)
       shapes.set(name, after)
       if (!before) return undefined
