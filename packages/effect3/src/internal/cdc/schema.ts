@@ -39,7 +39,17 @@ export const Rule = Schema.Struct({
   maxRetainedWalBytes: Schema.optional(
     Schema.Number.pipe(Schema.filter((n) => Number.isInteger(n) && n > 0, { message: () => "must be a whole number of bytes above 0" }))
   ),
-  enabled: Schema.optional(Schema.Boolean)
+  enabled: Schema.optional(Schema.Boolean),
+  batchSize: Schema.optional(
+    Schema.Number.pipe(
+      Schema.filter((n) => Number.isInteger(n) && n >= 1 && n <= 1_000_000, {
+        message: () => "must be a whole number of changes from 1 to 1000000"
+      })
+    )
+  ),
+  atomicity: Schema.optional(
+    Schema.Literal("transaction", "batch").annotations({ message: () => "must be \"transaction\" or \"batch\"" })
+  )
 })
 
 /** @internal */

@@ -2,9 +2,9 @@
 import * as Changes from "@effect-sql-router/core/cdc/Changes"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import type { CdcError, RowChange, Stats, SyncResult, Transaction } from "../../Cdc.js"
+import type { Begin, CdcError, RowChange, Stats, SyncResult, Transaction } from "../../Cdc.js"
 import { InvalidRule, ReplicationError, type TargetError } from "./errors.js"
-import type { Applier } from "./apply.js"
+import type { Applier, Part } from "./apply.js"
 import { checkRelation } from "./apply.js"
 import type { CdcContext } from "./context.js"
 import * as Replication from "./replication.js"
@@ -56,21 +56,11 @@ interface Session {
 
 /** Applies one transaction to the target with the session's retries, counted in the rule's stats. */
 const apply = (session: Session, transaction: Transaction): Effect.Effect<void, TargetError> => {
-  const { progress, state } = session
+  const { state } = session
   return session.source.applier.apply(transaction).pipe(
     Effect.tapError(session.context.noteError(state)),
     Effect.retry(session.applyRetry.pipe(Schedule.tapOutput(() => Effect.sync(() => state.retries++)))),
-    Effect.tap(() =>
-      Effect.sync(() => {
-        state.transactionsApplied++
-        state.changesApplied += transaction.changes.length
-        state.lastAppliedLsn = Changes.parseLsn(transaction.endLsn)
-        state.lastCommitTime = transaction.commitTime
-        state.applyLagMillis = Math.max(0, Date.now() - transaction.commitTime.getTime())
-        progress.transactions++
-        progress.changes += transaction.changes.length
-      })
-    )
+    Effect.tap(() => Effect.sync(() => applied(session, transaction.changes.length, transaction.endLsn, transaction.commitTime)))
   )
 }
 
@@ -116,12 +106,70 @@ const startPosition = (session: Session) =>
     return { startLsn: created.consistentPoint, skipUpTo: created.consistentPoint }
   })
 
-/** Applies transactions in commit order, those past `skipUpTo`, until the slot confirms `goal` (or for ever). */
+/** The most changes of a source transaction held in memory when the rule does not say. */
+const defaultBatchSize = 10_000
+
+/** Counts a source transaction applied (whole or streamed) in the rule's stats and the session's progress. */
+const applied = (session: Session, changes: number, endLsn: string, commitTime: Date) => {
+  const { progress, state } = session
+  state.transactionsApplied++
+  state.changesApplied += changes
+  state.lastAppliedLsn = Changes.parseLsn(endLsn)
+  state.lastCommitTime = commitTime
+  state.applyLagMillis = Math.max(0, Date.now() - commitTime.getTime())
+  progress.transactions++
+  progress.changes += changes
+}
+
+/**
+ * Applies transactions in commit order, those past `skipUpTo`, until the
+ * slot confirms `goal` (or for ever). A transaction of up to `batchSize`
+ * changes is held until its commit and applied whole, with retries; a larger
+ * one is streamed to the target batch by batch (see `Applier.stream`): it is
+ * never retried, a failure ends the session and the next one reads it again
+ * from its start (the slot is acknowledged at whole commits only).
+ */
 const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint, goal: bigint | undefined) =>
   Effect.gen(function*() {
     const decoder = Changes.makeDecoder()
-    // The changes of the transaction being received, until its Commit.
+    const rule = session.state.rule
+    const batchSize = rule.batchSize ?? defaultBatchSize
+    const atomicity = rule.atomicity ?? "transaction"
+    // The transaction being received, until its Commit.
+    let begin: Begin | undefined
     let open: Array<RowChange> | undefined
+    // Reads messages until a change; between transactions a keepalive is
+    // acknowledged and returned as undefined (the goal may be reached).
+    const nextChange = Effect.gen(function*() {
+      for (;;) {
+        const item = yield* stream.take
+        if (item._tag === "Keepalive") {
+          if (open !== undefined) continue
+          yield* stream.acknowledge(item.lsn)
+          return undefined
+        }
+        if (item.message.tag === "relation") {
+          yield* checkRelation(decoder.relation(item.message))
+          continue
+        }
+        const change = decoder.decode(item.lsn, item.message)
+        if (change) return change
+      }
+    })
+    // The next batch of a streamed transaction, up to its commit.
+    let streamed = 0
+    const nextPart = Effect.gen(function*() {
+      const changes: Array<RowChange> = []
+      for (;;) {
+        const change = yield* nextChange
+        if (change === undefined) continue
+        if (change._tag === "Commit") return { changes, commit: change } satisfies Part
+        if (change._tag === "Begin") continue
+        changes.push(change)
+        streamed++
+        if (changes.length >= batchSize) return { changes, commit: undefined } satisfies Part
+      }
+    })
     for (;;) {
       if (goal !== undefined && open === undefined && stream.confirmed() >= goal) {
         return {
@@ -131,19 +179,11 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
           snapshot: session.progress.snapshot
         } satisfies SyncResult
       }
-      const item = yield* stream.take
-      if (item._tag === "Keepalive") {
-        if (open === undefined) yield* stream.acknowledge(item.lsn)
-        continue
-      }
-      if (item.message.tag === "relation") {
-        yield* checkRelation(decoder.relation(item.message))
-        continue
-      }
-      const change = decoder.decode(item.lsn, item.message)
-      if (!change) continue
+      const change = yield* nextChange
+      if (change === undefined) continue
       switch (change._tag) {
         case "Begin":
+          begin = change
           open = []
           break
         case "Commit": {
@@ -152,12 +192,35 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
             const { commitTime, endLsn, lsn, xid } = change
             yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
           }
+          begin = undefined
           open = undefined
           yield* stream.acknowledge(end)
           break
         }
-        default:
-          open?.push(change)
+        default: {
+          if (!open) break
+          open.push(change)
+          if (open.length < batchSize || !begin) break
+          // Too large to hold: the rest is streamed. A transaction the target
+          // already has (it commits at or before `skipUpTo`) is read and dropped.
+          const first = open
+          open = []
+          if (Changes.parseLsn(begin.lsn) < skipUpTo) {
+            let part: Part
+            do part = yield* nextPart; while (!part.commit)
+            open = undefined
+            yield* stream.acknowledge(Changes.parseLsn(part.commit.endLsn))
+            break
+          }
+          streamed = first.length
+          const commit = yield* session.source.applier.stream(begin, atomicity, first, nextPart).pipe(
+            Effect.tapError(session.context.noteError(session.state))
+          )
+          applied(session, streamed, commit.endLsn, commit.commitTime)
+          begin = undefined
+          open = undefined
+          yield* stream.acknowledge(Changes.parseLsn(commit.endLsn))
+        }
       }
     }
   })
