@@ -49,12 +49,12 @@ const sourceRows = (cluster: PgCluster.PgCluster, table: string) =>
 const create = (cluster: PgCluster.PgCluster, table: string) =>
   cluster.query(cluster.primary, `CREATE TABLE ${table} (id int PRIMARY KEY, v int NOT NULL, note text)`)
 
-/** One source transaction of 3 000 inserts and 1 000 updates (4 000 changes: 40 batches of 100). */
+/** One source transaction (a DO block: one statement) of 3 000 inserts and 1 000 updates (4 000 changes: 40 batches of 100). */
 const bigTransaction = (table: string) =>
-  `BEGIN;
-   INSERT INTO ${table} SELECT g, g, md5(g::text) FROM generate_series(1, 3000) g;
-   UPDATE ${table} SET v = v + 1 WHERE id <= 1000;
-   COMMIT`
+  `DO $$ BEGIN
+     INSERT INTO ${table} SELECT g, g, md5(g::text) FROM generate_series(1, 3000) g;
+     UPDATE ${table} SET v = v + 1 WHERE id <= 1000;
+   END $$`
 
 /** The rule's record in the target's state table (rule names here are plain identifiers). */
 const stateOf = (sql: SqlClient.SqlClient, rule: string) =>
@@ -248,7 +248,7 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         }
         yield* cluster.query(
           cluster.primary,
-          `BEGIN;
+          `DO $$ BEGIN
            INSERT INTO ordered SELECT g, 0, 'a' FROM generate_series(1, 50) g;
            UPDATE ordered SET v = 1, note = 'b' WHERE id <= 30;
            DELETE FROM ordered WHERE id <= 25;
@@ -258,7 +258,7 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
            DELETE FROM ordered WHERE id BETWEEN 40 AND 45;
            UPDATE ordered SET note = NULL WHERE id = 500;
            INSERT INTO ordered VALUES (40, 4, 'e');
-           COMMIT`
+           END $$`
         )
         yield* cdc.sync("ordered_pg")
         yield* cdc.sync("ordered_lite")
