@@ -55,12 +55,12 @@ interface Session {
 }
 
 /** Applies one transaction to the target with the session's retries, counted in the rule's stats. */
-const apply = (session: Session, transaction: Transaction): Effect.Effect<void, TargetError> => {
+const apply = (session: Session, transaction: Transaction, transactions = 1): Effect.Effect<void, TargetError> => {
   const { state } = session
   return session.source.applier.apply(transaction).pipe(
     Effect.tapError(session.context.noteError(state)),
     Effect.retry(session.applyRetry.pipe(Schedule.tap(() => Effect.sync(() => state.retries++)))),
-    Effect.tap(() => Effect.sync(() => applied(session, transaction.changes.length, transaction.endLsn, transaction.commitTime)))
+    Effect.tap(() => Effect.sync(() => applied(session, transaction.changes.length, transaction.endLsn, transaction.commitTime, transactions)))
   )
 }
 
@@ -110,14 +110,14 @@ const startPosition = (session: Session) =>
 const defaultBatchSize = 10_000
 
 /** Counts a source transaction applied (whole or streamed) in the rule's stats and the session's progress. */
-const applied = (session: Session, changes: number, endLsn: string, commitTime: Date) => {
+const applied = (session: Session, changes: number, endLsn: string, commitTime: Date, transactions = 1) => {
   const { progress, state } = session
-  state.transactionsApplied++
+  state.transactionsApplied += transactions
   state.changesApplied += changes
   state.lastAppliedLsn = Changes.parseLsn(endLsn)
   state.lastCommitTime = commitTime
   state.applyLagMillis = Math.max(0, Date.now() - commitTime.getTime())
-  progress.transactions++
+  progress.transactions += transactions
   progress.changes += changes
 }
 
@@ -138,13 +138,32 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
     // The transaction being received, until its Commit.
     let begin: Begin | undefined
     let open: Array<RowChange> | undefined
+    // Whole transactions received while more messages were waiting: a SQL
+    // target applies them together, as one target transaction (each source
+    // transaction still whole, in commit order), when the queue is drained or
+    // they reach `batchSize` changes. A sink gets each on its own.
+    const groups = session.source.applier.durableState
+    let pending: Array<Changes.Commit> = []
+    let pendingChanges: Array<RowChange> = []
+    const flush = Effect.suspend(() => {
+      const commits = pending
+      const changes = pendingChanges
+      pending = []
+      pendingChanges = []
+      const last = commits[commits.length - 1]!
+      const { commitTime, endLsn, lsn, xid } = last
+      return apply(session, { xid, lsn, endLsn, commitTime, changes, snapshot: false }, commits.length).pipe(
+        Effect.andThen(stream.acknowledge(Changes.parseLsn(endLsn)))
+      )
+    })
     // Reads messages until a change; between transactions a keepalive is
     // acknowledged and returned as undefined (the goal may be reached).
     const nextChange = Effect.gen(function*() {
       for (;;) {
+        if (pending.length > 0 && (stream.pending() === 0 || pendingChanges.length >= batchSize)) yield* flush
         const item = yield* stream.take
         if (item._tag === "Keepalive") {
-          if (open !== undefined) continue
+          if (open !== undefined || pending.length > 0) continue
           yield* stream.acknowledge(item.lsn)
           return undefined
         }
@@ -171,7 +190,7 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
       }
     })
     for (;;) {
-      if (goal !== undefined && open === undefined && stream.confirmed() >= goal) {
+      if (goal !== undefined && open === undefined && pending.length === 0 && stream.confirmed() >= goal) {
         return {
           transactions: session.progress.transactions,
           changes: session.progress.changes,
@@ -188,12 +207,20 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
           break
         case "Commit": {
           const end = Changes.parseLsn(change.endLsn)
+          if (open && end > skipUpTo && groups) {
+            pending.push(change)
+            for (const c of open) pendingChanges.push(c)
+            begin = undefined
+            open = undefined
+            break
+          }
           if (open && end > skipUpTo) {
             const { commitTime, endLsn, lsn, xid } = change
             yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
           }
           begin = undefined
           open = undefined
+          if (pending.length > 0) yield* flush
           yield* stream.acknowledge(end)
           break
         }
@@ -201,8 +228,10 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
           if (!open) break
           open.push(change)
           if (open.length < batchSize || !begin) break
-          // Too large to hold: the rest is streamed. A transaction the target
-          // already has (it commits at or before `skipUpTo`) is read and dropped.
+          // Too large to hold: the rest is streamed, after the transactions
+          // before it. A transaction the target already has (it commits at or
+          // before `skipUpTo`) is read and dropped.
+          if (pending.length > 0) yield* flush
           const first = open
           open = []
           if (Changes.parseLsn(begin.lsn) < skipUpTo) {
