@@ -160,7 +160,11 @@ const follow = (session: Session, stream: Replication.Session, skipUpTo: bigint,
     // acknowledged and returned as undefined (the goal may be reached).
     const nextChange = Effect.gen(function*() {
       for (;;) {
-        if (pending.length > 0 && (stream.pending() === 0 || pendingChanges.length >= batchSize)) yield* flush
+        if (pending.length > 0 && (stream.pending() === 0 || pendingChanges.length >= batchSize)) {
+          // Back to the loop: the position acknowledged may be the goal.
+          yield* flush
+          if (open === undefined) return undefined
+        }
         const item = yield* stream.take
         if (item._tag === "Keepalive") {
           if (open !== undefined || pending.length > 0) continue
