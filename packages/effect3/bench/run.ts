@@ -276,7 +276,7 @@ const main = (args: Args) =>
 
       log("change data capture: catch-up into PostgreSQL and SQLite, lag under load")
       cdc = yield* Effect.scoped(CdcBench.runCdcBench(
-        args.quick ? { changes: 5_000, seconds: 3, rate: 200 } : { changes: 20_000, seconds: 10, rate: 200 }
+        args.quick ? { changes: 5_000, seconds: 3, rate: 1_000, rounds: 2 } : { changes: 30_000, seconds: 5, rate: 1_000, rounds: 5 }
       ))
     }
 

@@ -367,7 +367,9 @@ export interface SqlTargetOptions {
 
 /**
  * Any `@effect/sql` client (PostgreSQL and SQLite dialects): each source
- * transaction is one target transaction; inserts and updates are upserts on
+ * transaction is one target transaction (with the rule's `atomicity`
+ * `"batch"`, one per batch of a source transaction larger than its
+ * `batchSize`); inserts and updates are upserts on
  * the primary key, deletes are by key, a truncate deletes every row. The
  * target's own record of the last applied LSN makes a replay skip what is
  * already there.
@@ -380,7 +382,9 @@ export const sqlTarget: (client: SqlClient.SqlClient, options?: SqlTargetOptions
 /**
  * Anything else: each transaction is run through the sink on its own; it
  * counts as delivered when the sink finishes. The sink must be idempotent
- * (the same transaction can come twice after a crash).
+ * (the same transaction can come twice after a crash). A source transaction
+ * larger than the rule's `batchSize` arrives in parts (`Transaction.part`),
+ * each run through the sink as it is read, whatever the rule's `atomicity`.
  *
  * @since 0.1.0
  * @category constructors
@@ -405,6 +409,12 @@ export const sinkTarget: <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>) 
  * stops the rule with `TruncateRefused`; `unsupportedTypes` (default `"fail"`)
  * says whether a column of a type that is not mapped refuses the rule or
  * passes through as its text form (`"text"`).
+ * `batchSize` (default 10 000) is the most changes of a source transaction
+ * held in memory: a larger one is streamed to the target in batches of that
+ * size, and `atomicity` says what the target sees of it: `"transaction"`
+ * (default) writes every batch into one target transaction committed with
+ * the source commit; `"batch"` commits each batch (shorter locks, the target
+ * shows the source transaction in part until its last batch).
  *
  * @since 0.1.0
  * @category models

@@ -7,12 +7,16 @@
  * with its min–max; a target is met only when its whole range clears the bar.
  * No figure in the report is written by hand.
  */
+import type { CdcBenchResult } from "./cdc.js"
+import { renderCdc } from "./cdc.js"
 import * as Shared from "../../core/bench/report.js"
 import * as Stats from "../../core/bench/stats.js"
 
 export interface RunData extends Shared.RunData {
   /** Whether the library ran as the compiled package (dist/) rather than from its TypeScript sources. */
   readonly compiled: boolean
+  /** The CDC section (bench/cdc.ts), when it ran. */
+  readonly cdc?: CdcBenchResult | undefined
 }
 export const { aggregate, pairedRatios, qpsByRound, ratio } = Shared
 const { cellsOf, int, ratioText, systemName, table } = Shared
@@ -157,6 +161,7 @@ export const render = (data: RunData): string => {
   if (errors.length > 0) parts.push("Errors during the run:", "", ...errors, "")
   parts.push(...Shared.systemsSection(data))
   if (data.notes && data.notes.length > 0) parts.push(...data.notes, "")
+  if (data.cdc) parts.push(renderCdc(data.cdc), "Catch-up: interleaved rounds, median and range; lag: one window per target.", "")
   return parts.join("\n")
 }
 

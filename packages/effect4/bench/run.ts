@@ -22,6 +22,9 @@
  * round and the cores in use before the run (/proc/stat) decide whether the
  * report warns of a busy host.
  *
+ * Then the CDC section (bench/cdc.ts): catch-up rounds into PostgreSQL and
+ * SQLite on issue 24's mix, and lag at 1 000 transactions/s.
+ *
  * Systems: raw `pg` Pool (the baseline), @effect/sql-pg 4 `PgClient` plain and
  * with `multiplex: true`, and our `RoutedClient` plain and with `multiplex: true`
  * for both roles (`primaryPool` / `replicaPool`); P connections per server.
@@ -36,6 +39,7 @@
  * it ends, also on failure or Ctrl-C.
  */
 import * as Cause from "effect/Cause"
+import * as CdcBench from "./cdc.js"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Fs from "node:fs"
@@ -192,7 +196,17 @@ const main = (args: Rounds.Args) =>
       if (info && summary) infos.set(system.key, { ...info, summary })
     }
 
+    log("change data capture: catch-up into PostgreSQL and SQLite, lag under load")
+    const cdc = yield* Effect.scoped(CdcBench.runCdcBench(
+      args.smoke
+        ? { changes: 990, seconds: 1, rate: 200, rounds: 1 }
+        : args.quick
+        ? { changes: 5_000, seconds: 3, rate: 1_000, rounds: 2 }
+        : { changes: 30_000, seconds: 5, rate: 1_000, rounds: 5 }
+    ))
+
     const data: Report.RunData = {
+      cdc,
       date: started,
       commit,
       roundLoads: loads,

@@ -2,8 +2,11 @@
  * What a SQL target runs for a source transaction, as statement text and
  * bind parameters: the target tables and the state table, upserts on the
  * primary key (several rows in one statement where that is safe), deletes by
- * key, a truncate as a `DELETE`, and the record of the last applied LSN. Each
- * Effect line runs the statements in one target transaction.
+ * key (several keys in one statement), a truncate as a `DELETE`, and the
+ * record of the last applied LSN (with the source transaction partly applied,
+ * when a large one is committed in batches). Each Effect line runs the
+ * statements of a source transaction, or of one of its batches, in one target
+ * transaction.
  *
  * @since 0.1.0
  */
@@ -152,6 +155,12 @@ export interface Plan {
   readonly readState: Statement
   /** Records `lsn` as the last applied LSN of the rule. */
   readonly recordState: (lsn: string) => Statement
+  /**
+   * Records that the source transaction committed at `partial` is partly
+   * applied (atomicity `"batch"`), while `lsn` stays the last whole one: see
+   * {@link parseState}.
+   */
+  readonly recordPartial: (lsn: string | undefined, partial: string) => Statement
   /** The statements that apply a transaction's changes, in order. */
   readonly changes: (changes: ReadonlyArray<RowChange>) => Array<Statement>
   /** The rule's table a relation stands for, as the plan knows it now. */
@@ -164,8 +173,9 @@ export interface Plan {
 const textIsIdentity = new Set([21, 23, 20, 25, 1043, 2950])
 
 /**
- * Upserts batched into one statement bind at most this many parameters:
- * below SQLite's default limit of bound parameters (32 766), far below
+ * Upserts and deletes batched into one statement bind at most this many
+ * parameters: below the limit of bound parameters of the SQLite that
+ * better-sqlite3 bundles (`SQLITE_MAX_VARIABLE_NUMBER`, 32 766), far below
  * PostgreSQL's (65 535).
  *
  * @since 0.1.0
@@ -283,6 +293,22 @@ const remove = (dialect: Dialect, table: Table, relation: Relation, key: Row): S
   params: table.key.map((c) => encoderOf(dialect, table, relation, c)(key[c]))
 })
 
+/** One `DELETE … WHERE key IN (…)` for several keys (`(a, b) IN ((…), (…))` for a composite key). */
+const removeMany = (dialect: Dialect, table: Table, relation: Relation, keys: ReadonlyArray<Row>): Statement => {
+  if (keys.length === 1) return remove(dialect, table, relation, keys[0]!)
+  const encoders = table.key.map((c) => encoderOf(dialect, table, relation, c))
+  const params: Array<unknown> = []
+  const tuples = keys.map((key) => {
+    const placeholders = table.key.map((c, i) => {
+      params.push(encoders[i]!(key[c]))
+      return dialect.placeholder(params.length)
+    })
+    return placeholders.length === 1 ? placeholders[0]! : `(${placeholders.join(", ")})`
+  })
+  const columns = table.key.length === 1 ? quoteIdent(table.key[0]!) : `(${table.key.map(quoteIdent).join(", ")})`
+  return { sql: `DELETE FROM ${quoteIdent(table.table)} WHERE ${columns} IN (${tuples.join(", ")})`, params }
+}
+
 /** A truncate is a `DELETE` of every row, for the rule's tables only. */
 const truncate = (planner: Planner, relations: ReadonlyArray<Relation>, out: Array<Statement>): void => {
   for (const relation of relations) {
@@ -313,11 +339,20 @@ const planChange = (planner: Planner, change: RowChange, out: Array<Statement>):
 
 /** A run of upserts into one table with one column set, becoming one statement. */
 interface Run {
+  readonly _tag: "Upserts"
   readonly table: Table
   readonly relation: Relation
   readonly columns: ReadonlyArray<string>
   readonly rows: Array<Row>
   readonly keys: Set<string>
+}
+
+/** A run of deletes from one table, becoming one statement. */
+interface Deletes {
+  readonly _tag: "Deletes"
+  readonly table: Table
+  readonly relation: Relation
+  readonly keys: Array<Row>
 }
 
 /** The table of a change that may join a run: an insert, or an update that keeps its key, of a batchable table. */
@@ -333,6 +368,10 @@ const batchableTable = (planner: Planner, change: RowChange): Table | undefined 
 const continuesRun = (run: Run, table: Table, relation: Relation, columns: ReadonlyArray<string>, key: string) =>
   run.relation === relation && run.table === table && sameColumns(run.columns, columns) && !run.keys.has(key) &&
   (run.rows.length + 1) * columns.length <= maxParameters
+
+/** Deletes share a statement while they are of one table and under the size cap (a repeated key is harmless). */
+const continuesDeletes = (run: Deletes, table: Table, relation: Relation) =>
+  run.relation === relation && run.table === table && (run.keys.length + 1) * table.key.length <= maxParameters
 
 /**
  * The row counts of the statements a run of `rows` upserts becomes: a run
@@ -359,24 +398,37 @@ export const runSizes = (rows: number): Array<number> => {
 
 /**
  * Runs of upserts into one table become multi-row statements (one round
- * trip instead of one per row). A run ends at any other change, another
- * table or column set, a key already in the run (one statement cannot
- * upsert a row twice), or the size cap.
+ * trip instead of one per row), and so do runs of deletes from one table.
+ * Order is kept exactly: a run ends at any other change (another kind,
+ * another table, an update that moves its key), and an upsert run also at
+ * another column set or a key already in the run (one statement cannot
+ * upsert a row twice); every run ends at the parameter cap.
  */
 const planChanges = (planner: Planner, changes: ReadonlyArray<RowChange>): Array<Statement> => {
   const statements: Array<Statement> = []
-  let run: Run | undefined
+  let run: Run | Deletes | undefined
   const flush = () => {
-    if (run) {
+    if (run?._tag === "Upserts") {
       let at = 0
       for (const size of runSizes(run.rows.length)) {
         statements.push(upsertMany(planner.dialect, run.table, run.relation, run.columns, run.rows.slice(at, at + size)))
         at += size
       }
-    }
+    } else if (run) statements.push(removeMany(planner.dialect, run.table, run.relation, run.keys))
     run = undefined
   }
   for (const change of changes) {
+    if (change._tag === "Delete") {
+      const table = tableOf(planner, change.relation)
+      if (!table) {
+        flush()
+        continue
+      }
+      if (run && !(run._tag === "Deletes" && continuesDeletes(run, table, change.relation))) flush()
+      if (!run) run = { _tag: "Deletes", table, relation: change.relation, keys: [] }
+      ;(run as Deletes).keys.push(change.key)
+      continue
+    }
     const table = batchableTable(planner, change)
     if (!table) {
       flush()
@@ -386,10 +438,11 @@ const planChanges = (planner: Planner, changes: ReadonlyArray<RowChange>): Array
     const { relation, row } = change as { readonly relation: Relation; readonly row: Row }
     const columns = presentColumns(row)
     const key = table.key.map((c) => String(row[c])).join("\u0000")
-    if (run && !continuesRun(run, table, relation, columns, key)) flush()
-    if (!run) run = { table, relation, columns, rows: [], keys: new Set() }
-    run.rows.push(row)
-    run.keys.add(key)
+    if (run && !(run._tag === "Upserts" && continuesRun(run, table, relation, columns, key))) flush()
+    if (!run) run = { _tag: "Upserts", table, relation, columns, rows: [], keys: new Set() }
+    const upserts = run as Run
+    upserts.rows.push(row)
+    upserts.keys.add(key)
   }
   flush()
   return statements
@@ -401,6 +454,26 @@ const recordState = (dialect: Dialect, stateTable: string, rule: string, lsn: st
            ON CONFLICT (rule) DO UPDATE SET lsn = excluded.lsn`,
   params: [rule, lsn]
 })
+
+/** What the state table's `lsn` says: the last whole source transaction, and one partly applied after it. */
+const partialMarker = " partial "
+
+/**
+ * The rule's position as the state table keeps it: `lsn` is the end of the
+ * last source transaction applied whole (`"0/0"` when none was); `partial`,
+ * when present, is the commit LSN of a source transaction after it that the
+ * target holds only in part (atomicity `"batch"`, stopped mid-way). A restart
+ * resumes after `lsn`, so that transaction is applied again from its start:
+ * its upserts and deletes land on rows already in their final state for the
+ * part applied, which changes nothing, and then the rest follows.
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const parseState = (text: string): { readonly lsn: string; readonly partial: string | undefined } => {
+  const at = text.indexOf(partialMarker)
+  return at < 0 ? { lsn: text, partial: undefined } : { lsn: text.slice(0, at), partial: text.slice(at + partialMarker.length) }
+}
 
 /**
  * Plans the statements of a rule's SQL target in `dialect`: `rule` is the
@@ -422,6 +495,7 @@ export const makePlan = (
     createStateTable: { sql: `CREATE TABLE IF NOT EXISTS ${stateTable} (rule TEXT PRIMARY KEY, lsn TEXT NOT NULL)`, params: [] },
     readState: { sql: `SELECT lsn FROM ${stateTable} WHERE rule = ${dialect.placeholder(1)}`, params: [rule] },
     recordState: (lsn) => recordState(dialect, stateTable, rule, lsn),
+    recordPartial: (lsn, partial) => recordState(dialect, stateTable, rule, `${lsn ?? "0/0"}${partialMarker}${partial}`),
     changes: (changes) => planChanges(planner, changes),
     table: (relation) => tableOf(planner, relation),
     alter: (table) => alterPlanner(planner, table)

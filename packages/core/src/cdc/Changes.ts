@@ -202,6 +202,13 @@ export interface Transaction {
   readonly commitTime: Date
   readonly changes: ReadonlyArray<RowChange>
   readonly snapshot: boolean
+  /**
+   * Present when a source transaction larger than the rule's `batchSize`
+   * reaches a sink in parts: `index` counts from 0 and `last` marks the part
+   * that ends with the source commit. Parts before the last carry the commit
+   * LSN (`lsn`) as their `endLsn`.
+   */
+  readonly part?: { readonly index: number; readonly last: boolean } | undefined
 }
 
 /**

@@ -198,4 +198,93 @@ describe("cdc/ApplyPlan changes", () => {
       { sql: upsertItems("($1, $2)"), params: [6, "f"] }
     ])
   })
+
+  it("runs of deletes from one table become one statement by key; another table or another change ends the run", () => {
+    const del = (id: number, rel = itemsRel): ApplyPlan.RowChange => ({ _tag: "Delete", relation: rel, key: { id } })
+    const statements = pg.changes([
+      del(1),
+      del(2),
+      del(2), // a repeated key may share the statement
+      { _tag: "Delete", relation: pricesRel, key: { amount: "1.5" } }, // another table
+      del(3),
+      insert({ id: 3, name: "x" }), // another kind
+      del(3),
+      del(4, other), // outside the rule: nothing, and the run ends
+      del(5)
+    ])
+    expect(statements).toEqual([
+      { sql: "DELETE FROM \"items\" WHERE \"id\" IN ($1, $2, $3)", params: [1, 2, 2] },
+      { sql: "DELETE FROM \"prices\" WHERE \"amount\" = $1", params: ["1.5"] },
+      { sql: "DELETE FROM \"items\" WHERE \"id\" = $1", params: [3] },
+      { sql: "INSERT INTO \"items\" (\"id\", \"name\") VALUES ($1, $2) ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\"", params: [3, "x"] },
+      { sql: "DELETE FROM \"items\" WHERE \"id\" = $1", params: [3] },
+      { sql: "DELETE FROM \"items\" WHERE \"id\" = $1", params: [5] }
+    ])
+  })
+
+  it("a composite key deletes by row values, in both dialects", () => {
+    const pairs: ApplyPlan.Table = {
+      schema: "public",
+      table: "pairs",
+      columns: [{ name: "a", typeOid: 23, formatted: "integer" }, { name: "b", typeOid: 25, formatted: "text" }],
+      key: ["a", "b"]
+    }
+    const rel = relation(pairs)
+    const changes: Array<ApplyPlan.RowChange> = [
+      { _tag: "Delete", relation: rel, key: { a: 1, b: "x" } },
+      { _tag: "Delete", relation: rel, key: { a: 2, b: "y" } }
+    ]
+    expect(ApplyPlan.makePlan(ApplyPlan.dialects.pg, "r", [pairs]).changes(changes)).toEqual([
+      { sql: "DELETE FROM \"pairs\" WHERE (\"a\", \"b\") IN (($1, $2), ($3, $4))", params: [1, "x", 2, "y"] }
+    ])
+    expect(ApplyPlan.makePlan(ApplyPlan.dialects.sqlite, "r", [pairs]).changes(changes)).toEqual([
+      { sql: "DELETE FROM \"pairs\" WHERE (\"a\", \"b\") IN ((?, ?), (?, ?))", params: [1, "x", 2, "y"] }
+    ])
+  })
+
+  it("a run of deletes stays under the parameter cap", () => {
+    const keys = Array.from({ length: 30_001 }, (_, i): ApplyPlan.RowChange => ({ _tag: "Delete", relation: itemsRel, key: { id: i } }))
+    expect(sqlite.changes(keys).map((s) => s.params.length)).toEqual([30_000, 1])
+  })
+
+  it("insert, update and delete of one key in one transaction keep their order across runs", () => {
+    const statements = sqlite.changes([
+      insert({ id: 1, name: "a" }),
+      insert({ id: 2, name: "a" }),
+      { _tag: "Update", relation: itemsRel, key: { id: 1 }, row: { id: 1, name: "b" } }, // key 1 again: new run
+      { _tag: "Delete", relation: itemsRel, key: { id: 1 } },
+      { _tag: "Delete", relation: itemsRel, key: { id: 2 } },
+      insert({ id: 1, name: "c" }),
+      { _tag: "Update", relation: itemsRel, key: { id: 1 }, row: { id: 7, name: "d" } }, // moves its key
+      insert({ id: 8, name: "e" })
+    ])
+    expect(statements.map((s) => [s.sql.split(" ")[0], s.params])).toEqual([
+      ["INSERT", [1, "a", 2, "a"]],
+      ["INSERT", [1, "b"]],
+      ["DELETE", [1, 2]],
+      ["INSERT", [1, "c"]],
+      ["DELETE", [1]],
+      ["INSERT", [7, "d"]],
+      ["INSERT", [8, "e"]]
+    ])
+  })
+
+  it("an update with an unchanged TOAST value starts a run of its own column set", () => {
+    const statements = pg.changes([
+      insert({ id: 1, name: "a", price: "1" }),
+      { _tag: "Update", relation: itemsRel, key: { id: 2 }, row: { id: 2, name: undefined, price: "2" } },
+      { _tag: "Update", relation: itemsRel, key: { id: 3 }, row: { id: 3, name: undefined, price: "3" } }
+    ])
+    expect(statements.map((s) => s.params)).toEqual([[1, "a", "1"], [2, "2", 3, "3"]])
+    expect(statements[1]!.sql).toBe(
+      "INSERT INTO \"items\" (\"id\", \"price\") VALUES ($1, $2), ($3, $4) ON CONFLICT (\"id\") DO UPDATE SET \"price\" = excluded.\"price\""
+    )
+  })
+
+  it("a partly applied source transaction is recorded after the last whole one, and read back", () => {
+    expect(pg.recordPartial("0/10", "0/20").params).toEqual(["r1", "0/10 partial 0/20"])
+    expect(pg.recordPartial(undefined, "0/20").params).toEqual(["r1", "0/0 partial 0/20"])
+    expect(ApplyPlan.parseState("0/10 partial 0/20")).toEqual({ lsn: "0/10", partial: "0/20" })
+    expect(ApplyPlan.parseState("0/10")).toEqual({ lsn: "0/10", partial: undefined })
+  })
 })

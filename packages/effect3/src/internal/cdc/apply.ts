@@ -1,15 +1,17 @@
 /** @internal */
 import type * as SqlClient from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import * as ApplyPlan from "@effect-sql-router/core/cdc/ApplyPlan"
+import type { Begin, Commit } from "@effect-sql-router/core/cdc/Changes"
 import { formatLsn, parseLsn } from "@effect-sql-router/core/cdc/Changes"
 import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
 import * as Schema from "@effect-sql-router/core/cdc/Schema"
 import * as Types from "@effect-sql-router/core/cdc/Types"
-import type { Relation, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
+import type { Relation, RowChange, SqlTargetOptions, Target, Transaction } from "../../Cdc.js"
 import { ReplicationError, TargetError, UnsupportedType } from "./errors.js"
 import type { TableInfo } from "./replication.js"
 import { describe } from "../errors.js"
@@ -48,6 +50,26 @@ export interface Applier {
    * types the source is known to have had count (see `Schema.DiffOptions`).
    */
   readonly owned: boolean
+  /**
+   * Applies a source transaction too large to hold: `first` is its first
+   * batch, `next` reads the following ones until the part that carries the
+   * commit. Never retried (the batches are gone): a failure ends the session.
+   */
+  readonly stream: <E>(
+    begin: Begin,
+    atomicity: Atomicity,
+    first: ReadonlyArray<RowChange>,
+    next: Effect.Effect<Part, E>
+  ) => Effect.Effect<Commit, TargetError | E>
+}
+
+/** What the target sees of a streamed source transaction: whole (`transaction`) or batch by batch (`batch`). @internal */
+export type Atomicity = "transaction" | "batch"
+
+/** One batch of a streamed source transaction, the last with its commit. @internal */
+export interface Part {
+  readonly changes: ReadonlyArray<RowChange>
+  readonly commit: Commit | undefined
 }
 
 /** A table's snapshot moved on (`after`: its last copied key), or is done. @internal */
@@ -65,20 +87,43 @@ const targetError = (operation: string) => (cause: unknown) =>
 export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>): Target => ({
   _tag: "SinkTarget",
   open: () =>
-    Effect.succeed({
-      appliedLsn: undefined,
-      durableState: false,
-      snapshotPending: undefined,
-      recordProgress: () => Effect.void,
-      dialect: undefined,
-      columns: new Map(),
-      owned: false,
-      apply: (transaction) =>
+    Effect.sync(() => {
+      const apply = (transaction: Transaction) =>
         Stream.run(Stream.succeed(transaction), sink).pipe(
           Effect.asVoid,
           Effect.mapError(targetError("sink")),
           Effect.catchAllDefect((defect) => Effect.fail(targetError("sink")(defect)))
         )
+      return {
+        appliedLsn: undefined,
+        durableState: false,
+        snapshotPending: undefined,
+        recordProgress: () => Effect.void,
+        dialect: undefined,
+        columns: new Map(),
+        owned: false,
+        apply,
+        // Each part goes through the sink as it is read: a sink has no transaction to hold them in.
+        stream: <E2>(begin: Begin, _atomicity: Atomicity, first: ReadonlyArray<RowChange>, next: Effect.Effect<Part, E2>) =>
+          Effect.gen(function*() {
+            const { commitTime, lsn, xid } = begin
+            const part = (index: number, changes: ReadonlyArray<RowChange>, commit: Commit | undefined): Transaction => ({
+              xid,
+              lsn,
+              endLsn: commit?.endLsn ?? lsn,
+              commitTime,
+              changes,
+              snapshot: false,
+              part: { index, last: commit !== undefined }
+            })
+            yield* apply(part(0, first, undefined))
+            for (let index = 1;; index++) {
+              const { changes, commit } = yield* next
+              yield* apply(part(index, changes, commit))
+              if (commit) return commit
+            }
+          })
+      } satisfies Applier
     })
 })
 
@@ -155,29 +200,78 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
         if (found.length > 0) columns.set(`${table.schema}.${table.table}`, found as ReadonlyArray<Schema.ColumnShape>)
       }
 
+      const appliedLsn = state ? parseLsn(ApplyPlan.parseState(String((state as { lsn: unknown }).lsn)).lsn) : undefined
+      // The last whole source transaction the target recorded (a partial record keeps it).
+      let whole = appliedLsn === undefined ? undefined : formatLsn(appliedLsn)
+      const runAll = (changes: ReadonlyArray<RowChange>) =>
+        Effect.forEach(Schema.statements(plan, dialect, changes), run, { discard: true }).pipe(Effect.mapError(targetError("apply")))
+      const record = (endLsn: string) => Effect.mapError(run(plan.recordState(endLsn)), targetError("apply"))
+      const recordPartial = (begin: Begin) =>
+        Effect.mapError(run(plan.recordPartial(whole, formatLsn(parseLsn(begin.lsn)))), targetError("apply"))
+      // BEGIN, COMMIT or ROLLBACK failed; a failed COMMIT may even be a defect: a target failure either way.
+      const inTransaction = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | TargetError> =>
+        sql.withTransaction(effect).pipe(
+          Effect.catchIf((error): error is SqlError => error instanceof SqlError, (error) => Effect.fail(targetError("commit")(error))),
+          Effect.catchAllDefect((defect) => Effect.fail(targetError("commit")(defect)))
+        )
+      // Changes and the record of `endLsn` in one target transaction; `whole` moves once it committed.
+      const applyWhole = <A, E>(effect: Effect.Effect<A, E>, endLsn: string) => {
+        const lsn = formatLsn(parseLsn(endLsn))
+        return inTransaction(Effect.zipLeft(effect, record(lsn))).pipe(Effect.tap(() => {
+          whole = lsn
+        }))
+      }
+
       return {
-        appliedLsn: state ? parseLsn(String((state as { lsn: unknown }).lsn)) : undefined,
+        appliedLsn,
         durableState: true,
         snapshotPending: pending.map((row) => Snapshot.readProgress(row as { tbl: unknown; after: unknown })),
         recordProgress: (progress, lsn) =>
-          recordProgress(progress).pipe(
-            Effect.zipRight(lsn === undefined ? Effect.void : run(plan.recordState(formatLsn(lsn)))),
-            sql.withTransaction,
-            Effect.mapError(targetError("apply")),
-            Effect.catchAllDefect((defect) => Effect.fail(targetError("commit")(defect)))
-          ),
+          inTransaction(
+            Effect.zipRight(
+              Effect.mapError(recordProgress(progress), targetError("apply")),
+              lsn === undefined ? Effect.void : record(formatLsn(lsn))
+            )
+          ).pipe(Effect.tap(() =>
+            Effect.sync(() => {
+              if (lsn !== undefined) whole = formatLsn(lsn)
+            })
+          )),
         dialect: name,
         columns,
         owned: options.createTables ?? true,
         apply: (transaction, progress = []) =>
-          Effect.forEach(Schema.statements(plan, dialect, transaction.changes), run, { discard: true }).pipe(
-            Effect.zipRight(recordProgress(progress)),
-            Effect.zipRight(run(plan.recordState(formatLsn(parseLsn(transaction.endLsn))))),
-            sql.withTransaction,
-            Effect.mapError(targetError("apply")),
-            // @effect/sql turns a failed COMMIT into a defect: it is a target failure.
-            Effect.catchAllDefect((defect) => Effect.fail(targetError("commit")(defect)))
-          )
+          applyWhole(
+            Effect.zipRight(runAll(transaction.changes), Effect.mapError(recordProgress(progress), targetError("apply"))),
+            transaction.endLsn
+          ),
+        stream: <E>(begin: Begin, atomicity: Atomicity, first: ReadonlyArray<RowChange>, next: Effect.Effect<Part, E>) => {
+          if (atomicity === "transaction") {
+            // Every batch in one target transaction, committed with the source commit.
+            const batches = Effect.gen(function*() {
+              yield* runAll(first)
+              for (;;) {
+                const { changes, commit } = yield* next
+                yield* runAll(changes)
+                if (commit) return commit
+              }
+            })
+            return inTransaction(Effect.flatMap(batches, (commit) => Effect.as(record(formatLsn(parseLsn(commit.endLsn))), commit)))
+              .pipe(Effect.tap((commit) => {
+                whole = formatLsn(parseLsn(commit.endLsn))
+              }))
+          }
+          // Each batch commits with a record that the source transaction is partial:
+          // a restart resumes after the last whole one and applies it again.
+          return Effect.gen(function*() {
+            yield* inTransaction(Effect.zipRight(runAll(first), recordPartial(begin)))
+            for (;;) {
+              const { changes, commit } = yield* next
+              if (commit) return yield* Effect.as(applyWhole(runAll(changes), commit.endLsn), commit)
+              yield* inTransaction(Effect.zipRight(runAll(changes), recordPartial(begin)))
+            }
+          })
+        }
       } satisfies Applier
     })
 })

@@ -395,6 +395,8 @@ export interface Session {
   /** Reports `lsn` as flushed: the slot may forget everything before it. Never moves back. */
   readonly acknowledge: (lsn: bigint) => Effect.Effect<void>
   readonly confirmed: () => bigint
+  /** Messages received and not yet taken. */
+  readonly pending: () => number
 }
 
 const highWater = 10_000
@@ -510,7 +512,8 @@ export const startSession = (
           confirmed = lsn
           sendStatus(false)
         }),
-      confirmed: () => confirmed
+      confirmed: () => confirmed,
+      pending: () => Option.getOrElse(queue.unsafeSize(), () => 0)
     } satisfies Session
   })
 

@@ -51,6 +51,16 @@ export const Rule = Schema.Struct({
   truncate: Schema.optional(Schema.Literal("apply", "fail").annotations({ message: () => "must be \"apply\" or \"fail\"" })),
   unsupportedTypes: Schema.optional(
     Schema.Literal("fail", "text").annotations({ message: () => "must be \"fail\" or \"text\"" })
+  ),
+  batchSize: Schema.optional(
+    Schema.Number.pipe(
+      Schema.filter((n) => Number.isInteger(n) && n >= 1 && n <= 1_000_000, {
+        message: () => "must be a whole number of changes from 1 to 1000000"
+      })
+    )
+  ),
+  atomicity: Schema.optional(
+    Schema.Literal("transaction", "batch").annotations({ message: () => "must be \"transaction\" or \"batch\"" })
   )
 })
 

@@ -3,9 +3,9 @@ import * as Changes from "@effect-sql-router/core/cdc/Changes"
 import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import type { CdcError, RowChange, Stats, SyncResult, Transaction } from "../../Cdc.js"
+import type { Begin, CdcError, RowChange, Stats, SyncResult, Transaction } from "../../Cdc.js"
 import { InvalidRule, ReplicationError, type TargetError, UnknownTable } from "./errors.js"
-import type { Applier, ProgressUpdate } from "./apply.js"
+import type { Applier, Part, ProgressUpdate } from "./apply.js"
 import { checkRelation } from "./apply.js"
 import type { CdcContext } from "./context.js"
 import { checkTruncate, makeTracker, type Tracker } from "./schemaChanges.js"
@@ -71,25 +71,20 @@ const retrying = <A>(session: Session, effect: Effect.Effect<A, TargetError>): E
 
 /**
  * Applies one transaction to the target with the session's retries, counted
- * in the rule's stats; `snapshot` progress is recorded with it.
+ * in the rule's stats (`transactions`: how many source transactions it
+ * groups); `snapshot` progress is recorded with it.
  */
 const apply = (
   session: Session,
   transaction: Transaction,
-  snapshot?: ReadonlyArray<ProgressUpdate>
+  snapshot?: ReadonlyArray<ProgressUpdate>,
+  transactions = 1
 ): Effect.Effect<void, TargetError> => {
-  const { progress, state } = session
   return retrying(session, session.source.applier.apply(transaction, snapshot)).pipe(
     Effect.tap(() =>
       Effect.sync(() => {
-        state.transactionsApplied++
-        state.changesApplied += transaction.changes.length
-        state.lastAppliedLsn = Changes.parseLsn(transaction.endLsn)
-        state.lastCommitTime = transaction.commitTime
-        state.applyLagMillis = Math.max(0, Date.now() - transaction.commitTime.getTime())
-        progress.transactions++
-        progress.changes += transaction.changes.length
-        if (transaction.snapshot) progress.snapshot = true
+        applied(session, transaction.changes.length, transaction.endLsn, transaction.commitTime, transactions)
+        if (transaction.snapshot) session.progress.snapshot = true
       })
     )
   )
@@ -140,7 +135,32 @@ const startPosition = (session: Session) =>
     return { startLsn: created.consistentPoint, skipUpTo: created.consistentPoint, pending }
   })
 
-/** Applies transactions in commit order, those past `skipUpTo`, until the slot confirms `goal` (or for ever). */
+/** The most changes of a source transaction held in memory when the rule does not say. */
+const defaultBatchSize = 10_000
+
+/** Counts source transactions applied (whole, grouped or streamed) in the rule's stats and the session's progress. */
+const applied = (session: Session, changes: number, endLsn: string, commitTime: Date, transactions = 1) => {
+  const { progress, state } = session
+  state.transactionsApplied += transactions
+  state.changesApplied += changes
+  state.lastAppliedLsn = Changes.parseLsn(endLsn)
+  state.lastCommitTime = commitTime
+  state.applyLagMillis = Math.max(0, Date.now() - commitTime.getTime())
+  progress.transactions += transactions
+  progress.changes += changes
+}
+
+/**
+ * Applies transactions in commit order, those past `skipUpTo`, until the
+ * slot confirms `goal` (or for ever), and drives the snapshot's chunks
+ * between them. A transaction of up to `batchSize` changes is held until its
+ * commit and applied whole, with retries; a larger one is streamed to the
+ * target batch by batch (see `Applier.stream`): it is never retried, a
+ * failure ends the session and the next one reads it again from its start
+ * (the slot is acknowledged at whole commits only). While no snapshot chunk
+ * is in flight, a SQL target gets the whole transactions already waiting in
+ * the queue together, in one target transaction.
+ */
 const follow = (
   session: Session,
   stream: Replication.Session,
@@ -151,9 +171,14 @@ const follow = (
 ) =>
   Effect.gen(function*() {
     const decoder = Changes.makeDecoder()
-    const slot = slotOf(session.state.rule)
+    const rule = session.state.rule
+    const slot = slotOf(rule)
     const tracker = session.tracker
-    // The changes of the transaction being received, until its Commit.
+    const types = session.source.tables[0]?.types
+    const batchSize = rule.batchSize ?? defaultBatchSize
+    const atomicity = rule.atomicity ?? "transaction"
+    // The transaction being received, until its Commit.
+    let begin: Begin | undefined
     let open: Array<RowChange> | undefined
     // The transaction being received carried logical decoding messages
     // (watermarks, ours or another slot's): without changes it is not applied.
@@ -162,9 +187,95 @@ const follow = (
     // (its commit is at or before `skipUpTo`: its schema changes are there too).
     let xid = 0
     let skipping = false
+    // Whole transactions received while more messages were waiting: a SQL
+    // target applies them together, as one target transaction (each source
+    // transaction still whole, in commit order), when the queue is drained or
+    // they reach `batchSize` changes. A sink gets each on its own, and so does
+    // every target while the snapshot has tables left.
+    const groups = session.source.applier.durableState
+    let pending: Array<Changes.Commit> = []
+    let pendingChanges: Array<RowChange> = []
+    const flush = Effect.suspend(() => {
+      const commits = pending
+      const changes = pendingChanges
+      pending = []
+      pendingChanges = []
+      const last = commits[commits.length - 1]!
+      const { commitTime, endLsn, lsn, xid } = last
+      const end = Changes.parseLsn(endLsn)
+      return apply(session, { xid, lsn, endLsn, commitTime, changes, snapshot: false }, undefined, commits.length).pipe(
+        Effect.andThen(Effect.sync(() => {
+          if (end > position.appliedUpTo) position.appliedUpTo = end
+        })),
+        Effect.andThen(stream.acknowledge(end))
+      )
+    })
+    // Reads messages until a change (a schema change found in a Relation
+    // message is one); between transactions a keepalive is acknowledged and
+    // returned as undefined (the goal may be reached).
+    const nextChange = Effect.gen(function*() {
+      for (;;) {
+        if (pending.length > 0 && (stream.pending() === 0 || pendingChanges.length >= batchSize)) {
+          // Back to the loop: the position acknowledged may be the goal.
+          yield* flush
+          if (open === undefined) return undefined
+        }
+        const item = yield* stream.take
+        if (item._tag === "Keepalive") {
+          if (open !== undefined || pending.length > 0) continue
+          yield* stream.acknowledge(item.lsn)
+          return undefined
+        }
+        if (item.message.tag === "relation") {
+          const relation = decoder.relation(item.message)
+          yield* checkRelation(relation, types)
+          const schemaChange = skipping ? undefined : yield* tracker.relation(relation, xid, Changes.formatLsn(item.lsn))
+          if (schemaChange) return schemaChange
+          continue
+        }
+        if (item.message.tag === "message") {
+          messaged = true
+          const watermark = Snapshot.parseWatermark(slot, item.message.prefix, item.message.content)
+          if (watermark) driver.watermark(watermark)
+          continue
+        }
+        const change = decoder.decode(item.lsn, item.message)
+        if (!change) continue
+        if (change._tag === "Truncate" && !skipping) yield* checkTruncate(rule, change)
+        return change
+      }
+    })
+    // The next batch of a streamed transaction, up to its commit; its keys
+    // leave the snapshot chunk in flight.
+    let streamed = 0
+    const nextPart = Effect.gen(function*() {
+      const changes: Array<RowChange> = []
+      for (;;) {
+        const change = yield* nextChange
+        if (change === undefined) continue
+        if (change._tag === "Commit") {
+          yield* driver.touch(changes, xid)
+          return { changes, commit: change } satisfies Part
+        }
+        if (change._tag === "Begin") continue
+        changes.push(change)
+        streamed++
+        if (changes.length >= batchSize) {
+          yield* driver.touch(changes, xid)
+          return { changes, commit: undefined } satisfies Part
+        }
+      }
+    })
     for (;;) {
-      if (open === undefined) yield* driver.step
-      if (goal !== undefined && open === undefined && !driver.busy() && stream.confirmed() >= goal) {
+      if (open === undefined) {
+        // A chunk starts (or a resnapshot is taken) only after what came before it is applied.
+        if (pending.length > 0 && driver.busy()) yield* flush
+        yield* driver.step
+      }
+      if (
+        goal !== undefined && open === undefined && pending.length === 0 && !driver.busy() &&
+        stream.confirmed() >= goal
+      ) {
         return {
           transactions: session.progress.transactions,
           changes: session.progress.changes,
@@ -172,28 +283,11 @@ const follow = (
           snapshot: session.progress.snapshot
         } satisfies SyncResult
       }
-      const item = yield* stream.take
-      if (item._tag === "Keepalive") {
-        if (open === undefined) yield* stream.acknowledge(item.lsn)
-        continue
-      }
-      if (item.message.tag === "relation") {
-        const relation = decoder.relation(item.message)
-        yield* checkRelation(relation, session.source.tables[0]?.types)
-        const schemaChange = skipping ? undefined : yield* tracker.relation(relation, xid, Changes.formatLsn(item.lsn))
-        if (schemaChange) open?.push(schemaChange)
-        continue
-      }
-      if (item.message.tag === "message") {
-        messaged = true
-        const watermark = Snapshot.parseWatermark(slot, item.message.prefix, item.message.content)
-        if (watermark) driver.watermark(watermark)
-        continue
-      }
-      const change = decoder.decode(item.lsn, item.message)
-      if (!change) continue
+      const change = yield* nextChange
+      if (change === undefined) continue
       switch (change._tag) {
         case "Begin":
+          begin = change
           open = []
           messaged = false
           xid = change.xid
@@ -203,20 +297,57 @@ const follow = (
           const end = Changes.parseLsn(change.endLsn)
           if (open && messaged && open.length === 0) {
             // A watermark's own transaction: nothing to apply, maybe a chunk.
+            if (pending.length > 0) yield* flush
             yield* driver.commit(change)
           } else if (open && end > skipUpTo) {
+            yield* driver.touch(open, change.xid)
+            if (groups && !driver.busy()) {
+              pending.push(change)
+              for (const c of open) pendingChanges.push(c)
+              begin = undefined
+              open = undefined
+              break
+            }
+            if (pending.length > 0) yield* flush
             const { commitTime, endLsn, lsn, xid } = change
-            yield* driver.touch(open, xid)
             yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
           }
+          if (pending.length > 0) yield* flush
           if (end > position.appliedUpTo) position.appliedUpTo = end
+          begin = undefined
           open = undefined
           yield* stream.acknowledge(end)
           break
         }
-        default:
-          if (change._tag === "Truncate" && !skipping) yield* checkTruncate(session.state.rule, change)
-          open?.push(change)
+        default: {
+          if (!open) break
+          open.push(change)
+          if (open.length < batchSize || !begin) break
+          // Too large to hold: the rest is streamed, after the transactions
+          // before it. A transaction the target already has (it commits at or
+          // before `skipUpTo`) is read and dropped.
+          if (pending.length > 0) yield* flush
+          const first = open
+          open = []
+          if (skipping) {
+            let part: Part
+            do part = yield* nextPart; while (!part.commit)
+            open = undefined
+            yield* stream.acknowledge(Changes.parseLsn(part.commit.endLsn))
+            break
+          }
+          streamed = first.length
+          yield* driver.touch(first, xid)
+          const commit = yield* session.source.applier.stream(begin, atomicity, first, nextPart).pipe(
+            Effect.tapError(session.context.noteError(session.state))
+          )
+          applied(session, streamed, commit.endLsn, commit.commitTime)
+          const end = Changes.parseLsn(commit.endLsn)
+          if (end > position.appliedUpTo) position.appliedUpTo = end
+          begin = undefined
+          open = undefined
+          yield* stream.acknowledge(end)
+        }
       }
     }
   })

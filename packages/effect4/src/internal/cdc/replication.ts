@@ -439,6 +439,8 @@ export interface Session {
   /** Reports `lsn` as flushed: the slot may forget everything before it. Never moves back. */
   readonly acknowledge: (lsn: bigint) => Effect.Effect<void>
   readonly confirmed: () => bigint
+  /** Messages received and not yet taken. */
+  readonly pending: () => number
 }
 
 const highWater = 10_000
@@ -555,7 +557,8 @@ export const startSession = (
           confirmed = lsn
           sendStatus(false)
         }),
-      confirmed: () => confirmed
+      confirmed: () => confirmed,
+      pending: () => Queue.sizeUnsafe(queue)
     } satisfies Session
   })
 

@@ -53,6 +53,16 @@ export const Rule = Schema.Struct({
   truncate: Schema.optional(Schema.Literals(["apply", "fail"]).annotate({ message: "must be \"apply\" or \"fail\"" })),
   unsupportedTypes: Schema.optional(
     Schema.Literals(["fail", "text"]).annotate({ message: "must be \"fail\" or \"text\"" })
+  ),
+  batchSize: Schema.optional(
+    Schema.Number.check(
+      Schema.makeFilter((n: number) => Number.isInteger(n) && n >= 1 && n <= 1_000_000, {
+        message: "must be a whole number of changes from 1 to 1000000"
+      })
+    )
+  ),
+  atomicity: Schema.optional(
+    Schema.Literals(["transaction", "batch"]).annotate({ message: "must be \"transaction\" or \"batch\"" })
   )
 })
 
