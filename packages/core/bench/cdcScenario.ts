@@ -344,7 +344,10 @@ const normal = (value: unknown): string => {
 
 /** The source's rows as the library maps them to SQLite (its documented type map, from catalog facts). */
 const sourceAsSqlite = async (client: Pg.Client, table: TableName): Promise<Map<string, string>> => {
+  // The text the library decodes: intervals in ISO 8601, as its source connections ask.
+  await client.query("SET IntervalStyle = iso_8601")
   const result = await client.query({ text: `SELECT * FROM ${table}`, rowMode: "array", types: { getTypeParser: () => (v: string) => v } })
+  await client.query("RESET IntervalStyle")
   const oids = result.fields.map((f) => f.dataTypeID)
   const facts = await client.query<Types.TypeFact>(Types.typeFactsQuery, [oids])
   const registry = Types.makeRegistry(facts.rows, "text")
