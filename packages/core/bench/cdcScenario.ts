@@ -23,15 +23,14 @@
  * worker.
  */
 import Sqlite from "better-sqlite3"
-import * as Esbuild from "esbuild"
 import type * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import * as Readline from "node:readline"
 import Pg from "pg"
 import * as Types from "../src/cdc/Types.js"
 import { gitCommit } from "./host.js"
+export { bundleWorker } from "./host.js"
 
 // -----------------------------------------------------------------------------
 // What the line provides
@@ -76,19 +75,6 @@ export interface Environment {
   readonly spawnWorker: (env: Readonly<Record<string, string>>) => ChildProcess.ChildProcess
   readonly log: (message: string) => void
   readonly line: string
-}
-
-/**
- * Bundles a line's worker (TypeScript) into one ES module next to it, with
- * every package left external, so that plain Node runs it on the built
- * package: a worker's RSS is then the library's, not a TypeScript loader's
- * (tsx adds about 65 MiB). esbuild is the one tsx runs on. `dispose`
- * removes the file.
- */
-export const bundleWorker = (entry: string): { readonly file: string; readonly dispose: () => void } => {
-  const file = Path.join(Path.dirname(entry), `.cdc-worker-${process.pid}.mjs`)
-  Esbuild.buildSync({ entryPoints: [entry], bundle: true, packages: "external", format: "esm", platform: "node", outfile: file, logLevel: "error" })
-  return { file, dispose: () => Fs.rmSync(file, { force: true }) }
 }
 
 export interface Plan {

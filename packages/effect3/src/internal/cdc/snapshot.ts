@@ -46,6 +46,8 @@ interface InFlight {
   closing: boolean
   /** `resnapshot` asked for this table while its chunk was in flight: start it over. */
   restart: boolean
+  /** The table's columns changed while the chunk was in flight: its rows are dropped and the chunk read again. */
+  stale: boolean
 }
 
 /** @internal */
@@ -145,7 +147,8 @@ export const makeDriver = (options: {
         read: rows.length,
         last: Snapshot.lastKey(entry.table, rows),
         closing: false,
-        restart: false
+        restart: false,
+        stale: false
       }
       if (state.snapshot) state.snapshot.table = name
     })
@@ -159,9 +162,37 @@ export const makeDriver = (options: {
       restartIdentity: false
     })
 
+    /**
+     * A schema change the stream applied: later chunks of the table read its
+     * new columns, and a chunk in flight (read with the old ones) is read again.
+     */
+    const reshape = (change: Changes.SchemaChange) => {
+      const name = `${change.relation.schema}.${change.relation.table}`
+      const table = byName.get(name)
+      if (!table) return
+      const formatted = new Map(table.columns.map((c) => [c.name, c.formatted]))
+      const next: TableInfo = {
+        ...table,
+        columns: change.relation.columns.map((c) => ({
+          ...c,
+          formatted: change.columns.find((x) => x.column === c.name)?.newType ?? formatted.get(c.name) ?? "text"
+        }))
+      }
+      byName.set(name, next)
+      relations.set(name, Snapshot.relationOf(next))
+      const entry = pending.get(name)
+      if (entry) pending.set(name, { ...entry, table: next })
+      if (inFlight?.name === name) inFlight.stale = true
+    }
+
     const finishChunk = (flight: InFlight, commit: Commit) =>
       Effect.gen(function*() {
         inFlight = undefined
+        if (flight.stale && !flight.restart) {
+          // Read with the old columns: nothing applied, the same chunk is read again.
+          yield* options.recordProgress([], Changes.parseLsn(commit.endLsn))
+          return
+        }
         const relation = relations.get(flight.name)!
         const changes: Array<RowChange> = []
         if (truncateDue.delete(flight.name)) changes.push(truncation([flight.name]))
@@ -205,6 +236,7 @@ export const makeDriver = (options: {
       },
       touch: (changes, xid) =>
         Effect.suspend(() => {
+          for (const change of changes) if (change._tag === "SchemaChange") reshape(change)
           if (inFlight) for (const change of changes) inFlight.window.touch(change, xid)
           if (truncateDue.size === 0) return Effect.void
           // A table emptied at its first chunk's start: before any later change to it.
