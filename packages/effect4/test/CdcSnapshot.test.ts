@@ -12,6 +12,7 @@ import type * as SqlClient from "effect/sql/SqlClient"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import Pg from "pg"
 import * as Cdc from "@effect-sql-router/effect4/Cdc"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
 import * as SqliteTarget from "./fixtures/sqlite.js"
@@ -212,6 +213,59 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "240 sec
         expect(yield* targetRows(pg, "SELECT a, b, v FROM pairs ORDER BY a COLLATE \"C\", b")).toBe(source)
         expect(yield* targetRows(lite, "SELECT a, b, v FROM pairs ORDER BY a, b")).toBe(source)
         expect((yield* cdc.stats("pairs_pg")).snapshot).toMatchObject({ running: false, tablesDone: 1 })
+      })))
+
+    it.effect("a column added to a table before its chunks are read: its chunks carry the new column", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE first_t (id int PRIMARY KEY, v text)")
+        yield* cluster.query(cluster.primary, "INSERT INTO first_t SELECT g, 'v' || g FROM generate_series(1, 300) g")
+        yield* cluster.query(cluster.primary, "CREATE TABLE later_t (id int PRIMARY KEY, v text)")
+        yield* cluster.query(cluster.primary, "INSERT INTO later_t SELECT g, 'v' || g FROM generate_series(1, 300) g")
+        const pg = yield* pgTarget(cluster, "reshaped_target")
+        yield* pg.unsafe("CREATE TABLE first_t (id int PRIMARY KEY, v text)")
+        // The first table's row 150 waits on a lock the test holds: the
+        // session is inside its snapshot, before the second table's chunks.
+        yield* pg.unsafe(`CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF NEW.id = 150 THEN PERFORM pg_advisory_lock(24); PERFORM pg_advisory_unlock(24); END IF; RETURN NEW; END $$`)
+        yield* pg.unsafe("CREATE TRIGGER hold BEFORE INSERT ON first_t FOR EACH ROW EXECUTE FUNCTION hold()")
+        const cdc = yield* Cdc.make({ primary: cluster.primary.url, targets: { pg: Cdc.sqlTarget(pg) } })
+        yield* cdc.addRule({
+          name: "reshaped",
+          tables: ["first_t", "later_t"],
+          target: "pg",
+          snapshotChunkSize: 100,
+          schemaChanges: "apply"
+        })
+        // A plain connection holds the lock (not the Effect client: a fiber
+        // forked in its transaction would share the transaction's connection).
+        const locker = yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            const client = new Pg.Client({ connectionString: Redacted.value(urlOf(cluster, "reshaped_target")) })
+            await client.connect()
+            await client.query("SELECT pg_advisory_lock(24)")
+            return client
+          }),
+          (client) => Effect.promise(() => client.end())
+        )
+        const synced = yield* Effect.forkChild(cdc.sync("reshaped"))
+        yield* cluster.query(cluster.primary, "SELECT 1 FROM pg_stat_activity WHERE datname = 'reshaped_target' AND wait_event = 'advisory'").pipe(
+          Effect.flatMap((rows) => rows.length > 0 ? Effect.void : Effect.fail("not waiting yet" as const)),
+          Effect.retry(Schedule.spaced("20 millis")),
+          Effect.timeout("60 seconds")
+        )
+        // The second table gains a column (existing rows read 'fresh'), and
+        // one of its rows changes: the stream carries the new shape.
+        yield* cluster.query(cluster.primary, "ALTER TABLE later_t ADD COLUMN extra text DEFAULT 'fresh'")
+        yield* cluster.query(cluster.primary, "UPDATE later_t SET extra = 'changed' WHERE id = 7")
+        yield* Effect.promise(() => locker.query("SELECT pg_advisory_unlock(24)"))
+        const result = yield* Fiber.join(synced)
+        expect(result.snapshot).toBe(true)
+        const select = "SELECT id, v, extra FROM later_t ORDER BY id"
+        const source = yield* sourceRows(cluster, select)
+        expect(yield* targetRows(pg, select)).toBe(source)
+        expect(source).toContain("\"changed\"")
+        expect(source).toContain("\"fresh\"")
       })))
   }
 )
