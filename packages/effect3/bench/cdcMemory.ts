@@ -4,7 +4,7 @@
  * SQLite and into PostgreSQL, each in a child process that samples its own
  * RSS every 10 ms. Issue 24 asks for a peak of at most 256 MiB.
  *
- *   npx tsx bench/cdcMemory.ts [--rows N] [--batch-size B] [--atomicity transaction|batch]
+ *   npx tsx bench/cdcMemory.ts [--rows N] [--batch-size B] [--atomicity transaction|batch] [--heap MiB]
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -68,6 +68,9 @@ const parent = Effect.gen(function*() {
   const rows = Number(arg("--rows", "1000000"))
   const batchSize = Number(arg("--batch-size", "10000"))
   const atomicity = arg("--atomicity", "transaction") as "transaction" | "batch"
+  // `--heap N`: the child's V8 old space capped at N MiB (`--max-old-space-size`).
+  const heap = Number(arg("--heap", "0"))
+  const heapFlags = heap > 0 ? [`--max-old-space-size=${heap}`] : []
   const source = yield* PgCluster.make({ replicas: 0, walLevel: "logical" })
   const target = yield* PgCluster.make({ replicas: 0 })
   const dir = yield* Effect.acquireRelease(
@@ -98,7 +101,7 @@ const parent = Effect.gen(function*() {
   const results: Array<ChildResult> = []
   for (const [name, rule] of rules) {
     // The child runs bundled on plain Node: its RSS is the library's, not tsx's (about 65 MiB more).
-    const out = ChildProcess.spawnSync(process.execPath, ["--conditions=effect-sql-router-dist", child.file, "--child"], {
+    const out = ChildProcess.spawnSync(process.execPath, [...heapFlags, "--conditions=effect-sql-router-dist", child.file, "--child"], {
       env: {
         ...process.env,
         CDC_RULE: JSON.stringify(rule),
@@ -124,7 +127,7 @@ if (process.argv.includes("--child")) {
 } else {
   Effect.runPromise(parent.pipe(Effect.provide(Reactivity.layer), Effect.scoped)).then(
     (r) => {
-      console.log(`Source transaction of ${r.rows} rows, batchSize ${r.batchSize}, atomicity ${r.atomicity}:`)
+      console.log(`Source transaction of ${r.rows} rows, batchSize ${r.batchSize}, atomicity ${r.atomicity}${process.argv.includes("--heap") ? `, child heap capped at ${arg("--heap", "0")} MiB` : ""}:`)
       console.log("| target | changes | time (s) | RSS before (MiB) | peak RSS (MiB) | <= 256 MiB |")
       console.log("|---|---:|---:|---:|---:|---|")
       for (const x of r.results) {
