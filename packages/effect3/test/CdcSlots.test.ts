@@ -43,14 +43,20 @@ interface SlotRow {
   readonly retained: number
 }
 
+// restart_lsn moves at the next running-transactions record, which the server
+// writes every 15 s while WAL flows; each look asks for one at once
+// (pg_log_standby_snapshot, PostgreSQL 16+) so the test need not wait for it.
 const slotPast = (cluster: PgCluster.PgCluster, slot: string, lsn: string) =>
   Effect.map(
-    cluster.query<SlotRow>(
+    Effect.zipRight(
+      cluster.query(cluster.primary, "SELECT pg_log_standby_snapshot()"),
+      cluster.query<SlotRow>(
       cluster.primary,
       `SELECT active, confirmed_flush_lsn >= $2::pg_lsn AS "confirmedPast", restart_lsn >= $2::pg_lsn AS "restartPast",
               pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8 AS retained
        FROM pg_replication_slots WHERE slot_name = $1`,
-      [slot, lsn]
+        [slot, lsn]
+      )
     ),
     (rows) => rows[0]
   )
