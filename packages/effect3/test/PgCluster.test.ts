@@ -7,7 +7,7 @@ import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
 import Pg from "pg"
 import { PgCluster } from "effect-sql-router/testing"
-import { postgresProcessesUnder } from "./utils.js"
+import { postgresProcessesUnder, segmentsListed, segmentsUnder } from "./utils.js"
 
 const countRows = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
   cluster.query<{ n: number }>(node, "SELECT count(*)::int AS n FROM harness_t").pipe(Effect.map((rows) => rows[0]!.n))
@@ -22,10 +22,14 @@ describe("PgCluster", () => {
       const directory = cluster.directory!
       expect(Fs.existsSync(directory)).toBe(true)
       expect(postgresProcessesUnder(directory).length).toBeGreaterThanOrEqual(2)
+      const segments = segmentsUnder(directory)
+      expect(segments.length).toBe(2)
       yield* cluster.freeze(cluster.replicas[0]!) // a frozen server must not survive either
       yield* Scope.close(scope, Exit.void)
       expect(postgresProcessesUnder(directory)).toEqual([])
       expect(Fs.existsSync(directory)).toBe(false)
+      // The servers were killed, not stopped: their shared memory went with the directory.
+      expect(segmentsListed(segments)).toEqual([])
       const refused = yield* Effect.flip(cluster.query(cluster.primary, "SELECT 1"))
       expect(errorCode(refused)).toBe("ECONNREFUSED")
     }))
@@ -43,9 +47,12 @@ describe("PgCluster", () => {
       yield* Effect.async<void>((resume) => void child.once("exit", () => resume(Effect.void)))
       // The owner is gone without cleaning up: its servers still run.
       expect(postgresProcessesUnder(directory).length).toBeGreaterThanOrEqual(2)
+      const segments = segmentsUnder(directory)
+      expect(segments.length).toBeGreaterThanOrEqual(2)
       yield* PgCluster.make({ replicas: 0 }).pipe(Effect.scoped)
       expect(postgresProcessesUnder(directory)).toEqual([])
       expect(Fs.existsSync(directory)).toBe(false)
+      expect(segmentsListed(segments)).toEqual([])
     }), 60_000)
 
   it.live("promote turns a replica into a writable primary", () =>

@@ -1,3 +1,4 @@
+import * as Cleanup from "@effect-sql-router/core/embedded/Cleanup"
 import * as Fs from "node:fs"
 
 /** PIDs of live processes whose command line mentions `directory` (e.g. `postgres -D <dir>/primary`). */
@@ -16,6 +17,25 @@ export const postgresProcessesUnder = (directory: string): Array<number> => {
     }
   }
   return found
+}
+
+/**
+ * The shared memory segments of the servers under a cluster `directory`
+ * (named in their postmaster.pid files) that the kernel still lists.
+ */
+export const segmentsUnder = (directory: string): Array<number> => {
+  const listed = Cleanup.parseSegments(Fs.readFileSync("/proc/sysvipc/shm", "utf8"))
+  return Fs.readdirSync(directory).flatMap((node) => {
+    const file = `${directory}/${node}/postmaster.pid`
+    const segment = Fs.existsSync(file) ? Cleanup.segmentOf(Fs.readFileSync(file, "utf8")) : undefined
+    return segment && listed.get(segment.id)?.key === segment.key ? [segment.id] : []
+  })
+}
+
+/** Those of `ids` the kernel still lists as shared memory segments. */
+export const segmentsListed = (ids: ReadonlyArray<number>): Array<number> => {
+  const listed = Cleanup.parseSegments(Fs.readFileSync("/proc/sysvipc/shm", "utf8"))
+  return ids.filter((id) => listed.has(id))
 }
 
 import * as SqlClient from "@effect/sql/SqlClient"

@@ -1,3 +1,4 @@
+import * as Cleanup from "@effect-sql-router/core/embedded/Cleanup"
 import * as Fs from "node:fs"
 import * as FsP from "node:fs/promises"
 import * as Os from "node:os"
@@ -19,6 +20,25 @@ export const postgresProcessesUnder = (directory: string): Array<number> => {
     }
   }
   return found
+}
+
+/**
+ * The shared memory segments of the servers under a cluster `directory`
+ * (named in their postmaster.pid files) that the kernel still lists.
+ */
+export const segmentsUnder = (directory: string): Array<number> => {
+  const listed = Cleanup.parseSegments(Fs.readFileSync("/proc/sysvipc/shm", "utf8"))
+  return Fs.readdirSync(directory).flatMap((node) => {
+    const file = `${directory}/${node}/postmaster.pid`
+    const segment = Fs.existsSync(file) ? Cleanup.segmentOf(Fs.readFileSync(file, "utf8")) : undefined
+    return segment && listed.get(segment.id)?.key === segment.key ? [segment.id] : []
+  })
+}
+
+/** Those of `ids` the kernel still lists as shared memory segments. */
+export const segmentsListed = (ids: ReadonlyArray<number>): Array<number> => {
+  const listed = Cleanup.parseSegments(Fs.readFileSync("/proc/sysvipc/shm", "utf8"))
+  return ids.filter((id) => listed.has(id))
 }
 
 import * as Effect from "effect/Effect"

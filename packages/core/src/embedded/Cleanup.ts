@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -16,7 +17,7 @@ const liveDirs = new Set<string>()
 let hooked = false
 const cleanUp = () => {
   for (const pid of liveGroups) signalServer(pid, "SIGKILL")
-  for (const dir of liveDirs) Fs.rmSync(dir, { recursive: true, force: true })
+  for (const dir of liveDirs) removeClusterDir(dir)
   liveGroups.clear()
   liveDirs.clear()
 }
@@ -86,12 +87,104 @@ export const sweepOrphans = (): void => {
         const pid = Number(Fs.readFileSync(pidFile, "utf8").split("\n")[0])
         if (pid > 0) signalServer(pid, "SIGKILL")
       }
-      Fs.rmSync(dir, { recursive: true, force: true })
+      removeClusterDir(dir)
     } catch {
       // another process is sweeping it too
     }
   }
 }
+// -----------------------------------------------------------------------------
+// Shared memory
+// -----------------------------------------------------------------------------
+
+/**
+ * The System V shared memory segment a server's `postmaster.pid` names (its
+ * seventh line: key and id), or undefined when the file names none.
+ *
+ * @since 0.1.0
+ * @category shared memory
+ */
+export const segmentOf = (pidFile: string): { readonly key: number; readonly id: number } | undefined => {
+  const [key, id] = (pidFile.split("\n")[6] ?? "").trim().split(/\s+/).map(Number)
+  return key !== undefined && id !== undefined && Number.isInteger(key) && Number.isInteger(id) && key > 0 && id >= 0
+    ? { key, id }
+    : undefined
+}
+
+/**
+ * The segments `/proc/sysvipc/shm` lists, by id: their key and how many
+ * processes have them attached.
+ *
+ * @since 0.1.0
+ * @category shared memory
+ */
+export const parseSegments = (text: string): ReadonlyMap<number, { readonly key: number; readonly attached: number }> => {
+  const lines = text.trim().split("\n")
+  const header = (lines[0] ?? "").trim().split(/\s+/)
+  const [keyAt, idAt, attachedAt] = ["key", "shmid", "nattch"].map((name) => header.indexOf(name))
+  const segments = new Map<number, { readonly key: number; readonly attached: number }>()
+  if (keyAt! < 0 || idAt! < 0 || attachedAt! < 0) return segments
+  for (const line of lines.slice(1)) {
+    const fields = line.trim().split(/\s+/).map(Number)
+    segments.set(fields[idAt!]!, { key: fields[keyAt!]!, attached: fields[attachedAt!]! })
+  }
+  return segments
+}
+
+/**
+ * Removes the shared memory segments that servers killed with SIGKILL left
+ * behind under `dir` (a cluster directory, or one data directory, whose
+ * servers were killed): each one a `postmaster.pid` names, if the kernel
+ * still lists it under that key (one still attached by a dying server goes
+ * at its last detach). A server stopped cleanly removes its own; PostgreSQL
+ * reclaims a killed server's segment only when it starts again on the same
+ * data directory, so a directory about to go must give it back, or the
+ * segments pile up until the kernel's limit (SHMMNI) refuses every new
+ * server. Linux only (`/proc/sysvipc/shm`, `ipcrm`); elsewhere, nothing.
+ *
+ * @since 0.1.0
+ * @category shared memory
+ */
+export const releaseSegments = (dir: string): void => {
+  let listed: ReadonlyMap<number, { readonly key: number; readonly attached: number }>
+  try {
+    listed = parseSegments(Fs.readFileSync("/proc/sysvipc/shm", "utf8"))
+  } catch {
+    return
+  }
+  const pidFiles = [Path.join(dir, "postmaster.pid")]
+  try {
+    for (const node of Fs.readdirSync(dir)) pidFiles.push(Path.join(dir, node, "postmaster.pid"))
+  } catch {
+    return
+  }
+  for (const pidFile of pidFiles) {
+    let segment: { readonly key: number; readonly id: number } | undefined
+    try {
+      segment = segmentOf(Fs.readFileSync(pidFile, "utf8"))
+    } catch {
+      continue
+    }
+    const found = segment && listed.get(segment.id)
+    // Still attached by a server that is dying: the kernel destroys it at its last detach.
+    if (segment && found && found.key === segment.key) {
+      ChildProcess.spawnSync("ipcrm", ["-m", String(segment.id)], { stdio: "ignore" })
+    }
+  }
+}
+
+/**
+ * Removes a cluster directory, with the shared memory its killed servers
+ * left (see `releaseSegments`).
+ *
+ * @since 0.1.0
+ * @category directories
+ */
+export const removeClusterDir = (dir: string): void => {
+  releaseSegments(dir)
+  Fs.rmSync(dir, { recursive: true, force: true })
+}
+
 /**
  * Kills the server whose process group is `pid` if Node exits first.
  *

@@ -81,6 +81,8 @@ const removeRoot = (servers: Map<string, EmbeddedServer>, dir: string) =>
     for (const server of servers.values()) {
       if (server.process) yield* awaitGone(server.process)
     }
+    // Killed servers leave their shared memory segments: give them back with the files.
+    Cleanup.releaseSegments(dir)
     yield* Effect.promise(() => FsP.rm(dir, { recursive: true, force: true }))
     Cleanup.untrackDir(dir)
   }))
