@@ -1,9 +1,8 @@
 /**
  * The CDC change model and how it is made: pgoutput messages (see
- * `Pgoutput`) become changes that carry their table, and the rows a new
- * slot exported become one snapshot transaction. Each Effect line's `Cdc`
- * module publishes these shapes and runs the decoder on its replication
- * session.
+ * `Pgoutput`) become changes that carry their table (snapshot chunks are
+ * made in `Snapshot`). Each Effect line's `Cdc` module publishes these
+ * shapes and runs the decoder on its replication session.
  *
  * @since 0.1.0
  */
@@ -330,48 +329,4 @@ export const makeDecoder = (): Decoder => {
       }
     }
   }
-}
-
-/**
- * A source table as the snapshot read it: its columns (with formatted
- * types) and primary key.
- *
- * @since 0.1.0
- * @category models
- */
-export interface SnapshotTable {
-  readonly schema: string
-  readonly table: string
-  readonly columns: ReadonlyArray<Column & { readonly formatted: string }>
-  readonly key: ReadonlyArray<string>
-}
-
-const tableRelation = (table: SnapshotTable): Relation => ({
-  oid: 0,
-  schema: table.schema,
-  table: table.table,
-  columns: table.columns.map(({ formatted: _, ...column }) => column),
-  keyColumns: table.key,
-  replicaIdentity: "default"
-})
-
-/**
- * The rows a new slot exported, as one transaction at the slot's consistent
- * point: a `Truncate` of every table, then an `Insert` per row.
- *
- * @since 0.1.0
- * @category decoding
- */
-export const snapshotTransaction = (
-  consistentPoint: bigint,
-  tables: ReadonlyArray<{ readonly table: SnapshotTable; readonly rows: ReadonlyArray<Row> }>
-): Transaction => {
-  const changes: Array<RowChange> = []
-  const lsn = formatLsn(consistentPoint)
-  const relations = tables.map(({ table }) => tableRelation(table))
-  changes.push({ _tag: "Truncate", xid: 0, lsn, relations, cascade: false, restartIdentity: false })
-  tables.forEach(({ rows }, i) => {
-    for (const row of rows) changes.push({ _tag: "Insert", xid: 0, lsn, relation: relations[i]!, row })
-  })
-  return { xid: 0, lsn, endLsn: lsn, commitTime: new Date(), changes, snapshot: true }
 }

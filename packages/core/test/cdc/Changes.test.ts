@@ -103,24 +103,4 @@ describe("cdc/Changes", () => {
     expect(decoder.decode(6n, { tag: "origin", originLsn: 1n, originName: "x" })).toBeUndefined()
     expect(decoder.decode(7n, { tag: "type", typeOid: 1, typeSchema: "public", typeName: "mood" })).toBeUndefined()
   })
-
-  it("a snapshot: one transaction at the consistent point, a truncate of every table then an insert per row", () => {
-    const column = { name: "id", typeOid: 23, typeName: "int4", typeMod: -1, isKey: true, formatted: "integer" }
-    const table = { schema: "public", table: "users", columns: [column], key: ["id"] }
-    const transaction = Changes.snapshotTransaction(0x300n, [{ table, rows: [{ id: 1 }, { id: 2 }] }])
-    expect(transaction).toMatchObject({ xid: 0, lsn: "0/00000300", endLsn: "0/00000300", snapshot: true })
-    expect(transaction.changes.map((c) => c._tag)).toEqual(["Truncate", "Insert", "Insert"])
-    const [truncate, first] = transaction.changes
-    if (truncate?._tag !== "Truncate" || first?._tag !== "Insert") throw new Error("expected a truncate then inserts")
-    expect(truncate.relations[0]).toEqual({
-      oid: 0,
-      schema: "public",
-      table: "users",
-      columns: [{ name: "id", typeOid: 23, typeName: "int4", typeMod: -1, isKey: true }],
-      keyColumns: ["id"],
-      replicaIdentity: "default"
-    })
-    expect(first.relation).toBe(truncate.relations[0])
-    expect(first.row).toEqual({ id: 1 })
-  })
 })

@@ -1,6 +1,7 @@
 /** @internal */
 import type * as Changes from "@effect-sql-router/core/cdc/Changes"
 import * as Schema from "@effect-sql-router/core/cdc/Schema"
+import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
 import * as Types from "@effect-sql-router/core/cdc/Types"
 import * as Effect from "effect/Effect"
 import type { Rule } from "../../Cdc.js"
@@ -147,20 +148,7 @@ export const makeTracker = (
     snapshot: (lsn) =>
       Effect.map(
         Effect.forEach(tables, (table) =>
-          compare(
-            {
-              oid: 0,
-              schema: table.schema,
-              table: table.table,
-              columns: table.columns.map(({ formatted: _, ...column }) => column),
-              keyColumns: table.key,
-              replicaIdentity: "default"
-            },
-            table.columns,
-            0,
-            lsn,
-            false
-          )),
+          compare(Snapshot.relationOf(table), table.columns, 0, lsn, false)),
         (changes) => changes.filter((change) => change !== undefined)
       )
   }
