@@ -295,24 +295,27 @@ const follow = (
           break
         case "Commit": {
           const end = Changes.parseLsn(change.endLsn)
-          if (open && messaged && open.length === 0) {
-            // A watermark's own transaction: nothing to apply, maybe a chunk.
-            if (pending.length > 0) yield* flush
-            yield* driver.commit(change)
-          } else if (open && end > skipUpTo) {
-            yield* driver.touch(open, change.xid)
+          // A watermark's own transaction: nothing to apply, maybe a chunk.
+          const watermarks = open !== undefined && messaged && open.length === 0
+          const applying = open !== undefined && !watermarks && end > skipUpTo
+          if (applying) {
+            yield* driver.touch(open!, change.xid)
             if (groups && !driver.busy()) {
               pending.push(change)
-              for (const c of open) pendingChanges.push(c)
+              for (const c of open!) pendingChanges.push(c)
               begin = undefined
               open = undefined
               break
             }
-            if (pending.length > 0) yield* flush
-            const { commitTime, endLsn, lsn, xid } = change
-            yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
           }
+          // What waits is applied before this commit, in commit order.
           if (pending.length > 0) yield* flush
+          if (watermarks) {
+            yield* driver.commit(change)
+          } else if (applying) {
+            const { commitTime, endLsn, lsn, xid } = change
+            yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open!, snapshot: false })
+          }
           if (end > position.appliedUpTo) position.appliedUpTo = end
           begin = undefined
           open = undefined

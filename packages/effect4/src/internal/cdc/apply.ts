@@ -186,7 +186,7 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
       }
       yield* run(plan.createStateTable).pipe(Effect.mapError(targetError("create state table")))
       const [state] = yield* run(plan.readState).pipe(Effect.mapError(targetError("read state")))
-      const progressPlan = Snapshot.progressPlan(ApplyPlan.dialects[name], rule, options.stateTable ?? ApplyPlan.defaultStateTable)
+      const progressPlan = Snapshot.progressPlan(dialect, rule, options.stateTable ?? ApplyPlan.defaultStateTable)
       yield* run(progressPlan.create).pipe(Effect.mapError(targetError("create state table")))
       const pending = yield* run(progressPlan.read).pipe(Effect.mapError(targetError("read state")))
       const recordProgress = (progress: ReadonlyArray<ProgressUpdate>) =>
@@ -194,7 +194,7 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
           progress,
           (update) => run(update.after === "done" ? progressPlan.done(update.table) : progressPlan.record(update as Snapshot.TableProgress)),
           { discard: true }
-        )
+        ).pipe(Effect.mapError(targetError("apply")))
       const columns = new Map<string, ReadonlyArray<Schema.ColumnShape>>()
       for (const table of tables) {
         const found = yield* run(Schema.readColumns(dialect, table.table)).pipe(Effect.mapError(targetError("read columns")))
@@ -232,7 +232,7 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
         recordProgress: (progress, lsn) =>
           inTransaction(
             Effect.andThen(
-              Effect.mapError(recordProgress(progress), targetError("apply")),
+              recordProgress(progress),
               lsn === undefined ? Effect.void : record(formatLsn(lsn))
             )
           ).pipe(Effect.tap(() =>
@@ -245,7 +245,7 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
         owned: options.createTables ?? true,
         apply: (transaction, progress = []) =>
           applyWhole(
-            Effect.andThen(runAll(transaction.changes), Effect.mapError(recordProgress(progress), targetError("apply"))),
+            Effect.andThen(runAll(transaction.changes), recordProgress(progress)),
             transaction.endLsn
           ),
         stream: <E>(begin: Begin, atomicity: Atomicity, first: ReadonlyArray<RowChange>, next: Effect.Effect<Part, E>) => {
