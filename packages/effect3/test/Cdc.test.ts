@@ -1,8 +1,5 @@
-import * as Reactivity from "@effect/experimental/Reactivity"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { expect, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -12,7 +9,6 @@ import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
@@ -24,28 +20,12 @@ import * as Cdc from "effect-sql-router/Cdc"
 import * as RouterConfig from "effect-sql-router/RouterConfig"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
+import { pgTarget, provided, sqliteTarget } from "./fixtures/cdcTargets.js"
 
 // One primary with wal_level = logical. Targets: a second database on it
 // (PostgreSQL target) and SQLite files.
 
-const urlOf = (cluster: PgCluster.PgCluster, database: string) =>
-  Redacted.make(`postgres://${cluster.primary.user}@${cluster.primary.host}:${cluster.primary.port}/${database}`)
-
 /** A fresh database on the primary and a PgClient over it. */
-const pgTarget = (cluster: PgCluster.PgCluster, database: string) =>
-  Effect.gen(function*() {
-    yield* cluster.query(cluster.primary, `CREATE DATABASE ${database}`)
-    return yield* PgClient.make({ url: urlOf(cluster, database) })
-  })
-
-const sqliteTarget = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-sqlite-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  return yield* SqliteClient.make({ filename: Path.join(dir, "target.db") })
-})
-
 /** The table as JSON text, ordered by key: equal text means equal rows and types. */
 const pgRows = (sql: SqlClient.SqlClient, table: string) =>
   Effect.map(
@@ -74,9 +54,6 @@ const slotExists = (cluster: PgCluster.PgCluster, slot: string) =>
     cluster.query(cluster.primary, "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]),
     (rows) => rows.length > 0
   )
-
-const provided = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | Reactivity.Reactivity | PgCluster.PgCluster>) =>
-  effect.pipe(Effect.provide(Reactivity.layer), Effect.scoped)
 
 layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 seconds", excludeTestServices: true })(
   "Cdc",

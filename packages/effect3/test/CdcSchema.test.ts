@@ -5,42 +5,18 @@
  * with `SchemaChanged`; `truncate` applies (also CASCADE, RESTART IDENTITY)
  * or refuses with `TruncateRefused`.
  */
-import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { expect, layer } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
-import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import * as Cdc from "effect-sql-router/Cdc"
 import { PgCluster } from "effect-sql-router/testing"
-
-const urlOf = (cluster: PgCluster.PgCluster, database: string) =>
-  Redacted.make(`postgres://${cluster.primary.user}@${cluster.primary.host}:${cluster.primary.port}/${database}`)
-
-const pgTarget = (cluster: PgCluster.PgCluster, database: string) =>
-  Effect.gen(function*() {
-    yield* cluster.query(cluster.primary, `CREATE DATABASE ${database}`)
-    return yield* PgClient.make({ url: urlOf(cluster, database) })
-  })
-
-const sqliteTarget = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-schema-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  return yield* SqliteClient.make({ filename: Path.join(dir, "target.db") })
-})
+import { pgTarget, provided, sqliteTarget } from "./fixtures/cdcTargets.js"
 
 /** The table as JSON text, ordered by key: equal text means equal rows, columns and types. */
 const rowsSql = (table: string) => `SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY id), '[]')::text AS rows FROM ${table} t`
@@ -53,9 +29,6 @@ const columnsSql = `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmo
   WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`
 const liteColumns = (lite: SqlClient.SqlClient, table: string) =>
   lite.unsafe<{ name: string; type: string }>("SELECT name, type FROM pragma_table_info(?) ORDER BY cid", [table])
-
-const provided = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | Reactivity.Reactivity | PgCluster.PgCluster>) =>
-  effect.pipe(Effect.provide(Reactivity.layer), Effect.scoped)
 
 layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 seconds", excludeTestServices: true })(
   "CdcSchema",

@@ -1,32 +1,17 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { expect, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Redacted from "effect/Redacted"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import * as Cdc from "effect-sql-router/Cdc"
 import { PgCluster } from "effect-sql-router/testing"
+import { sqliteTarget, urlOf } from "./fixtures/cdcTargets.js"
 
 // The type mapping end to end: intervals, enums, domains (over numeric with a
 // check, and over another domain), arrays of them with NULL elements and
 // nesting, and types that are not mapped (composite, range, tsvector, point)
 // under "fail" and "text", into a PostgreSQL and a SQLite target, by snapshot
 // and by stream. The decoders themselves are the core's (packages/core/test/cdc).
-
-const urlOf = (cluster: PgCluster.PgCluster, database: string) =>
-  Redacted.make(`postgres://${cluster.primary.user}@${cluster.primary.host}:${cluster.primary.port}/${database}`)
-
-const sqliteTarget = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-types-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  return yield* SqliteClient.make({ filename: Path.join(dir, "target.db") })
-})
 
 /** Rows as JSON text ordered by id, `columns` being SQL expressions over `t`. */
 const rowsAsJson = (columns: string, table: string) =>

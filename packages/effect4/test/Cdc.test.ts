@@ -7,11 +7,9 @@ import * as FileSystem from "effect/FileSystem"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as PlatformError from "effect/PlatformError"
-import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import type * as SqlClient from "effect/sql/SqlClient"
 import * as Stream from "effect/Stream"
@@ -25,30 +23,13 @@ import * as Cdc from "@effect-sql-router/effect4/Cdc"
 import * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
-import * as SqliteTarget from "./fixtures/sqlite.js"
+import { pgTarget, provided, sqliteTarget } from "./fixtures/cdcTargets.js"
 
 // One primary with wal_level = logical. Targets: a second database on it
 // (PostgreSQL target, @effect/sql-pg's native client) and SQLite files
 // (test/fixtures/sqlite.ts).
 
-const urlOf = (cluster: PgCluster.PgCluster, database: string) =>
-  Redacted.make(`postgres://${cluster.primary.user}@${cluster.primary.host}:${cluster.primary.port}/${database}`)
-
 /** A fresh database on the primary and a PgClient over it. */
-const pgTarget = (cluster: PgCluster.PgCluster, database: string) =>
-  Effect.gen(function*() {
-    yield* cluster.query(cluster.primary, `CREATE DATABASE ${database}`)
-    return yield* PgClient.make({ url: urlOf(cluster, database) })
-  })
-
-const sqliteTarget = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-sqlite-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  return yield* SqliteTarget.make(Path.join(dir, "target.db"))
-})
-
 /** The table as JSON text, ordered by key: equal text means equal rows and types. */
 const pgRows = (sql: SqlClient.SqlClient, table: string) =>
   Effect.map(
@@ -102,9 +83,6 @@ const NodeFileSystem = FileSystem.layerNoop({
 
 /** The fiber ended by interruption alone (no failure, no defect). */
 const interruptedOnly = <A, E>(exit: Exit.Exit<A, E>): boolean => Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-
-const provided = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | Reactivity.Reactivity | PgCluster.PgCluster>) =>
-  effect.pipe(Effect.provide(Reactivity.layer), Effect.scoped)
 
 layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 seconds", excludeTestServices: true })(
   "Cdc",

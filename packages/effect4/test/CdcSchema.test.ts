@@ -12,35 +12,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import * as Reactivity from "effect/reactivity/Reactivity"
-import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
-import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import type * as SqlClient from "effect/sql/SqlClient"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import * as Cdc from "@effect-sql-router/effect4/Cdc"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
-import * as SqliteTarget from "./fixtures/sqlite.js"
-
-const urlOf = (cluster: PgCluster.PgCluster, database: string) =>
-  Redacted.make(`postgres://${cluster.primary.user}@${cluster.primary.host}:${cluster.primary.port}/${database}`)
-
-const pgTarget = (cluster: PgCluster.PgCluster, database: string) =>
-  Effect.gen(function*() {
-    yield* cluster.query(cluster.primary, `CREATE DATABASE ${database}`)
-    return yield* PgClient.make({ url: urlOf(cluster, database) })
-  })
-
-const sqliteTarget = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-schema-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  return yield* SqliteTarget.make(Path.join(dir, "target.db"))
-})
+import { pgTarget, provided, sqliteTarget } from "./fixtures/cdcTargets.js"
 
 /** The table as JSON text, ordered by key: equal text means equal rows, columns and types. */
 const rowsSql = (table: string) => `SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY id), '[]')::text AS rows FROM ${table} t`
@@ -60,9 +37,6 @@ const inOneTransaction = (cluster: PgCluster.PgCluster, statements: ReadonlyArra
     const source = yield* PgClient.make({ url: cluster.primary.url })
     yield* source.withTransaction(Effect.forEach(statements, (statement) => source.unsafe(statement), { discard: true }))
   })
-
-const provided = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | Reactivity.Reactivity | PgCluster.PgCluster>) =>
-  effect.pipe(Effect.provide(Reactivity.layer), Effect.scoped)
 
 layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 seconds", excludeTestServices: true })(
   "CdcSchema",

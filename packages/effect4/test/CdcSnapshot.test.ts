@@ -1,43 +1,20 @@
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { expect, layer } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
 import type * as SqlClient from "effect/sql/SqlClient"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import Pg from "pg"
 import * as Cdc from "@effect-sql-router/effect4/Cdc"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
-import * as SqliteTarget from "./fixtures/sqlite.js"
+import { pgTarget, provided, sqliteTarget, urlOf } from "./fixtures/cdcTargets.js"
 
 // Incremental snapshots (issue 24): chunks by primary key between
 // watermarks while writes flow, resumed from the target's record, repaired
 // on demand. One primary with wal_level = logical; targets: a database on it
 // and SQLite files.
-
-const urlOf = (cluster: PgCluster.PgCluster, database: string) =>
-  Redacted.make(`postgres://${cluster.primary.user}@${cluster.primary.host}:${cluster.primary.port}/${database}`)
-
-const pgTarget = (cluster: PgCluster.PgCluster, database: string) =>
-  Effect.gen(function*() {
-    yield* cluster.query(cluster.primary, `CREATE DATABASE ${database}`)
-    return yield* PgClient.make({ url: urlOf(cluster, database) })
-  })
-
-const sqliteTarget = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-snap-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  return yield* SqliteTarget.make(Path.join(dir, "target.db"))
-})
 
 /** Rows as text, in key order, the same on every side (numbers and text only). */
 const rowsText = (rows: ReadonlyArray<Record<string, unknown>>) => JSON.stringify(rows.map((r) => Object.values(r).map(String)))
@@ -60,9 +37,6 @@ const writes = (cluster: PgCluster.PgCluster, table: string, span: number, count
     return cluster.query(cluster.primary, sql, [id])
   }, { discard: true })
 }
-
-const provided = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | Reactivity.Reactivity | PgCluster.PgCluster>) =>
-  effect.pipe(Effect.provide(Reactivity.layer), Effect.scoped)
 
 layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "240 seconds", excludeTestServices: true })(
   "Cdc snapshots",

@@ -1,42 +1,18 @@
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { expect, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Reactivity from "effect/reactivity/Reactivity"
-import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import type * as SqlClient from "effect/sql/SqlClient"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import * as Cdc from "@effect-sql-router/effect4/Cdc"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
-import * as SqliteTarget from "./fixtures/sqlite.js"
+import { pgTarget, provided, sqliteTarget } from "./fixtures/cdcTargets.js"
 
 // Source transactions larger than the rule's batchSize (100 here): streamed
 // into the target batch by batch, whole (`atomicity: "transaction"`) or
 // committed per batch (`"batch"`), a target failure in the middle, and
 // multi-row statements that keep the order of changes to one key.
-
-const urlOf = (cluster: PgCluster.PgCluster, database: string) =>
-  Redacted.make(`postgres://${cluster.primary.user}@${cluster.primary.host}:${cluster.primary.port}/${database}`)
-
-const pgTarget = (cluster: PgCluster.PgCluster, database: string) =>
-  Effect.gen(function*() {
-    yield* cluster.query(cluster.primary, `CREATE DATABASE ${database}`)
-    return yield* PgClient.make({ url: urlOf(cluster, database) })
-  })
-
-const sqliteTarget = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cdc-tx-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  return yield* SqliteTarget.make(Path.join(dir, "target.db"))
-})
 
 const select = (table: string) => `SELECT id, v, note FROM ${table} ORDER BY id`
 
@@ -75,9 +51,6 @@ const failOnce = (sql: SqlClient.SqlClient, table: string, id: number) =>
       END $$`)
     yield* sql.unsafe(`CREATE TRIGGER ${table}_fault BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION ${table}_fault()`)
   })
-
-const provided = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | Reactivity.Reactivity | PgCluster.PgCluster>) =>
-  effect.pipe(Effect.provide(Reactivity.layer), Effect.scoped)
 
 layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 seconds", excludeTestServices: true })(
   "Cdc large source transactions",
