@@ -1,26 +1,18 @@
-import * as Reactivity from "@effect/experimental/Reactivity"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { expect, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import * as Cdc from "effect-sql-router/Cdc"
 import { PgCluster } from "effect-sql-router/testing"
+import { provided, urlOf } from "./fixtures/cdcTargets.js"
 
 // Slots: WAL retention while the rule's tables are idle, the retention bound
 // enforced on its schedule, and removal leaving nothing behind. Its own
 // cluster: these tests write WAL on purpose and watch the slots.
-
-const urlOf = (cluster: PgCluster.PgCluster, database: string) =>
-  Redacted.make(`postgres://${cluster.primary.user}@${cluster.primary.host}:${cluster.primary.port}/${database}`)
-
-const provided = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | Reactivity.Reactivity | PgCluster.PgCluster>) =>
-  effect.pipe(Effect.provide(Reactivity.layer), Effect.scoped)
 
 /** Retries `check` until it holds: the awaited condition, never a sleep. */
 const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, within: `${number} seconds` = "60 seconds") =>
@@ -138,7 +130,7 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         yield* cluster.query(cluster.primary, "INSERT INTO kept SELECT g, repeat(md5(g::text), 20) FROM generate_series(1001, 6000) g")
         yield* eventually(Effect.map(slotExists(cluster, "cdc_kept"), (exists) => !exists))
         const stats = yield* cdc.stats("kept")
-        expect(stats.lastError).toContain("over the rule's bound of 1048576")
+        expect(stats.lastError).toContain("bytes behind, over the rule's bound of 1048576")
         expect(stats.errors).toBeGreaterThanOrEqual(1)
         expect(stats.retainedWalBytes).toBeUndefined()
 
@@ -148,6 +140,10 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         const expected = yield* rowsOf(source, "kept")
         yield* eventually(Effect.map(rowsOf(target, "kept"), (rows) => rows === expected))
         expect(yield* rowsOf(target, "kept")).toBe(expected)
+        // The new snapshot's rows went into a database of the same server, so
+        // the new slot may briefly hold more than the bound; caught up, it is
+        // not over it and keeps running.
+        yield* eventually(Effect.map(slotPast(cluster, "cdc_kept", yield* lsnNow(cluster)), (slot) => slot?.active === true && slot.confirmedPast))
         expect(yield* slotExists(cluster, "cdc_kept")).toBe(true)
         yield* Fiber.interrupt(fiber)
       })))

@@ -406,7 +406,9 @@ export const sinkTarget: <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>) 
  * `cdc_<name>`; `snapshot` (default true) copies existing rows, in chunks
  * of `snapshotChunkSize` rows (default 5000) by primary key while the
  * stream flows;
- * `maxRetainedWalBytes` bounds the WAL the slot may hold on the primary;
+ * `maxRetainedWalBytes` bounds the WAL the slot may hold on the primary
+ * while its consumer is behind (a caught-up consumer whose slot has not yet
+ * released WAL at the server's next running-transactions record keeps it);
  * `schemaChanges` (`"fail"` by default, or `"apply"`) says whether a column
  * added, dropped or retyped on the source stops the rule with
  * `SchemaChanged` or is applied to the target; `truncate` (`"apply"` by
@@ -534,7 +536,8 @@ export interface Cdc {
   readonly resnapshot: (name: string, tables?: ReadonlyArray<string>) => Effect.Effect<void, UnknownRule | UnknownTable>
   /**
    * Drops the slot of every rule whose slot holds more WAL than its
-   * `maxRetainedWalBytes` (its next run starts over with a snapshot);
+   * `maxRetainedWalBytes` while its consumer is more than that behind (its
+   * next run starts over with a snapshot);
    * returns their names. The layer runs it every `retentionCheckInterval`.
    */
   readonly enforceRetention: Effect.Effect<ReadonlyArray<string>>

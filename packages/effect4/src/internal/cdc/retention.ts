@@ -1,4 +1,5 @@
 /** @internal */
+import * as Retention from "@effect-sql-router/core/cdc/Retention"
 import * as Effect from "effect/Effect"
 import type { CdcContext } from "./context.js"
 import { describe } from "../errors.js"
@@ -6,9 +7,11 @@ import * as Replication from "./replication.js"
 import { slotOf } from "./rules.js"
 
 /**
- * `Cdc.enforceRetention`: drops the slot of every rule holding more WAL than
- * its `maxRetainedWalBytes` (the next session starts over with a snapshot)
- * and returns their names; a failed check is logged and drops nothing.
+ * `Cdc.enforceRetention`: drops the slot of every rule over its
+ * `maxRetainedWalBytes` (core `cdc/Retention`: holding more WAL than the
+ * bound with its consumer more than the bound behind; the next session
+ * starts over with a snapshot) and returns their names; a failed check is
+ * logged and drops nothing.
  * @internal
  */
 export const enforceRetention = (context: CdcContext): Effect.Effect<ReadonlyArray<string>> =>
@@ -19,12 +22,13 @@ export const enforceRetention = (context: CdcContext): Effect.Effect<ReadonlyArr
       const client = yield* Replication.control(yield* context.connect)
       const dropped: Array<string> = []
       for (const state of bounded) {
-        const info = yield* Replication.slotInfo(client, slotOf(state.rule))
-        if (info && (info.retainedBytes ?? 0) > state.rule.maxRetainedWalBytes!) {
-          yield* Replication.dropSlot(client, slotOf(state.rule))
+        const slot = slotOf(state.rule)
+        const bound = state.rule.maxRetainedWalBytes!
+        const info = yield* Replication.slotInfo(client, slot)
+        if (info && Retention.overBound(info, bound)) {
+          yield* Replication.dropSlot(client, slot)
           state.errors++
-          state.lastError =
-            `slot ${slotOf(state.rule)} held ${info.retainedBytes} bytes of WAL, over the rule's bound of ${state.rule.maxRetainedWalBytes}: dropped; the next session starts over with a snapshot`
+          state.lastError = Retention.droppedMessage(slot, info, bound)
           dropped.push(state.rule.name)
         }
       }
