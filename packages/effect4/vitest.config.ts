@@ -29,8 +29,9 @@ const core = (path: string) => fileURLToPath(new URL(`../core/src/${path}`, impo
 // Two cores, and every file that needs PostgreSQL starts its own cluster with
 // a load on it: files run one at a time, so that the fault tests' timing
 // bounds (a dead replica leaves rotation within an interval plus the probe
-// timeout) measure the router, not a neighbour's load. The suite still takes
-// about a minute.
+// timeout) measure the router, not a neighbour's load. The root `npm test`
+// runs the two lines side by side (scripts/test-all.mjs), so a file shares
+// the machine with at most the other line's current file.
 export default defineConfig({
   // The package by its name, and the core, from source (as tsconfig.json "paths" does for tsc and tsx).
   resolve: {

@@ -38,9 +38,57 @@ export const ok = async (command: string, args: ReadonlyArray<string>, cwd: stri
 }
 
 /** `npm pack` of the workspace in `dir` into `destination` (prepack builds dist/ first); the tarball's path. */
-export const pack = async (dir: string, destination: string): Promise<string> => {
-  const packed = await ok("npm", ["pack", "--json", "--pack-destination", destination], dir)
-  return Path.join(destination, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
+export const pack = (dir: string, destination: string): Promise<string> =>
+  withBuildLock(async () => {
+    const packed = await ok("npm", ["pack", "--json", "--pack-destination", destination], dir)
+    return Path.join(destination, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
+  })
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** Whether the lock's holder is gone (no pid yet: between its mkdir and write, unless it died there long ago). */
+const stale = (lock: string, owner: string): boolean => {
+  try {
+    const holder = Fs.existsSync(owner) ? Number(Fs.readFileSync(owner, "utf8")) : 0
+    return holder > 0 ? !alive(holder) : Date.now() - Fs.statSync(lock).mtimeMs > 60_000
+  } catch {
+    return false // released meanwhile: try again
+  }
+}
+
+/**
+ * Runs `f` holding the repository's build lock (a directory, created
+ * atomically, naming its holder's pid). Every pack builds the core's dist/
+ * (a line's build builds the core first) and `npm test` runs the lines side by
+ * side, so two packs at once would remove and rewrite the same files. A lock
+ * whose holder is gone is taken over.
+ */
+const withBuildLock = async <A>(f: () => Promise<A>): Promise<A> => {
+  const lock = Path.join(root, "node_modules", ".effect-sql-router-build.lock")
+  const owner = Path.join(lock, "pid")
+  for (;;) {
+    try {
+      Fs.mkdirSync(lock)
+      Fs.writeFileSync(owner, String(process.pid))
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+      if (stale(lock, owner)) Fs.rmSync(lock, { recursive: true, force: true })
+      else await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  }
+  try {
+    return await f()
+  } finally {
+    Fs.rmSync(lock, { recursive: true, force: true })
+  }
 }
 
 /**
