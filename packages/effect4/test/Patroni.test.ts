@@ -101,7 +101,8 @@ const configFor = (cluster: PgCluster.PgCluster, fake: FakePatroni): RouterConfi
   discovery: "auto",
   hosts: cluster.nodes.map((node) => node.url),
   connectTimeout: "1 second",
-  health: { interval: "150 millis", timeout: "1 second" },
+  // A fixed cadence (no calm backoff): `rounds` counts health intervals.
+  health: { interval: "150 millis", maxInterval: "150 millis", timeout: "1 second" },
   patroni: { urls: [Redacted.make(`http://watcher:${secret}@127.0.0.1:${fake.port}`)], timeout: "500 millis" }
 })
 
