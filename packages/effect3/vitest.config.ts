@@ -1,8 +1,22 @@
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
+import { BaseSequencer, type TestSpecification } from "vitest/node"
 
 const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url))
 const core = (path: string) => fileURLToPath(new URL(`../core/src/${path}`, import.meta.url))
+
+const isPackageCheck = (spec: TestSpecification) => spec.moduleId.endsWith("/test/Package.test.ts")
+
+// The packaging check builds and packs (CPU for a minute or more) and takes
+// the build lock its packs share: this line's runs first, the Effect 4
+// line's last, so that the two never overlap when the root `npm test` runs
+// the lines side by side.
+class PackageCheckFirst extends BaseSequencer {
+  override async sort(files: Array<TestSpecification>): Promise<Array<TestSpecification>> {
+    const sorted = await super.sort(files)
+    return [...sorted.filter(isPackageCheck), ...sorted.filter((spec) => !isPackageCheck(spec))]
+  }
+}
 
 // Two cores, and every file that needs PostgreSQL starts its own cluster with
 // a load on it: files run one at a time, so that the fault tests' timing
@@ -28,7 +42,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 60_000,
-    sequence: { concurrent: false },
+    sequence: { concurrent: false, sequencer: PackageCheckFirst },
     // The router logs health transitions; show them only for failing tests.
     silent: "passed-only"
   }

@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
+import { BaseSequencer, type TestSpecification } from "vitest/node"
 
 // Effect 4 and vitest 5 declare Node >= 22; this line's tests also run on the
 // Node 20 this repository supports. Vitest's reporter calls `Map.groupBy`
@@ -26,6 +27,19 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== "function") {
 const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url))
 const core = (path: string) => fileURLToPath(new URL(`../core/src/${path}`, import.meta.url))
 
+const isPackageCheck = (spec: TestSpecification) => spec.moduleId.endsWith("/test/Package.test.ts")
+
+// The packaging check builds and packs (CPU for a minute or more) and takes
+// the build lock its packs share: this line's runs last, the Effect 3
+// line's first, so that the two never overlap when the root `npm test` runs
+// the lines side by side.
+class PackageCheckLast extends BaseSequencer {
+  override async sort(files: Array<TestSpecification>): Promise<Array<TestSpecification>> {
+    const sorted = await super.sort(files)
+    return [...sorted.filter((spec) => !isPackageCheck(spec)), ...sorted.filter(isPackageCheck)]
+  }
+}
+
 // Two cores, and every file that needs PostgreSQL starts its own cluster with
 // a load on it: files run one at a time, so that the fault tests' timing
 // bounds (a dead replica leaves rotation within an interval plus the probe
@@ -50,7 +64,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 60_000,
-    sequence: { concurrent: false },
+    sequence: { concurrent: false, sequencer: PackageCheckLast },
     // The router logs health transitions; show them only for failing tests.
     silent: "passed-only"
   }

@@ -37,11 +37,26 @@ export const ok = async (command: string, args: ReadonlyArray<string>, cwd: stri
   return outcome.output
 }
 
-/** `npm pack` of the workspace in `dir` into `destination` (prepack builds dist/ first); the tarball's path. */
-export const pack = (dir: string, destination: string): Promise<string> =>
+const npmPack = async (dir: string, destination: string, ...flags: ReadonlyArray<string>): Promise<string> => {
+  const packed = await ok("npm", ["pack", "--json", "--pack-destination", destination, ...flags], dir)
+  return Path.join(destination, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
+}
+
+/**
+ * `npm pack` of the line in `dir` and of the core in `core` into
+ * `destination`; the tarballs' paths. The line's prepack builds the core's
+ * dist/ and then its own; the core is packed from that build (its own
+ * prepack would only build it again), under the same hold of the build lock.
+ */
+export const packWithCore = (
+  dir: string,
+  core: string,
+  destination: string
+): Promise<{ readonly tarball: string; readonly coreTarball: string }> =>
   withBuildLock(async () => {
-    const packed = await ok("npm", ["pack", "--json", "--pack-destination", destination], dir)
-    return Path.join(destination, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
+    const tarball = await npmPack(dir, destination)
+    const coreTarball = await npmPack(core, destination, "--ignore-scripts")
+    return { tarball, coreTarball }
   })
 
 const alive = (pid: number): boolean => {

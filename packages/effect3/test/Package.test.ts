@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { bin, exec, installCommands, ok, pack, root } from "../../../scripts/test-support/packageCheck.js"
+import { bin, exec, installCommands, ok, packWithCore, root } from "../../../scripts/test-support/packageCheck.js"
 
 /** This package. */
 const repo = Path.resolve(import.meta.dirname, "..")
@@ -38,8 +38,9 @@ beforeAll(async () => {
   consumer = Path.join(work, "consumer")
   Fs.mkdirSync(consumer)
   // prepack builds dist/ first (the core's too).
-  tarball = await pack(repo, work)
-  coreTarball = await pack(core, work)
+  const packed = await packWithCore(repo, core, work)
+  tarball = packed.tarball
+  coreTarball = packed.coreTarball
   Fs.writeFileSync(
     Path.join(consumer, "package.json"),
     JSON.stringify({ name: "consumer", private: true, type: "module" }, null, 2)
