@@ -1,0 +1,137 @@
+/**
+ * The CDC benchmark's pure parts, shared by both lines' `bench/cdc.ts`: its
+ * options and results, the mix of 3 tables of 10 columns of varied types (SQL
+ * text), the backlog's statements, the quantiles, and the Markdown section
+ * with its verdicts against issue 24's targets. Each line's `bench/cdc.ts`
+ * keeps the servers, the CDC service and the clock. Not shipped.
+ */
+import { median } from "./stats.js"
+
+/** What a run does. */
+export interface CdcBenchOptions {
+  /** Changes in the backlog each target catches up on, per round; default 30 000. */
+  readonly changes: number
+  /** Length of each lag window; default 5 s. */
+  readonly seconds: number
+  /** Source transactions per second during the lag window; default 1 000. */
+  readonly rate: number
+  /** Interleaved rounds (each target once per round); default 5. */
+  readonly rounds?: number | undefined
+}
+
+/** One target's catch-up in one round. */
+export interface Throughput {
+  readonly target: "PostgreSQL" | "SQLite"
+  readonly changes: number
+  readonly transactions: number
+  readonly millis: number
+  readonly changesPerSecond: number
+}
+
+/** One target's lag window. */
+export interface Lag {
+  readonly target: "PostgreSQL" | "SQLite"
+  readonly samples: number
+  readonly p50: number
+  readonly p95: number
+  readonly p99: number
+  readonly max: number
+  readonly transactions: number
+  /** Source transactions per second actually written during the window. */
+  readonly achievedRate: number
+}
+
+/** A whole run. */
+export interface CdcBenchResult {
+  readonly options: CdcBenchOptions
+  /** Every round's catch-up, target by target in round order. */
+  readonly throughput: ReadonlyArray<Throughput>
+  readonly lag: ReadonlyArray<Lag>
+}
+
+/** Changes per backlog transaction: a third in each table. */
+export const perTransaction = 99
+export const mixTables = ["mix_a", "mix_b", "mix_c"] as const
+
+/** 10 columns of varied types. */
+const mixColumns = `id int8 PRIMARY KEY, qty int4 NOT NULL, name text, price numeric(12,2), at timestamptz,
+  active boolean, meta jsonb, ref uuid, score float8, day date`
+
+/** The values of row `g` (an SQL expression over `g`), `v` making an update differ. */
+export const mixValues = (v: string) =>
+  `g, (g % 1000) + ${v}, md5(g::text), ((g % 100000) / 100.0)::numeric(12,2), timestamptz '2026-01-01' + g * interval '1 second',
+   g % 2 = 0, jsonb_build_object('g', g, 'v', ${v}, 'tags', jsonb_build_array('x', g)), md5(g::text)::uuid, g * 0.5,
+   date '2026-01-01' + (g % 365)::int`
+
+/** The mix's tables, suffixed: `CREATE TABLE` statements. */
+export const createMixStatements = (suffix: string): ReadonlyArray<string> =>
+  mixTables.map((table) => `CREATE TABLE ${table}_${suffix} (${mixColumns})`)
+
+/** The mix's tables, suffixed: `DROP TABLE IF EXISTS` statements. */
+export const dropMixStatements = (suffix: string): ReadonlyArray<string> =>
+  mixTables.map((table) => `DROP TABLE IF EXISTS ${table}_${suffix}`)
+
+/**
+ * About `count` changes in transactions of 99, a third in each table: inserts
+ * of new rows, and one transaction in four updating rows written before; one
+ * `DO` block per transaction.
+ */
+export function* backlogStatements(suffix: string, count: number): Generator<string> {
+  const share = perTransaction / mixTables.length
+  let inserted = 0
+  for (let done = 0, i = 0; done < count; done += perTransaction, i++) {
+    const update = i % 4 === 3 && inserted >= share
+    const parts = mixTables.map((table) => {
+      const name = `${table}_${suffix}`
+      if (update) {
+        const first = 1 + ((i * share) % (inserted - share + 1))
+        return `UPDATE ${name} SET qty = qty + 1, meta = meta || '{"u": 1}', score = score + 1 WHERE id BETWEEN ${first} AND ${first + share - 1}`
+      }
+      return `INSERT INTO ${name} SELECT ${mixValues("0")} FROM generate_series(${inserted + 1}, ${inserted + share}) g`
+    })
+    if (!update) inserted += share
+    yield `DO $$ BEGIN ${parts.join("; ")}; END $$`
+  }
+}
+
+/** The `q` quantile of ascending `sorted` (NaN when empty). */
+export const quantile = (sorted: ReadonlyArray<number>, q: number): number =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+
+const fmt = (n: number) => Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–"
+
+/** Issue 24's catch-up targets, in changes per second. */
+export const catchUpTargets: Readonly<Record<Throughput["target"], number>> = { PostgreSQL: 20_000, SQLite: 50_000 }
+
+/** Per target: rounds, median and min–max changes/s, and whether the whole range clears the issue's target. */
+export const summarizeThroughput = (result: CdcBenchResult) =>
+  (["PostgreSQL", "SQLite"] as const).map((target) => {
+    const rates = result.throughput.filter((t) => t.target === target).map((t) => t.changesPerSecond)
+    const min = Math.min(...rates)
+    return { target, rounds: rates.length, median: median(rates), min, max: Math.max(...rates), met: min >= catchUpTargets[target] }
+  })
+
+/** The Markdown section for BENCHMARKS.md. */
+export const renderCdc = (result: CdcBenchResult): string =>
+  [
+    "## Change data capture",
+    "",
+    `Backlog of about ${fmt(result.options.changes)} changes (transactions of ${perTransaction}: a third in each of 3 tables of`,
+    "10 columns: int8, int4, text, numeric, timestamptz, boolean, jsonb, uuid, float8, date; one transaction in four updates)",
+    `applied by one \`sync\`, ${result.options.rounds ?? 5} interleaved rounds; source and targets on the same machine. Then end-to-end lag`,
+    `(source commit to target commit, \`stats.applyLagMillis\` sampled every 10 ms) while ${result.options.rate} single-row transactions per`,
+    `second are written for ${result.options.seconds} s.`,
+    "",
+    "| target | rounds | changes/s median | min–max | issue 24 target | met (whole range) |",
+    "|---|---:|---:|---:|---:|---|",
+    ...summarizeThroughput(result).map((s) =>
+      `| ${s.target} | ${s.rounds} | ${fmt(s.median)} | ${fmt(s.min)}–${fmt(s.max)} | ${fmt(catchUpTargets[s.target])} | ${s.met ? "yes" : "no"} |`
+    ),
+    "",
+    "| target | written tx/s | transactions applied | lag p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | p99 <= 50 ms |",
+    "|---|---:|---:|---:|---:|---:|---:|---|",
+    ...result.lag.map((l) =>
+      `| ${l.target} | ${fmt(l.achievedRate)} | ${fmt(l.transactions)} | ${fmt(l.p50)} | ${fmt(l.p95)} | ${fmt(l.p99)} | ${fmt(l.max)} | ${l.p99 <= 50 ? "yes" : "no"} |`
+    ),
+    ""
+  ].join("\n")

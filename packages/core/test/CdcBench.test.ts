@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest"
+import * as Bench from "../bench/cdc.js"
+
+describe("bench/cdc (the CDC benchmark's pure parts)", () => {
+  it("the backlog is transactions of 99 changes, a third per table, one in four an update of rows written before", () => {
+    const statements = [...Bench.backlogStatements("r1", 990)]
+    expect(statements).toHaveLength(10)
+    expect(statements.every((s) => s.startsWith("DO $$ BEGIN ") && s.endsWith("; END $$"))).toBe(true)
+    const updates = statements.filter((s) => s.includes("UPDATE "))
+    expect(updates).toHaveLength(2) // transactions 3 and 7
+    expect(updates[0]).toContain("UPDATE mix_a_r1 SET qty = qty + 1")
+    expect(statements[0]).toContain("generate_series(1, 33)")
+    expect(statements[1]).toContain("generate_series(34, 66)")
+    for (const table of ["mix_a_r1", "mix_b_r1", "mix_c_r1"]) expect(statements[0]).toContain(table)
+  })
+
+  it("creates and drops the three suffixed tables of 10 columns", () => {
+    const created = Bench.createMixStatements("x")
+    expect(created.map((s) => s.split(" ")[2])).toEqual(["mix_a_x", "mix_b_x", "mix_c_x"])
+    expect(created[0]!.match(/,/g)!.length).toBeGreaterThanOrEqual(9)
+    expect(Bench.dropMixStatements("x")).toEqual(["mix_a_x", "mix_b_x", "mix_c_x"].map((t) => `DROP TABLE IF EXISTS ${t}`))
+  })
+
+  it("a target is met only when the whole range of its rounds clears it; the section shows median and range", () => {
+    const round = (target: "PostgreSQL" | "SQLite", changesPerSecond: number) =>
+      ({ target, changes: 30_000, transactions: 304, millis: 1000, changesPerSecond })
+    const result: Bench.CdcBenchResult = {
+      options: { changes: 30_000, seconds: 5, rate: 1000, rounds: 3 },
+      throughput: [round("PostgreSQL", 21_000), round("SQLite", 60_000), round("PostgreSQL", 25_000), round("SQLite", 49_000), round("PostgreSQL", 22_000), round("SQLite", 55_000)],
+      lag: [{ target: "SQLite", samples: 500, p50: 4, p95: 9, p99: 14, max: 30, transactions: 5000, achievedRate: 990 }]
+    }
+    expect(Bench.summarizeThroughput(result)).toEqual([
+      { target: "PostgreSQL", rounds: 3, median: 22_000, min: 21_000, max: 25_000, met: true },
+      { target: "SQLite", rounds: 3, median: 55_000, min: 49_000, max: 60_000, met: false }
+    ])
+    const markdown = Bench.renderCdc(result)
+    expect(markdown).toContain("| PostgreSQL | 3 | 22,000 | 21,000–25,000 | 20,000 | yes |")
+    expect(markdown).toContain("| SQLite | 3 | 55,000 | 49,000–60,000 | 50,000 | no |")
+    expect(markdown).toContain("| SQLite | 990 | 5,000 | 4 | 9 | 14 | 30 | yes |")
+  })
+
+  it("quantiles of an ascending list; NaN when empty", () => {
+    expect(Bench.quantile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.5)).toBe(6)
+    expect(Bench.quantile([1, 2, 3], 0.99)).toBe(3)
+    expect(Bench.quantile([], 0.5)).toBeNaN()
+  })
+})
