@@ -45,7 +45,11 @@ const progressOf = (pool: Pg.Pool) => {
  * open for it) or of a node whose pool has nothing idle, where a checkout
  * would open a connection or wait behind the application (long statements
  * on every connection look like a frozen server from inside the pool).
- * Bounded by a real-time timeout whatever the fiber's clock.
+ * Bounded by a real-time timeout whatever the fiber's clock. A timeout is
+ * `PoolBusy` (no verdict) when the pool completed statements meanwhile, or
+ * when the server answered the login without finishing it: on a crowded
+ * host opening a connection can take longer than the probe's timeout, and a
+ * failure then would take a live node out and probe it again at once.
  */
 const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
   Effect.suspend(() => {
@@ -53,9 +57,22 @@ const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string):
     // the host's crowding (connections are slow to open), not the node's failure.
     const progress = progressOf(pool)
     const before = progress.count
+    // A server that answered the login but had not finished it in time is crowded, not frozen (a frozen
+    // one sends nothing): a host busy opening connections for many instances looks like this.
+    let answered = false
+    let connected = false
     return Effect.scoped(Effect.flatMap(
-      Dedicated.connect(Dedicated.fromPool(pool, { suffix: ":probe", connectTimeout: timeout }), { abrupt: true }),
-      (client) => Effect.tryPromise({ try: () => client.query(sql), catch: identity })
+      // The driver's own bound is a backstop: the probe's timeout below is the one that tells.
+      Dedicated.connect(Dedicated.fromPool(pool, { suffix: ":probe", connectTimeout: Duration.times(timeout, 2) }), {
+        abrupt: true,
+        answered: () => {
+          answered = true
+        }
+      }),
+      (client) => {
+        connected = true
+        return Effect.tryPromise({ try: () => client.query(sql), catch: identity })
+      }
     )).pipe(
       Effect.map((result) => result.rows[0] as A),
       Effect.timeoutFail({
@@ -63,6 +80,8 @@ const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string):
         onTimeout: () =>
           progress.count > before
             ? new PoolBusy("the probe's connection was slow while the pool completed statements")
+            : answered && !connected
+            ? new PoolBusy("the server answered the probe's login but did not finish it in time")
             : new Error(`probe timed out after ${Duration.format(timeout)}`)
       }),
       Effect.withClock(liveClock)
