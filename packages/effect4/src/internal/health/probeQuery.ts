@@ -119,6 +119,17 @@ const ownQuery = <A>(pool: PgPool.PgPool, timeout: Duration.Duration, sql: strin
     sql
   )
 
+/**
+ * Borrowers waiting for a session of the node's pool, a session being opened
+ * for them included (the pool's `pending`); none for a node the router did
+ * not make. Read by the watchers at their ticks, never on the statement path.
+ * @internal
+ */
+export const waitingOf = (node: Node.Node): Effect.Effect<number> => {
+  const own = NodeInternal.internalsOf(node) as NodeInternal.NodeInternals | undefined
+  return own === undefined ? Effect.succeed(0) : Effect.map(own.pool.stats, (stats) => stats.pending)
+}
+
 /** Statements routed to `node` so far (a node the router did not make has none). @internal */
 export const servedOf = (node: Node.Node): number => node.served === undefined ? 0 : node.served.reads + node.served.writes
 
