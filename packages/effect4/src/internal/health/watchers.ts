@@ -14,7 +14,7 @@ import type * as RouterConfig from "../../RouterConfig.js"
 import type * as Topology from "../../Topology.js"
 import { describe } from "../errors.js"
 import * as NodeInternal from "../node.js"
-import { liveClock, servedOf, waitingOf } from "./probeQuery.js"
+import { liveClock, PoolBusy, servedOf, waitingOf } from "./probeQuery.js"
 import { checkReplica, recordLook, updateGauges } from "./verdicts.js"
 import type { Probes } from "./probes.js"
 
@@ -239,6 +239,8 @@ export const watchPrimary = (
         yield* TxRef.set(topology.primaryLsn, lsn.success)
         return true
       }
+      // The primary answered its login but was slow to finish it: it is crowded, not gone.
+      if (lsn.failure instanceof PoolBusy) return true
       yield* Effect.logWarning(`primary probe failed: ${describe(lsn.failure)}`)
       return false
     }),
