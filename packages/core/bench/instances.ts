@@ -172,6 +172,16 @@ class Sampler {
     return rows[0]!.instances_sampler
   }
 
+  /** Client backends by `application_name` and state (the sampler's excluded). */
+  async byApplication(): Promise<ReadonlyMap<string, number>> {
+    const { rows } = await this.client.query<{ application_name: string; instances_sampler: number }>(
+      `SELECT application_name || ' (' || coalesce(state, 'starting') || ')' AS application_name, count(*)::int AS ${mark}
+         FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1`
+    )
+    return new Map(rows.map((row) => [row.application_name, row.instances_sampler]))
+  }
+
   /** Every client backend but this one: what counts against `max_connections`. */
   async backends(): Promise<number> {
     const { rows } = await this.client.query<{ instances_sampler: number }>(
@@ -395,6 +405,8 @@ export interface NodeWindow {
   readonly ownPerSecond: number
   readonly workloadPerSecond: number
   readonly newConnectionsPerSecond: number
+  /** The most client backends of each `application_name` seen at once over the window. */
+  readonly peakByApplication: ReadonlyMap<string, number>
 }
 
 export interface RunResult {
@@ -421,10 +433,15 @@ const measureWindow = async (
 ): Promise<{ windows: Map<string, NodeWindow>; texts: Map<string, ReadonlyArray<readonly [string, number]>> }> => {
   const before = await Promise.all(samplers.map((s) => s.counters()))
   const counts: Array<Array<number>> = samplers.map(() => [])
+  const peaks: Array<Map<string, number>> = samplers.map(() => new Map())
   const end = performance.now() + plan.idleWindowMs
   do {
     const n = await Promise.all(samplers.map((s) => s.connections()))
     n.forEach((value, i) => counts[i]!.push(value))
+    const apps = await Promise.all(samplers.map((s) => s.byApplication()))
+    apps.forEach((byApp, i) => {
+      for (const [name, count] of byApp) peaks[i]!.set(name, Math.max(count, peaks[i]!.get(name) ?? 0))
+    })
     await sleep(plan.sampleEveryMs)
   } while (performance.now() < end)
   const after = await Promise.all(samplers.map((s) => s.counters()))
@@ -438,7 +455,8 @@ const measureWindow = async (
       connections: { min: Math.min(...c), max: Math.max(...c), mean: c.reduce((x, y) => x + y, 0) / c.length },
       ownPerSecond: (b.own - a.own) / seconds,
       workloadPerSecond: (b.workload - a.workload) / seconds,
-      newConnectionsPerSecond: (b.sessions - a.sessions) / seconds
+      newConnectionsPerSecond: (b.sessions - a.sessions) / seconds,
+      peakByApplication: peaks[i]!
     })
     texts.set(
       s.node.name,
@@ -694,6 +712,12 @@ export const render = (input: ReportInput): string => {
   lines.push(table(["R", "target", "measured", "met"], targetRows), "")
   const last = results[results.length - 1]
   if (last !== undefined) {
+    lines.push(`## Client backends by application_name and state (R = ${last.instances}, most at once under load, per node)`, "")
+    for (const name of names) {
+      const peaks = [...(last.load.get(name)?.peakByApplication ?? new Map<string, number>())].sort((x, y) => y[1] - x[1])
+      lines.push(`- ${name}: ${peaks.length === 0 ? "none" : peaks.map(([app, n]) => `\`${app || "(none)"}\` ${n}`).join(", ")}`)
+    }
+    lines.push("")
     for (const [window, byNode] of [["idle after load", last.ownTexts], ["under load", last.ownTextsUnderLoad]] as const) {
       lines.push(`## What the router ran by itself (R = ${last.instances}, ${window}, calls/s per node)`, "")
       for (const name of names) {

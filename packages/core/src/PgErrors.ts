@@ -97,6 +97,34 @@ export const isConnectionError = (error: unknown): boolean => {
   return false
 }
 
+const connectTimeoutMessages = [
+  // pg-pool: a checkout that waited its connection timeout; a new client that did not connect in time.
+  "timeout exceeded when trying to connect",
+  "Connection terminated due to connection timeout",
+  // The Effect 4 native driver's connect timeout.
+  "PgConnection: Connection timed out"
+]
+
+/**
+ * True when a connection-class failure is only a connection that was not
+ * ready in time (a pool's checkout or a new connection outlasting the
+ * connect timeout): on a crowded host a live server looks like this, so it
+ * is reason to probe the node, not proof that it is gone (a refused or reset
+ * connection, a shutdown, a read timeout are).
+ *
+ * @since 0.1.0
+ * @category classification
+ */
+export const isConnectTimeout = (error: unknown): boolean => {
+  let current: unknown = error
+  for (let i = 0; i < 7 && current !== undefined && current !== null; i++) {
+    const message = (current as { message?: unknown }).message
+    if (typeof message === "string" && connectTimeoutMessages.some((m) => message.includes(m))) return true
+    current = next(current)
+  }
+  return false
+}
+
 /**
  * SQLSTATE 25006: a write met a read-only transaction (a standby).
  *

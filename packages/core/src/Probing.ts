@@ -44,6 +44,12 @@ export interface Traffic {
   readonly completed: number
   readonly failed: number
   readonly inFlight: number
+  /**
+   * Of those in flight, how many wait for a connection (queued in the pool,
+   * or behind a connection being opened); absent: none. Acquiring a
+   * connection is no stall: a cold pool under a burst looks like this.
+   */
+  readonly waiting?: number | undefined
 }
 
 /**
@@ -56,14 +62,18 @@ export const quiet: Traffic = { completed: 0, failed: 0, inFlight: 0 }
 
 /**
  * Whether traffic gives reason to doubt a node: a connection failed, or
- * statements run while none completed since the previous look (a frozen
- * server looks like this from inside its pool).
+ * statements run on a connection while none completed since the previous
+ * look (a frozen server looks like this from inside its pool). Statements
+ * that only wait for a connection are not enough: a pool opening connections
+ * for a burst looks like that, and a probe then would open one more; a
+ * server that cannot be reached fails those connections (counted in
+ * `failed`) within the connect timeout.
  *
  * @since 0.1.0
  * @category verdicts
  */
 export const suspicious = (traffic: Traffic): boolean =>
-  traffic.failed > 0 || (traffic.inFlight > 0 && traffic.completed === 0)
+  traffic.failed > 0 || (traffic.inFlight - Math.min(traffic.inFlight, traffic.waiting ?? 0) > 0 && traffic.completed === 0)
 
 /**
  * The primary's latest report of its standbys, and when it was taken.

@@ -40,4 +40,16 @@ describe("PgErrors", () => {
     expect(PgErrors.errorCode("plain text")).toBeUndefined()
     expect(PgErrors.rootCause(undefined)).toBeUndefined()
   })
+
+  it("isConnectTimeout: a connection not ready in time (pg-pool's, the native driver's) is one; a refused or reset one is not", () => {
+    expect(PgErrors.isConnectTimeout(new Error("timeout exceeded when trying to connect"))).toBe(true)
+    expect(PgErrors.isConnectTimeout(new Error("x", { cause: new Error("Connection terminated due to connection timeout") })))
+      .toBe(true)
+    expect(PgErrors.isConnectTimeout({ message: "wrapped", reason: { message: "PgConnection: Connection timed out" } })).toBe(true)
+    expect(PgErrors.isConnectTimeout(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }))).toBe(false)
+    expect(PgErrors.isConnectTimeout(new Error("Connection terminated unexpectedly"))).toBe(false)
+    expect(PgErrors.isConnectTimeout(new Error("router read timeout"))).toBe(false)
+    // Still a connection-class failure: the statement may run again elsewhere.
+    expect(PgErrors.isConnectionError(new Error("timeout exceeded when trying to connect"))).toBe(true)
+  })
 })

@@ -30,6 +30,14 @@ describe("Probing.suspicious", () => {
     expect(Probing.suspicious({ completed: 5, failed: 0, inFlight: 3 })).toBe(false)
     expect(Probing.suspicious(Probing.quiet)).toBe(false)
   })
+
+  it("statements that only wait for a connection (a cold pool under a burst) are not; one on a connection is", () => {
+    expect(Probing.suspicious({ completed: 0, failed: 0, inFlight: 30, waiting: 30 })).toBe(false)
+    expect(Probing.suspicious({ completed: 0, failed: 0, inFlight: 3, waiting: 5 })).toBe(false)
+    expect(Probing.suspicious({ completed: 0, failed: 0, inFlight: 30, waiting: 29 })).toBe(true)
+    // A connection that fails to open is reason enough, waiting or not.
+    expect(Probing.suspicious({ completed: 0, failed: 1, inFlight: 30, waiting: 30 })).toBe(true)
+  })
 })
 
 const row = (over: Partial<Catalog.StandbyReport> = {}): Catalog.StandbyReport => ({
@@ -82,6 +90,11 @@ describe("Probing.planReplica", () => {
       .toEqual({ _tag: "Probe", reason: "suspect" })
     expect(Probing.planReplica(signals({ traffic: { completed: 9, failed: 1, inFlight: 0 } })))
       .toEqual({ _tag: "Probe", reason: "suspect" })
+  })
+
+  it("takes the report while every statement in flight waits for a connection (no probe for a pool's acquisition)", () => {
+    expect(Probing.planReplica(signals({ traffic: { completed: 0, failed: 0, inFlight: 20, waiting: 20 } })))
+      .toEqual(Probing.planReplica(signals({ traffic: Probing.quiet })))
   })
 
   it("probes a replica out of rotation every tick: the report does not bring it back", () => {

@@ -83,6 +83,11 @@ export interface Options {
    * to read: for a server that may be frozen (a probe).
    */
   readonly abrupt?: boolean | undefined
+  /**
+   * Called once at the server's first bytes (its answer to the startup or
+   * SSL request): its backend is alive, however slow the rest of the login.
+   */
+  readonly answered?: (() => void) | undefined
 }
 
 const ignore = () => {}
@@ -108,12 +113,13 @@ const detach = (client: Pg.Client, on: Listeners) => {
   if (on.notification) client.off("notification", on.notification)
 }
 
-const open = (settings: Pg.ClientConfig, on: Listeners | undefined): Pg.Client => {
+const open = (settings: Pg.ClientConfig, on: Listeners | undefined, answered?: () => void): Pg.Client => {
   const client = new Pg.Client(settings)
   // Always one listener: a connection that dies, before, while or after we
   // care, is never an uncaught 'error'.
   client.on("error", ignore)
   if (on) attach(client, on)
+  if (answered) (client as unknown as { connection?: { stream?: NodeJS.EventEmitter } }).connection?.stream?.once("data", answered)
   return client
 }
 
@@ -140,7 +146,7 @@ export const connect = (settings: Pg.ClientConfig, options: Options = {}): Effec
   Effect.flatMap(
     Effect.acquireRelease(
       // The constructor parses the connection string, and may refuse it.
-      Effect.try({ try: () => open(settings, options.on), catch: identity }),
+      Effect.try({ try: () => open(settings, options.on, options.answered), catch: identity }),
       (client) => close(client, options)
     ),
     (client) => Effect.as(Effect.tryPromise({ try: () => client.connect(), catch: identity }), client)

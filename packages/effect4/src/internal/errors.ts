@@ -4,7 +4,7 @@ import * as SqlError from "effect/sql/SqlError"
 
 // The failure classes live in the effect-free core; the native driver adds a
 // classification of its own (`SqlError.reason`), read first.
-export { describe, errorCode, isReadOnlyViolation, redactUrls, rootCause } from "@effect-sql-router/core/PgErrors"
+export { describe, errorCode, isConnectTimeout, isReadOnlyViolation, redactUrls, rootCause } from "@effect-sql-router/core/PgErrors"
 
 /** The `SqlError` reason of a failure, looked for along its `cause` links. @internal */
 export const reasonOf = (error: unknown): SqlError.SqlErrorReason | undefined => {

@@ -13,10 +13,14 @@ import { isConnectionError } from "../errors.js"
 /** Real time, for what must be bounded whatever the fiber's clock. @internal */
 export const liveClock = Clock.make()
 
-/** A probe's checkout waited its whole timeout in a pool whose connections all kept working. @internal */
+/**
+ * A probe that timed out while the node's pool completed statements: its
+ * checkout waited behind busy connections, or its own connection was slow
+ * to open on a crowded host. It says nothing against the server. @internal
+ */
 export class PoolBusy extends Error {
-  constructor() {
-    super("every pooled connection is busy")
+  constructor(message = "every pooled connection is busy") {
+    super(message)
   }
 }
 
@@ -41,20 +45,62 @@ const progressOf = (pool: Pg.Pool) => {
  * open for it) or of a node whose pool has nothing idle, where a checkout
  * would open a connection or wait behind the application (long statements
  * on every connection look like a frozen server from inside the pool).
- * Bounded by a real-time timeout whatever the fiber's clock.
+ * Bounded by a real-time timeout whatever the fiber's clock. A timeout is
+ * `PoolBusy` (no verdict) when the pool completed statements meanwhile, or
+ * when the server answered the login without finishing it: on a crowded
+ * host opening a connection can take longer than the probe's timeout, and a
+ * failure then would take a live node out and probe it again at once.
  */
 const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
-  Effect.scoped(Effect.flatMap(
-    Dedicated.connect(Dedicated.fromPool(pool, { suffix: ":probe", connectTimeout: timeout }), { abrupt: true }),
-    (client) => Effect.tryPromise({ try: () => client.query(sql), catch: identity })
-  )).pipe(
-    Effect.map((result) => result.rows[0] as A),
-    Effect.timeoutFail({
-      duration: timeout,
-      onTimeout: () => new Error(`probe timed out after ${Duration.format(timeout)}`)
-    }),
-    Effect.withClock(liveClock)
-  )
+  Effect.suspend(() => {
+    // The pool completing statements while this probe waited proves the server alive: a timeout then is
+    // the host's crowding (connections are slow to open), not the node's failure.
+    const progress = progressOf(pool)
+    const before = progress.count
+    // A server that answered the login but had not finished it in time is crowded, not frozen (a frozen
+    // one sends nothing): a host busy opening connections for many instances looks like this.
+    let answered = false
+    let connected = false
+    return Effect.scoped(Effect.flatMap(
+      // The driver's own bound is a backstop: the probe's timeout below is the one that tells.
+      Dedicated.connect(Dedicated.fromPool(pool, { suffix: ":probe", connectTimeout: Duration.times(timeout, 2) }), {
+        abrupt: true,
+        answered: () => {
+          answered = true
+        }
+      }),
+      (client) => {
+        connected = true
+        return Effect.tryPromise({ try: () => client.query(sql), catch: identity })
+      }
+    )).pipe(
+      Effect.map((result) => result.rows[0] as A),
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          progress.count > before
+            ? new PoolBusy("the probe's connection was slow while the pool completed statements")
+            : answered && !connected
+            ? new PoolBusy("the server answered the probe's login but did not finish it in time")
+            : new Error(`probe timed out after ${Duration.format(timeout)}`)
+      }),
+      Effect.withClock(liveClock)
+    )
+  })
+
+/**
+ * Statements waiting for a connection of `pool`: queued, or behind a
+ * connection still being opened (pg-pool opens one per checkout while it has
+ * room, and hands it to that checkout). Read from the pool's own lists by the
+ * watchers at their ticks, never on the statement path.
+ * @internal
+ */
+export const waitingOf = (pool: Pg.Pool): number => {
+  const clients = (pool as unknown as { readonly _clients?: ReadonlyArray<{ readonly _connecting?: boolean }> })._clients
+  let connecting = 0
+  if (clients !== undefined) for (const client of clients) if (client._connecting === true) connecting++
+  return pool.waitingCount + connecting
+}
 
 /**
  * One statement on a connection of the node's pool (an idle one, or a short

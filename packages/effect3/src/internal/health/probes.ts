@@ -11,7 +11,7 @@ import type * as HealthMonitor from "../../HealthMonitor.js"
 import type * as Node from "../../Node.js"
 import type * as Topology from "../../Topology.js"
 import * as Catalog from "./catalog.js"
-import { nodeQuery } from "./probeQuery.js"
+import { nodeQuery, PoolBusy } from "./probeQuery.js"
 import { judge, type Context, type PrimaryView } from "./verdicts.js"
 import { makeWatch, type Watch } from "./watchers.js"
 
@@ -81,9 +81,10 @@ export const makeProbes = (
           return answer
         })
       ),
-      Effect.tapError(() =>
+      Effect.tapError((error) =>
         Effect.sync(() => {
-          watch.report = undefined
+          // Crowded out (its pool completed statements meanwhile): the last report stands.
+          if (!(error instanceof PoolBusy)) watch.report = undefined
         })
       )
     )
@@ -129,7 +130,7 @@ export const makeProbes = (
     primary: (node) =>
       primaryRole(node).pipe(
         Effect.tapBoth({
-          onFailure: () => record(node, undefined),
+          onFailure: (error) => error instanceof PoolBusy ? Effect.void : record(node, undefined),
           onSuccess: (answer) => record(node, answer)
         }),
         Effect.flatMap((answer) =>

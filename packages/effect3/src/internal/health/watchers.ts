@@ -16,7 +16,7 @@ import type * as Topology from "../../Topology.js"
 import { describe } from "../errors.js"
 import * as NodeInternal from "../node.js"
 import * as SelectionInternal from "../routing/selection.js"
-import { liveClock, servedOf } from "./probeQuery.js"
+import { liveClock, PoolBusy, servedOf, waitingOf } from "./probeQuery.js"
 import { checkReplica, recordLook, updateGauges } from "./verdicts.js"
 import type { Probes } from "./probes.js"
 
@@ -73,8 +73,8 @@ const seenNow = (node: Node.Node, inFlight: number): Seen => ({
 /**
  * A node's traffic since `seen` (which moves to now): failures counted,
  * statements completed (those routed to it less the growth of those in
- * flight), statements in flight. Counters the statements already keep: no
- * cost on the statement path.
+ * flight), statements in flight and how many of them wait for a connection.
+ * Counters the statements already keep: no cost on the statement path.
  */
 const trafficSince = (seen: Seen, node: Node.Node, inFlight: number): Probing.Traffic => {
   const served = servedOf(node)
@@ -82,7 +82,8 @@ const trafficSince = (seen: Seen, node: Node.Node, inFlight: number): Probing.Tr
   const traffic: Probing.Traffic = {
     completed: Math.max(0, served - seen.served - Math.max(0, inFlight - seen.inFlight)),
     failed: failed - seen.failed,
-    inFlight
+    inFlight,
+    waiting: inFlight > 0 ? waitingOf(node.pool) : 0
   }
   seen.served = served
   seen.failed = failed
@@ -228,6 +229,8 @@ export const watchPrimary = (
         yield* STM.commit(TRef.set(topology.primaryLsn, lsn.right))
         return true
       }
+      // Its pool completed statements meanwhile: the primary answers, the look was only crowded out.
+      if (lsn.left instanceof PoolBusy) return true
       yield* Effect.logWarning(`primary probe failed: ${describe(lsn.left)}`)
       return false
     }),

@@ -21,7 +21,7 @@ import { ReplicaNotCaughtUp } from "../../RouterError.js"
 import type * as Selection from "../../Selection.js"
 import * as Topology from "../../Topology.js"
 import { currentMaxStaleness, currentReadPolicy, emptyState, SessionTag } from "../consistency.js"
-import { describe, errorCode, isConnectionError, isReadOnlyViolation } from "../errors.js"
+import { describe, errorCode, isConnectionError, isConnectTimeout, isReadOnlyViolation } from "../errors.js"
 import { formatLsn } from "../health/monitor.js"
 import { healthTransitions } from "../metrics.js"
 import * as NodeInternal from "../node.js"
@@ -298,12 +298,16 @@ const mayBeBehind = (state: RouterState, replica: Topology.Replica): boolean => 
 /**
  * A failure seen by real work on a replica: a connection-class error takes
  * it out of rotation at once (passive detection); the probes bring it back.
+ * A connect timeout only gets it probed at once (`PgErrors.isConnectTimeout`).
  * @internal
  */
 export const observeFailure = (replica: Topology.Replica, failure: unknown): Effect.Effect<void> => {
   // Regions report an Effect Cause; statements report the error itself.
   const error = Cause.isCause(failure) ? Cause.squash(failure) : failure
   if (!isConnectionError(error)) return Effect.void
+  // A connection not ready in time (a crowded host, many instances opening theirs at once) is no proof the
+  // replica is gone: its watcher probes it at once, and the probe decides.
+  if (isConnectTimeout(error)) return Effect.sync(() => NodeInternal.countFailure(replica.node))
   return Effect.flatMap(
     STM.commit(TRef.modify(replica.health, (health) =>
       health.member

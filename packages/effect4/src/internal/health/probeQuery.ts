@@ -16,10 +16,15 @@ import * as Catalog from "./catalog.js"
 // One probe statement
 // -----------------------------------------------------------------------------
 
-/** A probe's checkout waited its whole timeout in a pool whose sessions other work holds. @internal */
+/**
+ * A probe that timed out for want of room, not of an answer: its checkout
+ * waited in a pool whose sessions other work holds, or the server answered
+ * its own connection's login without finishing it in time (a crowded host).
+ * It says nothing against the server. @internal
+ */
 export class PoolBusy extends Error {
-  constructor() {
-    super("every pooled connection is busy")
+  constructor(message = "every pooled connection is busy") {
+    super(message)
   }
 }
 
@@ -93,13 +98,21 @@ const pooledQuery = <A>(pool: PgPool.PgPool, prepare: boolean, timeout: Duration
 export const connectionQuery = <A>(
   config: PgConnection.Config,
   timeout: Duration.Duration,
-  sql: string
+  sql: string,
+  onConnected?: () => void
 ): Effect.Effect<A, unknown> =>
   Effect.scoped(Effect.flatMap(Effect.scope, (scope) =>
     within(
       Effect.flatMap(
-        Scope.provide(PgConnection.make({ ...config, connectTimeout: timeout, multiplex: false, prepare: false }), scope),
-        (connection) => Effect.map(connection.query(sql, [], false), (result) => result.rows[0] as A)
+        // The driver's own bound is a backstop: `timeout` below is the one that tells.
+        Scope.provide(
+          PgConnection.make({ ...config, connectTimeout: Duration.times(timeout, 2), multiplex: false, prepare: false }),
+          scope
+        ),
+        (connection) => {
+          onConnected?.()
+          return Effect.map(connection.query(sql, [], false), (result) => result.rows[0] as A)
+        }
       ),
       timeout,
       () => Effect.fail(new ProbeTimedOut(timeout))
@@ -113,11 +126,50 @@ export const connectionQuery = <A>(
  * `<application>:probe`, closed at once.
  */
 const ownQuery = <A>(pool: PgPool.PgPool, timeout: Duration.Duration, sql: string) =>
-  connectionQuery<A>(
-    { ...pool.config, applicationName: `${pool.config.applicationName ?? "effect-sql-router"}:probe` },
-    timeout,
-    sql
-  )
+  Effect.suspend(() => {
+    // A server that answered the login but had not finished it in time is crowded, not frozen (a frozen
+    // one sends nothing): a host busy opening connections for many instances looks like this.
+    let answered = false
+    let connected = false
+    const stream = pool.config.stream
+    return connectionQuery<A>(
+      {
+        ...pool.config,
+        applicationName: `${pool.config.applicationName ?? "effect-sql-router"}:probe`,
+        ...(stream !== undefined && {
+          stream: () => {
+            const socket = stream()
+            socket.once("data", () => {
+              answered = true
+            })
+            return socket
+          }
+        })
+      },
+      timeout,
+      sql,
+      () => {
+        connected = true
+      }
+    ).pipe(
+      Effect.mapError((error) =>
+        error instanceof ProbeTimedOut && answered && !connected
+          ? new PoolBusy("the server answered the probe's login but did not finish it in time")
+          : error
+      )
+    )
+  })
+
+/**
+ * Borrowers waiting for a session of the node's pool, a session being opened
+ * for them included (the pool's `pending`); none for a node the router did
+ * not make. Read by the watchers at their ticks, never on the statement path.
+ * @internal
+ */
+export const waitingOf = (node: Node.Node): Effect.Effect<number> => {
+  const own = NodeInternal.internalsOf(node) as NodeInternal.NodeInternals | undefined
+  return own === undefined ? Effect.succeed(0) : Effect.map(own.pool.stats, (stats) => stats.pending)
+}
 
 /** Statements routed to `node` so far (a node the router did not make has none). @internal */
 export const servedOf = (node: Node.Node): number => node.served === undefined ? 0 : node.served.reads + node.served.writes

@@ -9,7 +9,7 @@ import type * as HealthMonitor from "../../HealthMonitor.js"
 import type * as Node from "../../Node.js"
 import type * as Topology from "../../Topology.js"
 import * as Catalog from "./catalog.js"
-import { nodeQuery } from "./probeQuery.js"
+import { nodeQuery, PoolBusy } from "./probeQuery.js"
 import { judge, type Context, type PrimaryView } from "./verdicts.js"
 import { makeWatch, type Watch } from "./watchers.js"
 
@@ -80,8 +80,9 @@ export const makeProbes = (
           return answer
         })
       ),
-      Effect.tapError(() => Effect.sync(() => {
-        watch.report = undefined
+      Effect.tapError((error) => Effect.sync(() => {
+        // Crowded out (it answered, slowly): the last report stands.
+        if (!(error instanceof PoolBusy)) watch.report = undefined
       }))
     )
   const currentPrimary = TxRef.get(topology.primary)
@@ -126,7 +127,7 @@ export const makeProbes = (
     primary: (node) =>
       primaryRole(node).pipe(
         Effect.tap((answer) => record(node, answer)),
-        Effect.tapError(() => record(node, undefined)),
+        Effect.tapError((error) => error instanceof PoolBusy ? Effect.void : record(node, undefined)),
         Effect.flatMap((answer) =>
           answer.standby ? Effect.fail(new Error("the primary is a standby (in recovery)")) : Effect.succeed(answer.lsn)
         )

@@ -14,7 +14,7 @@ import type * as RouterConfig from "../../RouterConfig.js"
 import type * as Topology from "../../Topology.js"
 import { describe } from "../errors.js"
 import * as NodeInternal from "../node.js"
-import { liveClock, servedOf } from "./probeQuery.js"
+import { liveClock, PoolBusy, servedOf, waitingOf } from "./probeQuery.js"
 import { checkReplica, recordLook, updateGauges } from "./verdicts.js"
 import type { Probes } from "./probes.js"
 
@@ -74,16 +74,17 @@ const seenNow = (node: Node.Node, inFlight: number): Seen => ({
 /**
  * A node's traffic since `seen` (which moves to now): failures counted,
  * statements completed (those routed to it less the growth of those in
- * flight), statements in flight. Counters the statements already keep: no
- * cost on the statement path.
+ * flight), statements in flight and how many of them wait for a session.
+ * Counters the statements already keep: no cost on the statement path.
  */
-const trafficSince = (seen: Seen, node: Node.Node, inFlight: number): Probing.Traffic => {
+const trafficSince = (seen: Seen, node: Node.Node, inFlight: number, waiting: number): Probing.Traffic => {
   const served = servedOf(node)
   const failed = NodeInternal.failuresOf(node)
   const traffic: Probing.Traffic = {
     completed: Math.max(0, served - seen.served - Math.max(0, inFlight - seen.inFlight)),
     failed: failed - seen.failed,
-    inFlight
+    inFlight,
+    waiting
   }
   seen.served = served
   seen.failed = failed
@@ -116,7 +117,8 @@ export const watchReplica = (
     let resets = watch?.resets ?? 0
     const tick = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const traffic = trafficSince(seen, replica.node, yield* TxRef.get(replica.inFlight))
+      const inFlight = yield* TxRef.get(replica.inFlight)
+      const traffic = trafficSince(seen, replica.node, inFlight, inFlight > 0 ? yield* waitingOf(replica.node) : 0)
       if (watch !== undefined && watch.resets !== resets) {
         resets = watch.resets
         delay = cadence.base
@@ -237,6 +239,8 @@ export const watchPrimary = (
         yield* TxRef.set(topology.primaryLsn, lsn.success)
         return true
       }
+      // The primary answered its login but was slow to finish it: it is crowded, not gone.
+      if (lsn.failure instanceof PoolBusy) return true
       yield* Effect.logWarning(`primary probe failed: ${describe(lsn.failure)}`)
       return false
     }),
