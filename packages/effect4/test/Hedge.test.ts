@@ -228,7 +228,11 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         const { client, router } = yield* hedged("100 millis")
         const [evicted, other] = cluster.replicas as [PgCluster.ClusterNode, PgCluster.ClusterNode]
         const before = yield* served(router)
-        const fiber = yield* Effect.forkChild(whoAnswers(client, sleepy))
+        // The evicted replica's statement sleeps long enough to be still running
+        // however slow the machine; the other's answers after 3 s.
+        const sleepsLongOnEvicted =
+          `SELECT current_setting('cluster_name') AS name, pg_sleep(CASE current_setting('cluster_name') WHEN '${evicted.name}' THEN 60 ELSE 3 END) IS NULL AS slept, 'hedge_evict_marker' AS m`
+        const fiber = yield* Effect.forkChild(whoAnswers(client, sleepsLongOnEvicted))
         yield* eventually(Effect.map(activeStatements(cluster, evicted, "hedge_evict_marker"), (n) => n === 1))
         yield* eventually(Effect.map(activeStatements(cluster, other, "hedge_evict_marker"), (n) => n === 1))
         yield* router.markReplicaUnhealthy(evicted.name)
@@ -238,6 +242,11 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         yield* eventually(Effect.map(replica(router, evicted.name), (r) => r.inFlight === 0))
         expect(yield* activeStatements(cluster, evicted, "hedge_evict_marker")).toBe(1)
         expect(yield* Fiber.join(fiber)).toBe(other.name)
+        // The abandoned statement, cancelled rather than waited out.
+        yield* cluster.query(
+          evicted,
+          "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%hedge_evict_marker%' AND pid <> pg_backend_pid()"
+        )
         yield* eventually(Effect.map(activeStatements(cluster, evicted, "hedge_evict_marker"), (n) => n === 0))
         // Not run a third time: the other attempt was still running.
         const after = yield* served(router)
