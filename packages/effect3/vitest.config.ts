@@ -7,14 +7,16 @@ const core = (path: string) => fileURLToPath(new URL(`../core/src/${path}`, impo
 
 const isPackageCheck = (spec: TestSpecification) => spec.moduleId.endsWith("/test/Package.test.ts")
 
-// The packaging check builds and packs (CPU for a minute or more) and takes
-// the build lock its packs share: this line's runs first, the Effect 4
-// line's last, so that the two never overlap when the root `npm test` runs
-// the lines side by side.
-class PackageCheckFirst extends BaseSequencer {
+// The packaging check builds and packs (CPU for a minute or more): this line
+// runs it halfway through its files, the Effect 4 line last, so that when the
+// root `npm test` runs the lines side by side it meets neither the other
+// line's check nor the start, when every workspace's typecheck runs at once.
+class PackageCheckHalfway extends BaseSequencer {
   override async sort(files: Array<TestSpecification>): Promise<Array<TestSpecification>> {
     const sorted = await super.sort(files)
-    return [...sorted.filter(isPackageCheck), ...sorted.filter((spec) => !isPackageCheck(spec))]
+    const others = sorted.filter((spec) => !isPackageCheck(spec))
+    const half = Math.floor(others.length / 2)
+    return [...others.slice(0, half), ...sorted.filter(isPackageCheck), ...others.slice(half)]
   }
 }
 
@@ -42,7 +44,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 60_000,
-    sequence: { concurrent: false, sequencer: PackageCheckFirst },
+    sequence: { concurrent: false, sequencer: PackageCheckHalfway },
     // The router logs health transitions; show them only for failing tests.
     silent: "passed-only"
   }

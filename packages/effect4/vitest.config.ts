@@ -29,10 +29,10 @@ const core = (path: string) => fileURLToPath(new URL(`../core/src/${path}`, impo
 
 const isPackageCheck = (spec: TestSpecification) => spec.moduleId.endsWith("/test/Package.test.ts")
 
-// The packaging check builds and packs (CPU for a minute or more) and takes
-// the build lock its packs share: this line's runs last, the Effect 3
-// line's first, so that the two never overlap when the root `npm test` runs
-// the lines side by side.
+// The packaging check builds and packs (CPU for a minute or more): this line
+// runs it last, the Effect 3 line halfway through its files, so that when the
+// root `npm test` runs the lines side by side it meets neither the other
+// line's check nor the start, when every workspace's typecheck runs at once.
 class PackageCheckLast extends BaseSequencer {
   override async sort(files: Array<TestSpecification>): Promise<Array<TestSpecification>> {
     const sorted = await super.sort(files)
