@@ -228,8 +228,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         const { client, router } = yield* hedged("100 millis")
         const [evicted, other] = cluster.replicas as [PgCluster.ClusterNode, PgCluster.ClusterNode]
         const before = yield* served(router)
-        // The evicted replica's statement sleeps long enough to be still running
-        // however slow the machine; the other's answers after 3 s.
+        // The evicted replica's statement sleeps 60 s, the other's 3 s.
         const sleepsLongOnEvicted =
           `SELECT current_setting('cluster_name') AS name, pg_sleep(CASE current_setting('cluster_name') WHEN '${evicted.name}' THEN 60 ELSE 3 END) IS NULL AS slept, 'hedge_evict_marker' AS m`
         const fiber = yield* Effect.forkChild(whoAnswers(client, sleepsLongOnEvicted))
@@ -237,12 +236,13 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("hedged re
         yield* eventually(Effect.map(activeStatements(cluster, other, "hedge_evict_marker"), (n) => n === 1))
         yield* router.markReplicaUnhealthy(evicted.name)
         // The count comes back with the eviction, not when the server answers: leaving
-        // rotation severs the replica's sockets, which fails its attempt while the
-        // server still sleeps (it notices a closed socket only when it writes).
+        // rotation severs the replica's sockets, which fails its attempt, and the
+        // wait below gives up after 20 s, long before the 60 s statement could answer.
+        // (Whether the server still runs it when the count is back depends on when
+        // the abandoned statement's cancel lands: not asserted.)
         yield* eventually(Effect.map(replica(router, evicted.name), (r) => r.inFlight === 0))
-        expect(yield* activeStatements(cluster, evicted, "hedge_evict_marker")).toBe(1)
         expect(yield* Fiber.join(fiber)).toBe(other.name)
-        // The abandoned statement, cancelled rather than waited out.
+        // The abandoned statement, if it still runs, cancelled rather than waited out.
         yield* cluster.query(
           evicted,
           "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%hedge_evict_marker%' AND pid <> pg_backend_pid()"
