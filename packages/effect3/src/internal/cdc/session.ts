@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { Begin, CdcError, RowChange, Stats, SyncResult, Transaction } from "../../Cdc.js"
 import { InvalidRule, ReplicationError, type TargetError, UnknownTable } from "./errors.js"
-import type { Applier, Part, ProgressUpdate } from "./apply.js"
+import type { Applier, Atomicity, Part, ProgressUpdate } from "./apply.js"
 import { checkRelation } from "./apply.js"
 import type { CdcContext } from "./context.js"
 import { checkTruncate, makeTracker, type Tracker } from "./schemaChanges.js"
@@ -150,6 +150,198 @@ const applied = (session: Session, changes: number, endLsn: string, commitTime: 
   progress.changes += changes
 }
 
+/** One `follow` loop's facts and the state its steps share, made once per session. @internal */
+interface Loop {
+  readonly session: Session
+  readonly stream: Replication.Session
+  readonly driver: Driver
+  readonly position: { appliedUpTo: bigint }
+  readonly skipUpTo: bigint
+  readonly decoder: Changes.Decoder
+  readonly slot: string
+  readonly batchSize: number
+  readonly atomicity: Atomicity
+  // Whole transactions received while more messages were waiting: a SQL
+  // target applies them together, as one target transaction (each source
+  // transaction still whole, in commit order), when the queue is drained or
+  // they reach `batchSize` changes. A sink gets each on its own, and so does
+  // every target while the snapshot has tables left.
+  readonly groups: boolean
+  // The transaction being received, until its Commit.
+  begin: Begin | undefined
+  open: Array<RowChange> | undefined
+  // The transaction being received carried logical decoding messages
+  // (watermarks, ours or another slot's): without changes it is not applied.
+  messaged: boolean
+  // The transaction being received, and whether the target has it already
+  // (its commit is at or before `skipUpTo`: its schema changes are there too).
+  xid: number
+  skipping: boolean
+  // The whole transactions waiting to be applied together, and their changes.
+  pending: Array<Changes.Commit>
+  pendingChanges: Array<RowChange>
+  // The changes of the transaction being streamed, so far.
+  streamed: number
+}
+
+/** The state of a `follow` loop before its first message. @internal */
+const makeLoop = (
+  session: Session,
+  stream: Replication.Session,
+  skipUpTo: bigint,
+  driver: Driver,
+  position: { appliedUpTo: bigint }
+): Loop => {
+  const rule = session.state.rule
+  return {
+    session,
+    stream,
+    driver,
+    position,
+    skipUpTo,
+    decoder: Changes.makeDecoder(),
+    slot: slotOf(rule),
+    batchSize: rule.batchSize ?? defaultBatchSize,
+    atomicity: rule.atomicity ?? "transaction",
+    groups: session.source.applier.durableState,
+    begin: undefined,
+    open: undefined,
+    messaged: false,
+    xid: 0,
+    skipping: false,
+    pending: [],
+    pendingChanges: [],
+    streamed: 0
+  }
+}
+
+/** Applies the whole transactions waiting as one target transaction, then acknowledges the last. @internal */
+const flush = (loop: Loop) => {
+  const { position, session, stream } = loop
+  const commits = loop.pending
+  const changes = loop.pendingChanges
+  loop.pending = []
+  loop.pendingChanges = []
+  const last = commits[commits.length - 1]!
+  const { commitTime, endLsn, lsn, xid } = last
+  const end = Changes.parseLsn(endLsn)
+  return apply(session, { xid, lsn, endLsn, commitTime, changes, snapshot: false }, undefined, commits.length).pipe(
+    Effect.andThen(Effect.sync(() => {
+      if (end > position.appliedUpTo) position.appliedUpTo = end
+    })),
+    Effect.andThen(stream.acknowledge(end))
+  )
+}
+
+/**
+ * Reads messages until a change (a schema change found in a Relation
+ * message is one); between transactions a keepalive is acknowledged and
+ * returned as undefined (the goal may be reached). Built once per loop.
+ *
+ * @internal
+ */
+const nextChangeOf = (loop: Loop) => {
+  const { batchSize, decoder, driver, session, slot, stream } = loop
+  const rule = session.state.rule
+  const tracker = session.tracker
+  const types = session.source.tables[0]?.types
+  return Effect.gen(function*() {
+    for (;;) {
+      if (loop.pending.length > 0 && (stream.pending() === 0 || loop.pendingChanges.length >= batchSize)) {
+        // Back to the loop: the position acknowledged may be the goal.
+        yield* flush(loop)
+        if (loop.open === undefined) return undefined
+      }
+      const item = yield* stream.take
+      if (item._tag === "Keepalive") {
+        if (loop.open !== undefined || loop.pending.length > 0) continue
+        yield* stream.acknowledge(item.lsn)
+        return undefined
+      }
+      if (item.message.tag === "relation") {
+        const relation = decoder.relation(item.message)
+        yield* checkRelation(relation, types)
+        const schemaChange = loop.skipping
+          ? undefined
+          : yield* tracker.relation(relation, loop.xid, Changes.formatLsn(item.lsn))
+        if (schemaChange) return schemaChange
+        continue
+      }
+      if (item.message.tag === "message") {
+        loop.messaged = true
+        const watermark = Snapshot.parseWatermark(slot, item.message.prefix, item.message.content)
+        if (watermark) driver.watermark(watermark)
+        continue
+      }
+      const change = decoder.decode(item.lsn, item.message)
+      if (!change) continue
+      if (change._tag === "Truncate" && !loop.skipping) yield* checkTruncate(rule, change)
+      return change
+    }
+  })
+}
+
+/**
+ * The next batch of a streamed transaction, up to its commit; its keys
+ * leave the snapshot chunk in flight. Built once per loop.
+ *
+ * @internal
+ */
+const nextPartOf = (loop: Loop, nextChange: ReturnType<typeof nextChangeOf>) => {
+  const { batchSize, driver } = loop
+  return Effect.gen(function*() {
+    const changes: Array<RowChange> = []
+    for (;;) {
+      const change = yield* nextChange
+      if (change === undefined) continue
+      if (change._tag === "Commit") {
+        yield* driver.touch(changes, loop.xid)
+        return { changes, commit: change } satisfies Part
+      }
+      if (change._tag === "Begin") continue
+      changes.push(change)
+      loop.streamed++
+      if (changes.length >= batchSize) {
+        yield* driver.touch(changes, loop.xid)
+        return { changes, commit: undefined } satisfies Part
+      }
+    }
+  })
+}
+
+/**
+ * A transaction too large to hold: the rest is streamed, after the
+ * transactions before it. A transaction the target already has (it commits
+ * at or before `skipUpTo`) is read and dropped.
+ *
+ * @internal
+ */
+const streamRest = (loop: Loop, nextPart: ReturnType<typeof nextPartOf>) =>
+  Effect.gen(function*() {
+    const { driver, position, session, stream } = loop
+    if (loop.pending.length > 0) yield* flush(loop)
+    const first = loop.open!
+    loop.open = []
+    if (loop.skipping) {
+      let part: Part
+      do part = yield* nextPart; while (!part.commit)
+      loop.open = undefined
+      yield* stream.acknowledge(Changes.parseLsn(part.commit.endLsn))
+      return
+    }
+    loop.streamed = first.length
+    yield* driver.touch(first, loop.xid)
+    const commit = yield* session.source.applier.stream(loop.begin!, loop.atomicity, first, nextPart).pipe(
+      Effect.tapError(session.context.noteError(session.state))
+    )
+    applied(session, loop.streamed, commit.endLsn, commit.commitTime)
+    const end = Changes.parseLsn(commit.endLsn)
+    if (end > position.appliedUpTo) position.appliedUpTo = end
+    loop.begin = undefined
+    loop.open = undefined
+    yield* stream.acknowledge(end)
+  })
+
 /**
  * Applies transactions in commit order, those past `skipUpTo`, until the
  * slot confirms `goal` (or for ever), and drives the snapshot's chunks
@@ -170,110 +362,17 @@ const follow = (
   position: { appliedUpTo: bigint }
 ) =>
   Effect.gen(function*() {
-    const decoder = Changes.makeDecoder()
-    const rule = session.state.rule
-    const slot = slotOf(rule)
-    const tracker = session.tracker
-    const types = session.source.tables[0]?.types
-    const batchSize = rule.batchSize ?? defaultBatchSize
-    const atomicity = rule.atomicity ?? "transaction"
-    // The transaction being received, until its Commit.
-    let begin: Begin | undefined
-    let open: Array<RowChange> | undefined
-    // The transaction being received carried logical decoding messages
-    // (watermarks, ours or another slot's): without changes it is not applied.
-    let messaged = false
-    // The transaction being received, and whether the target has it already
-    // (its commit is at or before `skipUpTo`: its schema changes are there too).
-    let xid = 0
-    let skipping = false
-    // Whole transactions received while more messages were waiting: a SQL
-    // target applies them together, as one target transaction (each source
-    // transaction still whole, in commit order), when the queue is drained or
-    // they reach `batchSize` changes. A sink gets each on its own, and so does
-    // every target while the snapshot has tables left.
-    const groups = session.source.applier.durableState
-    let pending: Array<Changes.Commit> = []
-    let pendingChanges: Array<RowChange> = []
-    const flush = Effect.suspend(() => {
-      const commits = pending
-      const changes = pendingChanges
-      pending = []
-      pendingChanges = []
-      const last = commits[commits.length - 1]!
-      const { commitTime, endLsn, lsn, xid } = last
-      const end = Changes.parseLsn(endLsn)
-      return apply(session, { xid, lsn, endLsn, commitTime, changes, snapshot: false }, undefined, commits.length).pipe(
-        Effect.andThen(Effect.sync(() => {
-          if (end > position.appliedUpTo) position.appliedUpTo = end
-        })),
-        Effect.andThen(stream.acknowledge(end))
-      )
-    })
-    // Reads messages until a change (a schema change found in a Relation
-    // message is one); between transactions a keepalive is acknowledged and
-    // returned as undefined (the goal may be reached).
-    const nextChange = Effect.gen(function*() {
-      for (;;) {
-        if (pending.length > 0 && (stream.pending() === 0 || pendingChanges.length >= batchSize)) {
-          // Back to the loop: the position acknowledged may be the goal.
-          yield* flush
-          if (open === undefined) return undefined
-        }
-        const item = yield* stream.take
-        if (item._tag === "Keepalive") {
-          if (open !== undefined || pending.length > 0) continue
-          yield* stream.acknowledge(item.lsn)
-          return undefined
-        }
-        if (item.message.tag === "relation") {
-          const relation = decoder.relation(item.message)
-          yield* checkRelation(relation, types)
-          const schemaChange = skipping ? undefined : yield* tracker.relation(relation, xid, Changes.formatLsn(item.lsn))
-          if (schemaChange) return schemaChange
-          continue
-        }
-        if (item.message.tag === "message") {
-          messaged = true
-          const watermark = Snapshot.parseWatermark(slot, item.message.prefix, item.message.content)
-          if (watermark) driver.watermark(watermark)
-          continue
-        }
-        const change = decoder.decode(item.lsn, item.message)
-        if (!change) continue
-        if (change._tag === "Truncate" && !skipping) yield* checkTruncate(rule, change)
-        return change
-      }
-    })
-    // The next batch of a streamed transaction, up to its commit; its keys
-    // leave the snapshot chunk in flight.
-    let streamed = 0
-    const nextPart = Effect.gen(function*() {
-      const changes: Array<RowChange> = []
-      for (;;) {
-        const change = yield* nextChange
-        if (change === undefined) continue
-        if (change._tag === "Commit") {
-          yield* driver.touch(changes, xid)
-          return { changes, commit: change } satisfies Part
-        }
-        if (change._tag === "Begin") continue
-        changes.push(change)
-        streamed++
-        if (changes.length >= batchSize) {
-          yield* driver.touch(changes, xid)
-          return { changes, commit: undefined } satisfies Part
-        }
-      }
-    })
+    const loop = makeLoop(session, stream, skipUpTo, driver, position)
+    const nextChange = nextChangeOf(loop)
+    const nextPart = nextPartOf(loop, nextChange)
     for (;;) {
-      if (open === undefined) {
+      if (loop.open === undefined) {
         // A chunk starts (or a resnapshot is taken) only after what came before it is applied.
-        if (pending.length > 0 && driver.busy()) yield* flush
+        if (loop.pending.length > 0 && driver.busy()) yield* flush(loop)
         yield* driver.step
       }
       if (
-        goal !== undefined && open === undefined && pending.length === 0 && !driver.busy() &&
+        goal !== undefined && loop.open === undefined && loop.pending.length === 0 && !driver.busy() &&
         stream.confirmed() >= goal
       ) {
         return {
@@ -287,69 +386,47 @@ const follow = (
       if (change === undefined) continue
       switch (change._tag) {
         case "Begin":
-          begin = change
-          open = []
-          messaged = false
-          xid = change.xid
-          skipping = Changes.parseLsn(change.lsn) < skipUpTo
+          loop.begin = change
+          loop.open = []
+          loop.messaged = false
+          loop.xid = change.xid
+          loop.skipping = Changes.parseLsn(change.lsn) < skipUpTo
           break
         case "Commit": {
           const end = Changes.parseLsn(change.endLsn)
+          const open = loop.open
           // A watermark's own transaction: nothing to apply, maybe a chunk.
-          const watermarks = open !== undefined && messaged && open.length === 0
+          const watermarks = open !== undefined && loop.messaged && open.length === 0
           const applying = open !== undefined && !watermarks && end > skipUpTo
           if (applying) {
-            yield* driver.touch(open!, change.xid)
-            if (groups && !driver.busy()) {
-              pending.push(change)
-              for (const c of open!) pendingChanges.push(c)
-              begin = undefined
-              open = undefined
+            yield* driver.touch(open, change.xid)
+            if (loop.groups && !driver.busy()) {
+              loop.pending.push(change)
+              for (const c of open) loop.pendingChanges.push(c)
+              loop.begin = undefined
+              loop.open = undefined
               break
             }
           }
           // What waits is applied before this commit, in commit order.
-          if (pending.length > 0) yield* flush
+          if (loop.pending.length > 0) yield* flush(loop)
           if (watermarks) {
             yield* driver.commit(change)
           } else if (applying) {
             const { commitTime, endLsn, lsn, xid } = change
-            yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open!, snapshot: false })
+            yield* apply(session, { xid, lsn, endLsn, commitTime, changes: open, snapshot: false })
           }
           if (end > position.appliedUpTo) position.appliedUpTo = end
-          begin = undefined
-          open = undefined
+          loop.begin = undefined
+          loop.open = undefined
           yield* stream.acknowledge(end)
           break
         }
         default: {
-          if (!open) break
-          open.push(change)
-          if (open.length < batchSize || !begin) break
-          // Too large to hold: the rest is streamed, after the transactions
-          // before it. A transaction the target already has (it commits at or
-          // before `skipUpTo`) is read and dropped.
-          if (pending.length > 0) yield* flush
-          const first = open
-          open = []
-          if (skipping) {
-            let part: Part
-            do part = yield* nextPart; while (!part.commit)
-            open = undefined
-            yield* stream.acknowledge(Changes.parseLsn(part.commit.endLsn))
-            break
-          }
-          streamed = first.length
-          yield* driver.touch(first, xid)
-          const commit = yield* session.source.applier.stream(begin, atomicity, first, nextPart).pipe(
-            Effect.tapError(session.context.noteError(session.state))
-          )
-          applied(session, streamed, commit.endLsn, commit.commitTime)
-          const end = Changes.parseLsn(commit.endLsn)
-          if (end > position.appliedUpTo) position.appliedUpTo = end
-          begin = undefined
-          open = undefined
-          yield* stream.acknowledge(end)
+          if (!loop.open) break
+          loop.open.push(change)
+          if (loop.open.length < loop.batchSize || !loop.begin) break
+          yield* streamRest(loop, nextPart)
         }
       }
     }
