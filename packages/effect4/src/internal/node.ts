@@ -235,6 +235,54 @@ const socketFactory = (url: Redacted.Redacted<string>, sockets: Set<Duplex>): ((
   }
 }
 
+/** The driver's options for a node's pool (and its client's `config`). */
+const poolConfig = (
+  options: Node.Options,
+  prepare: boolean,
+  spanAttributes: Record<string, unknown>,
+  stream: (() => Duplex) | undefined
+): PgPool.Config & PgClient.PgClientConfig => ({
+  url: options.url,
+  applicationName: options.applicationName,
+  connectTimeout: options.connectTimeout,
+  idleTimeout: options.idleTimeout,
+  // Waiting for a session is bounded like opening one: a full pool is an error, not a hang.
+  maxConnections: options.maxSize,
+  minConnections: options.minSize ?? 0,
+  multiplex: options.multiplex ?? false,
+  ...(options.multiplexConcurrency !== undefined ? { multiplexConcurrency: options.multiplexConcurrency } : {}),
+  prepare,
+  ...(stream !== undefined ? { stream } : {}),
+  // A backend whose client is gone (a severed socket) stops its statement
+  // within this interval instead of running it to the end (PostgreSQL 14+).
+  // Not behind a pooler (the node has a direct URL): the backend's client is
+  // the pooler, and PgBouncer refuses startup parameters it does not know.
+  ...(options.direct === undefined ? { startupParameters: { client_connection_check_interval: "250" } } : {}),
+  spanAttributes,
+  transformResultNames: options.transformResultNames,
+  transformQueryNames: options.transformQueryNames,
+  transformJson: options.transformJson
+})
+
+/** Opens a node's pool with a role's `settings`, in a scope of its own under the node's: a resize closes the old one alone. */
+const poolOpener = (config: PgPool.Config & PgClient.PgClientConfig, nodeScope: Scope.Scope) =>
+(settings: Partial<PoolSettings>) =>
+  Effect.flatMap(Scope.fork(nodeScope), (scope) =>
+    Effect.map(
+      Scope.provide(
+        PgPool.make({
+          ...config,
+          ...(settings.maxSize !== undefined ? { maxConnections: settings.maxSize } : {}),
+          ...(settings.minSize !== undefined ? { minConnections: settings.minSize } : {}),
+          ...(settings.multiplex !== undefined ? { multiplex: settings.multiplex } : {}),
+          ...(settings.multiplexConcurrency !== undefined ? { multiplexConcurrency: settings.multiplexConcurrency } : {}),
+          ...(settings.prepare !== undefined ? { prepare: settings.prepare } : {})
+        }),
+        scope
+      ),
+      (pool) => [pool, scope] as const
+    ))
+
 /** @internal */
 export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -245,47 +293,8 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       "effect_sql_router.node": options.id,
       "effect_sql_router.role": options.role
     }
-    const stream = socketFactory(options.url, sockets)
-    const config: PgPool.Config & PgClient.PgClientConfig = {
-      url: options.url,
-      applicationName: options.applicationName,
-      connectTimeout: options.connectTimeout,
-      idleTimeout: options.idleTimeout,
-      // Waiting for a session is bounded like opening one: a full pool is an error, not a hang.
-      maxConnections: options.maxSize,
-      minConnections: options.minSize ?? 0,
-      multiplex: options.multiplex ?? false,
-      ...(options.multiplexConcurrency !== undefined ? { multiplexConcurrency: options.multiplexConcurrency } : {}),
-      prepare,
-      ...(stream !== undefined ? { stream } : {}),
-      // A backend whose client is gone (a severed socket) stops its statement
-      // within this interval instead of running it to the end (PostgreSQL 14+).
-      // Not behind a pooler (the node has a direct URL): the backend's client is
-      // the pooler, and PgBouncer refuses startup parameters it does not know.
-      ...(options.direct === undefined ? { startupParameters: { client_connection_check_interval: "250" } } : {}),
-      spanAttributes,
-      transformResultNames: options.transformResultNames,
-      transformQueryNames: options.transformQueryNames,
-      transformJson: options.transformJson
-    }
-    // Each pool in a scope of its own, under the node's: a resize closes the old one alone.
-    const nodeScope = yield* Effect.scope
-    const openPool = (settings: Partial<PoolSettings>) =>
-      Effect.flatMap(Scope.fork(nodeScope), (scope) =>
-        Effect.map(
-          Scope.provide(
-            PgPool.make({
-              ...config,
-              ...(settings.maxSize !== undefined ? { maxConnections: settings.maxSize } : {}),
-              ...(settings.minSize !== undefined ? { minConnections: settings.minSize } : {}),
-              ...(settings.multiplex !== undefined ? { multiplex: settings.multiplex } : {}),
-              ...(settings.multiplexConcurrency !== undefined ? { multiplexConcurrency: settings.multiplexConcurrency } : {}),
-              ...(settings.prepare !== undefined ? { prepare: settings.prepare } : {})
-            }),
-            scope
-          ),
-          (pool) => [pool, scope] as const
-        ))
+    const config = poolConfig(options, prepare, spanAttributes, socketFactory(options.url, sockets))
+    const openPool = poolOpener(config, yield* Effect.scope)
     const [pool, firstScope] = yield* openPool({})
     let poolScope = firstScope
     let current: Partial<PoolSettings> = {
