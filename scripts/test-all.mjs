@@ -4,9 +4,9 @@
 //
 // Side by side because the two lines' suites mostly wait on their PostgreSQL
 // servers: one after the other they took about 18 minutes, side by side about
-// 13. Within a line, files still run one at a time (each line's
-// vitest.config.ts), so a fault test shares the machine with at most the
-// other line's current file.
+// 12 to 14 (clean-clone CI runs on 2 cores). Within a line, files still run
+// one at a time (each line's vitest.config.ts), so a fault test shares the
+// machine with at most the other line's current file.
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
