@@ -9,10 +9,8 @@
  * load and the report are the shared ones in `packages/core/bench/instances.ts`.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
@@ -20,6 +18,7 @@ import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import * as Host from "../../core/bench/host.js"
+import { runMain } from "./main.js"
 import * as Instances from "../../core/bench/instances.js"
 import * as SqlRouter from "#lib/SqlRouter.js"
 import * as PgCluster from "#lib/testing/PgCluster.js"
@@ -86,29 +85,11 @@ const main = (plan: Instances.Plan) =>
 if (Instances.isChild()) {
   Instances.runChild(makeInstance)
 } else {
-  let plan: Instances.Plan
-  try {
-    plan = Instances.parseArgs(process.argv.slice(2), "INSTANCES.md")
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`)
-    process.exit(2)
-  }
-  const fiber = Effect.runFork(main(plan))
-  let interrupted = false
-  const interrupt = () => {
-    if (interrupted) return
-    interrupted = true
-    log("interrupted: shutting down (children, servers)")
-    Effect.runFork(Fiber.interrupt(fiber))
-  }
-  process.on("SIGINT", interrupt)
-  process.on("SIGTERM", interrupt)
-  fiber.addObserver((exit) => {
-    log(`finished in ${((performance.now() - t0) / 60_000).toFixed(1)} min`)
-    if (exit._tag === "Failure") {
-      process.stderr.write(`${Cause.pretty(exit.cause)}\n`)
-      process.exitCode = 1
-    }
-    process.stdout.write("", () => process.exit())
+  runMain({
+    parse: () => Instances.parseArgs(process.argv.slice(2), "INSTANCES.md"),
+    program: main,
+    log,
+    shutsDown: "children, servers",
+    startedAt: t0
   })
 }

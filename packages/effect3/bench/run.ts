@@ -28,14 +28,13 @@
  * on Debian/Ubuntu) and reported as skipped otherwise; the harness never
  * installs anything.
  */
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import * as Host from "../../core/bench/host.js"
+import { runMain } from "./main.js"
 import * as Rounds from "../../core/bench/rounds.js"
 import * as Stats from "../../core/bench/stats.js"
 import * as BenchCluster from "./cluster.js"
@@ -333,33 +332,11 @@ const main = (args: Args) =>
 const isMain = process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Path.resolve(new URL(import.meta.url).pathname)
 
 if (isMain) {
-  let args: Args
-  try {
-    args = parseArgs(process.argv.slice(2))
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`)
-    process.exit(2)
-  }
-  const fiber = Effect.runFork(main(args))
-  // Ctrl-C interrupts the program so that every finalizer (servers, pgpool, pools) runs. The handler stays
-  // installed: tsx relays the terminal's SIGINT to this process, so it arrives twice, and a second default
-  // SIGINT would kill the process before the finalizers are done.
-  let interrupted = false
-  const interrupt = () => {
-    if (interrupted) return
-    interrupted = true
-    log("interrupted: shutting down (servers, pgpool and pools are being closed)")
-    Effect.runFork(Fiber.interrupt(fiber))
-  }
-  process.on("SIGINT", interrupt)
-  process.on("SIGTERM", interrupt)
-  fiber.addObserver((exit) => {
-    log(`finished in ${((performance.now() - t0) / 60_000).toFixed(1)} min`)
-    if (exit._tag === "Failure") {
-      process.stderr.write(`${Cause.pretty(exit.cause)}\n`)
-      process.exitCode = 1
-    }
-    // Exit once stdout (a pipe writes asynchronously) has flushed the report.
-    process.stdout.write("", () => process.exit())
+  runMain({
+    parse: () => parseArgs(process.argv.slice(2)),
+    program: main,
+    log,
+    shutsDown: "servers, pgpool and pools are being closed",
+    startedAt: t0
   })
 }

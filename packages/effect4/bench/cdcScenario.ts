@@ -9,9 +9,7 @@
  * (`bench/cdcScenarioWorker.ts`, bundled, on plain Node); the workload, the fault, the comparison and the report are the
  * shared ones in `packages/core/bench/cdcScenario.ts`.
  */
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
@@ -19,6 +17,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
+import { runMain } from "./main.js"
 import * as Scenario from "../../core/bench/cdcScenario.js"
 import * as PgCluster from "#lib/testing/PgCluster.js"
 
@@ -59,28 +58,10 @@ const main = (plan: Scenario.Plan) =>
     if (!Scenario.passed(result)) process.exitCode = 1
   }).pipe(Effect.scoped)
 
-let plan: Scenario.Plan
-try {
-  plan = Scenario.parseArgs(process.argv.slice(2))
-} catch (error) {
-  process.stderr.write(`${(error as Error).message}\n`)
-  process.exit(2)
-}
-const fiber = Effect.runFork(main(plan))
-let interrupted = false
-const interrupt = () => {
-  if (interrupted) return
-  interrupted = true
-  log("interrupted: shutting down (workers, servers)")
-  Effect.runFork(Fiber.interrupt(fiber))
-}
-process.on("SIGINT", interrupt)
-process.on("SIGTERM", interrupt)
-fiber.addObserver((exit) => {
-  log(`finished in ${((performance.now() - t0) / 60_000).toFixed(1)} min`)
-  if (exit._tag === "Failure") {
-    process.stderr.write(`${Cause.pretty(exit.cause)}\n`)
-    process.exitCode = 1
-  }
-  process.stdout.write("", () => process.exit())
+runMain({
+  parse: () => Scenario.parseArgs(process.argv.slice(2)),
+  program: main,
+  log,
+  shutsDown: "workers, servers",
+  startedAt: t0
 })
