@@ -400,13 +400,7 @@ export interface Progress {
  * @category models
  */
 export const progress = (
-  state: {
-    readonly running: boolean
-    readonly table: string | undefined
-    readonly tablesDone: number
-    readonly tablesTotal: number
-    readonly rowsCopied: number
-    readonly rowsTotal: number | undefined
+  state: Omit<Progress, "rowsPerSecond" | "secondsLeft"> & {
     readonly startedAt: number
     readonly endedAt: number | undefined
   },
