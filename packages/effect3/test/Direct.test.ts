@@ -45,12 +45,16 @@ const usersOf = (cluster: PgCluster.PgCluster, applicationName: string, backendT
     (rows) => rows.map((row) => row.usename)
   )
 
-/** Polls until `predicate` holds, for at most 10 seconds; the caller asserts afterwards. */
+/** Polls until `predicate` holds, for at most 10 seconds, giving the value that held; the caller asserts on it. */
 const awaitCondition = <A, E, R>(effect: Effect.Effect<A, E, R>, predicate: (a: A) => boolean) =>
   effect.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: predicate }),
+    Effect.flatMap((a) => predicate(a) ? Effect.succeed(a) : Effect.fail("not yet" as const)),
+    Effect.retry(Schedule.spaced("50 millis")),
     Effect.timeoutOption("10 seconds"),
-    Effect.flatMap(() => effect)
+    // The value that held (a session can be gone by a second look, as the
+    // walsender was in one CI run); on a timeout, a last look for the
+    // caller's assertion to show.
+    Effect.flatMap(Option.match({ onNone: () => effect, onSome: Effect.succeed }))
   )
 
 const currentUser = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ u: string }>`SELECT current_user AS u`)
