@@ -35,12 +35,12 @@ const directUrl = (cluster: PgCluster.PgCluster) =>
   Redacted.make(`postgres://${directUser}@${cluster.primary.host}:${cluster.primary.port}/${cluster.primary.database}`)
 
 /** The users of the primary's backends with this `application_name` (and `backend_type`), as the server reports them. */
-const usersOf = (cluster: PgCluster.PgCluster, applicationName: string, backendType = "client backend") =>
+const usersOf = (cluster: PgCluster.PgCluster, applicationName: string, backendType = "client backend", lastQuery = "") =>
   Effect.map(
     cluster.query<{ usename: string }>(
       cluster.primary,
-      "SELECT usename FROM pg_stat_activity WHERE application_name = $1 AND backend_type = $2 ORDER BY usename",
-      [applicationName, backendType]
+      "SELECT usename FROM pg_stat_activity WHERE application_name = $1 AND backend_type = $2 AND starts_with(query, $3) ORDER BY usename",
+      [applicationName, backendType, lastQuery]
     ),
     (rows) => rows.map((row) => row.usename)
   )
@@ -77,7 +77,8 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "120 sec
             const received = yield* Effect.fork(
               Stream.runHead(Stream.unwrapScoped(Durable.notifications("direct_channel", { applicationName })))
             )
-            const listeners = yield* awaitCondition(usersOf(cluster, applicationName), (users) => users.length > 0)
+            // The session has run its LISTEN (its last statement): a NOTIFY now reaches it.
+            const listeners = yield* awaitCondition(usersOf(cluster, applicationName, "client backend", "LISTEN"), (users) => users.length > 0)
             expect(listeners).toEqual([direct ? directUser : "postgres"])
             // The routed statement (the NOTIFY) runs on the pooled URL's connection.
             expect(yield* SqlRouter.withWrite(currentUser)).toEqual([{ u: "postgres" }])
