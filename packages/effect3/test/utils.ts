@@ -39,6 +39,7 @@ export const segmentsListed = (ids: ReadonlyArray<number>): Array<number> => {
 }
 
 import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
@@ -121,3 +122,30 @@ export const recordingTracer = () => {
   })
   return { spans, tracer }
 }
+
+/** Retries `effect` every 50 ms until `until` holds (at most `bound`): an awaited condition, never a sleep. */
+export const waitFor = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  until: (a: A) => boolean,
+  bound: Duration.DurationInput = "40 seconds"
+) =>
+  effect.pipe(
+    Effect.filterOrFail(until, () => "not yet" as const),
+    Effect.retry({ schedule: Schedule.spaced("50 millis"), while: (e) => e === "not yet" }),
+    Effect.timeout(bound)
+  )
+
+/** Calls of statements containing `marker` on `node`, as its pg_stat_statements counts them. */
+export const callsOf = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, marker: string) =>
+  Effect.map(
+    cluster.query<{ n: number }>(
+      node,
+      `SELECT coalesce(sum(calls), 0)::int AS n FROM pg_stat_statements
+       WHERE query LIKE '%${marker}%' AND query NOT LIKE '%pg_stat_statements%'`
+    ),
+    (rows) => rows[0]!.n
+  )
+
+/** A replica's probe (`Catalog.standbyState`) is the router's only statement naming this view. */
+export const replicaProbes = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
+  callsOf(cluster, node, "pg_stat_wal_receiver")

@@ -1,11 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
-import { configFor } from "./utils.js"
+import { configFor, replicaProbes, waitFor } from "./utils.js"
 
 // Many instances starting load after an idle spell (issue 23, R = 50): every
 // pool is cold, and a burst of statements waits for the connections the pool
@@ -17,29 +15,6 @@ import { configFor } from "./utils.js"
 
 const app = "cold-burst"
 const settings = { shared_preload_libraries: "pg_stat_statements" }
-const pollEvery = Schedule.spaced("50 millis")
-
-const waitFor = <A, E, R>(
-  effect: Effect.Effect<A, E, R>,
-  until: (a: A) => boolean,
-  bound: Duration.Input = "40 seconds"
-) =>
-  effect.pipe(
-    Effect.filterOrFail(until, () => "not yet" as const),
-    Effect.retry({ schedule: pollEvery, while: (e) => e === "not yet" }),
-    Effect.timeout(bound)
-  )
-
-/** A replica's probe (`Catalog.standbyState`) is the router's only statement naming this view. */
-const replicaProbes = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
-  Effect.map(
-    cluster.query<{ n: number }>(
-      node,
-      `SELECT coalesce(sum(calls), 0)::int AS n FROM pg_stat_statements
-       WHERE query LIKE '%pg_stat_wal_receiver%' AND query NOT LIKE '%pg_stat_statements%'`
-    ),
-    (rows) => rows[0]!.n
-  )
 
 /** Connections to `node` that completed their login, by application_name (`<app>` pooled, `<app>:probe` one-off). */
 const logins = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, name: string) =>

@@ -5,13 +5,12 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as RoutedClient from "@effect-sql-router/effect4/RoutedClient"
 import * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
-import { configFor } from "./utils.js"
+import { callsOf, configFor, replicaProbes, waitFor } from "./utils.js"
 
 // Health from traffic first (issue 23): an idle router asks the primary one
 // statement per look (its role and pg_stat_replication), sends replicas the
@@ -22,30 +21,6 @@ import { configFor } from "./utils.js"
 
 const app = "cadence"
 const settings = { shared_preload_libraries: "pg_stat_statements" }
-
-const pollEvery = Schedule.spaced("50 millis")
-
-const waitFor = <A, E, R>(effect: Effect.Effect<A, E, R>, until: (a: A) => boolean, bound: Duration.Input = "40 seconds") =>
-  effect.pipe(
-    Effect.filterOrFail(until, () => "not yet" as const),
-    Effect.retry({ schedule: pollEvery, while: (e) => e === "not yet" }),
-    Effect.timeout(bound)
-  )
-
-/** Calls of statements containing `marker` on `node`, as its pg_stat_statements counts them. */
-const callsOf = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, marker: string) =>
-  Effect.map(
-    cluster.query<{ n: number }>(
-      node,
-      `SELECT coalesce(sum(calls), 0)::int AS n FROM pg_stat_statements
-       WHERE query LIKE '%${marker}%' AND query NOT LIKE '%pg_stat_statements%'`
-    ),
-    (rows) => rows[0]!.n
-  )
-
-/** A replica's probe (`Catalog.standbyState`) is the router's only statement naming this view. */
-const replicaProbes = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
-  callsOf(cluster, node, "pg_stat_wal_receiver")
 
 /** The primary's look (`Catalog.primaryReport`). */
 const primaryLooks = (cluster: PgCluster.PgCluster) => callsOf(cluster, cluster.primary, "pg_stat_replication")

@@ -41,6 +41,7 @@ export const segmentsListed = (ids: ReadonlyArray<number>): Array<number> => {
   return ids.filter((id) => listed.has(id))
 }
 
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
@@ -146,3 +147,30 @@ export const NodeFileSystem: Layer.Layer<FileSystem.FileSystem> = FileSystem.lay
       (dir) => Effect.promise(() => FsP.rm(dir, { recursive: true, force: true }))
     )
 })
+
+/** Retries `effect` every 50 ms until `until` holds (at most `bound`): an awaited condition, never a sleep. */
+export const waitFor = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  until: (a: A) => boolean,
+  bound: Duration.Input = "40 seconds"
+) =>
+  effect.pipe(
+    Effect.filterOrFail(until, () => "not yet" as const),
+    Effect.retry({ schedule: Schedule.spaced("50 millis"), while: (e) => e === "not yet" }),
+    Effect.timeout(bound)
+  )
+
+/** Calls of statements containing `marker` on `node`, as its pg_stat_statements counts them. */
+export const callsOf = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, marker: string) =>
+  Effect.map(
+    cluster.query<{ n: number }>(
+      node,
+      `SELECT coalesce(sum(calls), 0)::int AS n FROM pg_stat_statements
+       WHERE query LIKE '%${marker}%' AND query NOT LIKE '%pg_stat_statements%'`
+    ),
+    (rows) => rows[0]!.n
+  )
+
+/** A replica's probe (`Catalog.standbyState`) is the router's only statement naming this view. */
+export const replicaProbes = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
+  callsOf(cluster, node, "pg_stat_wal_receiver")
