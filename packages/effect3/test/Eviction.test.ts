@@ -108,6 +108,37 @@ describe("evict means release", () => {
       expect(stillRunning).toBe(0)
     }).pipe(Effect.scoped), 120_000)
 
+  it.live("a read still waiting for a session when its replica is marked unhealthy runs elsewhere too", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 2 })
+      // One session per replica: replica-0's second read waits in its pool while the first sleeps.
+      // The waits for a session are bounded by connectTimeout, so it is long enough for replica-1's queue.
+      const { client, router } = yield* RoutedClient.make(
+        config(cluster, { replicaMaxSizeEach: 1, connectTimeout: "10 seconds", health: { enabled: false } })
+      )
+      const reads = yield* Effect.fork(slowReads(client))
+      yield* replicaStats(router, "replica-0").pipe(
+        Effect.repeat({ until: (r) => r !== undefined && r.pool.inUse >= 1 && r.pool.waiting >= 1, schedule: pollEvery }),
+        Effect.timeoutFail({
+          duration: "20 seconds",
+          onTimeout: () => new Error("replica-0 never had a read waiting for its session")
+        })
+      )
+      yield* router.markReplicaUnhealthy("replica-0")
+      // The waiting read gives up as the running one does, instead of taking
+      // the released session and sleeping there until its read timeout.
+      yield* replicaStats(router, "replica-0").pipe(
+        Effect.repeat({ until: (r) => r?.inFlight === 0, schedule: pollEvery }),
+        Effect.timeoutFail({
+          duration: "5 seconds",
+          onTimeout: () => new Error("replica-0 still holds reads after it was marked unhealthy")
+        })
+      )
+      const results = yield* Fiber.join(reads)
+      expect(results.filter((r) => r._tag === "Left")).toEqual([])
+      expect(results.map((r) => r._tag === "Right" ? r.right : "failed").filter((n) => n === "replica-0")).toEqual([])
+    }).pipe(Effect.scoped), 120_000)
+
   it.live("removing a replica runs its waiting reads elsewhere and completes the removal", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 2 })

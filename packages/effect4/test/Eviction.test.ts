@@ -118,6 +118,37 @@ describe("evict means release", () => {
       expect(stillRunning).toBe(0)
     }), 120_000)
 
+  it.live("a read still waiting for a session when its replica is marked unhealthy runs elsewhere too", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 2 })
+      // One session per replica: replica-0's second read waits in its pool while the first sleeps.
+      // The waits for a session are bounded by connectTimeout, so it is long enough for replica-1's queue.
+      const { client, router } = yield* RoutedClient.make(
+        config(cluster, { replicaMaxSizeEach: 1, connectTimeout: "10 seconds", health: { enabled: false } })
+      )
+      const reads = yield* Effect.forkChild(slowReads(client))
+      yield* replicaStats(router, "replica-0").pipe(
+        Effect.repeat({ until: (r) => r !== undefined && r.pool.inUse >= 1 && r.pool.waiting >= 1, schedule: pollEvery }),
+        Effect.timeoutOrElse({
+          duration: "20 seconds",
+          orElse: () => Effect.fail(new Error("replica-0 never had a read waiting for its session"))
+        })
+      )
+      yield* router.markReplicaUnhealthy("replica-0")
+      // The waiting read gets a session opened after the cut: it gives up as the severed one did,
+      // instead of sleeping there until its read timeout.
+      yield* replicaStats(router, "replica-0").pipe(
+        Effect.repeat({ until: (r) => r?.inFlight === 0, schedule: pollEvery }),
+        Effect.timeoutOrElse({
+          duration: "5 seconds",
+          orElse: () => Effect.fail(new Error("replica-0 still holds reads after it was marked unhealthy"))
+        })
+      )
+      const results = yield* Fiber.join(reads)
+      expect(results.filter((r) => r._tag === "Failure")).toEqual([])
+      expect(results.map((r) => r._tag === "Success" ? r.success : "failed").filter((n) => n === "replica-0")).toEqual([])
+    }), 120_000)
+
   it.live("removing a replica runs its waiting reads elsewhere and completes the removal", () =>
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 2 })

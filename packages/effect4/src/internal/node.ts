@@ -12,7 +12,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as Connection from "effect/sql/SqlConnection"
-import { SqlError, UnknownError } from "effect/sql/SqlError"
+import { ConnectionError, SqlError, UnknownError } from "effect/sql/SqlError"
 import * as Statement from "effect/sql/Statement"
 import * as Stream from "effect/Stream"
 import * as Net from "node:net"
@@ -24,7 +24,9 @@ import { addressOf, parseTarget } from "./connectionString.js"
 // driver's `stream` option), so that the router can sever them all at once:
 // a replica that leaves rotation because it stopped answering fails the reads
 // still waiting on it at once (they run again elsewhere), with no per-statement
-// registration or timer.
+// registration or timer. A statement that was sent to the node before the
+// cut but had no socket yet (its session still opening) is caught by the
+// node's sever count: it fails the same way once it gets its session.
 
 /** A role's pool settings (`RouterConfig`'s `poolFor`). @internal */
 export interface PoolSettings {
@@ -45,7 +47,13 @@ export interface NodeInternals {
   prepare: boolean
   /** Connection-class failures routed statements met on the node (see `countFailure`). */
   failures: number
-  /** Destroys every open socket of the node: statements on them fail with a connection error. */
+  /** How often the node was severed: a statement begun at another count fails when it gets its session. */
+  severs: number
+  /**
+   * Destroys every open socket of the node: statements on them fail with a
+   * connection error, and so do statements begun before the cut that get
+   * their session after it.
+   */
   readonly sever: () => void
   /**
    * Replaces the pool with one made with `settings` (a role change: the new
@@ -74,16 +82,42 @@ export const query = (
   params: ReadonlyArray<unknown>,
   rows: Rows
 ): Effect.Effect<ReadonlyArray<any>, SqlError> => {
-  const { pool, prepare } = internals.get(node)!
+  const own = internals.get(node)!
+  const { pool, prepare, severs } = own
   return rows === undefined
-    ? pool.use((connection) => Effect.map(connection.query(sql, params, prepare), resultRows))
-    : pool.use((connection) => Effect.map(connection.query(sql, params, prepare), (result) => rows(result.rows)))
+    ? pool.use((connection) =>
+      own.severs === severs ? Effect.map(connection.query(sql, params, prepare), resultRows) : severedBefore(node)
+    )
+    : pool.use((connection) =>
+      own.severs === severs
+        ? Effect.map(connection.query(sql, params, prepare), (result) => rows(result.rows))
+        : severedBefore(node)
+    )
 }
+
+/**
+ * A statement begun before its node was severed got a session opened after
+ * the cut: it fails as the severed ones did (a connection error), instead of
+ * running on a node that has left rotation.
+ */
+const severedBefore = (node: Node.Node): Effect.Effect<never, SqlError> =>
+  Effect.fail(
+    new SqlError({
+      reason: new ConnectionError({
+        cause: undefined,
+        message: `the sessions of ${node.id} were severed (it left rotation) before this statement was sent`,
+        operation: "execute"
+      })
+    })
+  )
 
 /** The driver's full result (`executeRaw`). @internal */
 export const queryRaw = (node: Node.Node, sql: string, params: ReadonlyArray<unknown>): Effect.Effect<unknown, SqlError> => {
-  const { pool, prepare } = internals.get(node)!
-  return pool.use((connection) => connection.query(sql, params, prepare))
+  const own = internals.get(node)!
+  const { pool, prepare, severs } = own
+  return pool.use((connection) =>
+    own.severs === severs ? connection.query(sql, params, prepare) : severedBefore(node)
+  )
 }
 
 /** Positional rows (`executeValues`). @internal */
@@ -94,7 +128,10 @@ export const queryValues = (
   prepare?: boolean
 ): Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError> => {
   const own = internals.get(node)!
-  return own.pool.use((connection) => connection.queryValues(sql, params, prepare ?? own.prepare))
+  const severs = own.severs
+  return own.pool.use((connection) =>
+    own.severs === severs ? connection.queryValues(sql, params, prepare ?? own.prepare) : severedBefore(node)
+  )
 }
 
 /** Without a prepared statement (`executeUnprepared`). @internal */
@@ -103,16 +140,26 @@ export const queryUnprepared = (
   sql: string,
   params: ReadonlyArray<unknown>,
   rows: Rows
-): Effect.Effect<ReadonlyArray<any>, SqlError> =>
-  internals.get(node)!.pool.use((connection) =>
-    Effect.map(connection.query(sql, params, false), (result) => rows === undefined ? result.rows : rows(result.rows))
+): Effect.Effect<ReadonlyArray<any>, SqlError> => {
+  const own = internals.get(node)!
+  const severs = own.severs
+  return own.pool.use((connection) =>
+    own.severs === severs
+      ? Effect.map(connection.query(sql, params, false), (result) => rows === undefined ? result.rows : rows(result.rows))
+      : severedBefore(node)
   )
+}
 
 const resultRows = (result: PgConnection.Result): ReadonlyArray<any> => result.rows
 
 /** A stream holds a session of its own for its whole life. @internal */
 export const stream = (node: Node.Node, sql: string, params: ReadonlyArray<unknown>, rows: Rows): Stream.Stream<any, SqlError> => {
-  const rowsOf = Stream.unwrap(Effect.map(internals.get(node)!.pool.reserve, (connection) => connection.stream(sql, params)))
+  const own = internals.get(node)!
+  const severs = own.severs
+  const rowsOf = Stream.unwrap(Effect.map(
+    own.pool.reserve,
+    (connection) => own.severs === severs ? connection.stream(sql, params) : Stream.fromEffect(severedBefore(node))
+  ))
   return rows === undefined
     ? rowsOf
     : Stream.mapArray(rowsOf, (chunk) => rows(chunk) as any)
@@ -367,7 +414,9 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       max: options.maxSize,
       prepare,
       failures: 0,
+      severs: 0,
       sever: () => {
+        own.severs++
         for (const socket of sockets) socket.destroy()
       },
       reconfigure: (settings) => {
