@@ -44,11 +44,14 @@ const withLog = <A, E, R>(options: EventLog.Options, body: Effect.Effect<A, E, R
     // Every replica in rotation (a test before may have restarted the
     // primary): reads outside a session go to replicas, as the tests expect.
     yield* awaitCondition(SqlRouter.countHealthyReplicas, (n) => n === cluster.replicas.length)
-    // The replicas replayed the migration: a read lowers the DDL barrier, so
-    // that appends right after it do not move it (reads outside a session
+    // The replicas replayed the migration: a read lowers the DDL barrier once
+    // the router's probes have seen that (they may be one interval behind),
+    // so that appends right after it do not move it (reads outside a session
     // stay on the replicas, as the tests expect).
-    yield* SqlRouter.withRead(Effect.void)
-    expect((yield* SqlRouter.stats).schemaBarrier).toBeUndefined()
+    yield* awaitCondition(
+      Effect.andThen(SqlRouter.withRead(Effect.void), SqlRouter.stats),
+      (stats) => stats.schemaBarrier === undefined
+    )
     return yield* Effect.provideService(body, EventLog.EventLog, log)
   })
 

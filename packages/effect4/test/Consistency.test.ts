@@ -14,7 +14,7 @@ import * as RoutedClient from "@effect-sql-router/effect4/RoutedClient"
 import type * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
-import { configFor } from "./utils.js"
+import { configFor, waitFor } from "./utils.js"
 
 const secret = Redacted.make("a-shared-secret-of-32-characters!")
 
@@ -58,10 +58,14 @@ layer(Routed, { timeout: "120 seconds", excludeTestServices: true })("Consistenc
       yield* sql`CREATE TABLE notes (id serial PRIMARY KEY, label text NOT NULL)`
       yield* Effect.flatMap(PgCluster.PgCluster, (c) => c.awaitReplication())
       // A read lowers the DDL barrier now that the replicas have replayed the
-      // CREATE; otherwise writes in the next second would move it (and the
-      // stale reads these tests expect outside sessions would go to the primary).
-      yield* sql`SELECT 1`
-      expect((yield* SqlRouter.stats).schemaBarrier).toBeUndefined()
+      // CREATE (once it asks them: at most one read per few milliseconds does);
+      // otherwise writes in the next second would move it (and the stale reads
+      // these tests expect outside sessions would go to the primary).
+      const stats = yield* waitFor(
+        Effect.andThen(sql`SELECT 1`, SqlRouter.stats),
+        (stats) => stats.schemaBarrier === undefined
+      )
+      expect(stats.schemaBarrier).toBeUndefined()
     }))
 
   describe("causal sessions", () => {

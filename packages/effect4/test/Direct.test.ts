@@ -117,6 +117,16 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "120 sec
             (users) => users.length > 0
           )
           expect(walSenders).toEqual([directUser])
+          // The slot is created and streams: a change committed from now on is decoded (one committed
+          // while the slot was still being created would come before its consistent point, and never).
+          const streaming = yield* awaitCondition(
+            cluster.query<{ n: number }>(
+              cluster.primary,
+              "SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = 'direct_slot' AND active"
+            ),
+            (rows) => rows[0]?.n === 1
+          )
+          expect(streaming).toEqual([{ n: 1 }])
           yield* SqlRouter.withWrite(
             Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => sql`INSERT INTO direct_t VALUES (1, 'through the router')`)
           )
