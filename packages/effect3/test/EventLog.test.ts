@@ -1,4 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -790,27 +791,49 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("EventLog"
         const { seen, fiber } = yield* follow({ from: 0, resubscribeDelay: "100 millis" })
         yield* awaitCondition(Ref.get(seen), (events) => events.length > 0)
         const committed = yield* Ref.make<ReadonlyArray<number>>([])
+        // What the producer's last append did, for the message of a stall.
+        const lastAppend = yield* Ref.make("none yet")
+        const at = () => new Date().toISOString().slice(11, 23)
         // Appends fail while the primary is down; the producer just goes on.
         const producer = yield* Effect.fork(
           append().pipe(
             Effect.flatMap((version) => Ref.update(committed, (all) => [...all, version])),
+            Effect.tap(() => Ref.set(lastAppend, `committed at ${at()}`)),
+            Effect.tapErrorCause((cause) => Ref.set(lastAppend, `failed at ${at()}: ${Cause.pretty(cause).split("\n")[0]}`)),
             Effect.ignore,
             Effect.repeat(Schedule.spaced("50 millis"))
           )
         )
         const reported = Effect.map(Ref.get(seen), (events) => insertedOf(events).length)
-        const progress = (more: number) =>
-          Effect.flatMap(reported, (now) => awaitCondition(reported, (n) => n >= now + more, "60 seconds"))
-        yield* progress(5)
-        for (const _ of [1, 2, 3]) {
+        // A stall says which side stopped: the producer's last append, the
+        // listener's last events, and the primary's pool.
+        const stalled = (step: string) =>
+          Effect.map(
+            Effect.all([Ref.get(lastAppend), Ref.get(seen), SqlRouter.stats]),
+            ([last, events, stats]) =>
+              new Error(
+                `no progress for 60 s after ${step} (now ${at()}): last append ${last}; ` +
+                  `listener saw ${events.length} events, last ${JSON.stringify(events.slice(-2))}; ` +
+                  `primary pool ${JSON.stringify(stats.primary.pool)}`
+              )
+          )
+        const progress = (more: number, step: string) =>
+          Effect.flatMap(reported, (now) =>
+            reported.pipe(
+              Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (n) => n >= now + more }),
+              Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => "stalled" as const }),
+              Effect.catchIf((e) => e === "stalled", () => Effect.flatMap(stalled(step), Effect.fail))
+            ))
+        yield* progress(5, "the start")
+        for (const restart of [1, 2, 3]) {
           yield* cluster.stop(cluster.primary)
           yield* cluster.start(cluster.primary)
-          yield* progress(5)
+          yield* progress(5, `restart ${restart}`)
         }
         const [next] = cluster.replicas
         yield* cluster.stop(cluster.primary)
         yield* cluster.promote(next!)
-        yield* progress(5)
+        yield* progress(5, "the failover")
         expect(yield* whoAmI.pipe(SqlRouter.withPrimary)).toBe(next!.name)
         yield* Fiber.interrupt(producer)
         const final = yield* versionsOnPrimary("durable_log")

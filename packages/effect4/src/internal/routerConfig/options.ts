@@ -240,7 +240,13 @@ export const routerOptions = {
    * keep priority only as far as the primary's pool size allows.
    */
   primaryReads: option(Schema.Literals(primaryReadModes), oneOf(primaryReadModes), (input) => input ?? "fallback"),
-  /** Time to open a connection or wait for a free one; default 5 seconds. */
+  /**
+   * Time to open a connection (connect, TLS, authentication); default 5
+   * seconds. Unlike the Effect 3 line, a wait for a free session of a full
+   * pool is not bounded by it (the driver's bound would cost every statement
+   * about a fifth of its throughput): `readTimeout` (and the routed
+   * client's `writeTimeout`) bound a statement's wait and run together.
+   */
   connectTimeout: option(PositiveDuration, positive, durationOr("5 seconds")),
   /** Idle connections are closed after this; default 30 seconds. */
   idleTimeout: option(PositiveDuration, positive, durationOr("30 seconds")),
