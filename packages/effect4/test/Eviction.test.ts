@@ -16,8 +16,9 @@ import { configFor } from "./utils.js"
 // is the frozen replica's in-flight count falling to 0 while it is still
 // frozen (a frozen server never answers, so only eviction gives the count back).
 
-const sleepy = "SELECT current_setting('cluster_name') AS name, " +
-  "pg_sleep(CASE WHEN current_setting('cluster_name') = 'replica-0' THEN 30 ELSE 0.5 END) IS NULL AS slept"
+const sleepy = (onReplica0 = 30) =>
+  "SELECT current_setting('cluster_name') AS name, " +
+  `pg_sleep(CASE WHEN current_setting('cluster_name') = 'replica-0' THEN ${onReplica0} ELSE 0.5 END) IS NULL AS slept`
 
 const pollEvery = Schedule.spaced("20 millis")
 
@@ -48,16 +49,16 @@ const awaitInFlight = (router: SqlRouter.SqlRouter, id: string, n: number) =>
 
 /**
  * Eight concurrent reads through the routed client; each says which server
- * answered. On replica-0 a read sleeps 30 s (longer than the read timeout and
- * than any wait below), elsewhere half a second.
+ * answered. On replica-0 a read sleeps `onReplica0` seconds (by default 30 s,
+ * longer than the read timeout and than any wait below), elsewhere half a second.
  */
-const slowReads = (client: PgClient.PgClient) =>
+const slowReads = (client: PgClient.PgClient, onReplica0?: number) =>
   Effect.forEach(
     Array.from({ length: 8 }, (_, i) => i),
     () =>
       Effect.result(
         client.unsafe<{ name: string }>(
-          sleepy
+          sleepy(onReplica0)
         ).pipe(Effect.map((rows) => rows[0]!.name))
       ),
     { concurrency: "unbounded" }
@@ -147,6 +148,25 @@ describe("evict means release", () => {
       const results = yield* Fiber.join(reads)
       expect(results.filter((r) => r._tag === "Failure")).toEqual([])
       expect(results.map((r) => r._tag === "Success" ? r.success : "failed").filter((n) => n === "replica-0")).toEqual([])
+    }), 120_000)
+
+  it.live("a replica marked unhealthy and at once healthy again stays in rotation: its severed reads run elsewhere, none fails", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 2 })
+      const { client, router } = yield* RoutedClient.make(config(cluster, { health: { enabled: false } }))
+      const reads = yield* Effect.forkChild(slowReads(client, 2))
+      yield* awaitInFlight(router, "replica-0", 2)
+      // Back before its reads have seen their sessions cut: the cut is the router's own doing,
+      // not a failure of the replica, so it does not take the replica out again. (Reads sleep
+      // 2 s there: one cut that runs there again ends well within the read timeout.)
+      yield* router.markReplicaUnhealthy("replica-0")
+      yield* router.markReplicaHealthy("replica-0")
+      const results = yield* Fiber.join(reads)
+      expect(results.filter((r) => r._tag === "Failure")).toEqual([])
+      expect(results).toHaveLength(8)
+      expect((yield* replicaStats(router, "replica-0"))?.healthy).toBe(true)
+      // The reads cut on replica-0 ran once more: more reads started than were asked for.
+      expect(totalReads(yield* router.stats)).toBeGreaterThan(8)
     }), 120_000)
 
   it.live("removing a replica runs its waiting reads elsewhere and completes the removal", () =>

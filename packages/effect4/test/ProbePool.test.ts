@@ -3,6 +3,8 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import * as SqlRouter from "@effect-sql-router/effect4/SqlRouter"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
 
@@ -38,6 +40,13 @@ const connectionsOf = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode
     cluster.query<{ name: string }>(node, `SELECT application_name AS name FROM pg_stat_activity WHERE application_name LIKE '${app}%'`),
     (rows) => rows.map((r) => r.name)
   )
+
+/** A signal to the postmaster of `node` alone (not its backends), by the pid its postmaster.pid names. */
+const signalPostmaster = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode, signal: "SIGSTOP" | "SIGCONT") =>
+  Effect.sync(() => {
+    const pid = Number(Fs.readFileSync(Path.join(cluster.directory!, node.name, "postmaster.pid"), "utf8").split("\n")[0])
+    process.kill(pid, signal)
+  })
 
 describe("probes over the pool", () => {
   it.live("an idle router holds no connection for probes alone; a frozen replica that a read hangs on is probed, and the probe times out without blocking", () =>
@@ -109,5 +118,38 @@ describe("probes over the pool", () => {
         (names) => names.every((name) => name === app)
       )
       expect(left.filter((name) => name !== app)).toEqual([])
+    }))
+
+  it.live("a replica that keeps answering its sessions while new logins stall (a crowded host) stays in rotation when its probes time out", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PgCluster.make({ replicas: 1 })
+      const app = "probe-crowded"
+      const router = yield* SqlRouter.make({
+        primary: cluster.primary.url,
+        replicas: cluster.replicas.map((r) => r.url),
+        applicationName: app,
+        connectTimeout: "1 second",
+        health: { interval: "100 millis", timeout: "300 millis", failureThreshold: 1 }
+      })
+      yield* awaitProbes(router, "replica-0", 1)
+      // A read that gets a 10 kB row every 50 ms for 6 s: the replica keeps answering its
+      // session, and no statement completes meanwhile, so its watcher suspects it and probes it.
+      const streaming = yield* Effect.forkChild(router.withReplica(Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql`SELECT pg_sleep(0.05) IS NULL AS slept, repeat('x', 10000) AS pad FROM generate_series(1, 120)`
+      )))
+      // New logins stall, as on a host too crowded to start backends in time: the replica's
+      // postmaster is stopped (its backends run on, so the read's session keeps getting rows).
+      yield* Effect.acquireRelease(
+        signalPostmaster(cluster, cluster.replicas[0]!, "SIGSTOP"),
+        () => signalPostmaster(cluster, cluster.replicas[0]!, "SIGCONT")
+      )
+      // A probe timed out on its own connection while the read's session got rows: no verdict (Busy).
+      const busy = yield* waitFor(statusOf(router, "replica-0"), (s) => s.state === "Busy")
+      expect(busy.healthy).toBe(true)
+      yield* awaitProbes(router, "replica-0", 3)
+      expect((yield* statusOf(router, "replica-0")).healthy).toBe(true)
+      expect(yield* Fiber.join(streaming)).toHaveLength(120)
+      yield* signalPostmaster(cluster, cluster.replicas[0]!, "SIGCONT")
+      yield* waitFor(statusOf(router, "replica-0"), (s) => s.healthy && s.state === "Following")
     }))
 })

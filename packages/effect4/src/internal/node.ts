@@ -47,6 +47,14 @@ export interface NodeInternals {
   prepare: boolean
   /** Connection-class failures routed statements met on the node (see `countFailure`). */
   failures: number
+  /**
+   * What the node's server has sent so far on each open socket: taken when
+   * a probe starts, so that `sentSince` can tell a crowded server (it still
+   * answers other connections) from a frozen one (it sends nothing).
+   */
+  readonly received: () => ReadonlyMap<Duplex, number>
+  /** Whether the server sent anything on any of the node's sockets since `received` was taken. */
+  readonly sentSince: (before: ReadonlyMap<Duplex, number>) => boolean
   /** How often the node was severed: a statement begun at another count fails when it gets its session. */
   severs: number
   /**
@@ -67,6 +75,9 @@ const internals = new WeakMap<Node.Node, NodeInternals>()
 
 /** @internal */
 export const internalsOf = (node: Node.Node): NodeInternals => internals.get(node)!
+
+/** How often `node` was severed (0 for a node the router did not make). @internal */
+export const seversOf = (node: Node.Node): number => internals.get(node)?.severs ?? 0
 
 /** The rows of a result as `execute` returns them. @internal */
 export type Rows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
@@ -267,7 +278,7 @@ export const transformsOf = (options: Transforms) => ({
 })
 
 /** What makes the socket the driver connects with: ours, so that we can sever it. */
-const socketFactory = (url: Redacted.Redacted<string>, sockets: Set<Duplex>): (() => Duplex) | undefined => {
+const socketFactory = (url: Redacted.Redacted<string>, sockets: Set<Net.Socket>): (() => Duplex) | undefined => {
   const target = parseTarget(Redacted.value(url))
   if (Result.isFailure(target)) return undefined
   const { host, port } = target.success
@@ -336,7 +347,7 @@ const poolOpener = (config: PgPool.Config & PgClient.PgClientConfig, nodeScope: 
 /** @internal */
 export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, Scope.Scope> =>
   Effect.gen(function*() {
-    const sockets = new Set<Duplex>()
+    const sockets = new Set<Net.Socket>()
     const prepare = options.prepare ?? true
     const spanAttributes = {
       ...options.spanAttributes,
@@ -418,6 +429,15 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       prepare,
       failures: 0,
       severs: 0,
+      received: () => {
+        const counts = new Map<Duplex, number>()
+        for (const socket of sockets) counts.set(socket, socket.bytesRead)
+        return counts
+      },
+      sentSince: (before) => {
+        for (const socket of sockets) if (socket.bytesRead > (before.get(socket) ?? 0)) return true
+        return false
+      },
       sever: () => {
         own.severs++
         for (const socket of sockets) socket.destroy()

@@ -24,6 +24,40 @@ export class PoolBusy extends Error {
   }
 }
 
+/** A probe that got no answer within its timeout. @internal */
+export class ProbeTimedOut extends Error {
+  constructor(timeout: Duration.Duration) {
+    super(`probe timed out after ${Duration.format(timeout)}`)
+  }
+}
+
+/** A pg client's socket, where pg keeps it (read at probe time only, never on the statement path). */
+type ClientWithSocket = { readonly connection?: { readonly stream?: { readonly bytesRead?: number } } }
+
+/**
+ * What the server has sent so far on each of the pool's connections (pg-pool's
+ * own list): taken when a probe starts, so that `sentSince` can tell a crowded
+ * server (it still answers other connections) from a frozen one (it sends nothing).
+ */
+const received = (pool: Pg.Pool): ReadonlyMap<ClientWithSocket, number> => {
+  const counts = new Map<ClientWithSocket, number>()
+  const clients = (pool as unknown as { readonly _clients?: ReadonlyArray<ClientWithSocket> })._clients
+  if (clients !== undefined) {
+    for (const client of clients) counts.set(client, client.connection?.stream?.bytesRead ?? 0)
+  }
+  return counts
+}
+
+/** Whether the server sent anything on any of the pool's connections since `received` was taken. */
+const sentSince = (pool: Pg.Pool, before: ReadonlyMap<ClientWithSocket, number>): boolean => {
+  const clients = (pool as unknown as { readonly _clients?: ReadonlyArray<ClientWithSocket> })._clients
+  if (clients === undefined) return false
+  for (const client of clients) {
+    if ((client.connection?.stream?.bytesRead ?? 0) > (before.get(client) ?? 0)) return true
+  }
+  return false
+}
+
 /** Completed statements per pool: a pool that completes work is alive, however busy. */
 const completed = new WeakMap<Pg.Pool, { count: number }>()
 const progressOf = (pool: Pg.Pool) => {
@@ -82,7 +116,7 @@ const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string):
             ? new PoolBusy("the probe's connection was slow while the pool completed statements")
             : answered && !connected
             ? new PoolBusy("the server answered the probe's login but did not finish it in time")
-            : new Error(`probe timed out after ${Duration.format(timeout)}`)
+            : new ProbeTimedOut(timeout)
       }),
       Effect.withClock(liveClock)
     )
@@ -132,7 +166,7 @@ const pooledQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string):
       resume(Effect.fail(
         waitingForCheckout && progress.count > before
           ? new PoolBusy()
-          : new Error(`probe timed out after ${Duration.format(timeout)}`)
+          : new ProbeTimedOut(timeout)
       ))
     }, Duration.toMillis(timeout))
     pool.connect((error, client, release) => {
@@ -181,6 +215,10 @@ const servedAtProbe = new WeakMap<Node.Node, number>()
  * where a checkout would open a connection or wait behind the application)
  * it runs on a connection of its own for one statement, closed at once.
  * Every probe is bounded by `timeout` in real time.
+ * A probe that times out while the server sent anything on the node's
+ * other connections is `PoolBusy` (no verdict): a frozen server sends
+ * nothing, a crowded host's server answers its sessions but is slow to
+ * start a backend for the probe's login.
  * @internal
  */
 export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) =>
@@ -188,7 +226,14 @@ export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.
     const served = servedOf(node)
     const warm = servedAtProbe.get(node) !== served
     servedAtProbe.set(node, served)
-    return warm && node.pool.idleCount > 0
+    // The server sending anything on the pool's connections (answers, logins) while the probe
+    // waited proves it alive: a timeout then is the host's crowding, not the node's failure.
+    const before = received(node.pool)
+    const query = warm && node.pool.idleCount > 0
       ? pooledQuery<A>(node.pool, timeout, sql)
       : oneOffQuery<A>(node.pool, timeout, sql)
+    return Effect.mapError(query, (error) =>
+      error instanceof ProbeTimedOut && sentSince(node.pool, before)
+        ? new PoolBusy("the server answered the node's other connections while the probe waited")
+        : error)
   })

@@ -187,16 +187,28 @@ const servedAtProbe = new WeakMap<Node.Node, number>()
  * statements would make a healthy server look dead) it runs on a connection
  * of its own for one statement, closed at once. Every probe is bounded by
  * `timeout` in real time.
+ * A probe that times out while the server sent anything on the node's
+ * other connections is `PoolBusy` (no verdict): a frozen server sends
+ * nothing, a crowded host's server answers its sessions but is slow to
+ * start a backend for the probe's login.
  * @internal
  */
 export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.Query => <A>(sql: string) => {
-  const { pool, prepare } = NodeInternal.internalsOf(node)
+  const own = NodeInternal.internalsOf(node)
+  const { pool, prepare } = own
   return Effect.flatMap(pool.stats, (stats) => {
     const served = servedOf(node)
     const warm = servedAtProbe.get(node) !== served
     servedAtProbe.set(node, served)
-    return warm && stats.idle > 0 && !crowded(stats, pool.config.multiplex ?? false)
+    // The server sending anything on the node's connections (answers, logins) while the probe
+    // waited proves it alive: a timeout then is the host's crowding, not the node's failure.
+    const before = own.received()
+    const query = warm && stats.idle > 0 && !crowded(stats, pool.config.multiplex ?? false)
       ? pooledQuery<A>(pool, prepare, timeout, sql)
       : ownQuery<A>(pool, timeout, sql)
+    return Effect.mapError(query, (error) =>
+      error instanceof ProbeTimedOut && own.sentSince(before)
+        ? new PoolBusy("the server answered the node's other connections while the probe waited")
+        : error)
   })
 }

@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { SqlError } from "effect/sql/SqlError"
 import * as Topology from "../../Topology.js"
+import * as NodeInternal from "../node.js"
 import type { RouterState } from "../routerState.js"
 import * as Routing from "../routing/decision.js"
 import * as Hedging from "./hedging.js"
@@ -26,8 +27,16 @@ export interface Reads {
   readonly again: (facts: Statement.Facts) => Effect.Effect<any, SqlError>
   /** One attempt on `replica`: the statement, bounded by `readTimeout`, its in-flight count given back on exit. */
   readonly attempt: (facts: Statement.Facts, replica: Topology.Replica) => Effect.Effect<any, SqlError | TimedOut>
-  /** The safety net for a read that failed (or timed out) on `replica`. */
-  readonly afterFailureOn: (facts: Statement.Facts, replica: Topology.Replica, error: SqlError | TimedOut) => Effect.Effect<any, SqlError>
+  /**
+   * The safety net for a read that failed (or timed out) on `replica`;
+   * `severs` is the replica's sever count when the read started there, if known.
+   */
+  readonly afterFailureOn: (
+    facts: Statement.Facts,
+    replica: Topology.Replica,
+    error: SqlError | TimedOut,
+    severs?: number
+  ) => Effect.Effect<any, SqlError>
 }
 
 /** A replica did not answer within `readTimeout`. @internal */
@@ -68,14 +77,16 @@ export const makeRead = (state: RouterState, { write }: Writes): (facts: Stateme
   const readOnReplica = (facts: Statement.Facts, replica: Topology.Replica): Effect.Effect<any, SqlError> => {
     count(facts.fiber, replica.node, "read")
     annotate(facts.fiber, replica.node)
-    return Effect.catch(attempt(facts, replica), (error) => afterFailureOn(facts, replica, error))
+    const severs = NodeInternal.seversOf(replica.node)
+    return Effect.catch(attempt(facts, replica), (error) => afterFailureOn(facts, replica, error, severs))
   }
 
   /** The safety net for a read that failed on a replica: readOnReplica's and each hedged attempt's. */
   const afterFailureOn = (
     facts: Statement.Facts,
     replica: Topology.Replica,
-    error: SqlError | TimedOut
+    error: SqlError | TimedOut,
+    severs?: number
   ): Effect.Effect<any, SqlError> => {
     if (error instanceof TimedOut) {
       return facts.retry ? elsewhere(facts, replica, error) : Effect.fail(Statement.asSqlError(error))
@@ -87,8 +98,10 @@ export const makeRead = (state: RouterState, { write }: Writes): (facts: Stateme
         return readOnPrimary(facts)
       case "elsewhere":
         // Severed because the replica left rotation (eviction): its reads run
-        // elsewhere without spending their retry, as if never started there.
+        // elsewhere without spending their retry, as if never started there;
+        // also when it is back already (its sever count moved under the read).
         if (!Topology.inRotation(Routing.peek(replica.health))) return again(facts)
+        if (severs !== undefined && NodeInternal.seversOf(replica.node) !== severs) return again(facts)
         return facts.retry ? elsewhere(facts, replica, error) : Effect.fail(error)
       case "fail":
         return Effect.fail(error)
