@@ -44,6 +44,16 @@ const awaitInFlight = (router: SqlRouter.SqlRouter, id: string, n: number) =>
     Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${id} never had ${n} reads in flight`) })
   )
 
+/** Waits (5 s at most) until `id` holds no read: a replica marked out gives its reads up at once. */
+const awaitReleased = (router: SqlRouter.SqlRouter, id: string) =>
+  replicaStats(router, id).pipe(
+    Effect.repeat({ until: (r) => r?.inFlight === 0, schedule: pollEvery }),
+    Effect.timeoutFail({
+      duration: "5 seconds",
+      onTimeout: () => new Error(`${id} still holds reads after it was marked unhealthy`)
+    })
+  )
+
 /**
  * Eight concurrent reads through the routed client; each says which server
  * answered. On replica-0 a read sleeps `onReplica0` seconds (by default 30 s,
@@ -128,13 +138,7 @@ describe("evict means release", () => {
       yield* router.markReplicaUnhealthy("replica-0")
       // The waiting read gives up as the running one does, instead of taking
       // the released session and sleeping there until its read timeout.
-      yield* replicaStats(router, "replica-0").pipe(
-        Effect.repeat({ until: (r) => r?.inFlight === 0, schedule: pollEvery }),
-        Effect.timeoutFail({
-          duration: "5 seconds",
-          onTimeout: () => new Error("replica-0 still holds reads after it was marked unhealthy")
-        })
-      )
+      yield* awaitReleased(router, "replica-0")
       const results = yield* Fiber.join(reads)
       expect(results.filter((r) => r._tag === "Left")).toEqual([])
       expect(results.map((r) => r._tag === "Right" ? r.right : "failed").filter((n) => n === "replica-0")).toEqual([])

@@ -47,6 +47,16 @@ const awaitInFlight = (router: SqlRouter.SqlRouter, id: string, n: number) =>
     })
   )
 
+/** Waits (5 s at most) until `id` holds no read: a replica marked out gives its reads up at once. */
+const awaitReleased = (router: SqlRouter.SqlRouter, id: string) =>
+  replicaStats(router, id).pipe(
+    Effect.repeat({ until: (r) => r?.inFlight === 0, schedule: pollEvery }),
+    Effect.timeoutOrElse({
+      duration: "5 seconds",
+      orElse: () => Effect.fail(new Error(`${id} still holds reads after it was marked unhealthy`))
+    })
+  )
+
 /**
  * Eight concurrent reads through the routed client; each says which server
  * answered. On replica-0 a read sleeps `onReplica0` seconds (by default 30 s,
@@ -94,13 +104,7 @@ describe("evict means release", () => {
       yield* awaitInFlight(router, "replica-0", 2)
       yield* router.markReplicaUnhealthy("replica-0")
       // Its sessions are severed at once; each read gives its count back as its statement fails.
-      yield* replicaStats(router, "replica-0").pipe(
-        Effect.repeat({ until: (r) => r?.inFlight === 0, schedule: pollEvery }),
-        Effect.timeoutOrElse({
-          duration: "5 seconds",
-          orElse: () => Effect.fail(new Error("replica-0 still holds reads after it was marked unhealthy"))
-        })
-      )
+      yield* awaitReleased(router, "replica-0")
       const results = yield* Fiber.join(reads)
       expect(results.filter((r) => r._tag === "Failure")).toEqual([])
       // Every answer came from a node still in rotation.
@@ -138,13 +142,7 @@ describe("evict means release", () => {
       yield* router.markReplicaUnhealthy("replica-0")
       // The waiting read gets a session opened after the cut: it gives up as the severed one did,
       // instead of sleeping there until its read timeout.
-      yield* replicaStats(router, "replica-0").pipe(
-        Effect.repeat({ until: (r) => r?.inFlight === 0, schedule: pollEvery }),
-        Effect.timeoutOrElse({
-          duration: "5 seconds",
-          orElse: () => Effect.fail(new Error("replica-0 still holds reads after it was marked unhealthy"))
-        })
-      )
+      yield* awaitReleased(router, "replica-0")
       const results = yield* Fiber.join(reads)
       expect(results.filter((r) => r._tag === "Failure")).toEqual([])
       expect(results.map((r) => r._tag === "Success" ? r.success : "failed").filter((n) => n === "replica-0")).toEqual([])
