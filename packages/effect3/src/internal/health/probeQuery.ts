@@ -31,28 +31,30 @@ export class ProbeTimedOut extends Error {
   }
 }
 
-/** A pg client's socket, where pg keeps it (read at probe time only, never on the statement path). */
-type ClientWithSocket = { readonly connection?: { readonly stream?: { readonly bytesRead?: number } } }
+/** What the probes read of a pg-pool client: whether it is still connecting, and its socket. */
+interface PoolClientView {
+  readonly _connecting?: boolean
+  readonly connection?: { readonly stream?: { readonly bytesRead?: number } }
+}
+
+/** pg-pool's own list of its clients (read at probe time and at the watchers' ticks, never on the statement path). */
+const clientsOf = (pool: Pg.Pool): ReadonlyArray<PoolClientView> =>
+  (pool as unknown as { readonly _clients?: ReadonlyArray<PoolClientView> })._clients ?? []
 
 /**
  * What the server has sent so far on each of the pool's connections (pg-pool's
  * own list): taken when a probe starts, so that `sentSince` can tell a crowded
  * server (it still answers other connections) from a frozen one (it sends nothing).
  */
-const received = (pool: Pg.Pool): ReadonlyMap<ClientWithSocket, number> => {
-  const counts = new Map<ClientWithSocket, number>()
-  const clients = (pool as unknown as { readonly _clients?: ReadonlyArray<ClientWithSocket> })._clients
-  if (clients !== undefined) {
-    for (const client of clients) counts.set(client, client.connection?.stream?.bytesRead ?? 0)
-  }
+const received = (pool: Pg.Pool): ReadonlyMap<PoolClientView, number> => {
+  const counts = new Map<PoolClientView, number>()
+  for (const client of clientsOf(pool)) counts.set(client, client.connection?.stream?.bytesRead ?? 0)
   return counts
 }
 
 /** Whether the server sent anything on any of the pool's connections since `received` was taken. */
-const sentSince = (pool: Pg.Pool, before: ReadonlyMap<ClientWithSocket, number>): boolean => {
-  const clients = (pool as unknown as { readonly _clients?: ReadonlyArray<ClientWithSocket> })._clients
-  if (clients === undefined) return false
-  for (const client of clients) {
+const sentSince = (pool: Pg.Pool, before: ReadonlyMap<PoolClientView, number>): boolean => {
+  for (const client of clientsOf(pool)) {
     if ((client.connection?.stream?.bytesRead ?? 0) > (before.get(client) ?? 0)) return true
   }
   return false
@@ -130,9 +132,8 @@ const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string):
  * @internal
  */
 export const waitingOf = (pool: Pg.Pool): number => {
-  const clients = (pool as unknown as { readonly _clients?: ReadonlyArray<{ readonly _connecting?: boolean }> })._clients
   let connecting = 0
-  if (clients !== undefined) for (const client of clients) if (client._connecting === true) connecting++
+  for (const client of clientsOf(pool)) if (client._connecting === true) connecting++
   return pool.waitingCount + connecting
 }
 
