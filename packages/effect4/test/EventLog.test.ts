@@ -70,15 +70,16 @@ const versionsOnPrimary = (table: string) =>
 
 const oneTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 
-/** Polls (live clock) until `predicate` holds; fails after `timeout`. */
-const awaitCondition = <A, E, R>(
+/** Polls (live clock) until `predicate` holds; after `timeout`, fails with the error `why` gives. */
+const awaitCondition = <A, E, R, R2 = never>(
   effect: Effect.Effect<A, E, R>,
   predicate: (a: A) => boolean,
-  timeout: Duration.Input = "30 seconds"
+  timeout: Duration.Input = "30 seconds",
+  why: Effect.Effect<Error, never, R2> = Effect.sync(() => new Error("condition not reached in time"))
 ) =>
   effect.pipe(
     Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: predicate }),
-    Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail(new Error("condition not reached in time")) })
+    Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.flatMap(why, Effect.fail) })
   )
 
 const pauseAll = Effect.flatMap(PgCluster.PgCluster, (c) => Effect.forEach(c.replicas, c.pauseReplay))
@@ -818,11 +819,7 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("EventLog"
               )
           )
         const progress = (more: number, step: string) =>
-          Effect.flatMap(reported, (now) =>
-            reported.pipe(
-              Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (n) => n >= now + more }),
-              Effect.timeoutOrElse({ duration: "60 seconds", orElse: () => Effect.flatMap(stalled(step), Effect.fail) })
-            ))
+          Effect.flatMap(reported, (now) => awaitCondition(reported, (n) => n >= now + more, "60 seconds", stalled(step)))
         yield* progress(5, "the start")
         for (const restart of [1, 2, 3]) {
           yield* cluster.stop(cluster.primary)
