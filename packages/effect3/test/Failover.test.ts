@@ -142,14 +142,18 @@ describe("failover and live topology", () => {
       // which is why the count of its reads is not compared.
       yield* cluster.query(oldPrimary, `INSERT INTO load_t (worker) SELECT ${strayWorker} FROM generate_series(1, 200)`)
       // The standby on the new timeline serves again; the old primary serves nothing.
-      yield* SqlRouter.replicaStatus.pipe(
-        Effect.repeat({
-          until: (nodes) => nodes.some((node) => node.id === "node-2" && node.healthy),
-          schedule: pollEvery
-        }),
+      // The old primary's last probe may have given no verdict (Busy, on a loaded host): the
+      // status is awaited until a probe has judged it, not read once.
+      const status = yield* SqlRouter.replicaStatus.pipe(
+        Effect.filterOrFail(
+          (nodes) =>
+            nodes.some((node) => node.id === "node-2" && node.healthy) &&
+            nodes.some((node) => node.id === "node-0" && node.state !== "Busy"),
+          () => "not yet" as const
+        ),
+        Effect.retry({ schedule: pollEvery, while: (e) => e === "not yet" }),
         Effect.timeout("20 seconds")
       )
-      const status = yield* SqlRouter.replicaStatus
       expect(status.find((node) => node.id === "node-0")).toMatchObject({ healthy: false, state: "Writable" })
       const served = (yield* load.snapshot).readsBy[follower.name] ?? 0
       yield* load.snapshot.pipe(
