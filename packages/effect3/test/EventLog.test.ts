@@ -796,12 +796,15 @@ layer(Cluster, { timeout: "180 seconds", excludeTestServices: true })("EventLog"
         // What the producer's last append did, for the message of a stall.
         const lastAppend = yield* Ref.make("none yet")
         const at = () => new Date().toISOString().slice(11, 23)
-        // Appends fail while the primary is down; the producer just goes on.
+        // Appends fail while the primary is down; the producer just goes on
+        // (a defect would end it: the stall message says "died").
         const producer = yield* Effect.fork(
           append().pipe(
             Effect.flatMap((version) => Ref.update(committed, (all) => [...all, version])),
             Effect.tap(() => Ref.set(lastAppend, `committed at ${at()}`)),
-            Effect.tapErrorCause((cause) => Ref.set(lastAppend, `failed at ${at()}: ${Cause.pretty(cause).split("\n")[0]}`)),
+            Effect.tapErrorCause((cause) =>
+              Ref.set(lastAppend, `${Cause.isDie(cause) ? "died" : "failed"} at ${at()}: ${Cause.pretty(cause).split("\n")[0]}`)
+            ),
             Effect.ignore,
             Effect.repeat(Schedule.spaced("50 millis"))
           )

@@ -1,8 +1,10 @@
 import { describe, expect, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Redacted from "effect/Redacted"
@@ -217,6 +219,44 @@ layer(clusterWithRouter({ replicas: 2 }), { timeout: "120 seconds", excludeTestS
         yield* latch.await
         yield* Fiber.interrupt(fiber)
         expect(yield* SqlRouter.withPrimary(countRows("items"))).toBe(before)
+        expect((yield* SqlRouter.stats).primary.pool.inUse).toBe(0)
+      }))
+
+    it.effect("a transaction whose session the server ends fails with a typed SqlError, not a defect, in every client kind", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const router = yield* SqlRouter.SqlRouter
+        const scope = yield* Scope.make()
+        const lease = yield* router.acquireWrite.pipe(Scope.extend(scope))
+        // The body ends its own session, as a restart or a failover does, then runs a statement.
+        const body = (label: string) =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            yield* sql`INSERT INTO items (label) VALUES (${label})`
+            const [row] = yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`
+            yield* cluster.query(cluster.primary, "SELECT pg_terminate_backend($1)", [row!.pid])
+            yield* sql`SELECT 1`
+          })
+        const kinds = {
+          "SqlRouter.transaction": SqlRouter.transaction(body("ended-in-region")),
+          "a lease's withTransaction": lease.client.withTransaction(
+            Effect.provideService(body("ended-in-lease"), SqlClient.SqlClient, lease.client)
+          )
+        }
+        for (const [kind, transaction] of Object.entries(kinds)) {
+          const exit = yield* Effect.exit(transaction)
+          const outcome = Exit.isFailure(exit)
+            ? { defect: Cause.isDie(exit.cause), error: Option.getOrUndefined(Cause.failureOption(exit.cause)) }
+            : { defect: false, error: undefined }
+          expect({ kind, defect: outcome.defect, error: (outcome.error as { _tag?: string } | undefined)?._tag })
+            .toEqual({ kind, defect: false, error: "SqlError" })
+        }
+        yield* Scope.close(scope, Exit.void)
+        const sql = yield* SqlRouter.withPrimary(SqlClient.SqlClient)
+        const labels = yield* SqlRouter.withPrimary(sql<{ n: number }>`SELECT count(*)::int AS n FROM items WHERE label LIKE 'ended-in-%'`)
+        expect(labels[0]!.n).toBe(0)
+        // The pool replaced the ended sessions: the next transaction commits.
+        yield* SqlRouter.transaction(sql`INSERT INTO items (label) VALUES ('after-ended')`)
         expect((yield* SqlRouter.stats).primary.pool.inUse).toBe(0)
       }))
 

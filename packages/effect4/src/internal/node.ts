@@ -240,6 +240,27 @@ export const commit = (connection: Connection.Connection): Effect.Effect<void, S
 export const onCommitFailure = (connection: Connection.Connection): Effect.Effect<void> =>
   Effect.ignore(connection.executeUnprepared("ROLLBACK", [], undefined))
 
+/** Where the driver keeps a session's own state; `PgClient` reads it the same way. */
+const driverInternals = "~@effect/sql-pg/PgConnection/internals"
+
+/** Whether the server or the socket ended `session` (the driver's own record; without one, not ended). */
+const sessionEnded = (session: PgConnection.PgConnection): boolean =>
+  (session as unknown as Record<string, { readonly deadError?: () => unknown } | undefined>)[driverInternals]
+    ?.deadError?.() !== undefined
+
+/**
+ * `SqlClient.make`'s `isTransaction`: a session the server ended has no
+ * transaction left to roll back, so its ROLLBACK is skipped. Without this the
+ * ROLLBACK after a body that failed because its session ended (a restart, a
+ * failover, `pg_terminate_backend`) fails as well, and `withTransaction`
+ * makes that a defect in place of the body's typed `SqlError`. Left: a
+ * session that ends while the ROLLBACK itself runs still dies there. @internal
+ */
+export const isTransaction = (connection: Connection.Connection): boolean => {
+  const session = sessionOf(connection)
+  return session === undefined || !sessionEnded(session)
+}
+
 /** PostgreSQL's JSON fragment, as `PgClient.json` makes it (the pg compiler knows its kind). @internal */
 export const json = (value: unknown): Statement.Fragment =>
   Statement.fragment([Statement.custom<PgClient.PgCustom>("PgJson")(value, undefined, undefined)])
@@ -384,6 +405,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       begin: begin(readOnly),
       commit,
       onCommitFailure,
+      isTransaction,
       releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`,
       spanAttributes: [
         ...Object.entries(spanAttributes),

@@ -211,6 +211,8 @@ const makeClient = (spec: ClientSpec): Effect.Effect<RoutedPgClient> =>
       begin: NodeInternal.begin(spec.readOnly),
       commit: withCommitFailed(spec.commit),
       onCommitFailure: NodeInternal.onCommitFailure,
+      isTransaction: (connection) =>
+        NodeInternal.isTransaction(connection instanceof TransactionConnection ? connection.inner : connection),
       releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`
     }).pipe(Effect.provideService(Reactivity.Reactivity, spec.reactivity)),
     (client) => {

@@ -30,6 +30,7 @@ const leaseClient = (state: RouterState, node: Node.Node, connection: Connection
     begin: NodeInternal.begin(() => node.role === "replica"),
     commit: NodeInternal.commit,
     onCommitFailure: NodeInternal.onCommitFailure,
+    isTransaction: NodeInternal.isTransaction,
     releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`
   }).pipe(Effect.provideService(Reactivity.Reactivity, state.reactivity))
 }
