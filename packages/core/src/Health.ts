@@ -321,24 +321,75 @@ export const rampFrom = (millis: number | undefined, now: number): Ramp | undefi
   millis === undefined || millis <= 0 ? undefined : { from: now, millis }
 
 /**
- * A replica's health, as one value so that a routing decision reads one
- * reference per replica.
+ * A replica in rotation: its probes say it follows the primary, and no one
+ * marked it down. `ramp` is set while a slow start lasts.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Standing {
-  /** What probes and observed failures say. */
-  readonly up: boolean
-  /** A manual mark holds the replica out until it is lifted; probes do not lift it. */
-  readonly markedDown: boolean
+export interface InRotation {
+  readonly _tag: "InRotation"
   /** Consecutive probe successes (positive) or failures (negative), for hysteresis. */
   readonly streak: number
-  /** False once the replica is removed: late probes and marks leave it alone. */
-  readonly member: boolean
   /** Set when the replica returned to rotation with a slow start: its share of reads ramps up. */
   readonly ramp?: Ramp | undefined
 }
+
+/**
+ * Out of rotation by its probes, or by a connection failure seen in its
+ * traffic; it comes back after `successThreshold` consecutive successes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OutOfRotation {
+  readonly _tag: "OutOfRotation"
+  readonly streak: number
+}
+
+/**
+ * Held out of rotation by hand until the mark is lifted; probes go on, and
+ * `up` is what they say meanwhile, but they do not lift the mark.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MarkedDown {
+  readonly _tag: "MarkedDown"
+  readonly up: boolean
+  readonly streak: number
+}
+
+/**
+ * Removed from the topology: late probes, failures and marks leave it alone.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Removed {
+  readonly _tag: "Removed"
+}
+
+/**
+ * A replica's health, one of a few named states held in one value, so that
+ * a routing decision reads one reference per replica. Its moves are the
+ * functions below: `afterProbe`, `afterFailure`, `afterStartProbe`, `mark`, and
+ * `removed`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Standing = InRotation | OutOfRotation | MarkedDown | Removed
+
+/**
+ * The health of a replica the router starts with: in rotation or out of it,
+ * no streak.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const initial = (up: boolean): Standing =>
+  up ? { _tag: "InRotation", streak: 0 } : { _tag: "OutOfRotation", streak: 0 }
 
 /**
  * In rotation: a member, healthy by probes, and not marked down by hand.
@@ -346,4 +397,125 @@ export interface Standing {
  * @since 0.1.0
  * @category verdicts
  */
-export const inRotation = (health: Standing): boolean => health.member && health.up && !health.markedDown
+export const inRotation = (health: Standing): health is InRotation => health._tag === "InRotation"
+
+/**
+ * What the probes say of it, whatever a mark by hand says (false once removed).
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const probesUp = (health: Standing): boolean =>
+  health._tag === "InRotation" || (health._tag === "MarkedDown" && health.up)
+
+/**
+ * Still in the topology (not removed).
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const isMember = (health: Standing): boolean => health._tag !== "Removed"
+
+/**
+ * Held out by hand.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const isMarkedDown = (health: Standing): health is MarkedDown => health._tag === "MarkedDown"
+
+/** The same mark (or none) with what probes say now. */
+const withProbes = (health: Standing, up: boolean, streak: number, ramp: Ramp | undefined): Standing =>
+  health._tag === "MarkedDown"
+    ? { _tag: "MarkedDown", up, streak }
+    : up
+    ? (ramp === undefined ? { _tag: "InRotation", streak } : { _tag: "InRotation", streak, ramp })
+    : { _tag: "OutOfRotation", streak }
+
+/**
+ * A probe's move (`effectOf` of the probe; call it for all but `hold`):
+ * hysteresis by `step`, a slow start of `slowStartMillis` from `now` when
+ * the probes bring the replica back, and the ramp dropped at the first probe
+ * after it ends. Undefined for a removed replica: nothing changes.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const afterProbe = (
+  health: Standing,
+  effect: Exclude<ProbeEffect, "hold">,
+  thresholds: Hysteresis,
+  slowStartMillis: number | undefined,
+  now: number
+): { readonly health: Standing; readonly transition: Transition | undefined } | undefined => {
+  if (health._tag === "Removed") return undefined
+  const up = probesUp(health)
+  const { streak, transition } = step({ up, streak: health.streak }, effect, thresholds)
+  const ramp = transition === "up"
+    ? rampFrom(slowStartMillis, now)
+    : health._tag === "InRotation" && health.ramp !== undefined && !rampOver(health.ramp, now)
+    ? health.ramp
+    : undefined
+  return { health: withProbes(health, transition === undefined ? up : transition === "up", streak, ramp), transition }
+}
+
+/**
+ * A connection failure seen in the replica's traffic: out of rotation at
+ * once, its streak reset (a mark by hand stays). `wasUp` is what the probes
+ * said before.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const afterFailure = (health: Standing): { readonly wasUp: boolean; readonly health: Standing } =>
+  health._tag === "Removed"
+    ? { wasUp: false, health }
+    : { wasUp: probesUp(health), health: withProbes(health, false, 0, undefined) }
+
+/**
+ * The first probe at start: in rotation when it follows the primary (a
+ * streak of one success), out of it otherwise.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const afterStartProbe = (health: Standing, following: boolean): Standing =>
+  health._tag === "Removed"
+    ? health
+    : withProbes(health, following, following ? 1 : 0, health._tag === "InRotation" ? health.ramp : undefined)
+
+/**
+ * A mark by hand. Down holds the replica out, keeping what its probes say;
+ * lifting it puts the replica in rotation at its word, with a slow start of
+ * `slowStartMillis` from `now` unless it was in rotation already (a probe
+ * may disagree later). A removed replica stays removed.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const mark = (health: Standing, down: boolean, slowStartMillis: number | undefined, now: number): Standing => {
+  if (health._tag === "Removed") return health
+  if (down) return { _tag: "MarkedDown", up: probesUp(health), streak: health.streak }
+  return withProbes(
+    { _tag: "OutOfRotation", streak: 0 },
+    true,
+    0,
+    health._tag === "InRotation" ? health.ramp : rampFrom(slowStartMillis, now)
+  )
+}
+
+/**
+ * The health of a replica removed from the topology.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const removed: Standing = { _tag: "Removed" }
+
+/**
+ * The slow start a replica is in, if any.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const rampOf = (health: Standing): Ramp | undefined => health._tag === "InRotation" ? health.ramp : undefined

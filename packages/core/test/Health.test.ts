@@ -158,3 +158,78 @@ describe("slow start", () => {
     expect(Health.rampFrom(0, 1)).toBeUndefined()
   })
 })
+
+describe("Health standing", () => {
+  const thresholds = { failureThreshold: 2, successThreshold: 2 }
+  const inRotation: Health.Standing = { _tag: "InRotation", streak: 3 }
+  const out: Health.Standing = { _tag: "OutOfRotation", streak: -2 }
+  const probe = (health: Health.Standing, effect: "success" | "failure" | "evict", slowStart?: number, now = 1_000) =>
+    Health.afterProbe(health, effect, thresholds, slowStart, now)
+
+  it("starts in rotation or out of it; only InRotation is in rotation", () => {
+    expect(Health.initial(true)).toEqual({ _tag: "InRotation", streak: 0 })
+    expect(Health.initial(false)).toEqual({ _tag: "OutOfRotation", streak: 0 })
+    const states: ReadonlyArray<Health.Standing> = [inRotation, out, { _tag: "MarkedDown", up: true, streak: 1 }, Health.removed]
+    expect(states.map(Health.inRotation)).toEqual([true, false, false, false])
+    expect(states.map(Health.probesUp)).toEqual([true, false, true, false])
+    expect(states.map(Health.isMember)).toEqual([true, true, true, false])
+    expect(states.map(Health.isMarkedDown)).toEqual([false, false, true, false])
+  })
+
+  it("probes move it out after failureThreshold failures and back after successThreshold successes, with a slow start", () => {
+    const once = probe(inRotation, "failure")!
+    expect(once).toEqual({ health: { _tag: "InRotation", streak: -1 }, transition: undefined })
+    expect(probe(once.health, "failure")).toEqual({ health: { _tag: "OutOfRotation", streak: -2 }, transition: "down" })
+    expect(probe(out, "success")).toEqual({ health: { _tag: "OutOfRotation", streak: 1 }, transition: undefined })
+    expect(probe({ _tag: "OutOfRotation", streak: 1 }, "success", 500, 7_000)).toEqual({
+      health: { _tag: "InRotation", streak: 2, ramp: { from: 7_000, millis: 500 } },
+      transition: "up"
+    })
+    expect(probe(inRotation, "evict")?.transition).toBe("down")
+  })
+
+  it("a ramp stays while it lasts and goes at the first probe after it ends", () => {
+    const ramping: Health.Standing = { _tag: "InRotation", streak: 2, ramp: { from: 0, millis: 1_000 } }
+    expect(Health.rampOf(probe(ramping, "success", 1_000, 999)!.health)).toEqual({ from: 0, millis: 1_000 })
+    expect(probe(ramping, "success", 1_000, 1_000)!.health).toEqual({ _tag: "InRotation", streak: 3 })
+  })
+
+  it("a mark by hand holds it out while probes go on, and lifting it puts it back at its word", () => {
+    const marked = Health.mark(inRotation, true, 500, 0)
+    expect(marked).toEqual({ _tag: "MarkedDown", up: true, streak: 3 })
+    // Probes still count, and say what they see, but the mark stays.
+    const failed = probe(probe(marked, "failure")!.health, "failure")!
+    expect(failed).toEqual({ health: { _tag: "MarkedDown", up: false, streak: -2 }, transition: "down" })
+    expect(Health.mark(failed.health, false, 500, 9_000)).toEqual({
+      _tag: "InRotation",
+      streak: 0,
+      ramp: { from: 9_000, millis: 500 }
+    })
+    // Lifting a mark on a replica in rotation keeps its ramp and starts none.
+    const ramping: Health.Standing = { _tag: "InRotation", streak: 2, ramp: { from: 0, millis: 1_000 } }
+    expect(Health.mark(ramping, false, 500, 9_000)).toEqual({ _tag: "InRotation", streak: 0, ramp: { from: 0, millis: 1_000 } })
+    expect(Health.mark(inRotation, false, undefined, 9_000)).toEqual({ _tag: "InRotation", streak: 0 })
+  })
+
+  it("a failure in traffic takes it out at once and says whether probes had it up; a mark stays", () => {
+    expect(Health.afterFailure(inRotation)).toEqual({ wasUp: true, health: { _tag: "OutOfRotation", streak: 0 } })
+    expect(Health.afterFailure(out)).toEqual({ wasUp: false, health: { _tag: "OutOfRotation", streak: 0 } })
+    expect(Health.afterFailure({ _tag: "MarkedDown", up: true, streak: 4 })).toEqual({
+      wasUp: true,
+      health: { _tag: "MarkedDown", up: false, streak: 0 }
+    })
+  })
+
+  it("the first probe at start decides rotation", () => {
+    expect(Health.afterStartProbe(Health.initial(false), true)).toEqual({ _tag: "InRotation", streak: 1 })
+    expect(Health.afterStartProbe(Health.initial(true), false)).toEqual({ _tag: "OutOfRotation", streak: 0 })
+  })
+
+  it("a removed replica is left alone by probes, failures and marks", () => {
+    expect(probe(Health.removed, "success")).toBeUndefined()
+    expect(Health.afterFailure(Health.removed)).toEqual({ wasUp: false, health: Health.removed })
+    expect(Health.afterStartProbe(Health.removed, true)).toBe(Health.removed)
+    expect(Health.mark(Health.removed, false, undefined, 0)).toBe(Health.removed)
+    expect(Health.mark(Health.removed, true, undefined, 0)).toBe(Health.removed)
+  })
+})

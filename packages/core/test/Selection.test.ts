@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest"
 import type { Probe, Standing } from "../src/Health.js"
 import * as Selection from "../src/Selection.js"
 
-const up: Standing = { up: true, markedDown: false, streak: 1, member: true }
+const up: Standing = { _tag: "InRotation", streak: 1 }
+const down: Standing = { _tag: "OutOfRotation", streak: -1 }
 const probe = (over: Partial<Probe> = {}): Probe => ({
   at: 0,
   ok: true,
@@ -27,7 +28,7 @@ describe("Selection", () => {
   })
 
   it("round-robin takes the first eligible replica from the cursor, wrapping around", () => {
-    const replicas = [replica(), replica({ health: { ...up, up: false } }), replica()]
+    const replicas = [replica(), replica({ health: down }), replica()]
     expect(choose("round-robin", replicas, { cursor: 1 })).toBe(2)
     expect(choose("round-robin", replicas, { cursor: 3 })).toBe(0)
     expect(Selection.strategies["round-robin"].movesCursor).toBe(true)
@@ -35,16 +36,16 @@ describe("Selection", () => {
 
   it("no replica in rotation (down, marked down, removed) means none", () => {
     const replicas = [
-      replica({ health: { ...up, up: false } }),
-      replica({ health: { ...up, markedDown: true } }),
-      replica({ health: { ...up, member: false } })
+      replica({ health: down }),
+      replica({ health: { _tag: "MarkedDown", up: true, streak: 1 } }),
+      replica({ health: { _tag: "Removed" } })
     ]
     for (const name of Selection.names) expect(choose(name, replicas, { random: 0.5 })).toBeUndefined()
     expect(choose("round-robin", [])).toBeUndefined()
   })
 
   it("random picks among the eligible by its draw, and leaves the cursor", () => {
-    const replicas = [replica(), replica({ health: { ...up, up: false } }), replica(), replica()]
+    const replicas = [replica(), replica({ health: down }), replica(), replica()]
     expect(choose("random", replicas, { random: 0 })).toBe(0)
     expect(choose("random", replicas, { random: 0.5 })).toBe(2)
     expect(choose("random", replicas, { random: 0.99 })).toBe(3)

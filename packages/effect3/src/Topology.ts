@@ -26,8 +26,11 @@ import type * as Node from "./Node.js"
 export type Probe = ReplicaHealth.Probe
 
 /**
- * A replica's health, as one value so that a routing decision reads one
- * reference per replica.
+ * A replica's health, one of a few named states in one value, so that a
+ * routing decision reads one reference per replica: `InRotation` (with its
+ * slow start's `ramp`, if any), `OutOfRotation` (by its probes or a failure in
+ * its traffic), `MarkedDown` (held out by hand; `up` is what probes say) and
+ * `Removed`. Each has the hysteresis `streak` but `Removed`.
  *
  * @since 0.1.0
  * @category models
@@ -53,18 +56,6 @@ export type Ramp = ReplicaHealth.Ramp
  * @category combinators
  */
 export const rampAdmits: (ramp: Ramp, now: number, draw: number) => boolean = ReplicaHealth.rampAdmits
-
-/**
- * The health of a replica coming back into rotation: with a slow start of
- * `millis` (when set and positive) it ramps from `now`.
- *
- * @since 0.1.0
- * @category combinators
- */
-export const withRamp = (health: Health, millis: number | undefined, now: number): Health => ({
-  ...health,
-  ramp: ReplicaHealth.rampFrom(millis, now)
-})
 
 /**
  * One replica's state: its node, health, in-flight count and last probe.
@@ -107,7 +98,7 @@ export interface Topology {
 export const makeReplica = (node: Node.Node, healthy: boolean): STM.STM<Replica> =>
   STM.all({
     node: STM.succeed(node),
-    health: TRef.make<Health>({ up: healthy, markedDown: false, streak: 0, member: true }),
+    health: TRef.make<Health>(ReplicaHealth.initial(healthy)),
     inFlight: TRef.make(0),
     probe: TRef.make<Probe | undefined>(undefined)
   })
@@ -134,7 +125,7 @@ export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): STM.
  * @since 0.1.0
  * @category combinators
  */
-export const inRotation: (health: Health) => boolean = ReplicaHealth.inRotation
+export const inRotation: (health: Health) => health is ReplicaHealth.InRotation = ReplicaHealth.inRotation
 
 /**
  * Whether the replica is in rotation now.

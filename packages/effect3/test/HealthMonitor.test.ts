@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Health from "@effect-sql-router/core/Health"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -125,12 +126,12 @@ describe("HealthMonitor", () => {
       const topology = yield* setup()
       const replica = (yield* STM.commit(TRef.get(topology.replicas)))[0]!
       const { probe } = yield* scriptedProbe
-      yield* STM.commit(TRef.update(replica.health, (h) => ({ ...h, markedDown: true })))
+      yield* STM.commit(TRef.update(replica.health, (h) => Health.mark(h, true, undefined, 0)))
       const fiber = yield* Effect.fork(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust("10 seconds")
       expect(yield* healthy(replica)).toBe(false)
-      expect((yield* STM.commit(TRef.get(replica.health))).up).toBe(true) // the probes' own view
-      yield* STM.commit(TRef.update(replica.health, (h) => ({ ...h, markedDown: false })))
+      expect(Health.probesUp(yield* STM.commit(TRef.get(replica.health)))).toBe(true) // the probes' own view
+      yield* STM.commit(TRef.update(replica.health, (h) => Health.mark(h, false, undefined, 0)))
       expect(yield* healthy(replica)).toBe(true)
       yield* Fiber.interrupt(fiber)
     }))
@@ -156,7 +157,7 @@ describe("HealthMonitor", () => {
       const { calls, probe } = yield* scriptedProbe
       const fiber = yield* Effect.fork(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust("1 second")
-      yield* STM.commit(TRef.update(replica.health, (h) => ({ ...h, member: false })))
+      yield* STM.commit(TRef.set(replica.health, Health.removed))
       yield* TestClock.adjust("1 second")
       const after = yield* Ref.get(calls)
       yield* TestClock.adjust("5 seconds")

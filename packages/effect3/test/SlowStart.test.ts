@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Health from "@effect-sql-router/core/Health"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -39,7 +40,7 @@ const tally = (topology: Topology.Topology, strategy: Selection.Name, n: number)
   })
 
 const rampFor = (replica: Topology.Replica, from: number, millis: number) =>
-  STM.commit(TRef.update(replica.health, (health) => ({ ...health, ramp: { from, millis } })))
+  STM.commit(TRef.set(replica.health, { _tag: "InRotation", streak: 0, ramp: { from, millis } }))
 
 describe("slow start: the ramp", () => {
   it("admits no read at the start, a share equal to the elapsed fraction, and every read after the ramp", () => {
@@ -53,11 +54,11 @@ describe("slow start: the ramp", () => {
     expect(Topology.rampAdmits(ramp, 50_000, 0.999)).toBe(true)
   })
 
-  it("withRamp starts a ramp only for a positive slow start", () => {
-    const health: Topology.Health = { up: true, markedDown: false, streak: 0, member: true }
-    expect(Topology.withRamp(health, undefined, 5).ramp).toBeUndefined()
-    expect(Topology.withRamp(health, 0, 5).ramp).toBeUndefined()
-    expect(Topology.withRamp(health, 2_000, 5).ramp).toEqual({ from: 5, millis: 2_000 })
+  it("a replica put back by hand ramps only with a positive slow start", () => {
+    const out = Health.initial(false)
+    expect(Health.rampOf(Health.mark(out, false, undefined, 5))).toBeUndefined()
+    expect(Health.rampOf(Health.mark(out, false, 0, 5))).toBeUndefined()
+    expect(Health.rampOf(Health.mark(out, false, 2_000, 5))).toEqual({ from: 5, millis: 2_000 })
   })
 
   it.effect("round-robin: a replica at the start of its ramp gets no reads while another fits", () =>
@@ -99,12 +100,12 @@ describe("slow start: the ramp", () => {
       for (const slowStart of [Duration.seconds(30), undefined]) {
         const topology = yield* setup(1)
         const [replica] = yield* STM.commit(TRef.get(topology.replicas))
-        yield* STM.commit(TRef.update(replica!.health, (h) => ({ ...h, up: false, streak: -1 })))
+        yield* STM.commit(TRef.set(replica!.health, { _tag: "OutOfRotation", streak: -1 }))
         const thresholds = { failureThreshold: 1, successThreshold: 1, slowStart }
         expect(yield* STM.commit(Monitor.applyProbe(replica!, good, thresholds))).toBe("up")
         const health = yield* STM.commit(TRef.get(replica!.health))
-        expect(health.up).toBe(true)
-        expect(health.ramp?.millis).toBe(slowStart === undefined ? undefined : 30_000)
+        expect(Health.probesUp(health)).toBe(true)
+        expect(Health.rampOf(health)?.millis).toBe(slowStart === undefined ? undefined : 30_000)
       }
     }))
 
@@ -115,7 +116,7 @@ describe("slow start: the ramp", () => {
       const [replica] = yield* STM.commit(TRef.get(topology.replicas))
       yield* rampFor(replica!, Date.now() - 10_000, 5_000)
       yield* STM.commit(Monitor.applyProbe(replica!, good, { failureThreshold: 1, successThreshold: 1 }))
-      expect((yield* STM.commit(TRef.get(replica!.health))).ramp).toBeUndefined()
+      expect(Health.rampOf(yield* STM.commit(TRef.get(replica!.health)))).toBeUndefined()
     }))
 })
 

@@ -25,8 +25,11 @@ import type * as Node from "./Node.js"
 export type Probe = ReplicaHealth.Probe
 
 /**
- * A replica's health, as one value so that a routing decision reads one
- * reference per replica.
+ * A replica's health, one of a few named states in one value, so that a
+ * routing decision reads one reference per replica: `InRotation` (with its
+ * slow start's `ramp`, if any), `OutOfRotation` (by its probes or a failure in
+ * its traffic), `MarkedDown` (held out by hand; `up` is what probes say) and
+ * `Removed`. Each has the hysteresis `streak` but `Removed`.
  *
  * @since 0.1.0
  * @category models
@@ -52,18 +55,6 @@ export type Ramp = ReplicaHealth.Ramp
  * @category combinators
  */
 export const rampAdmits: (ramp: Ramp, now: number, draw: number) => boolean = ReplicaHealth.rampAdmits
-
-/**
- * The health of a replica coming back into rotation: with a slow start of
- * `millis` (when set and positive) it ramps from `now`.
- *
- * @since 0.1.0
- * @category combinators
- */
-export const withRamp = (health: Health, millis: number | undefined, now: number): Health => ({
-  ...health,
-  ramp: ReplicaHealth.rampFrom(millis, now)
-})
 
 /**
  * One replica's state: its node, health, in-flight count and last probe.
@@ -106,7 +97,7 @@ export interface Topology {
 export const makeReplica = (node: Node.Node, healthy: boolean): Effect.Effect<Replica> =>
   Effect.sync(() => ({
     node,
-    health: TxRef.makeUnsafe<Health>({ up: healthy, markedDown: false, streak: 0, member: true }),
+    health: TxRef.makeUnsafe<Health>(ReplicaHealth.initial(healthy)),
     inFlight: TxRef.makeUnsafe(0),
     probe: TxRef.makeUnsafe<Probe | undefined>(undefined)
   }))
@@ -133,7 +124,7 @@ export const make = (primary: Node.Node, replicas: ReadonlyArray<Replica>): Effe
  * @since 0.1.0
  * @category combinators
  */
-export const inRotation: (health: Health) => boolean = ReplicaHealth.inRotation
+export const inRotation: (health: Health) => health is ReplicaHealth.InRotation = ReplicaHealth.inRotation
 
 /**
  * Whether the replica is in rotation now (inside `Effect.tx`, as the

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Health from "@effect-sql-router/core/Health"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -124,12 +125,12 @@ describe("HealthMonitor", () => {
       const topology = yield* setup()
       const replica = (yield* TxRef.get(topology.replicas))[0]!
       const { probe } = yield* scriptedProbe
-      yield* TxRef.update(replica.health, (h) => ({ ...h, markedDown: true }))
+      yield* TxRef.update(replica.health, (h) => Health.mark(h, true, undefined, 0))
       const fiber = yield* Effect.forkChild(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust("10 seconds")
       expect(yield* healthy(replica)).toBe(false)
-      expect((yield* TxRef.get(replica.health)).up).toBe(true) // the probes' own view
-      yield* TxRef.update(replica.health, (h) => ({ ...h, markedDown: false }))
+      expect(Health.probesUp(yield* TxRef.get(replica.health))).toBe(true) // the probes' own view
+      yield* TxRef.update(replica.health, (h) => Health.mark(h, false, undefined, 0))
       expect(yield* healthy(replica)).toBe(true)
       yield* Fiber.interrupt(fiber)
     }))
@@ -155,7 +156,7 @@ describe("HealthMonitor", () => {
       const { calls, probe } = yield* scriptedProbe
       const fiber = yield* Effect.forkChild(Monitor.watchReplica(topology, replica, health, probe))
       yield* TestClock.adjust("1 second")
-      yield* TxRef.update(replica.health, (h) => ({ ...h, member: false }))
+      yield* TxRef.set(replica.health, Health.removed)
       yield* TestClock.adjust("1 second")
       const after = yield* Ref.get(calls)
       yield* TestClock.adjust("5 seconds")

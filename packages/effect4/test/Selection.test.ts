@@ -2,6 +2,7 @@ import * as CoreSelection from "@effect-sql-router/core/Selection"
 import type * as Node from "@effect-sql-router/effect4/Node"
 import * as Selection from "@effect-sql-router/effect4/Selection"
 import type * as Topology from "@effect-sql-router/effect4/Topology"
+import * as Health from "@effect-sql-router/core/Health"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -16,7 +17,7 @@ const fakeNode = (id: string) => ({ id, role: "replica" }) as unknown as Node.No
 
 const replica = (id: string, up = true): Topology.Replica => ({
   node: fakeNode(id),
-  health: TxRef.makeUnsafe<Topology.Health>({ up, markedDown: false, streak: 0, member: true }),
+  health: TxRef.makeUnsafe<Topology.Health>(Health.initial(up)),
   inFlight: TxRef.makeUnsafe(0),
   probe: TxRef.makeUnsafe<Topology.Probe | undefined>(undefined)
 })

@@ -8,6 +8,7 @@ import * as RoutedClient from "@effect-sql-router/effect4/RoutedClient"
 import * as Selection from "@effect-sql-router/effect4/Selection"
 import { PgCluster } from "@effect-sql-router/effect4/testing"
 import * as Topology from "@effect-sql-router/effect4/Topology"
+import * as Health from "@effect-sql-router/core/Health"
 import * as Monitor from "../src/internal/health/monitor.js"
 import { configFor } from "./utils.js"
 
@@ -36,7 +37,7 @@ const tally = (topology: Topology.Topology, strategy: Selection.Name, n: number)
   })
 
 const rampFor = (replica: Topology.Replica, from: number, millis: number) =>
-  TxRef.update(replica.health, (health) => ({ ...health, ramp: { from, millis } }))
+  TxRef.set(replica.health, { _tag: "InRotation", streak: 0, ramp: { from, millis } })
 
 describe("slow start: the ramp", () => {
   it("admits no read at the start, a share equal to the elapsed fraction, and every read after the ramp", () => {
@@ -50,11 +51,11 @@ describe("slow start: the ramp", () => {
     expect(Topology.rampAdmits(ramp, 50_000, 0.999)).toBe(true)
   })
 
-  it("withRamp starts a ramp only for a positive slow start", () => {
-    const health: Topology.Health = { up: true, markedDown: false, streak: 0, member: true }
-    expect(Topology.withRamp(health, undefined, 5).ramp).toBeUndefined()
-    expect(Topology.withRamp(health, 0, 5).ramp).toBeUndefined()
-    expect(Topology.withRamp(health, 2_000, 5).ramp).toEqual({ from: 5, millis: 2_000 })
+  it("a replica put back by hand ramps only with a positive slow start", () => {
+    const out = Health.initial(false)
+    expect(Health.rampOf(Health.mark(out, false, undefined, 5))).toBeUndefined()
+    expect(Health.rampOf(Health.mark(out, false, 0, 5))).toBeUndefined()
+    expect(Health.rampOf(Health.mark(out, false, 2_000, 5))).toEqual({ from: 5, millis: 2_000 })
   })
 
   it.effect("round-robin: a replica at the start of its ramp gets no reads while another fits", () =>
@@ -96,12 +97,12 @@ describe("slow start: the ramp", () => {
       for (const slowStart of [Duration.seconds(30), undefined]) {
         const topology = yield* setup(1)
         const [replica] = yield* TxRef.get(topology.replicas)
-        yield* TxRef.update(replica!.health, (h) => ({ ...h, up: false, streak: -1 }))
+        yield* TxRef.set(replica!.health, { _tag: "OutOfRotation", streak: -1 })
         const thresholds = { failureThreshold: 1, successThreshold: 1, slowStart }
         expect(yield* Monitor.applyProbe(replica!, good, thresholds)).toBe("up")
         const health = yield* TxRef.get(replica!.health)
-        expect(health.up).toBe(true)
-        expect(health.ramp?.millis).toBe(slowStart === undefined ? undefined : 30_000)
+        expect(Health.probesUp(health)).toBe(true)
+        expect(Health.rampOf(health)?.millis).toBe(slowStart === undefined ? undefined : 30_000)
       }
     }))
 
@@ -112,7 +113,7 @@ describe("slow start: the ramp", () => {
       const [replica] = yield* TxRef.get(topology.replicas)
       yield* rampFor(replica!, Date.now() - 10_000, 5_000)
       yield* Monitor.applyProbe(replica!, good, { failureThreshold: 1, successThreshold: 1 })
-      expect((yield* TxRef.get(replica!.health)).ramp).toBeUndefined()
+      expect(Health.rampOf(yield* TxRef.get(replica!.health))).toBeUndefined()
     }))
 })
 

@@ -17,6 +17,7 @@ import type * as RouterConfig from "../../RouterConfig.js"
 import { InvalidConfig, PrimaryUnavailable, PromotionRefused, UnknownReplica } from "../../RouterError.js"
 import * as Topology from "../../Topology.js"
 import { newestTimeline } from "@effect-sql-router/core/Discovery"
+import * as Health from "@effect-sql-router/core/Health"
 import * as Catalog from "./catalog.js"
 import { describe } from "../errors.js"
 import * as HealthMonitor from "./monitor.js"
@@ -191,7 +192,7 @@ export const removeReplica = (internals: RouterState, which: number | string): E
       const found = typeof which === "number" ? replicas[which] : replicas.find((r) => r.node.id === which)
       if (found === undefined) return Option.none<Topology.Replica>()
       yield* TRef.set(internals.topology.replicas, replicas.filter((r) => r !== found))
-      yield* TRef.update(found.health, (health) => ({ ...health, member: false }))
+      yield* TRef.set(found.health, Health.removed)
       return Option.some(found)
     }))
     if (Option.isNone(removed)) return yield* new UnknownReplica({ replica: which })
@@ -226,7 +227,7 @@ export const switchPrimary = (internals: RouterState, next: Node.Node, why: stri
       if (current === next) return Option.none<Topology.Replica>()
       const replicas = yield* TRef.get(internals.topology.replicas)
       for (const replica of replicas) {
-        if (replica.node === next) yield* TRef.update(replica.health, (health) => ({ ...health, member: false }))
+        if (replica.node === next) yield* TRef.set(replica.health, Health.removed)
       }
       const demoted = yield* Topology.makeReplica(current, false)
       yield* TRef.set(internals.topology.replicas, [...replicas.filter((r) => r.node !== next), demoted])

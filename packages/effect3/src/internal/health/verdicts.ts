@@ -89,23 +89,15 @@ export const applyProbe = (
 ): STM.STM<HealthMonitor.Transition | undefined> =>
   STM.gen(function*() {
     const health = yield* TRef.get(replica.health)
-    if (!health.member) return undefined
+    if (!Health.isMember(health)) return undefined
     yield* TRef.set(replica.probe, probe)
     const effect = Health.effectOf(probe)
     if (effect === "hold") return undefined
-    const { streak, transition } = Health.step(health, effect, thresholds)
-    const next: Topology.Health = { ...health, streak, up: transition === undefined ? health.up : transition === "up" }
-    const now = Date.now()
-    // Back after a failure: slow start (if on) from now. The ramp is dropped at the first probe after it ends.
-    yield* TRef.set(
-      replica.health,
-      transition === "up"
-        ? Topology.withRamp(next, slowStartMillis(thresholds), now)
-        : next.ramp !== undefined && Health.rampOver(next.ramp, now)
-        ? { ...next, ramp: undefined }
-        : next
-    )
-    return transition
+    // Slow start is in real time, as the read path's ramp draws are.
+    const next = Health.afterProbe(health, effect, thresholds, slowStartMillis(thresholds), Date.now())
+    if (next === undefined) return undefined
+    yield* TRef.set(replica.health, next.health)
+    return next.transition
   })
 
 /** @internal */
@@ -113,7 +105,7 @@ export const logTransition = (replica: Topology.Replica, transition: HealthMonit
   transition === undefined
     ? Effect.void
     // Marked unhealthy by hand, it stays out of rotation whatever the probes say.
-    : SelectionInternal.peek(replica.health).markedDown
+    : Health.isMarkedDown(SelectionInternal.peek(replica.health))
     ? Effect.logInfo(
       `replica ${replica.node.id} ${transition === "down" ? `fails its probes: ${probe.error ?? "probe failed"}` : "passes its probes"} (still out of rotation: marked unhealthy by hand)`
     )
@@ -173,7 +165,7 @@ export const recordLook = (
     const tag = recorded.state?._tag
     if (transition === undefined && tag !== previous?.state?._tag && (tag === "Diverged" || tag === "Detached")) {
       const health = yield* STM.commit(TRef.get(replica.health))
-      if (!health.up) yield* Effect.logWarning(`replica ${replica.node.id} stays out of rotation: ${recorded.error}`)
+      if (!Health.probesUp(health)) yield* Effect.logWarning(`replica ${replica.node.id} stays out of rotation: ${recorded.error}`)
     }
     if (transition !== undefined) {
       yield* Metric.increment(Metric.tagged(healthTransitions, "to", transition === "up" ? "healthy" : "unhealthy"))

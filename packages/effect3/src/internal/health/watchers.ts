@@ -1,5 +1,6 @@
 /** @internal */
 // The watchers: one fiber per replica and one for the primary, their cadence and their start.
+import * as Health from "@effect-sql-router/core/Health"
 import * as Probing from "@effect-sql-router/core/Probing"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -129,7 +130,7 @@ export const watchReplica = (
         lastCheckAt: last?.at,
         delay,
         traffic,
-        up: state.up,
+        up: Health.probesUp(state),
         walName: watch?.walNames.get(replica.node),
         report: watch?.report,
         replyStaleAfter
@@ -142,7 +143,7 @@ export const watchReplica = (
         delay = Probing.nextDelay(cadence, delay, Probing.calm(yield* STM.commit(TRef.get(replica.probe)), transition))
         yield* updateGauges(topology)
       }
-      return (yield* STM.commit(TRef.get(replica.health))).member
+      return Health.isMember(yield* STM.commit(TRef.get(replica.health)))
     })
     return Effect.repeat(tick, { schedule: Schedule.spaced(health.interval), while: (member) => member })
   }).pipe(Effect.asVoid)
@@ -260,7 +261,7 @@ export const admitAtStart = (topology: Topology.Topology, probes: Probes): Effec
         const following = result._tag === "Right" && result.right.state?._tag === "Following"
         yield* STM.commit(STM.zipRight(
           result._tag === "Right" ? TRef.set(replica.probe, { ...result.right, at }) : STM.void,
-          TRef.update(replica.health, (health) => ({ ...health, up: following, streak: following ? 1 : 0 }))
+          TRef.update(replica.health, (health) => Health.afterStartProbe(health, following))
         ))
         if (!following && result._tag === "Right") {
           yield* Effect.logWarning(`replica ${replica.node.id} is out of rotation at start: ${result.right.error}`)

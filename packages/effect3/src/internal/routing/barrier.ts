@@ -1,5 +1,6 @@
 /** @internal */
 import * as Barrier from "@effect-sql-router/core/Barrier"
+import * as Health from "@effect-sql-router/core/Health"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -135,7 +136,7 @@ const refreshBarrier = (state: RouterState): Effect.Effect<void> =>
 /** The replay positions of the replicas up by their probes, as the monitor last recorded them. */
 function* replaysOfUp(state: RouterState): Iterable<bigint | undefined> {
   for (const replica of peek(state.topology.replicas)) {
-    if (peek(replica.health).up) yield peek(replica.probe)?.replayLsn
+    if (Health.probesUp(peek(replica.health))) yield peek(replica.probe)?.replayLsn
   }
 }
 

@@ -1,4 +1,5 @@
 /** @internal */
+import * as Health from "@effect-sql-router/core/Health"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as STM from "effect/STM"
@@ -51,14 +52,8 @@ const setManual = (internals: RouterState, replica: number | string, down: boole
   const slowStartMillis = slowStart === undefined ? undefined : Duration.toMillis(slowStart)
   return Effect.flatMap(findReplica(internals.topology, replica), (found) =>
     // A manual "healthy" is taken at its word now; probes may disagree later.
-    STM.commit(TRef.update(found.health, (health) =>
-      down
-        ? { ...health, markedDown: true }
-        : Topology.inRotation(health)
-        ? { ...health, markedDown: false, up: true, streak: 0 }
-        // Back from out of rotation: slow start (if on) from now.
-        : Topology.withRamp({ ...health, markedDown: false, up: true, streak: 0 }, slowStartMillis, Date.now())
-    )).pipe(
+    // Back from out of rotation: slow start (if on) from now.
+    STM.commit(TRef.update(found.health, (health) => Health.mark(health, down, slowStartMillis, Date.now()))).pipe(
       // Marked out: the reads waiting on it run elsewhere now.
       Effect.zipRight(Effect.sync(() => down && Waiting.releaseWaiting(found))),
       Effect.zipRight(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))
@@ -114,7 +109,7 @@ const replicaStatus = (topology: Topology.Topology): Effect.Effect<ReadonlyArray
         role: "replica",
         address: replica.node.address,
         healthy: yield* Topology.isHealthy(replica),
-        markedDown: (yield* TRef.get(replica.health)).markedDown,
+        markedDown: Health.isMarkedDown(yield* TRef.get(replica.health)),
         lagBytes: probe?.lagBytes,
         lagMillis: probe?.lagMillis,
         lsn: probe?.replayLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(probe.replayLsn),

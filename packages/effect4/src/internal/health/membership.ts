@@ -1,5 +1,6 @@
 /** @internal */
 import { newestTimeline } from "@effect-sql-router/core/Discovery"
+import * as Health from "@effect-sql-router/core/Health"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -169,7 +170,7 @@ export const removeReplica = (internals: RouterState, which: number | string): E
       const found = typeof which === "number" ? replicas[which] : replicas.find((r) => r.node.id === which)
       if (found === undefined) return Option.none<Topology.Replica>()
       yield* TxRef.set(internals.topology.replicas, replicas.filter((r) => r !== found))
-      yield* TxRef.update(found.health, (health) => ({ ...health, member: false }))
+      yield* TxRef.set(found.health, Health.removed)
       return Option.some(found)
     }))
     if (Option.isNone(removed)) return yield* new UnknownReplica({ replica: which })
@@ -207,7 +208,7 @@ export const switchPrimary = (internals: RouterState, next: Node.Node, why: stri
       if ((yield* TxRef.get(internals.topology.primary)) !== current) return false
       const replicas = yield* TxRef.get(internals.topology.replicas)
       for (const replica of replicas) {
-        if (replica.node === next) yield* TxRef.update(replica.health, (health) => ({ ...health, member: false }))
+        if (replica.node === next) yield* TxRef.set(replica.health, Health.removed)
       }
       yield* TxRef.set(internals.topology.replicas, [...replicas.filter((r) => r.node !== next), demoted])
       yield* TxRef.set(internals.topology.primary, next)

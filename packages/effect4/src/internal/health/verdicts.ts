@@ -81,7 +81,7 @@ const slowStartMillis = (thresholds: Thresholds): number | undefined =>
   thresholds.slowStart === undefined ? undefined : Duration.toMillis(thresholds.slowStart)
 
 /**
- * Records a probe and applies hysteresis (`Health.step` in the core): out
+ * Records a probe and applies hysteresis (`Health.afterProbe` in the core): out
  * after `failureThreshold` consecutive failures, back after
  * `successThreshold` consecutive successes (only `Following` counts as one).
  * A diverged node is out at once; a probe that learnt nothing (`Stranded`,
@@ -95,24 +95,15 @@ export const applyProbe = (
 ): Effect.Effect<HealthMonitor.Transition | undefined> =>
   Effect.tx(Effect.gen(function*() {
     const health = yield* TxRef.get(replica.health)
-    if (!health.member) return undefined
+    if (!Health.isMember(health)) return undefined
     yield* TxRef.set(replica.probe, probe)
     const effect = Health.effectOf(probe)
     if (effect === "hold") return undefined
-    const { streak, transition } = Health.step(health, effect, thresholds)
-    const next: Topology.Health = { ...health, streak, up: transition === undefined ? health.up : transition === "up" }
     // Slow start is in real time, as the read path's ramp draws are.
-    const now = Date.now()
-    // Back after a failure: slow start (if on) from now. The ramp is dropped at the first probe after it ends.
-    yield* TxRef.set(
-      replica.health,
-      transition === "up"
-        ? Topology.withRamp(next, slowStartMillis(thresholds), now)
-        : next.ramp !== undefined && Health.rampOver(next.ramp, now)
-        ? { ...next, ramp: undefined }
-        : next
-    )
-    return transition
+    const next = Health.afterProbe(health, effect, thresholds, slowStartMillis(thresholds), Date.now())
+    if (next === undefined) return undefined
+    yield* TxRef.set(replica.health, next.health)
+    return next.transition
   }))
 
 /** @internal */
@@ -124,7 +115,7 @@ export const logTransition = (
   transition === undefined
     ? Effect.void
     // Marked unhealthy by hand, it stays out of rotation whatever the probes say.
-    : replica.health.value.markedDown
+    : Health.isMarkedDown(replica.health.value)
     ? Effect.logInfo(
       `replica ${replica.node.id} ${transition === "down" ? `fails its probes: ${probe.error ?? "probe failed"}` : "passes its probes"} (still out of rotation: marked unhealthy by hand)`
     )
@@ -199,7 +190,7 @@ export const recordLook = (
     const tag = recorded.state?._tag
     if (transition === undefined && tag !== previous?.state?._tag && (tag === "Diverged" || tag === "Detached")) {
       const health = yield* TxRef.get(replica.health)
-      if (!health.up) yield* Effect.logWarning(`replica ${replica.node.id} stays out of rotation: ${recorded.error}`)
+      if (!Health.probesUp(health)) yield* Effect.logWarning(`replica ${replica.node.id} stays out of rotation: ${recorded.error}`)
     }
     if (transition !== undefined) {
       yield* Metric.update(

@@ -1,5 +1,6 @@
 /** @internal */
 // The watchers: one fiber per replica and one for the primary, their cadence and their start.
+import * as Health from "@effect-sql-router/core/Health"
 import * as Probing from "@effect-sql-router/core/Probing"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -133,7 +134,7 @@ export const watchReplica = (
         lastCheckAt: last?.at,
         delay,
         traffic,
-        up: (yield* TxRef.get(replica.health)).up,
+        up: Health.probesUp(yield* TxRef.get(replica.health)),
         walName: watch?.walNames.get(replica.node),
         report,
         replyStaleAfter
@@ -146,7 +147,7 @@ export const watchReplica = (
         delay = Probing.nextDelay(cadence, delay, Probing.calm(yield* TxRef.get(replica.probe), transition))
         yield* updateGauges(topology)
       }
-      return (yield* TxRef.get(replica.health)).member
+      return Health.isMember(yield* TxRef.get(replica.health))
     })
     return Effect.repeat(tick, { schedule: Schedule.spaced(health.interval), while: (member) => member })
   }).pipe(Effect.asVoid)
@@ -270,7 +271,7 @@ export const admitAtStart = (topology: Topology.Topology, probes: Probes): Effec
         const following = result._tag === "Success" && result.success.state?._tag === "Following"
         yield* Effect.tx(Effect.andThen(
           result._tag === "Success" ? TxRef.set(replica.probe, { ...result.success, at }) : Effect.void,
-          TxRef.update(replica.health, (health) => ({ ...health, up: following, streak: following ? 1 : 0 }))
+          TxRef.update(replica.health, (health) => Health.afterStartProbe(health, following))
         ))
         if (!following && result._tag === "Success") {
           yield* Effect.logWarning(`replica ${replica.node.id} is out of rotation at start: ${result.success.error}`)

@@ -1,6 +1,7 @@
 /** @internal */
 import * as CoreConsistency from "@effect-sql-router/core/Consistency"
 import * as CoreSelection from "@effect-sql-router/core/Selection"
+import * as Health from "@effect-sql-router/core/Health"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -318,11 +319,10 @@ export const observeFailure = (replica: Topology.Replica, failure: unknown): Eff
   // replica is gone: its watcher probes it at once, and the probe decides.
   if (isConnectTimeout(error)) return Effect.sync(() => NodeInternal.countFailure(replica.node))
   return Effect.flatMap(
-    Effect.tx(TxRef.modify(replica.health, (health) =>
-      health.member
-        ? [health.up, { ...health, up: false, streak: 0 }] as const
-        : [false, health] as const
-    )),
+    Effect.tx(TxRef.modify(replica.health, (health) => {
+      const { health: next, wasUp } = Health.afterFailure(health)
+      return [wasUp, next] as const
+    })),
     (wasHealthy) => {
       // Traffic that fails: its health watcher probes it at once.
       NodeInternal.countFailure(replica.node)

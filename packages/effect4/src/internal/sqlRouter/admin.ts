@@ -1,4 +1,5 @@
 /** @internal */
+import * as Health from "@effect-sql-router/core/Health"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as TxRef from "effect/TxRef"
@@ -51,14 +52,8 @@ const setManual = (internals: RouterState, replica: number | string, down: boole
   const slowStartMillis = slowStart === undefined ? undefined : Duration.toMillis(slowStart)
   return Effect.flatMap(findReplica(internals.topology, replica), (found) =>
     // A manual "healthy" is taken at its word now; probes may disagree later.
-    Effect.tx(TxRef.update(found.health, (health) =>
-      down
-        ? { ...health, markedDown: true }
-        : Topology.inRotation(health)
-        ? { ...health, markedDown: false, up: true, streak: 0 }
-        // Back from out of rotation: slow start (if on) from now.
-        : Topology.withRamp({ ...health, markedDown: false, up: true, streak: 0 }, slowStartMillis, Date.now())
-    )).pipe(
+    // Back from out of rotation: slow start (if on) from now.
+    Effect.tx(TxRef.update(found.health, (health) => Health.mark(health, down, slowStartMillis, Date.now()))).pipe(
       // Marked out: the reads waiting on it run elsewhere now.
       Effect.andThen(Effect.sync(() => down && Waiting.releaseWaiting(found))),
       Effect.andThen(Effect.logInfo(`replica ${found.node.id} marked ${down ? "unhealthy" : "healthy"} by hand`))
@@ -121,7 +116,7 @@ const replicaStatus = (topology: Topology.Topology): Effect.Effect<ReadonlyArray
         role: "replica",
         address: replica.node.address,
         healthy: yield* Topology.isHealthy(replica),
-        markedDown: (yield* TxRef.get(replica.health)).markedDown,
+        markedDown: Health.isMarkedDown(yield* TxRef.get(replica.health)),
         lagBytes: probe?.lagBytes,
         lagMillis: probe?.lagMillis,
         lsn: probe?.replayLsn === undefined ? undefined : HealthMonitorInternal.formatLsn(probe.replayLsn),
