@@ -365,6 +365,19 @@ const poolOpener = (config: PgPool.Config & PgClient.PgClientConfig, nodeScope: 
       (pool) => [pool, scope] as const
     ))
 
+/** What the node's own sockets have read, and whether the server sent anything on them since. */
+const trafficOf = (sockets: ReadonlySet<Net.Socket>): Pick<NodeInternals, "received" | "sentSince"> => ({
+  received: () => {
+    const counts = new Map<Duplex, number>()
+    for (const socket of sockets) counts.set(socket, socket.bytesRead)
+    return counts
+  },
+  sentSince: (before) => {
+    for (const socket of sockets) if (socket.bytesRead > (before.get(socket) ?? 0)) return true
+    return false
+  }
+})
+
 /** @internal */
 export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -451,15 +464,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, SqlError, 
       prepare,
       failures: 0,
       severs: 0,
-      received: () => {
-        const counts = new Map<Duplex, number>()
-        for (const socket of sockets) counts.set(socket, socket.bytesRead)
-        return counts
-      },
-      sentSince: (before) => {
-        for (const socket of sockets) if (socket.bytesRead > (before.get(socket) ?? 0)) return true
-        return false
-      },
+      ...trafficOf(sockets),
       sever: () => {
         own.severs++
         for (const socket of sockets) socket.destroy()
