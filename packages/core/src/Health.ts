@@ -424,12 +424,16 @@ export const isMember = (health: Standing): boolean => health._tag !== "Removed"
  */
 export const isMarkedDown = (health: Standing): health is MarkedDown => health._tag === "MarkedDown"
 
+/** In rotation, with a ramp only when there is one. */
+const inRotationWith = (streak: number, ramp: Ramp | undefined): InRotation =>
+  ramp === undefined ? { _tag: "InRotation", streak } : { _tag: "InRotation", streak, ramp }
+
 /** The same mark (or none) with what probes say now. */
 const withProbes = (health: Standing, up: boolean, streak: number, ramp: Ramp | undefined): Standing =>
   health._tag === "MarkedDown"
     ? { _tag: "MarkedDown", up, streak }
     : up
-    ? (ramp === undefined ? { _tag: "InRotation", streak } : { _tag: "InRotation", streak, ramp })
+    ? inRotationWith(streak, ramp)
     : { _tag: "OutOfRotation", streak }
 
 /**
@@ -496,12 +500,7 @@ export const afterStartProbe = (health: Standing, following: boolean): Standing 
 export const mark = (health: Standing, down: boolean, slowStartMillis: number | undefined, now: number): Standing => {
   if (health._tag === "Removed") return health
   if (down) return { _tag: "MarkedDown", up: probesUp(health), streak: health.streak }
-  return withProbes(
-    { _tag: "OutOfRotation", streak: 0 },
-    true,
-    0,
-    health._tag === "InRotation" ? health.ramp : rampFrom(slowStartMillis, now)
-  )
+  return inRotationWith(0, health._tag === "InRotation" ? health.ramp : rampFrom(slowStartMillis, now))
 }
 
 /**
