@@ -51,8 +51,8 @@ const setManual = (internals: RouterState, replica: number | string, down: boole
   const slowStart = internals.config.health.slowStart
   const slowStartMillis = slowStart === undefined ? undefined : Duration.toMillis(slowStart)
   return Effect.flatMap(findReplica(internals.topology, replica), (found) =>
-    // A manual "healthy" is taken at its word now; probes may disagree later.
-    // Back from out of rotation: slow start (if on) from now.
+    // Down holds it out whatever probes say. A manual "healthy" is taken at its
+    // word now (back from out of rotation with a slow start, if on); probes may disagree later.
     STM.commit(TRef.update(found.health, (health) => Health.mark(health, down, slowStartMillis, Date.now()))).pipe(
       // Marked out: the reads waiting on it run elsewhere now.
       Effect.zipRight(Effect.sync(() => down && Waiting.releaseWaiting(found))),
