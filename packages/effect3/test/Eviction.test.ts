@@ -123,9 +123,8 @@ describe("evict means release", () => {
     Effect.gen(function*() {
       const cluster = yield* PgCluster.make({ replicas: 2 })
       // One session per replica: replica-0's second read waits in its pool while the first sleeps.
-      // The waits for a session are bounded by connectTimeout, so it is long enough for replica-1's queue.
       const { client, router } = yield* RoutedClient.make(
-        config(cluster, { replicaMaxSizeEach: 1, connectTimeout: "10 seconds", health: { enabled: false } })
+        config(cluster, { replicaMaxSizeEach: 1, health: { enabled: false } })
       )
       const reads = yield* Effect.fork(slowReads(client))
       yield* replicaStats(router, "replica-0").pipe(

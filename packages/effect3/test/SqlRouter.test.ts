@@ -10,8 +10,9 @@ import * as Schedule from "effect/Schedule"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
+import * as PgErrors from "@effect-sql-router/core/PgErrors"
 import { PgCluster } from "effect-sql-router/testing"
-import { clusterWithRouter, configFor, whoAmI } from "./utils.js"
+import { clusterWithRouter, configFor, silentServer, whoAmI } from "./utils.js"
 
 const makeRouter = (extra: Parameters<typeof configFor>[1] = {}) =>
   Effect.flatMap(PgCluster.PgCluster, (cluster) => SqlRouter.make(configFor(cluster, extra)))
@@ -505,6 +506,36 @@ layer(clusterWithRouter({ replicas: 2 }), { timeout: "120 seconds", excludeTestS
         expect(error.message).toContain("127.0.0.1:1")
         expect(error.message).not.toContain(secret)
       }))
+
+    it.effect("a statement waits past connectTimeout for a full pool's connection; opening one is what connectTimeout bounds", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        const silent = yield* silentServer
+        const router = yield* SqlRouter.make({
+          primary: cluster.primary.url,
+          primaryMaxSize: 1,
+          replicas: [url(`postgres://app:${secret}@127.0.0.1:${silent.port}/db`)],
+          connectTimeout: "1 second",
+          health: { enabled: false }
+        })
+        // The primary's only connection is held: a write waits for it.
+        const scope = yield* Scope.make()
+        yield* router.acquireWrite.pipe(Scope.extend(scope))
+        const write = yield* Effect.fork(router.withWrite(whoAmI))
+        yield* router.stats.pipe(
+          Effect.repeat({ until: (stats) => stats.primary.pool.waiting >= 1, schedule: Schedule.spaced("10 millis") })
+        )
+        // Twice connectTimeout goes by with the write waiting: the time under test, not a condition to await.
+        yield* Effect.sleep("2 seconds")
+        yield* Scope.close(scope, Exit.void)
+        expect(yield* Fiber.join(write)).toBe("primary")
+        // A server that accepts the connection and never answers: opening fails at connectTimeout, typed.
+        const replica = (yield* router.replicas)[0]!
+        const error = yield* Effect.flip(replica.client`SELECT 1`)
+        expect(error._tag).toBe("SqlError")
+        expect(PgErrors.isConnectTimeout(error)).toBe(true)
+        expect(silent.accepted()).toBeGreaterThanOrEqual(1)
+      }).pipe(Effect.scoped))
 
     it.effect("a replica that is down at start does not fail the layer: it starts unhealthy", () =>
       Effect.gen(function*() {

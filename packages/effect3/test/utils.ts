@@ -1,5 +1,6 @@
 import * as Cleanup from "@effect-sql-router/core/embedded/Cleanup"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 
 /** PIDs of live processes whose command line mentions `directory` (e.g. `postgres -D <dir>/primary`). */
 export const postgresProcessesUnder = (directory: string): Array<number> => {
@@ -43,6 +44,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type * as RouterConfig from "effect-sql-router/RouterConfig"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
@@ -149,3 +151,24 @@ export const callsOf = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNod
 /** A replica's probe (`Catalog.standbyState`) is the router's only statement naming this view. */
 export const replicaProbes = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
   callsOf(cluster, node, "pg_stat_wal_receiver")
+
+/**
+ * A TCP server that accepts connections and never answers (a host whose
+ * PostgreSQL port is open but whose server is hung), closed with its scope.
+ */
+export const silentServer: Effect.Effect<{ readonly port: number; readonly accepted: () => number }, never, Scope.Scope> =
+  Effect.acquireRelease(
+    Effect.async<{ server: Net.Server; sockets: Set<Net.Socket>; port: number }>((resume) => {
+      const sockets = new Set<Net.Socket>()
+      const server = Net.createServer((socket) => {
+        sockets.add(socket)
+        socket.on("error", () => {})
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, sockets, port: (server.address() as Net.AddressInfo).port })))
+    }),
+    ({ server, sockets }) =>
+      Effect.async<void>((resume) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.map(({ port, sockets }) => ({ port, accepted: () => sockets.size })))

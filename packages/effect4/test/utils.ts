@@ -1,5 +1,6 @@
 import * as Cleanup from "@effect-sql-router/core/embedded/Cleanup"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as FsP from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -47,6 +48,7 @@ import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
 import * as PlatformError from "effect/PlatformError"
 import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Tracer from "effect/Tracer"
 import type * as RouterConfig from "@effect-sql-router/effect4/RouterConfig"
@@ -174,3 +176,24 @@ export const callsOf = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNod
 /** A replica's probe (`Catalog.standbyState`) is the router's only statement naming this view. */
 export const replicaProbes = (cluster: PgCluster.PgCluster, node: PgCluster.ClusterNode) =>
   callsOf(cluster, node, "pg_stat_wal_receiver")
+
+/**
+ * A TCP server that accepts connections and never answers (a host whose
+ * PostgreSQL port is open but whose server is hung), closed with its scope.
+ */
+export const silentServer: Effect.Effect<{ readonly port: number; readonly accepted: () => number }, never, Scope.Scope> =
+  Effect.acquireRelease(
+    Effect.callback<{ server: Net.Server; sockets: Set<Net.Socket>; port: number }>((resume) => {
+      const sockets = new Set<Net.Socket>()
+      const server = Net.createServer((socket) => {
+        sockets.add(socket)
+        socket.on("error", () => {})
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, sockets, port: (server.address() as Net.AddressInfo).port })))
+    }),
+    ({ server, sockets }) =>
+      Effect.callback<void>((resume) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.map(({ port, sockets }) => ({ port, accepted: () => sockets.size })))

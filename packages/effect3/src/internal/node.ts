@@ -64,6 +64,36 @@ class ValidatingPool extends Pg.Pool {
   }
 }
 
+/**
+ * A client whose opening (connect, TLS, authentication) is bounded by
+ * `connectTimeout`. The pool's own `connectionTimeoutMillis` would also bound
+ * a wait for a free connection of a full pool; that wait is bounded by
+ * `readTimeout` and `writeTimeout` instead, as in the Effect 4 line (a fleet
+ * that takes load at once after idling queues on two cores for longer than
+ * it takes to open one connection). Its timeout reads as pg-pool's, which
+ * `PgErrors.isConnectTimeout` knows.
+ */
+const connectBounded = (connectMillis: number) =>
+  class ConnectBoundedClient extends Pg.Client {
+    constructor(config?: Pg.ClientConfig) {
+      super({ ...config, connectionTimeoutMillis: connectMillis })
+    }
+    override connect(): Promise<Pg.Client>
+    override connect(callback: (err: Error) => void): void
+    override connect(callback?: (err: Error) => void): Promise<Pg.Client> | void {
+      if (callback === undefined) {
+        return new Promise((resolve, reject) => this.connect((err) => (err ? reject(err) : resolve(this))))
+      }
+      super.connect((err: Error) =>
+        callback(
+          err?.message === "timeout expired"
+            ? new Error("Connection terminated due to connection timeout", { cause: err })
+            : err
+        )
+      )
+    }
+  }
+
 const acquireFailed = (cause: unknown) => new SqlError({ cause, message: "Failed to acquire connection" })
 const executeFailed = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
 
@@ -264,7 +294,8 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
       connectionString: Redacted.value(options.url),
       max: options.maxSize,
       min: options.minSize ?? 0,
-      connectionTimeoutMillis: Duration.toMillis(options.connectTimeout),
+      // Not the pool's connectionTimeoutMillis: see connectBounded.
+      Client: connectBounded(Duration.toMillis(options.connectTimeout)),
       idleTimeoutMillis: Duration.toMillis(options.idleTimeout),
       application_name: options.applicationName,
       ...(options.types ? { types: options.types } : {})

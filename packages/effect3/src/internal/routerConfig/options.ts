@@ -222,7 +222,12 @@ export const routerOptions = {
    * keep priority only as far as the primary's pool size allows.
    */
   primaryReads: option(Schema.Literal(...primaryReadModes), oneOf(primaryReadModes), (input) => input ?? "fallback"),
-  /** Time to open a connection or wait for a free one; default 5 seconds. */
+  /**
+   * Time to open a connection (connect, TLS, authentication); default 5
+   * seconds. A wait for a free connection of a full pool is not bounded by
+   * it, as in the Effect 4 line: `readTimeout` (and the routed client's
+   * `writeTimeout`) bound a statement's wait and run together.
+   */
   connectTimeout: option(PositiveDuration, positive, durationOr("5 seconds")),
   /** Idle connections are closed after this; default 30 seconds. */
   idleTimeout: option(PositiveDuration, positive, durationOr("30 seconds")),

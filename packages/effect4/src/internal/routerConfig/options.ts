@@ -242,9 +242,9 @@ export const routerOptions = {
   primaryReads: option(Schema.Literals(primaryReadModes), oneOf(primaryReadModes), (input) => input ?? "fallback"),
   /**
    * Time to open a connection (connect, TLS, authentication); default 5
-   * seconds. Unlike the Effect 3 line, a wait for a free session of a full
-   * pool is not bounded by it (the driver's bound would cost every statement
-   * about a fifth of its throughput): `readTimeout` (and the routed
+   * seconds. A wait for a free session of a full pool is not bounded by it
+   * (the driver's bound would cost every statement about a fifth of its
+   * throughput), as in the Effect 3 line: `readTimeout` (and the routed
    * client's `writeTimeout`) bound a statement's wait and run together.
    */
   connectTimeout: option(PositiveDuration, positive, durationOr("5 seconds")),
