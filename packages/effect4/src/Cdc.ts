@@ -352,6 +352,8 @@ export interface Target {
   readonly _tag: "SqlTarget" | "SinkTarget"
   /** @internal */
   readonly open: apply.Open
+  /** @internal */
+  readonly request: apply.Request
 }
 
 /**
@@ -529,11 +531,18 @@ export interface Cdc {
   /**
    * Copies tables of a rule again (all of them by default), chunk by chunk
    * while the stream flows: by the running session, else by the next
-   * `sync` or `run` of this process. Each table is emptied on the target
-   * before its first chunk. Fails with `UnknownTable` for a table the rule
-   * does not have.
+   * `sync` or `run`. Each table is emptied on the target before its first
+   * chunk. A SQL target keeps the request (in `<stateTable>_resnapshot`)
+   * before this returns, until a session takes it: the next session of any
+   * process takes it if this one stops first; a sink keeps no state, so its
+   * requests live in this process only. Fails with `UnknownTable` for a
+   * table the rule does not have, `TargetError` when the target could not
+   * keep the request (nothing is asked then).
    */
-  readonly resnapshot: (name: string, tables?: ReadonlyArray<string>) => Effect.Effect<void, UnknownRule | UnknownTable>
+  readonly resnapshot: (
+    name: string,
+    tables?: ReadonlyArray<string>
+  ) => Effect.Effect<void, UnknownRule | UnknownTable | TargetError>
   /**
    * Drops the slot of every rule whose slot holds more WAL than its
    * `maxRetainedWalBytes` while its consumer is more than that behind (its
@@ -699,4 +708,4 @@ export const stats = (name: string): Effect.Effect<Stats, UnknownRule, Cdc> => C
 export const resnapshot = (
   name: string,
   tables?: ReadonlyArray<string>
-): Effect.Effect<void, UnknownRule | UnknownTable, Cdc> => Cdc.use((cdc) => cdc.resnapshot(name, tables))
+): Effect.Effect<void, UnknownRule | UnknownTable | TargetError, Cdc> => Cdc.use((cdc) => cdc.resnapshot(name, tables))

@@ -155,6 +155,34 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "240 sec
         yield* Fiber.interrupt(fiber)
       })))
 
+    it.effect("a resnapshot asked while no session runs is kept by the target: the next process's session takes it", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE kept (id int PRIMARY KEY, v text)")
+        yield* cluster.query(cluster.primary, "INSERT INTO kept SELECT g, 'v' || g FROM generate_series(1, 200) g")
+        const lite = yield* sqliteTarget
+        const rule = { name: "kept", tables: ["kept"], target: "lite", snapshotChunkSize: 50 } as const
+        const process = <A, E, R>(body: (cdc: Cdc.Cdc) => Effect.Effect<A, E, R>) =>
+          Effect.scoped(Effect.flatMap(
+            Cdc.make({ primary: cluster.primary.url, targets: { lite: Cdc.sqlTarget(lite) } }),
+            (cdc) => Effect.andThen(cdc.addRule(rule), body(cdc))
+          ))
+        const requests = lite.unsafe("SELECT tbl FROM effect_sql_router_cdc_resnapshot WHERE rule = 'kept'")
+        yield* process((cdc) => cdc.sync("kept"))
+        yield* lite.unsafe("UPDATE kept SET v = 'spoiled' WHERE id = 7")
+        yield* lite.unsafe("DELETE FROM kept WHERE id = 150")
+        // Asked, then the process ends before any session of the rule runs.
+        yield* process((cdc) => cdc.resnapshot("kept"))
+        expect(yield* requests).toEqual([{ tbl: "kept" }])
+        const synced = yield* process((cdc) => cdc.sync("kept"))
+        expect(synced.snapshot).toBe(true)
+        const select = "SELECT id, v FROM kept ORDER BY id"
+        expect(yield* targetRows(lite, select)).toBe(yield* sourceRows(cluster, select))
+        // Taken with the table's restart: asked once, copied once.
+        expect(yield* requests).toEqual([])
+        expect((yield* process((cdc) => cdc.sync("kept"))).snapshot).toBe(false)
+      })))
+
     it.effect("a composite primary key: chunks by the whole key, text and integer parts, while writes flow", () =>
       provided(Effect.gen(function*() {
         const cluster = yield* PgCluster.PgCluster

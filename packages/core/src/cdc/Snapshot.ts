@@ -306,10 +306,29 @@ export const relationOf = (table: {
 // -----------------------------------------------------------------------------
 
 /**
+ * What a session records of a snapshot, beside (or in the same target
+ * transaction as) a chunk: a table's progress (`after`: its last copied key,
+ * `null` to copy it from its start), a table copied (`"done"`), or a
+ * `resnapshot` request taken (`taken`: the table as the rule names it).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ProgressUpdate =
+  | TableProgress
+  | { readonly table: string; readonly after: "done" }
+  | { readonly taken: string }
+
+/**
  * The statements that keep a rule's snapshot progress in a SQL target, in a
  * table next to the state table (`<stateTable>_snapshot`): one row per table
  * still to copy, with the text of its last copied key (NULL before the
  * first chunk). Written in the same target transaction as the chunk.
+ *
+ * `resnapshot` requests wait in another (`<stateTable>_resnapshot`), one
+ * row per table as the rule names it, written when asked: a request outlives
+ * the process that made it until a session records its table as starting
+ * over, in the transaction that deletes the request.
  *
  * @since 0.1.0
  * @category sql
@@ -321,6 +340,13 @@ export interface ProgressPlan {
   readonly record: (progress: TableProgress) => { readonly sql: string; readonly params: ReadonlyArray<unknown> }
   /** The table is copied: its row goes. */
   readonly done: (table: string) => { readonly sql: string; readonly params: ReadonlyArray<unknown> }
+  readonly createRequests: { readonly sql: string; readonly params: ReadonlyArray<unknown> }
+  /** Rows with `tbl`, the tables asked for, as the rule names them. */
+  readonly readRequests: { readonly sql: string; readonly params: ReadonlyArray<unknown> }
+  /** Asks for the table again (nothing when it is asked for already). */
+  readonly request: (table: string) => { readonly sql: string; readonly params: ReadonlyArray<unknown> }
+  /** A session took the request. */
+  readonly taken: (table: string) => { readonly sql: string; readonly params: ReadonlyArray<unknown> }
 }
 
 /**
@@ -331,6 +357,7 @@ export interface ProgressPlan {
  */
 export const progressPlan = (dialect: Pick<Dialect, "placeholder">, rule: string, stateTable: string): ProgressPlan => {
   const name = quoteIdent(`${stateTable}_snapshot`)
+  const requests = quoteIdent(`${stateTable}_resnapshot`)
   const p = dialect.placeholder
   return {
     create: {
@@ -343,9 +370,35 @@ export const progressPlan = (dialect: Pick<Dialect, "placeholder">, rule: string
            ON CONFLICT (rule, tbl) DO UPDATE SET after = excluded.after`,
       params: [rule, progress.table, progress.after === null ? null : JSON.stringify(progress.after)]
     }),
-    done: (table) => ({ sql: `DELETE FROM ${name} WHERE rule = ${p(1)} AND tbl = ${p(2)}`, params: [rule, table] })
+    done: (table) => ({ sql: `DELETE FROM ${name} WHERE rule = ${p(1)} AND tbl = ${p(2)}`, params: [rule, table] }),
+    createRequests: {
+      sql: `CREATE TABLE IF NOT EXISTS ${requests} (rule TEXT NOT NULL, tbl TEXT NOT NULL, PRIMARY KEY (rule, tbl))`,
+      params: []
+    },
+    readRequests: { sql: `SELECT tbl FROM ${requests} WHERE rule = ${p(1)} ORDER BY tbl`, params: [rule] },
+    request: (table) => ({
+      sql: `INSERT INTO ${requests} (rule, tbl) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (rule, tbl) DO NOTHING`,
+      params: [rule, table]
+    }),
+    taken: (table) => ({ sql: `DELETE FROM ${requests} WHERE rule = ${p(1)} AND tbl = ${p(2)}`, params: [rule, table] })
   }
 }
+
+/**
+ * The statement that records one update in a SQL target.
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const progressStatement = (
+  plan: ProgressPlan,
+  update: ProgressUpdate
+): { readonly sql: string; readonly params: ReadonlyArray<unknown> } =>
+  "taken" in update
+    ? plan.taken(update.taken)
+    : update.after === "done"
+    ? plan.done(update.table)
+    : plan.record(update as TableProgress)
 
 /**
  * A progress row as read back (`after` is JSON text or NULL).

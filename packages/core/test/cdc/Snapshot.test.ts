@@ -111,6 +111,26 @@ describe("Snapshot", () => {
     expect(Snapshot.readProgress({ tbl: "public.t", after: null })).toEqual({ table: "public.t", after: null })
   })
 
+  it("resnapshot requests: one row per table asked for, kept until a session takes it; each update has its statement", () => {
+    const pg = Snapshot.progressPlan(dialects.pg, "r", "effect_sql_router_cdc")
+    expect(pg.createRequests.sql).toBe(
+      "CREATE TABLE IF NOT EXISTS \"effect_sql_router_cdc_resnapshot\" (rule TEXT NOT NULL, tbl TEXT NOT NULL, PRIMARY KEY (rule, tbl))"
+    )
+    expect(pg.readRequests).toEqual({ sql: "SELECT tbl FROM \"effect_sql_router_cdc_resnapshot\" WHERE rule = $1 ORDER BY tbl", params: ["r"] })
+    // Asking twice is one request.
+    expect(pg.request("items")).toEqual({
+      sql: "INSERT INTO \"effect_sql_router_cdc_resnapshot\" (rule, tbl) VALUES ($1, $2) ON CONFLICT (rule, tbl) DO NOTHING",
+      params: ["r", "items"]
+    })
+    expect(pg.taken("items")).toEqual({ sql: "DELETE FROM \"effect_sql_router_cdc_resnapshot\" WHERE rule = $1 AND tbl = $2", params: ["r", "items"] })
+    const lite = Snapshot.progressPlan(dialects.sqlite, "r", "st")
+    expect(lite.request("items").sql).toBe("INSERT INTO \"st_resnapshot\" (rule, tbl) VALUES (?, ?) ON CONFLICT (rule, tbl) DO NOTHING")
+    expect(Snapshot.progressStatement(pg, { taken: "items" })).toEqual(pg.taken("items"))
+    expect(Snapshot.progressStatement(pg, { table: "public.t", after: "done" })).toEqual(pg.done("public.t"))
+    expect(Snapshot.progressStatement(pg, { table: "public.t", after: null })).toEqual(pg.record({ table: "public.t", after: null }))
+    expect(Snapshot.progressStatement(pg, { table: "public.t", after: ["7"] })).toEqual(pg.record({ table: "public.t", after: ["7"] }))
+  })
+
   it("progress figures: rate, rows left and seconds left; none left once done; no estimate, no time left", () => {
     const base = { running: true, table: "public.t", tablesDone: 0, tablesTotal: 2, rowsCopied: 500, rowsTotal: 1500, startedAt: 0, endedAt: undefined }
     expect(Snapshot.progress(base, 2000)).toEqual({ ...base, rowsPerSecond: 250, secondsLeft: 4, startedAt: undefined, endedAt: undefined })

@@ -34,6 +34,8 @@ export interface Applier {
   readonly apply: (transaction: Transaction, progress?: ReadonlyArray<ProgressUpdate>) => Effect.Effect<void, TargetError>
   /** Tables whose snapshot the target recorded as unfinished (SQL targets; undefined for sinks). */
   readonly snapshotPending: ReadonlyArray<Snapshot.TableProgress> | undefined
+  /** `resnapshot` requests the target kept, no session having taken them (tables as the rule names them). */
+  readonly resnapshotRequested: ReadonlyArray<string>
   /** Records snapshot progress (and `lsn` as applied, if given) on its own; nothing for sinks. */
   readonly recordProgress: (progress: ReadonlyArray<ProgressUpdate>, lsn?: bigint) => Effect.Effect<void, TargetError>
   /** The target's dialect (undefined for a sink): the terms its column types are compared in. */
@@ -72,13 +74,19 @@ export interface Part {
   readonly commit: Commit | undefined
 }
 
-/** A table's snapshot moved on (`after`: its last copied key), or is done. @internal */
-export type ProgressUpdate =
-  | Snapshot.TableProgress
-  | { readonly table: string; readonly after: "done" }
+/** A table's snapshot moved on (`after`: its last copied key), is done, or a request was taken. @internal */
+export type ProgressUpdate = Snapshot.ProgressUpdate
 
 /** @internal */
 export type Open = (rule: string, tables: ReadonlyArray<TableInfo>) => Effect.Effect<Applier, TargetError, Scope.Scope>
+
+/**
+ * Keeps `resnapshot` requests of a rule (tables as the rule names them) on
+ * the target until a session takes them; nothing for a sink, which keeps no
+ * state of its own.
+ * @internal
+ */
+export type Request = (rule: string, tables: ReadonlyArray<string>) => Effect.Effect<void, TargetError>
 
 const targetError = (operation: string) => (cause: unknown) =>
   new TargetError({ operation, reason: describe(cause), cause })
@@ -98,6 +106,7 @@ export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>)
         appliedLsn: undefined,
         durableState: false,
         snapshotPending: undefined,
+        resnapshotRequested: [],
         recordProgress: () => Effect.void,
         dialect: undefined,
         columns: new Map(),
@@ -124,7 +133,8 @@ export const sinkTarget = <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>)
             }
           })
       } satisfies Applier
-    })
+    }),
+  request: () => Effect.void
 })
 
 /**
@@ -162,18 +172,37 @@ export const checkRelation = (
 }
 
 /** @internal */
+/** The target's dialect: PostgreSQL or SQLite, else a typed failure naming `operation`. */
+const dialectOf = (sql: SqlClient.SqlClient, operation: string) => {
+  const name = sql.onDialectOrElse({
+    pg: () => "pg" as const,
+    sqlite: () => "sqlite" as const,
+    orElse: () => undefined
+  })
+  return name === undefined
+    ? Effect.fail(new TargetError({ operation, reason: "only PostgreSQL and SQLite clients are supported as targets" }))
+    : Effect.succeed(name)
+}
+
+/** @internal */
 export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = {}): Target => ({
   _tag: "SqlTarget",
+  // Every request of the call, or none, in one target transaction.
+  request: (rule, tables) =>
+    Effect.gen(function*() {
+      const dialect = ApplyPlan.dialects[yield* dialectOf(sql, "resnapshot")]
+      const plan = Snapshot.progressPlan(dialect, rule, options.stateTable ?? ApplyPlan.defaultStateTable)
+      const run = (statement: ApplyPlan.Statement) => sql.unsafe(statement.sql, statement.params as Array<unknown>)
+      yield* sql.withTransaction(
+        Effect.zipRight(run(plan.createRequests), Effect.forEach(tables, (table) => run(plan.request(table)), { discard: true }))
+      ).pipe(
+        Effect.mapError(targetError("resnapshot")),
+        Effect.catchAllDefect((defect) => Effect.fail(targetError("resnapshot")(defect)))
+      )
+    }),
   open: (rule, tables) =>
     Effect.gen(function*() {
-      const name = sql.onDialectOrElse({
-        pg: () => "pg" as const,
-        sqlite: () => "sqlite" as const,
-        orElse: () => undefined
-      })
-      if (!name) {
-        return yield* new TargetError({ operation: "open", reason: "only PostgreSQL and SQLite clients are supported as targets" })
-      }
+      const name = yield* dialectOf(sql, "open")
       const dialect = ApplyPlan.dialects[name]
       const plan = ApplyPlan.makePlan(dialect, rule, tables, options.stateTable)
       const run = (statement: ApplyPlan.Statement) => sql.unsafe(statement.sql, statement.params as Array<unknown>)
@@ -187,13 +216,12 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
       const [state] = yield* run(plan.readState).pipe(Effect.mapError(targetError("read state")))
       const progressPlan = Snapshot.progressPlan(dialect, rule, options.stateTable ?? ApplyPlan.defaultStateTable)
       yield* run(progressPlan.create).pipe(Effect.mapError(targetError("create state table")))
+      yield* run(progressPlan.createRequests).pipe(Effect.mapError(targetError("create state table")))
       const pending = yield* run(progressPlan.read).pipe(Effect.mapError(targetError("read state")))
+      const requested = yield* run(progressPlan.readRequests).pipe(Effect.mapError(targetError("read state")))
       const recordProgress = (progress: ReadonlyArray<ProgressUpdate>) =>
-        Effect.forEach(
-          progress,
-          (update) => run(update.after === "done" ? progressPlan.done(update.table) : progressPlan.record(update as Snapshot.TableProgress)),
-          { discard: true }
-        ).pipe(Effect.mapError(targetError("apply")))
+        Effect.forEach(progress, (update) => run(Snapshot.progressStatement(progressPlan, update)), { discard: true })
+          .pipe(Effect.mapError(targetError("apply")))
       const columns = new Map<string, ReadonlyArray<Schema.ColumnShape>>()
       for (const table of tables) {
         const found = yield* run(Schema.readColumns(dialect, table.table)).pipe(Effect.mapError(targetError("read columns")))
@@ -226,6 +254,7 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
         appliedLsn,
         durableState: true,
         snapshotPending: pending.map((row) => Snapshot.readProgress(row as { tbl: unknown; after: unknown })),
+        resnapshotRequested: requested.map((row) => String((row as { tbl: unknown }).tbl)),
         recordProgress: (progress, lsn) =>
           inTransaction(
             Effect.zipRight(

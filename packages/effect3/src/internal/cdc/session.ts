@@ -47,6 +47,8 @@ const openSource = (context: CdcContext, state: RuleState) =>
     })
     yield* Replication.ensurePublication(client, publicationOf(rule), rule.name, tables)
     const applier = yield* context.options.targets[rule.target]!.open(rule.name, tables)
+    // Requests kept by the target (asked before a crash, or by another process) join this process's.
+    for (const table of applier.resnapshotRequested) state.resnapshot.add(table)
     return { connect, client, tables, applier } satisfies Source
   })
 
@@ -549,7 +551,13 @@ export const stats = (context: CdcContext, name: string) =>
     } satisfies Stats
   })
 
-/** `Cdc.resnapshot`: the tables (all of the rule's by default) are copied again, by the running session or the next one. @internal */
+/**
+ * `Cdc.resnapshot`: the tables (all of the rule's by default) are copied
+ * again, by the running session or the next one. The request is kept on the
+ * target first (a SQL target), so that a process that stops before a
+ * session takes it does not lose it.
+ * @internal
+ */
 export const resnapshot = (context: CdcContext, name: string, tables?: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const state = yield* stateOf(context, name)
@@ -561,5 +569,6 @@ export const resnapshot = (context: CdcContext, name: string, tables?: ReadonlyA
       if (known === undefined) return yield* new UnknownTable({ table, reason: `is not a table of rule ${name}` })
       names.push(known)
     }
+    yield* context.options.targets[state.rule.target]!.request(name, names)
     for (const known of names) state.resnapshot.add(known)
   })

@@ -124,7 +124,12 @@ const add = (copy: Copy, entries: ReadonlyArray<Snapshot.TableProgress>) =>
     }
   })
 
-/** `resnapshot` requests: the tables start over (recorded on the target at once); built once per driver. @internal */
+/**
+ * `resnapshot` requests: the tables start over, recorded on the target at
+ * once in the transaction that deletes the requests it kept (a request for
+ * a table the rule no longer has just goes); built once per driver.
+ * @internal
+ */
 const takeRequests = (copy: Copy) =>
   Effect.suspend(() => {
     const { options } = copy
@@ -133,13 +138,14 @@ const takeRequests = (copy: Copy) =>
     const names = options.ruleTables
       .map((name, i) => state.resnapshot.has(name) ? Snapshot.tableName(options.tables[i]!) : undefined)
       .filter((name): name is string => name !== undefined)
+    const taken: Array<Snapshot.ProgressUpdate> = Array.from(state.resnapshot, (table) => ({ taken: table }))
     state.resnapshot.clear()
     const restarted: Array<Snapshot.TableProgress> = []
     for (const name of names) {
       if (copy.inFlight?.name === name) copy.inFlight.restart = true
       restarted.push({ table: name, after: null })
     }
-    return add(copy, restarted).pipe(Effect.zipRight(options.recordProgress(restarted)))
+    return add(copy, restarted).pipe(Effect.zipRight(options.recordProgress([...restarted, ...taken])))
   })
 
 /** The next chunk: low watermark, read, high watermark, then in flight; built once per driver. @internal */
