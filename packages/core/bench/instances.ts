@@ -264,10 +264,23 @@ const childFlag = "EFFECT_SQL_ROUTER_INSTANCES_CHILD"
 /** True in a process forked by `runParent`. */
 export const isChild = (): boolean => process.env[childFlag] === "1"
 
+/** The next link of a failure's chain: its `cause`, or an Effect 4 `SqlError`'s `reason`. */
+const causeOf = (error: unknown): unknown => {
+  if (error === null || typeof error !== "object") return undefined
+  const { cause, reason } = error as { cause?: unknown; reason?: unknown }
+  return cause ?? (reason !== null && typeof reason === "object" ? reason : undefined)
+}
+
+/** The failure's first line, and its causes' (`←`), so that a report says why. */
 const firstLine = (error: unknown): string => {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+  const lines: Array<string> = []
+  for (let current = error, i = 0; current !== undefined && current !== null && i < 4; current = causeOf(current), i++) {
+    const text = current instanceof Error ? `${current.name}: ${current.message}` : String(current)
+    const line = text.split("\n")[0]!
+    if (lines.at(-1) !== line) lines.push(line)
+  }
   // A router error never holds a password, but a driver's might quote a URL: none is kept.
-  return text.split("\n")[0]!.replace(/postgres(ql)?:\/\/\S+/g, "<url>").slice(0, 200)
+  return lines.join(" ← ").replace(/postgres(ql)?:\/\/\S+/g, "<url>").slice(0, 300)
 }
 
 /** The child's side: makes its routers, runs the load when told, reports what failed. */

@@ -38,13 +38,15 @@ const makeInstance = async (options: Instances.InstanceOptions): Promise<Instanc
   }))
   try {
     const router = await runtime.runPromise(SqlRouter.SqlRouter)
+    // Rejects with the typed error itself (not a FiberFailure), so the report can follow its causes.
+    const run = <A, E>(effect: Effect.Effect<A, E>) =>
+      runtime.runPromise(Effect.either(effect)).then((result) =>
+        result._tag === "Right" ? result.right : Promise.reject(result.left)
+      )
     return {
-      read: (k) =>
-        runtime.runPromise(router.withRead(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT v FROM bench_kv WHERE k = ${k}`))),
+      read: (k) => run(router.withRead(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT v FROM bench_kv WHERE k = ${k}`))),
       write: (k) =>
-        runtime.runPromise(
-          router.withWrite(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`UPDATE bench_kv SET v = v + 1 WHERE k = ${k}`))
-        ),
+        run(router.withWrite(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`UPDATE bench_kv SET v = v + 1 WHERE k = ${k}`))),
       close: () => runtime.dispose()
     }
   } catch (error) {
