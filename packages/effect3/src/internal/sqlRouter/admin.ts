@@ -1,6 +1,5 @@
 /** @internal */
 import * as Health from "@effect-sql-router/core/Health"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as STM from "effect/STM"
 import * as TRef from "effect/TRef"
@@ -12,6 +11,7 @@ import type * as SqlRouter from "../../SqlRouter.js"
 import * as Topology from "../../Topology.js"
 import * as HealthMonitorInternal from "../health/monitor.js"
 import * as Membership from "../health/membership.js"
+import * as Verdicts from "../health/verdicts.js"
 import * as Waiting from "../health/waiting.js"
 import type { RouterState } from "../routerState.js"
 
@@ -48,8 +48,7 @@ const findReplica = (topology: Topology.Topology, replica: number | string) =>
 
 /** Marks a replica healthy or unhealthy by hand. */
 const setManual = (internals: RouterState, replica: number | string, down: boolean) => {
-  const slowStart = internals.config.health.slowStart
-  const slowStartMillis = slowStart === undefined ? undefined : Duration.toMillis(slowStart)
+  const slowStartMillis = Verdicts.slowStartMillis(internals.config.health)
   return Effect.flatMap(findReplica(internals.topology, replica), (found) =>
     // Down holds it out whatever probes say. A manual "healthy" is taken at its
     // word now (back from out of rotation with a slow start, if on); probes may disagree later.

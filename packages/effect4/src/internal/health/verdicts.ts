@@ -77,7 +77,8 @@ export interface Thresholds extends Health.Hysteresis {
   readonly slowStart?: Duration.Duration | undefined
 }
 
-const slowStartMillis = (thresholds: Thresholds): number | undefined =>
+/** A replica's slow start in milliseconds, if on (a probe's verdict and a mark by hand bring it back alike). @internal */
+export const slowStartMillis = (thresholds: Pick<Thresholds, "slowStart">): number | undefined =>
   thresholds.slowStart === undefined ? undefined : Duration.toMillis(thresholds.slowStart)
 
 /**
