@@ -172,7 +172,6 @@ export const checkRelation = (
   return Effect.void
 }
 
-/** @internal */
 /** The target's dialect: PostgreSQL or SQLite, else a typed failure naming `operation`. */
 const dialectOf = (sql: SqlClient.SqlClient, operation: string) => {
   const name = sql.onDialectOrElse({
