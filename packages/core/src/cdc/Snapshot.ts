@@ -15,7 +15,7 @@
  * @since 0.1.0
  */
 import type { Relation, Row, RowChange } from "./Changes.js"
-import { type Dialect, quoteIdent } from "./ApplyPlan.js"
+import { defaultStateTable, type Dialect, quoteIdent } from "./ApplyPlan.js"
 
 /**
  * A source table as the snapshot reads it.
@@ -350,12 +350,17 @@ export interface ProgressPlan {
 }
 
 /**
- * The progress table of `stateTable` in `dialect`, for `rule`.
+ * The progress table of `stateTable` (`ApplyPlan.defaultStateTable` when
+ * not given, as `ApplyPlan.makePlan` does) in `dialect`, for `rule`.
  *
  * @since 0.1.0
  * @category sql
  */
-export const progressPlan = (dialect: Pick<Dialect, "placeholder">, rule: string, stateTable: string): ProgressPlan => {
+export const progressPlan = (
+  dialect: Pick<Dialect, "placeholder">,
+  rule: string,
+  stateTable: string = defaultStateTable
+): ProgressPlan => {
   const name = quoteIdent(`${stateTable}_snapshot`)
   const requests = quoteIdent(`${stateTable}_resnapshot`)
   const p = dialect.placeholder

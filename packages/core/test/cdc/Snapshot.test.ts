@@ -112,7 +112,8 @@ describe("Snapshot", () => {
   })
 
   it("resnapshot requests: one row per table asked for, kept until a session takes it; each update has its statement", () => {
-    const pg = Snapshot.progressPlan(dialects.pg, "r", "effect_sql_router_cdc")
+    const pg = Snapshot.progressPlan(dialects.pg, "r")
+    expect(Snapshot.progressPlan(dialects.pg, "r", "effect_sql_router_cdc").request("t")).toEqual(pg.request("t"))
     expect(pg.createRequests.sql).toBe(
       "CREATE TABLE IF NOT EXISTS \"effect_sql_router_cdc_resnapshot\" (rule TEXT NOT NULL, tbl TEXT NOT NULL, PRIMARY KEY (rule, tbl))"
     )

@@ -184,22 +184,24 @@ const dialectOf = (sql: SqlClient.SqlClient, operation: string) => {
     : Effect.succeed(name)
 }
 
+/** `resnapshot` requests kept on a SQL target: every request of the call, or none, in one target transaction. */
+const requestOn = (sql: SqlClient.SqlClient, options: SqlTargetOptions): Request => (rule, tables) =>
+  Effect.gen(function*() {
+    const dialect = ApplyPlan.dialects[yield* dialectOf(sql, "resnapshot")]
+    const plan = Snapshot.progressPlan(dialect, rule, options.stateTable)
+    const run = (statement: ApplyPlan.Statement) => sql.unsafe(statement.sql, statement.params as Array<unknown>)
+    yield* sql.withTransaction(
+      Effect.andThen(run(plan.createRequests), Effect.forEach(tables, (table) => run(plan.request(table)), { discard: true }))
+    ).pipe(
+      Effect.mapError(targetError("resnapshot")),
+      Effect.catchDefect((defect) => Effect.fail(targetError("resnapshot")(defect)))
+    )
+  })
+
 /** @internal */
 export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = {}): Target => ({
   _tag: "SqlTarget",
-  // Every request of the call, or none, in one target transaction.
-  request: (rule, tables) =>
-    Effect.gen(function*() {
-      const dialect = ApplyPlan.dialects[yield* dialectOf(sql, "resnapshot")]
-      const plan = Snapshot.progressPlan(dialect, rule, options.stateTable ?? ApplyPlan.defaultStateTable)
-      const run = (statement: ApplyPlan.Statement) => sql.unsafe(statement.sql, statement.params as Array<unknown>)
-      yield* sql.withTransaction(
-        Effect.andThen(run(plan.createRequests), Effect.forEach(tables, (table) => run(plan.request(table)), { discard: true }))
-      ).pipe(
-        Effect.mapError(targetError("resnapshot")),
-        Effect.catchDefect((defect) => Effect.fail(targetError("resnapshot")(defect)))
-      )
-    }),
+  request: requestOn(sql, options),
   open: (rule, tables) =>
     Effect.gen(function*() {
       const name = yield* dialectOf(sql, "open")
@@ -214,7 +216,7 @@ export const sqlTarget = (sql: SqlClient.SqlClient, options: SqlTargetOptions = 
       }
       yield* run(plan.createStateTable).pipe(Effect.mapError(targetError("create state table")))
       const [state] = yield* run(plan.readState).pipe(Effect.mapError(targetError("read state")))
-      const progressPlan = Snapshot.progressPlan(dialect, rule, options.stateTable ?? ApplyPlan.defaultStateTable)
+      const progressPlan = Snapshot.progressPlan(dialect, rule, options.stateTable)
       yield* run(progressPlan.create).pipe(Effect.mapError(targetError("create state table")))
       yield* run(progressPlan.createRequests).pipe(Effect.mapError(targetError("create state table")))
       const pending = yield* run(progressPlan.read).pipe(Effect.mapError(targetError("read state")))
