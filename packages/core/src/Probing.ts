@@ -237,3 +237,44 @@ export const planReplica = (signals: ReplicaSignals): ReplicaPlan => {
  */
 export const calm = (judged: Pick<Judged, "state"> | undefined, transition: "up" | "down" | undefined): boolean =>
   transition === undefined && judged?.state?._tag === "Following"
+
+/**
+ * What a probe that failed to get its answer saw around it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProbeFailure {
+  /**
+   * It ran out of time: its own timeout, or the driver's connect timeout on
+   * its connection (on a starved event loop the driver's bound, a backstop
+   * set longer than the probe's, can fire first). Any other failure (a
+   * refused or reset connection, a shutdown, an error) is a verdict.
+   */
+  readonly timedOut: boolean
+  /** The node's server sent something on its other connections (answers, logins) while the probe waited. */
+  readonly sentElsewhere: boolean
+  /** The server answered the login of the probe's own connection… */
+  readonly loginAnswered: boolean
+  /** …and the probe's connection was opened. */
+  readonly connected: boolean
+}
+
+/**
+ * Why a failed probe says nothing against its node (the line's `PoolBusy`),
+ * or `undefined` when it counts. A frozen server sends nothing; a server on
+ * a crowded host answers its sessions, or the probe's login, but is slow to
+ * start a backend for it: a time-out then, whichever bound gave out, is the
+ * host's crowding, not the node's failure.
+ *
+ * @since 0.1.0
+ * @category verdicts
+ */
+export const crowded = (failure: ProbeFailure): string | undefined =>
+  !failure.timedOut
+    ? undefined
+    : failure.sentElsewhere
+    ? "the server answered the node's other connections while the probe waited"
+    : failure.loginAnswered && !failure.connected
+    ? "the server answered the probe's login but did not finish it in time"
+    : undefined

@@ -193,3 +193,27 @@ describe("Catalog.primaryReport", () => {
     expect(Catalog.primaryReport.sql).toContain("FROM pg_stat_replication")
   })
 })
+
+describe("Probing.crowded", () => {
+  const quietAround: Probing.ProbeFailure = { timedOut: true, sentElsewhere: false, loginAnswered: false, connected: false }
+
+  it("a time-out while the server answered the node's other connections, or the probe's login, gives no verdict", () => {
+    expect(Probing.crowded({ ...quietAround, sentElsewhere: true })).toBe(
+      "the server answered the node's other connections while the probe waited"
+    )
+    expect(Probing.crowded({ ...quietAround, loginAnswered: true })).toBe(
+      "the server answered the probe's login but did not finish it in time"
+    )
+  })
+
+  it("a time-out with nothing from the server counts (a frozen one sends nothing)", () => {
+    expect(Probing.crowded(quietAround)).toBeUndefined()
+    // Connected, then no answer to the statement on its own connection: the server froze.
+    expect(Probing.crowded({ ...quietAround, loginAnswered: true, connected: true })).toBeUndefined()
+  })
+
+  it("a failure that is not a time-out counts, whatever the server sent elsewhere", () => {
+    expect(Probing.crowded({ timedOut: false, sentElsewhere: true, loginAnswered: true, connected: false }))
+      .toBeUndefined()
+  })
+})

@@ -4,11 +4,12 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
+import * as Probing from "@effect-sql-router/core/Probing"
 import type Pg from "pg"
 import type * as Node from "../../Node.js"
 import * as Catalog from "./catalog.js"
 import * as Dedicated from "../dedicated.js"
-import { isConnectionError } from "../errors.js"
+import { isConnectionError, isConnectTimeout } from "../errors.js"
 
 /** Real time, for what must be bounded whatever the fiber's clock. @internal */
 export const liveClock = Clock.make()
@@ -29,6 +30,21 @@ export class ProbeTimedOut extends Error {
   constructor(timeout: Duration.Duration) {
     super(`probe timed out after ${Duration.format(timeout)}`)
   }
+}
+
+/**
+ * A probe that ran out of time: its own timeout, or a connect timeout on the
+ * way (the pool's, when its checkout had to open a connection; the driver's
+ * backstop on a connection of its own). Seen in the many-instances bench: a
+ * probe that failed with the driver's connect timeout while the server
+ * answered other sessions took a crowded replica out of rotation.
+ */
+const timedOut = (error: unknown): boolean => error instanceof ProbeTimedOut || isConnectTimeout(error)
+
+/** A `PoolBusy` for a failure `Probing.crowded` gives no verdict on, else the failure. */
+const busyOr = (error: unknown, failure: Omit<Probing.ProbeFailure, "timedOut">): unknown => {
+  const reason = Probing.crowded({ ...failure, timedOut: timedOut(error) })
+  return reason === undefined ? error : new PoolBusy(reason)
 }
 
 /** What the probes read of a pg-pool client: whether it is still connecting, and its socket. */
@@ -81,11 +97,12 @@ const progressOf = (pool: Pg.Pool) => {
  * open for it) or of a node whose pool has nothing idle, where a checkout
  * would open a connection or wait behind the application (long statements
  * on every connection look like a frozen server from inside the pool).
- * Bounded by a real-time timeout whatever the fiber's clock. A timeout is
- * `PoolBusy` (no verdict) when the pool completed statements meanwhile, or
- * when the server answered the login without finishing it: on a crowded
- * host opening a connection can take longer than the probe's timeout, and a
- * failure then would take a live node out and probe it again at once.
+ * Bounded by a real-time timeout whatever the fiber's clock. A timeout (or
+ * the driver's connect timeout) is `PoolBusy` (no verdict) when the pool
+ * completed statements meanwhile, or when the server answered the login
+ * without finishing it: on a crowded host opening a connection can take
+ * longer than the probe's timeout, and a failure then would take a live node
+ * out and probe it again at once.
  */
 const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string): Effect.Effect<A, unknown> =>
   Effect.suspend(() => {
@@ -111,15 +128,10 @@ const oneOffQuery = <A>(pool: Pg.Pool, timeout: Duration.Duration, sql: string):
       }
     )).pipe(
       Effect.map((result) => result.rows[0] as A),
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () =>
-          progress.count > before
-            ? new PoolBusy("the probe's connection was slow while the pool completed statements")
-            : answered && !connected
-            ? new PoolBusy("the server answered the probe's login but did not finish it in time")
-            : new ProbeTimedOut(timeout)
-      }),
+      Effect.timeoutFail({ duration: timeout, onTimeout: () => new ProbeTimedOut(timeout) }),
+      Effect.mapError((error) =>
+        busyOr(error, { sentElsewhere: progress.count > before, loginAnswered: answered, connected })
+      ),
       Effect.withClock(liveClock)
     )
   })
@@ -216,8 +228,9 @@ const servedAtProbe = new WeakMap<Node.Node, number>()
  * where a checkout would open a connection or wait behind the application)
  * it runs on a connection of its own for one statement, closed at once.
  * Every probe is bounded by `timeout` in real time.
- * A probe that times out while the server sent anything on the node's
- * other connections is `PoolBusy` (no verdict): a frozen server sends
+ * A probe that times out (its own timeout or its connection's connect
+ * timeout) while the server sent anything on the node's other connections
+ * is `PoolBusy` (no verdict, `Probing.crowded`): a frozen server sends
  * nothing, a crowded host's server answers its sessions but is slow to
  * start a backend for the probe's login.
  * @internal
@@ -234,7 +247,7 @@ export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.
       ? pooledQuery<A>(node.pool, timeout, sql)
       : oneOffQuery<A>(node.pool, timeout, sql)
     return Effect.mapError(query, (error) =>
-      error instanceof ProbeTimedOut && sentSince(node.pool, before)
-        ? new PoolBusy("the server answered the node's other connections while the probe waited")
-        : error)
+      error instanceof PoolBusy
+        ? error
+        : busyOr(error, { sentElsewhere: sentSince(node.pool, before), loginAnswered: false, connected: false }))
   })

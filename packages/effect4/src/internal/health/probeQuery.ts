@@ -8,7 +8,9 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type * as Pool from "effect/Pool"
 import * as Scope from "effect/Scope"
+import * as Probing from "@effect-sql-router/core/Probing"
 import type * as Node from "../../Node.js"
+import { isConnectTimeout } from "../errors.js"
 import * as NodeInternal from "../node.js"
 import * as Catalog from "./catalog.js"
 
@@ -33,6 +35,21 @@ export class ProbeTimedOut extends Error {
   constructor(timeout: Duration.Duration) {
     super(`probe timed out after ${Duration.format(timeout)}`)
   }
+}
+
+/**
+ * A probe that ran out of time: its own timeout, or a connect timeout on the
+ * way (the pool's, when its checkout had to open a connection; the driver's
+ * backstop on a connection of its own). Seen in the many-instances bench: a
+ * probe that failed with the driver's connect timeout while the server
+ * answered other sessions took a crowded replica out of rotation.
+ */
+const timedOut = (error: unknown): boolean => error instanceof ProbeTimedOut || isConnectTimeout(error)
+
+/** A `PoolBusy` for a failure `Probing.crowded` gives no verdict on, else the failure. */
+const busyOr = (error: unknown, failure: Omit<Probing.ProbeFailure, "timedOut">): unknown => {
+  const reason = Probing.crowded({ ...failure, timedOut: timedOut(error) })
+  return reason === undefined ? error : new PoolBusy(reason)
 }
 
 /** Real time, whatever clock the fiber runs on (`TestClock` included). @internal */
@@ -152,11 +169,7 @@ const ownQuery = <A>(pool: PgPool.PgPool, timeout: Duration.Duration, sql: strin
         connected = true
       }
     ).pipe(
-      Effect.mapError((error) =>
-        error instanceof ProbeTimedOut && answered && !connected
-          ? new PoolBusy("the server answered the probe's login but did not finish it in time")
-          : error
-      )
+      Effect.mapError((error) => busyOr(error, { sentElsewhere: false, loginAnswered: answered, connected }))
     )
   })
 
@@ -187,8 +200,9 @@ const servedAtProbe = new WeakMap<Node.Node, number>()
  * statements would make a healthy server look dead) it runs on a connection
  * of its own for one statement, closed at once. Every probe is bounded by
  * `timeout` in real time.
- * A probe that times out while the server sent anything on the node's
- * other connections is `PoolBusy` (no verdict): a frozen server sends
+ * A probe that times out (its own timeout or its connection's connect
+ * timeout) while the server sent anything on the node's other connections
+ * is `PoolBusy` (no verdict, `Probing.crowded`): a frozen server sends
  * nothing, a crowded host's server answers its sessions but is slow to
  * start a backend for the probe's login.
  * @internal
@@ -207,8 +221,8 @@ export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.
       ? pooledQuery<A>(pool, prepare, timeout, sql)
       : ownQuery<A>(pool, timeout, sql)
     return Effect.mapError(query, (error) =>
-      error instanceof ProbeTimedOut && own.sentSince(before)
-        ? new PoolBusy("the server answered the node's other connections while the probe waited")
-        : error)
+      error instanceof PoolBusy
+        ? error
+        : busyOr(error, { sentElsewhere: own.sentSince(before), loginAnswered: false, connected: false }))
   })
 }
