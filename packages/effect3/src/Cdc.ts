@@ -365,6 +365,13 @@ export interface SqlTargetOptions {
    * changes, the last LSN applied per rule; default `effect_sql_router_cdc`.
    */
   readonly stateTable?: string | undefined
+  /**
+   * PostgreSQL targets: run the change statements as named prepared
+   * statements, parsed once per connection (up to 100 texts each); default
+   * true. Turn it off behind a pooler that cannot keep them (PgBouncer in
+   * transaction mode before 1.21, or with `max_prepared_statements = 0`).
+   */
+  readonly prepare?: boolean | undefined
 }
 
 /**

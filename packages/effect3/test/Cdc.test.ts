@@ -1,5 +1,6 @@
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { expect, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -20,7 +21,7 @@ import * as Cdc from "effect-sql-router/Cdc"
 import * as RouterConfig from "effect-sql-router/RouterConfig"
 import * as SqlRouter from "effect-sql-router/SqlRouter"
 import { PgCluster } from "effect-sql-router/testing"
-import { pgTarget, provided, sqliteTarget } from "./fixtures/cdcTargets.js"
+import { pgTarget, provided, sqliteTarget, urlOf } from "./fixtures/cdcTargets.js"
 
 // One primary with wal_level = logical. Targets: a second database on it
 // (PostgreSQL target) and SQLite files.
@@ -345,6 +346,42 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         expect(stats.lagBytes).toBeTypeOf("number")
         expect(stats.retainedWalBytes).toBeTypeOf("number")
         expect(stats.running).toBe(false)
+      })))
+
+    it.effect("a PostgreSQL target runs its change statements prepared, once per connection; prepare: false sends them unnamed", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE named (id int PRIMARY KEY, v text)")
+        // One connection each, so that pg_prepared_statements is the one the changes ran on.
+        const target = (database: string) =>
+          Effect.zipRight(
+            cluster.query(cluster.primary, `CREATE DATABASE ${database}`),
+            PgClient.make({ url: urlOf(cluster, database), maxConnections: 1 })
+          )
+        const prepared = yield* target("named_prepared")
+        const unnamed = yield* target("named_unnamed")
+        const cdc = yield* Cdc.make({
+          primary: cluster.primary.url,
+          targets: { prepared: Cdc.sqlTarget(prepared), unnamed: Cdc.sqlTarget(unnamed, { prepare: false }) }
+        })
+        yield* cdc.addRule({ name: "named_p", tables: ["named"], target: "prepared" })
+        yield* cdc.addRule({ name: "named_u", tables: ["named"], target: "unnamed" })
+        for (let i = 0; i < 3; i++) {
+          yield* cluster.query(cluster.primary, `INSERT INTO named SELECT g, 'v' || g FROM generate_series(${i * 10 + 1}, ${i * 10 + 10}) g`)
+          yield* cluster.query(cluster.primary, `UPDATE named SET v = v || '!' WHERE id % 3 = ${i}`)
+        }
+        yield* cluster.query(cluster.primary, "DELETE FROM named WHERE id > 25")
+        yield* cdc.sync("named_p")
+        yield* cdc.sync("named_u")
+        const count = (sql: SqlClient.SqlClient) =>
+          Effect.map(
+            sql.unsafe<{ n: number }>("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'effect_sql_router_cdc_%'"),
+            (rows) => rows[0]!.n
+          )
+        expect(yield* count(prepared)).toBeGreaterThan(0)
+        expect(yield* count(unnamed)).toBe(0)
+        expect(yield* pgRows(prepared, "named")).toBe(yield* sourceRows(cluster, "named"))
+        expect(yield* pgRows(unnamed, "named")).toBe(yield* sourceRows(cluster, "named"))
       })))
 
     it.effect("an unsupported type fails naming table and column, before anything is applied", () =>

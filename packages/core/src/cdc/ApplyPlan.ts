@@ -448,6 +448,38 @@ const planChanges = (planner: Planner, changes: ReadonlyArray<RowChange>): Array
   return statements
 }
 
+/**
+ * How many statement texts a target connection keeps prepared under a name
+ * (see {@link makeStatementNames}): as many as the Effect 4 line's native
+ * driver keeps by default.
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const preparedStatements = 100
+
+/**
+ * Names for the statement texts of one target connection, so that a client
+ * which would send every statement unnamed (`pg`: the server parses and plans
+ * each multi-row upsert again) prepares each text once and then only binds
+ * it. A text gets a name while fewer than `capacity` have one, and keeps it;
+ * later texts get `undefined` (run unnamed), which bounds what the server
+ * holds per connection. Names are unique per namer: keep one per connection.
+ *
+ * @since 0.1.0
+ * @category sql
+ */
+export const makeStatementNames = (capacity: number = preparedStatements): (sql: string) => string | undefined => {
+  const names = new Map<string, string>()
+  return (sql) => {
+    const known = names.get(sql)
+    if (known !== undefined || names.size >= capacity) return known
+    const name = `effect_sql_router_cdc_${names.size}`
+    names.set(sql, name)
+    return name
+  }
+}
+
 /** Records `lsn` as the rule's last applied LSN. */
 const recordState = (dialect: Dialect, stateTable: string, rule: string, lsn: string): Statement => ({
   sql: `INSERT INTO ${stateTable} (rule, lsn) VALUES (${dialect.placeholder(1)}, ${dialect.placeholder(2)})

@@ -156,6 +156,20 @@ describe("cdc/ApplyPlan changes", () => {
     expect(statements.every((s) => s.params.length <= ApplyPlan.maxParameters)).toBe(true)
   })
 
+
+  it("names each statement text once per namer, up to its capacity, and keeps the names it gave", () => {
+    const names = ApplyPlan.makeStatementNames(2)
+    const a = names("INSERT a")
+    const b = names("INSERT b")
+    expect(a).toBeDefined()
+    expect(b).toBeDefined()
+    expect(a).not.toBe(b)
+    expect(names("INSERT a")).toBe(a)
+    expect(names("INSERT c")).toBeUndefined()
+    expect(names("INSERT b")).toBe(b)
+    expect(a!.length).toBeLessThan(64) // PostgreSQL's NAMEDATALEN
+    expect(ApplyPlan.makeStatementNames()("INSERT a")).toBe(a)
+  })
   it("long runs are cut into powers of two, so statement texts repeat across batches of varying size", () => {
     expect(ApplyPlan.runSizes(1)).toEqual([1])
     expect(ApplyPlan.runSizes(255)).toEqual([255])
