@@ -68,6 +68,32 @@ describe("cdc/Pgoutput", () => {
     expect(() => Pgoutput.decodeUtf8(Buffer.from([0xed, 0xa0, 0x80]))).toThrow() // an encoded surrogate
   })
 
+  it("rows inherit nothing: columns called __proto__ or constructor are plain values; a row value that is not UTF-8 fails", () => {
+    const parser = Pgoutput.makeParser()
+    parser.parse(message(
+      char("R"),
+      u32(1),
+      cstring("public"),
+      cstring("odd"),
+      char("d"),
+      i16(3),
+      ...[[1, "id", 23], [0, "__proto__", 25], [0, "constructor", 25]].flatMap(([flags, name, oid]) => [
+        u8(flags as number),
+        cstring(name as string),
+        u32(oid as number),
+        i32(-1)
+      ])
+    ))
+    const inserted = parser.parse(message(char("I"), u32(1), char("N"), tuple("1", "p", "c")))
+    const row = (inserted as Extract<Pgoutput.Message, { tag: "insert" }>).new
+    expect(Object.keys(row)).toEqual(["id", "__proto__", "constructor"])
+    expect([row["__proto__"], row["constructor"], row["toString"]]).toEqual(["p", "c", undefined])
+    const short = parser.parse(message(char("I"), u32(1), char("N"), tuple("2")))
+    expect((short as Extract<Pgoutput.Message, { tag: "insert" }>).new["constructor"]).toBeUndefined()
+    const bad = message(char("I"), u32(1), char("N"), i16(2), value("3"), char("t"), i32(2), Buffer.from([0x78, 0xff]))
+    expect(() => parser.parse(bad)).toThrow()
+  })
+
   it("pgoutput messages: names and values keep every byte; NULL, '' and unchanged TOAST values stay apart", () => {
     const parser = Pgoutput.makeParser()
     // OIDs and xids are unsigned: above 2^31 they stay positive.
