@@ -192,8 +192,19 @@ export const maxParameters = 30_000
  */
 export const presentColumns = (row: Row): ReadonlyArray<string> => Object.keys(row).filter((c) => row[c] !== undefined)
 
-const sameColumns = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) =>
-  a.length === b.length && a.every((c, i) => c === b[i])
+/** True when `row`'s present columns are `columns`, in order (without listing them: this runs per change). */
+const hasColumns = (row: Row, columns: ReadonlyArray<string>): boolean => {
+  let i = 0
+  for (const column in row) {
+    if (row[column] === undefined) continue
+    if (columns[i++] !== column) return false
+  }
+  return i === columns.length
+}
+
+/** A row's key as one string, to find a key already in a run. */
+const keyText = (table: Table, row: Row): string =>
+  table.key.length === 1 ? String(row[table.key[0]!]) : table.key.map((c) => String(row[c])).join("\u0000")
 
 const sameValue = (a: unknown, b: unknown): boolean =>
   a instanceof Uint8Array && b instanceof Uint8Array ? Buffer.compare(a, b) === 0 : a === b
@@ -214,7 +225,12 @@ interface Planner {
   readonly byName: Map<string, Table>
   /** The tables whose upserts may share a statement. */
   readonly batchableKeys: Set<Table>
+  /** Multi-row upsert texts by table, then columns and row count: built once, bound many times. */
+  readonly upsertTexts: Map<Table, Map<string, string>>
 }
+
+// Texts kept per table before its cache starts over (run sizes and column sets are few in practice).
+const maxUpsertTexts = 512
 
 // Only keys whose text is their identity (integers, text, uuid) are
 // batched: for numeric or timestamp keys two spellings of one value could
@@ -224,13 +240,17 @@ const batchable = (t: Table) => t.key.every((k) => textIsIdentity.has(t.columns.
 const makePlanner = (dialect: Dialect, tables: ReadonlyArray<Table>): Planner => ({
   dialect,
   byName: new Map(tables.map((t) => [`${t.schema}.${t.table}`, t])),
-  batchableKeys: new Set(tables.filter(batchable))
+  batchableKeys: new Set(tables.filter(batchable)),
+  upsertTexts: new Map()
 })
 
 const alterPlanner = (planner: Planner, table: Table): void => {
   const name = `${table.schema}.${table.table}`
   const old = planner.byName.get(name)
-  if (old) planner.batchableKeys.delete(old)
+  if (old) {
+    planner.batchableKeys.delete(old)
+    planner.upsertTexts.delete(old)
+  }
   planner.byName.set(name, table)
   if (batchable(table)) planner.batchableKeys.add(table)
 }
@@ -256,35 +276,48 @@ const createTable = (dialect: Dialect, table: Table): Statement => {
   }
 }
 
+/** The text of one `INSERT … VALUES (…), (…) ON CONFLICT` of `rows` rows with `columns`. */
+const upsertText = (dialect: Dialect, table: Table, columns: ReadonlyArray<string>, rows: number): string => {
+  let index = 0
+  const tuples = Array.from({ length: rows }, () => `(${columns.map(() => dialect.placeholder(++index)).join(", ")})`)
+  const updates = columns.filter((c) => !table.key.includes(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`)
+  return `INSERT INTO ${quoteIdent(table.table)} (${columns.map(quoteIdent).join(", ")}) VALUES ${tuples.join(", ")} ON CONFLICT (${
+    table.key.map(quoteIdent).join(", ")
+  }) ${updates.length === 0 ? "DO NOTHING" : `DO UPDATE SET ${updates.join(", ")}`}`
+}
+
+/** {@link upsertText}, from the planner's cache when it has it. */
+const cachedUpsertText = (planner: Planner, table: Table, columns: ReadonlyArray<string>, rows: number): string => {
+  let texts = planner.upsertTexts.get(table)
+  if (texts === undefined) planner.upsertTexts.set(table, texts = new Map())
+  const shape = `${rows}\u0000${columns.join("\u0000")}`
+  let text = texts.get(shape)
+  if (text === undefined) {
+    if (texts.size >= maxUpsertTexts) texts.clear()
+    texts.set(shape, text = upsertText(planner.dialect, table, columns, rows))
+  }
+  return text
+}
+
 /** One `INSERT … VALUES (…), (…) ON CONFLICT` for rows with the same columns and distinct keys. */
 const upsertMany = (
-  dialect: Dialect,
+  planner: Planner,
   table: Table,
   relation: Relation,
   columns: ReadonlyArray<string>,
   rows: ReadonlyArray<Row>
 ): Statement => {
-  const encoders = columns.map((c) => encoderOf(dialect, table, relation, c))
-  const params: Array<unknown> = []
-  const tuples = rows.map((row) =>
-    `(${
-      columns.map((c, i) => {
-        params.push(encoders[i]!(row[c]))
-        return dialect.placeholder(params.length)
-      }).join(", ")
-    })`
-  )
-  const updates = columns.filter((c) => !table.key.includes(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`)
-  return {
-    sql: `INSERT INTO ${quoteIdent(table.table)} (${columns.map(quoteIdent).join(", ")}) VALUES ${tuples.join(", ")} ON CONFLICT (${
-      table.key.map(quoteIdent).join(", ")
-    }) ${updates.length === 0 ? "DO NOTHING" : `DO UPDATE SET ${updates.join(", ")}`}`,
-    params
+  const encoders = columns.map((c) => encoderOf(planner.dialect, table, relation, c))
+  const params: Array<unknown> = new Array(rows.length * columns.length)
+  let index = 0
+  for (const row of rows) {
+    for (let i = 0; i < columns.length; i++) params[index++] = encoders[i]!(row[columns[i]!])
   }
+  return { sql: cachedUpsertText(planner, table, columns, rows.length), params }
 }
 
-const upsert = (dialect: Dialect, table: Table, relation: Relation, row: Row) =>
-  upsertMany(dialect, table, relation, presentColumns(row), [row])
+const upsert = (planner: Planner, table: Table, relation: Relation, row: Row) =>
+  upsertMany(planner, table, relation, presentColumns(row), [row])
 
 const remove = (dialect: Dialect, table: Table, relation: Relation, key: Row): Statement => ({
   sql: `DELETE FROM ${quoteIdent(table.table)} WHERE ${
@@ -325,11 +358,11 @@ const planChange = (planner: Planner, change: RowChange, out: Array<Statement>):
   const dialect = planner.dialect
   switch (change._tag) {
     case "Insert":
-      out.push(upsert(dialect, table, change.relation, change.row))
+      out.push(upsert(planner, table, change.relation, change.row))
       return
     case "Update":
       if (keyChanged(table, change.key, change.row)) out.push(remove(dialect, table, change.relation, change.key))
-      out.push(upsert(dialect, table, change.relation, change.row))
+      out.push(upsert(planner, table, change.relation, change.row))
       return
     case "Delete":
       out.push(remove(dialect, table, change.relation, change.key))
@@ -365,9 +398,9 @@ const batchableTable = (planner: Planner, change: RowChange): Table | undefined 
 }
 
 /** A run ends at another table or column set, a key already in it, or the size cap. */
-const continuesRun = (run: Run, table: Table, relation: Relation, columns: ReadonlyArray<string>, key: string) =>
-  run.relation === relation && run.table === table && sameColumns(run.columns, columns) && !run.keys.has(key) &&
-  (run.rows.length + 1) * columns.length <= maxParameters
+const continuesRun = (run: Run, table: Table, relation: Relation, row: Row, key: string) =>
+  run.relation === relation && run.table === table && hasColumns(row, run.columns) && !run.keys.has(key) &&
+  (run.rows.length + 1) * run.columns.length <= maxParameters
 
 /** Deletes share a statement while they are of one table and under the size cap (a repeated key is harmless). */
 const continuesDeletes = (run: Deletes, table: Table, relation: Relation) =>
@@ -411,7 +444,7 @@ const planChanges = (planner: Planner, changes: ReadonlyArray<RowChange>): Array
     if (run?._tag === "Upserts") {
       let at = 0
       for (const size of runSizes(run.rows.length)) {
-        statements.push(upsertMany(planner.dialect, run.table, run.relation, run.columns, run.rows.slice(at, at + size)))
+        statements.push(upsertMany(planner, run.table, run.relation, run.columns, run.rows.slice(at, at + size)))
         at += size
       }
     } else if (run) statements.push(removeMany(planner.dialect, run.table, run.relation, run.keys))
@@ -436,10 +469,9 @@ const planChanges = (planner: Planner, changes: ReadonlyArray<RowChange>): Array
       continue
     }
     const { relation, row } = change as { readonly relation: Relation; readonly row: Row }
-    const columns = presentColumns(row)
-    const key = table.key.map((c) => String(row[c])).join("\u0000")
-    if (run && !(run._tag === "Upserts" && continuesRun(run, table, relation, columns, key))) flush()
-    if (!run) run = { _tag: "Upserts", table, relation, columns, rows: [], keys: new Set() }
+    const key = keyText(table, row)
+    if (run && !(run._tag === "Upserts" && continuesRun(run, table, relation, row, key))) flush()
+    if (!run) run = { _tag: "Upserts", table, relation, columns: presentColumns(row), rows: [], keys: new Set() }
     const upserts = run as Run
     upserts.rows.push(row)
     upserts.keys.add(key)

@@ -143,6 +143,25 @@ describe("cdc/ApplyPlan changes", () => {
     )
   })
 
+  it("a run's text is built once per shape and bound again with each batch's rows; a new column set or row count gets its own text", () => {
+    const plan = ApplyPlan.makePlan(ApplyPlan.dialects.pg, "r", [items])
+    const [first] = plan.changes([insert({ id: 1, name: "a" }), insert({ id: 2, name: "b" })])
+    const [again] = plan.changes([insert({ id: 3, name: "c" }), insert({ id: 4, name: "d" })])
+    expect(again!.sql).toBe(first!.sql)
+    expect(again!.params).toEqual([3, "c", 4, "d"])
+    // An unchanged TOAST value (undefined) leaves its column out, in the text as in the run.
+    const [three, toast] = plan.changes([
+      insert({ id: 5, name: "e" }),
+      insert({ id: 6, name: "f" }),
+      insert({ id: 7, name: "g" }),
+      insert({ id: 8, name: undefined, price: "1.00" })
+    ])
+    expect(three!.sql).toContain("VALUES ($1, $2), ($3, $4), ($5, $6) ON CONFLICT")
+    expect(three!.params).toEqual([5, "e", 6, "f", 7, "g"])
+    expect(toast!.sql).toBe("INSERT INTO \"items\" (\"id\", \"price\") VALUES ($1, $2) ON CONFLICT (\"id\") DO UPDATE SET \"price\" = excluded.\"price\"")
+    expect(toast!.params).toEqual([8, "1.00"])
+  })
+
   it("a key whose text is not its identity (numeric) is never batched", () => {
     const statements = pg.changes([insert({ amount: "1.0", note: "a" }, pricesRel), insert({ amount: "2.0", note: "b" }, pricesRel)])
     expect(statements).toHaveLength(2)
