@@ -17,6 +17,12 @@ export interface CdcBenchOptions {
   readonly rate: number
   /** Interleaved rounds (each target once per round); default 5. */
   readonly rounds?: number | undefined
+  /**
+   * Seconds from the rule's start (the load starting with it) before a lag
+   * window opens; default 2. What the stream catches up on while it starts is
+   * reported apart, as the warm-up's largest lag.
+   */
+  readonly warmup?: number | undefined
 }
 
 /** One target's catch-up in one round. */
@@ -28,9 +34,11 @@ export interface Throughput {
   readonly changesPerSecond: number
 }
 
-/** One target's lag window. */
+/** One target's lag window in one round. */
 export interface Lag {
   readonly target: "PostgreSQL" | "SQLite"
+  /** The largest lag sampled during the warm-up before the window (NaN: none sampled). */
+  readonly warmupMax: number
   readonly samples: number
   readonly p50: number
   readonly p95: number
@@ -111,6 +119,34 @@ export const summarizeThroughput = (result: CdcBenchResult) =>
     return { target, rounds: rates.length, median: median(rates), min, max: Math.max(...rates), met: min >= catchUpTargets[target] }
   })
 
+/** Issue 24's lag target: p99 in milliseconds. */
+export const lagTarget = 50
+
+/**
+ * Per target, over its rounds' lag windows: the median written rate, the
+ * median p50, the p99's median and range, the largest lag in any window and
+ * in any warm-up, and whether every round's p99 clears the target.
+ */
+export const summarizeLag = (result: CdcBenchResult) =>
+  (["PostgreSQL", "SQLite"] as const).flatMap((target) => {
+    const windows = result.lag.filter((l) => l.target === target)
+    if (windows.length === 0) return []
+    const p99s = windows.map((l) => l.p99)
+    const finite = (values: ReadonlyArray<number>) => values.filter(Number.isFinite)
+    return [{
+      target,
+      rounds: windows.length,
+      achievedRate: median(windows.map((l) => l.achievedRate)),
+      p50: median(windows.map((l) => l.p50)),
+      p99: median(p99s),
+      p99Min: Math.min(...p99s),
+      p99Max: Math.max(...p99s),
+      max: Math.max(...finite(windows.map((l) => l.max))),
+      warmupMax: Math.max(...finite(windows.map((l) => l.warmupMax))),
+      met: p99s.every((p) => p <= lagTarget)
+    }]
+  })
+
 /** The Markdown section for BENCHMARKS.md. */
 export const renderCdc = (result: CdcBenchResult): string =>
   [
@@ -120,7 +156,9 @@ export const renderCdc = (result: CdcBenchResult): string =>
     "10 columns: int8, int4, text, numeric, timestamptz, boolean, jsonb, uuid, float8, date; one transaction in four updates)",
     `applied by one \`sync\`, ${result.options.rounds ?? 5} interleaved rounds; source and targets on the same machine. Then end-to-end lag`,
     `(source commit to target commit, \`stats.applyLagMillis\` sampled every 10 ms) while ${result.options.rate} single-row transactions per`,
-    `second are written for ${result.options.seconds} s.`,
+    `second are written, ${result.options.rounds ?? 5} interleaved rounds: the rule and the load start together, and after a warm-up of`,
+    `${result.options.warmup ?? 2} s (the stream starting while transactions arrive; its largest lag is shown apart) a window of`,
+    `${result.options.seconds} s is sampled.`,
     "",
     "| target | rounds | changes/s median | min–max | issue 24 target | met (whole range) |",
     "|---|---:|---:|---:|---:|---|",
@@ -128,10 +166,12 @@ export const renderCdc = (result: CdcBenchResult): string =>
       `| ${s.target} | ${s.rounds} | ${fmt(s.median)} | ${fmt(s.min)}–${fmt(s.max)} | ${fmt(catchUpTargets[s.target])} | ${s.met ? "yes" : "no"} |`
     ),
     "",
-    "| target | written tx/s | transactions applied | lag p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | p99 <= 50 ms |",
-    "|---|---:|---:|---:|---:|---:|---:|---|",
-    ...result.lag.map((l) =>
-      `| ${l.target} | ${fmt(l.achievedRate)} | ${fmt(l.transactions)} | ${fmt(l.p50)} | ${fmt(l.p95)} | ${fmt(l.p99)} | ${fmt(l.max)} | ${l.p99 <= 50 ? "yes" : "no"} |`
+    "| target | rounds | written tx/s (median) | lag p50 (ms, median) | p99 (ms) median | p99 min–max | max (ms) | warm-up max (ms) | p99 <= 50 ms (whole range) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ...summarizeLag(result).map((l) =>
+      `| ${l.target} | ${l.rounds} | ${fmt(l.achievedRate)} | ${fmt(l.p50)} | ${fmt(l.p99)} | ${fmt(l.p99Min)}–${fmt(l.p99Max)} | ${fmt(l.max)} | ${
+        fmt(l.warmupMax)
+      } | ${l.met ? "yes" : "no"} |`
     ),
     ""
   ].join("\n")

@@ -3,7 +3,7 @@
  * target, and end-to-end lag (source commit to target commit) under a steady
  * write load.
  *
- *   npx tsx bench/cdc.ts [--changes N] [--seconds S] [--rate TX_PER_S] [--rounds R]
+ *   npx tsx bench/cdc.ts [--changes N] [--seconds S] [--rate TX_PER_S] [--rounds R] [--warmup S]
  *
  * Prints a Markdown section on stdout (`renderCdc`), for BENCHMARKS.md.
  */
@@ -102,7 +102,7 @@ export const runCdcBench = (options: Bench.CdcBenchOptions) =>
     // 4 writers, each paced to a quarter of the rate.
     const lag: Array<Bench.Lag> = []
     const writers = [writer, yield* connectWriter, yield* connectWriter, yield* connectWriter]
-    for (const [name, client] of targets) {
+    for (let round = 1; round <= Math.max(1, options.rounds ?? 5); round++) for (const [name, client] of targets) {
       const suffix = `lag_${name === "SQLite" ? "lite" : "pg"}`
       const rule = `lag_${suffix}`
       yield* createMix(writer, suffix)
@@ -119,22 +119,28 @@ export const runCdcBench = (options: Bench.CdcBenchOptions) =>
             w.query(`INSERT INTO ${Bench.mixTables[g % 3]}_${suffix} SELECT ${Bench.mixValues("0")} FROM (SELECT ${g}::int8 AS g) s`)
           ).pipe(Effect.tap(() => written++))
         }).pipe(Effect.repeat(Schedule.fixed(`${every} millis`))), { concurrency: "unbounded", discard: true }))
-      const samples: Array<number> = []
       let last = 0
+      // One sample per look that saw newly applied transactions (an idle target repeats the last value), for `seconds`.
+      const sample = (seconds: number, samples: Array<number>) =>
+        Effect.gen(function*() {
+          const stats = yield* cdc.stats(rule)
+          if (stats.transactionsApplied > last && stats.applyLagMillis !== undefined) samples.push(stats.applyLagMillis)
+          last = stats.transactionsApplied
+        }).pipe(Effect.repeat(Schedule.spaced("10 millis")), Effect.timeout(`${seconds} seconds`), Effect.ignore)
+      // The warm-up: the stream starting while transactions arrive, then catching up; reported apart.
+      const warmup: Array<number> = []
+      yield* sample(options.warmup ?? 2, warmup)
+      const samples: Array<number> = []
       const windowStart = performance.now()
       const writtenAtStart = written
-      yield* Effect.gen(function*() {
-        const stats = yield* cdc.stats(rule)
-        // One sample per look that saw newly applied transactions: an idle target repeats the last value.
-        if (stats.transactionsApplied > last && stats.applyLagMillis !== undefined) samples.push(stats.applyLagMillis)
-        last = stats.transactionsApplied
-      }).pipe(Effect.repeat(Schedule.spaced("10 millis")), Effect.timeout(`${options.seconds} seconds`), Effect.ignore)
+      yield* sample(options.seconds, samples)
       const achievedRate = (written - writtenAtStart) / ((performance.now() - windowStart) / 1000)
       yield* Fiber.interrupt(load)
       yield* Fiber.interrupt(running)
       const sorted = samples.slice().sort((a, b) => a - b)
       lag.push({
         target: name,
+        warmupMax: warmup.length === 0 ? Number.NaN : Math.max(...warmup),
         samples: sorted.length,
         p50: Bench.quantile(sorted, 0.5),
         p95: Bench.quantile(sorted, 0.95),
@@ -159,7 +165,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     changes: arg("--changes", 30_000),
     seconds: arg("--seconds", 5),
     rate: arg("--rate", 1_000),
-    rounds: arg("--rounds", 5)
+    rounds: arg("--rounds", 5),
+    warmup: arg("--warmup", 2)
   }
   Effect.runPromise(runCdcBench(options)).then(
     (result) => console.log(Bench.renderCdc(result)),

@@ -286,7 +286,7 @@ export const render = (data: RunData): string => {
     )
   }
 
-  if (data.cdc) parts.push(renderCdc(data.cdc), "Catch-up: interleaved rounds, median and range; lag: one window per target.", "")
+  if (data.cdc) parts.push(renderCdc(data.cdc), "Catch-up and lag: interleaved rounds, median and range.", "")
 
   if (data.micro) {
     parts.push(

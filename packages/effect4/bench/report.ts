@@ -161,7 +161,7 @@ export const render = (data: RunData): string => {
   if (errors.length > 0) parts.push("Errors during the run:", "", ...errors, "")
   parts.push(...Shared.systemsSection(data))
   if (data.notes && data.notes.length > 0) parts.push(...data.notes, "")
-  if (data.cdc) parts.push(renderCdc(data.cdc), "Catch-up: interleaved rounds, median and range; lag: one window per target.", "")
+  if (data.cdc) parts.push(renderCdc(data.cdc), "Catch-up and lag: interleaved rounds, median and range.", "")
   return parts.join("\n")
 }
 
