@@ -246,10 +246,10 @@ export const calm = (judged: Pick<Judged, "state"> | undefined, transition: "up"
  */
 export interface ProbeFailure {
   /**
-   * It ran out of time: its own timeout, or the driver's connect timeout on
-   * its connection (on a starved event loop the driver's bound, a backstop
-   * set longer than the probe's, can fire first). Any other failure (a
-   * refused or reset connection, a shutdown, an error) is a verdict.
+   * It ran out of time: its own timeout, or a connect timeout on its way
+   * (the pool's, when its checkout had to open a connection; the driver's
+   * backstop on a connection of its own). Any other failure (a refused or
+   * reset connection, a shutdown, an error, a `PoolBusy`) is not a time-out.
    */
   readonly timedOut: boolean
   /** The node's server sent something on its other connections (answers, logins) while the probe waited. */

@@ -247,7 +247,5 @@ export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.
       ? pooledQuery<A>(node.pool, timeout, sql)
       : oneOffQuery<A>(node.pool, timeout, sql)
     return Effect.mapError(query, (error) =>
-      error instanceof PoolBusy
-        ? error
-        : busyOr(error, { sentElsewhere: sentSince(node.pool, before), loginAnswered: false, connected: false }))
+      busyOr(error, { sentElsewhere: sentSince(node.pool, before), loginAnswered: false, connected: false }))
   })

@@ -221,8 +221,6 @@ export const nodeQuery = (node: Node.Node, timeout: Duration.Duration): Catalog.
       ? pooledQuery<A>(pool, prepare, timeout, sql)
       : ownQuery<A>(pool, timeout, sql)
     return Effect.mapError(query, (error) =>
-      error instanceof PoolBusy
-        ? error
-        : busyOr(error, { sentElsewhere: own.sentSince(before), loginAnswered: false, connected: false }))
+      busyOr(error, { sentElsewhere: own.sentSince(before), loginAnswered: false, connected: false }))
   })
 }
