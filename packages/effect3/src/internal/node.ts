@@ -73,10 +73,13 @@ class ValidatingPool extends Pg.Pool {
  * it takes to open one connection). Its timeout reads as pg-pool's, which
  * `PgErrors.isConnectTimeout` knows.
  */
-const connectBounded = (connectMillis: number) =>
+const connectBounded = (connectMillis: number, clients: Set<Pg.Client>) =>
   class ConnectBoundedClient extends Pg.Client {
     constructor(config?: Pg.ClientConfig) {
       super({ ...config, connectionTimeoutMillis: connectMillis })
+      // The node's live connections, for `sever`: each leaves the set when it ends.
+      clients.add(this)
+      this.once("end", () => clients.delete(this))
     }
     override connect(): Promise<Pg.Client>
     override connect(callback: (err: Error) => void): void
@@ -115,6 +118,46 @@ export class Running {
   constructor(readonly pool: Pg.Pool) {}
 }
 
+// A node's pool can be severed, as the Effect 4 line severs a node's
+// sockets: when the primary changes, what still runs on the old one is cut
+// (see `sever`). The pool carries its cut: its live connections and how
+// often it was severed, which a statement reads when it starts so that one
+// begun before a cut and given a session after it fails as the cut ones did.
+
+interface Cut {
+  severs: number
+  readonly clients: Set<Pg.Client>
+}
+
+const cutKey = Symbol.for("effect-sql-router/Node/cut")
+
+type Cuttable = Pg.Pool & { [cutKey]?: Cut }
+
+/** How often `node` was severed (0 for a node the router did not make). @internal */
+export const seversOf = (node: Node.Node): number => (node.pool as Cuttable)[cutKey]?.severs ?? 0
+
+/**
+ * Drops every connection of `node` in use now: statements on them fail with
+ * a connection error, and so do statements begun before the cut that get
+ * their session after it. The pool opens new connections when the node is used
+ * again. A node not made by `make` (a stub in a test) has none.
+ * @internal
+ */
+export const sever = (node: Node.Node): void => {
+  const cut = (node.pool as Cuttable)[cutKey]
+  if (cut === undefined) return
+  cut.severs++
+  // Idle connections run nothing and stay (a statement begun before the cut
+  // that takes one fails by the count): dropped, they would be handed out
+  // before the pool saw them close. pg-pool keeps them in `_idle`; without
+  // it, every connection goes.
+  const idle = new Set((node.pool as { _idle?: ReadonlyArray<{ client: Pg.Client }> })._idle?.map((item) => item.client))
+  for (const client of cut.clients) if (!idle.has(client)) Dedicated.destroy(client)
+}
+
+const severedBefore = () =>
+  new Error("the node's connections were severed (it stopped being the primary) before this statement was sent")
+
 /** @internal */
 export type Done = (error: Error | undefined, result: Pg.QueryResult | undefined, acquired: boolean) => void
 
@@ -134,6 +177,8 @@ export const start = (
   done: Done
 ): Running => {
   const running = new Running(pool)
+  const cut = (pool as Cuttable)[cutKey]
+  const severs = cut === undefined ? 0 : cut.severs
   pool.connect((err, client, release) => {
     if (err || !client) {
       running.settled = true
@@ -143,6 +188,11 @@ export const start = (
       release()
       running.settled = true
       return done(abandonedBeforeStart, undefined, false)
+    }
+    if (cut !== undefined && cut.severs !== severs) {
+      release()
+      running.settled = true
+      return done(severedBefore(), undefined, false)
     }
     running.client = client
     // A checked-out client has no listener of the pool's: without ours, a
@@ -290,12 +340,13 @@ export { addressOf, isPostgresUrl }
 /** @internal */
 export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
+    const cut: Cut = { severs: 0, clients: new Set() }
     const config: Pg.PoolConfig = {
       connectionString: Redacted.value(options.url),
       max: options.maxSize,
       min: options.minSize ?? 0,
       // Not the pool's connectionTimeoutMillis: see connectBounded.
-      Client: connectBounded(Duration.toMillis(options.connectTimeout)),
+      Client: connectBounded(Duration.toMillis(options.connectTimeout), cut.clients),
       idleTimeoutMillis: Duration.toMillis(options.idleTimeout),
       application_name: options.applicationName,
       ...(options.types ? { types: options.types } : {})
@@ -305,6 +356,7 @@ export const make = (options: Node.Options): Effect.Effect<Node.Node, never, Sco
         const pool = options.validate ? new ValidatingPool(config, options.validate) : new Pg.Pool(config)
         // Idle connections that die (server restart) emit here; the pool drops them.
         pool.on("error", () => {})
+        ;(pool as Cuttable)[cutKey] = cut
         return pool
       }),
       (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption("2 seconds"))

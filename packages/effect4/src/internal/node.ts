@@ -79,6 +79,13 @@ export const internalsOf = (node: Node.Node): NodeInternals => internals.get(nod
 /** How often `node` was severed (0 for a node the router did not make). @internal */
 export const seversOf = (node: Node.Node): number => internals.get(node)?.severs ?? 0
 
+/**
+ * Severs `node`'s sessions (`NodeInternals.sever`); a node not made by
+ * `Node.make` (a stub in a test) has none.
+ * @internal
+ */
+export const sever = (node: Node.Node): void => internals.get(node)?.sever()
+
 /** The rows of a result as `execute` returns them. @internal */
 export type Rows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
@@ -116,7 +123,7 @@ const severedBefore = (node: Node.Node): Effect.Effect<never, SqlError> =>
     new SqlError({
       reason: new ConnectionError({
         cause: undefined,
-        message: `the sessions of ${node.id} were severed (it left rotation) before this statement was sent`,
+        message: `the sessions of ${node.id} were severed (it left rotation or stopped being the primary) before this statement was sent`,
         operation: "execute"
       })
     })

@@ -216,8 +216,9 @@ const closeNode = (internals: RouterState, node: Node.Node) =>
 /**
  * Makes `next` the primary: its replica state leaves the topology, the old
  * primary becomes a replica (out of rotation until its probes say it follows
- * the new primary). One STM transaction; both pools are resized for their new
- * roles; probing of the old primary starts after it.
+ * the new primary) and its connections are severed. One STM transaction; both
+ * pools are resized for their new roles; probing of the old primary starts
+ * after it.
  * @internal
  */
 export const switchPrimary = (internals: RouterState, next: Node.Node, why: string): Effect.Effect<void> =>
@@ -236,6 +237,12 @@ export const switchPrimary = (internals: RouterState, next: Node.Node, why: stri
       return Option.some(demoted)
     }))
     if (Option.isNone(previous)) return
+    // What was sent to the old primary before the switch is cut at once: its
+    // routed reads run again where they are decided now (never on a node that
+    // may be on a losing timeline), and its writes and transactions fail with
+    // a connection error (their outcome unknown) instead of reporting a
+    // success the new primary may not have.
+    NodeInternal.sever(previous.value.node)
     setRole(internals.config, next, "primary")
     setRole(internals.config, previous.value.node, "replica")
     yield* Effect.logWarning(`primary is now ${next.id} (${next.address}), was ${previous.value.node.id}: ${why}`)

@@ -39,15 +39,29 @@ export interface Reads {
 }
 
 /** A read on the primary: no replica fits, or the region forces the primary. */
-const readOnPrimary = ({ topology }: RouterState, facts: Statement.Facts): Effect.Effect<any, SqlError> => {
+// Severed because the primary changed under it (the old one's connections are
+// cut at the switch), it runs once more where it is decided now, as a read
+// given up by eviction does.
+const readOnPrimary = (
+  { topology }: RouterState,
+  facts: Statement.Facts,
+  again: (facts: Statement.Facts) => Effect.Effect<any, SqlError>
+): Effect.Effect<any, SqlError> => {
   const primary = Routing.peek(topology.primary)
   count(primary, "read")
   annotate(facts.span, primary)
+  const severs = NodeInternal.seversOf(primary)
   return Effect.async<any, SqlError>((resume) => {
     NodeInternal.watch(
       facts.fiber,
       Statement.start(facts, primary.pool, (error, result, acquired) =>
-        resume(error === undefined ? Statement.finish(facts, result!) : Effect.fail(NodeInternal.failed(error, acquired))))
+        resume(
+          error === undefined
+            ? Statement.finish(facts, result!)
+            : NodeInternal.seversOf(primary) === severs
+            ? Effect.fail(NodeInternal.failed(error, acquired))
+            : again(facts)
+        ))
     )
   })
 }
@@ -113,7 +127,7 @@ export const makeRead = (state: RouterState, { write }: Writes): (facts: Stateme
       case "primary":
         return write(facts, false)
       case "primary-read":
-        return readOnPrimary(state, facts)
+        return readOnPrimary(state, facts, again)
       case "elsewhere":
         return facts.retry ? elsewhere(facts, replica, error) : Effect.fail(NodeInternal.failed(error, acquired))
       case "fail":
@@ -142,7 +156,7 @@ export const makeRead = (state: RouterState, { write }: Writes): (facts: Stateme
   /** The read on the replica chosen (after overflow), or on the primary. */
   const readOn = (facts: Statement.Facts, chosen: Topology.Replica | undefined) =>
     chosen === undefined
-      ? readOnPrimary(state, facts)
+      ? readOnPrimary(state, facts, again)
       : hedgeAfter === undefined
       ? readOnReplica(reads, facts, chosen)
       : Hedging.hedgedRead(reads, facts, chosen, hedgeAfter)

@@ -194,8 +194,8 @@ const closeNode = (internals: RouterState, node: Node.Node) =>
 /**
  * Makes `next` the primary: its replica state leaves the topology, the old
  * primary becomes a replica (out of rotation until its probes say it follows
- * the new primary). One transaction; probing of the old primary starts after
- * it.
+ * the new primary) and its sessions are severed. One transaction; probing of
+ * the old primary starts after it.
  * @internal
  */
 export const switchPrimary = (internals: RouterState, next: Node.Node, why: string): Effect.Effect<void> =>
@@ -217,6 +217,12 @@ export const switchPrimary = (internals: RouterState, next: Node.Node, why: stri
     }))
     // Another switch came first: judge again from what it left.
     if (!switched) return yield* switchPrimary(internals, next, why)
+    // What was sent to the old primary before the switch is cut at once, as
+    // when a replica leaves rotation: its routed reads run again where they
+    // are decided now (never on a node that may be on a losing timeline), and
+    // its writes and transactions fail with a connection error (their outcome
+    // unknown) instead of reporting a success the new primary may not have.
+    NodeInternal.sever(current)
     setRole(next, "primary")
     setRole(current, "replica")
     // Each pool takes its new role's size, pipelining and preparation.

@@ -17,8 +17,4 @@ import * as NodeInternal from "../node.js"
  * replaces the severed sessions when the replica is used again.
  * @internal
  */
-export const releaseWaiting = (replica: Topology.Replica): void => {
-  // A node not made by `Node.make` (a stub in a test) has no sockets to sever.
-  const internals: NodeInternal.NodeInternals | undefined = NodeInternal.internalsOf(replica.node)
-  internals?.sever()
-}
+export const releaseWaiting = (replica: Topology.Replica): void => NodeInternal.sever(replica.node)

@@ -52,12 +52,21 @@ export const makeRead = (state: RouterState, { write }: Writes): (facts: Stateme
   const timedOut = () =>
     Effect.fail(new TimedOut(`router read timeout: no answer within ${Duration.format(readTimeout!)}`))
 
-  /** A read on the primary: no replica fits, or the region forces the primary. */
+  /**
+   * A read on the primary: no replica fits, or the region forces the
+   * primary. Severed because the primary changed under it (the old one's
+   * sessions are cut at the switch), it runs once more where it is decided
+   * now, as a read severed by eviction does.
+   */
   const readOnPrimary = (facts: Statement.Facts): Effect.Effect<any, SqlError> => {
     const primary = Routing.peek(topology.primary)
     count(facts.fiber, primary, "read")
     annotate(facts.fiber, primary)
-    return Statement.run(facts, primary)
+    const severs = NodeInternal.seversOf(primary)
+    return Effect.catch(
+      Statement.run(facts, primary),
+      (error) => NodeInternal.seversOf(primary) === severs ? Effect.fail(error) : again(facts)
+    )
   }
 
   const attempt = (facts: Statement.Facts, replica: Topology.Replica): Effect.Effect<any, SqlError | TimedOut> => {
