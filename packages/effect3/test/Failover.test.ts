@@ -197,8 +197,8 @@ describe("failover and live topology", () => {
       expect((yield* Effect.flip(SqlRouter.promote("nope")))._tag).toBe("UnknownReplica")
     })))
 
-  it.live("a switch of primary cuts what still runs on the old one: its reads run again on the new primary, its write fails and is not run again", () =>
-    scenario({ replicas: 1, config: (c) => ({ ...manual(c), health: { enabled: false } }) }, Effect.gen(function*() {
+  it.live("a switch of primary cuts what still runs on the old one: its reads (sent, or still waiting for a connection) run again on the new primary, its write fails and is not run again", () =>
+    scenario({ replicas: 1, config: (c) => ({ ...manual(c), primaryMaxSize: 4, health: { enabled: false } }) }, Effect.gen(function*() {
       const cluster = yield* PgCluster.PgCluster
       const sql = yield* SqlClient.SqlClient
       const oldPrimary = cluster.primary.name
@@ -206,15 +206,11 @@ describe("failover and live topology", () => {
       yield* SqlRouter.markReplicaUnhealthy("replica-0")
       // On the old primary each statement sleeps far longer than the test waits; elsewhere it answers at once.
       const nap = `pg_sleep(CASE WHEN current_setting('cluster_name') = '${oldPrimary}' THEN 60 ELSE 0 END)`
-      const reads = yield* Effect.fork(Effect.forEach(
-        [1, 2, 3],
-        () =>
-          Effect.either(Effect.map(
-            sql.unsafe<{ name: string }>(`SELECT current_setting('cluster_name') AS name, ${nap} IS NULL AS slept`),
-            (rows) => rows[0]!.name
-          )),
-        { concurrency: "unbounded" }
+      const read = Effect.either(Effect.map(
+        sql.unsafe<{ name: string }>(`SELECT current_setting('cluster_name') AS name, ${nap} IS NULL AS slept`),
+        (rows) => rows[0]!.name
       ))
+      const reads = yield* Effect.fork(Effect.all([read, read, read], { concurrency: "unbounded" }))
       const write = yield* Effect.fork(Effect.either(sql.unsafe(`INSERT INTO load_t (worker) SELECT -2 FROM ${nap}`)))
       yield* cluster.query<{ n: number }>(
         cluster.primary,
@@ -223,11 +219,19 @@ describe("failover and live topology", () => {
         Effect.repeat({ until: (rows) => rows[0]!.n >= 4, schedule: pollEvery }),
         Effect.timeout("20 seconds")
       )
+      // The pool's 4 connections are taken: one more read waits for one, decided before the switch.
+      const late = yield* Effect.fork(read)
+      yield* SqlRouter.stats.pipe(
+        Effect.repeat({ until: (stats) => stats.primary.pool.waiting >= 1, schedule: pollEvery }),
+        Effect.timeout("20 seconds")
+      )
       // Nothing is committed meanwhile; the bound only spares the test a refusal for WAL the server writes on its own.
       yield* SqlRouter.promote("replica-0", { maxLag: 1024 * 1024 })
-      // The reads given up on the old primary ran again on the new one.
-      const results = yield* Fiber.join(reads)
+      // The reads given up on the old primary ran again on the new one; so did the one that
+      // got its connection there only after the switch.
+      const results = [...(yield* Fiber.join(reads)), yield* Fiber.join(late)]
       expect(results.map((r) => r._tag === "Right" ? r.right : String(r.left))).toEqual([
+        "replica-0",
         "replica-0",
         "replica-0",
         "replica-0"

@@ -404,11 +404,11 @@ export const promote = (
     const node = replica.node
     const refuse = (reason: string, extra: { behindBytes?: number; cause?: unknown } = {}) =>
       new PromotionRefused({ replica: node.id, reason, ...extra })
-    const timeout = internals.config.connectTimeout
-    const query = (target: Node.Node): Catalog.Query => <A>(sql: string) =>
-      Effect.tryPromise(() => target.pool.query(sql).then((r) => r.rows[0] as A)).pipe(
-        Effect.timeoutFail({ duration: Duration.sum(timeout, timeout), onTimeout: () => new Error("no answer") })
-      )
+    // As a probe asks: on an idle pooled connection, else on a connection of
+    // its own, so that a primary whose pool is full (its statements waiting
+    // on a failing node) still tells its position.
+    const timeout = Duration.sum(internals.config.connectTimeout, internals.config.connectTimeout)
+    const query = (target: Node.Node): Catalog.Query => HealthMonitor.nodeQuery(target, timeout)
     const primary = yield* STM.commit(TRef.get(internals.topology.primary))
     // The primary's position now if it answers, else the last one we saw.
     const primaryLsn = yield* Catalog.currentLsn(query(primary)).pipe(
@@ -424,7 +424,8 @@ export const promote = (
     if (behind > maxLag) {
       return yield* refuse(`it is ${behind} bytes behind the primary (maxLag ${maxLag})`, { behindBytes: behind })
     }
-    const done = yield* query(node)<{ ok: boolean }>(Catalog.promoteSql).pipe(
+    // pg_promote waits up to 60 seconds for the node to leave recovery.
+    const done = yield* Effect.tryPromise(() => node.pool.query(Catalog.promoteSql).then((r) => r.rows[0] as { ok: boolean })).pipe(
       Effect.timeoutFail({ duration: "65 seconds", onTimeout: () => new Error("pg_promote did not return") }),
       Effect.mapError((cause) => refuse(`pg_promote failed: ${describe(cause)}`, { cause }))
     )
