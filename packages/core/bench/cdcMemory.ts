@@ -8,6 +8,7 @@
  * Plain Node, no Effect. Not shipped.
  */
 import * as ChildProcess from "node:child_process"
+import { defaultBatchSize } from "../src/cdc/Changes.js"
 
 /** Issue 24's bound on a CDC process's peak RSS, in MiB. */
 export const rssBoundMiB = 256
@@ -16,7 +17,7 @@ export const rssBoundMiB = 256
 export interface MemoryOptions {
   /** Rows of the one source transaction; default 1 000 000. */
   readonly rows: number
-  /** The rules' `batchSize`; default 10 000. */
+  /** The rules' `batchSize`; default the library's (`Changes.defaultBatchSize`, 2 000). */
   readonly batchSize: number
   /** The rules' `atomicity`; default "transaction". */
   readonly atomicity: "transaction" | "batch"
@@ -48,7 +49,7 @@ export const parseMemoryOptions = (argv: ReadonlyArray<string>): MemoryOptions =
   }
   return {
     rows: wholeNumber(argv, "--rows", 1_000_000, 1),
-    batchSize: wholeNumber(argv, "--batch-size", 10_000, 1),
+    batchSize: wholeNumber(argv, "--batch-size", defaultBatchSize, 1),
     atomicity,
     heap: wholeNumber(argv, "--heap", 0, 0)
   }

@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest"
 import * as Memory from "../bench/cdcMemory.js"
 
 describe("bench/cdcMemory (the CDC memory benchmark's pure parts)", () => {
-  it("options default to 1M rows, batches of 10 000, one target transaction and Node's heap", () => {
+  it("options default to 1M rows, the library's batch size (2 000), one target transaction and Node's heap", () => {
     const options = Memory.parseMemoryOptions([])
-    expect(options).toEqual({ rows: 1_000_000, batchSize: 10_000, atomicity: "transaction", heap: 0 })
+    expect(options).toEqual({ rows: 1_000_000, batchSize: 2_000, atomicity: "transaction", heap: 0 })
     expect(Memory.heapFlags(options)).toEqual([])
   })
 

@@ -418,7 +418,7 @@ export const sinkTarget: <E>(sink: Sink.Sink<unknown, Transaction, unknown, E>) 
  * stops the rule with `TruncateRefused`; `unsupportedTypes` (default `"fail"`)
  * says whether a column of a type that is not mapped refuses the rule or
  * passes through as its text form (`"text"`).
- * `batchSize` (default 10 000) is the most changes of a source transaction
+ * `batchSize` (default 2 000) is the most changes of a source transaction
  * held in memory: a larger one is streamed to the target in batches of that
  * size, and `atomicity` says what the target sees of it: `"transaction"`
  * (default) writes every batch into one target transaction committed with

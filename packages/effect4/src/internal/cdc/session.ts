@@ -137,8 +137,6 @@ const startPosition = (session: Session) =>
     return { startLsn: created.consistentPoint, skipUpTo: created.consistentPoint, pending }
   })
 
-/** The most changes of a source transaction held in memory when the rule does not say. */
-const defaultBatchSize = 10_000
 
 /** Counts source transactions applied (whole, grouped or streamed) in the rule's stats and the session's progress. */
 const applied = (session: Session, changes: number, endLsn: string, commitTime: Date, transactions = 1) => {
@@ -203,7 +201,7 @@ const makeLoop = (
     skipUpTo,
     decoder: Changes.makeDecoder(),
     slot: slotOf(rule),
-    batchSize: rule.batchSize ?? defaultBatchSize,
+    batchSize: rule.batchSize ?? Changes.defaultBatchSize,
     atomicity: rule.atomicity ?? "transaction",
     groups: session.source.applier.durableState,
     begin: undefined,
