@@ -29,7 +29,9 @@ const connectionMessages = [
   "is not queryable",
   "Client was closed",
   "Query read timeout",
-  "router read timeout"
+  "router read timeout",
+  // The router cut a node's connections (it stopped being the primary, or left rotation).
+  "were severed"
 ]
 
 /**

@@ -22,6 +22,8 @@ describe("PgErrors", () => {
   it("classifies a connection failure through either shape, and a statement error as none", () => {
     expect(PgErrors.isConnectionError(effect4(driverError("57P01", "terminating connection due to administrator command")))).toBe(true)
     expect(PgErrors.isConnectionError(effect3(driverError("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:5432")))).toBe(true)
+    // The router cut the node's connections (a switch of primary) before the statement was sent.
+    expect(PgErrors.isConnectionError(effect3(new Error("the node's connections were severed (it stopped being the primary) before this statement was sent")))).toBe(true)
     expect(PgErrors.isConnectionError(effect4(driverError("42P01", "relation \"x\" does not exist"), "SqlSyntaxError")))
       .toBe(false)
   })

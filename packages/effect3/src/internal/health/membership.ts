@@ -369,6 +369,20 @@ export const primaryTurnedReadOnly = (internals: RouterState, node: Node.Node, c
     )
   )
 
+/**
+ * A write whose primary stopped being the primary while it was in flight:
+ * the switch cut its connection, so its outcome is unknown; it is never run
+ * again.
+ * @internal
+ */
+export const switchedUnderWrite = (node: Node.Node, cause: unknown): PrimaryUnavailable =>
+  new PrimaryUnavailable({
+    node: node.id,
+    reason:
+      "it stopped being the primary while the write was in flight (its connections were cut at the switch): the write's outcome is unknown and it was not retried",
+    cause
+  })
+
 /** The primary for a write, or the split brain that forbids one. @internal */
 export const primaryForWrite = (internals: RouterState): Effect.Effect<Node.Node, PrimaryUnavailable> =>
   STM.commit(STM.gen(function*() {

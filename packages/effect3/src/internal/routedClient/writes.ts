@@ -44,6 +44,7 @@ export const makeWrites = (
   const writeOn = (facts: Statement.Facts, primary: Node.Node, schemaChange: boolean): Effect.Effect<any, SqlError> => {
     count(primary, "write")
     annotate(facts.span, primary)
+    const severs = NodeInternal.seversOf(primary)
     return Effect.async<any, SqlError>((resume) => {
       let timer: ReturnType<typeof setTimeout> | undefined
       const running = Statement.start(facts, primary.pool, (error, result, acquired) => {
@@ -58,6 +59,10 @@ export const makeWrites = (
         }
         if (isReadOnlyViolation(error)) {
           return resume(Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), Statement.asSqlError))
+        }
+        // Cut at a switch of primary: typed, never run again.
+        if (NodeInternal.seversOf(primary) !== severs) {
+          return resume(Effect.fail(Statement.asSqlError(Membership.switchedUnderWrite(primary, error))))
         }
         resume(Effect.fail(NodeInternal.failed(error, acquired)))
       })

@@ -14,8 +14,9 @@ import { NoReplicaAvailable } from "../../RouterError.js"
 import type * as SqlRouter from "../../SqlRouter.js"
 import * as Topology from "../../Topology.js"
 import * as Consistency from "../consistency.js"
-import { isReadOnlyViolation } from "../errors.js"
+import { isConnectionError, isReadOnlyViolation } from "../errors.js"
 import * as Membership from "../health/membership.js"
+import * as NodeInternal from "../node.js"
 import * as RoutedClientInternal from "../routedClient.js"
 import { currentRoute, observeFailure, peek, releaseReplica, unsafeRelease } from "../routing/decision.js"
 import * as Transaction from "../transaction.js"
@@ -112,18 +113,27 @@ const onReplica = <A, E, R>(
 
 /**
  * On the primary; a node that turned read-only under us means a failover:
- * re-discover and fail with PrimaryUnavailable, never retry.
+ * re-discover and fail with PrimaryUnavailable, never retry. So does a
+ * connection cut because the node stopped being the primary.
  */
 const onWritable = <A, E, R>(
   internals: RouterState,
   node: Node.Node,
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | PrimaryUnavailable, R> =>
-  Effect.catchIf(
-    effect,
-    (error): error is E => isReadOnlyViolation(error),
-    (error) => Membership.primaryTurnedReadOnly(internals, node, error)
-  )
+  Effect.suspend(() => {
+    // A connection error after the node's connections were cut at a switch of primary: typed, never run again.
+    const severs = NodeInternal.seversOf(node)
+    const switched = (error: unknown) => NodeInternal.seversOf(node) !== severs && isConnectionError(error)
+    return Effect.catchIf(
+      effect,
+      (error): error is E => isReadOnlyViolation(error) || switched(error),
+      (error) =>
+        isReadOnlyViolation(error)
+          ? Membership.primaryTurnedReadOnly(internals, node, error)
+          : Effect.fail(Membership.switchedUnderWrite(node, error))
+    )
+  })
 
 /** A transaction on `node`, with its client provided; a write transaction records its commit's position. */
 const transactionOn = <A, E, R>(

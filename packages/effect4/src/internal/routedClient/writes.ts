@@ -44,6 +44,7 @@ export const makeWrites = (
   const writeOn = (facts: Statement.Facts, primary: Node.Node, schemaChange: boolean): Effect.Effect<any, SqlError> => {
     count(facts.fiber, primary, "write")
     annotate(facts.fiber, primary)
+    const severs = NodeInternal.seversOf(primary)
     const statement = Statement.run(facts, primary)
     const bounded = writeTimeout === undefined ? statement : Effect.timeoutOrElse(statement, {
       duration: writeTimeout,
@@ -57,6 +58,9 @@ export const makeWrites = (
       onFailure: (error) =>
         isReadOnlyViolation(error)
           ? Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), Statement.asSqlError)
+          // Cut at a switch of primary: typed, never run again.
+          : NodeInternal.seversOf(primary) !== severs
+          ? Effect.fail(Statement.asSqlError(Membership.switchedUnderWrite(primary, error)))
           : Effect.fail(error),
       onSuccess: (value) => {
         const done = Effect.succeed(value)
