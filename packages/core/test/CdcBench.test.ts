@@ -30,12 +30,13 @@ describe("bench/cdc (the CDC benchmark's pure parts)", () => {
       lag: [{ target: "SQLite", warmupMax: 120, samples: 500, p50: 4, p95: 9, p99: 14, max: 30, transactions: 5000, achievedRate: 990 }]
     }
     expect(Bench.summarizeThroughput(result)).toEqual([
-      { target: "PostgreSQL", rounds: 3, median: 22_000, min: 21_000, max: 25_000, met: true },
-      { target: "SQLite", rounds: 3, median: 55_000, min: 49_000, max: 60_000, met: false }
+      { target: "PostgreSQL", rounds: 3, median: 22_000, min: 21_000, max: 25_000, inOrder: [21_000, 25_000, 22_000], met: true },
+      { target: "SQLite", rounds: 3, median: 55_000, min: 49_000, max: 60_000, inOrder: [60_000, 49_000, 55_000], met: false }
     ])
     const markdown = Bench.renderCdc(result)
-    expect(markdown).toContain("| PostgreSQL | 3 | 22,000 | 21,000–25,000 | 20,000 | yes |")
-    expect(markdown).toContain("| SQLite | 3 | 55,000 | 49,000–60,000 | 50,000 | no |")
+    expect(markdown).toContain("| PostgreSQL | 3 | 22,000 | 21,000–25,000 | 21.0k, 25.0k, 22.0k | 20,000 | yes |")
+    expect(markdown).toContain("| SQLite | 3 | 55,000 | 49,000–60,000 | 60.0k, 49.0k, 55.0k | 50,000 | no |")
+    expect(markdown).toContain("3 interleaved rounds after 1 unrecorded warm-up catch-up(s) per target")
     expect(markdown).toContain("| SQLite | 1 | 990 | 4 | 14 | 14–14 | 30 | 120 | yes |")
   })
 

@@ -7,7 +7,7 @@ import { renderCdc, runCdcBench } from "../bench/cdc.js"
 describe("bench/cdc.ts", () => {
   it.live("catches up a small backlog on both targets, samples lag, and renders both tables", () =>
     Effect.gen(function*() {
-      const result = yield* runCdcBench({ changes: 297, seconds: 1, rate: 50, rounds: 1, warmup: 0.5 })
+      const result = yield* runCdcBench({ changes: 297, seconds: 1, rate: 50, rounds: 1, warmupRounds: 0, warmup: 0.5 })
       expect(result.throughput.map((t) => [t.target, t.changes, t.transactions])).toEqual([
         ["PostgreSQL", 297, 3],
         ["SQLite", 297, 3]

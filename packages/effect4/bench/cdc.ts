@@ -3,7 +3,7 @@
  * target, and end-to-end lag (source commit to target commit) under a steady
  * write load.
  *
- *   npx tsx bench/cdc.ts [--changes N] [--seconds S] [--rate TX_PER_S] [--rounds R] [--warmup S]
+ *   npx tsx bench/cdc.ts [--changes N] [--seconds S] [--rate TX_PER_S] [--rounds R] [--warmup-rounds W] [--warmup S]
  *
  * Prints a Markdown section on stdout (`renderCdc`), for BENCHMARKS.md.
  */
@@ -75,9 +75,10 @@ export const runCdcBench = (options: Bench.CdcBenchOptions) =>
 
     const throughput: Array<Bench.Throughput> = []
     const rounds = options.rounds ?? 5
-    for (let round = 0; round < rounds; round++) {
+    // Rounds below 0 are the unrecorded warm-up catch-ups.
+    for (let round = -(options.warmupRounds ?? 1); round < rounds; round++) {
       for (const [name, client] of targets) {
-        const suffix = `t${round}_${name === "SQLite" ? "lite" : "pg"}`
+        const suffix = `${round < 0 ? `w${-round}` : `t${round}`}_${name === "SQLite" ? "lite" : "pg"}`
         yield* createMix(writer, suffix)
         yield* cdc.addRule({ name: `tput_${suffix}`, tables: tablesOf(suffix), target: name, snapshot: false })
         yield* cdc.sync(`tput_${suffix}`) // creates the slot: the backlog below is all in the stream
@@ -85,13 +86,15 @@ export const runCdcBench = (options: Bench.CdcBenchOptions) =>
         const started = performance.now()
         const result = yield* cdc.sync(`tput_${suffix}`)
         const millis = performance.now() - started
-        throughput.push({
-          target: name,
-          changes: result.changes,
-          transactions: result.transactions,
-          millis,
-          changesPerSecond: result.changes / (millis / 1000)
-        })
+        if (round >= 0) {
+          throughput.push({
+            target: name,
+            changes: result.changes,
+            transactions: result.transactions,
+            millis,
+            changesPerSecond: result.changes / (millis / 1000)
+          })
+        }
         yield* cdc.removeRule(`tput_${suffix}`)
         yield* dropMix(writer, suffix)
         yield* dropTarget(client, suffix)
@@ -166,6 +169,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     seconds: arg("--seconds", 5),
     rate: arg("--rate", 1_000),
     rounds: arg("--rounds", 5),
+    warmupRounds: arg("--warmup-rounds", 1),
     warmup: arg("--warmup", 2)
   }
   Effect.runPromise(runCdcBench(options)).then(
