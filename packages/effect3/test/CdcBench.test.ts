@@ -15,7 +15,7 @@ describe("bench/cdc.ts", () => {
       expect(result.lag.map((l) => l.target)).toEqual(["PostgreSQL", "SQLite"])
       for (const lag of result.lag) expect(lag.transactions).toBeGreaterThan(0)
       const markdown = renderCdc(result)
-      expect(markdown).toMatch(/\| PostgreSQL \| 1 \| [\d,]+ \| [\d,]+–[\d,]+ \| 20,000 \| (yes|no) \|/)
+      expect(markdown).toMatch(/\| PostgreSQL \| 1 \| [\d,]+ \| [\d,]+–[\d,]+ \| [\d.]+k \| 20,000 \| (yes|no) \|/)
       expect(markdown).toMatch(/\| SQLite \| [\d,]+ \| [\d,]+ \| [\d–]+ \|/)
     }), 120_000)
 })
