@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import type * as Node from "../../Node.js"
 import { WriteOutcomeUnknown } from "../../RouterError.js"
 import * as Consistency from "../consistency.js"
-import { isReadOnlyViolation } from "../errors.js"
+import { isConnectionError, isReadOnlyViolation } from "../errors.js"
 import * as Membership from "../health/membership.js"
 import * as NodeInternal from "../node.js"
 import * as Routing from "../routing/decision.js"
@@ -61,7 +61,7 @@ export const makeWrites = (
           return resume(Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), Statement.asSqlError))
         }
         // Cut at a switch of primary: typed, never run again.
-        if (NodeInternal.seversOf(primary) !== severs) {
+        if (NodeInternal.seversOf(primary) !== severs && isConnectionError(error)) {
           return resume(Effect.fail(Statement.asSqlError(Membership.switchedUnderWrite(primary, error))))
         }
         resume(Effect.fail(NodeInternal.failed(error, acquired)))

@@ -5,7 +5,7 @@ import type { SqlError } from "effect/sql/SqlError"
 import type * as Node from "../../Node.js"
 import { WriteOutcomeUnknown } from "../../RouterError.js"
 import * as Consistency from "../consistency.js"
-import { isReadOnlyViolation } from "../errors.js"
+import { isConnectionError, isReadOnlyViolation } from "../errors.js"
 import * as Membership from "../health/membership.js"
 import * as NodeInternal from "../node.js"
 import type { RouterState } from "../routerState.js"
@@ -59,7 +59,7 @@ export const makeWrites = (
         isReadOnlyViolation(error)
           ? Effect.mapError(Membership.primaryTurnedReadOnly(state, primary, error), Statement.asSqlError)
           // Cut at a switch of primary: typed, never run again.
-          : NodeInternal.seversOf(primary) !== severs
+          : NodeInternal.seversOf(primary) !== severs && isConnectionError(error)
           ? Effect.fail(Statement.asSqlError(Membership.switchedUnderWrite(primary, error)))
           : Effect.fail(error),
       onSuccess: (value) => {
