@@ -1,8 +1,6 @@
 /** @internal */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import type * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -11,8 +9,10 @@ import type { Column } from "../../Cdc.js"
 import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "./errors.js"
 import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
 import { parseLsn } from "@effect-sql-router/core/cdc/Changes"
+import * as Inbox from "@effect-sql-router/core/cdc/Inbox"
 import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
 import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
+import * as StatusUpdates from "@effect-sql-router/core/cdc/StatusUpdates"
 import * as Types from "@effect-sql-router/core/cdc/Types"
 import * as Dedicated from "../dedicated.js"
 import { describe } from "../errors.js"
@@ -48,6 +48,15 @@ const openClient = (connect: Connect, operation: string, replication: boolean) =
 /** A plain connection to the source, for catalog and slot management. @internal */
 export const control = (connect: Connect): Effect.Effect<Pg.Client, ReplicationError, Scope.Scope> =>
   openClient(connect, "connect", false)
+
+/**
+ * A replication connection to the source, for `startSession`: opened apart
+ * so that a session's other setup (catalog, target, slot) runs while the
+ * server starts its backend.
+ * @internal
+ */
+export const replicationConnection = (connect: Connect): Effect.Effect<Pg.Client, ReplicationError, Scope.Scope> =>
+  openClient(connect, "start replication", true)
 
 const queryTyped = (
   client: Pg.Client,
@@ -392,7 +401,18 @@ export type Message =
 export interface Session {
   /** The next message; fails when the connection is lost or the server ends the stream. */
   readonly take: Effect.Effect<Message, ReplicationError>
-  /** Reports `lsn` as flushed: the slot may forget everything before it. Never moves back. */
+  /**
+   * The next message if one is buffered, left in place (undefined when none
+   * is, or the stream failed: `take` says how); `skip` removes it. The
+   * catch-up's fast path, without an effect per message.
+   */
+  readonly peek: () => Message | undefined
+  readonly skip: () => void
+  /**
+   * Reports `lsn` as flushed: the slot may forget everything before it. Never
+   * moves back. The server hears of it within 10 ms, and at the latest when
+   * the session closes (`StatusUpdates.makeReporter`).
+   */
   readonly acknowledge: (lsn: bigint) => Effect.Effect<void>
   readonly confirmed: () => bigint
   /** Messages received and not yet taken. */
@@ -402,20 +422,18 @@ export interface Session {
 const highWater = 10_000
 const lowWater = 1_000
 
-// 2000-01-01 in Unix milliseconds: the protocol's epoch.
-const pgEpochMillis = 946_684_800_000n
-
 /**
  * Streams the slot from its confirmed position. The server's messages and
- * keepalives go into one queue in arrival order, so a consumer that reaches
+ * keepalives go into one inbox in arrival order, so a consumer that reaches
  * a keepalive has handled everything sent before it. The socket is paused
- * while the queue is long (back-pressure on the walsender). Status updates
+ * while the inbox is long (back-pressure on the walsender). Status updates
  * report only what was acknowledged, never what was merely received: that is
  * the at-least-once guarantee.
  * @internal
  */
 export const startSession = (
-  connect: Connect,
+  /** A connection from `replicationConnection`, used by this session only. */
+  client: Pg.Client,
   options: {
     readonly slot: string
     readonly publication: string
@@ -434,46 +452,31 @@ export const startSession = (
   }
 ): Effect.Effect<Session, ReplicationError, Scope.Scope> =>
   Effect.gen(function*() {
-    const queue = yield* Effect.acquireRelease(
-      Queue.unbounded<Message | { readonly _tag: "Failure"; readonly error: ReplicationError }>(),
-      Queue.shutdown
-    )
-    const client = yield* openClient(connect, "start replication", true)
+    const inbox = Inbox.make<Message | { readonly _tag: "Failure"; readonly error: ReplicationError }>()
     const connection = (client as unknown as { connection: PgConnection }).connection
     const parser = Pgoutput.makeParser((options.types ?? Types.builtins).decoderFor)
-    let confirmed = options.startLsn
     let paused = false
-
-    const sendStatus = (reply: boolean) => {
-      const message = Buffer.alloc(34)
-      message[0] = 0x72 // 'r'
-      message.writeBigUInt64BE(confirmed, 1) // written
-      message.writeBigUInt64BE(confirmed, 9) // flushed
-      message.writeBigUInt64BE(confirmed, 17) // applied
-      message.writeBigUInt64BE((BigInt(Date.now()) - pgEpochMillis) * 1000n, 25)
-      message[33] = reply ? 1 : 0
-      try {
-        connection.sendCopyFromChunk(message)
-      } catch {
-        // the connection is gone; the queue has the failure
-      }
-    }
+    const status = StatusUpdates.makeReporter({
+      start: options.startLsn,
+      write: (message) => connection.sendCopyFromChunk(message)
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(status.close))
 
     const failWith = (operation: string, cause: unknown) =>
-      Queue.unsafeOffer(queue, { _tag: "Failure", error: fail(operation, cause) })
+      inbox.offer({ _tag: "Failure", error: fail(operation, cause) })
 
     connection.on("copyData", ({ chunk }: { chunk: Buffer }) => {
       try {
         if (chunk[0] === 0x77) {
           const message = parser.parse(chunk.subarray(25))
-          Queue.unsafeOffer(queue, { _tag: "Data", lsn: chunk.readBigUInt64BE(1), message })
-          if (!paused && Option.getOrElse(queue.unsafeSize(), () => 0) > highWater) {
+          inbox.offer({ _tag: "Data", lsn: chunk.readBigUInt64BE(1), message })
+          if (!paused && inbox.size() > highWater) {
             paused = true
             connection.stream.pause()
           }
         } else if (chunk[0] === 0x6b) {
-          Queue.unsafeOffer(queue, { _tag: "Keepalive", lsn: chunk.readBigUInt64BE(1) })
-          if (chunk[17] === 1) sendStatus(false)
+          inbox.offer({ _tag: "Keepalive", lsn: chunk.readBigUInt64BE(1) })
+          if (chunk[17] === 1) status.send(false)
         }
       } catch (cause) {
         failWith("decode", cause)
@@ -491,29 +494,39 @@ export const startSession = (
       (cause) => failWith("start replication", cause)
     )
 
-    yield* Effect.sync(() => sendStatus(true)).pipe(
+    yield* Effect.sync(() => status.send(true)).pipe(
       Effect.repeat(Schedule.spaced(options.statusInterval)),
       Effect.forkScoped
     )
 
-    const take = Effect.flatMap(Queue.take(queue), (item) => {
-      if (paused && Option.getOrElse(queue.unsafeSize(), () => 0) < lowWater) {
+    const resumeBelowLowWater = () => {
+      if (paused && inbox.size() < lowWater) {
         paused = false
         connection.stream.resume()
       }
+    }
+    const taken = (item: Message | { readonly _tag: "Failure"; readonly error: ReplicationError }) => {
+      resumeBelowLowWater()
       return item._tag === "Failure" ? Effect.fail(item.error) : Effect.succeed(item)
+    }
+    const take = Effect.async<Message, ReplicationError>((resume) => {
+      const withdraw = inbox.wait((item) => resume(taken(item)))
+      return Effect.sync(withdraw)
     })
 
     return {
       take,
-      acknowledge: (lsn) =>
-        Effect.sync(() => {
-          if (lsn <= confirmed) return
-          confirmed = lsn
-          sendStatus(false)
-        }),
-      confirmed: () => confirmed,
-      pending: () => Option.getOrElse(queue.unsafeSize(), () => 0)
+      peek: () => {
+        const item = inbox.peek()
+        return item === undefined || item._tag === "Failure" ? undefined : item
+      },
+      skip: () => {
+        inbox.shift()
+        resumeBelowLowWater()
+      },
+      acknowledge: (lsn) => Effect.sync(() => status.acknowledge(lsn)),
+      confirmed: status.confirmed,
+      pending: inbox.size
     } satisfies Session
   })
 

@@ -54,7 +54,7 @@ export const changes = (options: StreamOptions) =>
       tables,
       failover: options.failover ?? false
     })
-    const session = yield* Replication.startSession(connect, {
+    const session = yield* Replication.startSession(yield* Replication.replicationConnection(connect), {
       slot: options.slot,
       publication: options.publication,
       startLsn,
