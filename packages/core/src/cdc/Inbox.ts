@@ -9,6 +9,12 @@
  * inbox directly (`peek`, `shift`) while messages are buffered and wait
  * through `wait` only when it is empty.
  *
+ * A waiter is resumed in a microtask, after the whole burst of offers (one
+ * socket read's messages): a runtime that resumes a fiber inline (Effect 4)
+ * would otherwise run the consumer after every message, find the inbox empty
+ * after every commit, and apply each source transaction as its own target
+ * transaction instead of grouping those that arrived together.
+ *
  * @since 0.1.0
  */
 
@@ -17,7 +23,11 @@
  * @category models
  */
 export interface Inbox<A> {
-  /** Buffers `item`, or hands it to the waiter if one waits (the buffer is then empty). */
+  /**
+   * Buffers `item`. A waiter gets the oldest item in a microtask, once the
+   * current burst of offers is in (every message of one socket read): the
+   * consumer then finds them all buffered, however its runtime resumes it.
+   */
   readonly offer: (item: A) => void
   /** The oldest buffered item, left in place (undefined when empty). */
   readonly peek: () => A | undefined
@@ -26,8 +36,9 @@ export interface Inbox<A> {
   /** How many items are buffered. */
   readonly size: () => number
   /**
-   * Calls `resume` with the next item once one arrives (at once if one is
-   * buffered); the returned function withdraws the wait. One waiter at a
+   * Calls `resume` with the oldest item: at once if one is buffered, else in
+   * a microtask after the next `offer`. The returned function withdraws the
+   * wait (an item not yet handed over stays buffered). One waiter at a
    * time: a second `wait` replaces the first.
    */
   readonly wait: (resume: (item: A) => void) => () => void
@@ -48,6 +59,7 @@ export const make = <A>(): Inbox<A> => {
   let items: Array<A | undefined> = []
   let head = 0
   let waiter: ((item: A) => void) | undefined
+  let scheduled = false
   const shift = (): A | undefined => {
     if (head >= items.length) return undefined
     const item = items[head]
@@ -61,13 +73,21 @@ export const make = <A>(): Inbox<A> => {
     }
     return item
   }
+  // The waiter gets the oldest item once the current burst of offers is in.
+  const deliver = () => {
+    scheduled = false
+    if (waiter === undefined || head >= items.length) return
+    const resume = waiter
+    waiter = undefined
+    resume(shift() as A)
+  }
   return {
     offer: (item) => {
-      if (waiter !== undefined) {
-        const resume = waiter
-        waiter = undefined
-        resume(item)
-      } else items.push(item)
+      items.push(item)
+      if (waiter !== undefined && !scheduled) {
+        scheduled = true
+        queueMicrotask(deliver)
+      }
     },
     peek: () => head < items.length ? items[head] : undefined,
     shift,

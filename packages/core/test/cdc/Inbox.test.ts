@@ -20,18 +20,24 @@ describe("cdc/Inbox", () => {
     expect(inbox.size()).toBe(0)
   })
 
-  it("a wait on an empty inbox gets the next item offered, which is not buffered", () => {
+  it("a wait on an empty inbox gets the oldest item after the burst of offers, the rest stay buffered in order", async () => {
     const inbox = Inbox.make<string>()
     const got: Array<string> = []
     inbox.wait((item) => got.push(item))
-    expect(got).toEqual([])
     inbox.offer("a")
-    expect(got).toEqual(["a"])
-    expect(inbox.size()).toBe(0)
-    // The waiter was used once: the next item is buffered.
     inbox.offer("b")
+    inbox.offer("c")
+    // Nothing is handed over while the offers run.
+    expect(got).toEqual([])
+    expect(inbox.size()).toBe(3)
+    await Promise.resolve()
     expect(got).toEqual(["a"])
-    expect(inbox.shift()).toBe("b")
+    expect([inbox.shift(), inbox.shift(), inbox.size()]).toEqual(["b", "c", 0])
+    // The waiter was used once: the next item stays buffered.
+    inbox.offer("d")
+    await Promise.resolve()
+    expect(got).toEqual(["a"])
+    expect(inbox.shift()).toBe("d")
   })
 
   it("a wait while items are buffered takes the oldest at once", () => {
@@ -45,17 +51,23 @@ describe("cdc/Inbox", () => {
     expect(inbox.peek()).toBe("b")
   })
 
-  it("a withdrawn wait gets nothing, and the item stays buffered", () => {
+  it("a wait withdrawn before or after the offer gets nothing, and the item stays buffered", async () => {
     const inbox = Inbox.make<string>()
     const got: Array<string> = []
-    const withdraw = inbox.wait((item) => got.push(item))
-    withdraw()
+    inbox.wait((item) => got.push(item))()
     inbox.offer("a")
-    expect(got).toEqual([])
-    expect(inbox.shift()).toBe("a")
+    const withdraw = inbox.wait((item) => got.push(item + "!"))
+    // Buffered "a" was handed over at once; now wait again, offer, and withdraw before the handover.
+    const withdrawLate = inbox.wait((item) => got.push(item + "?"))
+    inbox.offer("b")
+    withdrawLate()
+    await Promise.resolve()
+    withdraw()
+    expect(got).toEqual(["a!"])
+    expect(inbox.shift()).toBe("b")
   })
 
-  it("withdrawing a wait that was already served, or replaced, leaves the current waiter alone", () => {
+  it("withdrawing a wait that was replaced leaves the current waiter alone", async () => {
     const inbox = Inbox.make<string>()
     const first: Array<string> = []
     const second: Array<string> = []
@@ -63,6 +75,7 @@ describe("cdc/Inbox", () => {
     inbox.wait((item) => second.push(item))
     withdrawFirst()
     inbox.offer("a")
+    await Promise.resolve()
     expect(first).toEqual([])
     expect(second).toEqual(["a"])
   })
