@@ -44,22 +44,38 @@ export interface Inbox<A> {
   readonly wait: (resume: (item: A) => void) => () => void
 }
 
+/**
+ * Back-pressure: `pause` is called when more than `highWater` items are
+ * buffered, `resume` once fewer than `lowWater` are left (a replication
+ * session pauses its socket, so the walsender waits).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FlowControl {
+  readonly highWater: number
+  readonly lowWater: number
+  readonly pause: () => void
+  readonly resume: () => void
+}
+
 /** Below this many consumed slots at the head, the buffer is not compacted. */
 const compactAfter = 1_024
 
 /**
- * An empty inbox.
+ * An empty inbox, with back-pressure when `flow` is given.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = <A>(): Inbox<A> => {
+export const make = <A>(flow?: FlowControl): Inbox<A> => {
   // Consumed items are cleared and skipped by `head`; the array is cut once
   // the consumed head is long and at least half of it (amortised O(1)).
   let items: Array<A | undefined> = []
   let head = 0
   let waiter: ((item: A) => void) | undefined
   let scheduled = false
+  let paused = false
   const shift = (): A | undefined => {
     if (head >= items.length) return undefined
     const item = items[head]
@@ -70,6 +86,10 @@ export const make = <A>(): Inbox<A> => {
     } else if (head >= compactAfter && head * 2 >= items.length) {
       items = items.slice(head)
       head = 0
+    }
+    if (paused && items.length - head < flow!.lowWater) {
+      paused = false
+      flow!.resume()
     }
     return item
   }
@@ -84,6 +104,10 @@ export const make = <A>(): Inbox<A> => {
   return {
     offer: (item) => {
       items.push(item)
+      if (flow !== undefined && !paused && items.length - head > flow.highWater) {
+        paused = true
+        flow.pause()
+      }
       if (waiter !== undefined && !scheduled) {
         scheduled = true
         queueMicrotask(deliver)

@@ -93,3 +93,48 @@ describe("cdc/Inbox", () => {
     expect(taken.every((value, index) => value === index)).toBe(true)
   })
 })
+
+describe("cdc/Inbox flow control", () => {
+  it("pauses once past highWater, resumes only below lowWater, once each", () => {
+    const calls: Array<string> = []
+    const inbox = Inbox.make<number>({
+      highWater: 4,
+      lowWater: 2,
+      pause: () => calls.push("pause"),
+      resume: () => calls.push("resume")
+    })
+    for (let i = 0; i < 4; i++) inbox.offer(i)
+    expect(calls).toEqual([])
+    inbox.offer(4)
+    inbox.offer(5)
+    expect(calls).toEqual(["pause"])
+    inbox.shift() // 5 left
+    inbox.shift() // 4
+    inbox.shift() // 3
+    inbox.shift() // 2: not below lowWater
+    expect(calls).toEqual(["pause"])
+    inbox.shift() // 1
+    expect(calls).toEqual(["pause", "resume"])
+    inbox.shift()
+    expect(calls).toEqual(["pause", "resume"])
+  })
+
+  it("an item handed to a waiter counts as taken for resuming", async () => {
+    const calls: Array<string> = []
+    const inbox = Inbox.make<number>({
+      highWater: 1,
+      lowWater: 1,
+      pause: () => calls.push("pause"),
+      resume: () => calls.push("resume")
+    })
+    inbox.offer(1)
+    inbox.offer(2)
+    expect(calls).toEqual(["pause"])
+    const got: Array<number> = []
+    inbox.wait((item) => got.push(item)) // takes 1 at once: 1 left, not below 1
+    expect(calls).toEqual(["pause"])
+    inbox.wait((item) => got.push(item)) // takes 2: none left
+    expect(got).toEqual([1, 2])
+    expect(calls).toEqual(["pause", "resume"])
+  })
+})

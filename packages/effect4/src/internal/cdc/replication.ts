@@ -8,6 +8,7 @@ import type { Column } from "../../Cdc.js"
 import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } from "./errors.js"
 import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
 import { parseLsn } from "@effect-sql-router/core/cdc/Changes"
+import * as Follow from "@effect-sql-router/core/cdc/Follow"
 import * as Inbox from "@effect-sql-router/core/cdc/Inbox"
 import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
 import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
@@ -437,21 +438,16 @@ export const estimateRows = (client: Client, table: TableInfo): Effect.Effect<nu
 // -----------------------------------------------------------------------------
 
 /** One protocol message, in the order the server sent it. @internal */
-export type Message =
-  | { readonly _tag: "Data"; readonly lsn: bigint; readonly message: Pgoutput.Message }
-  | { readonly _tag: "Keepalive"; readonly lsn: bigint }
+export type Message = Follow.Message
 
-/** @internal */
-export interface Session {
+/**
+ * A replication session: its buffered messages are read without waiting
+ * (`Follow.Buffered`: the catch-up's fast path), `take` waits for the next.
+ * @internal
+ */
+export interface Session extends Follow.Buffered {
   /** The next message; fails when the connection is lost or the server ends the stream. */
   readonly take: Effect.Effect<Message, ReplicationError>
-  /**
-   * The next message if one is buffered, left in place (undefined when none
-   * is, or the stream failed: `take` says how); `skip` removes it. The
-   * catch-up's fast path, without an effect per message.
-   */
-  readonly peek: () => Message | undefined
-  readonly skip: () => void
   /**
    * Reports `lsn` as flushed: the slot may forget everything before it. Never
    * moves back. The server hears of it within 10 ms, and at the latest when
@@ -459,8 +455,6 @@ export interface Session {
    */
   readonly acknowledge: (lsn: bigint) => Effect.Effect<void>
   readonly confirmed: () => bigint
-  /** Messages received and not yet taken. */
-  readonly pending: () => number
 }
 
 const highWater = 10_000
@@ -496,11 +490,16 @@ export const startSession = (
   }
 ): Effect.Effect<Session, ReplicationError, Scope.Scope> =>
   Effect.gen(function*() {
-    // A failure comes after the messages that came before it.
-    const inbox = Inbox.make<Message | { readonly _tag: "Failure"; readonly error: ReplicationError }>()
     const connection = (client as unknown as { connection: PgConnection }).connection
+    // A failure comes after the messages that came before it; the socket
+    // pauses while the inbox is long.
+    const inbox = Inbox.make<Message | Follow.Failure<ReplicationError>>({
+      highWater,
+      lowWater,
+      pause: () => connection.stream.pause(),
+      resume: () => connection.stream.resume()
+    })
     const parser = Pgoutput.makeParser((options.types ?? Types.builtins).decoderFor)
-    let paused = false
     const status = StatusUpdates.makeReporter({
       start: options.startLsn,
       write: (message) => connection.sendCopyFromChunk(message)
@@ -515,10 +514,6 @@ export const startSession = (
         if (chunk[0] === 0x77) {
           const message = parser.parse(chunk.subarray(25))
           inbox.offer({ _tag: "Data", lsn: chunk.readBigUInt64BE(1), message })
-          if (!paused && inbox.size() > highWater) {
-            paused = true
-            connection.stream.pause()
-          }
         } else if (chunk[0] === 0x6b) {
           inbox.offer({ _tag: "Keepalive", lsn: chunk.readBigUInt64BE(1) })
           if (chunk[17] === 1) status.send(false)
@@ -544,34 +539,16 @@ export const startSession = (
       Effect.forkScoped
     )
 
-    const resumeBelowLowWater = () => {
-      if (paused && inbox.size() < lowWater) {
-        paused = false
-        connection.stream.resume()
-      }
-    }
-    const taken = (item: Message | { readonly _tag: "Failure"; readonly error: ReplicationError }) => {
-      resumeBelowLowWater()
-      return item._tag === "Failure" ? Effect.fail(item.error) : Effect.succeed(item)
-    }
     const take = Effect.callback<Message, ReplicationError>((resume) => {
-      const withdraw = inbox.wait((item) => resume(taken(item)))
+      const withdraw = inbox.wait((item) => resume(item._tag === "Failure" ? Effect.fail(item.error) : Effect.succeed(item)))
       return Effect.sync(withdraw)
     })
 
     return {
       take,
-      peek: () => {
-        const item = inbox.peek()
-        return item === undefined || item._tag === "Failure" ? undefined : item
-      },
-      skip: () => {
-        inbox.shift()
-        resumeBelowLowWater()
-      },
+      ...Follow.buffered(inbox),
       acknowledge: (lsn) => Effect.sync(() => status.acknowledge(lsn)),
-      confirmed: status.confirmed,
-      pending: inbox.size
+      confirmed: status.confirmed
     } satisfies Session
   })
 

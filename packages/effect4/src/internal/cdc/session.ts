@@ -1,5 +1,6 @@
 /** @internal */
 import * as Changes from "@effect-sql-router/core/cdc/Changes"
+import * as Follow from "@effect-sql-router/core/cdc/Follow"
 import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -241,13 +242,13 @@ const flush = (loop: Loop) => {
  * @internal
  */
 const nextChangeOf = (loop: Loop) => {
-  const { batchSize, decoder, driver, session, slot, stream } = loop
+  const { decoder, driver, session, slot, stream } = loop
   const rule = session.state.rule
   const tracker = session.tracker
   const types = session.source.tables[0]?.types
   return Effect.gen(function*() {
     for (;;) {
-      if (loop.pending.length > 0 && (stream.pending() === 0 || loop.pendingChanges.length >= batchSize)) {
+      if (Follow.flushDue(loop)) {
         // Back to the loop: the position acknowledged may be the goal.
         yield* flush(loop)
         if (loop.open === undefined) return undefined
@@ -282,43 +283,17 @@ const nextChangeOf = (loop: Loop) => {
 }
 
 /**
- * The next change when it needs neither a wait nor an effect: a buffered
- * Begin, Commit, Insert, Update or Delete, taken and decoded as `nextChange`
- * would. Undefined when anything else comes first (nothing buffered, a
- * keepalive, a relation, a logical message, a truncate, a failure) or the
- * transactions waiting are due (`flush`): `nextChange` handles those. The
- * catch-up's fast path, without an effect per message. Built once per loop.
- *
- * @internal
- */
-const pollChangeOf = (loop: Loop) => {
-  const { batchSize, decoder, stream } = loop
-  return (): Changes.Change | undefined => {
-    for (;;) {
-      if (loop.pending.length > 0 && (stream.pending() === 0 || loop.pendingChanges.length >= batchSize)) return undefined
-      const item = stream.peek()
-      if (item === undefined || item._tag !== "Data") return undefined
-      const tag = item.message.tag
-      if (tag === "relation" || tag === "message" || tag === "truncate") return undefined
-      stream.skip()
-      const change = decoder.decode(item.lsn, item.message)
-      if (change) return change
-    }
-  }
-}
-
-/**
  * The next batch of a streamed transaction, up to its commit; its keys
  * leave the snapshot chunk in flight. Built once per loop.
  *
  * @internal
  */
-const nextPartOf = (loop: Loop, nextChange: ReturnType<typeof nextChangeOf>, pollChange: ReturnType<typeof pollChangeOf>) => {
+const nextPartOf = (loop: Loop, nextChange: ReturnType<typeof nextChangeOf>) => {
   const { batchSize, driver } = loop
   return Effect.gen(function*() {
     const changes: Array<RowChange> = []
     for (;;) {
-      const change = pollChange() ?? (yield* nextChange)
+      const change = Follow.pollChange(loop) ?? (yield* nextChange)
       if (change === undefined) continue
       if (change._tag === "Commit") {
         yield* driver.touch(changes, loop.xid)
@@ -390,8 +365,7 @@ const follow = (
   Effect.gen(function*() {
     const loop = makeLoop(session, stream, skipUpTo, driver, position)
     const nextChange = nextChangeOf(loop)
-    const pollChange = pollChangeOf(loop)
-    const nextPart = nextPartOf(loop, nextChange, pollChange)
+    const nextPart = nextPartOf(loop, nextChange)
     for (;;) {
       if (loop.open === undefined) {
         // A chunk starts (or a resnapshot is taken) only after what came before it is applied.
@@ -409,7 +383,7 @@ const follow = (
           snapshot: session.progress.snapshot
         } satisfies SyncResult
       }
-      const change = pollChange() ?? (yield* nextChange)
+      const change = Follow.pollChange(loop) ?? (yield* nextChange)
       if (change === undefined) continue
       switch (change._tag) {
         case "Begin":
