@@ -19,6 +19,9 @@
  */
 
 /**
+ * Items in arrival order: offered by a producer (the socket's handler),
+ * read without waiting while any are buffered, waited for when none is.
+ *
  * @since 0.1.0
  * @category models
  */

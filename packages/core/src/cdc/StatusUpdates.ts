@@ -46,6 +46,9 @@ export const encode = (position: bigint, nowMillis: number, reply: boolean): Buf
 export const defaultMinIntervalMillis = 10
 
 /**
+ * One session's status updates: what was acknowledged, and when the server
+ * is told of it.
+ *
  * @since 0.1.0
  * @category models
  */

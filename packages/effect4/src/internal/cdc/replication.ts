@@ -39,6 +39,18 @@ export interface Client {
   }
 }
 
+/**
+ * A replication connection: what `startSession` asks of a `pg` Client (its
+ * protocol connection is reached through it). Declared here so that the
+ * package's declarations need no types of the optional peer `pg`.
+ * @internal
+ */
+export interface ReplicationClient {
+  readonly query: (text: string) => Promise<unknown>
+  on(event: "error", listener: (cause: Error) => void): unknown
+  on(event: "end", listener: () => void): unknown
+}
+
 // One session format for every connection we open, so that the snapshot
 // and the stream print values alike.
 // Intervals print as ISO 8601 ("P1DT2H"), which any server reads back exactly.
@@ -100,7 +112,7 @@ export const control = (connect: Connect): Effect.Effect<Client, ReplicationErro
  * server starts its backend.
  * @internal
  */
-export const replicationConnection = (connect: Connect): Effect.Effect<Pg.Client, ReplicationError, Scope.Scope> =>
+export const replicationConnection = (connect: Connect): Effect.Effect<ReplicationClient, ReplicationError, Scope.Scope> =>
   openClient(connect, "start replication", true)
 
 const queryTyped = (
@@ -471,7 +483,7 @@ const lowWater = 1_000
  */
 export const startSession = (
   /** A connection from `replicationConnection`, used by this session only. */
-  client: Pg.Client,
+  client: ReplicationClient,
   options: {
     readonly slot: string
     readonly publication: string
