@@ -375,6 +375,48 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         expect(stats.running).toBe(false)
       })))
 
+    it.effect("stats reads the slot on one kept connection, replaces it when the server drops it, and closes it with the service", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE watched (id int PRIMARY KEY)")
+        // The service's plain (not walsender) connections to the source.
+        const controls = Effect.map(
+          cluster.query<{ pid: number }>(
+            cluster.primary,
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'cdc-watched' AND backend_type = 'client backend'"
+          ),
+          (rows) => rows.map((row) => row.pid)
+        )
+        const awaitControls = (check: (pids: ReadonlyArray<number>) => boolean) =>
+          controls.pipe(
+            Effect.flatMap((pids) => check(pids) ? Effect.succeed(pids) : Effect.fail("not yet" as const)),
+            Effect.retry(Schedule.spaced("20 millis")),
+            Effect.timeout("20 seconds")
+          )
+        yield* Effect.scoped(Effect.gen(function*() {
+          const cdc = yield* Cdc.make({
+            primary: cluster.primary.url,
+            applicationName: "cdc-watched",
+            targets: { sink: Cdc.sinkTarget(Sink.drain) }
+          })
+          yield* cdc.addRule({ name: "watched", tables: ["watched"], target: "sink" })
+          yield* cdc.sync("watched")
+          expect((yield* cdc.stats("watched")).lagBytes).toBeTypeOf("number")
+          // The sync's own connections end on their own; the one stats opened stays.
+          const [kept] = yield* awaitControls((pids) => pids.length === 1)
+          for (let i = 0; i < 5; i++) expect((yield* cdc.stats("watched")).lagBytes).toBeTypeOf("number")
+          expect(yield* controls).toEqual([kept])
+          // A lost connection (failover, restart, an administrator) costs no answer: the read is tried on a new one.
+          yield* cluster.query(cluster.primary, "SELECT pg_terminate_backend($1)", [kept])
+          yield* awaitControls((pids) => pids.length === 0)
+          expect((yield* cdc.stats("watched")).lagBytes).toBeTypeOf("number")
+          const [replaced] = yield* controls
+          expect(replaced).toBeTypeOf("number")
+          expect(replaced).not.toBe(kept)
+        }))
+        yield* awaitControls((pids) => pids.length === 0)
+      })))
+
     it.effect("an unsupported type fails naming table and column, before anything is applied", () =>
       provided(Effect.gen(function*() {
         const cluster = yield* PgCluster.PgCluster

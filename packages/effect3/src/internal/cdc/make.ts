@@ -13,14 +13,15 @@ import * as Session from "./session.js"
 // registry, its validation and persistence), `session` (one rule's sync/run
 // with retries, and its stats), `retention` (slots over their WAL bound),
 // `stream` (the raw change stream), `replication` (the source's connections,
-// catalog and slots), `apply` (targets), `schema` (the persisted rules) and
-// `source` (where the primary is). `context` is what they share. The pure
+// catalog and slots), `monitor` (the connection kept for `stats`), `apply`
+// (targets), `schema` (the persisted rules) and `source` (where the primary
+// is). `context` is what they share. The pure
 // parts (pgoutput decoding, changes, types, apply SQL) are the core's `cdc/*`.
 
 /** @internal */
 export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Scope> =>
   Effect.gen(function*() {
-    const context = makeContext(options)
+    const context = makeContext(options, yield* Effect.scope)
     const cdc: Cdc = {
       addRule: (rule) => Effect.zipRight(Rules.add(context, rule), Rules.persist(context)),
       removeRule: (name, removeOptions) => Rules.remove(context, name, removeOptions),

@@ -529,10 +529,9 @@ export const run = (context: CdcContext, name: string) =>
 export const stats = (context: CdcContext, name: string) =>
   Effect.gen(function*() {
     const state = yield* stateOf(context, name)
-    const slot = yield* Effect.scoped(Effect.gen(function*() {
-      const client = yield* Replication.control(yield* context.connect)
-      return yield* Replication.slotInfo(client, slotOf(state.rule))
-    })).pipe(Effect.option)
+    const slot = yield* context.monitor.read((client) => Replication.slotInfo(client, slotOf(state.rule))).pipe(
+      Effect.option
+    )
     const info = slot._tag === "Some" ? slot.value : undefined
     return {
       rule: name,
