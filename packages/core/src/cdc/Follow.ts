@@ -119,3 +119,42 @@ export const pollChange = (loop: LoopState): Change | undefined => {
     if (change) return change
   }
 }
+
+/**
+ * The listener for a replication connection's CopyData payloads (the
+ * streaming replication protocol): an XLogData (`w`) becomes a `Data`
+ * message at its WAL start, its pgoutput body decoded by `parse`; a primary
+ * keepalive (`k`) becomes a `Keepalive` at the server's sent position, and
+ * `reply` is called when the server asks for an answer at once. Other
+ * payloads are ignored. A body `parse` refuses ends the stream: the inbox
+ * gets `decodeFailure(cause)` after the messages before it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const copyDataReader = <E>(options: {
+  readonly inbox: Inbox.Inbox<Message | Failure<E>>
+  readonly parse: (bytes: Buffer) => Pgoutput.Message
+  readonly reply: () => void
+  readonly decodeFailure: (cause: unknown) => E
+}) => {
+  const { decodeFailure, inbox, parse, reply } = options
+  return (chunk: Buffer): void => {
+    try {
+      if (chunk[0] === xLogData) {
+        // 'w', WAL start, WAL end, send time (8 bytes each), then the body.
+        const message = parse(chunk.subarray(25))
+        inbox.offer({ _tag: "Data", lsn: chunk.readBigUInt64BE(1), message })
+      } else if (chunk[0] === keepalive) {
+        // 'k', WAL end, send time, then 1 when the server asks for a reply now.
+        inbox.offer({ _tag: "Keepalive", lsn: chunk.readBigUInt64BE(1) })
+        if (chunk[17] === 1) reply()
+      }
+    } catch (cause) {
+      inbox.offer({ _tag: "Failure", error: decodeFailure(cause) })
+    }
+  }
+}
+
+const xLogData = 0x77
+const keepalive = 0x6b

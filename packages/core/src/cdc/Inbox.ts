@@ -50,17 +50,35 @@ export interface Inbox<A> {
 /**
  * Back-pressure: `pause` is called when more than `highWater` items are
  * buffered, `resume` once fewer than `lowWater` are left (a replication
- * session pauses its socket, so the walsender waits).
+ * session pauses its socket, so the walsender waits). The marks default to
+ * `defaultHighWater` and `defaultLowWater`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface FlowControl {
-  readonly highWater: number
-  readonly lowWater: number
+  readonly highWater?: number | undefined
+  readonly lowWater?: number | undefined
   readonly pause: () => void
   readonly resume: () => void
 }
+
+/**
+ * Items buffered before a session pauses its socket: about a second of a
+ * fast catch-up, a few MiB of small changes.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultHighWater = 10_000
+
+/**
+ * Items left when a paused session resumes its socket.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLowWater = 1_000
 
 /** Below this many consumed slots at the head, the buffer is not compacted. */
 const compactAfter = 1_024
@@ -79,6 +97,8 @@ export const make = <A>(flow?: FlowControl): Inbox<A> => {
   let waiter: ((item: A) => void) | undefined
   let scheduled = false
   let paused = false
+  const highWater = flow?.highWater ?? defaultHighWater
+  const lowWater = flow?.lowWater ?? defaultLowWater
   const shift = (): A | undefined => {
     if (head >= items.length) return undefined
     const item = items[head]
@@ -90,7 +110,7 @@ export const make = <A>(flow?: FlowControl): Inbox<A> => {
       items = items.slice(head)
       head = 0
     }
-    if (paused && items.length - head < flow!.lowWater) {
+    if (paused && items.length - head < lowWater) {
       paused = false
       flow!.resume()
     }
@@ -107,7 +127,7 @@ export const make = <A>(flow?: FlowControl): Inbox<A> => {
   return {
     offer: (item) => {
       items.push(item)
-      if (flow !== undefined && !paused && items.length - head > flow.highWater) {
+      if (flow !== undefined && !paused && items.length - head > highWater) {
         paused = true
         flow.pause()
       }

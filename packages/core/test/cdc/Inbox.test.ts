@@ -137,4 +137,16 @@ describe("cdc/Inbox flow control", () => {
     expect(got).toEqual([1, 2])
     expect(calls).toEqual(["pause", "resume"])
   })
+
+  it("without marks, pauses past defaultHighWater and resumes below defaultLowWater", () => {
+    const calls: Array<string> = []
+    const inbox = Inbox.make<number>({ pause: () => calls.push("pause"), resume: () => calls.push("resume") })
+    for (let i = 0; i < Inbox.defaultHighWater; i++) inbox.offer(i)
+    expect(calls).toEqual([])
+    inbox.offer(-1)
+    expect(calls).toEqual(["pause"])
+    while (inbox.size() >= Inbox.defaultLowWater) inbox.shift()
+    expect(calls).toEqual(["pause", "resume"])
+    expect(inbox.size()).toBe(Inbox.defaultLowWater - 1)
+  })
 })

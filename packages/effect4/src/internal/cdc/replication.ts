@@ -469,9 +469,6 @@ export interface Session extends Follow.Buffered {
   readonly confirmed: () => bigint
 }
 
-const highWater = 10_000
-const lowWater = 1_000
-
 /**
  * Streams the slot from its confirmed position. The server's messages and
  * keepalives go into one inbox in arrival order, so a consumer that reaches
@@ -506,8 +503,6 @@ export const startSession = (
     // A failure comes after the messages that came before it; the socket
     // pauses while the inbox is long.
     const inbox = Inbox.make<Message | Follow.Failure<ReplicationError>>({
-      highWater,
-      lowWater,
       pause: () => connection.stream.pause(),
       resume: () => connection.stream.resume()
     })
@@ -521,19 +516,13 @@ export const startSession = (
     const failWith = (operation: string, cause: unknown) =>
       inbox.offer({ _tag: "Failure", error: fail(operation, cause) })
 
-    connection.on("copyData", ({ chunk }: { chunk: Buffer }) => {
-      try {
-        if (chunk[0] === 0x77) {
-          const message = parser.parse(chunk.subarray(25))
-          inbox.offer({ _tag: "Data", lsn: chunk.readBigUInt64BE(1), message })
-        } else if (chunk[0] === 0x6b) {
-          inbox.offer({ _tag: "Keepalive", lsn: chunk.readBigUInt64BE(1) })
-          if (chunk[17] === 1) status.send(false)
-        }
-      } catch (cause) {
-        failWith("decode", cause)
-      }
+    const read = Follow.copyDataReader({
+      inbox,
+      parse: parser.parse,
+      reply: () => status.send(false),
+      decodeFailure: (cause) => fail("decode", cause)
     })
+    connection.on("copyData", ({ chunk }: { chunk: Buffer }) => read(chunk))
     client.on("error", (cause) => failWith("stream", cause))
     client.on("end", () => failWith("stream", new Error("Connection terminated")))
 
