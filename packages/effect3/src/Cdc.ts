@@ -529,6 +529,12 @@ export interface Cdc {
    * type, missing key, unknown table, a schema change or truncate the rule refuses).
    */
   readonly run: (name: string) => Effect.Effect<Fiber.RuntimeFiber<never, CdcError>, UnknownRule | InvalidRule, Scope.Scope>
+  /**
+   * The rule's counters and, from the source, its slot's lag and retained
+   * WAL (undefined when the source cannot be asked). The source is asked on
+   * one connection the service keeps: opened at the first call, replaced
+   * when lost or when the primary moves, closed with the service's scope.
+   */
   readonly stats: (name: string) => Effect.Effect<Stats, UnknownRule>
   /**
    * Copies tables of a rule again (all of them by default), chunk by chunk

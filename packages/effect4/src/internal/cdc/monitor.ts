@@ -48,12 +48,13 @@ export const make = (scope: Scope.Scope, connect: Effect.Effect<Replication.Conn
     Effect.flatMap(Scope.fork(scope, "sequential"), (child) =>
       Replication.control(to).pipe(
         Scope.provide(child),
-        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(child, exit)),
         Effect.tap((client) =>
           Effect.sync(() => {
             held = { url: to.url, client, scope: child }
           })
-        )
+        ),
+        // Failed or interrupted before it was held: nothing else would close it.
+        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(child, exit))
       ))
   return {
     read: (read) =>
