@@ -157,6 +157,36 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
         expect(yield* slotExists(cluster, "stream_t")).toBe(false)
       })))
 
+    it.effect("the change stream reads a publication whose name has quotes in it", () =>
+      provided(Effect.gen(function*() {
+        const cluster = yield* PgCluster.PgCluster
+        yield* cluster.query(cluster.primary, "CREATE TABLE quoted_pub (id int PRIMARY KEY)")
+        const options: Cdc.StreamOptions = {
+          primary: cluster.primary.url,
+          slot: "quoted_pub",
+          publication: `it's a "pub"`,
+          tables: ["quoted_pub"]
+        }
+        const first = yield* Effect.forkChild(
+          Cdc.changes(options).pipe(
+            Stream.takeUntil((change) => change._tag === "Commit"),
+            Stream.runCollect
+          )
+        )
+        yield* awaitSlotActive(cluster, "quoted_pub")
+        yield* cluster.query(cluster.primary, "INSERT INTO quoted_pub VALUES (7)")
+        const changes = yield* Fiber.join(first)
+        expect(changes.map((c) => c._tag)).toEqual(["Begin", "Insert", "Commit"])
+        expect((changes[1] as Cdc.Insert).row).toEqual({ id: 7 })
+        const publications = yield* cluster.query<{ pubname: string }>(
+          cluster.primary,
+          "SELECT pubname FROM pg_publication WHERE pubname = $1",
+          [`it's a "pub"`]
+        )
+        expect(publications.length).toBe(1)
+        yield* Cdc.drop({ primary: cluster.primary.url, slot: "quoted_pub", publication: `it's a "pub"` })
+      })))
+
     it.effect("types: int8, numeric, jsonb, timestamptz, bytea, arrays, uuid reach PostgreSQL and SQLite exactly", () =>
       provided(Effect.gen(function*() {
         const cluster = yield* PgCluster.PgCluster

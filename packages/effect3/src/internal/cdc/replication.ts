@@ -10,11 +10,9 @@ import { MissingPrimaryKey, ReplicationError, UnknownTable, UnsupportedType } fr
 import { quoteIdent } from "@effect-sql-router/core/cdc/ApplyPlan"
 import { parseLsn } from "@effect-sql-router/core/cdc/Changes"
 import * as Follow from "@effect-sql-router/core/cdc/Follow"
-import * as Inbox from "@effect-sql-router/core/cdc/Inbox"
-import * as Pgoutput from "@effect-sql-router/core/cdc/Pgoutput"
 import * as Snapshot from "@effect-sql-router/core/cdc/Snapshot"
-import * as StatusUpdates from "@effect-sql-router/core/cdc/StatusUpdates"
 import * as Types from "@effect-sql-router/core/cdc/Types"
+import * as Walsender from "@effect-sql-router/core/cdc/Walsender"
 import * as Dedicated from "../dedicated.js"
 import { describe } from "../errors.js"
 
@@ -419,7 +417,9 @@ export interface Session extends Follow.Buffered {
  * a keepalive has handled everything sent before it. The socket is paused
  * while the inbox is long (back-pressure on the walsender). Status updates
  * report only what was acknowledged, never what was merely received: that is
- * the at-least-once guarantee.
+ * the at-least-once guarantee. The protocol side is the core's
+ * `Walsender.start`; this adds the scope (the reporter closed with it, the
+ * periodic status update) and the effectful `take`.
  * @internal
  */
 export const startSession = (
@@ -443,40 +443,15 @@ export const startSession = (
   }
 ): Effect.Effect<Session, ReplicationError, Scope.Scope> =>
   Effect.gen(function*() {
-    const connection = (client as unknown as { connection: PgConnection }).connection
-    // A failure comes after the messages that came before it; the socket
-    // pauses while the inbox is long.
-    const inbox = Inbox.make<Message | Follow.Failure<ReplicationError>>({
-      pause: () => connection.stream.pause(),
-      resume: () => connection.stream.resume()
-    })
-    const parser = Pgoutput.makeParser((options.types ?? Types.builtins).decoderFor)
-    const status = StatusUpdates.makeReporter({
-      start: options.startLsn,
-      write: (message) => connection.sendCopyFromChunk(message)
-    })
-    yield* Effect.addFinalizer(() => Effect.sync(status.close))
-
-    const failWith = (operation: string, cause: unknown) =>
-      inbox.offer({ _tag: "Failure", error: fail(operation, cause) })
-
-    const read = Follow.copyDataReader({
-      inbox,
-      parse: parser.parse,
-      reply: () => status.send(false),
-      decodeFailure: (cause) => fail("decode", cause)
-    })
-    connection.on("copyData", ({ chunk }: { chunk: Buffer }) => read(chunk))
-    client.on("error", (cause) => failWith("stream", cause))
-    client.on("end", () => failWith("stream", new Error("Connection terminated")))
-
-    client.query(
-      `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL 0/0 (proto_version '1', publication_names '${
-        quoteIdent(options.publication)
-      }'${options.messages ? ", messages 'true'" : ""})`
-    ).then(
-      () => failWith("stream", new Error("the server ended the replication stream")),
-      (cause) => failWith("start replication", cause)
+    const { inbox, status } = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        Walsender.start(client, {
+          ...options,
+          decoderFor: (options.types ?? Types.builtins).decoderFor,
+          fail
+        })
+      ),
+      ({ status }) => Effect.sync(status.close)
     )
 
     yield* Effect.sync(() => status.send(true)).pipe(
@@ -497,8 +472,3 @@ export const startSession = (
     } satisfies Session
   })
 
-interface PgConnection {
-  on(event: "copyData", listener: (message: { chunk: Buffer }) => void): void
-  sendCopyFromChunk(chunk: Buffer): void
-  readonly stream: { pause(): void; resume(): void }
-}
