@@ -15,8 +15,9 @@ import * as Session from "./session.js"
 // `stream` (the raw change stream), `replication` (the source's connections,
 // catalog and slots), `monitor` (the connection kept for `stats`), `apply`
 // (targets), `schema` (the persisted rules) and `source` (where the primary
-// is). `context` is what they share. The pure
-// parts (pgoutput decoding, changes, types, apply SQL) are the core's `cdc/*`.
+// is). `context` is what they share. The pure parts (pgoutput decoding, the
+// replication protocol's side, changes, types, apply SQL) are the core's
+// `cdc/*`.
 
 /** @internal */
 export const make = (options: Options): Effect.Effect<Cdc, InvalidRule, Scope.Scope> =>
