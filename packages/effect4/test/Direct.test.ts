@@ -114,7 +114,8 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "120 sec
           )
           const walSenders = yield* awaitCondition(
             usersOf(cluster, applicationName, "walsender"),
-            (users) => users.length > 0
+            // A backend still starting up shows no user yet (usename is NULL until it has authenticated).
+            (users) => users.length > 0 && users.every((user) => user !== null)
           )
           expect(walSenders).toEqual([directUser])
           // The slot is created and streams: a change committed from now on is decoded (one committed
