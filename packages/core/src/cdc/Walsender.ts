@@ -13,6 +13,7 @@ import type * as Follow from "./Follow.js"
 import * as Inbox from "./Inbox.js"
 import * as Pgoutput from "./Pgoutput.js"
 import * as StatusUpdates from "./StatusUpdates.js"
+import * as Types from "./Types.js"
 
 /**
  * The command that starts streaming `slot` from its confirmed position
@@ -122,7 +123,8 @@ export const start = <E>(client: Connection, options: {
   readonly publication: string
   readonly startLsn: bigint
   readonly messages?: boolean | undefined
-  readonly decoderFor?: ((typeOid: number) => (text: string) => unknown) | undefined
+  /** Decodes the column values (the built-in types when absent). */
+  readonly types?: Types.Registry | undefined
   readonly fail: (operation: string, cause: unknown) => E
 }): Stream<E> => {
   const { fail } = options
@@ -138,7 +140,7 @@ export const start = <E>(client: Connection, options: {
   })
   const read = copyDataReader({
     inbox,
-    parse: Pgoutput.makeParser(options.decoderFor).parse,
+    parse: Pgoutput.makeParser((options.types ?? Types.builtins).decoderFor).parse,
     reply: () => status.send(false),
     decodeFailure: (cause) => fail("decode", cause)
   })

@@ -496,13 +496,7 @@ export const startSession = (
 ): Effect.Effect<Session, ReplicationError, Scope.Scope> =>
   Effect.gen(function*() {
     const { inbox, status } = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        Walsender.start(client, {
-          ...options,
-          decoderFor: (options.types ?? Types.builtins).decoderFor,
-          fail
-        })
-      ),
+      Effect.sync(() => Walsender.start(client, { ...options, fail })),
       ({ status }) => Effect.sync(status.close)
     )
 
