@@ -102,7 +102,7 @@ layer(PgCluster.layer({ replicas: 0, walLevel: "logical" }), { timeout: "180 sec
               (rows) => rows[0]!.written > 8 * 1024 * 1024
             )
           ).pipe(Effect.zipRight(lsnNow(cluster)))
-          yield* eventually(Effect.map(slotPast(cluster, "cdc_quiet", mark), (slot) => slot!.confirmedPast && slot!.restartPast))
+          yield* eventually(Effect.map(slotPast(cluster, "cdc_quiet", mark), (slot) => slot?.confirmedPast === true && slot.restartPast === true))
           yield* Fiber.interrupt(writer)
           const slot = yield* slotPast(cluster, "cdc_quiet", mark)
           expect(slot, label).toMatchObject({ active: true, confirmedPast: true, restartPast: true })
